@@ -1,0 +1,103 @@
+//! Counters for everything the engine saw, and for every kind of loss.
+//!
+//! Counters are plain `u64` (no atomics: 32-bit MIPS and PowerPC have no 64-bit atomics; the
+//! engine is single-threaded and the embedder copies `Stats` out when it reports).
+
+/// Decode counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct DecodeStats {
+    /// Frames handed to the engine.
+    pub frames: u64,
+    /// Frames that were not IP (ARP, LLDP, ...): ignored by design.
+    pub not_ip: u64,
+    /// IP packets that were not TCP: ignored by design.
+    pub not_tcp: u64,
+    /// TCP segments decoded (after reassembly of fragments).
+    pub tcp_segments: u64,
+    /// Frames refused: one counter per [`crate::DecodeError`] kind.
+    pub unsupported_link: u64,
+    pub too_many_vlans: u64,
+    pub truncated_link: u64,
+    pub truncated_ip: u64,
+    pub bad_ip_version: u64,
+    pub bad_ip_header: u64,
+    pub bad_ipv6_ext: u64,
+    pub bad_tcp_header: u64,
+    /// TCP segments whose payload was cut by the snap length.
+    pub snaplen_cut: u64,
+}
+
+/// Fragment reassembly counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct FragStats {
+    /// Fragments received.
+    pub fragments: u64,
+    /// Datagrams completed.
+    pub reassembled: u64,
+    /// Fragment bytes that repeated bytes already held (duplicates and overlaps).
+    pub overlap_bytes: u64,
+    /// Of those, bytes that differed from the first copy (the first copy is kept).
+    pub conflict_bytes: u64,
+    /// Datagrams dropped because they did not complete in time (or by the end of input).
+    pub timed_out: u64,
+    /// Datagrams dropped because every slot was busy.
+    pub no_slot: u64,
+    /// Datagrams dropped because they were larger than a slot, or malformed (bad offsets,
+    /// too many pieces).
+    pub too_big: u64,
+    /// Fragment bytes lost with the dropped datagrams above.
+    pub dropped_bytes: u64,
+}
+
+/// Flow table and reassembly counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct FlowStats {
+    pub opened: u64,
+    pub closed_fin: u64,
+    pub closed_rst: u64,
+    pub closed_idle: u64,
+    pub closed_evicted: u64,
+    pub closed_reused: u64,
+    pub closed_end: u64,
+    /// A 4-tuple that started a new connection (c1, c2, ...).
+    pub reused: u64,
+    /// Payload bytes seen in TCP segments.
+    pub payload_bytes: u64,
+    /// Bytes delivered to the sink.
+    pub delivered_bytes: u64,
+    /// Segments that arrived ahead of a hole and were held in the pool.
+    pub ooo_segments: u64,
+    /// Bytes that repeated data already delivered or held.
+    pub retransmitted_bytes: u64,
+    /// Of those, bytes that differed from the copy that was kept (or, under the `last`
+    /// policy, replaced).
+    pub conflict_bytes: u64,
+    /// Keep-alive probes ignored.
+    pub keepalives: u64,
+    /// Gap events and their total length.
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    /// Times a direction had to give up waiting for a hole because the pool or its block limit
+    /// was full (each gives a gap).
+    pub pool_full: u64,
+    /// Segments more than 2^30 bytes away from the stream position: ambiguous, dropped.
+    pub out_of_window: u64,
+    pub out_of_window_bytes: u64,
+    /// Payload bytes that arrived for a hole already reported as a gap (too late), or before
+    /// the start of the stream.
+    pub late_bytes: u64,
+    /// Payload bytes after a FIN, or on a connection already closed.
+    pub after_close_bytes: u64,
+}
+
+/// Everything the engine counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Stats {
+    pub decode: DecodeStats,
+    pub frag: FragStats,
+    pub flow: FlowStats,
+}

@@ -1,0 +1,1 @@
+//! Per-direction reassembly. STUB.
