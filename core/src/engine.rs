@@ -1,10 +1,11 @@
 //! The engine: frames in, sink events out.
 
-use crate::decode::{Addr, DecodeError, LinkType, Vlans};
-use crate::defrag::FragSlot;
-use crate::pool::Block;
-use crate::stats::Stats;
-use crate::table::FlowSlot;
+use crate::decode::{self, Addr, DecodeError, IpPacket, LinkType, TcpSegment, Vlans};
+use crate::defrag::{Defragmenter, FragSlot};
+use crate::pool::{Block, Pool};
+use crate::stats::{FlowStats, Stats};
+use crate::stream::{Env, Mode};
+use crate::table::{FlowSlot, FlowTable, SlotState};
 use crate::Timestamp;
 
 /// A direction within a connection. `AtoB` is from the side that sent the first packet seen
@@ -71,6 +72,22 @@ pub struct DirInfo {
     pub syn: bool,
     pub fin: bool,
     pub rst: bool,
+}
+
+impl DirInfo {
+    pub const EMPTY: DirInfo = DirInfo {
+        packets: 0,
+        payload_bytes: 0,
+        stream_len: 0,
+        ooo_segments: 0,
+        gaps: 0,
+        gap_bytes: 0,
+        retransmitted_bytes: 0,
+        conflict_bytes: 0,
+        syn: false,
+        fin: false,
+        rst: false,
+    };
 }
 
 /// What the sink is told about a flow with every event.
@@ -207,17 +224,29 @@ pub enum Outcome {
 /// The reassembly engine.
 #[derive(Debug)]
 pub struct Engine<'s> {
-    _s: Storage<'s>,
+    tracker: Tracker<'s>,
+    defrag: Defragmenter<'s>,
     stats: Stats,
+    now: Timestamp,
 }
 
 impl<'s> Engine<'s> {
     pub fn new(storage: Storage<'s>, config: Config) -> Self {
-        let _ = config;
-        Engine { _s: storage, stats: Stats::default() }
+        Engine {
+            tracker: Tracker {
+                table: FlowTable::new(storage.flows, storage.index, config.hash_key),
+                pool: Pool::new(storage.blocks),
+                cfg: config,
+            },
+            defrag: Defragmenter::new(storage.frag_slots, storage.frag_arena, config.frag_timeout_ns),
+            stats: Stats::default(),
+            now: Timestamp(0),
+        }
     }
 
-    /// Feeds one frame.
+    /// Feeds one frame captured at `ts` on a link of type `link`. A refused frame is counted
+    /// and its error returned (nothing else changes); frames that are not TCP are counted and
+    /// ignored.
     pub fn process<S: Sink>(
         &mut self,
         ts: Timestamp,
@@ -225,21 +254,281 @@ impl<'s> Engine<'s> {
         frame: &[u8],
         sink: &mut S,
     ) -> Result<Outcome, DecodeError> {
-        let _ = (ts, link, frame, sink);
-        todo!()
+        self.stats.decode.frames += 1;
+        let pkt = match decode::decode_ip(link, frame) {
+            Ok(p) => p,
+            Err(e) => return self.refuse(e),
+        };
+        if ts > self.now {
+            self.now = ts;
+            self.tracker.expire_idle(self.now, &mut self.stats.flow, sink);
+        }
+        let (protocol, payload, claimed) = if pkt.fragment.is_some() {
+            match self.defrag.push(ts, &pkt, &mut self.stats.frag) {
+                None => return Ok(Outcome::FragmentHeld),
+                Some((proto, bytes)) => {
+                    let (proto, skip) = match pkt.src {
+                        Addr::V6(_) => match decode::skip_ipv6_extensions(proto, bytes) {
+                            Ok(r) => r,
+                            Err(e) => {
+                                e.count(&mut self.stats.decode);
+                                return Err(e);
+                            }
+                        },
+                        Addr::V4(_) => (proto, 0),
+                    };
+                    let rest = &bytes[skip.min(bytes.len())..];
+                    (proto, rest, rest.len() as u32)
+                }
+            }
+        } else {
+            (pkt.protocol, pkt.payload, pkt.payload_len)
+        };
+        if protocol != 6 {
+            self.stats.decode.not_tcp += 1;
+            return Ok(Outcome::Ignored);
+        }
+        let seg = match decode::decode_tcp(payload, claimed) {
+            Ok(s) => s,
+            Err(e) => {
+                e.count(&mut self.stats.decode);
+                return Err(e);
+            }
+        };
+        self.stats.decode.tcp_segments += 1;
+        if (seg.payload.len() as u32) < seg.payload_len {
+            self.stats.decode.snaplen_cut += 1;
+        }
+        self.tracker.segment(ts, &pkt, &seg, &mut self.stats.flow, sink);
+        Ok(Outcome::Tcp)
+    }
+
+    fn refuse(&mut self, e: DecodeError) -> Result<Outcome, DecodeError> {
+        e.count(&mut self.stats.decode);
+        match e {
+            DecodeError::NotIp => Ok(Outcome::Ignored),
+            e => Err(e),
+        }
     }
 
     /// Runs timeouts up to `now` without a packet (live capture when traffic stops).
     pub fn advance<S: Sink>(&mut self, now: Timestamp, sink: &mut S) {
-        let _ = (now, sink);
+        if now > self.now {
+            self.now = now;
+        }
+        self.tracker.expire_idle(self.now, &mut self.stats.flow, sink);
+        self.defrag.expire(self.now, &mut self.stats.frag);
     }
 
-    /// Closes every flow (reason `EndOfInput`), delivering what is held, with gaps.
+    /// Closes every open flow (reason `EndOfInput`), oldest first, delivering what is held
+    /// and reporting holes as gaps; drops incomplete fragmented datagrams (counted).
     pub fn finish<S: Sink>(&mut self, sink: &mut S) {
-        let _ = sink;
+        while let Some(i) = self.tracker.table.oldest_open() {
+            self.tracker.close(i, CloseReason::EndOfInput, &mut self.stats.flow, sink);
+        }
+        self.defrag.flush(&mut self.stats.frag);
     }
 
+    /// Every counter.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// Flows being reassembled now.
+    pub fn open_flows(&self) -> usize {
+        self.tracker.table.open_len()
+    }
+
+    /// The most flows that can be tracked at once with the storage given.
+    pub fn capacity(&self) -> usize {
+        self.tracker.table.capacity()
+    }
+
+    /// Out-of-order pool blocks free now.
+    pub fn free_blocks(&self) -> u32 {
+        self.tracker.pool.free_count()
+    }
+}
+
+/// The flow table and the pool: everything a segment touches.
+#[derive(Debug)]
+struct Tracker<'s> {
+    table: FlowTable<'s>,
+    pool: Pool<'s>,
+    cfg: Config,
+}
+
+fn new_info(pkt: &IpPacket<'_>, seg: &TcpSegment<'_>, ts: Timestamp, conn_index: u32) -> FlowInfo {
+    FlowInfo {
+        slot: 0,
+        key: FlowKey {
+            addr: [pkt.src, pkt.dst],
+            port: [seg.src_port, seg.dst_port],
+            vlans: pkt.vlans,
+        },
+        conn_index,
+        first_ts: ts,
+        last_ts: ts,
+        macs: pkt.macs,
+        dirs: [DirInfo::EMPTY; 2],
+    }
+}
+
+impl<'s> Tracker<'s> {
+    fn segment<S: Sink>(
+        &mut self,
+        ts: Timestamp,
+        pkt: &IpPacket<'_>,
+        seg: &TcpSegment<'_>,
+        stats: &mut FlowStats,
+        sink: &mut S,
+    ) {
+        let flags = seg.flags;
+        let (found, hash) =
+            self.table.lookup(pkt.src, seg.src_port, pkt.dst, seg.dst_port, &pkt.vlans);
+        let (i, dir) = match found {
+            Some((i, d)) => {
+                let slot = self.table.slot(i);
+                let fresh = match slot.state {
+                    SlotState::Open => {
+                        // A connection attempt on a live 4-tuple is a new connection unless
+                        // it repeats this side's SYN.
+                        let h = &slot.half[d.index()];
+                        flags.syn() && !flags.ack() && h.mode != Mode::Unset && !(h.has_syn && h.isn == seg.seq)
+                    }
+                    SlotState::Closed => {
+                        let h = &slot.half[d.index()];
+                        flags.syn() || (seg.payload_len > 0 && (h.mode == Mode::Unset || h.is_far(seg.seq)))
+                    }
+                    SlotState::Free => true,
+                };
+                if fresh {
+                    let conn = slot.info.conn_index.wrapping_add(1);
+                    if slot.state == SlotState::Open {
+                        self.close(i, CloseReason::Reused, stats, sink);
+                    }
+                    stats.reused += 1;
+                    stats.opened += 1;
+                    self.table.reopen(i, new_info(pkt, seg, ts, conn));
+                    sink.open(&self.table.slot(i).info);
+                    (i, Dir::AtoB)
+                } else if slot.state == SlotState::Closed {
+                    // A late packet of a finished connection (the last ACK, a repeated FIN).
+                    stats.after_close_bytes += seg.payload_len as u64;
+                    self.table.touch(i);
+                    return;
+                } else {
+                    (i, d)
+                }
+            }
+            None => {
+                let i = match self.take_slot(stats, sink) {
+                    Some(i) => i,
+                    None => {
+                        stats.untracked_bytes += seg.payload_len as u64;
+                        return;
+                    }
+                };
+                stats.opened += 1;
+                self.table.install(i, new_info(pkt, seg, ts, 0), hash, true);
+                sink.open(&self.table.slot(i).info);
+                (i, Dir::AtoB)
+            }
+        };
+        self.table.touch(i);
+        let d = dir.index();
+        let slot = self.table.slot(i);
+        let FlowSlot { info, half, .. } = slot;
+        let mut env = Env { pool: &mut self.pool, stats, cfg: &self.cfg, sink };
+        info.last_ts = ts;
+        if info.macs.is_none() {
+            info.macs = pkt.macs.map(|m| if dir == Dir::AtoB { m } else { [m[1], m[0]] });
+        }
+        {
+            let di = &mut info.dirs[d];
+            di.packets += 1;
+            di.payload_bytes += seg.payload_len as u64;
+        }
+        env.stats.payload_bytes += seg.payload_len as u64;
+        let mut data_seq = seg.seq;
+        if flags.syn() {
+            info.dirs[d].syn = true;
+            half[d].syn(seg.seq);
+            data_seq = seg.seq.add(1);
+        }
+        if flags.ack() {
+            half[1 - d].peer_ack(seg.ack);
+        }
+        if seg.payload_len > 0 {
+            half[d].data(info, dir, &mut env, data_seq, seg.payload, seg.payload_len);
+        }
+        if flags.fin() {
+            info.dirs[d].fin = true;
+            half[d].fin(info, dir, &mut env, data_seq, seg.payload_len);
+        }
+        if flags.rst() {
+            info.dirs[d].rst = true;
+            self.close(i, CloseReason::Rst, stats, sink);
+            return;
+        }
+        let over = |h: &crate::stream::Half, di: &DirInfo| {
+            h.finished() || h.fin_acked() || (h.mode == Mode::Unset && di.packets == 0)
+        };
+        if (half[0].fin_seen() || half[1].fin_seen())
+            && over(&half[0], &info.dirs[0])
+            && over(&half[1], &info.dirs[1])
+        {
+            self.close(i, CloseReason::Fin, stats, sink);
+        }
+    }
+
+    /// A slot for a new flow: free, else a closed one, else the least recently active open
+    /// flow is evicted (its data delivered, holes reported).
+    fn take_slot<S: Sink>(&mut self, stats: &mut FlowStats, sink: &mut S) -> Option<u32> {
+        if let Some(i) = self.table.take_free() {
+            return Some(i);
+        }
+        let old = self.table.oldest_open()?;
+        self.close(old, CloseReason::Evicted, stats, sink);
+        self.table.remove(old);
+        self.table.take_free()
+    }
+
+    fn close<S: Sink>(&mut self, i: u32, reason: CloseReason, stats: &mut FlowStats, sink: &mut S) {
+        let slot = self.table.slot(i);
+        if slot.state != SlotState::Open {
+            return;
+        }
+        let FlowSlot { info, half, .. } = slot;
+        let mut env = Env { pool: &mut self.pool, stats, cfg: &self.cfg, sink };
+        for dir in Dir::BOTH {
+            half[dir.index()].flush(info, dir, &mut env);
+            half[dir.index()].release(env.pool);
+        }
+        let counter = match reason {
+            CloseReason::Fin => &mut stats.closed_fin,
+            CloseReason::Rst => &mut stats.closed_rst,
+            CloseReason::Idle => &mut stats.closed_idle,
+            CloseReason::Evicted => &mut stats.closed_evicted,
+            CloseReason::Reused => &mut stats.closed_reused,
+            CloseReason::EndOfInput => &mut stats.closed_end,
+        };
+        *counter += 1;
+        sink.close(info, reason);
+        self.table.mark_closed(i);
+    }
+
+    fn expire_idle<S: Sink>(&mut self, now: Timestamp, stats: &mut FlowStats, sink: &mut S) {
+        let idle = self.cfg.idle_timeout_ns;
+        if idle == 0 {
+            return;
+        }
+        while let Some(i) = self.table.oldest_open() {
+            let last = self.table.slot(i).info.last_ts;
+            if now.0.saturating_sub(last.0) <= idle {
+                break;
+            }
+            self.close(i, CloseReason::Idle, stats, sink);
+        }
     }
 }

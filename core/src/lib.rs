@@ -74,3 +74,5 @@ pub use stats::Stats;
 
 #[cfg(test)]
 mod testutil;
+#[cfg(test)]
+mod tests;

@@ -91,6 +91,8 @@ pub struct FlowStats {
     pub late_bytes: u64,
     /// Payload bytes after a FIN, or on a connection already closed.
     pub after_close_bytes: u64,
+    /// Payload bytes of segments that found no flow slot (only when the table has no slots).
+    pub untracked_bytes: u64,
 }
 
 /// Everything the engine counts.

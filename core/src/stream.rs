@@ -1,1 +1,606 @@
-//! Per-direction reassembly. STUB.
+//! One direction of a connection: sequence numbers to stream offsets, in-order delivery, the
+//! out-of-order list, overlaps, gaps.
+//!
+//! Offsets here are *internal*: `u64` positions that grow with the stream and never wrap, so
+//! flows beyond 4 GiB work. The sink sees `internal - origin`, where the origin is the first
+//! byte after the SYN, or for a flow picked up midstream the lowest byte seen while the
+//! direction was still provisional (see [`Mode::Provisional`]).
+//!
+//! Invariants (checked by the property tests):
+//! - held blocks are sorted, do not overlap, and all start after `next`;
+//! - every byte in `[origin, next)` was delivered exactly once or reported in a gap;
+//! - a byte is only ever delivered once, except under the `last` overlap policy, where a
+//!   differing retransmission of delivered bytes is delivered again at the same offset.
+
+use crate::engine::{Config, Dir, FlowInfo, GapReason, OverlapPolicy, Sink};
+use crate::pool::{Pool, BLOCK_DATA, NIL};
+use crate::seq::SeqNum;
+use crate::stats::FlowStats;
+
+/// Segments further than this from the stream position are ambiguous (half the sequence space
+/// is the hard limit; a quarter leaves room for both directions of error).
+pub(crate) const MAX_DISTANCE: i64 = 1 << 30;
+
+/// Internal offset of the first byte seen in a direction picked up midstream: leaves room for
+/// data that belongs before it and arrives later.
+const HOLD_BASE: u64 = 1 << 31;
+
+const NO_FIN: u64 = u64::MAX;
+
+/// How far a direction has got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Nothing that fixes sequence numbers seen yet.
+    Unset,
+    /// Picked up midstream: data is held, not delivered, so that bytes belonging before the
+    /// first segment seen can still take their place. Ends on [`Half::commit`].
+    Provisional,
+    /// Delivering.
+    Open,
+}
+
+/// Everything the stream layer needs from its surroundings.
+pub(crate) struct Env<'a, 'p, S> {
+    pub pool: &'a mut Pool<'p>,
+    pub stats: &'a mut FlowStats,
+    pub cfg: &'a Config,
+    pub sink: &'a mut S,
+}
+
+/// One direction's reassembly state.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Half {
+    pub(crate) mode: Mode,
+    /// Sequence number of the byte at internal offset `next`.
+    next_seq: SeqNum,
+    /// Internal offset of the next byte to deliver.
+    next: u64,
+    /// Internal offset that the sink sees as 0.
+    origin: u64,
+    pub(crate) isn: SeqNum,
+    pub(crate) has_syn: bool,
+    /// Internal offset of the FIN, or `NO_FIN`.
+    fin_off: u64,
+    /// Highest internal offset the peer acknowledged (0: none).
+    acked: u64,
+    head: u32,
+    tail: u32,
+    blocks: u32,
+    /// Segments held while provisional.
+    held: u32,
+}
+
+impl Half {
+    pub(crate) const EMPTY: Half = Half {
+        mode: Mode::Unset,
+        next_seq: SeqNum(0),
+        next: 0,
+        origin: 0,
+        isn: SeqNum(0),
+        has_syn: false,
+        fin_off: NO_FIN,
+        acked: 0,
+        head: NIL,
+        tail: NIL,
+        blocks: 0,
+        held: 0,
+    };
+
+    /// Whether every byte up to the FIN has been delivered (or reported missing).
+    pub(crate) fn finished(&self) -> bool {
+        self.mode == Mode::Open && self.fin_off != NO_FIN && self.next >= self.fin_off
+    }
+
+    pub(crate) fn fin_seen(&self) -> bool {
+        self.fin_off != NO_FIN
+    }
+
+    /// The peer acknowledged the FIN: whatever is still missing before it was sent and
+    /// received, just not captured. Nothing more will come.
+    pub(crate) fn fin_acked(&self) -> bool {
+        self.fin_off != NO_FIN && self.acked > self.fin_off
+    }
+
+    /// Internal offset of `seq`, or None when it is too far from the stream position to be
+    /// placed without ambiguity. May be negative (before the stream's start).
+    fn offset_of(&self, seq: SeqNum) -> Option<i64> {
+        let d = seq.diff(self.next_seq) as i64;
+        if d.abs() >= MAX_DISTANCE {
+            None
+        } else {
+            Some(self.next as i64 + d)
+        }
+    }
+
+    /// Whether `seq` is too far from where this direction stopped to belong to it (a new
+    /// connection on a closed 4-tuple rather than a late packet of the old one).
+    pub(crate) fn is_far(&self, seq: SeqNum) -> bool {
+        match self.offset_of(seq) {
+            None => true,
+            Some(off) => (off - self.next as i64).abs() > 1 << 20,
+        }
+    }
+
+    /// A SYN from this side: fixes the ISN. Returns false when the direction already had a
+    /// different start (the caller decides whether that is a new connection).
+    pub(crate) fn syn(&mut self, seq: SeqNum) -> bool {
+        match self.mode {
+            Mode::Unset => {
+                *self = Half::EMPTY;
+                self.mode = Mode::Open;
+                self.isn = seq;
+                self.has_syn = true;
+                self.next_seq = seq.add(1);
+                true
+            }
+            _ => self.has_syn && self.isn == seq,
+        }
+    }
+
+    /// The first data of a direction whose SYN was not seen.
+    fn start_midstream(&mut self, seq: SeqNum, hold: bool) {
+        self.mode = if hold { Mode::Provisional } else { Mode::Open };
+        self.next_seq = seq;
+        self.next = if hold { HOLD_BASE } else { 0 };
+        self.origin = self.next;
+    }
+
+    /// The peer acknowledged up to `ack`: bytes before it were sent, so if they never arrive
+    /// they are a gap, not the end of the stream.
+    pub(crate) fn peer_ack(&mut self, ack: SeqNum) {
+        if self.mode == Mode::Unset {
+            return;
+        }
+        if let Some(off) = self.offset_of(ack) {
+            if off > self.acked as i64 {
+                self.acked = off as u64;
+            }
+        }
+    }
+
+    /// A FIN from this side at the end of a segment that starts at `seq` and claims `len`
+    /// bytes.
+    pub(crate) fn fin<S: Sink>(
+        &mut self,
+        info: &mut FlowInfo,
+        dir: Dir,
+        env: &mut Env<'_, '_, S>,
+        seq: SeqNum,
+        len: u32,
+    ) {
+        if self.mode == Mode::Unset {
+            self.start_midstream(seq, false);
+        }
+        if self.fin_off != NO_FIN {
+            return;
+        }
+        if let Some(off) = self.offset_of(seq.add(len)) {
+            // A FIN before bytes already delivered is bogus; the stream ends where it is.
+            self.fin_off = (off.max(0) as u64).max(self.next);
+            if self.mode == Mode::Provisional {
+                // No data follows a FIN, so nothing more can land before the first segment
+                // than has already.
+                self.commit(info, dir, env, None);
+            }
+        }
+    }
+
+    /// Payload of a segment: `data` was captured of `claimed` bytes starting at `seq`.
+    pub(crate) fn data<S: Sink>(
+        &mut self,
+        info: &mut FlowInfo,
+        dir: Dir,
+        env: &mut Env<'_, '_, S>,
+        seq: SeqNum,
+        data: &[u8],
+        claimed: u32,
+    ) {
+        if claimed == 0 {
+            return;
+        }
+        if self.mode == Mode::Unset {
+            self.start_midstream(seq, env.cfg.midstream_hold_segments > 0);
+        }
+        let Some(mut off) = self.offset_of(seq) else {
+            env.stats.out_of_window += 1;
+            env.stats.out_of_window_bytes += claimed as u64;
+            return;
+        };
+        let mut data = data;
+        let mut cut = claimed.saturating_sub(data.len() as u32);
+        let open = self.mode == Mode::Open;
+        // A keep-alive probe: one old byte (often garbage) just before the stream position.
+        if open && claimed <= 1 && off == self.next as i64 - 1 {
+            env.stats.keepalives += 1;
+            return;
+        }
+        let d = dir.index();
+        // Nothing follows the FIN.
+        if self.fin_off != NO_FIN {
+            let fin = self.fin_off as i64;
+            let end = off + data.len() as i64 + cut as i64;
+            if off >= fin {
+                env.stats.after_close_bytes += (end - off) as u64;
+                return;
+            }
+            if end > fin {
+                env.stats.after_close_bytes += (end - fin) as u64;
+                let keep = (fin - off) as usize;
+                if keep < data.len() {
+                    data = &data[..keep];
+                    cut = 0;
+                } else {
+                    cut = (keep - data.len()) as u32;
+                }
+            }
+        }
+        // Bytes before the stream's start (or before a midstream origin): too late to place.
+        let floor = if open { self.origin as i64 } else { 0 };
+        if off < floor {
+            let skip = (floor - off) as usize;
+            let late = skip.min(data.len());
+            env.stats.late_bytes += late as u64;
+            data = &data[late..];
+            if skip > late {
+                cut = cut.saturating_sub((skip - late) as u32);
+            }
+            off = floor;
+        }
+        let mut off = off as u64;
+        // Bytes already delivered: a retransmission.
+        if open && off < self.next {
+            let n = ((self.next - off) as usize).min(data.len());
+            if n > 0 {
+                let old = &data[..n];
+                info.dirs[d].retransmitted_bytes += n as u64;
+                env.stats.retransmitted_bytes += n as u64;
+                let rel = off - self.origin;
+                if env.sink.redelivered(info, dir, rel, old) {
+                    info.dirs[d].conflict_bytes += n as u64;
+                    env.stats.conflict_bytes += n as u64;
+                    if env.cfg.overlap == OverlapPolicy::Last {
+                        env.sink.data(info, dir, rel, old);
+                    }
+                }
+            }
+            data = &data[n..];
+            off += n as u64;
+            if off < self.next {
+                // Only cut bytes reach below next: already accounted for.
+                let c = (self.next - off).min(cut as u64);
+                cut -= c as u32;
+                off += c;
+            }
+        }
+        if data.is_empty() && cut == 0 {
+            return;
+        }
+        self.insert(info, dir, env, off, data, cut);
+    }
+
+    /// Places new bytes at internal offset `off` (at or after `next` when open).
+    fn insert<S: Sink>(
+        &mut self,
+        info: &mut FlowInfo,
+        dir: Dir,
+        env: &mut Env<'_, '_, S>,
+        off: u64,
+        data: &[u8],
+        cut: u32,
+    ) {
+        // The common case: in order, nothing held. Straight to the sink, no copy.
+        if self.mode == Mode::Open && off == self.next && self.head == NIL {
+            self.deliver(info, dir, env, data);
+            if cut > 0 {
+                self.gap(info, dir, env, cut as u64, GapReason::Snaplen);
+            }
+            return;
+        }
+        let end = off + data.len() as u64;
+        if self.mode == Mode::Open && off > self.next {
+            info.dirs[dir.index()].ooo_segments += 1;
+            env.stats.ooo_segments += 1;
+        }
+        self.overlaps(info, dir, env, off, data);
+        // Each uncovered piece, in order; the list is walked afresh each time because
+        // delivering or making room changes it.
+        let mut pos = off;
+        while pos < end {
+            let (prev, cur) = self.locate(env.pool, pos);
+            if cur != NIL {
+                let b = env.pool.get(cur);
+                if b.offset <= pos {
+                    pos = b.end().min(end);
+                    continue;
+                }
+            }
+            let piece_end = if cur != NIL { env.pool.get(cur).offset.min(end) } else { end };
+            let piece = &data[(pos - off) as usize..(piece_end - off) as usize];
+            let piece_cut = if piece_end == end { cut } else { 0 };
+            self.place(info, dir, env, pos, piece, piece_cut, prev);
+            pos = piece_end;
+        }
+        if data.is_empty() && cut > 0 && self.mode == Mode::Open && off == self.next {
+            self.gap(info, dir, env, cut as u64, GapReason::Snaplen);
+        }
+        if self.mode == Mode::Provisional {
+            self.held += 1;
+            if self.held >= env.cfg.midstream_hold_segments {
+                self.commit(info, dir, env, None);
+            }
+        }
+    }
+
+    /// Compares a new segment with the held bytes it overlaps; under `last`, takes its bytes.
+    fn overlaps<S: Sink>(
+        &mut self,
+        info: &mut FlowInfo,
+        dir: Dir,
+        env: &mut Env<'_, '_, S>,
+        off: u64,
+        data: &[u8],
+    ) {
+        let end = off + data.len() as u64;
+        if self.head == NIL || off >= env.pool.get(self.tail).end() {
+            return;
+        }
+        let (mut retrans, mut conflict) = (0u64, 0u64);
+        let last = env.cfg.overlap == OverlapPolicy::Last;
+        let mut i = self.head;
+        while i != NIL {
+            let b = env.pool.get_mut(i);
+            if b.offset >= end {
+                break;
+            }
+            let lo = b.offset.max(off);
+            let hi = b.end().min(end);
+            if lo < hi {
+                let held = &mut b.data[(lo - b.offset) as usize..(hi - b.offset) as usize];
+                let new = &data[(lo - off) as usize..(hi - off) as usize];
+                retrans += hi - lo;
+                let differ = held.iter().zip(new).filter(|(a, b)| a != b).count() as u64;
+                conflict += differ;
+                if last && differ > 0 {
+                    held.copy_from_slice(new);
+                }
+            }
+            i = b.next;
+        }
+        let di = &mut info.dirs[dir.index()];
+        di.retransmitted_bytes += retrans;
+        di.conflict_bytes += conflict;
+        env.stats.retransmitted_bytes += retrans;
+        env.stats.conflict_bytes += conflict;
+    }
+
+    /// The last held block ending at or before `pos` and the first one ending after it.
+    fn locate(&self, pool: &Pool<'_>, pos: u64) -> (u32, u32) {
+        if self.tail != NIL && pool.get(self.tail).end() <= pos {
+            return (self.tail, NIL);
+        }
+        let (mut prev, mut cur) = (NIL, self.head);
+        while cur != NIL {
+            let b = pool.get(cur);
+            if b.end() > pos {
+                break;
+            }
+            prev = cur;
+            cur = b.next;
+        }
+        (prev, cur)
+    }
+
+    /// Delivers or stores an uncovered piece at `pos`, right after block `prev`.
+    #[allow(clippy::too_many_arguments)]
+    fn place<S: Sink>(
+        &mut self,
+        info: &mut FlowInfo,
+        dir: Dir,
+        env: &mut Env<'_, '_, S>,
+        mut pos: u64,
+        mut piece: &[u8],
+        cut: u32,
+        mut prev: u32,
+    ) {
+        while !piece.is_empty() {
+            if self.mode == Mode::Open && pos == self.next {
+                self.deliver(info, dir, env, piece);
+                if cut > 0 {
+                    self.gap(info, dir, env, cut as u64, GapReason::Snaplen);
+                }
+                self.drain(info, dir, env);
+                return;
+            }
+            let room = self.blocks < env.cfg.max_blocks_per_dir && env.pool.free_count() > 0;
+            if !room {
+                env.stats.pool_full += 1;
+                self.make_room(info, dir, env, pos);
+                prev = self.locate(env.pool, pos).0;
+                continue;
+            }
+            let Some(i) = env.pool.alloc() else { return };
+            let n = piece.len().min(BLOCK_DATA);
+            let next_in_list = if prev == NIL { self.head } else { env.pool.get(prev).next };
+            let b = env.pool.get_mut(i);
+            b.offset = pos;
+            b.len = n as u16;
+            b.data[..n].copy_from_slice(&piece[..n]);
+            b.next = next_in_list;
+            if n == piece.len() {
+                b.cut = cut;
+            }
+            if prev == NIL {
+                self.head = i;
+            } else {
+                env.pool.get_mut(prev).next = i;
+            }
+            if next_in_list == NIL {
+                self.tail = i;
+            }
+            self.blocks += 1;
+            prev = i;
+            pos += n as u64;
+            piece = &piece[n..];
+        }
+    }
+
+    /// No pool block for a piece at `pos`: stop waiting for the first hole (a gap), or for a
+    /// provisional direction, commit to its start. Never skips past `pos`.
+    fn make_room<S: Sink>(
+        &mut self,
+        info: &mut FlowInfo,
+        dir: Dir,
+        env: &mut Env<'_, '_, S>,
+        pos: u64,
+    ) {
+        if self.mode == Mode::Provisional {
+            self.commit(info, dir, env, Some(pos));
+            return;
+        }
+        let mut target = pos;
+        if self.head != NIL {
+            target = target.min(env.pool.get(self.head).offset);
+        }
+        if target > self.next {
+            self.gap(info, dir, env, target - self.next, GapReason::Lost);
+        }
+        self.drain(info, dir, env);
+    }
+
+    /// Ends the provisional state: the stream starts at the lowest byte held (or `hint`).
+    fn commit<S: Sink>(
+        &mut self,
+        info: &mut FlowInfo,
+        dir: Dir,
+        env: &mut Env<'_, '_, S>,
+        hint: Option<u64>,
+    ) {
+        if self.mode != Mode::Provisional {
+            return;
+        }
+        let mut low = hint.unwrap_or(u64::MAX);
+        if self.head != NIL {
+            low = low.min(env.pool.get(self.head).offset);
+        }
+        if low == u64::MAX {
+            low = self.next;
+        }
+        let delta = low as i64 - self.next as i64;
+        self.next_seq = self.next_seq.add(delta as i32 as u32);
+        self.next = low;
+        self.origin = low;
+        self.mode = Mode::Open;
+        if self.fin_off != NO_FIN && self.fin_off < low {
+            self.fin_off = low;
+        }
+        self.drain(info, dir, env);
+    }
+
+    /// Delivers held blocks that have become contiguous.
+    fn drain<S: Sink>(&mut self, info: &mut FlowInfo, dir: Dir, env: &mut Env<'_, '_, S>) {
+        if self.mode != Mode::Open {
+            return;
+        }
+        while self.head != NIL {
+            let i = self.head;
+            let b = env.pool.get(i);
+            if b.offset > self.next {
+                break;
+            }
+            let (bend, cut, nexti) = (b.end(), b.cut, b.next);
+            if bend > self.next {
+                let skip = (self.next - b.offset) as usize;
+                let bytes = &b.bytes()[skip..];
+                env.sink.data(info, dir, self.next - self.origin, bytes);
+                let n = bytes.len() as u64;
+                self.advance(info, dir, n);
+                env.stats.delivered_bytes += n;
+            }
+            self.head = nexti;
+            if nexti == NIL {
+                self.tail = NIL;
+            }
+            self.blocks -= 1;
+            env.pool.release(i);
+            if cut > 0 && bend + cut as u64 > self.next && bend <= self.next {
+                let mut limit = bend + cut as u64;
+                if self.head != NIL {
+                    limit = limit.min(env.pool.get(self.head).offset);
+                }
+                if limit > self.next {
+                    self.gap(info, dir, env, limit - self.next, GapReason::Snaplen);
+                }
+            }
+        }
+    }
+
+    fn deliver<S: Sink>(&mut self, info: &mut FlowInfo, dir: Dir, env: &mut Env<'_, '_, S>, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        env.sink.data(info, dir, self.next - self.origin, data);
+        env.stats.delivered_bytes += data.len() as u64;
+        self.advance(info, dir, data.len() as u64);
+    }
+
+    fn gap<S: Sink>(
+        &mut self,
+        info: &mut FlowInfo,
+        dir: Dir,
+        env: &mut Env<'_, '_, S>,
+        len: u64,
+        reason: GapReason,
+    ) {
+        if len == 0 {
+            return;
+        }
+        env.sink.gap(info, dir, self.next - self.origin, len, reason);
+        env.stats.gaps += 1;
+        env.stats.gap_bytes += len;
+        let di = &mut info.dirs[dir.index()];
+        di.gaps += 1;
+        di.gap_bytes += len;
+        self.advance(info, dir, len);
+    }
+
+    fn advance(&mut self, info: &mut FlowInfo, dir: Dir, n: u64) {
+        self.next += n;
+        self.next_seq = self.next_seq.add(n as u32);
+        info.dirs[dir.index()].stream_len = self.next - self.origin;
+    }
+
+    /// The connection is over: deliver everything held, reporting each hole as a gap, and the
+    /// bytes known to have been sent after the last one received (up to the FIN, or what the
+    /// peer acknowledged).
+    pub(crate) fn flush<S: Sink>(&mut self, info: &mut FlowInfo, dir: Dir, env: &mut Env<'_, '_, S>) {
+        self.commit(info, dir, env, None);
+        if self.mode != Mode::Open {
+            return;
+        }
+        while self.head != NIL {
+            let off = env.pool.get(self.head).offset;
+            if off > self.next {
+                self.gap(info, dir, env, off - self.next, GapReason::Lost);
+            }
+            self.drain(info, dir, env);
+        }
+        let end = if self.fin_off != NO_FIN { self.fin_off } else { self.acked };
+        if end > self.next && ((end - self.next) as i64) < MAX_DISTANCE {
+            self.gap(info, dir, env, end - self.next, GapReason::Lost);
+        }
+    }
+
+    /// Returns held blocks to the pool without delivering them (used only after `flush`,
+    /// which leaves none, and as a guard when a slot is reused).
+    pub(crate) fn release(&mut self, pool: &mut Pool<'_>) {
+        let mut i = self.head;
+        while i != NIL {
+            let n = pool.get(i).next;
+            pool.release(i);
+            i = n;
+        }
+        self.head = NIL;
+        self.tail = NIL;
+        self.blocks = 0;
+    }
+}

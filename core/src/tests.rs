@@ -1,0 +1,433 @@
+//! Engine scenarios: each reassembly case from the design, checked byte for byte.
+
+use std::vec;
+use std::vec::Vec;
+
+use crate::engine::{CloseReason, Config, Dir, GapReason, OverlapPolicy};
+use crate::testutil::*;
+use crate::{LinkType, Timestamp};
+
+fn cfg() -> Config {
+    Config::default()
+}
+
+/// Feeds frames one millisecond apart, then finishes.
+fn run(store: &mut Store, cfg: Config, frames: &[Vec<u8>]) -> (Rec, crate::Stats) {
+    let mut rec = Rec { allow_rewrite: cfg.overlap == OverlapPolicy::Last, ..Rec::default() };
+    let mut e = store.engine(cfg);
+    for (i, f) in frames.iter().enumerate() {
+        e.process(Timestamp(1_000_000 * (i as u64 + 1)), LinkType::ETHERNET, f, &mut rec).unwrap();
+    }
+    e.finish(&mut rec);
+    (rec, *e.stats())
+}
+
+fn segments(c: &mut Conv, side: usize, data: &[u8], mss: usize) -> Vec<Vec<u8>> {
+    data.chunks(mss).map(|p| c.send(side, ACK | PSH, p)).collect()
+}
+
+#[test]
+fn in_order_exchange_closes_on_fin() {
+    let mut c = Conv::new(40000, 1000, 5000);
+    let req = b"GET / HTTP/1.0\r\n\r\n".to_vec();
+    let resp = pattern(5000, 1);
+    let mut f = c.handshake();
+    f.extend(segments(&mut c, 0, &req, 1460));
+    f.extend(segments(&mut c, 1, &resp, 1460));
+    f.extend(c.close());
+    let (rec, stats) = run(&mut Store::new(8, 16), cfg(), &f);
+    let fl = rec.find(40000, 0);
+    assert_eq!(fl.dirs[0].bytes, req);
+    assert_eq!(fl.dirs[1].bytes, resp);
+    assert_eq!(fl.close, Some(CloseReason::Fin));
+    assert!(fl.dirs[0].gaps.is_empty() && fl.dirs[1].gaps.is_empty());
+    assert_eq!(stats.flow.delivered_bytes, (req.len() + resp.len()) as u64);
+    assert_eq!(stats.flow.ooo_segments, 0);
+    let info = fl.info.unwrap();
+    assert_eq!(info.dirs[0].packets, 4); // SYN, ACK, request, FIN (the last ACK comes after close)
+    assert!(info.dirs[0].syn && info.dirs[0].fin && info.dirs[1].syn && info.dirs[1].fin);
+}
+
+#[test]
+fn sequence_numbers_wrap() {
+    let mut c = Conv::new(40001, u32::MAX - 3000, u32::MAX - 10);
+    let data = pattern(300_000, 2);
+    let mut f = c.handshake();
+    f.extend(segments(&mut c, 0, &data, 1448));
+    f.extend(segments(&mut c, 1, &data[..5000], 1448));
+    f.extend(c.close());
+    let (rec, _) = run(&mut Store::new(8, 16), cfg(), &f);
+    let fl = rec.find(40001, 0);
+    assert_eq!(fl.dirs[0].bytes, data);
+    assert_eq!(fl.dirs[1].bytes, data[..5000]);
+    assert_eq!(fl.close, Some(CloseReason::Fin));
+}
+
+#[test]
+fn reuse_after_fin_and_after_rst_are_new_connections() {
+    let mut f = Vec::new();
+    let mut a = Conv::new(40002, 100, 200);
+    f.extend(a.handshake());
+    f.push(a.send(0, ACK, b"first"));
+    f.extend(a.close());
+    // Same 4-tuple, ISN close to the old one: still a new connection (tcpflow 1.6 merges it).
+    let mut b = Conv::new(40002, 100 + 5 + 1000, 900);
+    f.extend(b.handshake());
+    f.push(b.send(0, ACK, b"second"));
+    f.push(b.send(0, RST, &[]));
+    let mut c = Conv::new(40002, 77_777, 88_888);
+    f.extend(c.handshake());
+    f.push(c.send(1, ACK, b"third"));
+    f.extend(c.close());
+    let (rec, stats) = run(&mut Store::new(8, 16), cfg(), &f);
+    assert_eq!(rec.find(40002, 0).dirs[0].bytes, b"first");
+    assert_eq!(rec.find(40002, 0).close, Some(CloseReason::Fin));
+    assert_eq!(rec.find(40002, 1).dirs[0].bytes, b"second");
+    assert_eq!(rec.find(40002, 1).close, Some(CloseReason::Rst));
+    assert_eq!(rec.find(40002, 2).dirs[1].bytes, b"third");
+    assert_eq!(stats.flow.reused, 2);
+}
+
+#[test]
+fn new_syn_on_open_flow_closes_it_as_reused() {
+    let mut f = Vec::new();
+    let mut a = Conv::new(40003, 100, 200);
+    f.extend(a.handshake());
+    f.push(a.send(0, ACK, b"old"));
+    let mut b = Conv::new(40003, 3_000_000_000, 900);
+    f.extend(b.handshake());
+    f.push(b.send(0, ACK, b"new"));
+    // A retransmitted SYN of the new connection is not a third one.
+    f.push(b.frame_at(0, 3_000_000_000, SYN, &[]));
+    let (rec, _) = run(&mut Store::new(8, 16), cfg(), &f);
+    assert_eq!(rec.find(40003, 0).close, Some(CloseReason::Reused));
+    assert_eq!(rec.find(40003, 0).dirs[0].bytes, b"old");
+    assert_eq!(rec.find(40003, 1).dirs[0].bytes, b"new");
+    assert_eq!(rec.flows.len(), 2);
+}
+
+#[test]
+fn midstream_pickup_keeps_data_that_arrives_late() {
+    let mut c = Conv::new(40004, 10_000, 20_000);
+    let data = pattern(4000, 3);
+    let segs = segments(&mut c, 0, &data, 1000);
+    // No handshake; the second segment is seen first, then the first.
+    let f = vec![segs[1].clone(), segs[0].clone(), segs[2].clone(), segs[3].clone()];
+    let (rec, _) = run(&mut Store::new(8, 16), cfg(), &f);
+    let fl = rec.find(40004, 0);
+    assert_eq!(fl.dirs[0].bytes, data);
+    assert!(fl.dirs[0].gaps.is_empty());
+}
+
+#[test]
+fn midstream_pickup_commits_after_the_hold_and_counts_late_bytes() {
+    let mut c = Conv::new(40005, 10_000, 20_000);
+    let data = pattern(30 * 100, 4);
+    let segs = segments(&mut c, 0, &data, 100);
+    let mut f: Vec<_> = segs[1..].to_vec();
+    f.push(segs[0].clone()); // far too late: the stream already started at segment 1
+    let cfg = Config { midstream_hold_segments: 4, ..cfg() };
+    let (rec, stats) = run(&mut Store::new(8, 64), cfg, &f);
+    assert_eq!(rec.find(40005, 0).dirs[0].bytes, data[100..]);
+    assert_eq!(stats.flow.late_bytes, 100);
+}
+
+#[test]
+fn syn_with_data() {
+    let mut c = Conv::new(40006, 500, 600);
+    let f = vec![
+        c.send(0, SYN, b"early"),
+        c.send(1, SYN | ACK, &[]),
+        c.send(0, ACK, b" data"),
+    ];
+    let (rec, _) = run(&mut Store::new(8, 16), cfg(), &f);
+    assert_eq!(rec.find(40006, 0).dirs[0].bytes, b"early data");
+}
+
+#[test]
+fn keepalive_probes_never_corrupt_the_stream() {
+    let mut c = Conv::new(40007, 500, 600);
+    let mut f = c.handshake();
+    f.push(c.send(0, ACK, b"hello"));
+    let next = c.seq[0];
+    f.push(c.frame_at(0, next.wrapping_sub(1), ACK, b"\xAA")); // garbage byte at next-1
+    f.push(c.frame_at(0, next.wrapping_sub(1), ACK, &[])); // and an empty one
+    f.push(c.send(0, ACK, b" world"));
+    f.extend(c.close());
+    let (rec, stats) = run(&mut Store::new(8, 16), cfg(), &f);
+    assert_eq!(rec.find(40007, 0).dirs[0].bytes, b"hello world");
+    assert_eq!(stats.flow.keepalives, 1);
+    assert_eq!(stats.flow.conflict_bytes, 0);
+}
+
+#[test]
+fn zero_window_probe_byte_is_data_once() {
+    let mut c = Conv::new(40008, 500, 600);
+    let mut f = c.handshake();
+    f.push(c.send(0, ACK, b"ab"));
+    let next = c.seq[0];
+    f.push(c.frame_at(0, next, ACK, b"c")); // probe: the next byte, sent early
+    f.push(c.frame_at(0, next, ACK, b"c")); // again
+    f.push(c.send(0, ACK, b"cdef")); // then the window opens
+    f.extend(c.close());
+    let (rec, _) = run(&mut Store::new(8, 16), cfg(), &f);
+    assert_eq!(rec.find(40008, 0).dirs[0].bytes, b"abcdef");
+}
+
+#[test]
+fn ethernet_padding_is_never_data() {
+    let mut c = Conv::new(40009, 500, 600);
+    let mut f = c.handshake();
+    for b in b"tiny" {
+        f.push(c.send(0, ACK, &[*b])); // 55-byte frames, padded with 0xEE
+    }
+    f.extend(c.close());
+    assert!(f.iter().all(|x| x.len() >= 60));
+    let (rec, stats) = run(&mut Store::new(8, 16), cfg(), &f);
+    let fl = rec.find(40009, 0);
+    assert_eq!(fl.dirs[0].bytes, b"tiny");
+    assert!(fl.dirs[1].bytes.is_empty());
+    assert_eq!(stats.flow.payload_bytes, 4);
+}
+
+fn overlap_frames() -> Vec<Vec<u8>> {
+    let mut c = Conv::new(40010, 1000, 2000);
+    let mut f = c.handshake();
+    let base = c.seq[0];
+    f.push(c.frame_at(0, base, ACK, b"AAAA")); // delivered
+    f.push(c.frame_at(0, base + 8, ACK, b"CCCC")); // held (hole at 4..8)
+    f.push(c.frame_at(0, base + 8, ACK, b"cccc")); // conflicts with held
+    f.push(c.frame_at(0, base + 4, ACK, b"BBBB")); // fills the hole
+    f.push(c.frame_at(0, base, ACK, b"aaAA")); // conflicts with delivered
+    c.seq[0] = base + 12;
+    f.extend(c.close());
+    f
+}
+
+#[test]
+fn overlap_with_different_data_first_wins() {
+    let (rec, stats) = run(&mut Store::new(8, 16), cfg(), &overlap_frames());
+    let fl = rec.find(40010, 0);
+    assert_eq!(fl.dirs[0].bytes, b"AAAABBBBCCCC");
+    assert_eq!(stats.flow.conflict_bytes, 4 + 4);
+    assert_eq!(fl.info.unwrap().dirs[0].conflict_bytes, 8);
+    assert_eq!(stats.flow.retransmitted_bytes, 8);
+}
+
+#[test]
+fn overlap_with_different_data_last_wins() {
+    let cfg = Config { overlap: OverlapPolicy::Last, ..cfg() };
+    let (rec, stats) = run(&mut Store::new(8, 16), cfg, &overlap_frames());
+    assert_eq!(rec.find(40010, 0).dirs[0].bytes, b"aaAABBBBcccc");
+    assert!(stats.flow.conflict_bytes > 0);
+}
+
+#[test]
+fn lost_segment_is_a_gap_not_joined_bytes() {
+    let mut c = Conv::new(40011, 1000, 2000);
+    let data = pattern(5000, 5);
+    let mut f = c.handshake();
+    let segs = segments(&mut c, 0, &data, 1000);
+    f.extend(segs.iter().enumerate().filter(|(i, _)| *i != 2).map(|(_, s)| s.clone()));
+    f.extend(c.close());
+    let (rec, stats) = run(&mut Store::new(8, 16), cfg(), &f);
+    let fl = rec.find(40011, 0);
+    assert_eq!(fl.dirs[0].gaps, vec![(2000, 1000, GapReason::Lost)]);
+    let mut expect = data.clone();
+    expect[2000..3000].fill(0);
+    assert_eq!(fl.dirs[0].bytes, expect);
+    assert_eq!(stats.flow.gap_bytes, 1000);
+    assert_eq!(fl.close, Some(CloseReason::Fin));
+}
+
+#[test]
+fn lost_last_segment_before_fin_is_a_trailing_gap() {
+    let mut c = Conv::new(40012, 1000, 2000);
+    let mut f = c.handshake();
+    f.push(c.send(0, ACK, b"kept"));
+    c.send(0, ACK, b"lost"); // never captured
+    f.extend(c.close());
+    let (rec, _) = run(&mut Store::new(8, 16), cfg(), &f);
+    let fl = rec.find(40012, 0);
+    assert_eq!(fl.dirs[0].bytes, b"kept\0\0\0\0");
+    assert_eq!(fl.dirs[0].gaps, vec![(4, 4, GapReason::Lost)]);
+}
+
+#[test]
+fn full_table_evicts_least_recently_active_with_its_data() {
+    let mut store = Store::new(2, 16);
+    let mut rec = Rec::default();
+    let mut e = store.engine(cfg());
+    let mut convs: Vec<Conv> = (0..3).map(|i| Conv::new(41000 + i, 100, 200)).collect();
+    let mut t = 0u64;
+    let mut feed = |e: &mut crate::Engine<'_>, rec: &mut Rec, f: Vec<u8>| {
+        t += 1_000_000;
+        e.process(Timestamp(t), LinkType::ETHERNET, &f, rec).unwrap();
+    };
+    for c in convs.iter_mut().take(2) {
+        for f in c.handshake() {
+            feed(&mut e, &mut rec, f);
+        }
+    }
+    // Flow 0 has a hole; its held data must come out when it is evicted.
+    let base = convs[0].seq[0];
+    let f0 = convs[0].frame_at(0, base + 3, ACK, b"late");
+    feed(&mut e, &mut rec, f0);
+    let f1 = convs[1].send(0, ACK, b"busy");
+    feed(&mut e, &mut rec, f1);
+    for f in convs[2].handshake() {
+        feed(&mut e, &mut rec, f);
+    }
+    let fl = rec.find(41000, 0);
+    assert_eq!(fl.close, Some(CloseReason::Evicted));
+    assert_eq!(fl.dirs[0].bytes, b"\0\0\0late");
+    assert_eq!(fl.dirs[0].gaps, vec![(0, 3, GapReason::Lost)]);
+    assert_eq!(rec.find(41001, 0).close, None);
+    assert_eq!(e.stats().flow.closed_evicted, 1);
+    assert_eq!(e.free_blocks(), 16);
+}
+
+#[test]
+fn idle_flows_close_on_capture_time() {
+    let mut store = Store::new(8, 16);
+    let mut rec = Rec::default();
+    let mut e = store.engine(Config { idle_timeout_ns: 10_000_000_000, ..cfg() });
+    let mut a = Conv::new(42000, 1, 2);
+    let mut b = Conv::new(42001, 1, 2);
+    for f in a.handshake() {
+        e.process(Timestamp::from_secs(100), LinkType::ETHERNET, &f, &mut rec).unwrap();
+    }
+    let f = b.send(0, SYN, &[]);
+    e.process(Timestamp::from_secs(105), LinkType::ETHERNET, &f, &mut rec).unwrap();
+    assert_eq!(rec.find(42000, 0).close, None);
+    let f = b.send(0, ACK, b"x");
+    e.process(Timestamp::from_secs(111), LinkType::ETHERNET, &f, &mut rec).unwrap();
+    assert_eq!(rec.find(42000, 0).close, Some(CloseReason::Idle));
+    assert_eq!(rec.find(42001, 0).close, None);
+    e.advance(Timestamp::from_secs(200), &mut rec);
+    assert_eq!(rec.find(42001, 0).close, Some(CloseReason::Idle));
+    assert_eq!(e.open_flows(), 0);
+}
+
+#[test]
+fn snaplen_cut_becomes_a_gap_and_the_stream_goes_on() {
+    let mut c = Conv::new(42002, 1, 2);
+    let mut f = c.handshake();
+    let data = pattern(3000, 6);
+    let segs = segments(&mut c, 0, &data, 1000);
+    let cut_len = 14 + 20 + 20 + 100;
+    f.push(segs[0][..cut_len].to_vec());
+    f.push(segs[1].clone());
+    f.push(segs[2][..cut_len].to_vec());
+    f.extend(c.close());
+    let (rec, stats) = run(&mut Store::new(8, 16), cfg(), &f);
+    let fl = rec.find(42002, 0);
+    let mut expect = data.clone();
+    expect[100..1000].fill(0);
+    expect[2100..3000].fill(0);
+    assert_eq!(fl.dirs[0].bytes, expect);
+    assert_eq!(
+        fl.dirs[0].gaps,
+        vec![(100, 900, GapReason::Snaplen), (2100, 900, GapReason::Snaplen)]
+    );
+    assert_eq!(stats.decode.snaplen_cut, 2);
+}
+
+#[test]
+fn sequence_jump_of_half_the_space_is_not_placed() {
+    let mut c = Conv::new(42003, 1, 2);
+    let mut f = c.handshake();
+    f.push(c.send(0, ACK, b"abc"));
+    let far = c.seq[0].wrapping_add(1 << 31);
+    f.push(c.frame_at(0, far, ACK, b"evil"));
+    f.push(c.send(0, ACK, b"def"));
+    f.extend(c.close());
+    let (rec, stats) = run(&mut Store::new(8, 16), cfg(), &f);
+    assert_eq!(rec.find(42003, 0).dirs[0].bytes, b"abcdef");
+    assert_eq!(stats.flow.out_of_window, 1);
+    assert_eq!(stats.flow.out_of_window_bytes, 4);
+}
+
+#[test]
+fn pool_exhaustion_gives_gaps_never_wrong_bytes() {
+    let mut c = Conv::new(42004, 1, 2);
+    let data = pattern(20 * 500, 7);
+    let mut f = c.handshake();
+    let mut segs = segments(&mut c, 0, &data, 500);
+    segs.remove(0); // a hole at the start that never fills
+    f.extend(segs);
+    f.extend(c.close());
+    let (rec, stats) = run(&mut Store::new(8, 4), cfg(), &f);
+    let fl = rec.find(42004, 0);
+    let mut expect = data.clone();
+    expect[..500].fill(0);
+    assert_eq!(fl.dirs[0].bytes, expect);
+    assert_eq!(fl.dirs[0].gaps, vec![(0, 500, GapReason::Lost)]);
+    assert!(stats.flow.pool_full > 0);
+}
+
+#[test]
+fn rst_delivers_held_data_with_gaps() {
+    let mut c = Conv::new(42005, 1, 2);
+    let mut f = c.handshake();
+    let base = c.seq[0];
+    f.push(c.frame_at(0, base + 2, ACK, b"cd"));
+    f.push(c.frame_at(1, c.seq[1], RST, &[]));
+    let (rec, stats) = run(&mut Store::new(8, 16), cfg(), &f);
+    let fl = rec.find(42005, 0);
+    assert_eq!(fl.close, Some(CloseReason::Rst));
+    assert_eq!(fl.dirs[0].bytes, b"\0\0cd");
+    assert_eq!(stats.flow.closed_rst, 1);
+}
+
+#[test]
+fn data_after_fin_is_dropped_and_counted() {
+    let mut c = Conv::new(42006, 1, 2);
+    let mut f = c.handshake();
+    f.push(c.send(0, ACK, b"end"));
+    f.push(c.send(0, FIN | ACK, &[]));
+    f.push(c.send(0, ACK, b"beyond")); // after the FIN: not part of the stream
+    f.push(c.send(1, FIN | ACK, &[]));
+    let (rec, stats) = run(&mut Store::new(8, 16), cfg(), &f);
+    assert_eq!(rec.find(42006, 0).dirs[0].bytes, b"end");
+    assert_eq!(stats.flow.after_close_bytes, 6);
+}
+
+#[test]
+fn vlans_separate_flows() {
+    let mut c = Conv::new(42007, 1, 2);
+    let f = c.send(0, SYN, &[]);
+    let g = c.send(0, ACK, b"x");
+    let tagged = |f: &Vec<u8>, id: u16| {
+        let mut v = f[..12].to_vec();
+        v.extend_from_slice(&[0x81, 0x00]);
+        v.extend_from_slice(&id.to_be_bytes());
+        v.extend_from_slice(&f[12..]);
+        v
+    };
+    let frames = vec![tagged(&f, 0x2064), tagged(&g, 0x2064), tagged(&f, 7), g.clone()];
+    let (rec, _) = run(&mut Store::new(8, 16), cfg(), &frames);
+    assert_eq!(rec.flows.len(), 3);
+    assert_eq!(rec.flows[0].key.vlans.outer(), Some(100));
+    assert_eq!(rec.flows[0].dirs[0].bytes, b"x");
+}
+
+#[test]
+fn a_flow_direction_sees_only_its_own_bytes() {
+    // Interleaved directions and two flows, reordered within each.
+    let mut a = Conv::new(42008, 1, 2);
+    let mut b = Conv::new(42009, 3, 4);
+    let mut f = a.handshake();
+    f.extend(b.handshake());
+    let da = pattern(3000, 8);
+    let db = pattern(3000, 9);
+    let sa = segments(&mut a, 1, &da, 700);
+    let sb = segments(&mut b, 0, &db, 700);
+    for i in (0..sa.len()).rev() {
+        f.push(sa[i].clone());
+        f.push(sb[i].clone());
+    }
+    let (rec, _) = run(&mut Store::new(8, 64), cfg(), &f);
+    assert_eq!(rec.find(42008, 0).dirs[Dir::BtoA.index()].bytes, da);
+    assert_eq!(rec.find(42009, 0).dirs[Dir::AtoB.index()].bytes, db);
+}
