@@ -75,4 +75,6 @@ pub use stats::Stats;
 #[cfg(test)]
 mod testutil;
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

@@ -1,0 +1,178 @@
+//! Property tests: random segmentation, reordering, duplication and overlap against the
+//! simplest model there is (the original byte stream), and random frames against the event
+//! contract (the recording sink panics when it is broken).
+
+use proptest::prelude::*;
+use std::vec::Vec;
+
+use crate::engine::Config;
+use crate::testutil::*;
+use crate::{LinkType, Timestamp};
+
+/// A stream, cut into segments, with the order in which they are sent (indices may repeat:
+/// duplicates) and extra overlapping copies of random ranges.
+#[derive(Debug, Clone)]
+struct Plan {
+    data: Vec<u8>,
+    isn: u32,
+    /// (offset, len) pieces to send, in sending order.
+    sends: Vec<(usize, usize)>,
+}
+
+fn plan(max_len: usize) -> impl Strategy<Value = Plan> {
+    (1..max_len, any::<u32>(), any::<u32>()).prop_flat_map(|(len, isn, seed)| {
+        let data = pattern(len, seed);
+        let cuts = proptest::collection::vec(1usize..3000, 1..64);
+        let overlaps = proptest::collection::vec((0..len, 1usize..2500), 0..8);
+        let dups = proptest::collection::vec(any::<prop::sample::Index>(), 0..8);
+        (Just(data), Just(isn), cuts, overlaps, dups, any::<u64>())
+            .prop_map(|(data, isn, cuts, overlaps, dups, shuffle_seed)| {
+                let len = data.len();
+                let mut sends = Vec::new();
+                let mut off = 0;
+                let mut k = 0;
+                while off < len {
+                    let n = cuts[k % cuts.len()].min(len - off);
+                    sends.push((off, n));
+                    off += n;
+                    k += 1;
+                }
+                for (o, n) in overlaps {
+                    sends.push((o, n.min(len - o)));
+                }
+                for d in dups {
+                    let s = sends[d.index(sends.len())];
+                    sends.push(s);
+                }
+                // Deterministic shuffle from the seed (Fisher-Yates on an xorshift).
+                let mut x = shuffle_seed | 1;
+                for i in (1..sends.len()).rev() {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    sends.swap(i, (x % (i as u64 + 1)) as usize);
+                }
+                Plan { data, isn, sends }
+            })
+    })
+}
+
+fn frames(p: &Plan, port: u16) -> Vec<Vec<u8>> {
+    let mut c = Conv::new(port, p.isn, 7);
+    let mut f = c.handshake();
+    let base = c.seq[0];
+    for &(o, n) in &p.sends {
+        f.push(c.frame_at(0, base.wrapping_add(o as u32), ACK, &p.data[o..o + n]));
+    }
+    c.seq[0] = base.wrapping_add(p.data.len() as u32);
+    f.push(c.send(0, FIN | ACK, &[]));
+    f
+}
+
+/// Feeds frames to an engine with `blocks` pool blocks, finishes, and checks no block leaked.
+fn feed(blocks: usize, cfg: Config, frames: &[Vec<u8>]) -> Rec {
+    let mut store = Store::new(4, blocks);
+    let mut rec = Rec::default();
+    let mut e = store.engine(cfg);
+    for (i, f) in frames.iter().enumerate() {
+        e.process(Timestamp(i as u64 * 1000), LinkType::ETHERNET, f, &mut rec).unwrap();
+    }
+    e.finish(&mut rec);
+    assert_eq!(e.free_blocks() as usize, blocks, "pool blocks leaked");
+    rec
+}
+
+/// Checks one direction against the original stream: same length, every byte outside a gap
+/// right, every gap reported.
+fn check(rec_bytes: &[u8], gaps: &[(u64, u64, crate::GapReason)], data: &[u8]) {
+    assert_eq!(rec_bytes.len(), data.len(), "stream length");
+    let mut in_gap = std::vec![false; data.len()];
+    for &(o, n, _) in gaps {
+        for b in &mut in_gap[o as usize..(o + n) as usize] {
+            *b = true;
+        }
+    }
+    for (i, (&got, &want)) in rec_bytes.iter().zip(data).enumerate() {
+        if !in_gap[i] {
+            assert_eq!(got, want, "wrong byte at {i}");
+        }
+    }
+}
+
+proptest! {
+
+    /// Within the pool bound: exactly the stream, no gap.
+    #[test]
+    fn reassembles_exactly_with_room(p in plan(40_000)) {
+        let rec = feed(4096, Config::default(), &frames(&p, 50000));
+        let fl = rec.find(50000, 0);
+        prop_assert!(fl.dirs[0].gaps.is_empty(), "gaps {:?}", fl.dirs[0].gaps);
+        prop_assert_eq!(&fl.dirs[0].bytes, &p.data);
+    }
+
+    /// A pool too small: the stream with gaps where data was dropped, never a wrong byte.
+    #[test]
+    fn small_pool_gives_gaps_never_wrong_bytes(p in plan(40_000), blocks in 0usize..6, per_dir in 0u32..6) {
+        let cfg = Config { max_blocks_per_dir: per_dir, ..Config::default() };
+        let rec = feed(blocks, cfg, &frames(&p, 50001));
+        let fl = rec.find(50001, 0);
+        check(&fl.dirs[0].bytes, &fl.dirs[0].gaps, &p.data);
+    }
+
+    /// Two flows sharing a tiny pool, interleaved.
+    #[test]
+    fn flows_sharing_a_small_pool_stay_apart(a in plan(10_000), b in plan(10_000), blocks in 1usize..8) {
+        let fa = frames(&a, 50002);
+        let fb = frames(&b, 50003);
+        let mut all = Vec::new();
+        let n = fa.len().max(fb.len());
+        for i in 0..n {
+            if let Some(f) = fa.get(i) { all.push(f.clone()); }
+            if let Some(f) = fb.get(i) { all.push(f.clone()); }
+        }
+        let rec = feed(blocks, Config::default(), &all);
+        let (x, y) = (rec.find(50002, 0), rec.find(50003, 0));
+        check(&x.dirs[0].bytes, &x.dirs[0].gaps, &a.data);
+        check(&y.dirs[0].bytes, &y.dirs[0].gaps, &b.data);
+    }
+
+    /// Midstream: no handshake, the stream starts wherever the earliest captured byte is.
+    #[test]
+    fn midstream_any_order_within_the_hold(p in plan(8_000)) {
+        let c = Conv::new(50004, p.isn, 7);
+        let f: Vec<_> = p.sends.iter().map(|&(o, n)| c.frame_at(0, p.isn.wrapping_add(o as u32), ACK, &p.data[o..o + n])).collect();
+        let cfg = Config { midstream_hold_segments: u32::MAX, ..Config::default() };
+        let rec = feed(4096, cfg, &f);
+        let fl = rec.find(50004, 0);
+        prop_assert_eq!(&fl.dirs[0].bytes, &p.data);
+    }
+
+    /// Random frames, and valid frames with random bytes changed, never panic and never
+    /// break the event contract.
+    #[test]
+    fn random_frames_never_panic(
+        frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 0..50),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>(), any::<u8>()), 0..40),
+        link in prop::sample::select(std::vec![0u32, 1, 12, 14, 101, 108, 113, 228, 229, 276, 999]),
+    ) {
+        let mut c = Conv::new(50005, u32::MAX - 100, 7);
+        let mut valid = c.handshake();
+        for i in 0..10u8 {
+            valid.push(c.send((i % 2) as usize, ACK, &pattern(i as usize * 50, i as u32)));
+        }
+        for (fi, bi, v) in flips {
+            let f = fi.index(valid.len());
+            let b = bi.index(valid[f].len());
+            valid[f][b] = v;
+        }
+        let mut store = Store::new(4, 8);
+        let mut rec = Rec::default();
+        let mut e = store.engine(Config { midstream_hold_segments: 2, max_blocks_per_dir: 3, ..Config::default() });
+        for (i, f) in valid.iter().chain(frames.iter()).enumerate() {
+            let l = if i < valid.len() { LinkType::ETHERNET } else { LinkType(link) };
+            let _ = e.process(Timestamp(i as u64), l, f, &mut rec);
+        }
+        e.finish(&mut rec);
+        prop_assert_eq!(e.free_blocks(), 8);
+    }
+}
