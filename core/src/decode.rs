@@ -338,7 +338,7 @@ fn ipv4(
     // Total length 0: a TSO/LSO super-packet captured before the NIC split it; the captured
     // length is all there is.
     let claimed = if total == 0 {
-        0
+        data.len() - hlen
     } else {
         total - hlen
     };

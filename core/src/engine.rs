@@ -238,7 +238,11 @@ impl<'s> Engine<'s> {
                 pool: Pool::new(storage.blocks),
                 cfg: config,
             },
-            defrag: Defragmenter::new(storage.frag_slots, storage.frag_arena, config.frag_timeout_ns),
+            defrag: Defragmenter::new(
+                storage.frag_slots,
+                storage.frag_arena,
+                config.frag_timeout_ns,
+            ),
             stats: Stats::default(),
             now: Timestamp(0),
         }
@@ -261,7 +265,8 @@ impl<'s> Engine<'s> {
         };
         if ts > self.now {
             self.now = ts;
-            self.tracker.expire_idle(self.now, &mut self.stats.flow, sink);
+            self.tracker
+                .expire_idle(self.now, &mut self.stats.flow, sink);
         }
         let (protocol, payload, claimed) = if pkt.fragment.is_some() {
             match self.defrag.push(ts, &pkt, &mut self.stats.frag) {
@@ -299,7 +304,8 @@ impl<'s> Engine<'s> {
         if (seg.payload.len() as u32) < seg.payload_len {
             self.stats.decode.snaplen_cut += 1;
         }
-        self.tracker.segment(ts, &pkt, &seg, &mut self.stats.flow, sink);
+        self.tracker
+            .segment(ts, &pkt, &seg, &mut self.stats.flow, sink);
         Ok(Outcome::Tcp)
     }
 
@@ -316,7 +322,8 @@ impl<'s> Engine<'s> {
         if now > self.now {
             self.now = now;
         }
-        self.tracker.expire_idle(self.now, &mut self.stats.flow, sink);
+        self.tracker
+            .expire_idle(self.now, &mut self.stats.flow, sink);
         self.defrag.expire(self.now, &mut self.stats.frag);
     }
 
@@ -324,7 +331,8 @@ impl<'s> Engine<'s> {
     /// and reporting holes as gaps; drops incomplete fragmented datagrams (counted).
     pub fn finish<S: Sink>(&mut self, sink: &mut S) {
         while let Some(i) = self.tracker.table.oldest_open() {
-            self.tracker.close(i, CloseReason::EndOfInput, &mut self.stats.flow, sink);
+            self.tracker
+                .close(i, CloseReason::EndOfInput, &mut self.stats.flow, sink);
         }
         self.defrag.flush(&mut self.stats.frag);
     }
@@ -385,7 +393,8 @@ impl<'s> Tracker<'s> {
     ) {
         let flags = seg.flags;
         let (found, hash) =
-            self.table.lookup(pkt.src, seg.src_port, pkt.dst, seg.dst_port, &pkt.vlans);
+            self.table
+                .lookup(pkt.src, seg.src_port, pkt.dst, seg.dst_port, &pkt.vlans);
         let (i, dir) = match found {
             Some((i, d)) => {
                 let slot = self.table.slot(i);
@@ -394,11 +403,15 @@ impl<'s> Tracker<'s> {
                         // A connection attempt on a live 4-tuple is a new connection unless
                         // it repeats this side's SYN.
                         let h = &slot.half[d.index()];
-                        flags.syn() && !flags.ack() && h.mode != Mode::Unset && !(h.has_syn && h.isn == seg.seq)
+                        flags.syn()
+                            && !flags.ack()
+                            && h.mode != Mode::Unset
+                            && !(h.has_syn && h.isn == seg.seq)
                     }
                     SlotState::Closed => {
                         let h = &slot.half[d.index()];
-                        flags.syn() || (seg.payload_len > 0 && (h.mode == Mode::Unset || h.is_far(seg.seq)))
+                        flags.syn()
+                            || (seg.payload_len > 0 && (h.mode == Mode::Unset || h.is_far(seg.seq)))
                     }
                     SlotState::Free => true,
                 };
@@ -439,10 +452,17 @@ impl<'s> Tracker<'s> {
         let d = dir.index();
         let slot = self.table.slot(i);
         let FlowSlot { info, half, .. } = slot;
-        let mut env = Env { pool: &mut self.pool, stats, cfg: &self.cfg, sink };
+        let mut env = Env {
+            pool: &mut self.pool,
+            stats,
+            cfg: &self.cfg,
+            sink,
+        };
         info.last_ts = ts;
         if info.macs.is_none() {
-            info.macs = pkt.macs.map(|m| if dir == Dir::AtoB { m } else { [m[1], m[0]] });
+            info.macs = pkt
+                .macs
+                .map(|m| if dir == Dir::AtoB { m } else { [m[1], m[0]] });
         }
         {
             let di = &mut info.dirs[d];
@@ -454,7 +474,7 @@ impl<'s> Tracker<'s> {
         if flags.syn() {
             info.dirs[d].syn = true;
             half[d].syn(seg.seq);
-            data_seq = seg.seq.add(1);
+            data_seq = seg.seq.wrapping_add(1);
         }
         if flags.ack() {
             half[1 - d].peer_ack(seg.ack);
@@ -500,7 +520,12 @@ impl<'s> Tracker<'s> {
             return;
         }
         let FlowSlot { info, half, .. } = slot;
-        let mut env = Env { pool: &mut self.pool, stats, cfg: &self.cfg, sink };
+        let mut env = Env {
+            pool: &mut self.pool,
+            stats,
+            cfg: &self.cfg,
+            sink,
+        };
         for dir in Dir::BOTH {
             half[dir.index()].flush(info, dir, &mut env);
             half[dir.index()].release(env.pool);

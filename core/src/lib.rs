@@ -40,14 +40,15 @@ pub mod engine;
 mod hash;
 pub mod pool;
 pub mod seq;
+pub mod sizing;
 pub mod stats;
 pub mod stream;
 pub mod table;
 
 pub use decode::{Addr, DecodeError, LinkType, Vlans};
 pub use engine::{
-    CloseReason, Config, Dir, DirInfo, Engine, FlowInfo, FlowKey, GapReason, OverlapPolicy,
-    Sink, Storage,
+    CloseReason, Config, Dir, DirInfo, Engine, FlowInfo, FlowKey, GapReason, OverlapPolicy, Sink,
+    Storage,
 };
 
 /// Capture time: nanoseconds since the Unix epoch (u64 lasts until 2554). The core has no
@@ -70,11 +71,12 @@ impl Timestamp {
         (self.0 % 1_000_000_000) as u32
     }
 }
+pub use sizing::Capacities;
 pub use stats::Stats;
 
-#[cfg(test)]
-mod testutil;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod testutil;

@@ -24,7 +24,13 @@ pub struct Block {
 }
 
 impl Block {
-    pub const EMPTY: Block = Block { next: NIL, len: 0, offset: 0, cut: 0, data: [0; BLOCK_DATA] };
+    pub const EMPTY: Block = Block {
+        next: NIL,
+        len: 0,
+        offset: 0,
+        cut: 0,
+        data: [0; BLOCK_DATA],
+    };
 
     pub(crate) fn end(&self) -> u64 {
         self.offset + self.len as u64
@@ -51,7 +57,11 @@ impl<'s> Pool<'s> {
             b.next = if i + 1 < n { i as u32 + 1 } else { NIL };
             b.len = 0;
         }
-        Pool { blocks, free: if n > 0 { 0 } else { NIL }, free_count: n as u32 }
+        Pool {
+            blocks,
+            free: if n > 0 { 0 } else { NIL },
+            free_count: n as u32,
+        }
     }
 
     pub(crate) fn alloc(&mut self) -> Option<u32> {

@@ -25,8 +25,8 @@ fn plan(max_len: usize) -> impl Strategy<Value = Plan> {
         let cuts = proptest::collection::vec(1usize..3000, 1..64);
         let overlaps = proptest::collection::vec((0..len, 1usize..2500), 0..8);
         let dups = proptest::collection::vec(any::<prop::sample::Index>(), 0..8);
-        (Just(data), Just(isn), cuts, overlaps, dups, any::<u64>())
-            .prop_map(|(data, isn, cuts, overlaps, dups, shuffle_seed)| {
+        (Just(data), Just(isn), cuts, overlaps, dups, any::<u64>()).prop_map(
+            |(data, isn, cuts, overlaps, dups, shuffle_seed)| {
                 let len = data.len();
                 let mut sends = Vec::new();
                 let mut off = 0;
@@ -53,7 +53,8 @@ fn plan(max_len: usize) -> impl Strategy<Value = Plan> {
                     sends.swap(i, (x % (i as u64 + 1)) as usize);
                 }
                 Plan { data, isn, sends }
-            })
+            },
+        )
     })
 }
 
@@ -75,7 +76,8 @@ fn feed(blocks: usize, cfg: Config, frames: &[Vec<u8>]) -> Rec {
     let mut rec = Rec::default();
     let mut e = store.engine(cfg);
     for (i, f) in frames.iter().enumerate() {
-        e.process(Timestamp(i as u64 * 1000), LinkType::ETHERNET, f, &mut rec).unwrap();
+        e.process(Timestamp(i as u64 * 1000), LinkType::ETHERNET, f, &mut rec)
+            .unwrap();
     }
     e.finish(&mut rec);
     assert_eq!(e.free_blocks() as usize, blocks, "pool blocks leaked");

@@ -8,7 +8,7 @@ pub struct SeqNum(pub u32);
 
 impl SeqNum {
     /// `self + n`, wrapping.
-    pub fn add(self, n: u32) -> SeqNum {
+    pub fn wrapping_add(self, n: u32) -> SeqNum {
         SeqNum(self.0.wrapping_add(n))
     }
 
@@ -25,7 +25,7 @@ mod tests {
     #[test]
     fn wraps_and_compares_across_zero() {
         let a = SeqNum(u32::MAX - 9);
-        let b = a.add(20);
+        let b = a.wrapping_add(20);
         assert_eq!(b, SeqNum(10));
         assert_eq!(b.diff(a), 20);
         assert_eq!(a.diff(b), -20);

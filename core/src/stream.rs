@@ -130,7 +130,7 @@ impl Half {
                 self.mode = Mode::Open;
                 self.isn = seq;
                 self.has_syn = true;
-                self.next_seq = seq.add(1);
+                self.next_seq = seq.wrapping_add(1);
                 true
             }
             _ => self.has_syn && self.isn == seq,
@@ -174,7 +174,7 @@ impl Half {
         if self.fin_off != NO_FIN {
             return;
         }
-        if let Some(off) = self.offset_of(seq.add(len)) {
+        if let Some(off) = self.offset_of(seq.wrapping_add(len)) {
             // A FIN before bytes already delivered is bogus; the stream ends where it is.
             self.fin_off = (off.max(0) as u64).max(self.next);
             if self.mode == Mode::Provisional {
@@ -314,7 +314,11 @@ impl Half {
                     continue;
                 }
             }
-            let piece_end = if cur != NIL { env.pool.get(cur).offset.min(end) } else { end };
+            let piece_end = if cur != NIL {
+                env.pool.get(cur).offset.min(end)
+            } else {
+                end
+            };
             let piece = &data[(pos - off) as usize..(piece_end - off) as usize];
             let piece_cut = if piece_end == end { cut } else { 0 };
             self.place(info, dir, env, pos, piece, piece_cut, prev);
@@ -420,7 +424,11 @@ impl Half {
             }
             let Some(i) = env.pool.alloc() else { return };
             let n = piece.len().min(BLOCK_DATA);
-            let next_in_list = if prev == NIL { self.head } else { env.pool.get(prev).next };
+            let next_in_list = if prev == NIL {
+                self.head
+            } else {
+                env.pool.get(prev).next
+            };
             let b = env.pool.get_mut(i);
             b.offset = pos;
             b.len = n as u16;
@@ -486,7 +494,7 @@ impl Half {
             low = self.next;
         }
         let delta = low as i64 - self.next as i64;
-        self.next_seq = self.next_seq.add(delta as i32 as u32);
+        self.next_seq = self.next_seq.wrapping_add(delta as i32 as u32);
         self.next = low;
         self.origin = low;
         self.mode = Mode::Open;
@@ -534,7 +542,13 @@ impl Half {
         }
     }
 
-    fn deliver<S: Sink>(&mut self, info: &mut FlowInfo, dir: Dir, env: &mut Env<'_, '_, S>, data: &[u8]) {
+    fn deliver<S: Sink>(
+        &mut self,
+        info: &mut FlowInfo,
+        dir: Dir,
+        env: &mut Env<'_, '_, S>,
+        data: &[u8],
+    ) {
         if data.is_empty() {
             return;
         }
@@ -554,7 +568,8 @@ impl Half {
         if len == 0 {
             return;
         }
-        env.sink.gap(info, dir, self.next - self.origin, len, reason);
+        env.sink
+            .gap(info, dir, self.next - self.origin, len, reason);
         env.stats.gaps += 1;
         env.stats.gap_bytes += len;
         let di = &mut info.dirs[dir.index()];
@@ -565,14 +580,19 @@ impl Half {
 
     fn advance(&mut self, info: &mut FlowInfo, dir: Dir, n: u64) {
         self.next += n;
-        self.next_seq = self.next_seq.add(n as u32);
+        self.next_seq = self.next_seq.wrapping_add(n as u32);
         info.dirs[dir.index()].stream_len = self.next - self.origin;
     }
 
     /// The connection is over: deliver everything held, reporting each hole as a gap, and the
     /// bytes known to have been sent after the last one received (up to the FIN, or what the
     /// peer acknowledged).
-    pub(crate) fn flush<S: Sink>(&mut self, info: &mut FlowInfo, dir: Dir, env: &mut Env<'_, '_, S>) {
+    pub(crate) fn flush<S: Sink>(
+        &mut self,
+        info: &mut FlowInfo,
+        dir: Dir,
+        env: &mut Env<'_, '_, S>,
+    ) {
         self.commit(info, dir, env, None);
         if self.mode != Mode::Open {
             return;
@@ -584,7 +604,11 @@ impl Half {
             }
             self.drain(info, dir, env);
         }
-        let end = if self.fin_off != NO_FIN { self.fin_off } else { self.acked };
+        let end = if self.fin_off != NO_FIN {
+            self.fin_off
+        } else {
+            self.acked
+        };
         if end > self.next && ((end - self.next) as i64) < MAX_DISTANCE {
             self.gap(info, dir, env, end - self.next, GapReason::Lost);
         }

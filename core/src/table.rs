@@ -40,7 +40,11 @@ impl FlowSlot {
     pub const EMPTY: FlowSlot = FlowSlot {
         info: FlowInfo {
             slot: 0,
-            key: FlowKey { addr: [Addr::V4([0; 4]); 2], port: [0; 2], vlans: Vlans::NONE },
+            key: FlowKey {
+                addr: [Addr::V4([0; 4]); 2],
+                port: [0; 2],
+                vlans: Vlans::NONE,
+            },
             conn_index: 0,
             first_ts: Timestamp(0),
             last_ts: Timestamp(0),
@@ -63,7 +67,11 @@ struct List {
 }
 
 impl List {
-    const EMPTY: List = List { head: NIL, tail: NIL, len: 0 };
+    const EMPTY: List = List {
+        head: NIL,
+        tail: NIL,
+        len: 0,
+    };
 }
 
 /// Which list a slot is on.
@@ -102,8 +110,11 @@ fn key_words(src: Addr, sport: u16, dst: Addr, dport: u16, vlans: &Vlans) -> [u6
             }
         }
     }
-    let (lo, lop, hi, hip) =
-        if (src, sport) <= (dst, dport) { (src, sport, dst, dport) } else { (dst, dport, src, sport) };
+    let (lo, lop, hi, hip) = if (src, sport) <= (dst, dport) {
+        (src, sport, dst, dport)
+    } else {
+        (dst, dport, src, sport)
+    };
     let (a0, a1, fam) = addr_words(lo);
     let (b0, b1, _) = addr_words(hi);
     let mut v = 0u64;
@@ -111,18 +122,35 @@ fn key_words(src: Addr, sport: u16, dst: Addr, dport: u16, vlans: &Vlans) -> [u6
         v |= (*id as u64) << (12 * i);
     }
     v |= (vlans.as_slice().len() as u64) << 40;
-    [a0, a1, b0, b1, lop as u64 | (hip as u64) << 16 | fam << 32, v]
+    [
+        a0,
+        a1,
+        b0,
+        b1,
+        lop as u64 | (hip as u64) << 16 | fam << 32,
+        v,
+    ]
 }
 
 /// Which direction a packet from `src:sport` to `dst:dport` travels in a flow with `key`, if
 /// it belongs to it.
-fn direction(key: &FlowKey, src: Addr, sport: u16, dst: Addr, dport: u16, vlans: &Vlans) -> Option<Dir> {
+fn direction(
+    key: &FlowKey,
+    src: Addr,
+    sport: u16,
+    dst: Addr,
+    dport: u16,
+    vlans: &Vlans,
+) -> Option<Dir> {
     if key.vlans != *vlans {
         return None;
     }
     if key.port[0] == sport && key.port[1] == dport && key.addr[0] == src && key.addr[1] == dst {
         Some(Dir::AtoB)
-    } else if key.port[0] == dport && key.port[1] == sport && key.addr[0] == dst && key.addr[1] == src
+    } else if key.port[0] == dport
+        && key.port[1] == sport
+        && key.addr[0] == dst
+        && key.addr[1] == src
     {
         Some(Dir::BtoA)
     } else {
@@ -134,7 +162,11 @@ impl<'s> FlowTable<'s> {
     pub(crate) fn new(slots: &'s mut [FlowSlot], index: &'s mut [u32], key: [u64; 2]) -> Self {
         // The index must be a power of two with at least one empty entry per probe sequence;
         // use the largest power of two that fits and at most half of it for slots.
-        let ilen = if index.is_empty() { 0 } else { 1usize << (usize::BITS - 1 - index.len().leading_zeros()) };
+        let ilen = if index.is_empty() {
+            0
+        } else {
+            1usize << (usize::BITS - 1 - index.len().leading_zeros())
+        };
         let index = &mut index[..ilen];
         index.fill(0);
         let n = slots.len().min(ilen / 2).min(NIL as usize - 1);
@@ -395,7 +427,11 @@ mod tests {
 
     fn info(a: u8, ap: u16, b: u8, bp: u16) -> FlowInfo {
         let mut i = FlowSlot::EMPTY.info;
-        i.key = FlowKey { addr: [v4(a), v4(b)], port: [ap, bp], vlans: Vlans::NONE };
+        i.key = FlowKey {
+            addr: [v4(a), v4(b)],
+            port: [ap, bp],
+            vlans: Vlans::NONE,
+        };
         i
     }
 
@@ -409,8 +445,14 @@ mod tests {
         let i = t.take_free().unwrap();
         t.install(i, info(1, 1000, 2, 80), h, true);
         t.last = NIL; // force the index path
-        assert_eq!(t.lookup(v4(2), 80, v4(1), 1000, &Vlans::NONE).0, Some((i, Dir::BtoA)));
-        assert_eq!(t.lookup(v4(1), 1000, v4(2), 80, &Vlans::NONE).0, Some((i, Dir::AtoB)));
+        assert_eq!(
+            t.lookup(v4(2), 80, v4(1), 1000, &Vlans::NONE).0,
+            Some((i, Dir::BtoA))
+        );
+        assert_eq!(
+            t.lookup(v4(1), 1000, v4(2), 80, &Vlans::NONE).0,
+            Some((i, Dir::AtoB))
+        );
         let mut tagged = Vlans::NONE;
         tagged.push(7);
         assert!(t.lookup(v4(1), 1000, v4(2), 80, &tagged).0.is_none());
@@ -453,7 +495,10 @@ mod tests {
         }
         for (&port, &i) in &live {
             t.last = NIL;
-            assert_eq!(t.lookup(v4(1), port, v4(2), 80, &Vlans::NONE).0, Some((i, Dir::AtoB)));
+            assert_eq!(
+                t.lookup(v4(1), port, v4(2), 80, &Vlans::NONE).0,
+                Some((i, Dir::AtoB))
+            );
         }
     }
 

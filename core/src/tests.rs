@@ -13,17 +13,28 @@ fn cfg() -> Config {
 
 /// Feeds frames one millisecond apart, then finishes.
 fn run(store: &mut Store, cfg: Config, frames: &[Vec<u8>]) -> (Rec, crate::Stats) {
-    let mut rec = Rec { allow_rewrite: cfg.overlap == OverlapPolicy::Last, ..Rec::default() };
+    let mut rec = Rec {
+        allow_rewrite: cfg.overlap == OverlapPolicy::Last,
+        ..Rec::default()
+    };
     let mut e = store.engine(cfg);
     for (i, f) in frames.iter().enumerate() {
-        e.process(Timestamp(1_000_000 * (i as u64 + 1)), LinkType::ETHERNET, f, &mut rec).unwrap();
+        e.process(
+            Timestamp(1_000_000 * (i as u64 + 1)),
+            LinkType::ETHERNET,
+            f,
+            &mut rec,
+        )
+        .unwrap();
     }
     e.finish(&mut rec);
     (rec, *e.stats())
 }
 
 fn segments(c: &mut Conv, side: usize, data: &[u8], mss: usize) -> Vec<Vec<u8>> {
-    data.chunks(mss).map(|p| c.send(side, ACK | PSH, p)).collect()
+    data.chunks(mss)
+        .map(|p| c.send(side, ACK | PSH, p))
+        .collect()
 }
 
 #[test]
@@ -112,7 +123,12 @@ fn midstream_pickup_keeps_data_that_arrives_late() {
     let data = pattern(4000, 3);
     let segs = segments(&mut c, 0, &data, 1000);
     // No handshake; the second segment is seen first, then the first.
-    let f = vec![segs[1].clone(), segs[0].clone(), segs[2].clone(), segs[3].clone()];
+    let f = vec![
+        segs[1].clone(),
+        segs[0].clone(),
+        segs[2].clone(),
+        segs[3].clone(),
+    ];
     let (rec, _) = run(&mut Store::new(8, 16), cfg(), &f);
     let fl = rec.find(40004, 0);
     assert_eq!(fl.dirs[0].bytes, data);
@@ -126,7 +142,10 @@ fn midstream_pickup_commits_after_the_hold_and_counts_late_bytes() {
     let segs = segments(&mut c, 0, &data, 100);
     let mut f: Vec<_> = segs[1..].to_vec();
     f.push(segs[0].clone()); // far too late: the stream already started at segment 1
-    let cfg = Config { midstream_hold_segments: 4, ..cfg() };
+    let cfg = Config {
+        midstream_hold_segments: 4,
+        ..cfg()
+    };
     let (rec, stats) = run(&mut Store::new(8, 64), cfg, &f);
     assert_eq!(rec.find(40005, 0).dirs[0].bytes, data[100..]);
     assert_eq!(stats.flow.late_bytes, 100);
@@ -216,7 +235,10 @@ fn overlap_with_different_data_first_wins() {
 
 #[test]
 fn overlap_with_different_data_last_wins() {
-    let cfg = Config { overlap: OverlapPolicy::Last, ..cfg() };
+    let cfg = Config {
+        overlap: OverlapPolicy::Last,
+        ..cfg()
+    };
     let (rec, stats) = run(&mut Store::new(8, 16), cfg, &overlap_frames());
     assert_eq!(rec.find(40010, 0).dirs[0].bytes, b"aaAABBBBcccc");
     assert!(stats.flow.conflict_bytes > 0);
@@ -228,7 +250,12 @@ fn lost_segment_is_a_gap_not_joined_bytes() {
     let data = pattern(5000, 5);
     let mut f = c.handshake();
     let segs = segments(&mut c, 0, &data, 1000);
-    f.extend(segs.iter().enumerate().filter(|(i, _)| *i != 2).map(|(_, s)| s.clone()));
+    f.extend(
+        segs.iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 2)
+            .map(|(_, s)| s.clone()),
+    );
     f.extend(c.close());
     let (rec, stats) = run(&mut Store::new(8, 16), cfg(), &f);
     let fl = rec.find(40011, 0);
@@ -262,7 +289,8 @@ fn full_table_evicts_least_recently_active_with_its_data() {
     let mut t = 0u64;
     let mut feed = |e: &mut crate::Engine<'_>, rec: &mut Rec, f: Vec<u8>| {
         t += 1_000_000;
-        e.process(Timestamp(t), LinkType::ETHERNET, &f, rec).unwrap();
+        e.process(Timestamp(t), LinkType::ETHERNET, &f, rec)
+            .unwrap();
     };
     for c in convs.iter_mut().take(2) {
         for f in c.handshake() {
@@ -291,17 +319,23 @@ fn full_table_evicts_least_recently_active_with_its_data() {
 fn idle_flows_close_on_capture_time() {
     let mut store = Store::new(8, 16);
     let mut rec = Rec::default();
-    let mut e = store.engine(Config { idle_timeout_ns: 10_000_000_000, ..cfg() });
+    let mut e = store.engine(Config {
+        idle_timeout_ns: 10_000_000_000,
+        ..cfg()
+    });
     let mut a = Conv::new(42000, 1, 2);
     let mut b = Conv::new(42001, 1, 2);
     for f in a.handshake() {
-        e.process(Timestamp::from_secs(100), LinkType::ETHERNET, &f, &mut rec).unwrap();
+        e.process(Timestamp::from_secs(100), LinkType::ETHERNET, &f, &mut rec)
+            .unwrap();
     }
     let f = b.send(0, SYN, &[]);
-    e.process(Timestamp::from_secs(105), LinkType::ETHERNET, &f, &mut rec).unwrap();
+    e.process(Timestamp::from_secs(105), LinkType::ETHERNET, &f, &mut rec)
+        .unwrap();
     assert_eq!(rec.find(42000, 0).close, None);
     let f = b.send(0, ACK, b"x");
-    e.process(Timestamp::from_secs(111), LinkType::ETHERNET, &f, &mut rec).unwrap();
+    e.process(Timestamp::from_secs(111), LinkType::ETHERNET, &f, &mut rec)
+        .unwrap();
     assert_eq!(rec.find(42000, 0).close, Some(CloseReason::Idle));
     assert_eq!(rec.find(42001, 0).close, None);
     e.advance(Timestamp::from_secs(200), &mut rec);
@@ -328,7 +362,10 @@ fn snaplen_cut_becomes_a_gap_and_the_stream_goes_on() {
     assert_eq!(fl.dirs[0].bytes, expect);
     assert_eq!(
         fl.dirs[0].gaps,
-        vec![(100, 900, GapReason::Snaplen), (2100, 900, GapReason::Snaplen)]
+        vec![
+            (100, 900, GapReason::Snaplen),
+            (2100, 900, GapReason::Snaplen)
+        ]
     );
     assert_eq!(stats.decode.snaplen_cut, 2);
 }
@@ -405,7 +442,12 @@ fn vlans_separate_flows() {
         v.extend_from_slice(&f[12..]);
         v
     };
-    let frames = vec![tagged(&f, 0x2064), tagged(&g, 0x2064), tagged(&f, 7), g.clone()];
+    let frames = vec![
+        tagged(&f, 0x2064),
+        tagged(&g, 0x2064),
+        tagged(&f, 7),
+        g.clone(),
+    ];
     let (rec, _) = run(&mut Store::new(8, 16), cfg(), &frames);
     assert_eq!(rec.flows.len(), 3);
     assert_eq!(rec.flows[0].key.vlans.outer(), Some(100));

@@ -6,7 +6,9 @@ use std::vec;
 use std::vec::Vec;
 
 use crate::defrag::FragSlot;
-use crate::engine::{CloseReason, Config, Dir, Engine, FlowInfo, FlowKey, GapReason, Sink, Storage};
+use crate::engine::{
+    CloseReason, Config, Dir, Engine, FlowInfo, FlowKey, GapReason, Sink, Storage,
+};
 use crate::pool::Block;
 use crate::table::FlowSlot;
 
@@ -75,7 +77,10 @@ pub struct Rec {
 
 impl Rec {
     fn cur(&mut self, flow: &FlowInfo) -> &mut FlowRec {
-        let i = *self.by_slot.get(&flow.slot).expect("event for a flow never opened");
+        let i = *self
+            .by_slot
+            .get(&flow.slot)
+            .expect("event for a flow never opened");
         let r = &mut self.flows[i];
         assert!(r.close.is_none(), "event after close");
         assert_eq!(r.key, flow.key);
@@ -89,7 +94,12 @@ impl Rec {
             .iter()
             .filter(|f| f.key.port[0] == a_port && f.conn_index == conn_index)
             .collect();
-        assert_eq!(v.len(), 1, "flows with port {a_port} conn {conn_index}: {:?}", self.flows);
+        assert_eq!(
+            v.len(),
+            1,
+            "flows with port {a_port} conn {conn_index}: {:?}",
+            self.flows
+        );
         v[0]
     }
 }
@@ -97,7 +107,10 @@ impl Rec {
 impl Sink for Rec {
     fn open(&mut self, flow: &FlowInfo) {
         if let Some(&i) = self.by_slot.get(&flow.slot) {
-            assert!(self.flows[i].close.is_some(), "slot reopened while its flow is open");
+            assert!(
+                self.flows[i].close.is_some(),
+                "slot reopened while its flow is open"
+            );
         }
         self.flows.push(FlowRec {
             key: flow.key,
@@ -139,14 +152,20 @@ impl Sink for Rec {
     fn redelivered(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
         let d = &mut self.cur(flow).dirs[dir.index()];
         let end = offset as usize + data.len();
-        assert!(end as u64 <= d.next, "redelivered beyond what was delivered");
+        assert!(
+            end as u64 <= d.next,
+            "redelivered beyond what was delivered"
+        );
         d.bytes[offset as usize..end] != *data
     }
 
     fn close(&mut self, flow: &FlowInfo, reason: CloseReason) {
         let r = self.cur(flow);
         for (i, d) in r.dirs.iter().enumerate() {
-            assert_eq!(flow.dirs[i].stream_len, d.next, "stream_len disagrees with events");
+            assert_eq!(
+                flow.dirs[i].stream_len, d.next,
+                "stream_len disagrees with events"
+            );
         }
         r.close = Some(reason);
         r.info = Some(*flow);
@@ -210,14 +229,25 @@ pub struct Conv {
 
 impl Conv {
     pub fn new(cport: u16, isn_c: u32, isn_s: u32) -> Self {
-        Conv { client: ([10, 0, 0, 1], cport), server: ([10, 0, 0, 2], 80), seq: [isn_c, isn_s] }
+        Conv {
+            client: ([10, 0, 0, 1], cport),
+            server: ([10, 0, 0, 2], 80),
+            seq: [isn_c, isn_s],
+        }
     }
 
     /// A frame from `side` (0 client, 1 server) with explicit sequence number.
     pub fn frame_at(&self, side: usize, seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
-        let (s, d) = if side == 0 { (self.client, self.server) } else { (self.server, self.client) };
+        let (s, d) = if side == 0 {
+            (self.client, self.server)
+        } else {
+            (self.server, self.client)
+        };
         let ack = self.seq[1 - side];
-        ether(0x0800, &ipv4(s.0, d.0, 6, &tcp(s.1, d.1, seq, ack, flags, payload)))
+        ether(
+            0x0800,
+            &ipv4(s.0, d.0, 6, &tcp(s.1, d.1, seq, ack, flags, payload)),
+        )
     }
 
     /// A frame from `side` at its current sequence number; advances it.
@@ -233,12 +263,20 @@ impl Conv {
 
     /// SYN, SYN-ACK, ACK.
     pub fn handshake(&mut self) -> Vec<Vec<u8>> {
-        vec![self.send(0, SYN, &[]), self.send(1, SYN | ACK, &[]), self.send(0, ACK, &[])]
+        vec![
+            self.send(0, SYN, &[]),
+            self.send(1, SYN | ACK, &[]),
+            self.send(0, ACK, &[]),
+        ]
     }
 
     /// FIN from each side and the last ACK.
     pub fn close(&mut self) -> Vec<Vec<u8>> {
-        vec![self.send(0, FIN | ACK, &[]), self.send(1, FIN | ACK, &[]), self.send(0, ACK, &[])]
+        vec![
+            self.send(0, FIN | ACK, &[]),
+            self.send(1, FIN | ACK, &[]),
+            self.send(0, ACK, &[]),
+        ]
     }
 }
 

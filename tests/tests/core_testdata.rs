@@ -46,7 +46,14 @@ impl Sink for Files {
         f[offset as usize..end].copy_from_slice(data);
     }
 
-    fn gap(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, len: u64, _: tcpflow_core::GapReason) {
+    fn gap(
+        &mut self,
+        flow: &FlowInfo,
+        dir: Dir,
+        offset: u64,
+        len: u64,
+        _: tcpflow_core::GapReason,
+    ) {
         let f = self.files.entry(name(flow, dir)).or_default();
         let end = (offset + len) as usize;
         if f.len() < end {
@@ -80,14 +87,22 @@ fn run_case(dir: &Path) -> Result<(), String> {
     let mut sink = Files::default();
     for (i, r) in cap.records.iter().enumerate() {
         engine
-            .process(Timestamp(r.ts_ns), LinkType(cap.linktype), &r.data, &mut sink)
+            .process(
+                Timestamp(r.ts_ns),
+                LinkType(cap.linktype),
+                &r.data,
+                &mut sink,
+            )
             .map_err(|e| format!("packet {}: {e:?}", i + 1))?;
     }
     engine.finish(&mut sink);
     let mut expected = BTreeMap::new();
     for e in std::fs::read_dir(dir.join("expected")).unwrap() {
         let e = e.unwrap();
-        expected.insert(e.file_name().into_string().unwrap(), std::fs::read(e.path()).unwrap());
+        expected.insert(
+            e.file_name().into_string().unwrap(),
+            std::fs::read(e.path()).unwrap(),
+        );
     }
     let got: Vec<_> = sink.files.keys().collect();
     let want: Vec<_> = expected.keys().collect();
@@ -97,8 +112,16 @@ fn run_case(dir: &Path) -> Result<(), String> {
     for (n, w) in &expected {
         let g = &sink.files[n];
         if g != w {
-            let at = g.iter().zip(w).position(|(a, b)| a != b).unwrap_or(g.len().min(w.len()));
-            return Err(format!("{n}: {} bytes, want {}; first difference at {at}", g.len(), w.len()));
+            let at = g
+                .iter()
+                .zip(w)
+                .position(|(a, b)| a != b)
+                .unwrap_or(g.len().min(w.len()));
+            return Err(format!(
+                "{n}: {} bytes, want {}; first difference at {at}",
+                g.len(),
+                w.len()
+            ));
         }
     }
     Ok(())
@@ -117,7 +140,17 @@ fn core_reconstructs_every_testdata_case() {
     assert!(cases.len() >= 25, "testdata cases missing");
     let failures: Vec<String> = cases
         .iter()
-        .filter_map(|c| run_case(c).err().map(|e| format!("{}: {e}", c.file_name().unwrap().to_string_lossy())))
+        .filter_map(|c| {
+            run_case(c)
+                .err()
+                .map(|e| format!("{}: {e}", c.file_name().unwrap().to_string_lossy()))
+        })
         .collect();
-    assert!(failures.is_empty(), "{} of {} cases differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
