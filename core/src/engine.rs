@@ -180,6 +180,10 @@ pub struct Config {
     pub midstream_hold_segments: u32,
     /// Key of the flow table's hash; the host draws it at random.
     pub hash_key: [u64; 2],
+    /// A segment more than this many bytes beyond what the receiver has acknowledged is not
+    /// placed (counted as out of window): no real window is that large, and placing it would
+    /// leave a hole of that size in the output.
+    pub max_jump: u64,
 }
 
 impl Default for Config {
@@ -191,6 +195,7 @@ impl Default for Config {
             max_blocks_per_dir: 512,
             midstream_hold_segments: 16,
             hash_key: [0x736f_6d65_7073_6575, 0x646f_7261_6e64_6f6d],
+            max_jump: 64 << 20,
         }
     }
 }
@@ -409,9 +414,13 @@ impl<'s> Tracker<'s> {
                             && !(h.has_syn && h.isn == seg.seq)
                     }
                     SlotState::Closed => {
+                        // A repeat of the finished connection's own SYN is not a new one.
                         let h = &slot.half[d.index()];
-                        flags.syn()
-                            || (seg.payload_len > 0 && (h.mode == Mode::Unset || h.is_far(seg.seq)))
+                        let old_syn = h.has_syn && h.isn == seg.seq;
+                        (flags.syn() && !old_syn)
+                            || (!flags.syn()
+                                && seg.payload_len > 0
+                                && (h.mode == Mode::Unset || h.is_far(seg.seq)))
                     }
                     SlotState::Free => true,
                 };

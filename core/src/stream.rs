@@ -61,8 +61,9 @@ pub(crate) struct Half {
     pub(crate) has_syn: bool,
     /// Internal offset of the FIN, or `NO_FIN`.
     fin_off: u64,
-    /// Highest internal offset the peer acknowledged (0: none).
+    /// Highest internal offset the peer acknowledged, once `peer_acked`.
     acked: u64,
+    peer_acked: bool,
     head: u32,
     tail: u32,
     blocks: u32,
@@ -80,6 +81,7 @@ impl Half {
         has_syn: false,
         fin_off: NO_FIN,
         acked: 0,
+        peer_acked: false,
         head: NIL,
         tail: NIL,
         blocks: 0,
@@ -112,6 +114,14 @@ impl Half {
         }
     }
 
+    /// Nothing placed yet: the sequence numbers are only as good as the SYN they came from.
+    fn pristine(&self) -> bool {
+        self.mode == Mode::Open
+            && self.next == self.origin
+            && self.head == NIL
+            && self.fin_off == NO_FIN
+    }
+
     /// Whether `seq` is too far from where this direction stopped to belong to it (a new
     /// connection on a closed 4-tuple rather than a late packet of the old one).
     pub(crate) fn is_far(&self, seq: SeqNum) -> bool {
@@ -133,6 +143,13 @@ impl Half {
                 self.next_seq = seq.wrapping_add(1);
                 true
             }
+            // Several SYN-ACKs with different ISNs (a middlebox, a retry): until data flows,
+            // the newest one counts.
+            _ if self.has_syn && self.isn != seq && self.pristine() => {
+                self.isn = seq;
+                self.next_seq = seq.wrapping_add(1);
+                true
+            }
             _ => self.has_syn && self.isn == seq,
         }
     }
@@ -143,6 +160,8 @@ impl Half {
         self.next_seq = seq;
         self.next = if hold { HOLD_BASE } else { 0 };
         self.origin = self.next;
+        self.acked = 0;
+        self.peer_acked = false;
     }
 
     /// The peer acknowledged up to `ack`: bytes before it were sent, so if they never arrive
@@ -152,8 +171,9 @@ impl Half {
             return;
         }
         if let Some(off) = self.offset_of(ack) {
-            if off > self.acked as i64 {
-                self.acked = off as u64;
+            if !self.peer_acked || off > self.acked as i64 {
+                self.acked = off.max(0) as u64;
+                self.peer_acked = true;
             }
         }
     }
@@ -201,11 +221,30 @@ impl Half {
         if self.mode == Mode::Unset {
             self.start_midstream(seq, env.cfg.midstream_hold_segments > 0);
         }
-        let Some(mut off) = self.offset_of(seq) else {
-            env.stats.out_of_window += 1;
-            env.stats.out_of_window_bytes += claimed as u64;
-            return;
+        let mut off = match self.offset_of(seq) {
+            Some(off) => off,
+            // The first data lands far from the SYN's ISN: the SYN was not this connection's
+            // (a stale retransmission, a spoofed reply). The data is the better anchor.
+            None if self.pristine() => {
+                self.start_midstream(seq, env.cfg.midstream_hold_segments > 0);
+                self.next as i64
+            }
+            None => {
+                env.stats.out_of_window += 1;
+                env.stats.out_of_window_bytes += claimed as u64;
+                return;
+            }
         };
+        // Far beyond anything the receiver acknowledged: not data of this stream (a crafted
+        // or corrupt segment); placing it would leave a hole of that size.
+        if self.mode == Mode::Open && self.peer_acked {
+            let anchor = self.next.max(self.acked) as i64;
+            if off - anchor > env.cfg.max_jump as i64 {
+                env.stats.out_of_window += 1;
+                env.stats.out_of_window_bytes += claimed as u64;
+                return;
+            }
+        }
         let mut data = data;
         let mut cut = claimed.saturating_sub(data.len() as u32);
         let open = self.mode == Mode::Open;

@@ -473,3 +473,61 @@ fn a_flow_direction_sees_only_its_own_bytes() {
     assert_eq!(rec.find(42008, 0).dirs[Dir::BtoA.index()].bytes, da);
     assert_eq!(rec.find(42009, 0).dirs[Dir::AtoB.index()].bytes, db);
 }
+
+#[test]
+fn newest_syn_ack_counts_until_data_flows() {
+    // Three SYN-ACKs with different ISNs; the data follows the last one.
+    let mut c = Conv::new(42010, 100, 7000);
+    let mut f = vec![c.send(0, SYN, &[])];
+    f.push(c.frame_at(1, 1_000_000, SYN | ACK, &[]));
+    f.push(c.frame_at(1, 2_000_000, SYN | ACK, &[]));
+    f.push(c.send(1, SYN | ACK, &[]));
+    f.push(c.send(0, ACK, b"req"));
+    f.push(c.send(1, ACK, b"response"));
+    let (rec, stats) = run(&mut Store::new(8, 16), cfg(), &f);
+    assert_eq!(rec.find(42010, 0).dirs[1].bytes, b"response");
+    assert_eq!(stats.flow.out_of_window, 0);
+}
+
+#[test]
+fn data_far_from_a_stale_syn_ack_re_anchors_the_direction() {
+    // The SYN-ACK seen last is not the one the data follows (TCP Fast Open retries).
+    let mut c = Conv::new(42011, 100, 7000);
+    let mut f = vec![c.send(0, SYN, &[]), c.send(1, SYN | ACK, &[])];
+    f.push(c.frame_at(1, 3_000_000_000, SYN | ACK, &[]));
+    f.push(c.send(0, ACK, b"req"));
+    f.push(c.send(1, ACK, b"resp"));
+    f.push(c.send(1, ACK, b"onse"));
+    let (rec, _) = run(&mut Store::new(8, 16), cfg(), &f);
+    assert_eq!(rec.find(42011, 0).dirs[1].bytes, b"response");
+}
+
+#[test]
+fn a_repeated_capture_of_a_closed_connection_is_not_a_new_one() {
+    let mut c = Conv::new(42012, 100, 7000);
+    let mut f = c.handshake();
+    f.push(c.send(0, ACK, b"only once"));
+    f.extend(c.close());
+    let again = f.clone();
+    f.extend(again); // the same packets again, as a duplicated capture has them
+    let (rec, stats) = run(&mut Store::new(8, 16), cfg(), &f);
+    assert_eq!(rec.flows.len(), 1, "{:#?}", rec.flows);
+    assert_eq!(rec.find(42012, 0).dirs[0].bytes, b"only once");
+    assert_eq!(stats.flow.reused, 0);
+    assert_eq!(stats.flow.after_close_bytes, 9);
+}
+
+#[test]
+fn segment_far_beyond_the_acknowledged_window_is_not_placed() {
+    let mut c = Conv::new(42013, 100, 7000);
+    let mut f = c.handshake();
+    f.push(c.send(0, ACK, b"abc"));
+    f.push(c.send(1, ACK, &[])); // the server acknowledges "abc"
+    let far = c.seq[0].wrapping_add(400 << 20);
+    f.push(c.frame_at(0, far, ACK, b"junk"));
+    f.push(c.send(0, ACK, b"def"));
+    f.extend(c.close());
+    let (rec, stats) = run(&mut Store::new(8, 16), cfg(), &f);
+    assert_eq!(rec.find(42013, 0).dirs[0].bytes, b"abcdef");
+    assert_eq!(stats.flow.out_of_window_bytes, 4);
+}
