@@ -496,18 +496,23 @@ impl<'s> Tracker<'s> {
             half[d].fin(info, dir, &mut env, data_seq, seg.payload_len);
         }
         if flags.rst() {
+            // The side that reset sends nothing more; the other side's data already in
+            // flight still arrives (and is kept, as tshark keeps it), so the flow closes
+            // when that side is done too.
             info.dirs[d].rst = true;
-            self.close(i, CloseReason::Rst, stats, sink);
-            return;
         }
         let over = |h: &crate::stream::Half, di: &DirInfo| {
-            h.finished() || h.fin_acked() || (h.mode == Mode::Unset && di.packets == 0)
+            h.finished() || h.fin_acked() || di.rst || (h.mode == Mode::Unset && di.packets == 0)
         };
-        if (half[0].fin_seen() || half[1].fin_seen())
-            && over(&half[0], &info.dirs[0])
-            && over(&half[1], &info.dirs[1])
-        {
-            self.close(i, CloseReason::Fin, stats, sink);
+        let ending =
+            half[0].fin_seen() || half[1].fin_seen() || info.dirs[0].rst || info.dirs[1].rst;
+        if ending && over(&half[0], &info.dirs[0]) && over(&half[1], &info.dirs[1]) {
+            let reason = if info.dirs[0].rst || info.dirs[1].rst {
+                CloseReason::Rst
+            } else {
+                CloseReason::Fin
+            };
+            self.close(i, reason, stats, sink);
         }
     }
 
@@ -529,6 +534,24 @@ impl<'s> Tracker<'s> {
             return;
         }
         let FlowSlot { info, half, .. } = slot;
+        // A reset connection that ends by time or input still ended with a reset.
+        let reason = match reason {
+            CloseReason::Idle | CloseReason::EndOfInput | CloseReason::Reused
+                if info.dirs[0].rst || info.dirs[1].rst =>
+            {
+                CloseReason::Rst
+            }
+            r => r,
+        };
+        // A reset connection that ends by time or input still ended with a reset.
+        let reason = match reason {
+            CloseReason::Idle | CloseReason::EndOfInput | CloseReason::Reused
+                if info.dirs[0].rst || info.dirs[1].rst =>
+            {
+                CloseReason::Rst
+            }
+            r => r,
+        };
         let mut env = Env {
             pool: &mut self.pool,
             stats,

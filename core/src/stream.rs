@@ -218,6 +218,10 @@ impl Half {
         if claimed == 0 {
             return;
         }
+        if info.dirs[dir.index()].rst {
+            env.stats.after_close_bytes += claimed as u64;
+            return;
+        }
         if self.mode == Mode::Unset {
             self.start_midstream(seq, env.cfg.midstream_hold_segments > 0);
         }

@@ -531,3 +531,21 @@ fn segment_far_beyond_the_acknowledged_window_is_not_placed() {
     assert_eq!(rec.find(42013, 0).dirs[0].bytes, b"abcdef");
     assert_eq!(stats.flow.out_of_window_bytes, 4);
 }
+
+#[test]
+fn data_in_flight_after_the_peer_resets_is_kept() {
+    let mut c = Conv::new(42014, 100, 7000);
+    let mut f = c.handshake();
+    f.push(c.send(0, ACK, b"req"));
+    f.push(c.send(0, FIN | ACK, &[]));
+    f.push(c.send(1, ACK, b"part one, "));
+    f.push(c.send(0, RST, &[]));
+    f.push(c.send(1, ACK, b"part two"));
+    f.push(c.send(0, RST, &[]));
+    f.push(c.send(1, FIN | ACK, &[]));
+    let (rec, stats) = run(&mut Store::new(8, 16), cfg(), &f);
+    let fl = rec.find(42014, 0);
+    assert_eq!(fl.dirs[1].bytes, b"part one, part two");
+    assert_eq!(fl.close, Some(CloseReason::Rst));
+    assert_eq!(stats.flow.closed_rst, 1);
+}
