@@ -416,7 +416,8 @@ impl<'s> Tracker<'s> {
                     SlotState::Closed => {
                         // A repeat of the finished connection's own SYN is not a new one.
                         let h = &slot.half[d.index()];
-                        let old_syn = h.has_syn && h.isn == seg.seq;
+                        let reset = slot.info.dirs[0].rst || slot.info.dirs[1].rst;
+                        let old_syn = h.has_syn && h.isn == seg.seq && !reset;
                         (flags.syn() && !old_syn)
                             || (!flags.syn()
                                 && seg.payload_len > 0
@@ -481,6 +482,9 @@ impl<'s> Tracker<'s> {
         env.stats.payload_bytes += seg.payload_len as u64;
         let mut data_seq = seg.seq;
         if flags.syn() {
+            // A SYN after this side's own reset is a retry: the reset ended the attempt, not
+            // the connection.
+            info.dirs[d].rst = false;
             info.dirs[d].syn = true;
             half[d].syn(seg.seq);
             data_seq = seg.seq.wrapping_add(1);

@@ -549,3 +549,31 @@ fn data_in_flight_after_the_peer_resets_is_kept() {
     assert_eq!(fl.close, Some(CloseReason::Rst));
     assert_eq!(stats.flow.closed_rst, 1);
 }
+
+#[test]
+fn a_syn_retried_after_a_reset_continues_or_restarts_the_connection() {
+    // The client resets its first attempt, then retries with the same ISN: one connection.
+    let mut c = Conv::new(42015, 100, 7000);
+    let mut f = vec![
+        c.frame_at(0, 100, SYN, &[]),
+        c.frame_at(1, 5, ACK, &[]),
+        c.frame_at(0, 101, RST, &[]),
+    ];
+    f.extend(c.handshake());
+    f.push(c.send(0, ACK, b"hello"));
+    f.extend(c.close());
+    let (rec, _) = run(&mut Store::new(8, 16), cfg(), &f);
+    assert_eq!(rec.flows.len(), 1);
+    assert_eq!(rec.find(42015, 0).dirs[0].bytes, b"hello");
+    // The server refuses the first SYN; the retry with the same ISN is the same connection,
+    // whose reset is forgotten once the server answers with a SYN-ACK.
+    let mut c = Conv::new(42016, 100, 7000);
+    let mut f = vec![c.frame_at(0, 100, SYN, &[]), c.frame_at(1, 5, RST | ACK, &[])];
+    f.extend(c.handshake());
+    f.push(c.send(0, ACK, b"again"));
+    f.extend(c.close());
+    let (rec, _) = run(&mut Store::new(8, 16), cfg(), &f);
+    assert_eq!(rec.flows.len(), 1);
+    assert_eq!(rec.find(42016, 0).dirs[0].bytes, b"again");
+    assert_eq!(rec.find(42016, 0).close, Some(CloseReason::Fin));
+}
