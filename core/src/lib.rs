@@ -41,6 +41,7 @@ mod hash;
 pub mod pool;
 pub mod seq;
 pub mod sizing;
+pub mod spool;
 pub mod stats;
 pub mod stream;
 pub mod table;

@@ -312,8 +312,7 @@ impl SegmentHeader {
             return None;
         }
         let mut d = Dec::new(body);
-        if d.take(4)? != MAGIC || d.u16()? != VERSION || u32::from(d.u16()?) != SEGMENT_HEADER_LEN
-        {
+        if d.take(4)? != MAGIC || d.u16()? != VERSION || u32::from(d.u16()?) != SEGMENT_HEADER_LEN {
             return None;
         }
         let h = SegmentHeader {

@@ -16,8 +16,10 @@
 //!   [`MAX_DATA`] or than the space left in a segment is split.
 //! - **Every segment describes its own flows**: before the first record of a flow in a
 //!   segment the writer repeats the flow's FlowOpen there. Dropping the oldest segment then
-//!   never leaves records nobody can name; the cost is one 86-byte record per flow per
-//!   segment (against 8 more bytes of key in every record, which costs more for bulk data).
+//!   never leaves records nobody can name. The cost is one 86-byte record per active flow
+//!   per segment; the alternative, the key (about 45 bytes) in every record, costs 3% on
+//!   bulk data whatever the segment size and still lacks conn index, first time and MACs.
+//!   Records carry the engine slot and a spool flow id (unique within a writer run).
 //! - Bytes go to storage only in whole blocks of `block_size` at block-aligned offsets, each
 //!   programmed once: `sync` closes a partial block with a Pad record and the next record
 //!   starts at the next block, so NOR flash (no second program without an erase) works.
@@ -33,6 +35,19 @@
 //! everything up to the last whole record is kept, nothing torn is returned. A writer
 //! started on a used storage continues after the newest segment in a new epoch; flows the
 //! old epoch never closed are closed by the reader with [`CloseReason::EndOfInput`].
+//!
+//! Known gap: the header carrying a drop is written with the new segment's first block; a
+//! power cut between the erase and that write loses the count of that one drop (the data
+//! was gone either way).
+//!
+//! ## Sizing
+//! Overhead per segment is its 64-byte header plus 86 bytes per flow active in it; per Data
+//! record 24 bytes. With 16 KiB segments, 8 busy flows and 1448-byte data the measured
+//! write amplification is 1.06 (bytes programmed / stream bytes); 4 KiB segments with as
+//! many flows would pass 1.2. Pick segments of at least 16 KiB (more with many concurrent
+//! flows), and enough of them that one (the unit dropped) is a small part of the spool.
+//! Wear is even by construction: segments are erased strictly round robin, across restarts.
+//! Before erasing a segment the writer reads it once to count what goes.
 //!
 //! [`CloseReason::EndOfInput`]: crate::CloseReason::EndOfInput
 

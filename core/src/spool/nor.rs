@@ -70,7 +70,10 @@ impl<F: NorFlash> NorSpool<F> {
             .checked_mul(sectors_per_segment)
             .filter(|&s| s > 0)
             .ok_or(NorConfigError::TooSmall)?;
-        if write == 0 || block_size == 0 || block_size % write != 0 || segment_size % block_size != 0
+        if write == 0
+            || block_size == 0
+            || block_size % write != 0
+            || segment_size % block_size != 0
         {
             return Err(NorConfigError::BlockSize);
         }

@@ -189,7 +189,7 @@ impl<S: SpoolStorage> SpoolReader<S> {
                 if h.seq <= l.seq {
                     continue;
                 }
-                if h.seq != l.seq + 1 {
+                if h.seq != l.seq.saturating_add(1) {
                     sum.seq_breaks += 1;
                 }
             }
@@ -270,7 +270,7 @@ impl<S: SpoolStorage> SpoolReader<S> {
                     bytes,
                 } => {
                     if let Some(e) = find(flows, slot, id, sum) {
-                        sum.data_bytes += bytes.len() as u64;
+                        sum.data_bytes = sum.data_bytes.saturating_add(bytes.len() as u64);
                         sink.data(&e.info, dir, offset, bytes);
                     }
                 }
@@ -283,7 +283,8 @@ impl<S: SpoolStorage> SpoolReader<S> {
                     reason,
                 } => {
                     if let Some(e) = find(flows, slot, id, sum) {
-                        sum.gap_bytes += len;
+                        // Saturating: a record's length is whatever the storage holds.
+                        sum.gap_bytes = sum.gap_bytes.saturating_add(len);
                         sink.gap(&e.info, dir, offset, len, reason);
                     }
                 }

@@ -423,8 +423,8 @@ impl<'a, S: SpoolStorage> SpoolWriter<'a, S> {
     fn fail(&mut self, e: S::Error) {
         self.note_error(e);
         self.broken = true;
-        self.stats.records -= self.pending_records;
-        self.stats.payload_bytes -= self.pending_bytes;
+        self.stats.records = self.stats.records.saturating_sub(self.pending_records);
+        self.stats.payload_bytes = self.stats.payload_bytes.saturating_sub(self.pending_bytes);
         self.lost(self.pending_records, self.pending_bytes);
         self.pending_records = 0;
         self.pending_bytes = 0;
@@ -460,10 +460,12 @@ impl<'a, S: SpoolStorage> SpoolWriter<'a, S> {
             return;
         }
         self.stats.segments_erased += 1;
-        self.drops.flows += dropped.flows;
-        self.drops.bytes += dropped.bytes;
-        self.drops.segments += dropped.segments;
-        self.seq += 1;
+        // Saturating: the counters and the sequence number come from storage, which a
+        // crafted spool could set near the top.
+        self.drops.flows = self.drops.flows.saturating_add(dropped.flows);
+        self.drops.bytes = self.drops.bytes.saturating_add(dropped.bytes);
+        self.drops.segments = self.drops.segments.saturating_add(dropped.segments);
+        self.seq = self.seq.saturating_add(1);
         self.cur = Some(idx);
         self.next_index = (idx + 1) % self.seg_count;
         self.pos = 0;
@@ -494,7 +496,7 @@ impl<'a, S: SpoolStorage> SpoolWriter<'a, S> {
         {
             match rec {
                 Record::Open(o) if o.first => d.flows += 1,
-                Record::Data { bytes, .. } => d.bytes += bytes.len() as u64,
+                Record::Data { bytes, .. } => d.bytes = d.bytes.saturating_add(bytes.len() as u64),
                 _ => {}
             }
             pos += len;
