@@ -1,0 +1,510 @@
+//! The command line: tcpflow 1.6's everyday flags, documented where they are defined (this is
+//! the manual `--help` prints).
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+use crate::output::{ConsoleFormat, ConsoleOpts};
+use crate::template::{self, Template};
+
+const ABOUT: &str = "Reconstruct the TCP connections of a capture file or a live interface: \
+each direction of each connection is written to its own file.";
+
+const LONG_ABOUT: &str = "\
+Reconstruct the TCP connections of a capture file or a live interface: each direction of each
+connection is written to its own file, its bytes at their stream offsets, so that protocols
+can be read, checked and carved.
+
+Files are named as tcpflow 1.6 names them (see -T): 010.000.000.001.40000-010.000.000.002.00080
+is what 10.0.0.1 port 40000 sent to 10.0.0.2 port 80. IPv6 addresses are written compressed,
+a VLAN-tagged flow gets --ID appended, and a reused 4-tuple (a new connection on the same
+addresses and ports) gets c1, c2, ... A file from an earlier run with the same name is
+overwritten. Bytes that were never captured stay a hole in the file (zeros when read) and are
+listed in the report, so lost data can be told apart from real zeros. Each file's
+modification time is its connection's first packet.
+
+Packets are reassembled: retransmissions and overlaps never duplicate bytes (the first copy
+wins unless --overlap last), out-of-order segments are put in place, IPv4 and IPv6 fragments
+are reassembled, Ethernet padding is never taken as data.
+
+A report (report.xml in the output folder, DFXML as tcpflow 1.6 writes it, see -X and
+--report-json) lists every direction with its times, addresses, packets, gaps and
+conflicting retransmissions, then every counter of the run.
+
+Input: pcap and pcapng files read by libpcap; .gz, .xz and .bz2 files (recognised by their
+content) are decompressed on the fly. Link types: Ethernet (with 802.1Q/802.1ad VLAN tags),
+Linux cooked (SLL, SLL2), raw IP, BSD loopback/null.
+
+EXPRESSION is a tcpdump (BPF) filter compiled by libpcap, applied to files and interfaces
+alike, e.g. `tcpflow -r x.pcap port 80`.
+
+Exit status: 0 when everything was read and written (also after SIGINT/SIGTERM, which stop
+reading, write out every flow and the report); 1 when an input could not be read completely
+or an output could not be written (what could be reconstructed is still written); 2 for a
+usage error.";
+
+/// How overlapping copies of the same stream bytes are resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Overlap {
+    /// Keep the first copy seen (tshark, Zeek and Suricata's default).
+    First,
+    /// Keep the last copy seen (tcpflow 1.6's behaviour).
+    Last,
+}
+
+/// The parsed command line, before validation.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tcpflow",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    max_term_width = 100,
+    disable_version_flag = true
+)]
+pub struct Args {
+    /// Read packets from a capture file (pcap or pcapng; .gz/.xz/.bz2 decompressed). May be
+    /// given several times: files are read in order, connections continuing from one file to
+    /// the next. `-` reads standard input.
+    #[arg(short = 'r', value_name = "FILE", action = ArgAction::Append)]
+    pub read: Vec<String>,
+
+    /// Read a capture file after all -r files, only to finish connections already open:
+    /// connections that start in these files are not written.
+    #[arg(short = 'R', value_name = "FILE", action = ArgAction::Append)]
+    pub read_finish: Vec<String>,
+
+    /// The remaining arguments are input files (as -r), not a filter expression.
+    #[arg(short = 'l')]
+    pub list: bool,
+
+    /// Capture live from this network interface. Without -r, -R or -i, the first interface
+    /// libpcap finds is used.
+    #[arg(short = 'i', value_name = "INTERFACE")]
+    pub interface: Option<String>,
+
+    /// Do not put the interface into promiscuous mode.
+    #[arg(short = 'p')]
+    pub no_promisc: bool,
+
+    /// Output folder, created if missing.
+    #[arg(short = 'o', value_name = "DIR", default_value = ".")]
+    pub outdir: PathBuf,
+
+    /// Print each reconstructed chunk to standard output, after a `SRC.PORT-DST.PORT: ` header,
+    /// instead of writing files. Chunks come in stream order (tcpflow 1.6 printed packets as
+    /// they arrived). Non-printable bytes are shown as `.` unless -B.
+    #[arg(short = 'c')]
+    pub console: bool,
+
+    /// As -c, without the header.
+    #[arg(short = 'C')]
+    pub console_no_header: bool,
+
+    /// Show non-printable bytes as `.` on the console (the default with -c/-C, as in tcpflow
+    /// 1.6; kept for scripts that pass it).
+    #[arg(short = 's')]
+    pub strip: bool,
+
+    /// Binary console output: print bytes as they are, non-printable ones too.
+    #[arg(short = 'B')]
+    pub binary: bool,
+
+    /// Hex dump on the console: offset, 32 bytes in hex, the same as text.
+    #[arg(short = 'D')]
+    pub hex: bool,
+
+    /// No newline after each chunk on the console.
+    #[arg(short = '0')]
+    pub no_newline: bool,
+
+    /// Keep at most N bytes of each direction (the rest is counted, not written).
+    #[arg(short = 'b', value_name = "N")]
+    pub max_bytes: Option<u64>,
+
+    /// At most N output files open at once (default: the descriptor limit minus 32). Files
+    /// closed to stay under it are reopened as needed, so any number of connections works.
+    #[arg(short = 'f', value_name = "N")]
+    pub max_fds: Option<usize>,
+
+    /// File name template. %A/%a source address/port, %B/%b destination address/port,
+    /// %E/%e source/destination MAC, %V `--` when VLAN-tagged, %v the (outermost) VLAN id,
+    /// %C `c` and %c the connection index when above 0, %# the index always, %T/%t the
+    /// connection's first packet time (ISO 8601 UTC / Unix seconds), %S the session number
+    /// (connections counted in start order, shared by both directions), %N %K %M %G its
+    /// 3-digit bins (units, thousands, millions, billions), %% a `%`. `/` makes sub-folders.
+    /// %C%c is appended when the template has neither %c nor %#. Names must stay inside the
+    /// output folder.
+    #[arg(short = 'T', value_name = "TEMPLATE", default_value = template::DEFAULT)]
+    pub template: String,
+
+    /// DFXML report path (default: OUTDIR/report.xml; with -c/-C only when given).
+    #[arg(short = 'X', value_name = "FILE")]
+    pub report_xml: Option<PathBuf>,
+
+    /// Write no report.xml (tcpflow 1.6: -S enable_report=NO).
+    #[arg(long = "no-report")]
+    pub no_report: bool,
+
+    /// Also write the report as JSON lines: one object per direction, then one of totals.
+    #[arg(long = "report-json", value_name = "FILE")]
+    pub report_json: Option<PathBuf>,
+
+    /// Write the packets that were not processed (not TCP, not IP, undecodable) to this pcap
+    /// file.
+    #[arg(short = 'w', value_name = "FILE")]
+    pub unprocessed: Option<PathBuf>,
+
+    /// After opening the inputs, drop root privileges and run as USER.
+    #[arg(short = 'U', long = "relinquish-privileges", value_name = "USER")]
+    pub user: Option<String>,
+
+    /// chroot to DIR before dropping privileges (needs -U). The output folder and report
+    /// paths are then inside DIR.
+    #[arg(short = 'z', long = "chroot", value_name = "DIR")]
+    pub chroot: Option<PathBuf>,
+
+    /// Quiet: no summary line, no progress, no warnings.
+    #[arg(short = 'q')]
+    pub quiet: bool,
+
+    /// Verbose: say what is opened and how the engine is sized.
+    #[arg(short = 'v')]
+    pub verbose: bool,
+
+    /// Print the version and exit.
+    #[arg(short = 'V', long = "version", action = ArgAction::Version)]
+    pub version: (),
+
+    /// Most connections tracked at once. When the table is full, the least recently active
+    /// connection is closed (its files written) to make room. Each slot costs a few hundred
+    /// bytes, allocated once at start.
+    #[arg(long = "max-flows", value_name = "N", default_value_t = 262_144)]
+    pub max_flows: u32,
+
+    /// Close a connection after this many seconds without a packet (capture time). 0 never.
+    /// Default: 0 when reading files (as tcpflow 1.6's tcp_timeout), 300 on a live interface,
+    /// so that connections that end without FIN or RST are written out.
+    #[arg(long = "idle-timeout", value_name = "SECS")]
+    pub idle_timeout: Option<u64>,
+
+    /// Which copy wins when retransmitted bytes differ from the first copy (both are counted
+    /// as conflicting in the report).
+    #[arg(long = "overlap", value_name = "POLICY", value_enum, default_value_t = Overlap::First)]
+    pub overlap: Overlap,
+
+    /// Out-of-order pool size in blocks, shared by all connections.
+    #[arg(
+        long = "pool-blocks",
+        value_name = "N",
+        default_value_t = 16_384,
+        hide = true
+    )]
+    pub pool_blocks: u32,
+
+    /// Memory for output buffers, in MiB (data is written when a direction has 64 KiB or the
+    /// total reaches this).
+    #[arg(
+        long = "buffer-mb",
+        value_name = "MIB",
+        default_value_t = 256,
+        hide = true
+    )]
+    pub buffer_mb: usize,
+
+    /// A tcpdump filter expression (or, with -l, input files).
+    #[arg(value_name = "EXPRESSION")]
+    pub expression: Vec<String>,
+
+    // tcpflow 1.6 flags that are not supported: refused with a message, never ignored.
+    #[arg(short = 'a', hide = true)]
+    pub x_all: bool,
+    #[arg(short = 'A', hide = true)]
+    pub x_ah: Option<String>,
+    #[arg(short = 'd', hide = true)]
+    pub x_debug: Option<String>,
+    #[arg(short = 'e', hide = true)]
+    pub x_scanner: Option<String>,
+    #[arg(short = 'E', hide = true)]
+    pub x_scanner_only: Option<String>,
+    #[arg(short = 'x', hide = true)]
+    pub x_disable: Option<String>,
+    #[arg(short = 'H', hide = true)]
+    pub x_scanner_help: bool,
+    #[arg(short = 'F', hide = true)]
+    pub x_format: Option<String>,
+    #[arg(short = 'g', hide = true)]
+    pub x_color: bool,
+    #[arg(short = 'I', hide = true)]
+    pub x_index: bool,
+    #[arg(short = 'J', hide = true)]
+    pub x_json: bool,
+    #[arg(short = 'K', hide = true)]
+    pub x_pcap: bool,
+    #[arg(short = 'L', hide = true)]
+    pub x_lock: Option<String>,
+    #[arg(short = 'm', hide = true)]
+    pub x_min: Option<String>,
+    #[arg(short = 'S', hide = true)]
+    pub x_setting: Option<String>,
+    #[arg(short = 'Z', hide = true)]
+    pub x_gzip: bool,
+}
+
+/// Where packets come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Files {
+        read: Vec<String>,
+        finish: Vec<String>,
+    },
+    /// `None`: the first interface libpcap finds.
+    Live {
+        interface: Option<String>,
+        promisc: bool,
+    },
+}
+
+/// Validated options.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub source: Source,
+    pub filter: Option<String>,
+    pub outdir: PathBuf,
+    pub console: Option<ConsoleOpts>,
+    pub template: Template,
+    pub max_bytes: Option<u64>,
+    pub max_fds: Option<usize>,
+    pub report_xml: Option<PathBuf>,
+    pub report_json: Option<PathBuf>,
+    pub unprocessed: Option<PathBuf>,
+    pub user: Option<String>,
+    pub chroot: Option<PathBuf>,
+    pub quiet: bool,
+    pub verbose: bool,
+    pub max_flows: u32,
+    pub idle_timeout_secs: u64,
+    pub overlap: Overlap,
+    pub pool_blocks: u32,
+    pub buffer_bytes: usize,
+    /// Warnings to print (unless quiet).
+    pub warnings: Vec<String>,
+}
+
+impl Args {
+    /// The first unsupported tcpflow flag given, as a message.
+    fn refused(&self) -> Option<&'static str> {
+        let r = [
+            (self.x_all, "-a (all post-processing scanners) is not supported yet"),
+            (self.x_ah.is_some(), "-A is not supported (deprecated in tcpflow 1.6 too)"),
+            (self.x_debug.is_some(), "-d (debug level) is not supported; -v is verbose"),
+            (self.x_scanner.is_some(), "-e (post-processing scanners: http, md5, netviz) is not supported yet"),
+            (self.x_scanner_only.is_some(), "-E (scanner selection) is not supported yet"),
+            (self.x_disable.is_some(), "-x (disabling scanners) is not supported yet"),
+            (self.x_scanner_help, "-H (scanner help) is not supported: there are no scanners yet"),
+            (self.x_format.is_some(), "-F (file name prefixes) is not supported; use -T (e.g. -T '%K/%A.%a-%B.%b')"),
+            (self.x_color, "-g (coloured console output) is not supported yet"),
+            (self.x_index, "-I (per-flow .findx index files) is not supported yet"),
+            (self.x_json, "-J (JSON console output) is not supported yet; --report-json writes a JSON report"),
+            (self.x_pcap, "-K (per-flow pcap) is not supported yet"),
+            (self.x_lock.is_some(), "-L (semaphore lock) is not supported"),
+            (self.x_min.is_some(), "-m (skip size that starts a new file) is not supported: stream offsets are 64-bit and gaps are holes"),
+            (self.x_setting.is_some(), "-S (settings) is not supported; see --idle-timeout and --no-report"),
+            (self.x_gzip, "-Z (HTTP decompression switch) is not supported: there is no HTTP scanner yet"),
+        ];
+        r.iter().find(|(on, _)| *on).map(|(_, m)| *m)
+    }
+
+    /// Checks the combination of flags.
+    pub fn into_options(self) -> Result<Options, String> {
+        if let Some(m) = self.refused() {
+            return Err(m.to_string());
+        }
+        let template = Template::parse(&self.template).map_err(|e| format!("-T: {e}"))?;
+        template.check_static().map_err(|e| format!("-T: {e}"))?;
+        let mut read = self.read.clone();
+        let mut filter_words = self.expression.clone();
+        if self.list {
+            read.append(&mut filter_words);
+        }
+        let filter = if filter_words.is_empty() {
+            None
+        } else {
+            Some(filter_words.join(" "))
+        };
+        let files = !read.is_empty() || !self.read_finish.is_empty();
+        if files && self.interface.is_some() {
+            return Err("-i cannot be combined with -r or -R: read files or an interface".into());
+        }
+        let source = if files {
+            Source::Files {
+                read,
+                finish: self.read_finish.clone(),
+            }
+        } else {
+            Source::Live {
+                interface: self.interface.clone(),
+                promisc: !self.no_promisc,
+            }
+        };
+        if self.chroot.is_some() && self.user.is_none() {
+            return Err("-z (chroot) requires -U USER".into());
+        }
+        if self.max_flows == 0 || self.max_flows > (1 << 28) {
+            return Err("--max-flows must be between 1 and 268435456".into());
+        }
+        if self.max_fds == Some(0) {
+            return Err("-f must be at least 1".into());
+        }
+        if self.pool_blocks == 0 {
+            return Err("--pool-blocks must be at least 1".into());
+        }
+        let console_mode = self.console || self.console_no_header;
+        let mut warnings = Vec::new();
+        let console = if console_mode {
+            let format = if self.hex {
+                ConsoleFormat::Hex
+            } else if self.binary {
+                ConsoleFormat::Binary
+            } else {
+                ConsoleFormat::Printable
+            };
+            Some(ConsoleOpts {
+                header: self.console && !self.console_no_header,
+                format,
+                newline: !self.no_newline,
+            })
+        } else {
+            for (on, flag) in [
+                (self.strip, "-s"),
+                (self.binary, "-B"),
+                (self.hex, "-D"),
+                (self.no_newline, "-0"),
+            ] {
+                if on {
+                    warnings.push(format!("{flag} only changes console output (-c or -C); files are written as captured"));
+                }
+            }
+            None
+        };
+        let report_xml = if self.no_report {
+            None
+        } else if let Some(x) = self.report_xml.clone() {
+            Some(x)
+        } else if console_mode {
+            None
+        } else {
+            Some(self.outdir.join("report.xml"))
+        };
+        let live = matches!(source, Source::Live { .. });
+        Ok(Options {
+            source,
+            filter,
+            outdir: self.outdir.clone(),
+            console,
+            template,
+            max_bytes: self.max_bytes,
+            max_fds: self.max_fds,
+            report_xml,
+            report_json: self.report_json.clone(),
+            unprocessed: self.unprocessed.clone(),
+            user: self.user.clone(),
+            chroot: self.chroot.clone(),
+            quiet: self.quiet,
+            verbose: self.verbose,
+            max_flows: self.max_flows,
+            idle_timeout_secs: self.idle_timeout.unwrap_or(if live { 300 } else { 0 }),
+            overlap: self.overlap,
+            pool_blocks: self.pool_blocks,
+            buffer_bytes: self.buffer_mb.max(1).saturating_mul(1024 * 1024),
+            warnings,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, String> {
+        let a = Args::try_parse_from(std::iter::once("tcpflow").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        a.into_options()
+    }
+
+    #[test]
+    fn clap_definition_is_valid() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn files_filter_and_list() {
+        let o = parse(&["-r", "a.pcap", "-r", "-", "port", "80"]).unwrap();
+        assert_eq!(
+            o.source,
+            Source::Files {
+                read: vec!["a.pcap".into(), "-".into()],
+                finish: vec![]
+            }
+        );
+        assert_eq!(o.filter.as_deref(), Some("port 80"));
+        let o = parse(&["-l", "a.pcap", "b.pcap"]).unwrap();
+        assert_eq!(
+            o.source,
+            Source::Files {
+                read: vec!["a.pcap".into(), "b.pcap".into()],
+                finish: vec![]
+            }
+        );
+        assert_eq!(o.filter, None);
+        assert_eq!(o.report_xml, Some(PathBuf::from("./report.xml")));
+        assert_eq!(o.idle_timeout_secs, 0);
+    }
+
+    #[test]
+    fn live_defaults() {
+        let o = parse(&["-i", "lo", "-p"]).unwrap();
+        assert_eq!(
+            o.source,
+            Source::Live {
+                interface: Some("lo".into()),
+                promisc: false
+            }
+        );
+        assert_eq!(o.idle_timeout_secs, 300);
+    }
+
+    #[test]
+    fn refused_flags_say_so() {
+        let e = parse(&["-K", "-r", "x"]).unwrap_err();
+        assert_eq!(e, "-K (per-flow pcap) is not supported yet");
+        assert!(parse(&["-e", "http", "-r", "x"])
+            .unwrap_err()
+            .contains("-e"));
+        assert!(parse(&["-S", "tcp_timeout=5", "-r", "x"])
+            .unwrap_err()
+            .contains("-S"));
+    }
+
+    #[test]
+    fn console_modes() {
+        let o = parse(&["-c", "-r", "x"]).unwrap();
+        let c = o.console.unwrap();
+        assert!(c.header && c.newline && c.format == ConsoleFormat::Printable);
+        assert_eq!(o.report_xml, None);
+        let c = parse(&["-C", "-D", "-0", "-r", "x"])
+            .unwrap()
+            .console
+            .unwrap();
+        assert!(!c.header && !c.newline && c.format == ConsoleFormat::Hex);
+        let c = parse(&["-c", "-B", "-r", "x"]).unwrap().console.unwrap();
+        assert_eq!(c.format, ConsoleFormat::Binary);
+    }
+
+    #[test]
+    fn chroot_needs_user() {
+        assert!(parse(&["-z", "/tmp", "-r", "x"]).is_err());
+    }
+}

@@ -1,0 +1,28 @@
+//! # tcpflow: the command line over `tcpflow-core`
+//!
+//! `tcpflow` reads packets (capture files or a live interface, through libpcap), lets the
+//! core reassemble each TCP connection, and writes each direction to its own file, as tcpflow
+//! 1.6 does. The core knows nothing of files; this crate is everything around it:
+//!
+//! - [`cli`] - the flags (clap), validated into [`cli::Options`];
+//! - [`input`] - capture files, standard input, gzip/xz/bzip2 decompression, link types;
+//! - [`template`] - output file names (`-T`), kept inside the output folder;
+//! - [`output`] - the engine's [`tcpflow_core::Sink`]: buffered files through a bounded
+//!   open-file cache ([`filecache`]), or the console;
+//! - [`report`] - `report.xml` (DFXML) and `--report-json`, streamed as flows close;
+//! - [`privs`] - dropping root for `-U` and `-z`;
+//! - [`run`] - one run from start to exit status.
+//!
+//! Data flows one way: libpcap -> engine -> [`output::Output`] -> files and report.
+
+pub mod cli;
+pub mod filecache;
+pub mod input;
+pub mod output;
+pub mod privs;
+pub mod report;
+pub mod run;
+pub mod template;
+pub mod timefmt;
+
+pub use run::main_entry;

@@ -1,0 +1,1179 @@
+//! Where reconstructed bytes go: one file per direction (the default), or the console
+//! (`-c`/`-C`). [`Output`] is the [`Sink`] the engine feeds.
+//!
+//! ## Files
+//! - A direction's file is named by the template ([`crate::template`]) and created (truncated:
+//!   a file left by an earlier run is overwritten) the first time it is written in this run;
+//!   it is never truncated again in this run. Two directions that would get the same name
+//!   (a template without addresses, QinQ flows differing only in an inner VLAN) are told apart
+//!   by counting the connection index up, as tcpflow 1.6 does.
+//! - Bytes go at their stream offsets; a gap stays a hole (the file is sparse there), and at
+//!   close the file length is set to the stream length, so a trailing gap is a hole too.
+//! - Data is buffered per direction in memory (up to [`Limits::dir_buffer`] each, and
+//!   [`Limits::total_buffer`] in all: when over, the oldest buffers are written out), so a
+//!   short flow costs one open, one write and one close.
+//! - Writes that cannot wait go through a bounded cache of open files
+//!   ([`crate::filecache`]): any number of concurrent flows works under a small descriptor
+//!   limit; a file closed to make room is reopened without truncation when needed.
+//! - At close the file gets the connection's first timestamp as its modification time.
+//! - A write error (disk full) is fatal: it is reported once, the run stops reading, what was
+//!   written stays, and the exit status is nonzero.
+//!
+//! ## Console
+//! Each delivered chunk is printed as tcpflow 1.6 prints a packet: `NAME: ` then the bytes
+//! (non-printable ones as `.` unless binary output was asked for, or a hex dump), then a
+//! newline unless `-0`. Chunks come reassembled, in stream order per direction.
+
+use std::collections::{HashSet, VecDeque};
+use std::fs::{File, FileTimes, OpenOptions};
+use std::hash::BuildHasher;
+use std::io::{self, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+use tcpflow_core::{CloseReason, Dir, FlowInfo, GapReason, Sink};
+
+use crate::filecache::FileCache;
+use crate::input::io_message;
+use crate::report::{DirRecord, HostStats, Report};
+use crate::template::{NameParams, Template};
+
+/// Memory and descriptor bounds of the file writer.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Most bytes buffered for one direction before they are written.
+    pub dir_buffer: usize,
+    /// Most bytes buffered in all; past it the oldest buffers are written.
+    pub total_buffer: usize,
+    /// Most output files open at once.
+    pub max_open_files: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            dir_buffer: 64 * 1024,
+            total_buffer: 256 * 1024 * 1024,
+            max_open_files: 256,
+        }
+    }
+}
+
+/// How the console shows bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleFormat {
+    /// Printable ASCII, `\n` and `\r` as they are; anything else as `.` (tcpflow 1.6's default).
+    Printable,
+    /// The bytes as they are (`-B`).
+    Binary,
+    /// Offset, hex and ASCII columns, 32 bytes a line (`-D`).
+    Hex,
+}
+
+/// Console output settings.
+#[derive(Clone, Copy, Debug)]
+pub struct ConsoleOpts {
+    /// Print `NAME: ` before each chunk (`-c`; `-C` leaves it out).
+    pub header: bool,
+    pub format: ConsoleFormat,
+    /// Newline after each chunk (`-0` turns it off).
+    pub newline: bool,
+}
+
+/// Output settings shared by both modes.
+#[derive(Clone, Debug)]
+pub struct OutputConfig {
+    pub template: Template,
+    /// `-b`: keep at most this many bytes of each direction.
+    pub max_bytes: Option<u64>,
+    /// Where files are created (as opened by this process, after any chroot).
+    pub outdir: PathBuf,
+    /// How file names are shown in the report: `None` for bare names (output folder `.`).
+    pub display_dir: Option<PathBuf>,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Default)]
+struct DirOut {
+    /// Name relative to the output folder, chosen at the first byte.
+    path: Option<PathBuf>,
+    name_failed: bool,
+    /// The file was created (truncated) in this run: never truncate it again.
+    created: bool,
+    buf: Vec<u8>,
+    /// Stream offset of `buf[0]`.
+    buf_off: u64,
+    /// Identifies this buffer in the flush queue (0: not queued).
+    buf_seq: u64,
+    /// Stream length seen: data and gaps.
+    end: u64,
+    /// Highest offset written to the file (so the file is at least this long).
+    written_end: u64,
+    /// Bytes cut by `-b`.
+    truncated: u64,
+}
+
+#[derive(Debug)]
+struct FlowOut {
+    session: u64,
+    /// Started while reading `-R` files: nothing is written for it.
+    suppressed: bool,
+    dirs: [DirOut; 2],
+}
+
+#[derive(Debug)]
+struct Console {
+    out: io::BufWriter<io::Stdout>,
+    opts: ConsoleOpts,
+}
+
+/// The sink: files or console, plus the report.
+#[derive(Debug)]
+pub struct Output {
+    cfg: OutputConfig,
+    console: Option<Console>,
+    flows: Vec<Option<Box<FlowOut>>>,
+    cache: FileCache,
+    /// Hashes of the names used in this run (a direction never reuses another's file).
+    used_names: HashSet<u64>,
+    name_hasher: std::collections::hash_map::RandomState,
+    buffered: usize,
+    live_buffers: usize,
+    queue: VecDeque<(u32, u8, u64)>,
+    next_seq: u64,
+    next_session: u64,
+    open_flows: u64,
+    max_open_flows: u64,
+    accept_new: bool,
+    report: Report,
+    host: HostStats,
+    fatal: Option<String>,
+    broken_pipe: bool,
+    warned_name: bool,
+}
+
+fn key(slot: u32, dir: Dir) -> u64 {
+    u64::from(slot) * 2 + dir.index() as u64
+}
+
+fn dir_of(i: usize) -> Dir {
+    if i == 0 {
+        Dir::AtoB
+    } else {
+        Dir::BtoA
+    }
+}
+
+/// Clips `[offset, offset + data.len())` to the `-b` limit: the kept part and how much was cut.
+fn clip(max: Option<u64>, offset: u64, data: &[u8]) -> (&[u8], u64) {
+    match max {
+        None => (data, 0),
+        Some(m) if offset >= m => (&[], data.len() as u64),
+        Some(m) => {
+            let keep = (m - offset).min(data.len() as u64) as usize;
+            (&data[..keep], (data.len() - keep) as u64)
+        }
+    }
+}
+
+impl Output {
+    /// A file writer. `max_flows` is the engine's flow table size (per-flow state is indexed by
+    /// slot).
+    pub fn files(cfg: OutputConfig, max_flows: usize, report: Report) -> Output {
+        Self::new(cfg, max_flows, report, None)
+    }
+
+    /// A console writer (no files).
+    pub fn console(
+        cfg: OutputConfig,
+        max_flows: usize,
+        report: Report,
+        opts: ConsoleOpts,
+    ) -> Output {
+        let out = io::BufWriter::with_capacity(64 * 1024, io::stdout());
+        Self::new(cfg, max_flows, report, Some(Console { out, opts }))
+    }
+
+    fn new(
+        cfg: OutputConfig,
+        max_flows: usize,
+        report: Report,
+        console: Option<Console>,
+    ) -> Output {
+        let cache = FileCache::new(cfg.limits.max_open_files);
+        let mut flows = Vec::new();
+        flows.resize_with(max_flows, || None);
+        Output {
+            cfg,
+            console,
+            flows,
+            cache,
+            used_names: HashSet::new(),
+            name_hasher: Default::default(),
+            buffered: 0,
+            live_buffers: 0,
+            queue: VecDeque::new(),
+            next_seq: 1,
+            next_session: 0,
+            open_flows: 0,
+            max_open_flows: 0,
+            accept_new: true,
+            report,
+            host: HostStats::default(),
+            fatal: None,
+            broken_pipe: false,
+            warned_name: false,
+        }
+    }
+
+    /// Whether new connections are written (false while reading `-R` files).
+    pub fn set_accept_new(&mut self, yes: bool) {
+        self.accept_new = yes;
+    }
+
+    /// The first fatal error (a write that failed): the run must stop.
+    pub fn fatal(&self) -> Option<&str> {
+        self.fatal.as_deref()
+    }
+
+    /// Standard output was closed by its reader (`tcpflow -c | head`): stop quietly.
+    pub fn broken_pipe(&self) -> bool {
+        self.broken_pipe
+    }
+
+    pub fn should_stop(&self) -> bool {
+        self.fatal.is_some() || self.broken_pipe
+    }
+
+    pub fn host(&self) -> &HostStats {
+        &self.host
+    }
+
+    pub fn host_mut(&mut self) -> &mut HostStats {
+        &mut self.host
+    }
+
+    pub fn open_flows(&self) -> u64 {
+        self.open_flows
+    }
+
+    pub fn max_open_flows(&self) -> u64 {
+        self.max_open_flows
+    }
+
+    /// Writes buffered console output (live capture calls this when idle).
+    pub fn flush_console(&mut self) {
+        if let Some(c) = &mut self.console {
+            if let Err(e) = c.out.flush() {
+                self.console_error(e);
+            }
+        }
+    }
+
+    /// Hands back the report (after the engine finished) with the host counters final.
+    pub fn into_report(mut self) -> (Report, HostStats, u64) {
+        self.flush_console();
+        self.cache.clear();
+        self.host.file_evictions = self.cache.evictions;
+        (self.report, self.host, self.max_open_flows)
+    }
+
+    fn fail(&mut self, what: String) {
+        self.host.write_errors += 1;
+        if self.fatal.is_none() {
+            self.fatal = Some(what);
+        }
+    }
+
+    fn console_error(&mut self, e: io::Error) {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            self.broken_pipe = true;
+        } else if self.fatal.is_none() {
+            self.fatal = Some(format!("writing to standard output: {}", io_message(&e)));
+        }
+    }
+
+    fn flow_mut(&mut self, slot: u32) -> &mut FlowOut {
+        let i = slot as usize;
+        if i >= self.flows.len() {
+            self.flows.resize_with(i + 1, || None);
+        }
+        if self.flows[i].is_none() {
+            // An event for a flow whose open we did not see: adopt it.
+            self.flows[i] = Some(Box::new(FlowOut {
+                session: self.next_session,
+                suppressed: !self.accept_new,
+                dirs: Default::default(),
+            }));
+            self.next_session += 1;
+            self.open_flows += 1;
+            self.max_open_flows = self.max_open_flows.max(self.open_flows);
+        }
+        self.flows[i].as_mut().expect("just set")
+    }
+
+    /// Chooses the file name of a direction at its first byte.
+    fn ensure_name(&mut self, flow: &FlowInfo, dir: Dir) -> bool {
+        let (session, named, failed) = {
+            let f = self.flow_mut(flow.slot);
+            let d = &f.dirs[dir.index()];
+            (f.session, d.path.is_some(), d.name_failed)
+        };
+        if named {
+            return true;
+        }
+        if failed {
+            return false;
+        }
+        let mut result = Err(String::new());
+        for bump in 0..1000u32 {
+            let p = NameParams {
+                conn_index: flow.conn_index.saturating_add(bump),
+                session,
+            };
+            match self.cfg.template.relative_path(flow, dir, p) {
+                Ok(path) => {
+                    let h = self.name_hasher.hash_one(&path);
+                    if self.used_names.insert(h) {
+                        result = Ok(path);
+                        break;
+                    }
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        let d = &mut self.flow_mut(flow.slot).dirs[dir.index()];
+        match result {
+            Ok(p) => {
+                d.path = Some(p);
+                true
+            }
+            Err(e) => {
+                d.name_failed = true;
+                self.host.name_errors += 1;
+                if !self.warned_name {
+                    self.warned_name = true;
+                    let msg = if e.is_empty() {
+                        "no free file name after 1000 tries".into()
+                    } else {
+                        e
+                    };
+                    eprintln!("tcpflow: warning: {msg}; that direction is not written");
+                }
+                false
+            }
+        }
+    }
+
+    /// Opens the direction's file: created (truncated) the first time in this run, reopened
+    /// without truncation afterwards.
+    fn open_file(&mut self, slot: u32, dir: Dir) -> io::Result<File> {
+        let outdir = self.cfg.outdir.clone();
+        let d = &mut self.flows[slot as usize].as_mut().expect("open flow").dirs[dir.index()];
+        let rel = d.path.clone().expect("named");
+        let full = outdir.join(&rel);
+        let mut oo = OpenOptions::new();
+        oo.read(true)
+            .write(true)
+            .create(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW);
+        if !d.created {
+            oo.truncate(true);
+        }
+        let f = match oo.open(&full) {
+            Ok(f) => f,
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    && rel.parent().is_some_and(|p| !p.as_os_str().is_empty()) =>
+            {
+                std::fs::create_dir_all(full.parent().expect("has parent"))?;
+                oo.open(&full)?
+            }
+            Err(e) => return Err(e),
+        };
+        if d.created {
+            self.host.file_reopens += 1;
+        } else {
+            d.created = true;
+            self.host.files_written += 1;
+        }
+        Ok(f)
+    }
+
+    fn display_name(&self, rel: &Path) -> PathBuf {
+        match &self.cfg.display_dir {
+            Some(d) => d.join(rel),
+            None => rel.to_path_buf(),
+        }
+    }
+
+    /// Writes `data` at `off` of the direction's file, through the open-file cache.
+    fn write_at(&mut self, slot: u32, dir: Dir, off: u64, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        let k = key(slot, dir);
+        if !self.cache.contains(k) {
+            match self.open_file(slot, dir) {
+                Ok(f) => {
+                    self.cache.insert(k, f);
+                }
+                Err(e) => {
+                    let name = self.name_of(slot, dir);
+                    self.fail(format!(
+                        "cannot create {}: {}",
+                        name.display(),
+                        io_message(&e)
+                    ));
+                    return;
+                }
+            }
+        }
+        let f = self.cache.get(k).expect("just inserted");
+        match f.write_all_at(data, off) {
+            Ok(()) => {
+                self.host.bytes_written += data.len() as u64;
+                let d =
+                    &mut self.flows[slot as usize].as_mut().expect("open flow").dirs[dir.index()];
+                d.written_end = d.written_end.max(off + data.len() as u64);
+            }
+            Err(e) => {
+                let name = self.name_of(slot, dir);
+                self.fail(format!("writing {}: {}", name.display(), io_message(&e)));
+            }
+        }
+    }
+
+    fn name_of(&self, slot: u32, dir: Dir) -> PathBuf {
+        let rel = self.flows[slot as usize]
+            .as_ref()
+            .and_then(|f| f.dirs[dir.index()].path.clone())
+            .unwrap_or_default();
+        self.cfg.outdir.join(rel)
+    }
+
+    /// Writes a direction's buffer out.
+    fn flush_dir(&mut self, slot: u32, dir: Dir) {
+        let (off, buf) = {
+            let d = &mut self.flows[slot as usize].as_mut().expect("open flow").dirs[dir.index()];
+            if d.buf.is_empty() {
+                return;
+            }
+            d.buf_seq = 0;
+            (d.buf_off, std::mem::take(&mut d.buf))
+        };
+        self.buffered -= buf.capacity();
+        self.live_buffers -= 1;
+        self.write_at(slot, dir, off, &buf);
+    }
+
+    /// Writes the oldest buffers until the total is under three quarters of the budget.
+    fn enforce_budget(&mut self) {
+        if self.buffered <= self.cfg.limits.total_buffer {
+            return;
+        }
+        self.host.buffer_budget_flushes += 1;
+        let target = self.cfg.limits.total_buffer / 4 * 3;
+        while self.buffered > target {
+            let Some((slot, d, seq)) = self.queue.pop_front() else {
+                break;
+            };
+            let dir = dir_of(d as usize);
+            let valid = self
+                .flows
+                .get(slot as usize)
+                .and_then(|f| f.as_ref())
+                .is_some_and(|f| {
+                    let x = &f.dirs[dir.index()];
+                    x.buf_seq == seq && !x.buf.is_empty()
+                });
+            if valid {
+                self.flush_dir(slot, dir);
+            }
+        }
+    }
+
+    /// Appends bytes that continue the buffer (or start it), writing it first when full.
+    fn append(&mut self, slot: u32, dir: Dir, off: u64, data: &[u8]) {
+        let cap = self.cfg.limits.dir_buffer;
+        let need_flush = {
+            let d = &self.flows[slot as usize].as_ref().expect("open flow").dirs[dir.index()];
+            !d.buf.is_empty()
+                && (d.buf_off + d.buf.len() as u64 != off || d.buf.len() + data.len() > cap)
+        };
+        if need_flush {
+            self.flush_dir(slot, dir);
+        }
+        if data.len() >= cap {
+            self.write_at(slot, dir, off, data);
+            return;
+        }
+        let seq = self.next_seq;
+        let d = &mut self.flows[slot as usize].as_mut().expect("open flow").dirs[dir.index()];
+        if d.buf.is_empty() {
+            d.buf_off = off;
+            d.buf_seq = seq;
+            self.next_seq += 1;
+            self.live_buffers += 1;
+            self.queue.push_back((slot, dir.index() as u8, seq));
+        }
+        // Memory is counted as allocated: exact for the first chunk (most flows are short),
+        // doubling after that, never past the per-direction cap.
+        let before = d.buf.capacity();
+        let need = d.buf.len() + data.len();
+        if need > before {
+            let target = if before == 0 {
+                need
+            } else {
+                need.max(before * 2).min(cap)
+            };
+            d.buf.reserve_exact(target - d.buf.len());
+        }
+        d.buf.extend_from_slice(data);
+        self.buffered += d.buf.capacity() - before;
+        self.host.buffer_peak_bytes = self.host.buffer_peak_bytes.max(self.buffered as u64);
+        if self.queue.len() > 4 * self.live_buffers + 1024 {
+            let flows = &self.flows;
+            self.queue.retain(|&(s, di, q)| {
+                flows
+                    .get(s as usize)
+                    .and_then(|f| f.as_ref())
+                    .is_some_and(|f| f.dirs[di as usize].buf_seq == q)
+            });
+        }
+        self.enforce_budget();
+    }
+
+    /// Stores delivered bytes of a direction at their offset.
+    fn store(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
+        if !self.ensure_name(flow, dir) {
+            return;
+        }
+        let slot = flow.slot;
+        let (buf_off, buf_len) = {
+            let d = &self.flows[slot as usize].as_ref().expect("open flow").dirs[dir.index()];
+            (d.buf_off, d.buf.len() as u64)
+        };
+        let mut off = offset;
+        let mut rest = data;
+        if buf_len > 0 && off < buf_off + buf_len {
+            // Bytes again (under the `last` overlap policy): before the buffer they go to the
+            // file, inside it they replace the buffered copy.
+            if off < buf_off {
+                let n = (buf_off - off).min(rest.len() as u64) as usize;
+                self.write_at(slot, dir, off, &rest[..n]);
+                off += n as u64;
+                rest = &rest[n..];
+            }
+            if !rest.is_empty() {
+                let d =
+                    &mut self.flows[slot as usize].as_mut().expect("open flow").dirs[dir.index()];
+                let start = (off - buf_off) as usize;
+                let n = rest.len().min(d.buf.len() - start);
+                d.buf[start..start + n].copy_from_slice(&rest[..n]);
+                off += n as u64;
+                rest = &rest[n..];
+            }
+        } else if buf_len == 0 {
+            let written_end = self.flows[slot as usize].as_ref().expect("open flow").dirs
+                [dir.index()]
+            .written_end;
+            if off < written_end {
+                let n = (written_end - off).min(rest.len() as u64) as usize;
+                self.write_at(slot, dir, off, &rest[..n]);
+                off += n as u64;
+                rest = &rest[n..];
+            }
+        }
+        if !rest.is_empty() {
+            self.append(slot, dir, off, rest);
+        }
+    }
+
+    /// Compares bytes that came again with the stored copy (buffer or file).
+    fn differs(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
+        let slot = flow.slot;
+        let Some(f) = self.flows.get(slot as usize).and_then(|f| f.as_ref()) else {
+            return false;
+        };
+        let d = &f.dirs[dir.index()];
+        if f.suppressed || d.path.is_none() {
+            return false;
+        }
+        let (data, _) = clip(self.cfg.max_bytes, offset, data);
+        let (buf_off, buf_end) = (d.buf_off, d.buf_off + d.buf.len() as u64);
+        let mut differ = false;
+        // The buffered part.
+        if !d.buf.is_empty() {
+            let lo = offset.max(buf_off);
+            let hi = (offset + data.len() as u64).min(buf_end);
+            if lo < hi {
+                let a = &d.buf[(lo - buf_off) as usize..(hi - buf_off) as usize];
+                let b = &data[(lo - offset) as usize..(hi - offset) as usize];
+                differ |= a != b;
+            }
+        }
+        // The part already in the file.
+        let file_hi = if d.buf.is_empty() {
+            d.written_end
+        } else {
+            buf_off.min(d.written_end)
+        };
+        let hi = (offset + data.len() as u64).min(file_hi);
+        if !differ && offset < hi && d.created {
+            let want = &data[..(hi - offset) as usize];
+            let k = key(slot, dir);
+            if !self.cache.contains(k) {
+                match self.open_file(slot, dir) {
+                    Ok(f) => {
+                        self.cache.insert(k, f);
+                    }
+                    Err(_) => return false,
+                }
+            }
+            let file = self.cache.get(k).expect("just inserted");
+            let mut got = vec![0u8; want.len()];
+            let mut n = 0;
+            while n < got.len() {
+                match file.read_at(&mut got[n..], offset + n as u64) {
+                    Ok(0) | Err(_) => break,
+                    Ok(r) => n += r,
+                }
+            }
+            differ |= got[..n] != want[..n];
+        }
+        differ
+    }
+
+    /// Finishes a direction's file: last bytes, length (a trailing gap is a hole), time.
+    fn close_dir(&mut self, flow: &FlowInfo, dir: Dir) -> Option<(PathBuf, u64)> {
+        let slot = flow.slot;
+        let (file_len, path) = {
+            let d = &self.flows[slot as usize].as_ref()?.dirs[dir.index()];
+            let len = match self.cfg.max_bytes {
+                Some(m) => d.end.min(m),
+                None => d.end,
+            };
+            (len, d.path.clone())
+        };
+        let path = path?;
+        if self.console.is_some() {
+            return None;
+        }
+        let k = key(slot, dir);
+        let file = match self.cache.remove(k) {
+            Some(f) => f,
+            None => match self.open_file(slot, dir) {
+                Ok(f) => f,
+                Err(e) => {
+                    let name = self.cfg.outdir.join(&path);
+                    self.fail(format!(
+                        "cannot create {}: {}",
+                        name.display(),
+                        io_message(&e)
+                    ));
+                    return Some((self.display_name(&path), 0));
+                }
+            },
+        };
+        // The buffer goes out through the file we hold (not back into the cache).
+        let (off, buf) = {
+            let d = &mut self.flows[slot as usize].as_mut().expect("open flow").dirs[dir.index()];
+            d.buf_seq = 0;
+            (d.buf_off, std::mem::take(&mut d.buf))
+        };
+        if !buf.is_empty() {
+            self.buffered -= buf.capacity();
+            self.live_buffers -= 1;
+            match file.write_all_at(&buf, off) {
+                Ok(()) => {
+                    self.host.bytes_written += buf.len() as u64;
+                    let d = &mut self.flows[slot as usize].as_mut().expect("open flow").dirs
+                        [dir.index()];
+                    d.written_end = d.written_end.max(off + buf.len() as u64);
+                }
+                Err(e) => {
+                    let name = self.cfg.outdir.join(&path);
+                    self.fail(format!("writing {}: {}", name.display(), io_message(&e)));
+                }
+            }
+        }
+        let written_end =
+            self.flows[slot as usize].as_ref().expect("open flow").dirs[dir.index()].written_end;
+        if written_end < file_len {
+            if let Err(e) = file.set_len(file_len) {
+                let name = self.cfg.outdir.join(&path);
+                self.fail(format!("extending {}: {}", name.display(), io_message(&e)));
+            }
+        }
+        let mtime = UNIX_EPOCH + Duration::from_nanos(flow.first_ts.0);
+        let _ = file.set_times(FileTimes::new().set_modified(mtime));
+        // The file was created empty in this run and only grew by our writes and `set_len`.
+        let size = written_end.max(file_len);
+        drop(file);
+        Some((self.display_name(&path), size))
+    }
+
+    fn print_chunk(&mut self, flow: &FlowInfo, dir: Dir, data: &[u8]) {
+        let session = self.flow_mut(flow.slot).session;
+        let name = if self.console.as_ref().is_some_and(|c| c.opts.header) {
+            Some(self.cfg.template.expand(
+                flow,
+                dir,
+                NameParams {
+                    conn_index: flow.conn_index,
+                    session,
+                },
+            ))
+        } else {
+            None
+        };
+        let Some(c) = &mut self.console else { return };
+        let res = print_chunk(&mut c.out, &c.opts, name.as_deref(), data);
+        self.host.bytes_written += data.len() as u64;
+        if let Err(e) = res {
+            self.console_error(e);
+        }
+    }
+}
+
+impl Output {
+    /// Forgets a flow's state; any buffer still held (a suppressed flow holds none) goes with it.
+    fn release(&mut self, slot: u32) {
+        let Some(f) = self.flows.get_mut(slot as usize).and_then(|f| f.take()) else {
+            return;
+        };
+        for d in &f.dirs {
+            if !d.buf.is_empty() {
+                self.buffered -= d.buf.capacity();
+                self.live_buffers -= 1;
+            }
+        }
+        self.open_flows = self.open_flows.saturating_sub(1);
+    }
+}
+
+/// Prints one chunk as tcpflow 1.6's `print_packet` does.
+pub fn print_chunk(
+    out: &mut impl Write,
+    o: &ConsoleOpts,
+    name: Option<&str>,
+    data: &[u8],
+) -> io::Result<()> {
+    if let Some(n) = name {
+        write!(out, "{n}: ")?;
+        if o.format == ConsoleFormat::Hex {
+            out.write_all(b"\n")?;
+        }
+    }
+    match o.format {
+        ConsoleFormat::Binary => out.write_all(data)?,
+        ConsoleFormat::Printable => {
+            let mut line = Vec::with_capacity(data.len());
+            line.extend(data.iter().map(|&b| {
+                if (0x20..0x7f).contains(&b) || b == b'\n' || b == b'\r' {
+                    b
+                } else {
+                    b'.'
+                }
+            }));
+            out.write_all(&line)?;
+        }
+        ConsoleFormat::Hex => {
+            let mut max_spaces = 0;
+            for (i, chunk) in data.chunks(32).enumerate() {
+                let mut line = format!("{:04x}: ", i * 32);
+                for (j, b) in chunk.iter().enumerate() {
+                    line.push_str(&format!("{b:02x}"));
+                    if j % 2 == 1 {
+                        line.push(' ');
+                    }
+                }
+                max_spaces = max_spaces.max(line.len());
+                while line.len() < max_spaces {
+                    line.push(' ');
+                }
+                line.push(' ');
+                line.extend(chunk.iter().map(|&b| {
+                    if (0x20..0x7f).contains(&b) {
+                        b as char
+                    } else {
+                        '.'
+                    }
+                }));
+                line.push('\n');
+                out.write_all(line.as_bytes())?;
+            }
+        }
+    }
+    if o.newline {
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+impl Sink for Output {
+    fn open(&mut self, flow: &FlowInfo) {
+        let i = flow.slot as usize;
+        if i >= self.flows.len() {
+            self.flows.resize_with(i + 1, || None);
+        }
+        if self.flows[i].is_some() {
+            // A close for this slot was missed (the engine never does this): write the old
+            // flow's files out; it gets no report record, as its figures are gone.
+            for dir in Dir::BOTH {
+                self.close_dir(flow, dir);
+            }
+            self.release(flow.slot);
+        }
+        self.flows[i] = Some(Box::new(FlowOut {
+            session: self.next_session,
+            suppressed: !self.accept_new,
+            dirs: Default::default(),
+        }));
+        self.next_session += 1;
+        self.open_flows += 1;
+        self.max_open_flows = self.max_open_flows.max(self.open_flows);
+    }
+
+    fn data(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
+        let max = self.cfg.max_bytes;
+        let f = self.flow_mut(flow.slot);
+        if f.suppressed {
+            return;
+        }
+        let d = &mut f.dirs[dir.index()];
+        d.end = d.end.max(offset + data.len() as u64);
+        let (kept, cut) = clip(max, offset, data);
+        d.truncated += cut;
+        self.host.truncated_bytes += cut;
+        if kept.is_empty() || self.fatal.is_some() {
+            return;
+        }
+        if self.console.is_some() {
+            if !self.broken_pipe {
+                self.print_chunk(flow, dir, kept);
+            }
+        } else {
+            self.store(flow, dir, offset, kept);
+        }
+    }
+
+    fn gap(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, len: u64, _reason: GapReason) {
+        let f = self.flow_mut(flow.slot);
+        let d = &mut f.dirs[dir.index()];
+        d.end = d.end.max(offset.saturating_add(len));
+    }
+
+    fn redelivered(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
+        if self.console.is_some() {
+            return false;
+        }
+        self.differs(flow, dir, offset, data)
+    }
+
+    fn close(&mut self, flow: &FlowInfo, reason: CloseReason) {
+        let Some(f) = self.flows.get(flow.slot as usize).and_then(|f| f.as_ref()) else {
+            return;
+        };
+        let (session, suppressed) = (f.session, f.suppressed);
+        if suppressed {
+            self.host.flows_ignored_late += 1;
+        } else {
+            for dir in Dir::BOTH {
+                let file = self.close_dir(flow, dir);
+                let d = &self.flows[flow.slot as usize]
+                    .as_ref()
+                    .expect("open flow")
+                    .dirs[dir.index()];
+                if flow.dirs[dir.index()].packets == 0 && file.is_none() {
+                    continue;
+                }
+                let truncated = d.truncated;
+                let (name, size) = match &file {
+                    Some((n, s)) => (Some(n.as_path()), *s),
+                    None => (None, 0),
+                };
+                self.report.direction(&DirRecord {
+                    filename: name,
+                    filesize: size,
+                    flow,
+                    dir,
+                    reason,
+                    session,
+                    truncated_bytes: truncated,
+                });
+            }
+            if let Some(e) = self.report.error() {
+                if self.fatal.is_none() {
+                    self.fatal = Some(e.to_string());
+                }
+            }
+        }
+        self.release(flow.slot);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::needless_range_loop)]
+mod tests {
+    use super::*;
+    use crate::template::tests::flow4;
+    use crate::template::DEFAULT;
+    use tcpflow_core::Addr;
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("tcpflow-out-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn cfg(dir: &Path, limits: Limits) -> OutputConfig {
+        OutputConfig {
+            template: Template::parse(DEFAULT).unwrap(),
+            max_bytes: None,
+            outdir: dir.to_path_buf(),
+            display_dir: None,
+            limits,
+        }
+    }
+
+    fn flow_n(i: u32) -> FlowInfo {
+        let mut f = flow4();
+        f.slot = i;
+        f.key.addr[0] = Addr::V4([10, 1, (i >> 8) as u8, i as u8]);
+        f.key.port[0] = 1024 + (i % 60000) as u16;
+        f
+    }
+
+    /// Deterministic bytes of flow `i`, direction `d`, offset `o`.
+    fn byte(i: u32, d: usize, o: u64) -> u8 {
+        (i.wrapping_mul(31)
+            .wrapping_add(d as u32 * 7)
+            .wrapping_add(o as u32 * 13)
+            % 251) as u8
+    }
+
+    #[test]
+    fn more_flows_than_open_files_every_byte_right() {
+        let dir = tmpdir("many");
+        // 4 open files, 1 KiB per direction, 16 KiB in all: constant flushing and reopening.
+        let limits = Limits {
+            dir_buffer: 1024,
+            total_buffer: 16 * 1024,
+            max_open_files: 4,
+        };
+        let mut out = Output::files(cfg(&dir, limits), 300, Report::none());
+        let flows: Vec<FlowInfo> = (0..300).map(flow_n).collect();
+        for f in &flows {
+            out.open(f);
+        }
+        // Interleave: every flow gets 37-byte chunks in turn, both directions, with one
+        // gap in the middle of direction B.
+        let mut offs = vec![[0u64; 2]; flows.len()];
+        for round in 0..60 {
+            for (i, f) in flows.iter().enumerate() {
+                for d in 0..2 {
+                    let dir = dir_of(d);
+                    if d == 1 && round == 30 {
+                        out.gap(f, dir, offs[i][d], 100, GapReason::Lost);
+                        offs[i][d] += 100;
+                        continue;
+                    }
+                    let o = offs[i][d];
+                    let chunk: Vec<u8> = (0..37).map(|k| byte(i as u32, d, o + k)).collect();
+                    out.data(f, dir, o, &chunk);
+                    offs[i][d] += 37;
+                }
+            }
+        }
+        // A trailing gap on direction A of flow 0.
+        out.gap(&flows[0], Dir::AtoB, offs[0][0], 50, GapReason::Lost);
+        for f in &flows {
+            let mut f = *f;
+            f.dirs[0].packets = 60;
+            f.dirs[1].packets = 60;
+            out.close(&f, CloseReason::Fin);
+        }
+        assert!(out.fatal().is_none(), "{:?}", out.fatal());
+        assert!(
+            out.cache.evictions > 0,
+            "the cache never had to close a file"
+        );
+        assert!(out.host.file_reopens > 0);
+        for (i, f) in flows.iter().enumerate() {
+            for d in 0..2 {
+                let t = Template::parse(DEFAULT).unwrap();
+                let name = t.expand(
+                    f,
+                    dir_of(d),
+                    NameParams {
+                        conn_index: 0,
+                        session: i as u64,
+                    },
+                );
+                let got = std::fs::read(dir.join(&name)).unwrap();
+                let trailing = if i == 0 && d == 0 { 50 } else { 0 };
+                assert_eq!(got.len() as u64, offs[i][d] + trailing, "{name}");
+                for (o, &b) in got.iter().enumerate() {
+                    let o = o as u64;
+                    let in_gap = d == 1 && (30 * 37..30 * 37 + 100).contains(&o);
+                    let in_tail = o >= offs[i][d];
+                    let want = if in_gap || in_tail {
+                        0
+                    } else {
+                        byte(i as u32, d, o)
+                    };
+                    assert_eq!(b, want, "{name} at {o}");
+                }
+            }
+        }
+        let mtime = std::fs::metadata(dir.join(Template::parse(DEFAULT).unwrap().expand(
+            &flows[1],
+            Dir::AtoB,
+            NameParams {
+                conn_index: 0,
+                session: 1,
+            },
+        )))
+        .unwrap()
+        .modified()
+        .unwrap();
+        assert_eq!(
+            mtime,
+            UNIX_EPOCH + Duration::from_nanos(flows[1].first_ts.0)
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn short_flow_is_one_write_and_old_files_are_overwritten() {
+        let dir = tmpdir("short");
+        let f = flow4();
+        let name = Template::parse(DEFAULT).unwrap().expand(
+            &f,
+            Dir::AtoB,
+            NameParams {
+                conn_index: 0,
+                session: 0,
+            },
+        );
+        std::fs::write(dir.join(&name), vec![b'x'; 5000]).unwrap();
+        let mut out = Output::files(cfg(&dir, Limits::default()), 4, Report::none());
+        out.open(&f);
+        out.data(&f, Dir::AtoB, 0, b"hello ");
+        out.data(&f, Dir::AtoB, 6, b"world");
+        assert_eq!(
+            out.host.files_written, 0,
+            "a short flow is written at close"
+        );
+        let mut fc = f;
+        fc.dirs[0].packets = 2;
+        out.close(&fc, CloseReason::Fin);
+        assert_eq!(std::fs::read(dir.join(&name)).unwrap(), b"hello world");
+        assert_eq!(out.host.files_written, 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn max_bytes_and_redelivery() {
+        let dir = tmpdir("maxb");
+        let mut c = cfg(
+            &dir,
+            Limits {
+                dir_buffer: 8,
+                total_buffer: 1024,
+                max_open_files: 2,
+            },
+        );
+        c.max_bytes = Some(10);
+        let mut out = Output::files(c, 4, Report::none());
+        let f = flow4();
+        out.open(&f);
+        out.data(&f, Dir::AtoB, 0, b"0123456");
+        out.data(&f, Dir::AtoB, 7, b"789abcdef");
+        assert!(!out.redelivered(&f, Dir::AtoB, 2, b"2345"));
+        assert!(out.redelivered(&f, Dir::AtoB, 2, b"23X5"));
+        assert!(
+            !out.redelivered(&f, Dir::AtoB, 8, b"89ZZZ"),
+            "bytes beyond -b are not compared"
+        );
+        assert!(out.redelivered(&f, Dir::AtoB, 8, b"8Z"));
+        // `last` policy: bytes delivered again with new content replace the old.
+        out.data(&f, Dir::AtoB, 1, b"XY");
+        out.close(&f, CloseReason::Fin);
+        let name = Template::parse(DEFAULT).unwrap().expand(
+            &f,
+            Dir::AtoB,
+            NameParams {
+                conn_index: 0,
+                session: 0,
+            },
+        );
+        assert_eq!(std::fs::read(dir.join(name)).unwrap(), b"0XY3456789");
+        assert_eq!(out.host.truncated_bytes, 6);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn same_name_twice_in_a_run_counts_up() {
+        let dir = tmpdir("dup");
+        let mut c = cfg(&dir, Limits::default());
+        c.template = Template::parse("%A/x%C%c").unwrap();
+        let mut out = Output::files(c, 4, Report::none());
+        let mut a = flow4();
+        let mut b = flow4();
+        b.slot = 1;
+        out.open(&a);
+        out.open(&b);
+        out.data(&a, Dir::AtoB, 0, b"first");
+        out.data(&b, Dir::AtoB, 0, b"second");
+        a.dirs[0].packets = 1;
+        b.dirs[0].packets = 1;
+        out.close(&a, CloseReason::Fin);
+        out.close(&b, CloseReason::Fin);
+        assert_eq!(
+            std::fs::read(dir.join("010.000.000.001/x")).unwrap(),
+            b"first"
+        );
+        assert_eq!(
+            std::fs::read(dir.join("010.000.000.001/xc1")).unwrap(),
+            b"second"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn console_formats() {
+        let o = ConsoleOpts {
+            header: true,
+            format: ConsoleFormat::Printable,
+            newline: true,
+        };
+        let mut v = Vec::new();
+        print_chunk(&mut v, &o, Some("A-B"), b"\x00!\nok\x7f").unwrap();
+        assert_eq!(v, b"A-B: .!\nok.\n");
+        let o = ConsoleOpts {
+            header: false,
+            format: ConsoleFormat::Binary,
+            newline: false,
+        };
+        let mut v = Vec::new();
+        print_chunk(&mut v, &o, None, b"\x00\x01").unwrap();
+        assert_eq!(v, b"\x00\x01");
+        let o = ConsoleOpts {
+            header: true,
+            format: ConsoleFormat::Hex,
+            newline: true,
+        };
+        let mut v = Vec::new();
+        print_chunk(&mut v, &o, Some("N"), b"ABC").unwrap();
+        assert_eq!(String::from_utf8(v).unwrap(), "N: \n0000: 4142 43 ABC\n\n");
+    }
+}

@@ -1,0 +1,729 @@
+//! The run report: `report.xml` in tcpflow's DFXML shape, and the same content as JSON lines.
+//!
+//! Both are streamed: the header when the run starts, one record per direction as each flow
+//! closes, the totals at the end; nothing is collected in memory.
+//!
+//! Per direction (`<fileobject>` / a `"type":"flow"` line):
+//! - `filename` (absent when the direction carried no data: no file is written for it), `filesize`;
+//! - tcpflow 1.6's attributes: `startime`, `endtime` (the connection's first and last packet;
+//!   tcpflow 1.6 gives the direction's), `mac_saddr`/`mac_daddr` (when the link layer has
+//!   them), `family` (2 = IPv4, 10 = IPv6), `src_ipn`, `dst_ipn`, `srcport`, `dstport`,
+//!   `packets`, `out_of_order_count` (segments that arrived ahead of a hole; omitted when 0, as
+//!   tcpflow does), `len` (payload bytes seen, retransmissions included; tcpflow 1.6 counts
+//!   whole packets);
+//! - this project's: `connection` (the `cN` index), `session` (`%S`), `vlan` (ids, outermost
+//!   first), `stream_len`, `gaps` and `gap_bytes` (bytes missing for good: holes in the file),
+//!   `retransmitted_bytes`, `conflict_bytes` (retransmitted bytes that differed from the kept
+//!   copy), `truncated_bytes` (cut by `-b`), `close` (`fin`, `rst`, `idle`, `evicted`,
+//!   `reused`, `end`).
+//!
+//! Totals: flow and packet counts, then every counter of the core's [`Stats`] and of the
+//! host (files, writes, libpcap drops), then resource usage.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use tcpflow_core::{Addr, CloseReason, Dir, FlowInfo, Stats};
+
+use crate::input::io_message;
+use crate::template::{addr_plain, mac_plain};
+use crate::timefmt;
+
+/// Counters kept by the command itself (the core keeps [`Stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostStats {
+    /// Packets read from inputs (files or interface).
+    pub packets_read: u64,
+    /// Packets the engine did not process (decode errors, not IP, not TCP).
+    pub unprocessed_packets: u64,
+    /// Of those, packets written to the `-w` file.
+    pub unprocessed_written: u64,
+    /// Inputs that ended with a read error (truncated or corrupt capture).
+    pub read_errors: u64,
+    /// Output files created and bytes written to them.
+    pub files_written: u64,
+    pub bytes_written: u64,
+    /// Opens of an output file after it had been closed to stay under the descriptor limit.
+    pub file_reopens: u64,
+    /// Files closed by the open-file cache to make room.
+    pub file_evictions: u64,
+    /// Write errors (disk full, ...): data lost.
+    pub write_errors: u64,
+    /// Directions not written because their name was refused (`..`, absolute).
+    pub name_errors: u64,
+    /// Stream bytes beyond the `-b` limit, not written.
+    pub truncated_bytes: u64,
+    /// Connections that started while reading `-R` files: not written.
+    pub flows_ignored_late: u64,
+    /// Peak bytes buffered in memory for output.
+    pub buffer_peak_bytes: u64,
+    /// Buffers written early because the memory budget was reached.
+    pub buffer_budget_flushes: u64,
+    /// libpcap's counters for a live capture.
+    pub pcap_received: u64,
+    pub pcap_dropped: u64,
+    pub pcap_if_dropped: u64,
+}
+
+impl HostStats {
+    pub fn fields(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("packets_read", self.packets_read),
+            ("unprocessed_packets", self.unprocessed_packets),
+            ("unprocessed_written", self.unprocessed_written),
+            ("read_errors", self.read_errors),
+            ("files_written", self.files_written),
+            ("bytes_written", self.bytes_written),
+            ("file_reopens", self.file_reopens),
+            ("file_evictions", self.file_evictions),
+            ("write_errors", self.write_errors),
+            ("name_errors", self.name_errors),
+            ("truncated_bytes", self.truncated_bytes),
+            ("flows_ignored_late", self.flows_ignored_late),
+            ("buffer_peak_bytes", self.buffer_peak_bytes),
+            ("buffer_budget_flushes", self.buffer_budget_flushes),
+            ("pcap_received", self.pcap_received),
+            ("pcap_dropped", self.pcap_dropped),
+            ("pcap_if_dropped", self.pcap_if_dropped),
+        ]
+    }
+}
+
+/// Every counter of the core's [`Stats`], by group.
+pub fn stats_groups(s: &Stats) -> [(&'static str, Vec<(&'static str, u64)>); 3] {
+    let d = &s.decode;
+    let fr = &s.frag;
+    let f = &s.flow;
+    [
+        (
+            "decode",
+            vec![
+                ("frames", d.frames),
+                ("not_ip", d.not_ip),
+                ("not_tcp", d.not_tcp),
+                ("tcp_segments", d.tcp_segments),
+                ("unsupported_link", d.unsupported_link),
+                ("too_many_vlans", d.too_many_vlans),
+                ("truncated_link", d.truncated_link),
+                ("truncated_ip", d.truncated_ip),
+                ("bad_ip_version", d.bad_ip_version),
+                ("bad_ip_header", d.bad_ip_header),
+                ("bad_ipv6_ext", d.bad_ipv6_ext),
+                ("bad_tcp_header", d.bad_tcp_header),
+                ("snaplen_cut", d.snaplen_cut),
+            ],
+        ),
+        (
+            "frag",
+            vec![
+                ("fragments", fr.fragments),
+                ("reassembled", fr.reassembled),
+                ("overlap_bytes", fr.overlap_bytes),
+                ("conflict_bytes", fr.conflict_bytes),
+                ("timed_out", fr.timed_out),
+                ("no_slot", fr.no_slot),
+                ("too_big", fr.too_big),
+                ("dropped_bytes", fr.dropped_bytes),
+            ],
+        ),
+        (
+            "flow",
+            vec![
+                ("opened", f.opened),
+                ("closed_fin", f.closed_fin),
+                ("closed_rst", f.closed_rst),
+                ("closed_idle", f.closed_idle),
+                ("closed_evicted", f.closed_evicted),
+                ("closed_reused", f.closed_reused),
+                ("closed_end", f.closed_end),
+                ("reused", f.reused),
+                ("payload_bytes", f.payload_bytes),
+                ("delivered_bytes", f.delivered_bytes),
+                ("ooo_segments", f.ooo_segments),
+                ("retransmitted_bytes", f.retransmitted_bytes),
+                ("conflict_bytes", f.conflict_bytes),
+                ("keepalives", f.keepalives),
+                ("gaps", f.gaps),
+                ("gap_bytes", f.gap_bytes),
+                ("pool_full", f.pool_full),
+                ("out_of_window", f.out_of_window),
+                ("out_of_window_bytes", f.out_of_window_bytes),
+                ("late_bytes", f.late_bytes),
+                ("after_close_bytes", f.after_close_bytes),
+            ],
+        ),
+    ]
+}
+
+/// Who made the report.
+#[derive(Clone, Debug)]
+pub struct Creator {
+    pub command_line: String,
+    pub start_unix_ns: u64,
+}
+
+/// One direction of a closed flow.
+#[derive(Clone, Copy, Debug)]
+pub struct DirRecord<'a> {
+    /// As shown to the user: the output folder joined with the name (tcpflow's form).
+    pub filename: Option<&'a Path>,
+    pub filesize: u64,
+    pub flow: &'a FlowInfo,
+    pub dir: Dir,
+    pub reason: CloseReason,
+    pub session: u64,
+    pub truncated_bytes: u64,
+}
+
+/// Totals for the end of the report.
+#[derive(Clone, Copy, Debug)]
+pub struct Totals<'a> {
+    pub stats: &'a Stats,
+    pub host: &'a HostStats,
+    pub max_open_flows: u64,
+}
+
+pub fn close_reason_name(r: CloseReason) -> &'static str {
+    match r {
+        CloseReason::Fin => "fin",
+        CloseReason::Rst => "rst",
+        CloseReason::Idle => "idle",
+        CloseReason::Evicted => "evicted",
+        CloseReason::Reused => "reused",
+        CloseReason::EndOfInput => "end",
+    }
+}
+
+/// Escapes text for XML content and attributes (either quote). Characters XML 1.0 cannot
+/// carry at all (most C0 controls) become U+FFFD.
+pub fn xml_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '\'' => o.push_str("&apos;"),
+            '"' => o.push_str("&quot;"),
+            '\t' | '\n' | '\r' => o.push(c),
+            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => o.push('\u{fffd}'),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// Escapes text for a JSON string (without the quotes).
+pub fn json_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '\r' => o.push_str("\\r"),
+            '\t' => o.push_str("\\t"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// A value in a record: both formats render from the same list.
+#[derive(Clone, Debug)]
+enum Val {
+    Str(String),
+    Num(u64),
+}
+
+fn family(a: Addr) -> u64 {
+    match a {
+        Addr::V4(_) => 2,
+        Addr::V6(_) => 10,
+    }
+}
+
+/// The `<tcpflow>` attributes of a direction, in order.
+fn dir_attrs(r: &DirRecord<'_>) -> Vec<(&'static str, Val)> {
+    let f = r.flow;
+    let d = &f.dirs[r.dir.index()];
+    let (sa, sp) = f.key.src(r.dir);
+    let (da, dp) = f.key.dst(r.dir);
+    let mut v = vec![
+        ("startime", Val::Str(timefmt::iso_micros(f.first_ts))),
+        ("endtime", Val::Str(timefmt::iso_micros(f.last_ts))),
+    ];
+    if let Some(m) = f.macs {
+        v.push((
+            "mac_daddr",
+            Val::Str(mac_plain(&m[r.dir.reverse().index()])),
+        ));
+        v.push(("mac_saddr", Val::Str(mac_plain(&m[r.dir.index()]))));
+    }
+    v.extend([
+        ("family", Val::Num(family(sa))),
+        ("src_ipn", Val::Str(addr_plain(sa))),
+        ("dst_ipn", Val::Str(addr_plain(da))),
+        ("srcport", Val::Num(sp.into())),
+        ("dstport", Val::Num(dp.into())),
+        ("packets", Val::Num(d.packets)),
+    ]);
+    if d.ooo_segments > 0 {
+        v.push(("out_of_order_count", Val::Num(d.ooo_segments)));
+    }
+    v.push(("len", Val::Num(d.payload_bytes)));
+    v.push(("connection", Val::Num(f.conn_index.into())));
+    v.push(("session", Val::Num(r.session)));
+    if !f.key.vlans.is_empty() {
+        let ids: Vec<String> = f
+            .key
+            .vlans
+            .as_slice()
+            .iter()
+            .map(|i| i.to_string())
+            .collect();
+        v.push(("vlan", Val::Str(ids.join(","))));
+    }
+    v.extend([
+        ("stream_len", Val::Num(d.stream_len)),
+        ("gaps", Val::Num(d.gaps)),
+        ("gap_bytes", Val::Num(d.gap_bytes)),
+        ("retransmitted_bytes", Val::Num(d.retransmitted_bytes)),
+        ("conflict_bytes", Val::Num(d.conflict_bytes)),
+    ]);
+    if r.truncated_bytes > 0 {
+        v.push(("truncated_bytes", Val::Num(r.truncated_bytes)));
+    }
+    v.push(("close", Val::Str(close_reason_name(r.reason).into())));
+    v
+}
+
+fn json_val(v: &Val) -> String {
+    match v {
+        Val::Str(s) => format!("\"{}\"", json_escape(s)),
+        Val::Num(n) => n.to_string(),
+    }
+}
+
+fn xml_val(v: &Val) -> String {
+    match v {
+        Val::Str(s) => xml_escape(s),
+        Val::Num(n) => n.to_string(),
+    }
+}
+
+/// Resource usage of this process.
+fn rusage(start: Instant) -> Vec<(&'static str, String)> {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| format!("{}.{:06}", t.tv_sec, t.tv_usec);
+    vec![
+        ("utime", tv(ru.ru_utime)),
+        ("stime", tv(ru.ru_stime)),
+        ("maxrss", ru.ru_maxrss.to_string()),
+        ("minflt", ru.ru_minflt.to_string()),
+        ("majflt", ru.ru_majflt.to_string()),
+        ("inblock", ru.ru_inblock.to_string()),
+        ("oublock", ru.ru_oublock.to_string()),
+        ("clocktime", format!("{:.6}", start.elapsed().as_secs_f64())),
+    ]
+}
+
+fn uname() -> Vec<(&'static str, String)> {
+    // SAFETY: uname fills the zeroed struct; its fields are NUL-terminated C strings.
+    unsafe {
+        let mut u: libc::utsname = std::mem::zeroed();
+        if libc::uname(&mut u) != 0 {
+            return Vec::new();
+        }
+        let s = |f: &[libc::c_char]| {
+            std::ffi::CStr::from_ptr(f.as_ptr())
+                .to_string_lossy()
+                .into_owned()
+        };
+        vec![
+            ("os_sysname", s(&u.sysname)),
+            ("os_release", s(&u.release)),
+            ("os_version", s(&u.version)),
+            ("host", s(&u.nodename)),
+            ("arch", s(&u.machine)),
+        ]
+    }
+}
+
+fn username(uid: u32) -> Option<String> {
+    // SAFETY: getpwuid_r writes into our buffer; the result points into it.
+    unsafe {
+        let mut pw: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as libc::c_char; 4096];
+        let mut res: *mut libc::passwd = std::ptr::null_mut();
+        if libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut res) != 0
+            || res.is_null()
+        {
+            return None;
+        }
+        Some(
+            std::ffi::CStr::from_ptr(pw.pw_name)
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
+}
+
+/// The streaming report writer.
+#[derive(Debug)]
+pub struct Report {
+    xml: Option<(PathBuf, BufWriter<File>)>,
+    json: Option<(PathBuf, BufWriter<File>)>,
+    error: Option<String>,
+    start: Instant,
+}
+
+impl Report {
+    /// A report that writes nothing.
+    pub fn none() -> Report {
+        Report {
+            xml: None,
+            json: None,
+            error: None,
+            start: Instant::now(),
+        }
+    }
+
+    /// Creates the report files and writes their headers. `xml` and `json` are opened already
+    /// (so that privileges can be dropped after).
+    pub fn start(
+        xml: Option<(PathBuf, File)>,
+        json: Option<(PathBuf, File)>,
+        creator: &Creator,
+    ) -> Result<Report, String> {
+        let mut r = Report {
+            xml: xml.map(|(p, f)| (p, BufWriter::with_capacity(64 * 1024, f))),
+            json: json.map(|(p, f)| (p, BufWriter::with_capacity(64 * 1024, f))),
+            error: None,
+            start: Instant::now(),
+        };
+        if let Some((path, w)) = &mut r.xml {
+            write_xml_header(w, creator)
+                .map_err(|e| format!("writing {}: {}", path.display(), io_message(&e)))?;
+        }
+        if let Some((path, w)) = &mut r.json {
+            write_json_header(w, creator)
+                .map_err(|e| format!("writing {}: {}", path.display(), io_message(&e)))?;
+        }
+        Ok(r)
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.xml.is_some() || self.json.is_some()
+    }
+
+    fn fail(&mut self, path: &Path, e: io::Error) {
+        if self.error.is_none() {
+            self.error = Some(format!("writing {}: {}", path.display(), io_message(&e)));
+        }
+    }
+
+    /// The first write error, if any.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    /// Records one direction of a closed flow.
+    pub fn direction(&mut self, r: &DirRecord<'_>) {
+        if self.error.is_some() || !self.is_active() {
+            return;
+        }
+        let attrs = dir_attrs(r);
+        if let Some((path, w)) = &mut self.xml {
+            let mut s = String::with_capacity(700);
+            s.push_str("    <fileobject>\n");
+            if let Some(name) = r.filename {
+                s.push_str(&format!(
+                    "      <filename>{}</filename>\n",
+                    xml_escape(&name.to_string_lossy())
+                ));
+            }
+            s.push_str(&format!("      <filesize>{}</filesize>\n", r.filesize));
+            s.push_str("      <tcpflow");
+            for (k, v) in &attrs {
+                s.push_str(&format!(" {k}='{}'", xml_val(v)));
+            }
+            s.push_str(" />\n    </fileobject>\n");
+            if let Err(e) = w.write_all(s.as_bytes()) {
+                let p = path.clone();
+                self.fail(&p, e);
+                return;
+            }
+        }
+        if let Some((path, w)) = &mut self.json {
+            let mut s = String::with_capacity(600);
+            s.push_str("{\"type\":\"flow\"");
+            if let Some(name) = r.filename {
+                s.push_str(&format!(
+                    ",\"filename\":\"{}\"",
+                    json_escape(&name.to_string_lossy())
+                ));
+            }
+            s.push_str(&format!(",\"filesize\":{}", r.filesize));
+            for (k, v) in &attrs {
+                s.push_str(&format!(",\"{k}\":{}", json_val(v)));
+            }
+            s.push_str("}\n");
+            if let Err(e) = w.write_all(s.as_bytes()) {
+                let p = path.clone();
+                self.fail(&p, e);
+            }
+        }
+    }
+
+    /// Writes the totals and closes the files.
+    pub fn finish(mut self, t: &Totals<'_>) -> Result<(), String> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let groups = stats_groups(t.stats);
+        let host = t.host.fields();
+        let ru = rusage(self.start);
+        if let Some((path, mut w)) = self.xml.take() {
+            let mut s = String::new();
+            s.push_str("  </configuration>\n");
+            s.push_str(&format!(
+                "  <max_open_flows>{}</max_open_flows>\n",
+                t.max_open_flows
+            ));
+            s.push_str(&format!(
+                "  <total_flows>{}</total_flows>\n",
+                t.stats.flow.opened
+            ));
+            s.push_str(&format!(
+                "  <total_packets>{}</total_packets>\n",
+                t.host.packets_read
+            ));
+            s.push_str("  <stats>\n");
+            for (g, fields) in &groups {
+                s.push_str(&format!("    <{g}"));
+                for (k, v) in fields {
+                    s.push_str(&format!(" {k}='{v}'"));
+                }
+                s.push_str(" />\n");
+            }
+            s.push_str("    <host");
+            for (k, v) in &host {
+                s.push_str(&format!(" {k}='{v}'"));
+            }
+            s.push_str(" />\n  </stats>\n  <rusage>\n");
+            for (k, v) in &ru {
+                s.push_str(&format!("    <{k}>{v}</{k}>\n"));
+            }
+            s.push_str("  </rusage>\n</dfxml>\n");
+            w.write_all(s.as_bytes())
+                .and_then(|()| w.flush())
+                .and_then(|()| w.get_ref().sync_data().or(Ok(())))
+                .map_err(|e| format!("writing {}: {}", path.display(), io_message(&e)))?;
+        }
+        if let Some((path, mut w)) = self.json.take() {
+            let mut s = String::from("{\"type\":\"totals\"");
+            s.push_str(&format!(",\"max_open_flows\":{}", t.max_open_flows));
+            s.push_str(&format!(",\"total_flows\":{}", t.stats.flow.opened));
+            s.push_str(&format!(",\"total_packets\":{}", t.host.packets_read));
+            for (g, fields) in groups
+                .iter()
+                .chain(std::iter::once(&("host", host.clone())))
+            {
+                s.push_str(&format!(",\"{g}\":{{"));
+                for (i, (k, v)) in fields.iter().enumerate() {
+                    s.push_str(&format!("{}\"{k}\":{v}", if i > 0 { "," } else { "" }));
+                }
+                s.push('}');
+            }
+            s.push_str(",\"rusage\":{");
+            for (i, (k, v)) in ru.iter().enumerate() {
+                s.push_str(&format!("{}\"{k}\":{v}", if i > 0 { "," } else { "" }));
+            }
+            s.push_str("}}\n");
+            w.write_all(s.as_bytes())
+                .and_then(|()| w.flush())
+                .map_err(|e| format!("writing {}: {}", path.display(), io_message(&e)))?;
+        }
+        Ok(())
+    }
+}
+
+fn write_xml_header(w: &mut impl Write, c: &Creator) -> io::Result<()> {
+    let uid = unsafe { libc::getuid() };
+    let mut s = String::new();
+    s.push_str("<?xml version='1.0' encoding='UTF-8'?>\n");
+    s.push_str("<dfxml xmloutputversion='1.0'>\n");
+    s.push_str("  <metadata \n  xmlns='http://afflib.org/tcpflow/' \n");
+    s.push_str("  xmlns:xsi='http://www.w3.org/2001/XMLSchema-instance' \n");
+    s.push_str("  xmlns:dc='http://purl.org/dc/elements/1.1/'>\n");
+    s.push_str("    <dc:type>Feature Extraction</dc:type>\n  </metadata>\n");
+    s.push_str("  <creator version='1.0'>\n");
+    s.push_str("    <program>TCPFLOW</program>\n");
+    s.push_str(&format!(
+        "    <version>{}</version>\n",
+        env!("CARGO_PKG_VERSION")
+    ));
+    s.push_str("    <implementation>tcpflow (Rust rewrite)</implementation>\n");
+    s.push_str("    <execution_environment>\n");
+    for (k, v) in uname() {
+        s.push_str(&format!("      <{k}>{}</{k}>\n", xml_escape(&v)));
+    }
+    s.push_str(&format!(
+        "      <command_line>{}</command_line>\n",
+        xml_escape(&c.command_line)
+    ));
+    s.push_str(&format!("      <uid>{uid}</uid>\n"));
+    if let Some(u) = username(uid) {
+        s.push_str(&format!("      <username>{}</username>\n", xml_escape(&u)));
+    }
+    let start = tcpflow_core::Timestamp(c.start_unix_ns);
+    s.push_str(&format!(
+        "      <start_time>{}</start_time>\n",
+        timefmt::iso_seconds(start)
+    ));
+    s.push_str("    </execution_environment>\n  </creator>\n  <configuration>\n");
+    w.write_all(s.as_bytes())?;
+    w.flush()
+}
+
+fn write_json_header(w: &mut impl Write, c: &Creator) -> io::Result<()> {
+    let start = tcpflow_core::Timestamp(c.start_unix_ns);
+    let s = format!(
+        "{{\"type\":\"creator\",\"program\":\"tcpflow\",\"version\":\"{}\",\"command_line\":\"{}\",\"start_time\":\"{}\"}}\n",
+        env!("CARGO_PKG_VERSION"),
+        json_escape(&c.command_line),
+        timefmt::iso_seconds(start)
+    );
+    w.write_all(s.as_bytes())?;
+    w.flush()
+}
+
+/// The command line as a shell would read it back.
+pub fn command_line() -> String {
+    std::env::args_os()
+        .map(|a| {
+            let a = a.to_string_lossy().into_owned();
+            if !a.is_empty()
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+%@".contains(&b))
+            {
+                a
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::template::tests::flow4;
+
+    #[test]
+    fn xml_escaping() {
+        assert_eq!(xml_escape("a<b>&'\"c"), "a&lt;b&gt;&amp;&apos;&quot;c");
+        assert_eq!(xml_escape("x\u{1}y\tz"), "x\u{fffd}y\tz");
+        assert_eq!(xml_escape("2001:db8::1.00080"), "2001:db8::1.00080");
+    }
+
+    #[test]
+    fn json_escaping() {
+        assert_eq!(json_escape("a\"b\\c\nd\u{1}"), "a\\\"b\\\\c\\nd\\u0001");
+    }
+
+    /// Every counter of `Stats` appears in the report: compares with the Debug field names.
+    #[test]
+    fn stats_groups_cover_every_counter() {
+        let s = Stats::default();
+        let dbg = format!("{s:?}");
+        let listed: Vec<&str> = stats_groups(&s)
+            .iter()
+            .flat_map(|(_, f)| f.iter().map(|(k, _)| *k))
+            .collect();
+        let mut count = 0;
+        for part in dbg.split([',', '{']) {
+            if let Some((name, val)) = part.split_once(':') {
+                let (name, val) = (name.trim(), val.trim().trim_end_matches('}').trim());
+                if val.parse::<u64>().is_ok() {
+                    count += 1;
+                    assert!(
+                        listed.contains(&name),
+                        "counter {name} missing from the report"
+                    );
+                }
+            }
+        }
+        assert_eq!(count, listed.len());
+    }
+
+    #[test]
+    fn report_streams_records_and_escapes_names() {
+        let dir = std::env::temp_dir().join(format!("tcpflow-report-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let xp = dir.join("r.xml");
+        let jp = dir.join("r.json");
+        let c = Creator {
+            command_line: "tcpflow -r 'a b' -T '<x>'".into(),
+            start_unix_ns: 0,
+        };
+        let mut r = Report::start(
+            Some((xp.clone(), File::create(&xp).unwrap())),
+            Some((jp.clone(), File::create(&jp).unwrap())),
+            &c,
+        )
+        .unwrap();
+        let mut f = flow4();
+        f.dirs[0].packets = 5;
+        f.dirs[0].ooo_segments = 2;
+        f.dirs[0].payload_bytes = 35;
+        let name = PathBuf::from("out/a&b<c>'d");
+        r.direction(&DirRecord {
+            filename: Some(&name),
+            filesize: 35,
+            flow: &f,
+            dir: Dir::AtoB,
+            reason: CloseReason::Fin,
+            session: 0,
+            truncated_bytes: 0,
+        });
+        let stats = Stats::default();
+        let host = HostStats::default();
+        r.finish(&Totals {
+            stats: &stats,
+            host: &host,
+            max_open_flows: 1,
+        })
+        .unwrap();
+        let x = std::fs::read_to_string(&xp).unwrap();
+        assert!(
+            x.contains("<filename>out/a&amp;b&lt;c&gt;&apos;d</filename>"),
+            "{x}"
+        );
+        assert!(x.contains(
+            "<command_line>tcpflow -r &apos;a b&apos; -T &apos;&lt;x&gt;&apos;</command_line>"
+        ));
+        assert!(x.contains("startime='2010-01-31T22:16:21.260924Z'"));
+        assert!(x.contains("mac_daddr='00:0c:29:ce:d1:9e' mac_saddr='00:0c:29:7e:ec:a4' family='2' src_ipn='10.0.0.1' dst_ipn='192.168.100.2' srcport='40000' dstport='80' packets='5' out_of_order_count='2' len='35'"));
+        assert!(x.contains("close='fin'"));
+        assert!(x.trim_end().ends_with("</dfxml>"));
+        assert!(x.contains("<flow opened='0'"));
+        let j = std::fs::read_to_string(&jp).unwrap();
+        let lines: Vec<&str> = j.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[1]
+            .starts_with("{\"type\":\"flow\",\"filename\":\"out/a&b<c>'d\",\"filesize\":35,"));
+        assert!(lines[2].starts_with("{\"type\":\"totals\""));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,483 @@
+//! Output file names: tcpflow 1.6's `-T` template language.
+//!
+//! | variable | expands to |
+//! |---|---|
+//! | `%A` / `%a` | source address / port of the direction (IPv4 as four 3-digit octets, IPv6 compressed; port 5 digits) |
+//! | `%B` / `%b` | destination address / port |
+//! | `%E` / `%e` | source / destination MAC address, when the link layer has them (else nothing) |
+//! | `%V` / `%v` | `--` when VLAN-tagged / the outermost VLAN id (nothing when untagged) |
+//! | `%C` / `%c` | `c` / the connection index, when the index (a reused 4-tuple) is above 0 |
+//! | `%#` | the connection index, always |
+//! | `%T` / `%t` | the flow's first timestamp: ISO 8601 UTC (`2010-01-31T22:16:21Z`) / Unix seconds |
+//! | `%S` | the session number: connections numbered 0, 1, 2... in the order they started in this run, shared by both directions |
+//! | `%N` `%K` `%M` `%G` | the session number's 3-digit bins: `% 1000`, `/ 10^3 % 1000`, `/ 10^6 % 1000`, `/ 10^9 % 1000` |
+//! | `%%` | `%` |
+//!
+//! `/` in a template makes sub-folders. As tcpflow 1.6 does, a template that does not use `%c`
+//! (or `%#`) gets `%C%c` appended, so reused 4-tuples never share a file. A name is always
+//! relative to the output folder: an absolute name or a `..` component is refused.
+
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+
+use tcpflow_core::{Addr, Dir, FlowInfo};
+
+use crate::timefmt;
+
+/// The default template, as tcpflow 1.6.
+pub const DEFAULT: &str = "%A.%a-%B.%b%V%v%C%c";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Tok {
+    Lit(String),
+    SrcAddr,
+    SrcPort,
+    DstAddr,
+    DstPort,
+    SrcMac,
+    DstMac,
+    VlanSep,
+    Vlan,
+    ConnC,
+    ConnIndex,
+    ConnAlways,
+    IsoTime,
+    EpochTime,
+    Session,
+    /// Session number divided by 10^(3*n), modulo 1000, 3 digits.
+    Bin(u32),
+}
+
+/// A parsed name template.
+#[derive(Clone, Debug)]
+pub struct Template {
+    toks: Vec<Tok>,
+    source: String,
+}
+
+/// What a name is made of besides the flow itself.
+#[derive(Clone, Copy, Debug)]
+pub struct NameParams {
+    /// Connection index to write for `%c`/`%#` (normally `FlowInfo::conn_index`).
+    pub conn_index: u32,
+    /// Session number (`%S`, `%N`...).
+    pub session: u64,
+}
+
+impl Template {
+    /// Parses a template; unknown variables and a trailing `%` are errors.
+    pub fn parse(src: &str) -> Result<Template, String> {
+        let mut toks = Vec::new();
+        let mut lit = String::new();
+        let mut chars = src.chars();
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                lit.push(c);
+                continue;
+            }
+            let Some(v) = chars.next() else {
+                return Err(format!("template '{src}' ends with a lone %"));
+            };
+            let tok = match v {
+                '%' => {
+                    lit.push('%');
+                    continue;
+                }
+                'A' => Tok::SrcAddr,
+                'a' => Tok::SrcPort,
+                'B' => Tok::DstAddr,
+                'b' => Tok::DstPort,
+                'E' => Tok::SrcMac,
+                'e' => Tok::DstMac,
+                'V' => Tok::VlanSep,
+                'v' => Tok::Vlan,
+                'C' => Tok::ConnC,
+                'c' => Tok::ConnIndex,
+                '#' => Tok::ConnAlways,
+                'T' => Tok::IsoTime,
+                't' => Tok::EpochTime,
+                'S' => Tok::Session,
+                'N' => Tok::Bin(0),
+                'K' => Tok::Bin(1),
+                'M' => Tok::Bin(2),
+                'G' => Tok::Bin(3),
+                other => {
+                    return Err(format!(
+                        "template '{src}' has an unknown variable %{other} \
+                         (known: %A %a %B %b %E %e %V %v %C %c %# %T %t %S %N %K %M %G %%)"
+                    ))
+                }
+            };
+            if !lit.is_empty() {
+                toks.push(Tok::Lit(std::mem::take(&mut lit)));
+            }
+            toks.push(tok);
+        }
+        if !lit.is_empty() {
+            toks.push(Tok::Lit(lit));
+        }
+        if !toks
+            .iter()
+            .any(|t| matches!(t, Tok::ConnIndex | Tok::ConnAlways))
+        {
+            toks.push(Tok::ConnC);
+            toks.push(Tok::ConnIndex);
+        }
+        if toks.is_empty() {
+            return Err("the template is empty".into());
+        }
+        Ok(Template {
+            toks,
+            source: src.to_string(),
+        })
+    }
+
+    /// Checks the template on a sample connection (index 0 and 1): a template whose names
+    /// would leave the output folder is refused before any packet is read.
+    pub fn check_static(&self) -> Result<(), String> {
+        let sample = FlowInfo {
+            slot: 0,
+            key: tcpflow_core::FlowKey {
+                addr: [Addr::V4([10, 0, 0, 1]), Addr::V4([10, 0, 0, 2])],
+                port: [40000, 80],
+                vlans: tcpflow_core::Vlans::NONE,
+            },
+            conn_index: 0,
+            first_ts: tcpflow_core::Timestamp(0),
+            last_ts: tcpflow_core::Timestamp(0),
+            macs: None,
+            dirs: [tcpflow_core::DirInfo::default(); 2],
+        };
+        for conn_index in [0, 1] {
+            self.relative_path(
+                &sample,
+                Dir::AtoB,
+                NameParams {
+                    conn_index,
+                    session: 0,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Expands the template for direction `dir` of `flow` (no safety check: see
+    /// [`Template::relative_path`]).
+    pub fn expand(&self, flow: &FlowInfo, dir: Dir, p: NameParams) -> String {
+        let mut s = String::with_capacity(64);
+        let (sa, sp) = flow.key.src(dir);
+        let (da, dp) = flow.key.dst(dir);
+        for t in &self.toks {
+            match t {
+                Tok::Lit(l) => s.push_str(l),
+                Tok::SrcAddr => push_addr(&mut s, sa),
+                Tok::SrcPort => {
+                    let _ = write!(s, "{sp:05}");
+                }
+                Tok::DstAddr => push_addr(&mut s, da),
+                Tok::DstPort => {
+                    let _ = write!(s, "{dp:05}");
+                }
+                Tok::SrcMac => {
+                    if let Some(m) = flow.macs {
+                        push_mac(&mut s, &m[dir.index()]);
+                    }
+                }
+                Tok::DstMac => {
+                    if let Some(m) = flow.macs {
+                        push_mac(&mut s, &m[dir.reverse().index()]);
+                    }
+                }
+                Tok::VlanSep => {
+                    if !flow.key.vlans.is_empty() {
+                        s.push_str("--");
+                    }
+                }
+                Tok::Vlan => {
+                    if let Some(v) = flow.key.vlans.outer() {
+                        let _ = write!(s, "{v}");
+                    }
+                }
+                Tok::ConnC => {
+                    if p.conn_index > 0 {
+                        s.push('c');
+                    }
+                }
+                Tok::ConnIndex => {
+                    if p.conn_index > 0 {
+                        let _ = write!(s, "{}", p.conn_index);
+                    }
+                }
+                Tok::ConnAlways => {
+                    let _ = write!(s, "{}", p.conn_index);
+                }
+                Tok::IsoTime => s.push_str(&timefmt::iso_seconds(flow.first_ts)),
+                Tok::EpochTime => {
+                    let _ = write!(s, "{}", flow.first_ts.secs());
+                }
+                Tok::Session => {
+                    let _ = write!(s, "{}", p.session);
+                }
+                Tok::Bin(n) => {
+                    let v = p.session / 1000u64.pow(*n) % 1000;
+                    let _ = write!(s, "{v:03}");
+                }
+            }
+        }
+        s
+    }
+
+    /// Expands and checks the name: it must stay inside the output folder.
+    pub fn relative_path(
+        &self,
+        flow: &FlowInfo,
+        dir: Dir,
+        p: NameParams,
+    ) -> Result<PathBuf, String> {
+        let name = self.expand(flow, dir, p);
+        check_relative(&name).map(|()| PathBuf::from(name))
+    }
+}
+
+/// A name is acceptable when it is relative, has no `..` component and names a file (not a
+/// folder).
+pub fn check_relative(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("the file name template gave an empty name".into());
+    }
+    if name.starts_with('/') {
+        return Err(format!(
+            "file name '{name}' is absolute; names must stay inside the output folder"
+        ));
+    }
+    if name.contains('\0') {
+        return Err(format!(
+            "file name '{}' contains a NUL byte",
+            name.escape_debug()
+        ));
+    }
+    if name.ends_with('/') {
+        return Err(format!("file name '{name}' names a folder, not a file"));
+    }
+    for comp in name.split('/') {
+        if comp == ".." {
+            return Err(format!(
+                "file name '{name}' has a '..' component; names must stay inside the output folder"
+            ));
+        }
+    }
+    if name.split('/').next_back() == Some(".") {
+        return Err(format!("file name '{name}' names a folder, not a file"));
+    }
+    Ok(())
+}
+
+fn push_addr(s: &mut String, a: Addr) {
+    match a {
+        Addr::V4(o) => {
+            let _ = write!(s, "{:03}.{:03}.{:03}.{:03}", o[0], o[1], o[2], o[3]);
+        }
+        Addr::V6(b) => {
+            let _ = write!(s, "{}", Ipv6Addr::from(b));
+        }
+    }
+}
+
+fn push_mac(s: &mut String, m: &[u8; 6]) {
+    let _ = write!(
+        s,
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    );
+}
+
+/// An address as people write it (the report's `src_ipn`): `10.0.0.1`, `2001:db8::1`.
+pub fn addr_plain(a: Addr) -> String {
+    match a {
+        Addr::V4(o) => Ipv4Addr::from(o).to_string(),
+        Addr::V6(b) => Ipv6Addr::from(b).to_string(),
+    }
+}
+
+/// A MAC as `00:0c:29:ce:d1:9e`.
+pub fn mac_plain(m: &[u8; 6]) -> String {
+    let mut s = String::with_capacity(17);
+    push_mac(&mut s, m);
+    s
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use tcpflow_core::{DirInfo, FlowKey, Timestamp, Vlans};
+
+    pub(crate) fn flow4() -> FlowInfo {
+        FlowInfo {
+            slot: 0,
+            key: FlowKey {
+                addr: [Addr::V4([10, 0, 0, 1]), Addr::V4([192, 168, 100, 2])],
+                port: [40000, 80],
+                vlans: Vlans::NONE,
+            },
+            conn_index: 0,
+            first_ts: Timestamp::from_micros(1_264_976_181, 260_924),
+            last_ts: Timestamp::from_micros(1_264_976_182, 0),
+            macs: Some([
+                [0, 0x0c, 0x29, 0x7e, 0xec, 0xa4],
+                [0, 0x0c, 0x29, 0xce, 0xd1, 0x9e],
+            ]),
+            dirs: [DirInfo::default(); 2],
+        }
+    }
+
+    fn p(conn_index: u32, session: u64) -> NameParams {
+        NameParams {
+            conn_index,
+            session,
+        }
+    }
+
+    fn name(tpl: &str, f: &FlowInfo, dir: Dir, params: NameParams) -> String {
+        Template::parse(tpl).unwrap().expand(f, dir, params)
+    }
+
+    #[test]
+    fn default_ipv4_both_directions() {
+        let f = flow4();
+        assert_eq!(
+            name(DEFAULT, &f, Dir::AtoB, p(0, 0)),
+            "010.000.000.001.40000-192.168.100.002.00080"
+        );
+        assert_eq!(
+            name(DEFAULT, &f, Dir::BtoA, p(0, 0)),
+            "192.168.100.002.00080-010.000.000.001.40000"
+        );
+    }
+
+    #[test]
+    fn ipv6_is_compressed() {
+        let mut f = flow4();
+        let mut a = [0u8; 16];
+        a[0] = 0x20;
+        a[1] = 0x01;
+        a[2] = 0x0d;
+        a[3] = 0xb8;
+        a[15] = 1;
+        let mut b = a;
+        b[15] = 2;
+        f.key.addr = [Addr::V6(a), Addr::V6(b)];
+        f.key.port = [40008, 443];
+        assert_eq!(
+            name(DEFAULT, &f, Dir::AtoB, p(0, 0)),
+            "2001:db8::1.40008-2001:db8::2.00443"
+        );
+    }
+
+    #[test]
+    fn vlan_uses_outer_id() {
+        let mut f = flow4();
+        let mut v = Vlans::NONE;
+        v.push(0x2064); // priority bits are dropped by Vlans: id 100
+        v.push(200);
+        f.key.vlans = v;
+        assert_eq!(
+            name(DEFAULT, &f, Dir::AtoB, p(0, 0)),
+            "010.000.000.001.40000-192.168.100.002.00080--100"
+        );
+    }
+
+    #[test]
+    fn reused_connection_gets_c_suffix() {
+        let f = flow4();
+        assert_eq!(
+            name(DEFAULT, &f, Dir::AtoB, p(1, 0)),
+            "010.000.000.001.40000-192.168.100.002.00080c1"
+        );
+        assert_eq!(
+            name(DEFAULT, &f, Dir::AtoB, p(12, 0)),
+            "010.000.000.001.40000-192.168.100.002.00080c12"
+        );
+    }
+
+    #[test]
+    fn every_variable() {
+        let f = flow4();
+        let d = Dir::AtoB;
+        assert_eq!(name("%A", &f, d, p(0, 0)), "010.000.000.001");
+        assert_eq!(name("%a%c", &f, d, p(0, 0)), "40000");
+        assert_eq!(name("%B%c", &f, d, p(0, 0)), "192.168.100.002");
+        assert_eq!(name("%b%c", &f, d, p(0, 0)), "00080");
+        assert_eq!(
+            name("%E_%e%c", &f, d, p(0, 0)),
+            "00:0c:29:7e:ec:a4_00:0c:29:ce:d1:9e"
+        );
+        assert_eq!(
+            name("%E_%e%c", &f, Dir::BtoA, p(0, 0)),
+            "00:0c:29:ce:d1:9e_00:0c:29:7e:ec:a4"
+        );
+        assert_eq!(name("x%V%v%c", &f, d, p(0, 0)), "x");
+        assert_eq!(name("x%C%c", &f, d, p(3, 0)), "xc3");
+        assert_eq!(name("x%#", &f, d, p(0, 0)), "x0");
+        assert_eq!(name("x%#", &f, d, p(2, 0)), "x2");
+        assert_eq!(name("%T%c", &f, d, p(0, 0)), "2010-01-31T22:16:21Z");
+        assert_eq!(name("%t%c", &f, d, p(0, 0)), "1264976181");
+        assert_eq!(
+            name("%S%c", &f, d, p(0, 1_234_567_890_123)),
+            "1234567890123"
+        );
+        assert_eq!(
+            name("%G/%M/%K/%N%c", &f, d, p(0, 1_234_567_890_123)),
+            "234/567/890/123"
+        );
+        assert_eq!(name("%N%c", &f, d, p(0, 7)), "007");
+        assert_eq!(name("100%%%c", &f, d, p(0, 0)), "100%");
+    }
+
+    #[test]
+    fn template_without_c_gets_it_appended() {
+        let f = flow4();
+        assert_eq!(name("%A", &f, Dir::AtoB, p(2, 0)), "010.000.000.001c2");
+        assert_eq!(name("%A-%#", &f, Dir::AtoB, p(2, 0)), "010.000.000.001-2");
+    }
+
+    #[test]
+    fn slash_makes_folders() {
+        let f = flow4();
+        let t = Template::parse("%A/%B/%a-%b").unwrap();
+        let path = t.relative_path(&f, Dir::AtoB, p(0, 0)).unwrap();
+        assert_eq!(
+            path,
+            PathBuf::from("010.000.000.001/192.168.100.002/40000-00080")
+        );
+    }
+
+    #[test]
+    fn escaping_names_are_refused() {
+        let f = flow4();
+        for tpl in ["../%A", "%A/../../etc/passwd", "/tmp/%A", "%A/", "..%C"] {
+            let t = Template::parse(tpl).unwrap();
+            assert!(
+                t.relative_path(&f, Dir::AtoB, p(0, 0)).is_err(),
+                "{tpl} accepted"
+            );
+        }
+        // `..%C%c` is only `..` for connection 0: a name that is not `..` is fine.
+        let t = Template::parse("..%C%c").unwrap();
+        assert_eq!(
+            t.relative_path(&f, Dir::AtoB, p(1, 0)).unwrap(),
+            PathBuf::from("..c1")
+        );
+        assert!(check_relative("a..b/c").is_ok());
+    }
+
+    #[test]
+    fn bad_templates_are_errors() {
+        assert!(Template::parse("%A%").is_err());
+        assert!(Template::parse("%A%q").is_err());
+    }
+}

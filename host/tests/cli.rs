@@ -1,0 +1,206 @@
+//! The command line, run as a user runs it: flags, errors, exit statuses.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn help_is_the_manual() {
+    let o = run(&["--help"]);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    for needle in [
+        "-r <FILE>",
+        "-R <FILE>",
+        "-o <DIR>",
+        "-T <TEMPLATE>",
+        "--report-json",
+        "--max-flows",
+        "--idle-timeout",
+        "--overlap",
+        "[EXPRESSION]",
+        "%A/%a",
+        "Exit status",
+    ] {
+        assert!(out.contains(needle), "--help lacks {needle}:\n{out}");
+    }
+    // Unsupported tcpflow flags are not advertised.
+    assert!(!out.contains("-K"), "{out}");
+}
+
+#[test]
+fn version_exits_zero() {
+    let o = run(&["-V"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        stdout(&o),
+        format!("tcpflow {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn unsupported_flags_are_refused_not_ignored() {
+    for (args, msg) in [
+        (&["-K", "-r", "x.pcap"][..], "tcpflow: -K (per-flow pcap) is not supported yet\n"),
+        (&["-e", "http", "-r", "x.pcap"][..], "tcpflow: -e (post-processing scanners: http, md5, netviz) is not supported yet\n"),
+        (&["-J", "-r", "x.pcap"][..], "tcpflow: -J (JSON console output) is not supported yet; --report-json writes a JSON report\n"),
+        (&["-I", "-r", "x.pcap"][..], "tcpflow: -I (per-flow .findx index files) is not supported yet\n"),
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert_eq!(stderr(&o), msg);
+    }
+}
+
+#[test]
+fn usage_errors() {
+    let o = run(&["-z", "/tmp", "-r", "x.pcap"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("-z (chroot) requires -U USER"));
+    let o = run(&["-T", "../%A.%a", "-r", "x.pcap"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("'..' component"), "{}", stderr(&o));
+    let o = run(&["-T", "%A%q", "-r", "x.pcap"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown variable %q"));
+    let o = run(&["--overlap", "middle", "-r", "x.pcap"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn missing_input_fails_before_creating_anything() {
+    let d = tmp("missing");
+    let out = d.join("out");
+    let o = run(&[
+        "-r",
+        "/nonexistent/capture.pcap",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "tcpflow: cannot open /nonexistent/capture.pcap: No such file or directory\n"
+    );
+    assert!(!out.exists());
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn not_a_capture_is_named() {
+    let d = tmp("notcap");
+    let f = d.join("notes.txt");
+    std::fs::write(&f, "hello, this is not a capture\n").unwrap();
+    let out = d.join("out");
+    let o = run(&["-r", f.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.starts_with(&format!(
+            "tcpflow: {}: not a pcap or pcapng capture",
+            f.display()
+        )),
+        "{e}"
+    );
+    assert!(!out.exists());
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn bad_filter_is_a_usage_error() {
+    let d = tmp("filter");
+    let cap = d.join("c.pcap");
+    Pcap::new().write(&cap);
+    let o = run(&[
+        "-r",
+        cap.to_str().unwrap(),
+        "-o",
+        d.join("out").to_str().unwrap(),
+        "port",
+        "80",
+        "and",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).starts_with("tcpflow: bad filter expression 'port 80 and'"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn output_folder_that_cannot_be_created() {
+    let d = tmp("nodir");
+    let cap = d.join("c.pcap");
+    Pcap::new().write(&cap);
+    let blocker = d.join("file");
+    std::fs::write(&blocker, "x").unwrap();
+    let o = run(&[
+        "-r",
+        cap.to_str().unwrap(),
+        "-o",
+        blocker.join("out").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).starts_with("tcpflow: cannot create output folder"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["-r", cap.to_str().unwrap(), "-o", blocker.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("is not a folder"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// An output folder the user cannot write to is found before any packet is read. As root
+/// (CI), permissions do not apply, so the run drops to `nobody` with -U.
+#[test]
+fn unwritable_output_folder() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tmp("ro");
+    let cap = d.join("c.pcap");
+    let mut p = Pcap::new();
+    p.conversation(
+        1_000_000,
+        client(1),
+        server(),
+        100,
+        200,
+        b"hello",
+        b"world",
+        1000,
+    );
+    p.write(&cap);
+    std::fs::set_permissions(&cap, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = d.join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let is_root = unsafe { libc::geteuid() } == 0;
+    let o = if is_root {
+        run(&[
+            "-U",
+            "nobody",
+            "-r",
+            cap.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--no-report",
+        ])
+    } else {
+        run(&["-r", cap.to_str().unwrap(), "-o", out.to_str().unwrap()])
+    };
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert_eq!(
+        e,
+        format!(
+            "tcpflow: output folder {} is not writable: Permission denied\n",
+            out.display()
+        )
+    );
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::remove_dir_all(&d).unwrap();
+}
