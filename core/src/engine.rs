@@ -273,6 +273,7 @@ impl<'s> Engine<'s> {
             self.tracker
                 .expire_idle(self.now, &mut self.stats.flow, sink);
         }
+        let mut pkt = pkt;
         let (protocol, payload, claimed) = if pkt.fragment.is_some() {
             match self.defrag.push(ts, &pkt, &mut self.stats.frag) {
                 None => return Ok(Outcome::FragmentHeld),
@@ -288,7 +289,24 @@ impl<'s> Engine<'s> {
                         Addr::V4(_) => (proto, 0),
                     };
                     let rest = &bytes[skip.min(bytes.len())..];
-                    (proto, rest, rest.len() as u32)
+                    // A tunnel whose outer packets were fragmented opens only now.
+                    match decode::decode_tunnel(&pkt, proto, rest) {
+                        Ok(None) => (proto, rest, rest.len() as u32),
+                        Ok(Some(inner)) if inner.fragment.is_none() => {
+                            pkt = inner;
+                            (inner.protocol, inner.payload, inner.payload_len)
+                        }
+                        Ok(Some(inner)) => {
+                            // Fragments inside a reassembled tunnel are not reassembled again.
+                            self.stats.frag.too_big += 1;
+                            self.stats.frag.dropped_bytes += inner.payload.len() as u64;
+                            return Ok(Outcome::Ignored);
+                        }
+                        Err(e) => {
+                            e.count(&mut self.stats.decode);
+                            return Err(e);
+                        }
+                    }
                 }
             }
         } else {

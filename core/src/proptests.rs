@@ -103,10 +103,14 @@ fn check(rec_bytes: &[u8], gaps: &[(u64, u64, crate::GapReason)], data: &[u8]) {
 
 proptest! {
 
-    /// Within the pool bound: exactly the stream, no gap.
+    /// Within the pool bound: exactly the stream, no gap. (Each held piece takes at least one
+    /// block, so the bound is counted in pieces, not bytes.)
     #[test]
     fn reassembles_exactly_with_room(p in plan(40_000)) {
-        let rec = feed(4096, Config::default(), &frames(&p, 50000));
+        let needed: usize = p.sends.iter().map(|&(_, n)| n / crate::pool::BLOCK_DATA + 2).sum();
+        prop_assume!(needed <= 16_384);
+        let cfg = Config { max_blocks_per_dir: needed as u32, ..Config::default() };
+        let rec = feed(needed, cfg, &frames(&p, 50000));
         let fl = rec.find(50000, 0);
         prop_assert!(fl.dirs[0].gaps.is_empty(), "gaps {:?}", fl.dirs[0].gaps);
         prop_assert_eq!(&fl.dirs[0].bytes, &p.data);

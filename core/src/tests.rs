@@ -568,7 +568,10 @@ fn a_syn_retried_after_a_reset_continues_or_restarts_the_connection() {
     // The server refuses the first SYN; the retry with the same ISN is the same connection,
     // whose reset is forgotten once the server answers with a SYN-ACK.
     let mut c = Conv::new(42016, 100, 7000);
-    let mut f = vec![c.frame_at(0, 100, SYN, &[]), c.frame_at(1, 5, RST | ACK, &[])];
+    let mut f = vec![
+        c.frame_at(0, 100, SYN, &[]),
+        c.frame_at(1, 5, RST | ACK, &[]),
+    ];
     f.extend(c.handshake());
     f.push(c.send(0, ACK, b"again"));
     f.extend(c.close());

@@ -54,14 +54,21 @@ fn tcpflow_bin() -> PathBuf {
     // target/<profile>/deps/corpus-HASH -> target/<profile>/tcpflow
     let exe = std::env::current_exe().unwrap();
     let bin = exe.parent().unwrap().parent().unwrap().join("tcpflow");
-    assert!(bin.exists(), "{} not built: run `cargo build -p tcpflow` first", bin.display());
+    assert!(
+        bin.exists(),
+        "{} not built: run `cargo build -p tcpflow` first",
+        bin.display()
+    );
     bin
 }
 
 type Flows = BTreeMap<String, (u64, String)>;
 
 fn sha(b: &[u8]) -> String {
-    Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
 }
 
 /// Runs tcpflow on a capture: exit code (None on a signal), stderr, our flows with their
@@ -100,11 +107,18 @@ fn run(bin: &Path, cap: &Path, out: &Path) -> Run {
     };
     let mut stderr = String::new();
     use std::io::Read;
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     let mut files = BTreeMap::new();
     let mut stack = vec![out.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -134,11 +148,19 @@ fn run(bin: &Path, cap: &Path, out: &Path) -> Run {
             }
         }
     }
-    Run { code: status.code(), stderr, files, gappy }
+    Run {
+        code: status.code(),
+        stderr,
+        files,
+        gappy,
+    }
 }
 
 fn digests(files: &BTreeMap<String, Vec<u8>>) -> Flows {
-    files.iter().map(|(k, v)| (k.clone(), (v.len() as u64, sha(v)))).collect()
+    files
+        .iter()
+        .map(|(k, v)| (k.clone(), (v.len() as u64, sha(v))))
+        .collect()
 }
 
 /// Why our flow differs from tshark's, when the bytes say so.
@@ -157,7 +179,9 @@ fn explain(name: &str, ours: &[u8], run: &Run, ts: &Flows) -> Option<&'static st
         return Some("tshark's stream is a suffix of ours (midstream pickup: earlier data that arrived late is kept)");
     }
     if run.gappy.contains(name) {
-        return Some("bytes missing from the capture: ours has them as reported gaps at their offsets");
+        return Some(
+            "bytes missing from the capture: ours has them as reported gaps at their offsets",
+        );
     }
     None
 }
@@ -170,7 +194,11 @@ fn corpus_against_tshark_and_tcpflow() {
     };
     let bin = tcpflow_bin();
     let mut oracle: BTreeMap<String, BTreeMap<String, Flows>> = BTreeMap::new();
-    for line in std::fs::read_to_string(root.join("ORACLE.tsv")).unwrap().lines().skip(1) {
+    for line in std::fs::read_to_string(root.join("ORACLE.tsv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+    {
         let c: Vec<&str> = line.split('\t').collect();
         if c.len() == 5 {
             oracle
@@ -229,7 +257,11 @@ fn corpus_against_tshark_and_tcpflow() {
             }
             match explain(name, bytes, &r, ts) {
                 Some(why) => *reasons.entry(why).or_default() += 1,
-                None => unexplained.push(format!("ours {name} {:?}, tshark {:?}", ours[name], ts.get(name))),
+                None => unexplained.push(format!(
+                    "ours {name} {:?}, tshark {:?}",
+                    ours[name],
+                    ts.get(name)
+                )),
             }
         }
         let ours_content: BTreeSet<_> = ours.values().collect();
@@ -245,11 +277,20 @@ fn corpus_against_tshark_and_tcpflow() {
     let _ = std::fs::remove_dir_all(&out);
     let _ = std::fs::remove_file(out.with_extension("json"));
     eprintln!("corpus: {} captures", captures.len());
-    eprintln!("  identical to tshark: {same_ts}; identical to tcpflow 1.6.1 (padding cut): {same_tf}");
-    eprintln!("  our flows: {flows}; byte-identical to tshark: {flows_ts}; to tcpflow 1.6.1: {flows_tf}");
+    eprintln!(
+        "  identical to tshark: {same_ts}; identical to tcpflow 1.6.1 (padding cut): {same_tf}"
+    );
+    eprintln!(
+        "  our flows: {flows}; byte-identical to tshark: {flows_ts}; to tcpflow 1.6.1: {flows_tf}"
+    );
     eprintln!("  differences, by reason:");
     for (why, n) in &reasons {
         eprintln!("    {n:4}  {why}");
     }
-    assert!(failures.is_empty(), "{} captures differ without a listed reason:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} captures differ without a listed reason:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
