@@ -8,6 +8,7 @@ pub mod expected;
 pub mod link;
 pub mod packet;
 pub mod pcap;
+pub mod workload;
 
 pub use conn::{make_monotonic, merge_by_time, permute, retime, Conn, LinkOpts, Pkt, Seg};
 pub use expected::{endpoint_name, expected_files, flow_name, ExpectedFile};

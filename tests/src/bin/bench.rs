@@ -1,0 +1,951 @@
+//! The command's performance benchmark (run by hand, not in CI): generates the four workloads
+//! of tests/BENCH.md with the project's capture generator, runs this `tcpflow`, tcpflow 1.6.1
+//! and the floor (`tar -x` of the expected files) alternately, and prints wall time, CPU,
+//! peak RSS and whether every output byte is right. `--callgrind` counts instructions per
+//! packet instead. `bench --help` lists the options; tests/BENCH.md has the results.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tcpflow_tests::workload::{self, Generated, Kind, Verdict, Workload};
+
+const USAGE: &str = "\
+usage: bench [OPTIONS]
+  Generates the workloads (bulk, many, concurrent, messy), runs each tool on each, alternating
+  the tools run by run, each run into a fresh folder after a sync, and prints per workload:
+  median wall, MB/s of capture, user and system CPU, peak RSS, files written, whether every
+  byte is right, and the ratios to tcpflow 1.6.1 and to the floor from the same rounds.
+
+options:
+  --scale F          size of the workloads (1 = the sizes of tests/BENCH.md; 0.02 is about
+                     20 MB each). Default 1, or 0.02 with --callgrind
+  --runs N           runs of each tool per workload (default 3)
+  --out DIR          working folder: generated captures (cache/) and outputs (runs/)
+                     (default: bench-tmp beside the project, on the same disk)
+  --tmpfs            write the outputs to /dev/shm/tcpflow-bench (captures stay in --out)
+  --only W[,W..]     only these workloads
+  --tools T[,T..]    among ours,tcpflow,floor (default: all three; tcpflow only when installed)
+  --keep             keep the generated captures and expected files, and reuse them when the
+                     parameters match (otherwise they are generated and deleted every time)
+  --callgrind        count instructions with valgrind --tool=callgrind for ours and
+                     tcpflow 1.6.1 (instead of timing); the profiles stay in DIR/callgrind/
+  --ours PATH        the command to measure (default: tcpflow beside this binary, i.e.
+                     the release build in the same target folder)
+  --tcpflow PATH     tcpflow 1.6.1 (default /usr/bin/tcpflow)
+  --generate-only    generate the workloads (with their sizes and the time taken) and stop
+  -h, --help         this text
+";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tool {
+    Ours,
+    Tcpflow,
+    Floor,
+}
+
+impl Tool {
+    fn key(self) -> &'static str {
+        match self {
+            Tool::Ours => "ours",
+            Tool::Tcpflow => "tcpflow",
+            Tool::Floor => "floor",
+        }
+    }
+    fn label(self) -> &'static str {
+        match self {
+            Tool::Ours => "ours",
+            Tool::Tcpflow => "tcpflow 1.6.1",
+            Tool::Floor => "floor (tar -x)",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Opts {
+    scale: Option<f64>,
+    runs: usize,
+    out: PathBuf,
+    tmpfs: bool,
+    only: Vec<Kind>,
+    tools: Option<Vec<Tool>>,
+    keep: bool,
+    callgrind: bool,
+    ours: PathBuf,
+    tcpflow: PathBuf,
+    generate_only: bool,
+}
+
+fn parse_args() -> Result<Option<Opts>, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let mut o = Opts {
+        scale: None,
+        runs: 3,
+        out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench-tmp"),
+        tmpfs: false,
+        only: Kind::ALL.to_vec(),
+        tools: None,
+        keep: false,
+        callgrind: false,
+        ours: exe.with_file_name("tcpflow"),
+        tcpflow: PathBuf::from("/usr/bin/tcpflow"),
+        generate_only: false,
+    };
+    let mut args = std::env::args_os().skip(1);
+    let value = |name: &str, args: &mut dyn Iterator<Item = OsString>| {
+        args.next()
+            .ok_or_else(|| format!("{name} needs a value"))
+            .map(|v| v.to_string_lossy().into_owned())
+    };
+    while let Some(a) = args.next() {
+        match a.to_string_lossy().as_ref() {
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                return Ok(None);
+            }
+            "--scale" => {
+                let v = value("--scale", &mut args)?;
+                let f: f64 = v.parse().map_err(|_| format!("bad --scale {v}"))?;
+                if !(f > 0.0 && f <= 16.0) {
+                    return Err(format!("--scale {v}: must be in (0, 16]"));
+                }
+                o.scale = Some(f);
+            }
+            "--runs" => {
+                let v = value("--runs", &mut args)?;
+                o.runs = v.parse().map_err(|_| format!("bad --runs {v}"))?;
+                if o.runs == 0 {
+                    return Err("--runs must be at least 1".into());
+                }
+            }
+            "--out" => o.out = PathBuf::from(value("--out", &mut args)?),
+            "--tmpfs" => o.tmpfs = true,
+            "--only" => {
+                let v = value("--only", &mut args)?;
+                o.only = v
+                    .split(',')
+                    .map(|s| Kind::parse(s.trim()).ok_or_else(|| format!("no workload {s}")))
+                    .collect::<Result<_, _>>()?;
+            }
+            "--tools" => {
+                let v = value("--tools", &mut args)?;
+                let t = v
+                    .split(',')
+                    .map(|s| match s.trim() {
+                        "ours" => Ok(Tool::Ours),
+                        "tcpflow" => Ok(Tool::Tcpflow),
+                        "floor" => Ok(Tool::Floor),
+                        x => Err(format!("no tool {x} (ours, tcpflow, floor)")),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                o.tools = Some(t);
+            }
+            "--keep" => o.keep = true,
+            "--callgrind" => o.callgrind = true,
+            "--ours" => o.ours = PathBuf::from(value("--ours", &mut args)?),
+            "--tcpflow" => o.tcpflow = PathBuf::from(value("--tcpflow", &mut args)?),
+            "--generate-only" => o.generate_only = true,
+            x => return Err(format!("unknown argument {x}\n{USAGE}")),
+        }
+    }
+    Ok(Some(o))
+}
+
+/// The C library calls std does not offer: wait4 (the child's rusage) and sync.
+mod sys {
+    use std::os::raw::{c_int, c_long};
+
+    #[repr(C)]
+    #[derive(Default)]
+    pub struct Timeval {
+        pub tv_sec: c_long,
+        pub tv_usec: c_long,
+    }
+
+    #[repr(C)]
+    #[derive(Default)]
+    pub struct Rusage {
+        pub ru_utime: Timeval,
+        pub ru_stime: Timeval,
+        /// Peak resident set, KiB.
+        pub ru_maxrss: c_long,
+        pub rest: [c_long; 13],
+    }
+
+    extern "C" {
+        fn wait4(pid: c_int, status: *mut c_int, options: c_int, rusage: *mut Rusage) -> c_int;
+        fn sync();
+    }
+
+    /// Waits for child `pid`: its raw wait status and resource usage.
+    pub fn wait_child(pid: u32) -> std::io::Result<(c_int, Rusage)> {
+        let mut ru = Rusage::default();
+        let mut status: c_int = 0;
+        loop {
+            // SAFETY: both pointers are valid for the call; the child is ours (from spawn)
+            // and not waited for by anyone else.
+            let r = unsafe { wait4(pid as c_int, &mut status, 0, &mut ru) };
+            if r >= 0 {
+                return Ok((status, ru));
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    pub fn sync_all() {
+        // SAFETY: sync takes no arguments and cannot fail.
+        unsafe { sync() }
+    }
+}
+
+/// One measured run.
+#[derive(Debug, Clone)]
+struct Sample {
+    wall: f64,
+    user: f64,
+    sys: f64,
+    rss_kib: u64,
+    /// Exit code, or 128 + signal.
+    status: i32,
+    verdict: Verdict,
+}
+
+/// Runs `cmd` (stdout and stderr to `log`) and measures it.
+fn measure(cmd: &mut Command, log: &Path) -> io::Result<(f64, f64, f64, u64, i32)> {
+    let lf = fs::File::create(log)?;
+    cmd.stdin(Stdio::null()).stdout(lf.try_clone()?).stderr(lf);
+    let t = Instant::now();
+    let child = cmd.spawn()?;
+    let (status, ru) = sys::wait_child(child.id())?;
+    let wall = t.elapsed().as_secs_f64();
+    // The child is reaped: `child` must not be waited for again (dropping it does not wait).
+    drop(child);
+    let secs = |tv: &sys::Timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    let code = if status & 0x7f == 0 {
+        (status >> 8) & 0xff
+    } else {
+        128 + (status & 0x7f)
+    };
+    Ok((
+        wall,
+        secs(&ru.ru_utime),
+        secs(&ru.ru_stime),
+        ru.ru_maxrss as u64,
+        code,
+    ))
+}
+
+fn tool_command(o: &Opts, tool: Tool, g: &Generated, dir: &Path) -> Command {
+    match tool {
+        Tool::Ours | Tool::Tcpflow => {
+            let mut c = Command::new(if tool == Tool::Ours {
+                &o.ours
+            } else {
+                &o.tcpflow
+            });
+            c.arg("-r").arg(&g.capture).arg("-o").arg(dir);
+            c
+        }
+        Tool::Floor => {
+            let mut c = Command::new("tar");
+            c.arg("-xf").arg(&g.tar).arg("-C").arg(dir);
+            c
+        }
+    }
+}
+
+/// Reads a file through (to have it in the page cache); seconds taken.
+fn warm(p: &Path) -> io::Result<f64> {
+    let t = Instant::now();
+    let mut f = fs::File::open(p)?;
+    let mut b = vec![0u8; 1 << 20];
+    while f.read(&mut b)? > 0 {}
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// Truncates every file under `dir` to 0 bytes (outputs are deleted at the end only: creating
+/// files just after deleting a large tree is slow on some file systems).
+fn truncate_all(dir: &Path) -> io::Result<()> {
+    for ent in fs::read_dir(dir)? {
+        let ent = ent?;
+        let ft = ent.file_type()?;
+        if ft.is_dir() {
+            truncate_all(&ent.path())?;
+        } else if ft.is_file() {
+            fs::OpenOptions::new()
+                .write(true)
+                .open(ent.path())?
+                .set_len(0)?;
+        }
+    }
+    Ok(())
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let n = s.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+fn sh(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// The mount holding `p`: "device type options".
+fn mount_of(p: &Path) -> String {
+    let p = p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let mounts = fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let mut best: Option<(usize, String)> = None;
+    for line in mounts.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 4 {
+            continue;
+        }
+        let longer = match &best {
+            Some((l, _)) => f[1].len() > *l,
+            None => true,
+        };
+        if p.starts_with(f[1]) && longer {
+            best = Some((
+                f[1].len(),
+                format!("{} on {} ({}, {})", f[0], f[1], f[2], f[3]),
+            ));
+        }
+    }
+    best.map(|b| b.1).unwrap_or_else(|| "?".into())
+}
+
+fn version_of(bin: &Path) -> String {
+    let out = Command::new(bin).arg("-V").stdin(Stdio::null()).output();
+    match out {
+        Ok(o) => {
+            let s = String::from_utf8_lossy(&o.stdout).to_string()
+                + &String::from_utf8_lossy(&o.stderr);
+            s.lines().next().unwrap_or("").trim().to_string()
+        }
+        Err(_) => String::new(),
+    }
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / (1024.0 * 1024.0)
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn describe(g: &Generated, w: &Workload) -> String {
+    let c = &g.capture_info;
+    let e = &g.expected_info;
+    let how = if g.reused {
+        "reused from the cache".to_string()
+    } else {
+        format!(
+            "generated in {:.1} s ({:.1} s/GiB of capture + expected)",
+            g.gen_secs,
+            g.gen_secs / ((c.bytes + e.bytes) as f64 / (1u64 << 30) as f64)
+        )
+    };
+    format!(
+        "capture {:.1} MiB, {} packets, {} connections (at most {} open at once); expected {} files, {:.1} MiB; {how}; {}",
+        mib(c.bytes),
+        thousands(c.packets),
+        thousands(c.conns),
+        thousands(c.max_open),
+        thousands(e.files),
+        mib(e.bytes),
+        w.key()
+    )
+}
+
+fn verdict_cell(samples: &[Sample]) -> String {
+    let ok = samples.iter().filter(|s| s.verdict.ok()).count();
+    let status_bad = samples.iter().filter(|s| s.status != 0).count();
+    let mut s = if ok == samples.len() {
+        format!("yes ({ok}/{})", samples.len())
+    } else {
+        let v = &samples
+            .iter()
+            .find(|s| !s.verdict.ok())
+            .expect("one not ok")
+            .verdict;
+        format!(
+            "NO: {} of {} files right, {} different, {} missing, {} extra",
+            thousands(v.right),
+            thousands(v.expected_files),
+            thousands(v.different),
+            thousands(v.missing),
+            thousands(v.extra)
+        )
+    };
+    if status_bad > 0 {
+        let _ = write!(
+            s,
+            "; exit status {} in {status_bad} runs",
+            samples
+                .iter()
+                .find(|s| s.status != 0)
+                .map_or(0, |s| s.status)
+        );
+    }
+    s
+}
+
+/// Results of one workload, for the summary.
+struct WorkloadResult {
+    kind: Kind,
+    capture_bytes: u64,
+    rows: Vec<(Tool, Vec<Sample>)>,
+}
+
+fn run_workload(
+    o: &Opts,
+    w: &Workload,
+    g: &Generated,
+    tools: &[Tool],
+    runs_dir: &Path,
+    report: &mut String,
+) -> io::Result<WorkloadResult> {
+    let cap_bytes = g.capture_info.bytes;
+    let load_before = loadavg();
+    let warm_s = warm(&g.capture)? + warm(&g.tar)?;
+    let wdir = runs_dir.join(w.key());
+    fs::create_dir_all(&wdir)?;
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); tools.len()];
+    let mut per_round = String::new();
+    for r in 0..o.runs {
+        let _ = write!(per_round, "{}{}:", if r > 0 { " |" } else { "" }, r + 1);
+        for k in 0..tools.len() {
+            // Alternate: each round starts with the next tool.
+            let ti = (k + r) % tools.len();
+            let tool = tools[ti];
+            let dir = wdir.join(format!("{}-{}", r + 1, tool.key()));
+            fs::create_dir(&dir)?;
+            let log = wdir.join(format!("{}-{}.log", r + 1, tool.key()));
+            sys::sync_all();
+            let (wall, user, sys, rss, status) =
+                measure(&mut tool_command(o, tool, g, &dir), &log)?;
+            let verdict = workload::verify(&g.tar, &dir)?;
+            if status != 0 || !verdict.ok() {
+                let tail: String = fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .lines()
+                    .rev()
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .join(" / ");
+                eprintln!(
+                    "  {} run {}: exit status {status}; {} of {} files right; {}{}",
+                    tool.label(),
+                    r + 1,
+                    verdict.right,
+                    verdict.expected_files,
+                    verdict.problems.join("; "),
+                    if tail.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; log: {tail}")
+                    }
+                );
+            }
+            truncate_all(&dir)?;
+            let _ = write!(per_round, " {} {:.3}", tool.key(), wall);
+            eprintln!(
+                "  {} run {}: {:.3} s, {} files",
+                tool.label(),
+                r + 1,
+                wall,
+                verdict.files
+            );
+            samples[ti].push(Sample {
+                wall,
+                user,
+                sys,
+                rss_kib: rss,
+                status,
+                verdict,
+            });
+        }
+    }
+    let load_after = loadavg();
+    let by_tool = |t: Tool| tools.iter().position(|&x| x == t).map(|i| &samples[i]);
+    let ratio = |s: &[Sample], base: Option<&Vec<Sample>>| -> String {
+        match base {
+            Some(b) => {
+                let r: Vec<f64> = s.iter().zip(b).map(|(x, y)| x.wall / y.wall).collect();
+                format!("{:.2}", median(&r))
+            }
+            None => "-".into(),
+        }
+    };
+    let _ = writeln!(report, "\n### {} ({})\n", w.kind.name(), w.kind.describe());
+    let _ = writeln!(report, "{}  ", describe(g, w));
+    let _ = writeln!(
+        report,
+        "load average before {load_before}, after {load_after}; page cache warmed in {warm_s:.2} s\n"
+    );
+    let _ = writeln!(
+        report,
+        "| tool | wall s (median) | min-max | MB/s of capture | user s | sys s | peak RSS MB | files | bytes right | vs 1.6.1 | vs floor |"
+    );
+    let _ = writeln!(report, "|---|---|---|---|---|---|---|---|---|---|---|");
+    for (i, &t) in tools.iter().enumerate() {
+        let s = &samples[i];
+        let walls: Vec<f64> = s.iter().map(|x| x.wall).collect();
+        let wall = median(&walls);
+        let min = walls.iter().cloned().fold(f64::INFINITY, f64::min);
+        let max = walls.iter().cloned().fold(0.0, f64::max);
+        let user = median(&s.iter().map(|x| x.user).collect::<Vec<_>>());
+        let sysc = median(&s.iter().map(|x| x.sys).collect::<Vec<_>>());
+        let rss = s.iter().map(|x| x.rss_kib).max().unwrap_or(0);
+        let files = s.last().map_or(0, |x| x.verdict.files);
+        let _ = writeln!(
+            report,
+            "| {} | {:.3} | {:.3}-{:.3} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {} | {} | {} |",
+            t.label(),
+            wall,
+            min,
+            max,
+            cap_bytes as f64 / 1e6 / wall,
+            user,
+            sysc,
+            rss as f64 * 1024.0 / 1e6,
+            thousands(files),
+            verdict_cell(s),
+            ratio(s, by_tool(Tool::Tcpflow)),
+            ratio(s, by_tool(Tool::Floor)),
+        );
+    }
+    let _ = writeln!(report, "\nruns (wall s, in the order run): {per_round}");
+    let first_bad = samples
+        .iter()
+        .flatten()
+        .find(|s| !s.verdict.problems.is_empty());
+    if let Some(s) = first_bad {
+        let _ = writeln!(
+            report,
+            "\nfirst problems: {}",
+            s.verdict.problems.join("; ")
+        );
+    }
+    Ok(WorkloadResult {
+        kind: w.kind,
+        capture_bytes: cap_bytes,
+        rows: tools.iter().copied().zip(samples).collect(),
+    })
+}
+
+fn summary(results: &[WorkloadResult]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\n### Summary (medians; ratios are medians of the per-round ratios)\n"
+    );
+    let _ = writeln!(
+        s,
+        "| workload | capture MiB | ours s | tcpflow 1.6.1 s | floor s | ours / 1.6.1 | ours / floor | 1.6.1 / floor | ours RSS MB | 1.6.1 RSS MB | ours right | 1.6.1 right |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in results {
+        let get = |t: Tool| r.rows.iter().find(|x| x.0 == t).map(|x| &x.1);
+        let wall = |t: Tool| {
+            get(t).map_or("-".into(), |v| {
+                format!(
+                    "{:.3}",
+                    median(&v.iter().map(|x| x.wall).collect::<Vec<_>>())
+                )
+            })
+        };
+        let ratio = |a: Tool, b: Tool| match (get(a), get(b)) {
+            (Some(x), Some(y)) => format!(
+                "{:.2}",
+                median(
+                    &x.iter()
+                        .zip(y)
+                        .map(|(p, q)| p.wall / q.wall)
+                        .collect::<Vec<_>>()
+                )
+            ),
+            _ => "-".into(),
+        };
+        let rss = |t: Tool| {
+            get(t).map_or("-".into(), |v| {
+                format!(
+                    "{:.1}",
+                    v.iter().map(|x| x.rss_kib).max().unwrap_or(0) as f64 * 1024.0 / 1e6
+                )
+            })
+        };
+        let right = |t: Tool| {
+            get(t).map_or("-".into(), |v| {
+                if v.iter().all(|x| x.verdict.ok() && x.status == 0) {
+                    "yes".to_string()
+                } else {
+                    "NO".to_string()
+                }
+            })
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.kind.name(),
+            mib(r.capture_bytes),
+            wall(Tool::Ours),
+            wall(Tool::Tcpflow),
+            wall(Tool::Floor),
+            ratio(Tool::Ours, Tool::Tcpflow),
+            ratio(Tool::Ours, Tool::Floor),
+            ratio(Tool::Tcpflow, Tool::Floor),
+            rss(Tool::Ours),
+            rss(Tool::Tcpflow),
+            right(Tool::Ours),
+            right(Tool::Tcpflow),
+        );
+    }
+    s
+}
+
+/// Total instructions of a callgrind profile.
+fn callgrind_total(p: &Path) -> io::Result<u64> {
+    let s = fs::read_to_string(p)?;
+    for line in s.lines().rev() {
+        if let Some(v) = line
+            .strip_prefix("totals:")
+            .or_else(|| line.strip_prefix("summary:"))
+        {
+            if let Some(n) = v.split_whitespace().next().and_then(|x| x.parse().ok()) {
+                return Ok(n);
+            }
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{}: no totals line", p.display()),
+    ))
+}
+
+fn run_callgrind(
+    o: &Opts,
+    w: &Workload,
+    g: &Generated,
+    tools: &[Tool],
+    runs_dir: &Path,
+    cg_dir: &Path,
+    report: &mut String,
+) -> io::Result<()> {
+    let pk = g.capture_info.packets;
+    let wdir = runs_dir.join(format!("{}-callgrind", w.key()));
+    fs::create_dir_all(&wdir)?;
+    fs::create_dir_all(cg_dir)?;
+    // The fixed cost (start-up and exit) from a capture with no packet.
+    let empty = cg_dir.join("empty.pcap");
+    fs::write(
+        &empty,
+        tcpflow_tests::pcap::PcapWriter::new(1, workload::SNAPLEN).into_bytes(),
+    )?;
+    let mut totals: Vec<(Tool, u64, u64, bool)> = Vec::new();
+    for &t in tools.iter().filter(|t| **t != Tool::Floor) {
+        let edir = wdir.join(format!("{}-empty", t.key()));
+        fs::create_dir(&edir)?;
+        let eprof = cg_dir.join(format!("empty.{}.callgrind", t.key()));
+        let bin = if t == Tool::Ours { &o.ours } else { &o.tcpflow };
+        let mut c = Command::new("valgrind");
+        c.arg("--tool=callgrind")
+            .arg(format!("--callgrind-out-file={}", eprof.display()))
+            .arg(bin)
+            .arg("-r")
+            .arg(&empty)
+            .arg("-o")
+            .arg(&edir);
+        measure(&mut c, &wdir.join(format!("{}-empty.log", t.key())))?;
+        let fixed = callgrind_total(&eprof)?;
+
+        let dir = wdir.join(t.key());
+        fs::create_dir(&dir)?;
+        let prof = cg_dir.join(format!("{}.{}.callgrind", w.key(), t.key()));
+        let mut c = Command::new("valgrind");
+        c.arg("--tool=callgrind")
+            .arg(format!("--callgrind-out-file={}", prof.display()));
+        let inner = tool_command(o, t, g, &dir);
+        c.arg(inner.get_program()).args(inner.get_args());
+        let log = wdir.join(format!("{}.log", t.key()));
+        let (wall, _, _, _, status) = measure(&mut c, &log)?;
+        let v = workload::verify(&g.tar, &dir)?;
+        let total = callgrind_total(&prof)?;
+        eprintln!(
+            "  {} under callgrind: {:.1} s, {} instructions, exit status {status}",
+            t.label(),
+            wall,
+            thousands(total)
+        );
+        truncate_all(&dir)?;
+        totals.push((t, total, fixed, v.ok() && status == 0));
+    }
+    let base = totals.iter().find(|x| x.0 == Tool::Tcpflow).map(|x| {
+        (
+            x.1 as f64 / pk as f64,
+            x.1.saturating_sub(x.2) as f64 / pk as f64,
+        )
+    });
+    for (t, total, fixed, ok) in &totals {
+        let per = *total as f64 / pk as f64;
+        let per_net = total.saturating_sub(*fixed) as f64 / pk as f64;
+        let _ = writeln!(
+            report,
+            "| {} | {} | {} | {} | {:.0} | {} | {} | {:.0} | {} | {} |",
+            w.kind.name(),
+            thousands(pk),
+            t.label(),
+            thousands(*total),
+            per,
+            base.map_or("-".into(), |b| format!("{:.2}", per / b.0)),
+            thousands(*fixed),
+            per_net,
+            base.map_or("-".into(), |b| format!("{:.2}", per_net / b.1)),
+            if *ok { "yes" } else { "NO" }
+        );
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let o = match parse_args() {
+        Ok(Some(o)) => o,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(o) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(o: Opts) -> Result<(), String> {
+    let scale = o.scale.unwrap_or(if o.callgrind { 0.02 } else { 1.0 });
+    let have_tcpflow = version_of(&o.tcpflow).contains("1.6");
+    let tools: Vec<Tool> = match &o.tools {
+        Some(t) => t.clone(),
+        None if have_tcpflow => vec![Tool::Ours, Tool::Tcpflow, Tool::Floor],
+        None => {
+            eprintln!(
+                "bench: tcpflow 1.6.1 not found at {} (install: apt-get install tcpflow); measuring ours and the floor",
+                o.tcpflow.display()
+            );
+            vec![Tool::Ours, Tool::Floor]
+        }
+    };
+    if tools.contains(&Tool::Ours) && !o.ours.is_file() {
+        return Err(format!(
+            "{} not found: build it first (cargo build --release -p tcpflow, with the same CARGO_TARGET_DIR), or give --ours PATH",
+            o.ours.display()
+        ));
+    }
+    if tools.contains(&Tool::Tcpflow) && !have_tcpflow {
+        return Err(format!("{} is not tcpflow 1.6.x", o.tcpflow.display()));
+    }
+    if o.callgrind && sh("valgrind", &["--version"]).is_empty() {
+        return Err("valgrind is not installed (apt-get install valgrind)".into());
+    }
+    fs::create_dir_all(&o.out).map_err(|e| format!("{}: {e}", o.out.display()))?;
+    let out = o.out.canonicalize().map_err(|e| e.to_string())?;
+    let cache = out.join("cache");
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let runs_root = if o.tmpfs {
+        PathBuf::from("/dev/shm/tcpflow-bench")
+    } else {
+        out.join("runs")
+    };
+    let runs_dir = runs_root.join(format!("{stamp}-{}", std::process::id()));
+    fs::create_dir_all(&runs_dir).map_err(|e| format!("{}: {e}", runs_dir.display()))?;
+
+    let load_start = loadavg();
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "## {} {}\n",
+        if o.callgrind {
+            "Instructions (callgrind)"
+        } else {
+            "Wall time"
+        },
+        sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
+    );
+    let _ = writeln!(
+        report,
+        "command: `bench {}`  ",
+        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+    );
+    let _ = writeln!(
+        report,
+        "machine: {} cores, {}, kernel {}; load average at start {}  ",
+        sh("nproc", &[]),
+        fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| m
+                .lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok()))
+            .map_or("? RAM".into(), |k| format!(
+                "{:.0} GiB RAM",
+                k as f64 / 1048576.0
+            )),
+        sh("uname", &["-r"]),
+        load_start
+    );
+    let _ = writeln!(
+        report,
+        "ours: {} ({}); tcpflow: {} ({})  ",
+        o.ours.display(),
+        version_of(&o.ours),
+        o.tcpflow.display(),
+        if have_tcpflow {
+            version_of(&o.tcpflow)
+        } else {
+            "not installed".into()
+        }
+    );
+    let _ = writeln!(
+        report,
+        "captures: {}; outputs: {}",
+        mount_of(&out),
+        mount_of(&runs_dir)
+    );
+    eprint!("{report}");
+    if o.callgrind {
+        let _ = writeln!(
+            report,
+            "\n| workload | packets | tool | instructions | per packet | vs 1.6.1 | fixed (empty capture) | per packet without it | vs 1.6.1 | bytes right |"
+        );
+        let _ = writeln!(report, "|---|---|---|---|---|---|---|---|---|---|");
+    }
+
+    let mut results = Vec::new();
+    let mut generated = Vec::new();
+    let mut err = None;
+    for &kind in &o.only {
+        let w = Workload::new(kind, scale);
+        eprintln!("{}: generating or reusing {}", kind.name(), w.key());
+        let g = match workload::generate(&w, &cache, o.keep) {
+            Ok(g) => g,
+            Err(e) => {
+                err = Some(format!("generating {}: {e}", w.key()));
+                break;
+            }
+        };
+        eprintln!("  {}", describe(&g, &w));
+        generated.push(g.dir.clone());
+        if o.generate_only {
+            let _ = writeln!(report, "- {}: {}", kind.name(), describe(&g, &w));
+            continue;
+        }
+        let r = if o.callgrind {
+            run_callgrind(
+                &o,
+                &w,
+                &g,
+                &tools,
+                &runs_dir,
+                &out.join("callgrind"),
+                &mut report,
+            )
+            .map(|_| None)
+        } else {
+            run_workload(&o, &w, &g, &tools, &runs_dir, &mut report).map(Some)
+        };
+        match r {
+            Ok(Some(r)) => results.push(r),
+            Ok(None) => {}
+            Err(e) => {
+                err = Some(format!("{}: {e}", w.key()));
+                break;
+            }
+        }
+    }
+    if !results.is_empty() {
+        report.push_str(&summary(&results));
+    }
+    let cores: f64 = sh("nproc", &[]).parse().unwrap_or(1.0);
+    let load_end = loadavg();
+    let busy = [&load_start, &load_end]
+        .iter()
+        .filter_map(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+        .any(|l| l > cores * 0.5);
+    let _ = writeln!(
+        report,
+        "\nload average at the end: {load_end}{}",
+        if busy && o.callgrind {
+            "; the machine was busy with other work, which does not change instruction counts"
+                .to_string()
+        } else if busy {
+            format!(
+                "; NOTE: the machine was busy with other work (load above half of its {cores} cores): wall times are inflated and noisy"
+            )
+        } else {
+            String::new()
+        }
+    );
+    if o.callgrind {
+        let _ = writeln!(
+            report,
+            "\nprofiles: {} (callgrind_annotate FILE)",
+            out.join("callgrind").display()
+        );
+    }
+    // Clean up: outputs always, generated files unless --keep.
+    let _ = fs::remove_dir_all(&runs_dir);
+    if !o.keep {
+        for d in &generated {
+            let _ = fs::remove_dir_all(d);
+        }
+    }
+    println!("{report}");
+    match err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
