@@ -41,33 +41,44 @@ impl Block {
     }
 }
 
-/// The blocks and their free list.
+/// The blocks and their free list. Blocks never used yet are taken from a high-water mark
+/// instead of the list, so start-up touches none of them (the host's pool can be large).
 #[derive(Debug)]
 pub(crate) struct Pool<'s> {
     blocks: &'s mut [Block],
+    /// Usable blocks (indexes are u32 with NIL reserved).
+    len: u32,
+    /// Released blocks.
     free: u32,
+    /// Blocks at or above this index were never used.
+    fresh: u32,
     free_count: u32,
 }
 
 impl<'s> Pool<'s> {
     pub(crate) fn new(blocks: &'s mut [Block]) -> Self {
-        // Indexes are u32 with NIL reserved; a larger slice is simply not used beyond that.
-        let n = blocks.len().min(NIL as usize - 1);
-        for (i, b) in blocks.iter_mut().enumerate().take(n) {
-            b.next = if i + 1 < n { i as u32 + 1 } else { NIL };
-            b.len = 0;
-        }
+        let len = blocks.len().min(NIL as usize - 1) as u32;
         Pool {
             blocks,
-            free: if n > 0 { 0 } else { NIL },
-            free_count: n as u32,
+            len,
+            free: NIL,
+            fresh: 0,
+            free_count: len,
         }
     }
 
     pub(crate) fn alloc(&mut self) -> Option<u32> {
-        let i = self.free;
-        let b = self.blocks.get_mut(i as usize)?;
-        self.free = b.next;
+        let i = if self.free != NIL {
+            let i = self.free;
+            self.free = self.blocks[i as usize].next;
+            i
+        } else if self.fresh < self.len {
+            self.fresh += 1;
+            self.fresh - 1
+        } else {
+            return None;
+        };
+        let b = &mut self.blocks[i as usize];
         b.next = NIL;
         b.len = 0;
         b.cut = 0;

@@ -88,7 +88,11 @@ pub(crate) struct FlowTable<'s> {
     index: &'s mut [u32],
     mask: usize,
     key: [u64; 2],
+    /// Slots given back by `remove`.
     free: u32,
+    /// Slots at or above this index were never used: they are reset when first taken, so
+    /// start-up touches none of them.
+    fresh: u32,
     open: List,
     closed: List,
     /// The slot of the previous lookup: consecutive packets are usually of one flow.
@@ -171,16 +175,13 @@ impl<'s> FlowTable<'s> {
         index.fill(0);
         let n = slots.len().min(ilen / 2).min(NIL as usize - 1);
         let slots = &mut slots[..n];
-        for (i, s) in slots.iter_mut().enumerate() {
-            *s = FlowSlot::EMPTY;
-            s.next = if i + 1 < n { i as u32 + 1 } else { NIL };
-        }
         FlowTable {
             slots,
             index,
             mask: ilen.saturating_sub(1),
             key,
-            free: if n > 0 { 0 } else { NIL },
+            free: NIL,
+            fresh: 0,
             open: List::EMPTY,
             closed: List::EMPTY,
             last: NIL,
@@ -243,6 +244,12 @@ impl<'s> FlowTable<'s> {
         if self.free != NIL {
             let i = self.free;
             self.free = self.slots[i as usize].next;
+            return Some(i);
+        }
+        if (self.fresh as usize) < self.slots.len() {
+            let i = self.fresh;
+            self.fresh += 1;
+            self.slots[i as usize] = FlowSlot::EMPTY;
             return Some(i);
         }
         let i = self.closed.tail;
