@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser, ValueEnum};
 
+use crate::budget::{self, Sizing};
 use crate::output::{ConsoleFormat, ConsoleOpts};
 use crate::template::{self, Template};
 
@@ -177,11 +178,11 @@ pub struct Args {
     #[arg(short = 'V', long = "version", action = ArgAction::Version)]
     pub version: (),
 
-    /// Most connections tracked at once. When the table is full, the least recently active
-    /// connection is closed (its files written) to make room. Each slot costs a few hundred
-    /// bytes, allocated once at start.
-    #[arg(long = "max-flows", value_name = "N", default_value_t = 262_144)]
-    pub max_flows: u32,
+    /// Most connections tracked at once [default: 262144, or from --memory]. When the table
+    /// is full, the least recently active connection is closed (its files written) to make
+    /// room. Each slot costs about 400 bytes, allocated once at start.
+    #[arg(long = "max-flows", value_name = "N")]
+    pub max_flows: Option<u32>,
 
     /// Close a connection after this many seconds without a packet (capture time). 0 never.
     /// Default: 0 when reading files (as tcpflow 1.6's tcp_timeout), 300 on a live interface,
@@ -194,24 +195,92 @@ pub struct Args {
     #[arg(long = "overlap", value_name = "POLICY", value_enum, default_value_t = Overlap::First)]
     pub overlap: Overlap,
 
-    /// Out-of-order pool size in blocks, shared by all connections.
-    #[arg(
-        long = "pool-blocks",
-        value_name = "N",
-        default_value_t = 16_384,
-        hide = true
-    )]
-    pub pool_blocks: u32,
+    /// Out-of-order data held at once, shared by all connections, while they wait for the
+    /// bytes before them [default: 16M, or from --memory]. When it is full, the direction
+    /// that needs room stops waiting for its oldest hole (reported as a gap). SIZE takes
+    /// K, M and G suffixes (powers of 1024).
+    #[arg(long = "max-ooo-bytes", value_name = "SIZE", value_parser = parse_size)]
+    pub max_ooo_bytes: Option<u64>,
+
+    /// RAM budget: sets --max-flows, --max-ooo-bytes, the fragment slots and the output
+    /// buffers from one figure. The split: 60% flow table (flow slots, hash index and the
+    /// command's own state per flow), 25% out-of-order pool, 5% fragment reassembly (64 KiB
+    /// slots, 1 to 64), 10% output buffers (file writes; the spool needs only 64 KiB).
+    /// Flags given explicitly override their share. Without --memory: 262144 flows, 16 MiB
+    /// of out-of-order data, 64 fragment slots, 256 MiB of buffers (a workstation). On a 64 MB
+    /// router use `--memory 16M` (about 24,000 flows and 4 MiB of out-of-order data with
+    /// --spool; the process then stays near 16 MiB plus 2-4 MiB for the program itself).
+    #[arg(long = "memory", value_name = "SIZE", value_parser = parse_size)]
+    pub memory: Option<u64>,
+
+    /// Out-of-order pool size in blocks of 1 KiB of data (as --max-ooo-bytes).
+    #[arg(long = "pool-blocks", value_name = "N", hide = true)]
+    pub pool_blocks: Option<u32>,
 
     /// Memory for output buffers, in MiB (data is written when a direction has 64 KiB or the
     /// total reaches this).
+    #[arg(long = "buffer-mb", value_name = "MIB", hide = true)]
+    pub buffer_mb: Option<usize>,
+
+    /// Spool to PATH instead of writing a file per direction: one bounded, crash-safe,
+    /// append-only log (a file, created if missing, or a block device) of --spool-size bytes,
+    /// written in large aligned blocks; when it is full the oldest data is dropped, whole
+    /// segments at a time (counted). Export it later with --spool-export. A spool already
+    /// there is continued, not overwritten. For routers: put it on external storage (e.g.
+    /// /mnt/usb), never on the router's own flash (the overlay). Without -X or
+    /// --report-json no report is written; the summary on stderr has the spool's figures.
     #[arg(
-        long = "buffer-mb",
-        value_name = "MIB",
-        default_value_t = 256,
-        hide = true
+        long = "spool",
+        value_name = "PATH",
+        help_heading = "Spooling to flash"
     )]
-    pub buffer_mb: usize,
+    pub spool: Option<PathBuf>,
+
+    /// Size of the spool [default: 256M], allocated in full at start (so a disk that is too
+    /// small fails at once). Split into segments (the unit the ring drops): 1 MiB for spools
+    /// of 16 MiB and more, smaller for smaller spools (at least 16 segments, at least 16 KiB
+    /// each); written in 4 KiB blocks. The size is rounded down to whole segments.
+    #[arg(
+        long = "spool-size",
+        value_name = "SIZE",
+        value_parser = parse_size,
+        help_heading = "Spooling to flash"
+    )]
+    pub spool_size: Option<u64>,
+
+    /// Make the spool durable (write the partial block and fdatasync) at most every SECS
+    /// seconds [default: 5]: capture time when reading files, wall-clock time when capturing
+    /// live; always at the end, also after SIGINT or SIGTERM. A power cut loses at most the
+    /// last SECS seconds. 0: only at the end.
+    #[arg(
+        long = "spool-sync",
+        value_name = "SECS",
+        help_heading = "Spooling to flash"
+    )]
+    pub spool_sync: Option<u64>,
+
+    /// Read the spool at PATH and write what a direct run on the same capture writes: the
+    /// same per-flow files, byte for byte and by the same names, and a report with the same
+    /// per-direction records (but for conflicting retransmissions of delivered bytes, which
+    /// cannot be told while spooling: the delivered bytes are on storage, not in memory).
+    /// Flows whose end the spool lacks (a crash, or a writer still running) are written as
+    /// far as they got; flows whose start the ring dropped have a hole there. Takes -o, -T,
+    /// -b, -f, -X, --report-json, --no-report, -c/-C.
+    #[arg(
+        long = "spool-export",
+        value_name = "PATH",
+        help_heading = "Spooling to flash"
+    )]
+    pub spool_export: Option<PathBuf>,
+
+    /// Print what the spool at PATH holds on standard output: flows, bytes, time range, what
+    /// the ring dropped, and a torn tail if the writer was stopped mid-write.
+    #[arg(
+        long = "spool-summary",
+        value_name = "PATH",
+        help_heading = "Spooling to flash"
+    )]
+    pub spool_summary: Option<PathBuf>,
 
     /// A tcpdump filter expression (or, with -l, input files).
     #[arg(value_name = "EXPRESSION")]
@@ -266,6 +335,54 @@ pub enum Source {
     },
 }
 
+/// `--spool` and its settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpoolOpts {
+    pub path: PathBuf,
+    /// Bytes asked for (`--spool-size`).
+    pub size: u64,
+    /// Sync at most this often (0: only at the end).
+    pub sync_secs: u64,
+}
+
+/// What a run does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Read packets (files or live) into files, the console or a spool.
+    Capture,
+    /// `--spool-export PATH`: a spool into files (or the console).
+    Export(PathBuf),
+    /// `--spool-summary PATH`: what a spool holds, on standard output.
+    Summary(PathBuf),
+}
+
+/// Default `--spool-size`.
+pub const DEFAULT_SPOOL_SIZE: u64 = 256 << 20;
+/// Default `--spool-sync`.
+pub const DEFAULT_SPOOL_SYNC: u64 = 5;
+
+/// Parses a size: a number of bytes with an optional K, M, G or T suffix (powers of 1024;
+/// `KiB`, `MB`, ... and lower case are accepted too).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    if num.is_empty() {
+        return Err(format!("'{s}' is not a size (e.g. 4096, 512K, 16M, 1G)"));
+    }
+    let n: u64 = num.parse().map_err(|_| format!("'{s}' is too large"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (use K, M, G or T)")),
+    };
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("'{s}' is too large"))
+}
+
 /// Validated options.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -288,6 +405,15 @@ pub struct Options {
     pub overlap: Overlap,
     pub pool_blocks: u32,
     pub buffer_bytes: usize,
+    /// Fragment reassembly slots and the bytes of each.
+    pub frag_slots: usize,
+    pub frag_slot_bytes: usize,
+    /// `--memory`, when given.
+    pub memory: Option<u64>,
+    /// `--spool`: write the spool instead of files.
+    pub spool: Option<SpoolOpts>,
+    /// What this run does.
+    pub action: Action,
     /// Warnings to print (unless quiet).
     pub warnings: Vec<String>,
 }
@@ -351,16 +477,32 @@ impl Args {
         if self.chroot.is_some() && self.user.is_none() {
             return Err("-z (chroot) requires -U USER".into());
         }
-        if self.max_flows == 0 || self.max_flows > (1 << 28) {
-            return Err("--max-flows must be between 1 and 268435456".into());
+        if self
+            .max_flows
+            .is_some_and(|n| n == 0 || n > budget::MAX_FLOWS)
+        {
+            return Err(format!(
+                "--max-flows must be between 1 and {}",
+                budget::MAX_FLOWS
+            ));
         }
         if self.max_fds == Some(0) {
             return Err("-f must be at least 1".into());
         }
-        if self.pool_blocks == 0 {
+        if self.pool_blocks == Some(0) {
             return Err("--pool-blocks must be at least 1".into());
         }
+        if self.max_ooo_bytes == Some(0) {
+            return Err("--max-ooo-bytes must be at least 1K".into());
+        }
+        if self.memory.is_some_and(|m| m < MIN_MEMORY) {
+            return Err("--memory must be at least 1M".into());
+        }
         let console_mode = self.console || self.console_no_header;
+        let action = self.action()?;
+        let spool = self.spool_opts(console_mode)?;
+        let spool_mode = spool.is_some();
+        let sizing = self.sizing(spool_mode);
         let mut warnings = Vec::new();
         let console = if console_mode {
             let format = if self.hex {
@@ -392,11 +534,21 @@ impl Args {
             None
         } else if let Some(x) = self.report_xml.clone() {
             Some(x)
-        } else if console_mode {
+        } else if console_mode || spool_mode || matches!(action, Action::Summary(_)) {
             None
         } else {
             Some(self.outdir.join("report.xml"))
         };
+        if let Some(m) = self.memory {
+            let used = sizing.memory_bytes(spool_mode);
+            if used > m {
+                warnings.push(format!(
+                    "the flags given explicitly take about {} MiB, more than --memory {} MiB",
+                    used >> 20,
+                    m >> 20
+                ));
+            }
+        }
         let live = matches!(source, Source::Live { .. });
         Ok(Options {
             source,
@@ -413,15 +565,103 @@ impl Args {
             chroot: self.chroot.clone(),
             quiet: self.quiet,
             verbose: self.verbose,
-            max_flows: self.max_flows,
+            max_flows: sizing.max_flows,
             idle_timeout_secs: self.idle_timeout.unwrap_or(if live { 300 } else { 0 }),
             overlap: self.overlap,
-            pool_blocks: self.pool_blocks,
-            buffer_bytes: self.buffer_mb.max(1).saturating_mul(1024 * 1024),
+            pool_blocks: sizing.pool_blocks,
+            buffer_bytes: sizing.buffer_bytes,
+            frag_slots: sizing.frag_slots,
+            frag_slot_bytes: sizing.frag_slot_bytes,
+            memory: self.memory,
+            spool,
+            action,
             warnings,
         })
     }
+
+    /// `--spool-export` / `--spool-summary`, and what they cannot be combined with.
+    fn action(&self) -> Result<Action, String> {
+        let action = match (&self.spool_export, &self.spool_summary) {
+            (Some(_), Some(_)) => {
+                return Err("--spool-export and --spool-summary: give one of them".into())
+            }
+            (Some(p), None) => Action::Export(p.clone()),
+            (None, Some(p)) => Action::Summary(p.clone()),
+            (None, None) => return Ok(Action::Capture),
+        };
+        let flag = match action {
+            Action::Export(_) => "--spool-export",
+            _ => "--spool-summary",
+        };
+        let inputs = !self.read.is_empty()
+            || !self.read_finish.is_empty()
+            || self.interface.is_some()
+            || (self.list && !self.expression.is_empty());
+        if inputs {
+            return Err(format!(
+                "{flag} reads a spool: it takes no capture input (-r, -R, -i)"
+            ));
+        }
+        if !self.list && !self.expression.is_empty() {
+            return Err(format!(
+                "{flag} takes no filter expression (filter when capturing)"
+            ));
+        }
+        if self.spool.is_some() {
+            return Err(format!("{flag} cannot be combined with --spool"));
+        }
+        Ok(action)
+    }
+
+    /// `--spool` and its settings; errors for flags that need it or exclude it.
+    fn spool_opts(&self, console_mode: bool) -> Result<Option<SpoolOpts>, String> {
+        let Some(path) = self.spool.clone() else {
+            if self.spool_size.is_some() {
+                return Err("--spool-size needs --spool PATH".into());
+            }
+            if self.spool_sync.is_some() {
+                return Err("--spool-sync needs --spool PATH".into());
+            }
+            return Ok(None);
+        };
+        if console_mode {
+            return Err("--spool writes the spool; -c/-C print to the console: give one".into());
+        }
+        if self.overlap == Overlap::Last {
+            return Err("--overlap last cannot be used with --spool: telling a differing retransmission needs the bytes already delivered, which the spool keeps on storage, not in memory".into());
+        }
+        Ok(Some(SpoolOpts {
+            path,
+            size: self.spool_size.unwrap_or(DEFAULT_SPOOL_SIZE),
+            sync_secs: self.spool_sync.unwrap_or(DEFAULT_SPOOL_SYNC),
+        }))
+    }
+
+    /// Flow slots, pool, fragment slots and buffers: explicit flags, else the `--memory`
+    /// split, else the defaults.
+    fn sizing(&self, spool: bool) -> Sizing {
+        let base = match self.memory {
+            Some(m) => Sizing::from_budget(m, budget::host_bytes_per_flow(spool)),
+            None => Sizing::DEFAULT,
+        };
+        Sizing {
+            max_flows: self.max_flows.unwrap_or(base.max_flows),
+            pool_blocks: self
+                .pool_blocks
+                .or(self.max_ooo_bytes.map(budget::blocks_for))
+                .unwrap_or(base.pool_blocks),
+            frag_slots: base.frag_slots,
+            frag_slot_bytes: base.frag_slot_bytes,
+            buffer_bytes: self
+                .buffer_mb
+                .map(|m| m.max(1).saturating_mul(1 << 20))
+                .unwrap_or(base.buffer_bytes),
+        }
+    }
 }
+
+/// The smallest `--memory`.
+const MIN_MEMORY: u64 = 1 << 20;
 
 #[cfg(test)]
 mod tests {
@@ -501,6 +741,94 @@ mod tests {
         assert!(!c.header && !c.newline && c.format == ConsoleFormat::Hex);
         let c = parse(&["-c", "-B", "-r", "x"]).unwrap().console.unwrap();
         assert_eq!(c.format, ConsoleFormat::Binary);
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("512K"), Ok(512 << 10));
+        assert_eq!(parse_size("16m"), Ok(16 << 20));
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("1TB"), Ok(1 << 40));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("12Q").is_err());
+        assert!(parse_size("1.5G").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn spool_options() {
+        let o = parse(&["-i", "eth0", "--spool", "/mnt/usb/s", "--memory", "16M"]).unwrap();
+        let sp = o.spool.unwrap();
+        assert_eq!(sp.size, DEFAULT_SPOOL_SIZE);
+        assert_eq!(sp.sync_secs, DEFAULT_SPOOL_SYNC);
+        assert_eq!(o.report_xml, None, "no report by default when spooling");
+        assert_eq!(o.action, Action::Capture);
+        let want = Sizing::from_budget(16 << 20, budget::host_bytes_per_flow(true));
+        assert_eq!(o.max_flows, want.max_flows);
+        assert_eq!(o.pool_blocks, want.pool_blocks);
+        assert_eq!(o.frag_slots, want.frag_slots);
+        let o = parse(&[
+            "-r",
+            "x",
+            "--spool",
+            "s",
+            "--spool-size",
+            "1G",
+            "--spool-sync",
+            "0",
+            "-X",
+            "r.xml",
+        ])
+        .unwrap();
+        assert_eq!(o.spool.as_ref().unwrap().size, 1 << 30);
+        assert_eq!(o.spool.as_ref().unwrap().sync_secs, 0);
+        assert_eq!(o.report_xml, Some(PathBuf::from("r.xml")));
+        assert_eq!(o.max_flows, budget::DEFAULT_FLOWS);
+        let o = parse(&["--spool-export", "s", "-o", "out"]).unwrap();
+        assert_eq!(o.action, Action::Export(PathBuf::from("s")));
+        assert_eq!(o.report_xml, Some(PathBuf::from("out/report.xml")));
+        let o = parse(&["--spool-summary", "s"]).unwrap();
+        assert_eq!(o.action, Action::Summary(PathBuf::from("s")));
+        for bad in [
+            &["--spool-size", "1M", "-r", "x"][..],
+            &["--spool-sync", "1", "-r", "x"],
+            &["--spool", "s", "-c", "-r", "x"],
+            &["--spool", "s", "--overlap", "last", "-r", "x"],
+            &["--spool-export", "s", "-r", "x"],
+            &["--spool-export", "s", "port", "80"],
+            &["--spool-export", "s", "--spool", "t"],
+            &["--spool-summary", "s", "--spool-export", "s"],
+            &["--memory", "100K", "-r", "x"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn explicit_flags_override_the_budget() {
+        let o = parse(&[
+            "-r",
+            "x",
+            "--memory",
+            "16M",
+            "--max-flows",
+            "1000",
+            "--max-ooo-bytes",
+            "1M",
+        ])
+        .unwrap();
+        assert_eq!(o.max_flows, 1000);
+        assert_eq!(o.pool_blocks, 1024);
+        let files = Sizing::from_budget(16 << 20, budget::host_bytes_per_flow(false));
+        assert_eq!(o.buffer_bytes, files.buffer_bytes);
+        let o = parse(&["-r", "x", "--memory", "16M", "--pool-blocks", "7"]).unwrap();
+        assert_eq!(o.pool_blocks, 7);
+        // Over the budget: said, not refused.
+        let o = parse(&["-r", "x", "--memory", "16M", "--max-flows", "1000000"]).unwrap();
+        assert!(o.warnings.iter().any(|w| w.contains("more than --memory")));
     }
 
     #[test]

@@ -116,7 +116,7 @@ pub fn link_type(dlt: Linktype, name: &str) -> Result<LinkType, String> {
         Err(_) => dlt.0.to_string(),
     };
     Err(format!(
-        "{name}: unsupported link type {what}; supported: Ethernet, Linux SLL/SLL2, raw IP, null/loopback"
+        "{name}: unsupported link type {what}; supported: Ethernet, Linux SLL/SLL2, raw IP, null/loopback, PPP, Cisco HDLC, NFLOG"
     ))
 }
 

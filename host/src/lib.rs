@@ -11,10 +11,14 @@
 //!   open-file cache ([`filecache`]), or the console;
 //! - [`report`] - `report.xml` (DFXML) and `--report-json`, streamed as flows close;
 //! - [`privs`] - dropping root for `-U` and `-z`;
+//! - [`spool`] - `--spool`: the core's flash spool over a file or block device, and the sink
+//!   that spools the engine's events; [`spoolcmd`] - `--spool-export` and `--spool-summary`;
+//! - [`budget`] - sizing from defaults or from one RAM budget (`--memory`);
 //! - [`run`] - one run from start to exit status.
 //!
 //! Data flows one way: libpcap -> engine -> [`output::Output`] -> files and report.
 
+pub mod budget;
 pub mod cli;
 pub mod filecache;
 pub mod input;
@@ -22,6 +26,8 @@ pub mod output;
 pub mod privs;
 pub mod report;
 pub mod run;
+pub mod spool;
+pub mod spoolcmd;
 pub mod template;
 pub mod timefmt;
 

@@ -114,6 +114,13 @@ struct DirOut {
     truncated: u64,
 }
 
+/// What the file writer keeps per open flow, at most: the slot, the flow's state (boxed,
+/// with the allocator's overhead), two file names and the name-collision set's entries.
+pub const FLOW_STATE_BYTES: usize = std::mem::size_of::<Option<Box<FlowOut>>>()
+    + std::mem::size_of::<FlowOut>()
+    + 16
+    + 2 * (64 + 16);
+
 #[derive(Debug)]
 struct FlowOut {
     session: u64,

@@ -183,7 +183,12 @@ pub struct Totals<'a> {
     pub stats: &'a Stats,
     pub host: &'a HostStats,
     pub max_open_flows: u64,
+    /// More counter groups after the host's (`capacities`, `spool`).
+    pub extra: &'a [Group],
 }
+
+/// A named group of counters.
+pub type Group = (&'static str, Vec<(&'static str, u64)>);
 
 pub fn close_reason_name(r: CloseReason) -> &'static str {
     match r {
@@ -519,7 +524,15 @@ impl Report {
             for (k, v) in &host {
                 s.push_str(&format!(" {k}='{v}'"));
             }
-            s.push_str(" />\n  </stats>\n  <rusage>\n");
+            s.push_str(" />\n");
+            for (g, fields) in t.extra {
+                s.push_str(&format!("    <{g}"));
+                for (k, v) in fields {
+                    s.push_str(&format!(" {k}='{v}'"));
+                }
+                s.push_str(" />\n");
+            }
+            s.push_str("  </stats>\n  <rusage>\n");
             for (k, v) in &ru {
                 s.push_str(&format!("    <{k}>{v}</{k}>\n"));
             }
@@ -534,9 +547,11 @@ impl Report {
             s.push_str(&format!(",\"max_open_flows\":{}", t.max_open_flows));
             s.push_str(&format!(",\"total_flows\":{}", t.stats.flow.opened));
             s.push_str(&format!(",\"total_packets\":{}", t.host.packets_read));
+            let host_group = ("host", host.clone());
             for (g, fields) in groups
                 .iter()
-                .chain(std::iter::once(&("host", host.clone())))
+                .chain(std::iter::once(&host_group))
+                .chain(t.extra.iter())
             {
                 s.push_str(&format!(",\"{g}\":{{"));
                 for (i, (k, v)) in fields.iter().enumerate() {
@@ -703,6 +718,7 @@ mod tests {
             stats: &stats,
             host: &host,
             max_open_flows: 1,
+            extra: &[("spool", vec![("records", 7)])],
         })
         .unwrap();
         let x = std::fs::read_to_string(&xp).unwrap();
@@ -718,12 +734,14 @@ mod tests {
         assert!(x.contains("close='fin'"));
         assert!(x.trim_end().ends_with("</dfxml>"));
         assert!(x.contains("<flow opened='0'"));
+        assert!(x.contains("<spool records='7' />"), "{x}");
         let j = std::fs::read_to_string(&jp).unwrap();
         let lines: Vec<&str> = j.lines().collect();
         assert_eq!(lines.len(), 3);
         assert!(lines[1]
             .starts_with("{\"type\":\"flow\",\"filename\":\"out/a&b<c>'d\",\"filesize\":35,"));
         assert!(lines[2].starts_with("{\"type\":\"totals\""));
+        assert!(lines[2].contains(",\"spool\":{\"records\":7},\"rusage\""));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

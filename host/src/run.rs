@@ -15,18 +15,22 @@ use pcap::{Activated, Active, Capture, Packet, Savefile};
 use tcpflow_core::defrag::FragSlot;
 use tcpflow_core::engine::Outcome;
 use tcpflow_core::pool::Block;
+use tcpflow_core::spool::{SpoolFlow, SpoolWriter};
 use tcpflow_core::table::FlowSlot;
-use tcpflow_core::{Config, Engine, LinkType, OverlapPolicy, Stats, Storage, Timestamp};
+use tcpflow_core::{
+    CloseReason, Config, Dir, Engine, FlowInfo, GapReason, LinkType, OverlapPolicy, Sink, Stats,
+    Storage, Timestamp,
+};
 
-use crate::cli::{Args, Options, Overlap, Source};
+use crate::budget;
+use crate::cli::{Action, Args, Options, Overlap, Source};
 use crate::input::{self, io_message, Input};
 use crate::output::{Limits, Output, OutputConfig};
 use crate::privs;
-use crate::report::{command_line, Creator, HostStats, Report, Totals};
+use crate::report::{command_line, Creator, Group, HostStats, Report, Totals};
+use crate::spool::{self, fmt_size, SpoolSink};
+use crate::spoolcmd;
 
-/// Fragment reassembly: slots and the bytes each may hold.
-const FRAG_SLOTS: usize = 64;
-const FRAG_SLOT_BYTES: usize = 64 * 1024;
 /// Descriptors kept free for inputs, the report, `-w` and libpcap.
 const FD_MARGIN: u64 = 32;
 /// The progress line is refreshed at most this often.
@@ -70,7 +74,7 @@ fn before_chroot(chroot: Option<&Path>, p: &Path) -> PathBuf {
 
 /// Creates the output folder if needed and checks that files can be created in it. A folder
 /// created here for `-U USER` is given to that user, who writes the files.
-fn prepare_outdir(dir: &Path, owner: Option<&privs::User>) -> Result<(), String> {
+pub(crate) fn prepare_outdir(dir: &Path, owner: Option<&privs::User>) -> Result<(), String> {
     match std::fs::metadata(dir) {
         Ok(m) if !m.is_dir() => {
             return Err(format!("output folder {} is not a folder", dir.display()))
@@ -119,7 +123,7 @@ fn probe_writable(dir: &Path) -> Result<(), String> {
     }
 }
 
-fn create_report_file(p: &Path, owner: Option<&privs::User>) -> Result<File, String> {
+pub(crate) fn create_report_file(p: &Path, owner: Option<&privs::User>) -> Result<File, String> {
     let f = OpenOptions::new()
         .write(true)
         .create(true)
@@ -131,6 +135,25 @@ fn create_report_file(p: &Path, owner: Option<&privs::User>) -> Result<File, Str
         let _ = std::os::unix::fs::fchown(&f, Some(u.uid), Some(u.gid));
     }
     Ok(f)
+}
+
+/// The file writer's settings from the options.
+pub(crate) fn output_config(o: &Options) -> OutputConfig {
+    OutputConfig {
+        template: o.template.clone(),
+        max_bytes: o.max_bytes,
+        outdir: o.outdir.clone(),
+        display_dir: if o.outdir == Path::new(".") {
+            None
+        } else {
+            Some(o.outdir.clone())
+        },
+        limits: Limits {
+            dir_buffer: 64 * 1024,
+            total_buffer: o.buffer_bytes,
+            max_open_files: o.max_fds.unwrap_or_else(default_max_fds),
+        },
+    }
 }
 
 /// The descriptor limit, for the default of `-f`.
@@ -173,7 +196,7 @@ fn random_key() -> [u64; 2] {
     ]
 }
 
-fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -245,10 +268,98 @@ impl Progress {
     }
 }
 
+/// Where the engine's events go: files or the console ([`Output`]), or the spool.
+#[derive(Debug)]
+enum Writer<'a> {
+    Output(Output),
+    Spool(SpoolSink<'a>),
+}
+
+impl Writer<'_> {
+    fn host(&self) -> &HostStats {
+        match self {
+            Writer::Output(o) => o.host(),
+            Writer::Spool(s) => s.host(),
+        }
+    }
+
+    fn host_mut(&mut self) -> &mut HostStats {
+        match self {
+            Writer::Output(o) => o.host_mut(),
+            Writer::Spool(s) => s.host_mut(),
+        }
+    }
+
+    fn should_stop(&self) -> bool {
+        match self {
+            Writer::Output(o) => o.should_stop(),
+            Writer::Spool(s) => s.fatal().is_some(),
+        }
+    }
+
+    fn open_flows(&self) -> u64 {
+        match self {
+            Writer::Output(o) => o.open_flows(),
+            Writer::Spool(s) => s.open_flows(),
+        }
+    }
+
+    fn set_accept_new(&mut self, yes: bool) {
+        match self {
+            Writer::Output(o) => o.set_accept_new(yes),
+            Writer::Spool(s) => s.set_accept_new(yes),
+        }
+    }
+
+    /// Time passes: the console is flushed when idle, the spool synced every `--spool-sync`.
+    fn idle(&mut self, now: u64) {
+        match self {
+            Writer::Output(o) => o.flush_console(),
+            Writer::Spool(s) => s.tick(now),
+        }
+    }
+}
+
+impl Sink for Writer<'_> {
+    fn open(&mut self, flow: &FlowInfo) {
+        match self {
+            Writer::Output(o) => o.open(flow),
+            Writer::Spool(s) => s.open(flow),
+        }
+    }
+    fn data(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
+        match self {
+            Writer::Output(o) => o.data(flow, dir, offset, data),
+            Writer::Spool(s) => s.data(flow, dir, offset, data),
+        }
+    }
+    fn gap(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, len: u64, reason: GapReason) {
+        match self {
+            Writer::Output(o) => o.gap(flow, dir, offset, len, reason),
+            Writer::Spool(s) => s.gap(flow, dir, offset, len, reason),
+        }
+    }
+    fn redelivered(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
+        match self {
+            Writer::Output(o) => o.redelivered(flow, dir, offset, data),
+            // The spool keeps delivered bytes on storage only: nothing to compare with.
+            Writer::Spool(_) => false,
+        }
+    }
+    fn close(&mut self, flow: &FlowInfo, reason: CloseReason) {
+        match self {
+            Writer::Output(o) => o.close(flow, reason),
+            Writer::Spool(s) => s.close(flow, reason),
+        }
+    }
+}
+
 /// Everything the packet loop touches.
 struct Run<'e> {
     engine: Engine<'e>,
-    out: Output,
+    out: Writer<'e>,
+    /// Live capture: the spool syncs on wall time (files: capture time).
+    live: bool,
     savefile: Option<(Savefile, LinkType)>,
     savefile_path: Option<PathBuf>,
     warned_savefile: bool,
@@ -292,6 +403,9 @@ impl Run<'_> {
             self.engine.process(ts, link, p.data, &mut self.out),
             Ok(Outcome::Tcp) | Ok(Outcome::FragmentHeld)
         );
+        if let Writer::Spool(s) = &mut self.out {
+            s.tick(if self.live { now_ns() } else { ts.0 });
+        }
         if !processed {
             self.out.host_mut().unprocessed_packets += 1;
             if let Some((sf, sf_link)) = &mut self.savefile {
@@ -393,23 +507,57 @@ impl Run<'_> {
             }
             if last_advance.elapsed() >= Duration::from_millis(500) {
                 last_advance = Instant::now();
-                self.engine.advance(Timestamp(now_ns()), &mut self.out);
-                self.out.flush_console();
+                let now = now_ns();
+                self.engine.advance(Timestamp(now), &mut self.out);
+                self.out.idle(now);
             }
         }
         cap
     }
 }
 
-fn summary(stats: &Stats, host: &HostStats, outdir: Option<&Path>) -> String {
+/// The summary line's tail for a spooling run.
+fn spool_summary(path: &Path, s: &tcpflow_core::spool::SpoolStats) -> String {
+    let amp = if s.payload_bytes > 0 {
+        format!(
+            " ({:.2} per stream byte)",
+            s.bytes_programmed as f64 / s.payload_bytes as f64
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "tcpflow: spool {}: {} records, {} stream bytes, {} bytes programmed{amp}, {} segments erased, {} syncs; dropped by the ring: {} flows, {} bytes ({} segments); {} storage errors, {} records lost",
+        path.display(),
+        s.records,
+        s.payload_bytes,
+        s.bytes_programmed,
+        s.segments_erased,
+        s.syncs,
+        s.drops.flows,
+        s.drops.bytes,
+        s.drops.segments,
+        s.storage_errors,
+        s.lost_records
+    )
+}
+
+fn summary(stats: &Stats, host: &HostStats, outdir: Option<&Path>, spooled: bool) -> String {
     let f = &stats.flow;
     let fr = &stats.frag;
     let pcap_drops = host.pcap_dropped + host.pcap_if_dropped;
     let frag_drops = fr.timed_out + fr.no_slot + fr.too_big;
-    let mut s = format!(
-        "tcpflow: {} packets, {} connections, {} files",
-        host.packets_read, f.opened, host.files_written
-    );
+    let mut s = if spooled {
+        format!(
+            "tcpflow: {} packets, {} connections spooled",
+            host.packets_read, f.opened
+        )
+    } else {
+        format!(
+            "tcpflow: {} packets, {} connections, {} files",
+            host.packets_read, f.opened, host.files_written
+        )
+    };
     if let Some(d) = outdir {
         s.push_str(&format!(" in {}", d.display()));
     }
@@ -429,6 +577,16 @@ fn summary(stats: &Stats, host: &HostStats, outdir: Option<&Path>) -> String {
 
 /// Runs with validated options; returns the exit status, or a fatal error message.
 pub fn run(o: Options) -> Result<i32, String> {
+    // A file size limit (ulimit -f) is an error to report, not a signal that kills.
+    // SAFETY: setting a signal's disposition to "ignore".
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+    match &o.action {
+        Action::Capture => {}
+        Action::Export(p) => return spoolcmd::export(&o, p),
+        Action::Summary(p) => return spoolcmd::summary(p),
+    }
     let start_ns = now_ns();
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [
@@ -448,7 +606,7 @@ pub fn run(o: Options) -> Result<i32, String> {
         }
     }
     let chroot = o.chroot.as_deref();
-    let files_mode = o.console.is_none();
+    let files_mode = o.console.is_none() && o.spool.is_none();
 
     // 1. Inputs exist and are captures (a typo fails before anything is created).
     if let Source::Files { read, finish } = &o.source {
@@ -517,6 +675,52 @@ pub fn run(o: Options) -> Result<i32, String> {
         },
     )?;
 
+    // The spool: opened, locked and allocated in full before any packet (a disk that is
+    // too small fails here).
+    let spool_storage = match &o.spool {
+        Some(sp) => {
+            let path = before_chroot(chroot, &sp.path);
+            let (storage, opened) = spool::open_for_writing(&path, sp.size)?;
+            if !o.quiet {
+                if let Some(w) = &opened.warning {
+                    eprintln!("tcpflow: warning: {w}");
+                }
+                if let Some(old) = opened.grown_from {
+                    eprintln!(
+                        "tcpflow: spool {} grown from {} to {}",
+                        path.display(),
+                        fmt_size(old),
+                        fmt_size(storage.size())
+                    );
+                }
+            }
+            if o.verbose {
+                eprintln!(
+                    "tcpflow: spool {}: {} in {} segments of {}, {} blocks; {}",
+                    path.display(),
+                    fmt_size(storage.size()),
+                    tcpflow_core::spool::SpoolStorage::segment_count(&storage),
+                    fmt_size(u64::from(tcpflow_core::spool::SpoolStorage::segment_size(
+                        &storage
+                    ))),
+                    fmt_size(u64::from(spool::BLOCK_SIZE)),
+                    if opened.existing_segments > 0 {
+                        format!(
+                            "continuing the spool there ({} segments)",
+                            opened.existing_segments
+                        )
+                    } else if opened.created {
+                        "new".to_string()
+                    } else {
+                        "empty".to_string()
+                    }
+                );
+            }
+            Some(storage)
+        }
+        None => None,
+    };
+
     // 3. Files open before privileges go (all of them when -U is given).
     let mut preopened: Vec<Result<Input, String>> = Vec::new();
     if let (Source::Files { read, finish }, Some(_)) = (&o.source, &user) {
@@ -530,8 +734,18 @@ pub fn run(o: Options) -> Result<i32, String> {
     let mut flows = vec![FlowSlot::EMPTY; n];
     let mut index = vec![0u32; (2 * n).next_power_of_two()];
     let mut blocks = vec![Block::EMPTY; o.pool_blocks as usize];
-    let mut frag_slots = vec![FragSlot::EMPTY; FRAG_SLOTS];
-    let mut frag_arena = vec![0u8; FRAG_SLOTS * FRAG_SLOT_BYTES];
+    let mut frag_slots = vec![FragSlot::EMPTY; o.frag_slots];
+    let mut frag_arena = vec![0u8; o.frag_slots * o.frag_slot_bytes];
+    let spooling = spool_storage.is_some();
+    let mut spool_buf = vec![0u8; if spooling { budget::SPOOL_BUFFER } else { 0 }];
+    let mut spool_flows = vec![SpoolFlow::EMPTY; if spooling { n } else { 0 }];
+    let sizing = budget::Sizing {
+        max_flows: o.max_flows,
+        pool_blocks: o.pool_blocks,
+        frag_slots: o.frag_slots,
+        frag_slot_bytes: o.frag_slot_bytes,
+        buffer_bytes: o.buffer_bytes,
+    };
     let config = Config {
         idle_timeout_ns: o.idle_timeout_secs.saturating_mul(1_000_000_000),
         overlap: match o.overlap {
@@ -543,13 +757,26 @@ pub fn run(o: Options) -> Result<i32, String> {
     };
     if o.verbose {
         let mib = |b: usize| b as f64 / (1024.0 * 1024.0);
+        let budget = match o.memory {
+            Some(m) => format!(" (--memory {})", fmt_size(m)),
+            None => String::new(),
+        };
         eprintln!(
-            "tcpflow: {} flow slots ({:.1} MiB), {} pool blocks ({:.1} MiB), {} fragment slots, idle timeout {} s, overlap {:?}",
+            "tcpflow: {} flow slots ({:.1} MiB), {} pool blocks ({:.1} MiB: {} of out-of-order data), {} fragment slots ({:.1} MiB), output buffers {:.1} MiB; about {:.1} MiB in all{budget}; idle timeout {} s, overlap {:?}",
             n,
-            mib(n * std::mem::size_of::<FlowSlot>() + index.len() * 4),
+            mib(n * (std::mem::size_of::<FlowSlot>() + budget::host_bytes_per_flow(spooling))
+                + index.len() * 4),
             blocks.len(),
             mib(blocks.len() * std::mem::size_of::<Block>()),
-            FRAG_SLOTS,
+            fmt_size(sizing.ooo_bytes()),
+            o.frag_slots,
+            mib(o.frag_slots * (std::mem::size_of::<FragSlot>() + o.frag_slot_bytes)),
+            mib(if spooling {
+                budget::SPOOL_BUFFER
+            } else {
+                o.buffer_bytes
+            }),
+            mib(sizing.memory_bytes(spooling) as usize),
             o.idle_timeout_secs,
             config.overlap
         );
@@ -573,28 +800,31 @@ pub fn run(o: Options) -> Result<i32, String> {
         },
         config,
     );
-    let out_cfg = OutputConfig {
-        template: o.template.clone(),
-        max_bytes: o.max_bytes,
-        outdir: o.outdir.clone(),
-        display_dir: if o.outdir == Path::new(".") {
-            None
-        } else {
-            Some(o.outdir.clone())
-        },
-        limits: Limits {
-            dir_buffer: 64 * 1024,
-            total_buffer: o.buffer_bytes,
-            max_open_files: o.max_fds.unwrap_or_else(default_max_fds),
-        },
+    let out_cfg = output_config(&o);
+    let out = match (spool_storage, o.console) {
+        (Some(storage), _) => {
+            let sp = o.spool.as_ref().expect("spool options");
+            let name = sp.path.display();
+            let writer = SpoolWriter::new(storage, &mut spool_buf, &mut spool_flows).map_err(
+                |e| match e {
+                    tcpflow_core::spool::SpoolError::Storage(e) => {
+                        format!("cannot read spool {name}: {e}")
+                    }
+                    tcpflow_core::spool::SpoolError::Config(c) => {
+                        format!("spool {name}: geometry refused: {c:?}")
+                    }
+                },
+            )?;
+            Writer::Spool(SpoolSink::new(writer, n, o.max_bytes, sp.sync_secs, report))
+        }
+        (None, Some(c)) => Writer::Output(Output::console(out_cfg, n, report, c)),
+        (None, None) => Writer::Output(Output::files(out_cfg, n, report)),
     };
-    let out = match o.console {
-        Some(c) => Output::console(out_cfg, n, report, c),
-        None => Output::files(out_cfg, n, report),
-    };
+    let live_source = matches!(o.source, Source::Live { .. });
     let mut run = Run {
         engine,
         out,
+        live: live_source,
         savefile: None,
         savefile_path: o.unprocessed.clone(),
         warned_savefile: false,
@@ -691,12 +921,29 @@ pub fn run(o: Options) -> Result<i32, String> {
         }
     }
     let mut failed = failed;
-    if let Some(e) = out.fatal() {
-        eprintln!("tcpflow: {e}");
-        failed = true;
-    }
-    let broken_pipe = out.broken_pipe();
-    let (report, mut host, max_open) = out.into_report();
+    let mut extra: Vec<Group> = vec![capacities_group(&sizing, o.memory, spooling)];
+    let mut spool_stats = None;
+    let (report, mut host, max_open, broken_pipe) = match out {
+        Writer::Output(out) => {
+            if let Some(e) = out.fatal() {
+                eprintln!("tcpflow: {e}");
+                failed = true;
+            }
+            let broken_pipe = out.broken_pipe();
+            let (report, host, max_open) = out.into_report();
+            (report, host, max_open, broken_pipe)
+        }
+        Writer::Spool(s) => {
+            let end = s.finish();
+            if let Some(e) = &end.error {
+                eprintln!("tcpflow: {e}");
+                failed = true;
+            }
+            extra.push(end.group);
+            spool_stats = Some(end.stats);
+            (end.report, end.host, end.max_open_flows, false)
+        }
+    };
     if let Some(s) = pcap_stats {
         host.pcap_received = s.received.into();
         host.pcap_dropped = s.dropped.into();
@@ -706,6 +953,7 @@ pub fn run(o: Options) -> Result<i32, String> {
         stats: &stats,
         host: &host,
         max_open_flows: max_open,
+        extra: &extra,
     }) {
         eprintln!("tcpflow: {e}");
         failed = true;
@@ -716,13 +964,43 @@ pub fn run(o: Options) -> Result<i32, String> {
         } else {
             None
         };
-        eprintln!("{}", summary(&stats, &host, dir));
+        eprintln!("{}", summary(&stats, &host, dir, spooling));
+        if let (Some(st), Some(sp)) = (&spool_stats, &o.spool) {
+            eprintln!("{}", spool_summary(&sp.path, st));
+        }
         if interrupted {
-            eprintln!("tcpflow: interrupted; every connection so far was written");
+            eprintln!(
+                "tcpflow: interrupted; every connection so far was {}",
+                if spooling { "spooled" } else { "written" }
+            );
         }
     }
     let _ = io::stdout().flush();
     Ok(if failed { 1 } else { 0 })
+}
+
+/// The sizes the run allocated, for the report.
+fn capacities_group(s: &budget::Sizing, memory: Option<u64>, spool: bool) -> Group {
+    (
+        "capacities",
+        vec![
+            ("memory_budget", memory.unwrap_or(0)),
+            ("memory_estimate", s.memory_bytes(spool)),
+            ("max_flows", u64::from(s.max_flows)),
+            ("pool_blocks", u64::from(s.pool_blocks)),
+            ("max_ooo_bytes", s.ooo_bytes()),
+            ("frag_slots", s.frag_slots as u64),
+            ("frag_slot_bytes", s.frag_slot_bytes as u64),
+            (
+                "buffer_bytes",
+                if spool {
+                    budget::SPOOL_BUFFER as u64
+                } else {
+                    s.buffer_bytes as u64
+                },
+            ),
+        ],
+    )
 }
 
 /// Opens a live capture: nonblocking (the loop polls the descriptor itself), immediate

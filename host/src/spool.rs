@@ -1,0 +1,843 @@
+//! The flash spool on the host: the core's spool format ([`tcpflow_core::spool`]) over a file
+//! or a block device, and the sink that spools the engine's events (`--spool`).
+//!
+//! ## Geometry
+//! - Blocks of [`BLOCK_SIZE`] (4 KiB): every write is whole blocks at a block-aligned offset
+//!   (`pwrite`), so a flash device programs whole pages, and a partial block is written
+//!   only by a sync (the core closes it with a Pad record).
+//! - Segments (the unit the ring drops, and erases) of 1 MiB for spools of 16 MiB and more;
+//!   a smaller spool gets at least 16 segments, each a power of two of at least 16 KiB (the
+//!   core's advice: smaller segments waste more on the per-segment flow descriptions). The
+//!   spool is `--spool-size` rounded down to whole segments.
+//! - An existing spool keeps its segment size (found by reading the segment headers, which
+//!   name it); it may be grown, never shrunk (that would drop data without counting it).
+//!
+//! ## Storage operations
+//! - `erase` does nothing: the core's records carry their segment's sequence number in their
+//!   checksum, so bytes left from an older lap never validate. (A zero fill would double the
+//!   writes, a discard would give the blocks back to a file system that may then be full.)
+//! - `write` is `pwrite` of whole blocks, `read` is `pread` (bytes past the end of a short
+//!   file read as zeros), `sync` is `fdatasync`.
+//! - The file is opened with `O_CREAT`, locked (`flock`, one writer at a time) and
+//!   preallocated in full (`fallocate`), so a disk that is too small fails at start, with
+//!   a message, not hours later.
+//!
+//! ## Errors during a run
+//! A storage error (disk gone, file size limit) is fatal, like a write error of the file
+//! writer: it is reported once, the run stops reading, nothing more is written to the
+//! spool (what is there stays readable up to the last whole record) and the exit status is
+//! nonzero.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Seek, SeekFrom};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use tcpflow_core::spool::{SpoolReader, SpoolStats, SpoolStorage, SpoolWriter};
+use tcpflow_core::{CloseReason, Dir, FlowInfo, GapReason, Sink};
+
+use crate::input::io_message;
+use crate::report::{Group, HostStats, Report};
+
+/// The write unit.
+pub const BLOCK_SIZE: u32 = 4096;
+/// Segment sizes: the largest, the smallest, and how many segments a small spool gets at
+/// least.
+pub const MAX_SEGMENT: u32 = 1 << 20;
+pub const MIN_SEGMENT: u32 = 16 << 10;
+pub const MIN_SEGMENTS: u64 = 16;
+/// The smallest spool: two segments (the ring needs one to drop and one to keep).
+pub const MIN_SPOOL: u64 = 2 * MIN_SEGMENT as u64;
+
+/// A size for messages: `256 MiB`, `16 KiB`, `1000 bytes`.
+pub fn fmt_size(b: u64) -> String {
+    const UNITS: [(u64, &str); 4] = [
+        (1 << 40, "TiB"),
+        (1 << 30, "GiB"),
+        (1 << 20, "MiB"),
+        (1 << 10, "KiB"),
+    ];
+    for (u, name) in UNITS {
+        if b >= u {
+            return if b % u == 0 {
+                format!("{} {name}", b / u)
+            } else {
+                format!("{:.1} {name}", b as f64 / u as f64)
+            };
+        }
+    }
+    format!("{b} bytes")
+}
+
+/// The segment size of a new spool of `size` bytes.
+pub fn segment_size_for(size: u64) -> u32 {
+    let per = size / MIN_SEGMENTS;
+    let pow = if per == 0 {
+        0
+    } else {
+        1u64 << (63 - per.leading_zeros())
+    };
+    pow.clamp(u64::from(MIN_SEGMENT), u64::from(MAX_SEGMENT)) as u32
+}
+
+/// A storage operation that failed.
+#[derive(Debug)]
+pub struct StorageError {
+    pub op: &'static str,
+    pub offset: u64,
+    pub err: io::Error,
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hint = match self.err.raw_os_error() {
+            Some(libc::EFBIG) => " (the file size limit, ulimit -f, was reached)",
+            Some(libc::ENOSPC) => " (the disk is full)",
+            Some(libc::EIO) => " (the device failed or was removed)",
+            _ => "",
+        };
+        write!(
+            f,
+            "{} at offset {}: {}{hint}",
+            self.op,
+            self.offset,
+            io_message(&self.err)
+        )
+    }
+}
+
+/// A spool in a file or on a block device.
+#[derive(Debug)]
+pub struct FileSpool {
+    file: File,
+    path: PathBuf,
+    segment_size: u32,
+    segment_count: u32,
+}
+
+impl FileSpool {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes the spool spans.
+    pub fn size(&self) -> u64 {
+        u64::from(self.segment_size) * u64::from(self.segment_count)
+    }
+
+    fn check(&self, op: &'static str, offset: u64, len: usize) -> Result<(), StorageError> {
+        match offset.checked_add(len as u64) {
+            Some(end) if end <= self.size() => Ok(()),
+            _ => Err(StorageError {
+                op,
+                offset,
+                err: io::Error::new(io::ErrorKind::InvalidInput, "outside the spool"),
+            }),
+        }
+    }
+}
+
+impl SpoolStorage for FileSpool {
+    type Error = StorageError;
+
+    fn segment_size(&self) -> u32 {
+        self.segment_size
+    }
+
+    fn segment_count(&self) -> u32 {
+        self.segment_count
+    }
+
+    fn block_size(&self) -> u32 {
+        BLOCK_SIZE
+    }
+
+    fn erase(&mut self, segment: u32) -> Result<(), StorageError> {
+        // Stale bytes never validate (see the module docs): nothing to do.
+        if segment >= self.segment_count {
+            return Err(StorageError {
+                op: "erasing",
+                offset: u64::from(segment) * u64::from(self.segment_size),
+                err: io::Error::new(io::ErrorKind::InvalidInput, "no such segment"),
+            });
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        self.check("writing", offset, data.len())?;
+        self.file
+            .write_all_at(data, offset)
+            .map_err(|err| StorageError {
+                op: "writing",
+                offset,
+                err,
+            })
+    }
+
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
+        self.check("reading", offset, buf.len())?;
+        let mut n = 0;
+        while n < buf.len() {
+            match self.file.read_at(&mut buf[n..], offset + n as u64) {
+                Ok(0) => {
+                    // Past the end of a short file: never written.
+                    buf[n..].fill(0);
+                    break;
+                }
+                Ok(r) => n += r,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    return Err(StorageError {
+                        op: "reading",
+                        offset: offset + n as u64,
+                        err,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), StorageError> {
+        self.file.sync_data().map_err(|err| StorageError {
+            op: "syncing",
+            offset: 0,
+            err,
+        })
+    }
+}
+
+/// Length of a file or block device.
+fn length(file: &mut File, md: &std::fs::Metadata) -> io::Result<u64> {
+    if md.file_type().is_block_device() {
+        file.seek(SeekFrom::End(0))
+    } else {
+        Ok(md.len())
+    }
+}
+
+/// Valid segment headers of a spool of `count` segments of `seg` bytes in `file`.
+fn valid_segments(file: &File, path: &Path, seg: u32, count: u64) -> Result<u32, String> {
+    if count < 2 {
+        return Ok(0);
+    }
+    let f = file
+        .try_clone()
+        .map_err(|e| format!("{}: {}", path.display(), io_message(&e)))?;
+    let storage = FileSpool {
+        file: f,
+        path: path.to_path_buf(),
+        segment_size: seg,
+        segment_count: count.min(u64::from(u32::MAX)) as u32,
+    };
+    let mut r = SpoolReader::new(storage)
+        .map_err(|e| format!("{}: spool geometry refused: {e:?}", path.display()))?;
+    let info = r
+        .info()
+        .map_err(|e| format!("cannot read spool {}: {e}", path.display()))?;
+    Ok(info.segments)
+}
+
+/// The segment size of the spool in `file` (`len` bytes), found from its segment headers
+/// (each names its segment size, so a wrong guess finds none), and how many valid segments
+/// it has. `None` when no segment header validates.
+fn probe(file: &File, path: &Path, len: u64) -> Result<Option<(u32, u32)>, String> {
+    let mut best: Option<(u32, u32)> = None;
+    let mut seg = MIN_SEGMENT;
+    while seg <= MAX_SEGMENT {
+        let found = valid_segments(file, path, seg, len / u64::from(seg))?;
+        if found > 0 && best.map_or(true, |(_, n)| found >= n) {
+            best = Some((seg, found));
+        }
+        seg *= 2;
+    }
+    Ok(best)
+}
+
+/// Whether the first block of `file` is all zeros (a spool allocated but never written) or
+/// the file is empty.
+fn blank_start(file: &File) -> io::Result<bool> {
+    let mut b = vec![0u8; BLOCK_SIZE as usize];
+    let mut n = 0;
+    while n < b.len() {
+        match file.read_at(&mut b[n..], n as u64) {
+            Ok(0) => break,
+            Ok(r) => n += r,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(b[..n].iter().all(|&x| x == 0))
+}
+
+/// What opening a spool for writing found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Opened {
+    /// The file was created by this run.
+    pub created: bool,
+    /// Valid segments already there (a spool continued).
+    pub existing_segments: u32,
+    /// The file was grown from this many bytes.
+    pub grown_from: Option<u64>,
+    /// Something to tell the user (preallocation not supported, ...).
+    pub warning: Option<String>,
+}
+
+/// Opens (creating if needed), locks and preallocates the spool at `path` for a writer;
+/// `size` is `--spool-size`. Every refusal is a one-line message naming the path.
+pub fn open_for_writing(path: &Path, size: u64) -> Result<(FileSpool, Opened), String> {
+    let name = path.display();
+    if size < MIN_SPOOL {
+        return Err(format!(
+            "--spool-size {} is too small: a spool needs at least two segments of {} ({})",
+            fmt_size(size),
+            fmt_size(u64::from(MIN_SEGMENT)),
+            fmt_size(MIN_SPOOL)
+        ));
+    }
+    let mut opened = Opened::default();
+    let mut oo = OpenOptions::new();
+    oo.read(true).write(true).mode(0o600);
+    let mut file = match oo.clone().create_new(true).open(path) {
+        Ok(f) => {
+            opened.created = true;
+            f
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => oo
+            .open(path)
+            .map_err(|e| format!("cannot open spool {name}: {}", io_message(&e)))?,
+        Err(e) => return Err(format!("cannot create spool {name}: {}", io_message(&e))),
+    };
+    // From here on, a failure removes a file this run created.
+    let fail = |msg: String, created: bool| -> String {
+        if created {
+            let _ = std::fs::remove_file(path);
+        }
+        msg
+    };
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = io::Error::last_os_error();
+        let msg = if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            format!("spool {name} is in use by another tcpflow (it is locked)")
+        } else {
+            format!("cannot lock spool {name}: {}", io_message(&e))
+        };
+        return Err(msg);
+    }
+    let md = file.metadata().map_err(|e| {
+        fail(
+            format!("cannot open spool {name}: {}", io_message(&e)),
+            opened.created,
+        )
+    })?;
+    let ft = md.file_type();
+    let device = ft.is_block_device();
+    if !ft.is_file() && !device {
+        return Err(format!("spool {name} is neither a file nor a block device"));
+    }
+    let len = length(&mut file, &md)
+        .map_err(|e| format!("cannot open spool {name}: {}", io_message(&e)))?;
+
+    // What is there already: a spool (continued, same segment size), nothing, or something
+    // else (refused: it is not ours to overwrite).
+    let mut segment_size = segment_size_for(size);
+    if len > 0 {
+        match probe(&file, path, len)? {
+            Some((seg, found)) => {
+                segment_size = seg;
+                opened.existing_segments = found;
+                // Segments past the new size would be lost without being counted, and the
+                // writer would not know where the spool ends: refused.
+                let kept = valid_segments(&file, path, seg, size / u64::from(seg))?;
+                if kept < found {
+                    let old = len / u64::from(seg) * u64::from(seg);
+                    return Err(format!(
+                        "{name} holds a spool of {}; --spool-size {} would cut it: export it (tcpflow --spool-export {name} -o DIR) and remove it first, or give --spool-size {}",
+                        fmt_size(old),
+                        fmt_size(size),
+                        fmt_size(old)
+                    ));
+                }
+            }
+            None => {
+                let blank = blank_start(&file)
+                    .map_err(|e| format!("cannot read spool {name}: {}", io_message(&e)))?;
+                if !blank {
+                    let zero = if device {
+                        format!(" (to use the device anyway, clear its first block: dd if=/dev/zero of={name} bs=4096 count=1)")
+                    } else {
+                        String::new()
+                    };
+                    return Err(format!(
+                        "{name} exists and does not hold a spool ({}): remove it or choose another path{zero}",
+                        fmt_size(len)
+                    ));
+                }
+            }
+        }
+    }
+    let count = (size / u64::from(segment_size)).min(u64::from(u32::MAX));
+    if count < 2 {
+        return Err(fail(
+            format!(
+                "--spool-size {} is too small for the spool's {} segments: at least {}",
+                fmt_size(size),
+                fmt_size(u64::from(segment_size)),
+                fmt_size(2 * u64::from(segment_size))
+            ),
+            opened.created,
+        ));
+    }
+    let extent = count * u64::from(segment_size);
+
+    if device {
+        if len < extent {
+            return Err(format!(
+                "spool device {name} holds {}, less than --spool-size {}",
+                fmt_size(len),
+                fmt_size(size)
+            ));
+        }
+    } else {
+        preallocate(&file, path, len, extent, &md, &mut opened)
+            .map_err(|m| fail(m, opened.created))?;
+        if len > 0 && len < extent && opened.existing_segments > 0 {
+            opened.grown_from = Some(len);
+        }
+    }
+    Ok((
+        FileSpool {
+            file,
+            path: path.to_path_buf(),
+            segment_size,
+            segment_count: count as u32,
+        },
+        opened,
+    ))
+}
+
+/// Allocates `extent` bytes for the spool file (now `len` bytes long): checks the free
+/// space first (so nothing is half allocated on a disk that is too small), then
+/// `fallocate`s; a file system that cannot preallocate gets a sparse file and a warning.
+fn preallocate(
+    file: &File,
+    path: &Path,
+    len: u64,
+    extent: u64,
+    md: &std::fs::Metadata,
+    opened: &mut Opened,
+) -> Result<(), String> {
+    let name = path.display();
+    let allocated = md.blocks().saturating_mul(512);
+    let needed = extent.saturating_sub(allocated);
+    // SAFETY: fstatvfs fills the zeroed struct.
+    let avail = unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::fstatvfs(file.as_raw_fd(), &mut st) == 0 {
+            Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+        } else {
+            None
+        }
+    };
+    if let Some(avail) = avail {
+        if needed > avail {
+            return Err(format!(
+                "not enough free space for spool {name}: --spool-size {} needs {} more, the file system has {} free",
+                fmt_size(extent),
+                fmt_size(needed),
+                fmt_size(avail)
+            ));
+        }
+    }
+    match fallocate(file, extent) {
+        Ok(()) => {}
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) | Some(libc::EINVAL)
+            ) =>
+        {
+            if len < extent {
+                file.set_len(extent)
+                    .map_err(|e| format!("cannot allocate spool {name}: {}", io_message(&e)))?;
+            }
+            opened.warning = Some(format!(
+                "the file system of {name} cannot preallocate; the spool's {} are reserved only as they are written",
+                fmt_size(extent)
+            ));
+        }
+        Err(e) => {
+            // Give back what a partial allocation took.
+            if len < extent {
+                let _ = file.set_len(len);
+            }
+            let hint = match e.raw_os_error() {
+                Some(libc::ENOSPC) | Some(libc::EDQUOT) => " (not enough free space)",
+                Some(libc::EFBIG) => " (over the file size limit, ulimit -f, or the file system's)",
+                _ => "",
+            };
+            return Err(format!(
+                "cannot allocate {} for spool {name}: {}{hint}",
+                fmt_size(extent),
+                io_message(&e)
+            ));
+        }
+    }
+    if len > extent {
+        // A blank file longer than the spool.
+        file.set_len(extent)
+            .map_err(|e| format!("cannot size spool {name}: {}", io_message(&e)))?;
+    }
+    Ok(())
+}
+
+#[cfg(not(any(target_env = "musl", target_env = "ohos")))]
+fn fallocate(file: &File, len: u64) -> io::Result<()> {
+    let len =
+        libc::off64_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    // SAFETY: fallocate on a descriptor we own.
+    if unsafe { libc::fallocate64(file.as_raw_fd(), 0, 0, len) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(any(target_env = "musl", target_env = "ohos"))]
+fn fallocate(file: &File, len: u64) -> io::Result<()> {
+    let len = libc::off_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    // SAFETY: fallocate on a descriptor we own (musl's off_t is 64-bit).
+    if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Opens a spool to read it (`--spool-export`, `--spool-summary`): the segment size from its
+/// headers. A blank file is an empty spool; a file with no valid segment and not blank is
+/// refused.
+pub fn open_for_reading(path: &Path) -> Result<FileSpool, String> {
+    let name = path.display();
+    let mut file =
+        File::open(path).map_err(|e| format!("cannot open spool {name}: {}", io_message(&e)))?;
+    let md = file
+        .metadata()
+        .map_err(|e| format!("cannot open spool {name}: {}", io_message(&e)))?;
+    if md.is_dir() {
+        return Err(format!("spool {name} is a folder"));
+    }
+    let len = length(&mut file, &md)
+        .map_err(|e| format!("cannot read spool {name}: {}", io_message(&e)))?;
+    let segment_size = match probe(&file, path, len)? {
+        Some((seg, _)) => seg,
+        None => {
+            let blank = blank_start(&file)
+                .map_err(|e| format!("cannot read spool {name}: {}", io_message(&e)))?;
+            if !blank || len < MIN_SPOOL {
+                return Err(format!(
+                    "{name} is not a spool (no valid segment header in its {})",
+                    fmt_size(len)
+                ));
+            }
+            segment_size_for(len)
+        }
+    };
+    let count = (len / u64::from(segment_size)).min(u64::from(u32::MAX)) as u32;
+    Ok(FileSpool {
+        file,
+        path: path.to_path_buf(),
+        segment_size,
+        segment_count: count,
+    })
+}
+
+/// The spool's figures for the report and the summary line.
+pub fn stats_group(s: &SpoolStats, storage: &FileSpool, lost_after_stop: (u64, u64)) -> Group {
+    (
+        "spool",
+        vec![
+            ("size", storage.size()),
+            ("segment_size", u64::from(storage.segment_size)),
+            ("segments", u64::from(storage.segment_count)),
+            ("records", s.records),
+            ("payload_bytes", s.payload_bytes),
+            ("bytes_programmed", s.bytes_programmed),
+            ("segments_erased", s.segments_erased),
+            ("syncs", s.syncs),
+            ("dropped_flows", s.drops.flows),
+            ("dropped_bytes", s.drops.bytes),
+            ("dropped_segments", s.drops.segments),
+            ("storage_errors", s.storage_errors),
+            ("lost_records", s.lost_records + lost_after_stop.0),
+            ("lost_bytes", s.lost_bytes + lost_after_stop.1),
+        ],
+    )
+}
+
+/// The engine's sink with `--spool`: the core's [`SpoolWriter`] plus what the command adds
+/// around it: `-R` (flows starting in those files are not spooled), `-b` (bytes past the
+/// limit are not spooled), periodic syncs, and a storage error stopping the run.
+pub struct SpoolSink<'a> {
+    writer: SpoolWriter<'a, FileSpool>,
+    /// Per engine slot: the flow started while reading `-R` files.
+    suppressed: Vec<bool>,
+    accept_new: bool,
+    max_bytes: Option<u64>,
+    /// Sync at most this often (ns; 0: only at the end), and when last synced.
+    sync_every: u64,
+    last_sync: Option<u64>,
+    storage_errors: u64,
+    fatal: Option<String>,
+    /// Events not spooled because a storage error had stopped the run.
+    lost_after_stop: (u64, u64),
+    host: HostStats,
+    open_flows: u64,
+    max_open_flows: u64,
+    report: Report,
+}
+
+impl fmt::Debug for SpoolSink<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpoolSink")
+            .field("writer", &self.writer)
+            .field("fatal", &self.fatal)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a spooling run ends with.
+#[derive(Debug)]
+pub struct SpoolEnd {
+    pub report: Report,
+    pub host: HostStats,
+    pub max_open_flows: u64,
+    pub stats: SpoolStats,
+    pub group: Group,
+    /// The last sync failed, or a storage error stopped the run.
+    pub error: Option<String>,
+}
+
+impl<'a> SpoolSink<'a> {
+    pub fn new(
+        writer: SpoolWriter<'a, FileSpool>,
+        max_flows: usize,
+        max_bytes: Option<u64>,
+        sync_secs: u64,
+        report: Report,
+    ) -> SpoolSink<'a> {
+        let storage_errors = writer.stats().storage_errors;
+        SpoolSink {
+            writer,
+            suppressed: vec![false; max_flows],
+            accept_new: true,
+            max_bytes,
+            sync_every: sync_secs.saturating_mul(1_000_000_000),
+            last_sync: None,
+            storage_errors,
+            fatal: None,
+            lost_after_stop: (0, 0),
+            host: HostStats::default(),
+            open_flows: 0,
+            max_open_flows: 0,
+            report,
+        }
+    }
+
+    pub fn set_accept_new(&mut self, yes: bool) {
+        self.accept_new = yes;
+    }
+
+    /// The storage error that stopped the run.
+    pub fn fatal(&self) -> Option<&str> {
+        self.fatal.as_deref()
+    }
+
+    pub fn host(&self) -> &HostStats {
+        &self.host
+    }
+
+    pub fn host_mut(&mut self) -> &mut HostStats {
+        &mut self.host
+    }
+
+    pub fn open_flows(&self) -> u64 {
+        self.open_flows
+    }
+
+    pub fn stats(&self) -> SpoolStats {
+        self.writer.stats()
+    }
+
+    /// Syncs if the last sync is `sync_every` or more before `now` (capture time for files,
+    /// wall time live). The first call starts the clock.
+    pub fn tick(&mut self, now: u64) {
+        if self.sync_every == 0 || self.fatal.is_some() {
+            return;
+        }
+        match self.last_sync {
+            Some(t) if now >= t && now - t < self.sync_every => {}
+            // Time went backwards (a capture out of order): restart the clock.
+            Some(t) if now < t => self.last_sync = Some(now),
+            Some(_) => {
+                self.sync();
+                self.last_sync = Some(now);
+            }
+            None => self.last_sync = Some(now),
+        }
+    }
+
+    /// Writes out what is buffered and makes it durable.
+    pub fn sync(&mut self) {
+        let clean = self.writer.sync();
+        self.check();
+        if !clean && self.fatal.is_none() {
+            self.fatal = Some(format!(
+                "spool {}: records were lost (see the report's spool counters)",
+                self.writer.storage().path().display()
+            ));
+        }
+    }
+
+    /// Notes a storage error the writer met: the run stops.
+    fn check(&mut self) {
+        let errors = self.writer.stats().storage_errors;
+        if errors > self.storage_errors {
+            self.storage_errors = errors;
+            if self.fatal.is_none() {
+                let what = self
+                    .writer
+                    .last_error()
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "storage error".into());
+                self.fatal = Some(format!(
+                    "spool {}: {what}; stopped: the spool keeps what was written before",
+                    self.writer.storage().path().display()
+                ));
+            }
+        }
+    }
+
+    fn skip(&mut self, slot: u32, bytes: u64) -> bool {
+        if self.suppressed.get(slot as usize).copied().unwrap_or(false) {
+            return true;
+        }
+        if self.fatal.is_some() {
+            self.lost_after_stop.0 += 1;
+            self.lost_after_stop.1 += bytes;
+            return true;
+        }
+        false
+    }
+
+    /// The final sync; the report and the figures back.
+    pub fn finish(mut self) -> SpoolEnd {
+        if self.fatal.is_none() {
+            self.sync();
+        } else {
+            // Only make durable what is there: nothing more is written after an error.
+            let _ = self.writer.storage_mut().sync();
+        }
+        let stats = self.writer.stats();
+        let group = stats_group(&stats, self.writer.storage(), self.lost_after_stop);
+        SpoolEnd {
+            report: self.report,
+            host: self.host,
+            max_open_flows: self.max_open_flows,
+            stats,
+            group,
+            error: self.fatal,
+        }
+    }
+}
+
+impl Sink for SpoolSink<'_> {
+    fn open(&mut self, flow: &FlowInfo) {
+        let i = flow.slot as usize;
+        if i >= self.suppressed.len() {
+            self.suppressed.resize(i + 1, false);
+        }
+        self.suppressed[i] = !self.accept_new;
+        self.open_flows += 1;
+        self.max_open_flows = self.max_open_flows.max(self.open_flows);
+        if self.skip(flow.slot, 0) {
+            return;
+        }
+        self.writer.open(flow);
+        self.check();
+    }
+
+    fn data(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
+        let kept = match self.max_bytes {
+            None => data,
+            Some(m) if offset >= m => &[],
+            Some(m) => &data[..((m - offset).min(data.len() as u64)) as usize],
+        };
+        self.host.truncated_bytes += (data.len() - kept.len()) as u64;
+        if kept.is_empty() || self.skip(flow.slot, kept.len() as u64) {
+            return;
+        }
+        self.writer.data(flow, dir, offset, kept);
+        self.host.bytes_written += kept.len() as u64;
+        self.check();
+    }
+
+    fn gap(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, len: u64, reason: GapReason) {
+        let len = match self.max_bytes {
+            None => len,
+            Some(m) if offset >= m => 0,
+            Some(m) => len.min(m - offset),
+        };
+        if len == 0 || self.skip(flow.slot, 0) {
+            return;
+        }
+        self.writer.gap(flow, dir, offset, len, reason);
+        self.check();
+    }
+
+    fn close(&mut self, flow: &FlowInfo, reason: CloseReason) {
+        self.open_flows = self.open_flows.saturating_sub(1);
+        if self
+            .suppressed
+            .get(flow.slot as usize)
+            .copied()
+            .unwrap_or(false)
+        {
+            self.host.flows_ignored_late += 1;
+            self.suppressed[flow.slot as usize] = false;
+            return;
+        }
+        if self.skip(flow.slot, 0) {
+            return;
+        }
+        self.writer.close(flow, reason);
+        self.check();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_sizes() {
+        assert_eq!(segment_size_for(256 << 20), 1 << 20);
+        assert_eq!(segment_size_for(16 << 20), 1 << 20);
+        assert_eq!(segment_size_for(8 << 20), 512 << 10);
+        assert_eq!(segment_size_for(256 << 10), 16 << 10);
+        assert_eq!(segment_size_for(300 << 10), 16 << 10);
+        assert_eq!(segment_size_for(64 << 10), 16 << 10);
+        assert_eq!(segment_size_for(0), 16 << 10);
+    }
+
+    #[test]
+    fn sizes_for_people() {
+        assert_eq!(fmt_size(256 << 20), "256 MiB");
+        assert_eq!(fmt_size(1536), "1.5 KiB");
+        assert_eq!(fmt_size(100), "100 bytes");
+    }
+}
