@@ -415,6 +415,8 @@ impl<'s> Tracker<'s> {
         sink: &mut S,
     ) {
         let flags = seg.flags;
+        // Every payload byte seen, whatever becomes of it (delivered, late, after close, ...).
+        stats.payload_bytes += seg.payload_len as u64;
         let (found, hash) =
             self.table
                 .lookup(pkt.src, seg.src_port, pkt.dst, seg.dst_port, &pkt.vlans);
@@ -497,7 +499,6 @@ impl<'s> Tracker<'s> {
             di.packets += 1;
             di.payload_bytes += seg.payload_len as u64;
         }
-        env.stats.payload_bytes += seg.payload_len as u64;
         let mut data_seq = seg.seq;
         if flags.syn() {
             // A SYN after this side's own reset is a retry: the reset ended the attempt, not
@@ -517,7 +518,9 @@ impl<'s> Tracker<'s> {
             info.dirs[d].fin = true;
             half[d].fin(info, dir, &mut env, data_seq, seg.payload_len);
         }
-        if flags.rst() {
+        if flags.rst() && !half[d].rst_plausible(seg.seq) {
+            env.stats.ignored_rsts += 1;
+        } else if flags.rst() {
             // The side that reset sends nothing more; the other side's data already in
             // flight still arrives (and is kept, as tshark keeps it), so the flow closes
             // when that side is done too.

@@ -93,6 +93,9 @@ pub struct FlowStats {
     pub after_close_bytes: u64,
     /// Payload bytes of segments that found no flow slot (only when the table has no slots).
     pub untracked_bytes: u64,
+    /// RSTs ignored because their sequence number was far from the sender's position (blind
+    /// or spoofed resets, RFC 5961).
+    pub ignored_rsts: u64,
 }
 
 /// Everything the engine counts.

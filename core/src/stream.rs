@@ -64,6 +64,10 @@ pub(crate) struct Half {
     /// Highest internal offset the peer acknowledged, once `peer_acked`.
     acked: u64,
     peer_acked: bool,
+    /// The latest hole given up as a gap (internal offsets): bytes that arrive for it later
+    /// are late, not retransmitted.
+    gap_lo: u64,
+    gap_hi: u64,
     head: u32,
     tail: u32,
     blocks: u32,
@@ -82,6 +86,8 @@ impl Half {
         fin_off: NO_FIN,
         acked: 0,
         peer_acked: false,
+        gap_lo: 0,
+        gap_hi: 0,
         head: NIL,
         tail: NIL,
         blocks: 0,
@@ -257,7 +263,6 @@ impl Half {
             env.stats.keepalives += 1;
             return;
         }
-        let d = dir.index();
         // Nothing follows the FIN.
         if self.fin_off != NO_FIN {
             let fin = self.fin_off as i64;
@@ -294,17 +299,7 @@ impl Half {
         if open && off < self.next {
             let n = ((self.next - off) as usize).min(data.len());
             if n > 0 {
-                let old = &data[..n];
-                info.dirs[d].retransmitted_bytes += n as u64;
-                env.stats.retransmitted_bytes += n as u64;
-                let rel = off - self.origin;
-                if env.sink.redelivered(info, dir, rel, old) {
-                    info.dirs[d].conflict_bytes += n as u64;
-                    env.stats.conflict_bytes += n as u64;
-                    if env.cfg.overlap == OverlapPolicy::Last {
-                        env.sink.data(info, dir, rel, old);
-                    }
-                }
+                self.repeated(info, dir, env, off, &data[..n]);
             }
             data = &data[n..];
             off += n as u64;
@@ -319,6 +314,58 @@ impl Half {
             return;
         }
         self.insert(info, dir, env, off, data, cut);
+    }
+
+    /// Bytes at `off` that are behind the stream position: a retransmission of delivered bytes
+    /// (the sink compares them), or bytes for the latest gap, which came too late.
+    fn repeated<S: Sink>(
+        &mut self,
+        info: &mut FlowInfo,
+        dir: Dir,
+        env: &mut Env<'_, '_, S>,
+        off: u64,
+        data: &[u8],
+    ) {
+        let end = off + data.len() as u64;
+        let (lo, hi) = (self.gap_lo.clamp(off, end), self.gap_hi.clamp(off, end));
+        if lo < hi {
+            env.stats.late_bytes += hi - lo;
+            self.redelivered(info, dir, env, off, &data[..(lo - off) as usize]);
+            self.redelivered(info, dir, env, hi, &data[(hi - off) as usize..]);
+        } else {
+            self.redelivered(info, dir, env, off, data);
+        }
+    }
+
+    fn redelivered<S: Sink>(
+        &mut self,
+        info: &mut FlowInfo,
+        dir: Dir,
+        env: &mut Env<'_, '_, S>,
+        off: u64,
+        old: &[u8],
+    ) {
+        if old.is_empty() {
+            return;
+        }
+        let n = old.len() as u64;
+        let d = dir.index();
+        info.dirs[d].retransmitted_bytes += n;
+        env.stats.retransmitted_bytes += n;
+        let rel = off - self.origin;
+        if env.sink.redelivered(info, dir, rel, old) {
+            info.dirs[d].conflict_bytes += n;
+            env.stats.conflict_bytes += n;
+            if env.cfg.overlap == OverlapPolicy::Last {
+                env.sink.data(info, dir, rel, old);
+            }
+        }
+    }
+
+    /// Whether a RST at `seq` from this side is plausible: near where the side is, or before
+    /// anything is placed. A blind RST with a random sequence number is not (RFC 5961).
+    pub(crate) fn rst_plausible(&self, seq: SeqNum) -> bool {
+        self.mode != Mode::Open || self.pristine() || !self.is_far(seq)
     }
 
     /// Places new bytes at internal offset `off` (at or after `next` when open).
@@ -613,6 +660,8 @@ impl Half {
         }
         env.sink
             .gap(info, dir, self.next - self.origin, len, reason);
+        self.gap_lo = self.next;
+        self.gap_hi = self.next + len;
         env.stats.gaps += 1;
         env.stats.gap_bytes += len;
         let di = &mut info.dirs[dir.index()];

@@ -152,6 +152,8 @@ pub fn stats_groups(s: &Stats) -> [(&'static str, Vec<(&'static str, u64)>); 3] 
                 ("out_of_window_bytes", f.out_of_window_bytes),
                 ("late_bytes", f.late_bytes),
                 ("after_close_bytes", f.after_close_bytes),
+                ("untracked_bytes", f.untracked_bytes),
+                ("ignored_rsts", f.ignored_rsts),
             ],
         ),
     ]
@@ -669,7 +671,7 @@ mod tests {
         let mut count = 0;
         for part in dbg.split([',', '{']) {
             if let Some((name, val)) = part.split_once(':') {
-                let (name, val) = (name.trim(), val.trim().trim_end_matches('}').trim());
+                let (name, val) = (name.trim(), val.trim_end_matches(['}', ' ']).trim());
                 if val.parse::<u64>().is_ok() {
                     count += 1;
                     assert!(
