@@ -124,6 +124,11 @@ pub struct Args {
     #[arg(short = 'b', value_name = "N")]
     pub max_bytes: Option<u64>,
 
+    /// Create output files (flows and reports) readable by their owner only (mode 0600
+    /// instead of 0644): captured traffic often holds secrets.
+    #[arg(long)]
+    pub private: bool,
+
     /// At most N output files open at once (default: the descriptor limit minus 32). Files
     /// closed to stay under it are reopened as needed, so any number of connections works.
     #[arg(short = 'f', value_name = "N")]
@@ -392,6 +397,8 @@ pub struct Options {
     pub console: Option<ConsoleOpts>,
     pub template: Template,
     pub max_bytes: Option<u64>,
+    /// Mode of created output files (0644, or 0600 with --private).
+    pub file_mode: u32,
     pub max_fds: Option<usize>,
     pub report_xml: Option<PathBuf>,
     pub report_json: Option<PathBuf>,
@@ -557,6 +564,7 @@ impl Args {
             console,
             template,
             max_bytes: self.max_bytes,
+            file_mode: if self.private { 0o600 } else { 0o644 },
             max_fds: self.max_fds,
             report_xml,
             report_json: self.report_json.clone(),

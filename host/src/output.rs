@@ -87,6 +87,8 @@ pub struct OutputConfig {
     pub template: Template,
     /// `-b`: keep at most this many bytes of each direction.
     pub max_bytes: Option<u64>,
+    /// Mode of created files.
+    pub file_mode: u32,
     /// Where files are created (as opened by this process, after any chroot).
     pub outdir: PathBuf,
     /// How file names are shown in the report: `None` for bare names (output folder `.`).
@@ -387,7 +389,7 @@ impl Output {
         oo.read(true)
             .write(true)
             .create(true)
-            .mode(0o644)
+            .mode(self.cfg.file_mode)
             .custom_flags(libc::O_NOFOLLOW);
         if !d.created {
             oo.truncate(true);
@@ -945,6 +947,7 @@ mod tests {
         OutputConfig {
             template: Template::parse(DEFAULT).unwrap(),
             max_bytes: None,
+            file_mode: 0o644,
             outdir: dir.to_path_buf(),
             display_dir: None,
             limits,

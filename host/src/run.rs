@@ -123,12 +123,16 @@ fn probe_writable(dir: &Path) -> Result<(), String> {
     }
 }
 
-pub(crate) fn create_report_file(p: &Path, owner: Option<&privs::User>) -> Result<File, String> {
+pub(crate) fn create_report_file(
+    p: &Path,
+    owner: Option<&privs::User>,
+    mode: u32,
+) -> Result<File, String> {
     let f = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o644)
+        .mode(mode)
         .open(p)
         .map_err(|e| format!("cannot create report {}: {}", p.display(), io_message(&e)))?;
     if let Some(u) = owner {
@@ -142,6 +146,7 @@ pub(crate) fn output_config(o: &Options) -> OutputConfig {
     OutputConfig {
         template: o.template.clone(),
         max_bytes: o.max_bytes,
+        file_mode: o.file_mode,
         outdir: o.outdir.clone(),
         display_dir: if o.outdir == Path::new(".") {
             None
@@ -655,14 +660,14 @@ pub fn run(o: Options) -> Result<i32, String> {
     let xml = match &o.report_xml {
         Some(p) => Some((
             p.clone(),
-            create_report_file(&before_chroot(chroot, p), user.as_ref())?,
+            create_report_file(&before_chroot(chroot, p), user.as_ref(), o.file_mode)?,
         )),
         None => None,
     };
     let json = match &o.report_json {
         Some(p) => Some((
             p.clone(),
-            create_report_file(&before_chroot(chroot, p), user.as_ref())?,
+            create_report_file(&before_chroot(chroot, p), user.as_ref(), o.file_mode)?,
         )),
         None => None,
     };
