@@ -20,6 +20,7 @@
 //! Totals: flow and packet counts, then every counter of the core's [`Stats`] and of the
 //! host (files, writes, libpcap drops), then resource usage.
 
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -207,6 +208,12 @@ pub fn close_reason_name(r: CloseReason) -> &'static str {
 /// carry at all (most C0 controls) become U+FFFD.
 pub fn xml_escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
+    push_xml_escaped(&mut o, s);
+    o
+}
+
+/// [`xml_escape`] into an existing buffer (no allocation per value on the per-flow path).
+fn push_xml_escaped(o: &mut String, s: &str) {
     for c in s.chars() {
         match c {
             '&' => o.push_str("&amp;"),
@@ -219,12 +226,17 @@ pub fn xml_escape(s: &str) -> String {
             c => o.push(c),
         }
     }
-    o
 }
 
 /// Escapes text for a JSON string (without the quotes).
 pub fn json_escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
+    push_json_escaped(&mut o, s);
+    o
+}
+
+/// [`json_escape`] into an existing buffer.
+fn push_json_escaped(o: &mut String, s: &str) {
     for c in s.chars() {
         match c {
             '"' => o.push_str("\\\""),
@@ -232,11 +244,12 @@ pub fn json_escape(s: &str) -> String {
             '\n' => o.push_str("\\n"),
             '\r' => o.push_str("\\r"),
             '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
             c => o.push(c),
         }
     }
-    o
 }
 
 /// A value in a record: both formats render from the same list.
@@ -306,20 +319,6 @@ fn dir_attrs(r: &DirRecord<'_>) -> Vec<(&'static str, Val)> {
     }
     v.push(("close", Val::Str(close_reason_name(r.reason).into())));
     v
-}
-
-fn json_val(v: &Val) -> String {
-    match v {
-        Val::Str(s) => format!("\"{}\"", json_escape(s)),
-        Val::Num(n) => n.to_string(),
-    }
-}
-
-fn xml_val(v: &Val) -> String {
-    match v {
-        Val::Str(s) => xml_escape(s),
-        Val::Num(n) => n.to_string(),
-    }
 }
 
 /// Resource usage of this process.
@@ -450,18 +449,29 @@ impl Report {
         }
         let attrs = dir_attrs(r);
         if let Some((path, w)) = &mut self.xml {
-            let mut s = String::with_capacity(700);
+            let mut s = String::with_capacity(768);
             s.push_str("    <fileobject>\n");
             if let Some(name) = r.filename {
-                s.push_str(&format!(
-                    "      <filename>{}</filename>\n",
-                    xml_escape(&name.to_string_lossy())
-                ));
+                s.push_str("      <filename>");
+                push_xml_escaped(&mut s, &name.to_string_lossy());
+                s.push_str("</filename>\n");
             }
-            s.push_str(&format!("      <filesize>{}</filesize>\n", r.filesize));
-            s.push_str("      <tcpflow");
+            let _ = write!(
+                s,
+                "      <filesize>{}</filesize>\n      <tcpflow",
+                r.filesize
+            );
             for (k, v) in &attrs {
-                s.push_str(&format!(" {k}='{}'", xml_val(v)));
+                s.push(' ');
+                s.push_str(k);
+                s.push_str("='");
+                match v {
+                    Val::Str(x) => push_xml_escaped(&mut s, x),
+                    Val::Num(n) => {
+                        let _ = write!(s, "{n}");
+                    }
+                }
+                s.push('\'');
             }
             s.push_str(" />\n    </fileobject>\n");
             if let Err(e) = w.write_all(s.as_bytes()) {
@@ -471,17 +481,28 @@ impl Report {
             }
         }
         if let Some((path, w)) = &mut self.json {
-            let mut s = String::with_capacity(600);
+            let mut s = String::with_capacity(640);
             s.push_str("{\"type\":\"flow\"");
             if let Some(name) = r.filename {
-                s.push_str(&format!(
-                    ",\"filename\":\"{}\"",
-                    json_escape(&name.to_string_lossy())
-                ));
+                s.push_str(",\"filename\":\"");
+                push_json_escaped(&mut s, &name.to_string_lossy());
+                s.push('"');
             }
-            s.push_str(&format!(",\"filesize\":{}", r.filesize));
+            let _ = write!(s, ",\"filesize\":{}", r.filesize);
             for (k, v) in &attrs {
-                s.push_str(&format!(",\"{k}\":{}", json_val(v)));
+                s.push_str(",\"");
+                s.push_str(k);
+                s.push_str("\":");
+                match v {
+                    Val::Str(x) => {
+                        s.push('"');
+                        push_json_escaped(&mut s, x);
+                        s.push('"');
+                    }
+                    Val::Num(n) => {
+                        let _ = write!(s, "{n}");
+                    }
+                }
             }
             s.push_str("}\n");
             if let Err(e) = w.write_all(s.as_bytes()) {
