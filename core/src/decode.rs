@@ -46,8 +46,10 @@ impl LinkType {
 }
 
 /// An IP address.
+// repr(u8): a defined layout whose all-zero bytes are `V4([0; 4])` (see `FlowSlot`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
 pub enum Addr {
     V4([u8; 4]),
     V6([u8; 16]),

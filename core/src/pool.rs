@@ -11,7 +11,8 @@ pub const BLOCK_DATA: usize = 1024;
 /// End of a list.
 pub(crate) const NIL: u32 = u32::MAX;
 
-/// One block of held data. Storage for [`crate::engine::Storage::blocks`].
+/// One block of held data. Storage for [`crate::engine::Storage::blocks`]. Blocks are set
+/// before use, and all-zero bytes are a valid block, so a host can allocate them zeroed.
 #[derive(Clone, Copy, Debug)]
 pub struct Block {
     pub(crate) next: u32,

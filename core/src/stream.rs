@@ -29,6 +29,7 @@ const NO_FIN: u64 = u64::MAX;
 
 /// How far a direction has got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub(crate) enum Mode {
     /// Nothing that fixes sequence numbers seen yet.
     Unset,

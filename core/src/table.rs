@@ -19,6 +19,7 @@ use crate::Timestamp;
 
 /// What a slot holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub(crate) enum SlotState {
     Free,
     Open,
@@ -26,6 +27,11 @@ pub(crate) enum SlotState {
 }
 
 /// One connection's state. Storage for [`crate::engine::Storage::flows`].
+///
+/// Storage may start as any valid values: a slot is set to [`FlowSlot::EMPTY`] when first
+/// taken. All-zero bytes are valid (every field is an integer, a bool, an array of them or a
+/// `repr(u8)` enum whose variant 0 holds only such fields; `macs` is `None` when zero), so a
+/// host can allocate the table zeroed and pay only for the pages its flows reach.
 #[derive(Clone, Copy, Debug)]
 pub struct FlowSlot {
     pub(crate) info: FlowInfo,

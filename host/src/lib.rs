@@ -30,5 +30,6 @@ pub mod spool;
 pub mod spoolcmd;
 pub mod template;
 pub mod timefmt;
+pub mod zeroed;
 
 pub use run::main_entry;

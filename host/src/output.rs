@@ -211,8 +211,9 @@ impl Output {
         console: Option<Console>,
     ) -> Output {
         let cache = FileCache::new(cfg.limits.max_open_files);
-        let mut flows = Vec::new();
-        flows.resize_with(max_flows, || None);
+        // Grown on demand (the engine hands out slots from a high-water mark), so a run pays
+        // for the flows it sees, not for the table's size.
+        let flows = Vec::with_capacity(max_flows.min(1024));
         Output {
             cfg,
             console,
@@ -466,8 +467,15 @@ impl Output {
         self.cfg.outdir.join(rel)
     }
 
-    /// Writes a direction's buffer out.
+    /// Writes a direction's buffer out and frees it.
     fn flush_dir(&mut self, slot: u32, dir: Dir) {
+        self.flush_dir_keeping(slot, dir, false);
+    }
+
+    /// Writes a direction's buffer out; with `keep`, the emptied buffer keeps its memory (still
+    /// counted in `buffered`) for the data that follows, so a streaming direction does not
+    /// grow a new buffer by doubling after every write.
+    fn flush_dir_keeping(&mut self, slot: u32, dir: Dir, keep: bool) {
         let (off, buf) = {
             let d = &mut self.flows[slot as usize].as_mut().expect("open flow").dirs[dir.index()];
             if d.buf.is_empty() {
@@ -476,9 +484,17 @@ impl Output {
             d.buf_seq = 0;
             (d.buf_off, std::mem::take(&mut d.buf))
         };
-        self.buffered -= buf.capacity();
         self.live_buffers -= 1;
         self.write_at(slot, dir, off, &buf);
+        let mut buf = buf;
+        if keep {
+            if let Some(f) = self.flows[slot as usize].as_mut() {
+                buf.clear();
+                f.dirs[dir.index()].buf = buf;
+                return;
+            }
+        }
+        self.buffered -= buf.capacity();
     }
 
     /// Writes the oldest buffers until the total is under three quarters of the budget.
@@ -516,7 +532,13 @@ impl Output {
                 && (d.buf_off + d.buf.len() as u64 != off || d.buf.len() + data.len() > cap)
         };
         if need_flush {
-            self.flush_dir(slot, dir);
+            // A full buffer is a streaming direction: keep its memory, within the budget.
+            let full = {
+                let d = &self.flows[slot as usize].as_ref().expect("open flow").dirs[dir.index()];
+                d.buf.len() + data.len() > cap && d.buf_off + d.buf.len() as u64 == off
+            };
+            let keep = full && self.buffered <= self.cfg.limits.total_buffer / 2;
+            self.flush_dir_keeping(slot, dir, keep);
         }
         if data.len() >= cap {
             self.write_at(slot, dir, off, data);
@@ -696,8 +718,9 @@ impl Output {
             d.buf_seq = 0;
             (d.buf_off, std::mem::take(&mut d.buf))
         };
+        // A kept (empty) buffer still counts its memory.
+        self.buffered -= buf.capacity();
         if !buf.is_empty() {
-            self.buffered -= buf.capacity();
             self.live_buffers -= 1;
             match file.write_all_at(&buf, off) {
                 Ok(()) => {
@@ -758,8 +781,8 @@ impl Output {
             return;
         };
         for d in &f.dirs {
+            self.buffered -= d.buf.capacity();
             if !d.buf.is_empty() {
-                self.buffered -= d.buf.capacity();
                 self.live_buffers -= 1;
             }
         }

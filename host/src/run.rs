@@ -30,6 +30,7 @@ use crate::privs;
 use crate::report::{command_line, Creator, Group, HostStats, Report, Totals};
 use crate::spool::{self, fmt_size, SpoolSink};
 use crate::spoolcmd;
+use crate::zeroed::zeroed_box;
 
 /// Descriptors kept free for inputs, the report, `-w` and libpcap.
 const FD_MARGIN: u64 = 32;
@@ -736,14 +737,15 @@ pub fn run(o: Options) -> Result<i32, String> {
 
     // 4. Engine storage, allocated once.
     let n = o.max_flows as usize;
-    let mut flows = vec![FlowSlot::EMPTY; n];
+    // Zeroed (untouched) storage: a run pays for the pages its flows reach, not the maximum.
+    let mut flows = zeroed_box::<FlowSlot>(n);
     let mut index = vec![0u32; (2 * n).next_power_of_two()];
-    let mut blocks = vec![Block::EMPTY; o.pool_blocks as usize];
+    let mut blocks = zeroed_box::<Block>(o.pool_blocks as usize);
     let mut frag_slots = vec![FragSlot::EMPTY; o.frag_slots];
     let mut frag_arena = vec![0u8; o.frag_slots * o.frag_slot_bytes];
     let spooling = spool_storage.is_some();
     let mut spool_buf = vec![0u8; if spooling { budget::SPOOL_BUFFER } else { 0 }];
-    let mut spool_flows = vec![SpoolFlow::EMPTY; if spooling { n } else { 0 }];
+    let mut spool_flows = zeroed_box::<SpoolFlow>(if spooling { n } else { 0 });
     let sizing = budget::Sizing {
         max_flows: o.max_flows,
         pool_blocks: o.pool_blocks,
@@ -797,9 +799,9 @@ pub fn run(o: Options) -> Result<i32, String> {
 
     let engine = Engine::new(
         Storage {
-            flows: &mut flows,
+            flows: &mut flows[..],
             index: &mut index,
-            blocks: &mut blocks,
+            blocks: &mut blocks[..],
             frag_slots: &mut frag_slots,
             frag_arena: &mut frag_arena,
         },
@@ -810,7 +812,7 @@ pub fn run(o: Options) -> Result<i32, String> {
         (Some(storage), _) => {
             let sp = o.spool.as_ref().expect("spool options");
             let name = sp.path.display();
-            let writer = SpoolWriter::new(storage, &mut spool_buf, &mut spool_flows).map_err(
+            let writer = SpoolWriter::new(storage, &mut spool_buf, &mut spool_flows[..]).map_err(
                 |e| match e {
                     tcpflow_core::spool::SpoolError::Storage(e) => {
                         format!("cannot read spool {name}: {e}")
