@@ -101,8 +101,26 @@ pub(crate) struct FlowTable<'s> {
     fresh: u32,
     open: List,
     closed: List,
-    /// The slot of the previous lookup: consecutive packets are usually of one flow.
-    last: u32,
+    /// Slots of recent lookups by a cheap, unkeyed hash of the 4-tuple: most packets belong
+    /// to one of a few busy flows, and a hit skips SipHash. A hint only: a hit is checked
+    /// against the slot's whole key, so crafted collisions cost a miss, never a wrong flow.
+    recent: [u32; RECENT],
+}
+
+/// Entries of [`FlowTable::recent`] (a power of two).
+const RECENT: usize = 64;
+
+/// The [`FlowTable::recent`] entry of a 4-tuple: the same for both directions.
+#[inline]
+fn recent_index(src: Addr, sport: u16, dst: Addr, dport: u16) -> usize {
+    fn fold(a: Addr) -> u32 {
+        match a {
+            Addr::V4(b) => u32::from_ne_bytes(b),
+            Addr::V6(b) => u32::from_ne_bytes([b[12], b[13], b[14], b[15]]),
+        }
+    }
+    let x = fold(src) ^ fold(dst) ^ (sport ^ dport) as u32;
+    (x.wrapping_mul(0x9e37_79b1) >> (32 - RECENT.trailing_zeros())) as usize
 }
 
 /// The packed words of a canonical (lower endpoint first) flow key, and whether the packet's
@@ -178,7 +196,14 @@ impl<'s> FlowTable<'s> {
             1usize << (usize::BITS - 1 - index.len().leading_zeros())
         };
         let index = &mut index[..ilen];
-        index.fill(0);
+        // Usually already zero (a fresh allocation): reading it costs far less than writing,
+        // and leaves untouched pages unallocated.
+        if index
+            .chunks(256)
+            .any(|c| c.iter().fold(0, |a, &e| a | e) != 0)
+        {
+            index.fill(0);
+        }
         let n = slots.len().min(ilen / 2).min(NIL as usize - 1);
         let slots = &mut slots[..n];
         FlowTable {
@@ -190,7 +215,7 @@ impl<'s> FlowTable<'s> {
             fresh: 0,
             open: List::EMPTY,
             closed: List::EMPTY,
-            last: NIL,
+            recent: [NIL; RECENT],
         }
     }
 
@@ -215,10 +240,12 @@ impl<'s> FlowTable<'s> {
         dport: u16,
         vlans: &Vlans,
     ) -> (Option<(u32, Dir)>, u32) {
-        if let Some(s) = self.slots.get(self.last as usize) {
+        let r = recent_index(src, sport, dst, dport);
+        let hint = self.recent[r];
+        if let Some(s) = self.slots.get(hint as usize) {
             if s.state != SlotState::Free {
                 if let Some(d) = direction(&s.info.key, src, sport, dst, dport, vlans) {
-                    return (Some((self.last, d)), s.hash);
+                    return (Some((hint, d)), s.hash);
                 }
             }
         }
@@ -236,7 +263,7 @@ impl<'s> FlowTable<'s> {
             let s = &self.slots[(e - 1) as usize];
             if s.hash == h {
                 if let Some(d) = direction(&s.info.key, src, sport, dst, dport, vlans) {
-                    self.last = e - 1;
+                    self.recent[r] = e - 1;
                     return (Some((e - 1, d)), h);
                 }
             }
@@ -289,7 +316,8 @@ impl<'s> FlowTable<'s> {
             self.index[j] = i + 1;
         }
         self.push_front(i, Which::Open);
-        self.last = i;
+        let k = &self.slots[i as usize].info.key;
+        self.recent[recent_index(k.addr[0], k.port[0], k.addr[1], k.port[1])] = i;
     }
 
     /// Marks slot `i` active: front of its list.
@@ -396,8 +424,8 @@ impl<'s> FlowTable<'s> {
     /// Removes slot `i` from the index (backward-shift deletion: no tombstones, so probe
     /// sequences stay short however many flows come and go).
     fn unindex(&mut self, i: u32) {
-        if self.last == i {
-            self.last = NIL;
+        for r in self.recent.iter_mut().filter(|r| **r == i) {
+            *r = NIL;
         }
         let mut j = self.slots[i as usize].hash as usize & self.mask;
         loop {
@@ -457,7 +485,7 @@ mod tests {
         assert!(found.is_none());
         let i = t.take_free().unwrap();
         t.install(i, info(1, 1000, 2, 80), h, true);
-        t.last = NIL; // force the index path
+        t.recent = [NIL; RECENT]; // force the index path
         assert_eq!(
             t.lookup(v4(2), 80, v4(1), 1000, &Vlans::NONE).0,
             Some((i, Dir::BtoA))
@@ -480,7 +508,7 @@ mod tests {
         let mut live = std::collections::BTreeMap::new();
         for round in 0..2000u32 {
             let port = (round * 7919 % 300) as u16;
-            t.last = NIL;
+            t.recent = [NIL; RECENT];
             let (found, h) = t.lookup(v4(1), port, v4(2), 80, &Vlans::NONE);
             match found {
                 Some((i, _)) => {
@@ -507,7 +535,7 @@ mod tests {
             assert_eq!(t.open_len(), live.len());
         }
         for (&port, &i) in &live {
-            t.last = NIL;
+            t.recent = [NIL; RECENT];
             assert_eq!(
                 t.lookup(v4(1), port, v4(2), 80, &Vlans::NONE).0,
                 Some((i, Dir::AtoB))
