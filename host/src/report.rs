@@ -26,11 +26,11 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use tcpflow_core::{Addr, CloseReason, Dir, FlowInfo, Stats};
+use tcpflow_core::{Addr, CloseReason, Dir, FlowInfo, Stats, Timestamp, Vlans};
 
 use crate::input::io_message;
-use crate::template::{addr_plain, mac_plain};
-use crate::timefmt;
+use crate::template::{push_addr_plain, push_mac};
+use crate::timefmt::{self, push_num};
 
 /// Counters kept by the command itself (the core keeps [`Stats`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -43,6 +43,9 @@ pub struct HostStats {
     pub unprocessed_written: u64,
     /// Inputs that ended with a read error (truncated or corrupt capture).
     pub read_errors: u64,
+    /// Records holding more bytes than their file's (or interface's) snap length: an
+    /// inconsistent file; each was read whole.
+    pub records_over_snaplen: u64,
     /// Output files created and bytes written to them.
     pub files_written: u64,
     pub bytes_written: u64,
@@ -75,6 +78,7 @@ impl HostStats {
             ("unprocessed_packets", self.unprocessed_packets),
             ("unprocessed_written", self.unprocessed_written),
             ("read_errors", self.read_errors),
+            ("records_over_snaplen", self.records_over_snaplen),
             ("files_written", self.files_written),
             ("bytes_written", self.bytes_written),
             ("file_reopens", self.file_reopens),
@@ -214,6 +218,13 @@ pub fn xml_escape(s: &str) -> String {
 
 /// [`xml_escape`] into an existing buffer (no allocation per value on the per-flow path).
 fn push_xml_escaped(o: &mut String, s: &str) {
+    // Names are nearly always plain: printable ASCII but the five specials.
+    if s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && !matches!(b, b'&' | b'<' | b'>' | b'\'' | b'"'))
+    {
+        o.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '&' => o.push_str("&amp;"),
@@ -237,6 +248,10 @@ pub fn json_escape(s: &str) -> String {
 
 /// [`json_escape`] into an existing buffer.
 fn push_json_escaped(o: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        o.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => o.push_str("\\\""),
@@ -252,11 +267,37 @@ fn push_json_escaped(o: &mut String, s: &str) {
     }
 }
 
-/// A value in a record: both formats render from the same list.
-#[derive(Clone, Debug)]
+/// A value in a record: both formats render from the same list. Every value renders as
+/// plain ASCII that neither XML nor JSON needs to escape (digits, hex, dots, colons, commas,
+/// dashes and the close-reason words), so it goes straight into the line.
+#[derive(Clone, Copy, Debug)]
 enum Val {
-    Str(String),
     Num(u64),
+    Time(Timestamp),
+    Mac([u8; 6]),
+    Addr(Addr),
+    Vlans(Vlans),
+    Word(&'static str),
+}
+
+impl Val {
+    fn push(self, s: &mut String) {
+        match self {
+            Val::Num(n) => push_num(s, n, 0),
+            Val::Time(t) => timefmt::push_iso_micros(s, t),
+            Val::Mac(m) => push_mac(s, &m),
+            Val::Addr(a) => push_addr_plain(s, a),
+            Val::Vlans(v) => {
+                for (i, id) in v.as_slice().iter().enumerate() {
+                    if i > 0 {
+                        s.push(',');
+                    }
+                    push_num(s, (*id).into(), 0);
+                }
+            }
+            Val::Word(w) => s.push_str(w),
+        }
+    }
 }
 
 fn family(a: Addr) -> u64 {
@@ -266,59 +307,42 @@ fn family(a: Addr) -> u64 {
     }
 }
 
-/// The `<tcpflow>` attributes of a direction, in order.
-fn dir_attrs(r: &DirRecord<'_>) -> Vec<(&'static str, Val)> {
+/// The `<tcpflow>` attributes of a direction, in order, handed to `attr`.
+fn dir_attrs(r: &DirRecord<'_>, mut attr: impl FnMut(&'static str, Val)) {
     let f = r.flow;
     let d = &f.dirs[r.dir.index()];
     let (sa, sp) = f.key.src(r.dir);
     let (da, dp) = f.key.dst(r.dir);
-    let mut v = vec![
-        ("startime", Val::Str(timefmt::iso_micros(f.first_ts))),
-        ("endtime", Val::Str(timefmt::iso_micros(f.last_ts))),
-    ];
+    attr("startime", Val::Time(f.first_ts));
+    attr("endtime", Val::Time(f.last_ts));
     if let Some(m) = f.macs {
-        v.push((
-            "mac_daddr",
-            Val::Str(mac_plain(&m[r.dir.reverse().index()])),
-        ));
-        v.push(("mac_saddr", Val::Str(mac_plain(&m[r.dir.index()]))));
+        attr("mac_daddr", Val::Mac(m[r.dir.reverse().index()]));
+        attr("mac_saddr", Val::Mac(m[r.dir.index()]));
     }
-    v.extend([
-        ("family", Val::Num(family(sa))),
-        ("src_ipn", Val::Str(addr_plain(sa))),
-        ("dst_ipn", Val::Str(addr_plain(da))),
-        ("srcport", Val::Num(sp.into())),
-        ("dstport", Val::Num(dp.into())),
-        ("packets", Val::Num(d.packets)),
-    ]);
+    attr("family", Val::Num(family(sa)));
+    attr("src_ipn", Val::Addr(sa));
+    attr("dst_ipn", Val::Addr(da));
+    attr("srcport", Val::Num(sp.into()));
+    attr("dstport", Val::Num(dp.into()));
+    attr("packets", Val::Num(d.packets));
     if d.ooo_segments > 0 {
-        v.push(("out_of_order_count", Val::Num(d.ooo_segments)));
+        attr("out_of_order_count", Val::Num(d.ooo_segments));
     }
-    v.push(("len", Val::Num(d.payload_bytes)));
-    v.push(("connection", Val::Num(f.conn_index.into())));
-    v.push(("session", Val::Num(r.session)));
+    attr("len", Val::Num(d.payload_bytes));
+    attr("connection", Val::Num(f.conn_index.into()));
+    attr("session", Val::Num(r.session));
     if !f.key.vlans.is_empty() {
-        let ids: Vec<String> = f
-            .key
-            .vlans
-            .as_slice()
-            .iter()
-            .map(|i| i.to_string())
-            .collect();
-        v.push(("vlan", Val::Str(ids.join(","))));
+        attr("vlan", Val::Vlans(f.key.vlans));
     }
-    v.extend([
-        ("stream_len", Val::Num(d.stream_len)),
-        ("gaps", Val::Num(d.gaps)),
-        ("gap_bytes", Val::Num(d.gap_bytes)),
-        ("retransmitted_bytes", Val::Num(d.retransmitted_bytes)),
-        ("conflict_bytes", Val::Num(d.conflict_bytes)),
-    ]);
+    attr("stream_len", Val::Num(d.stream_len));
+    attr("gaps", Val::Num(d.gaps));
+    attr("gap_bytes", Val::Num(d.gap_bytes));
+    attr("retransmitted_bytes", Val::Num(d.retransmitted_bytes));
+    attr("conflict_bytes", Val::Num(d.conflict_bytes));
     if r.truncated_bytes > 0 {
-        v.push(("truncated_bytes", Val::Num(r.truncated_bytes)));
+        attr("truncated_bytes", Val::Num(r.truncated_bytes));
     }
-    v.push(("close", Val::Str(close_reason_name(r.reason).into())));
-    v
+    attr("close", Val::Word(close_reason_name(r.reason)));
 }
 
 /// Resource usage of this process.
@@ -390,6 +414,8 @@ pub struct Report {
     json: Option<(PathBuf, BufWriter<File>)>,
     error: Option<String>,
     start: Instant,
+    /// The record being formatted (kept between records).
+    line: String,
 }
 
 impl Report {
@@ -400,6 +426,7 @@ impl Report {
             json: None,
             error: None,
             start: Instant::now(),
+            line: String::new(),
         }
     }
 
@@ -415,6 +442,7 @@ impl Report {
             json: json.map(|(p, f)| (p, BufWriter::with_capacity(64 * 1024, f))),
             error: None,
             start: Instant::now(),
+            line: String::new(),
         };
         if let Some((path, w)) = &mut r.xml {
             write_xml_header(w, creator)
@@ -447,32 +475,26 @@ impl Report {
         if self.error.is_some() || !self.is_active() {
             return;
         }
-        let attrs = dir_attrs(r);
+        // One line buffer, reused: no allocation per record.
+        let mut s = std::mem::take(&mut self.line);
         if let Some((path, w)) = &mut self.xml {
-            let mut s = String::with_capacity(768);
+            s.clear();
             s.push_str("    <fileobject>\n");
             if let Some(name) = r.filename {
                 s.push_str("      <filename>");
                 push_xml_escaped(&mut s, &name.to_string_lossy());
                 s.push_str("</filename>\n");
             }
-            let _ = write!(
-                s,
-                "      <filesize>{}</filesize>\n      <tcpflow",
-                r.filesize
-            );
-            for (k, v) in &attrs {
+            s.push_str("      <filesize>");
+            push_num(&mut s, r.filesize, 0);
+            s.push_str("</filesize>\n      <tcpflow");
+            dir_attrs(r, |k, v| {
                 s.push(' ');
                 s.push_str(k);
                 s.push_str("='");
-                match v {
-                    Val::Str(x) => push_xml_escaped(&mut s, x),
-                    Val::Num(n) => {
-                        let _ = write!(s, "{n}");
-                    }
-                }
+                v.push(&mut s);
                 s.push('\'');
-            }
+            });
             s.push_str(" />\n    </fileobject>\n");
             if let Err(e) = w.write_all(s.as_bytes()) {
                 let p = path.clone();
@@ -481,35 +503,35 @@ impl Report {
             }
         }
         if let Some((path, w)) = &mut self.json {
-            let mut s = String::with_capacity(640);
+            s.clear();
             s.push_str("{\"type\":\"flow\"");
             if let Some(name) = r.filename {
                 s.push_str(",\"filename\":\"");
                 push_json_escaped(&mut s, &name.to_string_lossy());
                 s.push('"');
             }
-            let _ = write!(s, ",\"filesize\":{}", r.filesize);
-            for (k, v) in &attrs {
+            s.push_str(",\"filesize\":");
+            push_num(&mut s, r.filesize, 0);
+            dir_attrs(r, |k, v| {
                 s.push_str(",\"");
                 s.push_str(k);
                 s.push_str("\":");
-                match v {
-                    Val::Str(x) => {
-                        s.push('"');
-                        push_json_escaped(&mut s, x);
-                        s.push('"');
-                    }
-                    Val::Num(n) => {
-                        let _ = write!(s, "{n}");
-                    }
+                if let Val::Num(n) = v {
+                    push_num(&mut s, n, 0);
+                } else {
+                    s.push('"');
+                    v.push(&mut s);
+                    s.push('"');
                 }
-            }
+            });
             s.push_str("}\n");
             if let Err(e) = w.write_all(s.as_bytes()) {
                 let p = path.clone();
                 self.fail(&p, e);
+                return;
             }
         }
+        self.line = s;
     }
 
     /// Writes the totals and closes the files.

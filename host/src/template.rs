@@ -18,12 +18,12 @@
 //! relative to the output folder: an absolute name or a `..` component is refused.
 
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::Ipv6Addr;
 use std::path::PathBuf;
 
 use tcpflow_core::{Addr, Dir, FlowInfo};
 
-use crate::timefmt;
+use crate::timefmt::{self, push_num};
 
 /// The default template, as tcpflow 1.6.
 pub const DEFAULT: &str = "%A.%a-%B.%b%V%v%C%c";
@@ -176,13 +176,9 @@ impl Template {
             match t {
                 Tok::Lit(l) => s.push_str(l),
                 Tok::SrcAddr => push_addr(&mut s, sa),
-                Tok::SrcPort => {
-                    let _ = write!(s, "{sp:05}");
-                }
+                Tok::SrcPort => push_num(&mut s, sp.into(), 5),
                 Tok::DstAddr => push_addr(&mut s, da),
-                Tok::DstPort => {
-                    let _ = write!(s, "{dp:05}");
-                }
+                Tok::DstPort => push_num(&mut s, dp.into(), 5),
                 Tok::SrcMac => {
                     if let Some(m) = flow.macs {
                         push_mac(&mut s, &m[dir.index()]);
@@ -200,7 +196,7 @@ impl Template {
                 }
                 Tok::Vlan => {
                     if let Some(v) = flow.key.vlans.outer() {
-                        let _ = write!(s, "{v}");
+                        push_num(&mut s, v.into(), 0);
                     }
                 }
                 Tok::ConnC => {
@@ -210,23 +206,14 @@ impl Template {
                 }
                 Tok::ConnIndex => {
                     if p.conn_index > 0 {
-                        let _ = write!(s, "{}", p.conn_index);
+                        push_num(&mut s, p.conn_index.into(), 0);
                     }
                 }
-                Tok::ConnAlways => {
-                    let _ = write!(s, "{}", p.conn_index);
-                }
-                Tok::IsoTime => s.push_str(&timefmt::iso_seconds(flow.first_ts)),
-                Tok::EpochTime => {
-                    let _ = write!(s, "{}", flow.first_ts.secs());
-                }
-                Tok::Session => {
-                    let _ = write!(s, "{}", p.session);
-                }
-                Tok::Bin(n) => {
-                    let v = p.session / 1000u64.pow(*n) % 1000;
-                    let _ = write!(s, "{v:03}");
-                }
+                Tok::ConnAlways => push_num(&mut s, p.conn_index.into(), 0),
+                Tok::IsoTime => timefmt::push_iso_seconds(&mut s, flow.first_ts),
+                Tok::EpochTime => push_num(&mut s, flow.first_ts.secs(), 0),
+                Tok::Session => push_num(&mut s, p.session, 0),
+                Tok::Bin(n) => push_num(&mut s, p.session / 1000u64.pow(*n) % 1000, 3),
             }
         }
         s
@@ -280,7 +267,12 @@ pub fn check_relative(name: &str) -> Result<(), String> {
 fn push_addr(s: &mut String, a: Addr) {
     match a {
         Addr::V4(o) => {
-            let _ = write!(s, "{:03}.{:03}.{:03}.{:03}", o[0], o[1], o[2], o[3]);
+            for (i, b) in o.iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                push_num(s, (*b).into(), 3);
+            }
         }
         Addr::V6(b) => {
             let _ = write!(s, "{}", Ipv6Addr::from(b));
@@ -288,27 +280,32 @@ fn push_addr(s: &mut String, a: Addr) {
     }
 }
 
-fn push_mac(s: &mut String, m: &[u8; 6]) {
-    let _ = write!(
-        s,
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        m[0], m[1], m[2], m[3], m[4], m[5]
-    );
-}
-
-/// An address as people write it (the report's `src_ipn`): `10.0.0.1`, `2001:db8::1`.
-pub fn addr_plain(a: Addr) -> String {
-    match a {
-        Addr::V4(o) => Ipv4Addr::from(o).to_string(),
-        Addr::V6(b) => Ipv6Addr::from(b).to_string(),
+pub fn push_mac(s: &mut String, m: &[u8; 6]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in m.iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 15) as usize] as char);
     }
 }
 
-/// A MAC as `00:0c:29:ce:d1:9e`.
-pub fn mac_plain(m: &[u8; 6]) -> String {
-    let mut s = String::with_capacity(17);
-    push_mac(&mut s, m);
-    s
+/// An address as people write it, appended to `s`: `10.0.0.1`, `2001:db8::1`.
+pub fn push_addr_plain(s: &mut String, a: Addr) {
+    match a {
+        Addr::V4(o) => {
+            for (i, b) in o.iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                push_num(s, (*b).into(), 0);
+            }
+        }
+        Addr::V6(b) => {
+            let _ = write!(s, "{}", Ipv6Addr::from(b));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -17,27 +17,74 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// `YYYY-MM-DDTHH:MM:SS` of Unix seconds, UTC.
-fn date_time(secs: u64) -> String {
+/// Appends `n` in decimal, at least `width` digits (zero-padded): the per-flow paths (names,
+/// report records) format several numbers per direction, and `write!` costs several times more.
+pub fn push_num(s: &mut String, n: u64, width: usize) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut v = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for _ in (buf.len() - i)..width {
+        s.push('0');
+    }
+    // The digits are ASCII.
+    s.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+}
+
+/// Appends `YYYY-MM-DDTHH:MM:SS` of Unix seconds, UTC.
+fn push_date_time(s: &mut String, secs: u64) {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    if y < 0 {
+        s.push('-');
+    }
+    push_num(s, y.unsigned_abs(), 4);
+    s.push('-');
+    push_num(s, m.into(), 2);
+    s.push('-');
+    push_num(s, d.into(), 2);
+    s.push('T');
+    push_num(s, rem / 3600, 2);
+    s.push(':');
+    push_num(s, rem / 60 % 60, 2);
+    s.push(':');
+    push_num(s, rem % 60, 2);
 }
 
 /// `2010-01-31T22:16:21Z`: the `%T` template variable (whole seconds).
 pub fn iso_seconds(ts: Timestamp) -> String {
-    format!("{}Z", date_time(ts.secs()))
+    let mut s = String::with_capacity(20);
+    push_iso_seconds(&mut s, ts);
+    s
+}
+
+/// [`iso_seconds`] appended to `s`.
+pub fn push_iso_seconds(s: &mut String, ts: Timestamp) {
+    push_date_time(s, ts.secs());
+    s.push('Z');
 }
 
 /// `2010-01-31T22:16:21.260924Z`: report times, microseconds as tcpflow 1.6 writes them.
 pub fn iso_micros(ts: Timestamp) -> String {
-    format!("{}.{:06}Z", date_time(ts.secs()), ts.subsec_nanos() / 1000)
+    let mut s = String::with_capacity(27);
+    push_iso_micros(&mut s, ts);
+    s
+}
+
+/// [`iso_micros`] appended to `s`.
+pub fn push_iso_micros(s: &mut String, ts: Timestamp) {
+    push_date_time(s, ts.secs());
+    s.push('.');
+    push_num(s, (ts.subsec_nanos() / 1000).into(), 6);
+    s.push('Z');
 }
 
 #[cfg(test)]
@@ -59,5 +106,22 @@ mod tests {
             iso_seconds(Timestamp::from_secs(4_102_444_800)),
             "2100-01-01T00:00:00Z"
         );
+    }
+
+    #[test]
+    fn numbers_match_format() {
+        for (n, w) in [
+            (0, 0),
+            (0, 3),
+            (7, 3),
+            (1234, 2),
+            (65535, 5),
+            (80, 5),
+            (u64::MAX, 0),
+        ] {
+            let mut s = String::new();
+            push_num(&mut s, n, w);
+            assert_eq!(s, format!("{n:0w$}"));
+        }
     }
 }
