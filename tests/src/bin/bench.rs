@@ -2,12 +2,14 @@
 //! of tests/BENCH.md with the project's capture generator, runs this `tcpflow`, tcpflow 1.6.1
 //! and the floor (`tar -x` of the expected files) alternately, and prints wall time, CPU,
 //! peak RSS and whether every output byte is right. `--callgrind` counts instructions per
-//! packet instead. `bench --help` lists the options; tests/BENCH.md has the results.
+//! packet instead. `--spool` times `tcpflow --spool` against copying the capture (read,
+//! write, fdatasync) and checks the spool's export byte for byte. `bench --help` lists the
+//! options; tests/BENCH.md has the results.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -34,6 +36,10 @@ options:
                      parameters match (otherwise they are generated and deleted every time)
   --callgrind        count instructions with valgrind --tool=callgrind for ours and
                      tcpflow 1.6.1 (instead of timing); the profiles stay in DIR/callgrind/
+  --spool            instead: ours with --spool (one spool file, --spool-size 1.25 x the
+                     capture rounded up to MiB) against copying the capture to one file
+                     (1 MiB reads and writes, then fdatasync), alternated the same way; each
+                     spool is exported (untimed) and compared with the expected files
   --ours PATH        the command to measure (default: tcpflow beside this binary, i.e.
                      the release build in the same target folder)
   --tcpflow PATH     tcpflow 1.6.1 (default /usr/bin/tcpflow)
@@ -78,6 +84,7 @@ struct Opts {
     ours: PathBuf,
     tcpflow: PathBuf,
     generate_only: bool,
+    spool: bool,
 }
 
 fn parse_args() -> Result<Option<Opts>, String> {
@@ -94,6 +101,7 @@ fn parse_args() -> Result<Option<Opts>, String> {
         ours: exe.with_file_name("tcpflow"),
         tcpflow: PathBuf::from("/usr/bin/tcpflow"),
         generate_only: false,
+        spool: false,
     };
     let mut args = std::env::args_os().skip(1);
     let value = |name: &str, args: &mut dyn Iterator<Item = OsString>| {
@@ -149,6 +157,7 @@ fn parse_args() -> Result<Option<Opts>, String> {
             "--ours" => o.ours = PathBuf::from(value("--ours", &mut args)?),
             "--tcpflow" => o.tcpflow = PathBuf::from(value("--tcpflow", &mut args)?),
             "--generate-only" => o.generate_only = true,
+            "--spool" => o.spool = true,
             x => return Err(format!("unknown argument {x}\n{USAGE}")),
         }
     }
@@ -640,6 +649,531 @@ fn summary(results: &[WorkloadResult]) -> String {
     s
 }
 
+/// `--spool`: the two commands of a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// `tcpflow -r CAPTURE --spool DIR/spool.bin --spool-size SIZE`.
+    Ours,
+    /// `bench --copy-file CAPTURE DIR/copy.pcap`: 1 MiB reads and writes, then fdatasync.
+    Copy,
+}
+
+impl Side {
+    const BOTH: [Side; 2] = [Side::Ours, Side::Copy];
+    fn key(self) -> &'static str {
+        match self {
+            Side::Ours => "ours",
+            Side::Copy => "copy",
+        }
+    }
+    fn label(self) -> &'static str {
+        match self {
+            Side::Ours => "ours --spool",
+            Side::Copy => "copy + fdatasync",
+        }
+    }
+}
+
+/// Hidden mode `bench --copy-file SRC DST`: the `--spool` baseline, run as a child so that
+/// it is timed and measured (rusage) exactly as ours is. Reads and writes 1 MiB at a time
+/// into a new file, then `fdatasync` (the spool is made durable the same way at its end).
+fn copy_file(src: &Path, dst: &Path) -> io::Result<u64> {
+    let mut from = fs::File::open(src)?;
+    let mut to = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dst)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        to.write_all(&buf[..k])?;
+        n += k as u64;
+    }
+    to.sync_data()?;
+    Ok(n)
+}
+
+/// Whether two files hold the same bytes (streamed 1 MiB at a time).
+fn same_bytes(a: &Path, b: &Path) -> io::Result<bool> {
+    let (fa, fb) = (fs::File::open(a)?, fs::File::open(b)?);
+    if fa.metadata()?.len() != fb.metadata()?.len() {
+        return Ok(false);
+    }
+    let mut ra = io::BufReader::with_capacity(1 << 20, fa);
+    let mut rb = io::BufReader::with_capacity(1 << 20, fb);
+    let mut ba = vec![0u8; 1 << 20];
+    let mut bb = vec![0u8; 1 << 20];
+    loop {
+        let n = ra.read(&mut ba)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        rb.read_exact(&mut bb[..n])?;
+        if ba[..n] != bb[..n] {
+            return Ok(false);
+        }
+    }
+}
+
+/// What ours' summary line on stderr says about the spool:
+/// `tcpflow: spool PATH: N records, N stream bytes, N bytes programmed (..), N segments
+/// erased, N syncs; dropped by the ring: N flows, N bytes (N segments); N storage errors,
+/// N records lost`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct SpoolFigures {
+    records: u64,
+    stream_bytes: u64,
+    programmed: u64,
+    syncs: u64,
+    dropped_flows: u64,
+    dropped_bytes: u64,
+    dropped_segments: u64,
+    storage_errors: u64,
+    lost_records: u64,
+}
+
+impl SpoolFigures {
+    fn parse(log: &str, spool: &Path) -> Option<SpoolFigures> {
+        let head = format!("tcpflow: spool {}: ", spool.display());
+        let line = log.lines().find_map(|l| l.strip_prefix(head.as_str()))?;
+        // The number just before the first `label`.
+        let before = |label: &str| -> Option<u64> {
+            let (pre, _) = line.split_once(label)?;
+            pre.rsplit([' ', '(']).next()?.parse().ok()
+        };
+        Some(SpoolFigures {
+            records: before(" records,")?,
+            stream_bytes: before(" stream bytes")?,
+            programmed: before(" bytes programmed")?,
+            syncs: before(" syncs;")?,
+            dropped_flows: before(" flows,")?,
+            dropped_bytes: before(" bytes (")?,
+            dropped_segments: before(" segments)")?,
+            storage_errors: before(" storage errors")?,
+            lost_records: before(" records lost")?,
+        })
+    }
+
+    /// Nothing dropped by the ring, and no storage error or lost record.
+    fn clean(&self) -> bool {
+        self.dropped_flows
+            + self.dropped_bytes
+            + self.dropped_segments
+            + self.storage_errors
+            + self.lost_records
+            == 0
+    }
+}
+
+/// One `--spool` run.
+#[derive(Debug, Clone)]
+struct SpoolSample {
+    wall: f64,
+    user: f64,
+    sys: f64,
+    rss_kib: u64,
+    /// Exit code, or 128 + signal.
+    status: i32,
+    /// Ours: from its summary line (None: the line was not found).
+    figures: Option<SpoolFigures>,
+    /// Ours: the export compared with the expected files (None: not checked).
+    verdict: Option<Verdict>,
+    /// Ours: exit status of `--spool-export`.
+    export_status: i32,
+    /// Copy: the copy holds the capture's bytes.
+    copy_right: bool,
+}
+
+impl SpoolSample {
+    /// Everything checked was right (and the command succeeded).
+    fn right(&self, side: Side) -> bool {
+        self.status == 0
+            && match side {
+                Side::Ours => {
+                    self.figures.as_ref().is_some_and(SpoolFigures::clean)
+                        && self.export_status == 0
+                        && self.verdict.as_ref().map_or(true, Verdict::ok)
+                }
+                Side::Copy => self.copy_right,
+            }
+    }
+}
+
+/// `--spool` results of one workload, for the summary.
+struct SpoolResult {
+    kind: Kind,
+    capture_bytes: u64,
+    /// Indexed like [`Side::BOTH`].
+    samples: [Vec<SpoolSample>; 2],
+}
+
+impl SpoolResult {
+    fn median_of(&self, side: Side, f: impl Fn(&SpoolSample) -> f64) -> f64 {
+        median(
+            &self.samples[side as usize]
+                .iter()
+                .map(f)
+                .collect::<Vec<_>>(),
+        )
+    }
+    /// Median of the per-round ratios of ours' wall to the copy's.
+    fn ratio(&self) -> f64 {
+        let [ours, copy] = &self.samples;
+        median(
+            &ours
+                .iter()
+                .zip(copy)
+                .map(|(a, b)| a.wall / b.wall)
+                .collect::<Vec<_>>(),
+        )
+    }
+    fn peak_rss_mb(&self, side: Side) -> f64 {
+        self.samples[side as usize]
+            .iter()
+            .map(|x| x.rss_kib)
+            .max()
+            .unwrap_or(0) as f64
+            * 1024.0
+            / 1e6
+    }
+    /// Ours' figures from its last run (they are the same every run).
+    fn figures(&self) -> Option<&SpoolFigures> {
+        self.samples[0]
+            .iter()
+            .rev()
+            .find_map(|s| s.figures.as_ref())
+    }
+    fn right_cell(&self, side: Side) -> String {
+        let v = &self.samples[side as usize];
+        let ok = v.iter().filter(|s| s.right(side)).count();
+        let checked = v.iter().filter(|s| s.verdict.is_some()).count();
+        let mut c = if ok == v.len() {
+            "yes".to_string()
+        } else {
+            "NO".to_string()
+        };
+        if side == Side::Ours && checked < v.len() {
+            let _ = write!(c, " ({checked} of {} exported)", v.len());
+        }
+        c
+    }
+}
+
+/// The `--spool-size` for a capture: 1.25 x its size, rounded up to MiB (the spool holds the
+/// stream bytes plus its records, less than the capture: nothing is dropped by the ring).
+fn spool_size_mib(capture_bytes: u64) -> u64 {
+    (capture_bytes + capture_bytes / 4).div_ceil(1 << 20).max(1)
+}
+
+fn run_spool_workload(
+    o: &Opts,
+    w: &Workload,
+    g: &Generated,
+    runs_dir: &Path,
+    report: &mut String,
+) -> io::Result<SpoolResult> {
+    let cap_bytes = g.capture_info.bytes;
+    let size_mib = spool_size_mib(cap_bytes);
+    let me = std::env::current_exe()?;
+    let load_before = loadavg();
+    let warm_s = warm(&g.capture)? + warm(&g.tar)?;
+    let wdir = runs_dir.join(format!("{}-spool", w.key()));
+    fs::create_dir_all(&wdir)?;
+    let mut samples: [Vec<SpoolSample>; 2] = [Vec::new(), Vec::new()];
+    let mut per_round = String::new();
+    let mut first_problem: Option<String> = None;
+    for r in 0..o.runs {
+        let _ = write!(per_round, "{}{}:", if r > 0 { " |" } else { "" }, r + 1);
+        for k in 0..Side::BOTH.len() {
+            // Alternate: each round starts with the next command.
+            let side = Side::BOTH[(k + r) % Side::BOTH.len()];
+            let dir = wdir.join(format!("{}-{}", r + 1, side.key()));
+            fs::create_dir(&dir)?;
+            let log = wdir.join(format!("{}-{}.log", r + 1, side.key()));
+            let target = dir.join(match side {
+                Side::Ours => "spool.bin",
+                Side::Copy => "copy.pcap",
+            });
+            let mut cmd = match side {
+                Side::Ours => {
+                    let mut c = Command::new(&o.ours);
+                    c.arg("-r")
+                        .arg(&g.capture)
+                        .arg("--spool")
+                        .arg(&target)
+                        .arg("--spool-size")
+                        .arg(format!("{size_mib}M"));
+                    c
+                }
+                Side::Copy => {
+                    let mut c = Command::new(&me);
+                    c.arg("--copy-file").arg(&g.capture).arg(&target);
+                    c
+                }
+            };
+            sys::sync_all();
+            let (wall, user, sys, rss, status) = measure(&mut cmd, &log)?;
+            let log_text = fs::read_to_string(&log).unwrap_or_default();
+            let mut s = SpoolSample {
+                wall,
+                user,
+                sys,
+                rss_kib: rss,
+                status,
+                figures: None,
+                verdict: None,
+                export_status: 0,
+                copy_right: false,
+            };
+            // Checks, outside the timing.
+            let mut note = String::new();
+            match side {
+                Side::Ours => {
+                    s.figures = SpoolFigures::parse(&log_text, &target);
+                    match &s.figures {
+                        Some(f) => {
+                            let _ = write!(
+                                note,
+                                "{} bytes programmed ({:.3} x capture), {} syncs, dropped by the ring: {} flows, {} bytes",
+                                thousands(f.programmed),
+                                f.programmed as f64 / cap_bytes as f64,
+                                f.syncs,
+                                f.dropped_flows,
+                                f.dropped_bytes
+                            );
+                        }
+                        None => note.push_str("no spool summary line on stderr"),
+                    }
+                    let edir = wdir.join(format!("{}-export", r + 1));
+                    let elog = wdir.join(format!("{}-export.log", r + 1));
+                    let mut e = Command::new(&o.ours);
+                    e.arg("--spool-export").arg(&target).arg("-o").arg(&edir);
+                    let (ewall, _, _, _, estatus) = measure(&mut e, &elog)?;
+                    s.export_status = estatus;
+                    let v = workload::verify(&g.tar, &edir)?;
+                    let _ = write!(
+                        note,
+                        "; export {ewall:.2} s, exit status {estatus}, {} of {} files right",
+                        thousands(v.right),
+                        thousands(v.expected_files)
+                    );
+                    if !v.problems.is_empty() {
+                        let _ = write!(note, " ({})", v.problems.join("; "));
+                    }
+                    s.verdict = Some(v);
+                    truncate_all(&edir)?;
+                }
+                Side::Copy => {
+                    s.copy_right = same_bytes(&g.capture, &target)?;
+                    if !s.copy_right {
+                        note.push_str("the copy differs from the capture");
+                    }
+                }
+            }
+            if !s.right(side) {
+                let tail: String = log_text
+                    .lines()
+                    .rev()
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .join(" / ");
+                let p = format!(
+                    "{} run {}: exit status {status}; {note}; log: {tail}",
+                    side.label(),
+                    r + 1
+                );
+                eprintln!("  {p}");
+                first_problem.get_or_insert(p);
+            }
+            truncate_all(&dir)?;
+            let _ = write!(per_round, " {} {:.3}", side.key(), wall);
+            eprintln!(
+                "  {} run {}: {:.3} s{}{}",
+                side.label(),
+                r + 1,
+                wall,
+                if note.is_empty() { "" } else { "; " },
+                note
+            );
+            samples[side as usize].push(s);
+        }
+    }
+    let load_after = loadavg();
+    let res = SpoolResult {
+        kind: w.kind,
+        capture_bytes: cap_bytes,
+        samples,
+    };
+    let _ = writeln!(
+        report,
+        "\n### {} with --spool ({})\n",
+        w.kind.name(),
+        w.kind.describe()
+    );
+    let _ = writeln!(
+        report,
+        "{}; --spool-size {size_mib}M (1.25 x the capture, rounded up to MiB)  ",
+        describe(g, w)
+    );
+    let _ = writeln!(
+        report,
+        "load average before {load_before}, after {load_after}; page cache warmed in {warm_s:.2} s\n"
+    );
+    let _ = writeln!(
+        report,
+        "| command | wall s (median) | min-max | MB/s of capture | user s | sys s | peak RSS MB | written MB | written / capture | fdatasyncs | dropped by the ring | bytes right | vs copy |"
+    );
+    let _ = writeln!(
+        report,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    let ratio = res.ratio();
+    for side in Side::BOTH {
+        let v = &res.samples[side as usize];
+        let walls: Vec<f64> = v.iter().map(|x| x.wall).collect();
+        let wall = median(&walls);
+        let min = walls.iter().cloned().fold(f64::INFINITY, f64::min);
+        let max = walls.iter().cloned().fold(0.0, f64::max);
+        let ok = v.iter().filter(|x| x.right(side)).count();
+        let (written, syncs, dropped, right) = match side {
+            Side::Ours => {
+                let f = res.figures();
+                let dropped = match f {
+                    Some(f) if f.clean() => "none".to_string(),
+                    Some(f) => format!(
+                        "{} flows, {} bytes, {} segments; {} storage errors, {} records lost",
+                        f.dropped_flows,
+                        f.dropped_bytes,
+                        f.dropped_segments,
+                        f.storage_errors,
+                        f.lost_records
+                    ),
+                    None => "?".into(),
+                };
+                let checked = v.iter().filter(|x| x.verdict.is_some()).count();
+                let right = match v.iter().find(|x| !x.right(side)) {
+                    None => format!("yes ({ok}/{}, exports checked: {checked})", v.len()),
+                    Some(x) => match &x.verdict {
+                        Some(e) if !e.ok() => format!(
+                            "NO: {} of {} files right, {} different, {} missing, {} extra",
+                            thousands(e.right),
+                            thousands(e.expected_files),
+                            thousands(e.different),
+                            thousands(e.missing),
+                            thousands(e.extra)
+                        ),
+                        _ => format!(
+                            "NO ({ok}/{}): exit status {}, export exit status {}",
+                            v.len(),
+                            x.status,
+                            x.export_status
+                        ),
+                    },
+                };
+                (
+                    f.map(|f| f.programmed),
+                    f.map_or("?".into(), |f| f.syncs.to_string()),
+                    dropped,
+                    right,
+                )
+            }
+            Side::Copy => (
+                Some(cap_bytes),
+                "1".to_string(),
+                "-".to_string(),
+                if ok == v.len() {
+                    format!("yes ({ok}/{}, copy = capture)", v.len())
+                } else {
+                    format!("NO ({ok}/{})", v.len())
+                },
+            ),
+        };
+        let _ = writeln!(
+            report,
+            "| {} | {:.3} | {:.3}-{:.3} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {} | {} | {} | {} | {} |",
+            side.label(),
+            wall,
+            min,
+            max,
+            cap_bytes as f64 / 1e6 / wall,
+            res.median_of(side, |x| x.user),
+            res.median_of(side, |x| x.sys),
+            res.peak_rss_mb(side),
+            written.map_or("?".into(), |b| format!("{:.1}", b as f64 / 1e6)),
+            written.map_or("?".into(), |b| format!("{:.3}", b as f64 / cap_bytes as f64)),
+            syncs,
+            dropped,
+            right,
+            match side {
+                Side::Ours => format!("{ratio:.2}"),
+                Side::Copy => "1.00".into(),
+            }
+        );
+    }
+    let _ = writeln!(report, "\nruns (wall s, in the order run): {per_round}");
+    if let Some(p) = first_problem {
+        let _ = writeln!(report, "\nfirst problem: {p}");
+    }
+    Ok(res)
+}
+
+fn spool_summary(results: &[SpoolResult]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\n### Summary with --spool (medians; ours / copy is the median of the per-round ratios; the aim: at most 2)\n"
+    );
+    let _ = writeln!(
+        s,
+        "| workload | capture MiB | ours s | copy s | ours / copy | within 2 x copy | ours MB/s | copy MB/s | ours user s | ours sys s | copy user s | copy sys s | ours RSS MB | copy RSS MB | programmed / capture | fdatasyncs | dropped by the ring | ours right |"
+    );
+    let _ = writeln!(
+        s,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for r in results {
+        let wall = |side| r.median_of(side, |x| x.wall);
+        let ratio = r.ratio();
+        let f = r.figures();
+        let _ = writeln!(
+            s,
+            "| {} | {:.1} | {:.3} | {:.3} | {:.2} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {} | {} | {} | {} |",
+            r.kind.name(),
+            mib(r.capture_bytes),
+            wall(Side::Ours),
+            wall(Side::Copy),
+            ratio,
+            if ratio <= 2.0 { "yes" } else { "NO" },
+            r.capture_bytes as f64 / 1e6 / wall(Side::Ours),
+            r.capture_bytes as f64 / 1e6 / wall(Side::Copy),
+            r.median_of(Side::Ours, |x| x.user),
+            r.median_of(Side::Ours, |x| x.sys),
+            r.median_of(Side::Copy, |x| x.user),
+            r.median_of(Side::Copy, |x| x.sys),
+            r.peak_rss_mb(Side::Ours),
+            r.peak_rss_mb(Side::Copy),
+            f.map_or("?".into(), |f| format!(
+                "{:.3}",
+                f.programmed as f64 / r.capture_bytes as f64
+            )),
+            f.map_or("?".into(), |f| f.syncs.to_string()),
+            match f {
+                Some(f) if f.clean() => "none".to_string(),
+                Some(f) => format!("{} bytes", thousands(f.dropped_bytes)),
+                None => "?".into(),
+            },
+            r.right_cell(Side::Ours),
+        );
+    }
+    s
+}
+
 /// Total instructions of a callgrind profile.
 fn callgrind_total(p: &Path) -> io::Result<u64> {
     let s = fs::read_to_string(p)?;
@@ -744,6 +1278,24 @@ fn run_callgrind(
 }
 
 fn main() -> ExitCode {
+    // The `--spool` baseline, run by bench itself as a child (not an option for users).
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if args.first().is_some_and(|a| a == "--copy-file") {
+        let [_, src, dst] = args.as_slice() else {
+            eprintln!("bench: usage: bench --copy-file SRC DST");
+            return ExitCode::from(2);
+        };
+        return match copy_file(Path::new(src), Path::new(dst)) {
+            Ok(n) => {
+                println!("{n} bytes copied and synced");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("bench: copy: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let o = match parse_args() {
         Ok(Some(o)) => o,
         Ok(None) => return ExitCode::SUCCESS,
@@ -765,6 +1317,7 @@ fn run(o: Opts) -> Result<(), String> {
     let scale = o.scale.unwrap_or(if o.callgrind { 0.02 } else { 1.0 });
     let have_tcpflow = version_of(&o.tcpflow).contains("1.6");
     let tools: Vec<Tool> = match &o.tools {
+        _ if o.spool => vec![Tool::Ours],
         Some(t) => t.clone(),
         None if have_tcpflow => vec![Tool::Ours, Tool::Tcpflow, Tool::Floor],
         None => {
@@ -783,6 +1336,14 @@ fn run(o: Opts) -> Result<(), String> {
     }
     if tools.contains(&Tool::Tcpflow) && !have_tcpflow {
         return Err(format!("{} is not tcpflow 1.6.x", o.tcpflow.display()));
+    }
+    if o.spool && o.callgrind {
+        return Err("--spool and --callgrind: give one".into());
+    }
+    if o.spool && o.tools.is_some() {
+        return Err(
+            "--spool measures ours against a copy of the capture: --tools does not apply".into(),
+        );
     }
     if o.callgrind && sh("valgrind", &["--version"]).is_empty() {
         return Err("valgrind is not installed (apt-get install valgrind)".into());
@@ -809,6 +1370,8 @@ fn run(o: Opts) -> Result<(), String> {
         "## {} {}\n",
         if o.callgrind {
             "Instructions (callgrind)"
+        } else if o.spool {
+            "Wall time with --spool"
         } else {
             "Wall time"
         },
@@ -865,6 +1428,7 @@ fn run(o: Opts) -> Result<(), String> {
     }
 
     let mut results = Vec::new();
+    let mut spool_results = Vec::new();
     let mut generated = Vec::new();
     let mut err = None;
     for &kind in &o.only {
@@ -894,6 +1458,11 @@ fn run(o: Opts) -> Result<(), String> {
                 &mut report,
             )
             .map(|_| None)
+        } else if o.spool {
+            run_spool_workload(&o, &w, &g, &runs_dir, &mut report).map(|r| {
+                spool_results.push(r);
+                None
+            })
         } else {
             run_workload(&o, &w, &g, &tools, &runs_dir, &mut report).map(Some)
         };
@@ -908,6 +1477,9 @@ fn run(o: Opts) -> Result<(), String> {
     }
     if !results.is_empty() {
         report.push_str(&summary(&results));
+    }
+    if !spool_results.is_empty() {
+        report.push_str(&spool_summary(&spool_results));
     }
     let cores: f64 = sh("nproc", &[]).parse().unwrap_or(1.0);
     let load_end = loadavg();
@@ -947,5 +1519,41 @@ fn run(o: Opts) -> Result<(), String> {
     match err {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spool_summary_line_is_parsed() {
+        let p = Path::new("/x/1-ours (2)/spool.bin");
+        let log = "tcpflow: 32044 packets, 100 connections spooled, 28790948 bytes written\n\
+tcpflow: spool /x/1-ours (2)/spool.bin: 24305 records, 28790948 stream bytes, 29478912 bytes programmed (1.02 per stream byte), 29 segments erased, 1 syncs; dropped by the ring: 2 flows, 300 bytes (4 segments); 5 storage errors, 6 records lost\n";
+        let f = SpoolFigures::parse(log, p).expect("parsed");
+        assert_eq!(
+            f,
+            SpoolFigures {
+                records: 24305,
+                stream_bytes: 28790948,
+                programmed: 29478912,
+                syncs: 1,
+                dropped_flows: 2,
+                dropped_bytes: 300,
+                dropped_segments: 4,
+                storage_errors: 5,
+                lost_records: 6,
+            }
+        );
+        assert!(!f.clean());
+        assert!(SpoolFigures::parse(log, Path::new("/other")).is_none());
+    }
+
+    #[test]
+    fn spool_size_holds_the_capture() {
+        assert_eq!(spool_size_mib(0), 1);
+        assert_eq!(spool_size_mib(107_145_861), 128);
+        assert!(spool_size_mib(1 << 20) << 20 >= (1 << 20) + (1 << 18));
     }
 }
