@@ -22,6 +22,10 @@
 //!   in-order data straight to the sink, out-of-order data in the shared [`pool`].
 //! - [`engine`]: ties them together and defines the [`engine::Sink`] trait.
 //!
+//! Beside the layers, [`capfile`] reads capture files (classic pcap and pcapng) from bytes the
+//! embedder holds: each packet comes out as a slice of its buffer with its timestamp and link
+//! type, ready for [`Engine::process`].
+//!
 //! ## Guarantees
 //! - No panics on any input (fuzzed and property-tested); no allocation; no `unsafe`.
 //! - Every byte that cannot be delivered is accounted for: as a gap event to the sink, and in
@@ -35,6 +39,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod capfile;
 pub mod decode;
 pub mod defrag;
 pub mod engine;

@@ -1,9 +1,9 @@
 //! Writes the seed corpus: `cargo run --example seeds -- TESTDATA_DIR CORPUS_DIR`.
-//! Creates `CORPUS_DIR/{decode,defrag,engine,spool_reader}/seed-*`.
+//! Creates `CORPUS_DIR/{decode,defrag,engine,spool_reader,capfile}/seed-*`.
 
 use std::path::Path;
 
-use tcpflow_fuzz::seeds;
+use tcpflow_fuzz::{capfile, seeds};
 
 /// Named seed inputs of one target.
 type Seeds = Vec<(String, Vec<u8>)>;
@@ -37,6 +37,7 @@ fn main() {
         ("engine", Vec::new()),
         ("defrag", Vec::new()),
         ("spool_reader", Vec::new()),
+        ("capfile", Vec::new()),
     ];
     for (case, bytes) in &captures {
         for (i, s) in seeds::decode_from_capture(bytes).into_iter().enumerate() {
@@ -44,6 +45,9 @@ fn main() {
         }
         for (i, s) in seeds::engine_from_capture(bytes).into_iter().enumerate() {
             sets[1].1.push((format!("seed-{case}-{i}"), s));
+        }
+        for (i, s) in capfile::seeds_from_capture(bytes).into_iter().enumerate() {
+            sets[4].1.push((format!("seed-{case}-{i}"), s));
         }
     }
     for (i, s) in seeds::engine_synthetic().into_iter().enumerate() {

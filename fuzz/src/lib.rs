@@ -11,7 +11,9 @@
 //! | [`defrag`] | fragments built from the input into a 2-slot `Defragmenter`, checked against a model |
 //! | [`engine`] | the whole `Engine` on tiny storage, its events checked by a contract sink |
 //! | [`spool_reader`] | the spool reader over arbitrary bytes, or over a spool written and then damaged |
+//! | [`capfile`] | the capture file parser over arbitrary bytes, whole and in chunks: the same records |
 
+pub mod capfile;
 pub mod decode;
 pub mod defrag;
 pub mod engine;

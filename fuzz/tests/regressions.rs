@@ -4,17 +4,18 @@
 
 use std::path::Path;
 
-use tcpflow_fuzz::{decode, defrag, engine, seeds, spool_reader};
+use tcpflow_fuzz::{capfile, decode, defrag, engine, seeds, spool_reader};
 
 type Harness = fn(&[u8]);
 
-const TARGETS: [(&str, Harness); 4] = [
+const TARGETS: [(&str, Harness); 5] = [
     ("decode", decode::run),
     ("defrag", defrag::run),
     ("engine", |d| {
         engine::run(d);
     }),
     ("spool_reader", spool_reader::run),
+    ("capfile", capfile::run),
 ];
 
 #[test]
@@ -49,7 +50,7 @@ fn seeds_pass() {
         .map(|e| e.path())
         .collect();
     dirs.sort();
-    let (mut decode_n, mut engine_n) = (0, 0);
+    let (mut decode_n, mut engine_n, mut capfile_n) = (0, 0, 0);
     for d in dirs {
         for name in ["input.pcap", "input.pcapng"] {
             let Ok(b) = std::fs::read(d.join(name)) else {
@@ -63,9 +64,16 @@ fn seeds_pass() {
                 engine::run(&s);
                 engine_n += 1;
             }
+            for s in capfile::seeds_from_capture(&b) {
+                capfile::run(&s);
+                capfile_n += 1;
+            }
         }
     }
-    assert!(decode_n > 300 && engine_n > 50, "{decode_n} {engine_n}");
+    assert!(
+        decode_n > 300 && engine_n > 50 && capfile_n >= 90,
+        "{decode_n} {engine_n} {capfile_n}"
+    );
     for s in seeds::engine_synthetic() {
         engine::run(&s);
     }

@@ -33,12 +33,14 @@ A report (report.xml in the output folder, DFXML as tcpflow 1.6 writes it, see -
 --report-json) lists every direction with its times, addresses, packets, gaps and
 conflicting retransmissions, then every counter of the run.
 
-Input: pcap and pcapng files read by libpcap; .gz, .xz and .bz2 files (recognised by their
-content) are decompressed on the fly. Link types: Ethernet (with 802.1Q/802.1ad VLAN tags),
-Linux cooked (SLL, SLL2), raw IP, BSD loopback/null.
+Input: pcap (microsecond, nanosecond and modified) and pcapng files, read whole (a pcapng
+may mix link types; a record longer than its snap length is read whole and reported as an
+error); .gz, .xz and .bz2 files (recognised by their content) are decompressed on the fly.
+Link types: Ethernet (with 802.1Q/802.1ad VLAN tags), Linux cooked (SLL, SLL2), raw IP, BSD
+loopback/null.
 
-EXPRESSION is a tcpdump (BPF) filter compiled by libpcap, applied to files and interfaces
-alike, e.g. `tcpflow -r x.pcap port 80`.
+EXPRESSION is a tcpdump (BPF) filter compiled by libpcap, applied to files (compiled for each
+link type they hold) and interfaces alike, e.g. `tcpflow -r x.pcap port 80`.
 
 Exit status: 0 when everything was read and written (also after SIGINT/SIGTERM, which stop
 reading, write out every flow and the report); 1 when an input could not be read completely

@@ -1,17 +1,31 @@
-//! Opening capture inputs: files (pcap, pcapng through libpcap), standard input, and
-//! compressed files (gzip, xz, bzip2, recognised by their first bytes) decompressed on the fly
-//! by a thread writing into a pipe that libpcap reads.
+//! Capture inputs: files (classic pcap and pcapng, read by [`tcpflow_core::capfile`]),
+//! standard input, and compressed files (gzip, xz, bzip2, recognised by their first bytes)
+//! decompressed on the fly by a thread writing into a pipe.
+//!
+//! The input is read in large blocks (1 MiB) into one buffer, and each packet is handed out
+//! as a slice of it: no copy and no allocation per packet. The buffer never grows: the
+//! largest record or block a capture may hold ([`capfile::MAX_HELD`]) fits in it.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, Write};
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use pcap::{Capture, Linktype, Offline, Precision};
+use pcap::Linktype;
+use tcpflow_core::capfile::{self, CapFile, Format, Opened, Record, Step};
 use tcpflow_core::LinkType;
+
+/// Bytes read from the input at a time (and the buffer's size).
+pub const READ_SIZE: usize = 1 << 20;
+/// Bytes read at a time until the header is read (opening a file only to check it reads
+/// little).
+const HEADER_READ_SIZE: usize = 64 * 1024;
+const _: () = assert!(capfile::MAX_HELD <= READ_SIZE);
+/// Pipe size asked for between the decompressing thread and the reader.
+const PIPE_SIZE: libc::c_int = 1 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
@@ -45,25 +59,84 @@ impl Compression {
     }
 }
 
-/// How far into its input a capture has been read (for the progress line).
-#[derive(Debug)]
-enum Position {
-    /// A duplicate of libpcap's descriptor: they share the file offset.
-    Fd(File),
-    /// Compressed bytes consumed by the decompressing thread.
-    Counter(Arc<AtomicU64>),
+/// The bytes of an input: a buffer over a file, standard input or the decompressor's pipe.
+struct Reader {
+    src: File,
+    buf: Vec<u8>,
+    /// Unconsumed bytes are `buf[start..end]`.
+    start: usize,
+    end: usize,
+    eof: bool,
+    /// Bytes read from `src`.
+    read: u64,
+    /// Reads fill the buffer up to here.
+    limit: usize,
+}
+
+impl Reader {
+    fn new(src: File, prefix: &[u8]) -> Reader {
+        let mut buf = vec![0u8; READ_SIZE.max(prefix.len())];
+        buf[..prefix.len()].copy_from_slice(prefix);
+        Reader {
+            src,
+            buf,
+            start: 0,
+            end: prefix.len(),
+            eof: false,
+            read: 0,
+            limit: HEADER_READ_SIZE.max(prefix.len()),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Reads until at least `at_least` unconsumed bytes are held, or the end of the input.
+    /// The unconsumed bytes move to the front of the buffer first (a part of one record),
+    /// so that each read fills what is left of it.
+    fn fill(&mut self, at_least: usize) -> io::Result<()> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if at_least > self.buf.len() {
+            // Not with the limits of capfile (MAX_HELD fits), but never read out of bounds.
+            self.buf.resize(at_least, 0);
+        }
+        let limit = self.limit.max(at_least).min(self.buf.len());
+        while self.end < at_least && !self.eof {
+            match self.src.read(&mut self.buf[self.end..limit]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => {
+                    self.end += n;
+                    self.read += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// An open capture input.
 pub struct Input {
     pub name: String,
-    pub cap: Capture<Offline>,
-    pub link: LinkType,
+    /// The file's link type (pcapng: its first interface's), when it has one.
+    pub link: Option<LinkType>,
+    pub format: Format,
     pub compression: Compression,
     /// Input size in bytes when known (a regular file).
     pub total: Option<u64>,
-    pos: Position,
+    reader: Reader,
+    file: Box<CapFile>,
+    /// Compressed bytes consumed by the decompressing thread.
+    counter: Option<Arc<AtomicU64>>,
     thread: Option<JoinHandle<Result<(), String>>>,
+    /// An error ended the input: nothing more is read.
+    done: bool,
 }
 
 impl std::fmt::Debug for Input {
@@ -71,6 +144,7 @@ impl std::fmt::Debug for Input {
         f.debug_struct("Input")
             .field("name", &self.name)
             .field("link", &self.link)
+            .field("format", &self.format)
             .finish()
     }
 }
@@ -78,22 +152,63 @@ impl std::fmt::Debug for Input {
 impl Input {
     /// Bytes of the input consumed so far (compressed bytes for a compressed file).
     pub fn bytes_read(&mut self) -> u64 {
-        match &mut self.pos {
-            Position::Fd(f) => f.stream_position().unwrap_or(0),
-            Position::Counter(c) => c.load(Ordering::Relaxed),
+        match &self.counter {
+            Some(c) => c.load(Ordering::Relaxed),
+            None => self.reader.read,
         }
     }
 
-    /// Closes the capture; returns the decompressor's error, if it had one.
+    /// The next packet; `Ok(None)` at the end of the input; an error (what is wrong with
+    /// the record or block, or a read error) ends the input.
+    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, String> {
+        if self.done {
+            return Ok(None);
+        }
+        let (record, at) = loop {
+            let buf = self.reader.bytes();
+            match self.file.next(buf, self.reader.eof) {
+                Ok(Step::Record { consumed, record }) => {
+                    // Where the packet's bytes are in the buffer (they are a part of it).
+                    let at =
+                        self.reader.start + (record.data.as_ptr() as usize - buf.as_ptr() as usize);
+                    let r = Record {
+                        data: &[],
+                        ..record
+                    };
+                    self.reader.start += consumed;
+                    break (r, at);
+                }
+                Ok(Step::Skip { consumed }) => self.reader.start += consumed,
+                Ok(Step::NeedMore { at_least }) => {
+                    if let Err(e) = self.reader.fill(at_least) {
+                        self.done = true;
+                        return Err(format!("read error: {}", io_message(&e)));
+                    }
+                }
+                Ok(Step::End) => {
+                    self.done = true;
+                    return Ok(None);
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Err(e.to_string());
+                }
+            }
+        };
+        let data = &self.reader.buf[at..at + record.caplen as usize];
+        Ok(Some(Record { data, ..record }))
+    }
+
+    /// Closes the input; returns the decompressor's error, if it had one.
     pub fn close(self) -> Option<String> {
         let Input {
-            cap,
+            reader,
             thread,
             name,
             compression,
             ..
         } = self;
-        drop(cap); // closes the pipe's read end: a thread still writing stops
+        drop(reader); // closes the pipe's read end: a thread still writing stops
         match thread.map(|t| t.join()) {
             Some(Ok(Err(e))) => Some(format!(
                 "{name}: {} data is corrupt: {e}",
@@ -105,19 +220,36 @@ impl Input {
     }
 }
 
-/// A pcap DLT as the core's link type, or an error naming it.
+/// A pcap DLT (from libpcap: a live capture) as the core's link type, or an error naming it.
 pub fn link_type(dlt: Linktype, name: &str) -> Result<LinkType, String> {
     let lt = LinkType(dlt.0 as u32);
     if dlt.0 >= 0 && lt.is_supported() {
         return Ok(lt);
     }
-    let what = match dlt.get_name() {
-        Ok(n) => format!("{} ({n})", dlt.0),
-        Err(_) => dlt.0.to_string(),
-    };
-    Err(format!(
-        "{name}: unsupported link type {what}; supported: Ethernet, Linux SLL/SLL2, raw IP, null/loopback, PPP, Cisco HDLC, NFLOG"
+    Err(unsupported(i64::from(dlt.0), dlt, name))
+}
+
+/// A LINKTYPE read from a capture file, checked: it is returned when the core decodes it.
+pub fn file_link_type(link: LinkType, name: &str) -> Result<LinkType, String> {
+    if link.is_supported() {
+        return Ok(link);
+    }
+    Err(unsupported(
+        i64::from(link.0),
+        Linktype(crate::filter::dlt(link)),
+        name,
     ))
+}
+
+/// The message for an unsupported link type `number` (libpcap names it by its DLT).
+fn unsupported(number: i64, dlt: Linktype, name: &str) -> String {
+    let what = match dlt.get_name() {
+        Ok(n) => format!("{number} ({n})"),
+        Err(_) => number.to_string(),
+    };
+    format!(
+        "{name}: unsupported link type {what}; supported: Ethernet, Linux SLL/SLL2, raw IP, null/loopback, PPP, Cisco HDLC, NFLOG"
+    )
 }
 
 struct Counting<R> {
@@ -140,12 +272,18 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: both descriptors were just created and are not owned elsewhere.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // A larger pipe: fewer wake-ups and larger reads. Refused above the system's limit
+    // (/proc/sys/fs/pipe-max-size) for an unprivileged user: the default size then.
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE);
+    }
+    Ok((r, w))
 }
 
-/// Feeds `src` (after `prefix`) through the decompressor into a pipe; returns the read end.
+/// Feeds `src` through the decompressor into a pipe; returns the read end.
 fn spawn_feeder(
-    prefix: Vec<u8>,
     src: Box<dyn Read + Send>,
     kind: Compression,
     counter: Arc<AtomicU64>,
@@ -156,7 +294,7 @@ fn spawn_feeder(
         .spawn(move || {
             let mut out = io::BufWriter::with_capacity(256 * 1024, File::from(w));
             let input = Counting {
-                inner: io::Cursor::new(prefix).chain(src),
+                inner: src,
                 n: counter,
             };
             let res = match kind {
@@ -172,10 +310,10 @@ fn spawn_feeder(
                     io::copy(&mut bzip2::read::MultiBzDecoder::new(input), &mut out)
                 }
             };
-            let res = res.and_then(|_| out.flush());
+            let res = res.and_then(|_| io::Write::flush(&mut out));
             match res {
                 Ok(()) => Ok(()),
-                // libpcap stopped reading (an error, or the run was interrupted).
+                // The reader stopped reading (an error, or the run was interrupted).
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
                 Err(e) => Err(e.to_string()),
             }
@@ -183,19 +321,8 @@ fn spawn_feeder(
     Ok((r, t))
 }
 
-fn open_pcap_fd(fd: OwnedFd) -> Result<Capture<Offline>, pcap::Error> {
-    // SAFETY: the descriptor is ours and handed over to libpcap, which closes it.
-    unsafe { Capture::from_raw_fd_with_precision(fd.into_raw_fd(), Precision::Nano) }
-}
-
-fn pcap_message(e: &pcap::Error) -> String {
-    match e {
-        pcap::Error::PcapError(m) => m.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// Opens a capture input (`-` is standard input), with nanosecond timestamps.
+/// Opens a capture input (`-` is standard input): its header is read (pcapng: up to its
+/// first interface description) and its link type checked.
 pub fn open(name: &str) -> Result<Input, String> {
     let (file, regular) = if name == "-" {
         // SAFETY: duplicating standard input gives a descriptor we own.
@@ -231,41 +358,17 @@ pub fn open(name: &str) -> Result<Input, String> {
         None
     };
 
+    // The first bytes say whether the input is compressed.
     let mut magic = [0u8; 6];
-    let (cap, pos, thread, compression) = if regular {
-        let n = read_full_at(&file, &mut magic)
-            .map_err(|e| format!("cannot read {shown}: {}", io_message(&e)))?;
-        let kind = Compression::sniff(&magic[..n]);
-        if kind == Compression::None {
-            let dup = file
-                .try_clone()
-                .map_err(|e| format!("cannot read {shown}: {e}"))?;
-            let cap = open_pcap_fd(OwnedFd::from(file)).map_err(|e| {
-                format!(
-                    "{shown}: not a pcap or pcapng capture ({})",
-                    pcap_message(&e)
-                )
-            })?;
-            (cap, Position::Fd(dup), None, kind)
-        } else {
-            let counter = Arc::new(AtomicU64::new(0));
-            let (r, t) = spawn_feeder(Vec::new(), Box::new(file), kind, counter.clone())
-                .map_err(|e| format!("cannot read {shown}: {e}"))?;
-            match open_pcap_fd(r) {
-                Ok(cap) => (cap, Position::Counter(counter), Some(t), kind),
-                Err(e) => {
-                    let detail = match t.join() {
-                        Ok(Err(d)) => format!("{} data is corrupt: {d}", kind.name()),
-                        _ => pcap_message(&e),
-                    };
-                    return Err(format!("{shown}: not a pcap or pcapng capture ({detail})"));
-                }
-            }
-        }
+    let (n, prefix_read) = if regular {
+        (
+            read_full_at(&file, &mut magic)
+                .map_err(|e| format!("cannot read {shown}: {}", io_message(&e)))?,
+            false,
+        )
     } else {
-        // A pipe or terminal: read the first bytes, then feed them and the rest through.
-        let mut f = file;
-        let mut prefix = Vec::with_capacity(6);
+        // A pipe or terminal: what is read here is read.
+        let mut f = &file;
         let mut n = 0;
         while n < magic.len() {
             match f.read(&mut magic[n..]) {
@@ -275,32 +378,81 @@ pub fn open(name: &str) -> Result<Input, String> {
                 Err(e) => return Err(format!("cannot read {shown}: {}", io_message(&e))),
             }
         }
-        prefix.extend_from_slice(&magic[..n]);
-        let kind = Compression::sniff(&prefix);
+        (n, true)
+    };
+    let compression = Compression::sniff(&magic[..n]);
+    let (reader, counter, thread) = if compression == Compression::None {
+        let prefix: &[u8] = if prefix_read { &magic[..n] } else { &[] };
+        let mut reader = Reader::new(file, prefix);
+        reader.read = prefix.len() as u64;
+        (reader, None, None)
+    } else {
         let counter = Arc::new(AtomicU64::new(0));
-        let (r, t) = spawn_feeder(prefix, Box::new(f), kind, counter.clone())
+        let src: Box<dyn Read + Send> = if prefix_read {
+            Box::new(io::Cursor::new(magic[..n].to_vec()).chain(file))
+        } else {
+            Box::new(file)
+        };
+        let (r, t) = spawn_feeder(src, compression, counter.clone())
             .map_err(|e| format!("cannot read {shown}: {e}"))?;
-        match open_pcap_fd(r) {
-            Ok(cap) => (cap, Position::Counter(counter), Some(t), kind),
-            Err(e) => {
-                let _ = t.join();
-                return Err(format!(
-                    "{shown}: not a pcap or pcapng capture ({})",
-                    pcap_message(&e)
-                ));
-            }
+        (Reader::new(File::from(r), &[]), Some(counter), Some(t))
+    };
+    let mut reader = reader;
+    let file = match read_header(&mut reader) {
+        Ok(f) => f,
+        Err(detail) => {
+            drop(reader);
+            let detail = match thread.map(|t| t.join()) {
+                Some(Ok(Err(d))) => format!("{} data is corrupt: {d}", compression.name()),
+                _ => detail,
+            };
+            return Err(format!("{shown}: not a pcap or pcapng capture ({detail})"));
         }
     };
-    let link = link_type(cap.get_datalink(), &shown)?;
+    let link = file.link();
+    if let Some(l) = link {
+        file_link_type(l, &shown)?;
+    }
     Ok(Input {
         name: shown,
-        cap,
         link,
+        format: file.format(),
         compression,
         total,
-        pos,
+        reader,
+        file: Box::new(file),
+        counter,
         thread,
+        done: false,
     })
+}
+
+/// Reads the file header; for pcapng, the blocks up to the first interface description
+/// too (so that the link type is known before the first packet).
+fn read_header(reader: &mut Reader) -> Result<CapFile, String> {
+    let read_err = |e: io::Error| format!("read error: {}", io_message(&e));
+    let mut file = loop {
+        match CapFile::open(reader.bytes(), reader.eof) {
+            Ok(Opened::Ready { file, consumed }) => {
+                reader.start += consumed;
+                break file;
+            }
+            Ok(Opened::NeedMore { at_least }) => reader.fill(at_least).map_err(read_err)?,
+            Err(e) => return Err(e.to_string()),
+        }
+    };
+    while file.link().is_none() {
+        match file.next(reader.bytes(), reader.eof) {
+            Ok(Step::Skip { consumed }) => reader.start += consumed,
+            Ok(Step::NeedMore { at_least }) => reader.fill(at_least).map_err(read_err)?,
+            // No interface before the end, or a packet (it names an undescribed
+            // interface: an error when it is read).
+            Ok(Step::End) | Ok(Step::Record { .. }) => break,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    reader.limit = reader.buf.len();
+    Ok(file)
 }
 
 fn read_full_at(f: &File, buf: &mut [u8]) -> io::Result<usize> {
@@ -353,6 +505,97 @@ mod tests {
         assert_eq!(link_type(Linktype(276), "x").unwrap(), LinkType::LINUX_SLL2);
         let e = link_type(Linktype(127), "cap.pcap").unwrap_err();
         assert!(e.starts_with("cap.pcap: unsupported link type 127"), "{e}");
+    }
+
+    #[test]
+    fn file_link_types_are_named_by_libpcap() {
+        assert_eq!(file_link_type(LinkType::RAW, "x"), Ok(LinkType::RAW));
+        let e = file_link_type(LinkType(100), "c.pcap").unwrap_err();
+        assert!(
+            e.starts_with("c.pcap: unsupported link type 100 (ATM_RFC1483); supported: "),
+            "{e}"
+        );
+        let e = file_link_type(LinkType(147), "c.pcap").unwrap_err();
+        assert!(e.starts_with("c.pcap: unsupported link type 147; "), "{e}");
+    }
+
+    /// A classic pcap of `n` records of varied sizes (up to the largest), every byte
+    /// derived from the record number and the offset in it.
+    fn big_pcap(n: u32) -> (Vec<u8>, u64) {
+        let mut v = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        v.extend_from_slice(&[0; 8]);
+        v.extend_from_slice(&capfile::MAX_CAPLEN.to_le_bytes());
+        v.extend_from_slice(&1u32.to_le_bytes());
+        let mut total = 0u64;
+        for i in 0..n {
+            let len = match i % 50 {
+                0 => capfile::MAX_CAPLEN,
+                7 => 0,
+                k => (k * 97 + i) % 9000,
+            };
+            v.extend_from_slice(&i.to_le_bytes());
+            v.extend_from_slice(&(i * 3).to_le_bytes());
+            v.extend_from_slice(&len.to_le_bytes());
+            v.extend_from_slice(&(len + 4).to_le_bytes());
+            v.extend((0..len).map(|j| (i as u8) ^ (j as u8)));
+            total += u64::from(len);
+        }
+        (v, total)
+    }
+
+    fn read_through(path: &std::path::Path) -> (u32, u64) {
+        let mut inp = open(path.to_str().unwrap()).unwrap();
+        assert_eq!(inp.link, Some(LinkType::ETHERNET));
+        let (mut n, mut bytes) = (0u32, 0u64);
+        while let Some(r) = inp.next_record().unwrap() {
+            assert_eq!(r.ts.0, u64::from(n) * 1_000_000_000 + u64::from(n) * 3000);
+            assert_eq!(r.origlen, r.caplen + 4);
+            assert!(r
+                .data
+                .iter()
+                .enumerate()
+                .all(|(j, &b)| b == (n as u8) ^ (j as u8)));
+            n += 1;
+            bytes += r.data.len() as u64;
+        }
+        assert!(inp.bytes_read() > 0);
+        assert_eq!(inp.close(), None);
+        (n, bytes)
+    }
+
+    /// Records across the edges of the 1 MiB reads (the largest ones included), from a
+    /// file and through the decompressing thread's pipe, all there and intact.
+    #[test]
+    fn records_across_read_blocks() {
+        use std::io::Write;
+        let d = std::env::temp_dir().join(format!("tcpflow-input-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let (file, total) = big_pcap(700);
+        assert!(file.len() > 4 * READ_SIZE);
+        let plain = d.join("big.pcap");
+        std::fs::write(&plain, &file).unwrap();
+        assert_eq!(read_through(&plain), (700, total));
+        let gz = d.join("big.pcap.gz");
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&file).unwrap();
+        std::fs::write(&gz, e.finish().unwrap()).unwrap();
+        assert_eq!(read_through(&gz), (700, total));
+        // Cut inside the last record: an error after the others.
+        let cut = d.join("cut.pcap");
+        std::fs::write(&cut, &file[..file.len() - 1]).unwrap();
+        let mut inp = open(cut.to_str().unwrap()).unwrap();
+        let mut n = 0;
+        let err = loop {
+            match inp.next_record() {
+                Ok(Some(_)) => n += 1,
+                Ok(None) => panic!("no error"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(n, 699);
+        assert!(err.starts_with("truncated capture: "), "{err}");
+        assert_eq!(inp.next_record(), Ok(None));
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]

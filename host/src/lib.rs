@@ -1,11 +1,13 @@
 //! # tcpflow: the command line over `tcpflow-core`
 //!
-//! `tcpflow` reads packets (capture files or a live interface, through libpcap), lets the
+//! `tcpflow` reads packets (capture files, or a live interface through libpcap), lets the
 //! core reassemble each TCP connection, and writes each direction to its own file, as tcpflow
 //! 1.6 does. The core knows nothing of files; this crate is everything around it:
 //!
 //! - [`cli`] - the flags (clap), validated into [`cli::Options`];
-//! - [`input`] - capture files, standard input, gzip/xz/bzip2 decompression, link types;
+//! - [`input`] - capture files (read by [`tcpflow_core::capfile`]), standard input,
+//!   gzip/xz/bzip2 decompression, link types; [`filter`] - the filter expression on files;
+//!   [`savefile`] - the `-w` file;
 //! - [`template`] - output file names (`-T`), kept inside the output folder;
 //! - [`output`] - the engine's [`tcpflow_core::Sink`]: buffered files through a bounded
 //!   open-file cache ([`filecache`]), or the console;
@@ -16,16 +18,18 @@
 //! - [`budget`] - sizing from defaults or from one RAM budget (`--memory`);
 //! - [`run`] - one run from start to exit status.
 //!
-//! Data flows one way: libpcap -> engine -> [`output::Output`] -> files and report.
+//! Data flows one way: capture file or libpcap -> engine -> [`output::Output`] -> files and report.
 
 pub mod budget;
 pub mod cli;
 pub mod filecache;
+pub mod filter;
 pub mod input;
 pub mod output;
 pub mod privs;
 pub mod report;
 pub mod run;
+pub mod savefile;
 pub mod spool;
 pub mod spoolcmd;
 pub mod template;

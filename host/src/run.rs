@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
-use pcap::{Activated, Active, Capture, Packet, Savefile};
+use pcap::{Active, Capture};
+use tcpflow_core::capfile::Format;
 use tcpflow_core::defrag::FragSlot;
 use tcpflow_core::engine::Outcome;
 use tcpflow_core::pool::Block;
@@ -24,10 +25,12 @@ use tcpflow_core::{
 
 use crate::budget;
 use crate::cli::{Action, Args, Options, Overlap, Source};
+use crate::filter::Filters;
 use crate::input::{self, io_message, Input};
 use crate::output::{Limits, Output, OutputConfig};
 use crate::privs;
 use crate::report::{command_line, Creator, Group, HostStats, Report, Totals};
+use crate::savefile::Savefile;
 use crate::spool::{self, fmt_size, SpoolSink};
 use crate::spoolcmd;
 use crate::zeroed::zeroed_box;
@@ -366,9 +369,15 @@ struct Run<'e> {
     out: Writer<'e>,
     /// Live capture: the spool syncs on wall time (files: capture time).
     live: bool,
-    savefile: Option<(Savefile, LinkType)>,
+    savefile: Option<Savefile>,
     savefile_path: Option<PathBuf>,
+    /// Mode of the `-w` file when created.
+    savefile_mode: u32,
     warned_savefile: bool,
+    /// The filter expression for capture files (a live capture filters in libpcap).
+    filters: Option<Filters>,
+    /// Link types whose packets the filter expression cannot apply to (said once).
+    filter_refused: Vec<LinkType>,
     stop: Arc<AtomicBool>,
     quiet: bool,
     failed: bool,
@@ -379,34 +388,23 @@ impl Run<'_> {
         self.stop.load(Ordering::Relaxed) || self.out.should_stop()
     }
 
-    /// Opens the `-w` file from the first capture (it takes that capture's link type).
-    fn ensure_savefile<T: Activated + ?Sized>(
-        &mut self,
-        cap: &Capture<T>,
-        link: LinkType,
-    ) -> Result<(), String> {
+    /// Opens the `-w` file (it takes the link type of the first capture, or of the first
+    /// packet when the capture does not say one).
+    fn ensure_savefile(&mut self, link: LinkType) -> Result<(), String> {
         if self.savefile.is_some() {
             return Ok(());
         }
         if let Some(p) = self.savefile_path.take() {
-            let sf = cap
-                .savefile(&p)
-                .map_err(|e| format!("cannot create {}: {}", p.display(), e))?;
-            self.savefile = Some((sf, link));
+            self.savefile = Some(Savefile::create(&p, link, self.savefile_mode)?);
         }
         Ok(())
     }
 
-    fn packet(&mut self, link: LinkType, ts_mult: u64, p: &Packet<'_>) {
-        let sec = p.header.ts.tv_sec.max(0) as u64;
-        let frac = p.header.ts.tv_usec.max(0) as u64;
-        let ts = Timestamp(
-            sec.saturating_mul(1_000_000_000)
-                .saturating_add(frac * ts_mult),
-        );
+    /// One packet: `origlen` bytes on the wire, `data` captured.
+    fn packet(&mut self, link: LinkType, ts: Timestamp, origlen: u32, data: &[u8]) {
         self.out.host_mut().packets_read += 1;
         let processed = matches!(
-            self.engine.process(ts, link, p.data, &mut self.out),
+            self.engine.process(ts, link, data, &mut self.out),
             Ok(Outcome::Tcp) | Ok(Outcome::FragmentHeld)
         );
         if let Writer::Spool(s) = &mut self.out {
@@ -414,16 +412,23 @@ impl Run<'_> {
         }
         if !processed {
             self.out.host_mut().unprocessed_packets += 1;
-            if let Some((sf, sf_link)) = &mut self.savefile {
-                if *sf_link == link {
-                    sf.write(p);
+            if self.savefile_path.is_some() {
+                if let Err(e) = self.ensure_savefile(link) {
+                    eprintln!("tcpflow: {e}");
+                    self.failed = true;
+                }
+            }
+            if let Some(sf) = &mut self.savefile {
+                if sf.link() == link {
+                    sf.write(ts, origlen, data);
                     self.out.host_mut().unprocessed_written += 1;
                 } else if !self.warned_savefile {
                     self.warned_savefile = true;
                     if !self.quiet {
                         eprintln!(
                             "tcpflow: warning: -w file has link type {}; unprocessed packets of link type {} are not written to it",
-                            sf_link.0, link.0
+                            sf.link().0,
+                            link.0
                         );
                     }
                 }
@@ -431,34 +436,100 @@ impl Run<'_> {
         }
     }
 
+    /// Whether a packet of a capture file passes the filter expression (if there is one).
+    fn passes_filter(&mut self, input: &str, link: LinkType, data: &[u8], origlen: u32) -> bool {
+        let Some(f) = &mut self.filters else {
+            return true;
+        };
+        match f.program(link) {
+            Ok(p) => p.matches(data, origlen),
+            Err(_) if self.filter_refused.contains(&link) => false,
+            Err(e) => {
+                let e = e.clone();
+                self.filter_refused.push(link);
+                if link.is_supported() {
+                    eprintln!(
+                        "tcpflow: {input}: bad filter expression '{}' for link type {}: {e}; its packets are left out",
+                        f.expr(),
+                        link.0
+                    );
+                    self.failed = true;
+                } else if !self.quiet {
+                    // Packets that would not be decoded anyway (said when the first came).
+                    eprintln!(
+                        "tcpflow: warning: {input}: the filter expression does not apply to link type {}: {e}; its packets are left out",
+                        link.0
+                    );
+                }
+                false
+            }
+        }
+    }
+
     /// Reads one capture file to its end (or an error, or an interruption).
     fn read_file(&mut self, input: &mut Input, progress: &mut Progress) {
-        if let Err(e) = self.ensure_savefile(&input.cap, input.link) {
-            eprintln!("tcpflow: {e}");
-            self.failed = true;
+        if let Some(link) = input.link {
+            if let Err(e) = self.ensure_savefile(link) {
+                eprintln!("tcpflow: {e}");
+                self.failed = true;
+            }
         }
+        let (name, format) = (input.name.clone(), input.format);
+        // Records read from this file, and those longer than their snap length.
         let mut n: u64 = 0;
-        let link = input.link;
+        let mut over_snaplen: u64 = 0;
+        let mut undecodable: Vec<LinkType> = Vec::new();
         progress.begin(self.out.host().packets_read);
         loop {
             if self.interrupted() {
                 break;
             }
-            match input.cap.next_packet() {
-                Ok(p) => {
+            match input.next_record() {
+                Ok(Some(r)) => {
                     n += 1;
-                    self.packet(link, 1, &p);
+                    if r.exceeds_snaplen() {
+                        // The file is inconsistent; libpcap would cut the record at the
+                        // snap length. Every byte is kept; the run fails.
+                        over_snaplen += 1;
+                        self.out.host_mut().records_over_snaplen += 1;
+                        self.failed = true;
+                        if over_snaplen == 1 {
+                            progress.clear();
+                            let whose = match format {
+                                Format::Pcap { .. } => "the file's".to_string(),
+                                Format::Pcapng { .. } => {
+                                    format!("interface {}'s", r.interface)
+                                }
+                            };
+                            eprintln!(
+                                "tcpflow: {name}: packet {n}: record of {} bytes is longer than {whose} snap length {}; read whole",
+                                r.caplen, r.snaplen
+                            );
+                        }
+                    }
+                    if !r.link.is_supported() && !undecodable.contains(&r.link) {
+                        // A pcapng interface of a link type the core does not decode (the
+                        // file's first one was checked when it was opened).
+                        undecodable.push(r.link);
+                        if !self.quiet {
+                            progress.clear();
+                            eprintln!(
+                                "tcpflow: warning: {}; its packets are not processed",
+                                input::file_link_type(r.link, &name)
+                                    .err()
+                                    .unwrap_or_default()
+                            );
+                        }
+                    }
+                    if self.passes_filter(&name, r.link, r.data, r.origlen) {
+                        self.packet(r.link, r.ts, r.origlen, r.data);
+                    }
                 }
-                Err(pcap::Error::NoMorePackets) => break,
-                Err(e) => {
+                Ok(None) => break,
+                Err(msg) => {
                     progress.clear();
-                    let msg = match e {
-                        pcap::Error::PcapError(m) => m,
-                        other => other.to_string(),
-                    };
                     eprintln!(
-                        "tcpflow: {}: bad packet {} (after {n} good ones): {msg}",
-                        input.name,
+                        "tcpflow: {name}: bad packet {} (after {n} good ones): {msg}",
                         n + 1
                     );
                     self.out.host_mut().read_errors += 1;
@@ -470,6 +541,11 @@ impl Run<'_> {
             progress.tick(input, pk, open);
         }
         progress.clear();
+        if over_snaplen > 1 {
+            eprintln!(
+                "tcpflow: {name}: {over_snaplen} records longer than the snap length, read whole"
+            );
+        }
     }
 
     /// Captures on a live interface until SIGINT/SIGTERM.
@@ -498,7 +574,14 @@ impl Run<'_> {
             // Drain what is there (bounded, so signals and timeouts are seen).
             for _ in 0..10_000 {
                 match cap.next_packet() {
-                    Ok(p) => self.packet(link, 1000, &p),
+                    Ok(p) => {
+                        let ts = Timestamp(
+                            (p.header.ts.tv_sec.max(0) as u64)
+                                .saturating_mul(1_000_000_000)
+                                .saturating_add(p.header.ts.tv_usec.max(0) as u64 * 1000),
+                        );
+                        self.packet(link, ts, p.header.len, p.data)
+                    }
                     Err(pcap::Error::TimeoutExpired) => break,
                     Err(pcap::Error::NoMorePackets) => break 'outer,
                     Err(e) => {
@@ -834,7 +917,13 @@ pub fn run(o: Options) -> Result<i32, String> {
         live: live_source,
         savefile: None,
         savefile_path: o.unprocessed.clone(),
+        savefile_mode: o.file_mode,
         warned_savefile: false,
+        filters: match (&o.source, &o.filter) {
+            (Source::Files { .. }, Some(f)) => Some(Filters::new(f)),
+            _ => None,
+        },
+        filter_refused: Vec::new(),
         stop: stop.clone(),
         quiet: o.quiet,
         failed: false,
@@ -845,7 +934,7 @@ pub fn run(o: Options) -> Result<i32, String> {
     match &o.source {
         Source::Live { .. } => {
             let (cap, link, dev) = live.take().expect("opened above");
-            if let Err(e) = run.ensure_savefile(&cap, link) {
+            if let Err(e) = run.ensure_savefile(link) {
                 eprintln!("tcpflow: {e}");
                 run.failed = true;
             }
@@ -884,17 +973,24 @@ pub fn run(o: Options) -> Result<i32, String> {
                 };
                 if o.verbose {
                     eprintln!(
-                        "tcpflow: reading {} (link type {}, {:?})",
-                        inp.name, inp.link.0, inp.compression
+                        "tcpflow: reading {} (link type {}, {:?}, {:?})",
+                        inp.name,
+                        inp.link
+                            .map_or("not given yet".to_string(), |l| l.0.to_string()),
+                        inp.format,
+                        inp.compression
                     );
                 }
-                if let Some(f) = &o.filter {
-                    if let Err(e) = inp.cap.filter(f, true) {
+                // An expression that does not apply to the file's link type: the file is
+                // left out.
+                if let (Some(fs), Some(link)) = (&mut run.filters, inp.link) {
+                    if let Err(e) = fs.program(link) {
                         eprintln!(
-                            "tcpflow: {}: bad filter expression '{f}': {}",
+                            "tcpflow: {}: bad filter expression '{}': {e}",
                             inp.name,
-                            pcap_msg(e)
+                            o.filter.as_deref().unwrap_or_default()
                         );
+                        run.filter_refused.push(link);
                         run.failed = true;
                         let _ = inp.close();
                         continue;
@@ -922,7 +1018,7 @@ pub fn run(o: Options) -> Result<i32, String> {
     } = run;
     engine.finish(&mut out);
     let stats = *engine.stats();
-    if let Some((mut sf, _)) = savefile {
+    if let Some(mut sf) = savefile {
         if let Err(e) = sf.flush() {
             eprintln!("tcpflow: writing the -w file: {e}");
         }

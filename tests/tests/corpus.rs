@@ -20,7 +20,6 @@ const KNOWN: &[(&str, &str)] = &[
     // Encapsulations and link types this project does not decode yet (tcpflow 1.6.1 neither).
     ("libpcap/AH-IPcomp-IPv4.pcap", "IPComp payload is compressed: not decodable without decompression"),
     ("libpcap/AH-IPcomp-IPv6.pcap", "IPComp payload is compressed: not decodable without decompression"),
-    ("pcapplusplus/pcap++test__many_interfaces-1.pcapng", "pcapng with several link types: libpcap refuses it (error, exit 1)"),
     ("tcpdump/arcnet-rfc1051-arp-icmp-http.pcap", "link type 129 (ARCNET) not supported: error, exit 1"),
     ("tcpdump/arcnet-rfc1201-arp-icmp-http.pcap", "link type 129 (ARCNET) not supported: error, exit 1"),
     ("tcpdump/bgp-aigp.pcap", "link type 178 (Juniper) not supported: error, exit 1"),
