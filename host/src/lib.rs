@@ -24,6 +24,7 @@ pub mod budget;
 pub mod cli;
 pub mod filecache;
 pub mod filter;
+pub mod finisher;
 pub mod input;
 pub mod output;
 pub mod privs;

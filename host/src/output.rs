@@ -25,7 +25,7 @@
 //! newline unless `-0`. Chunks come reassembled, in stream order per direction.
 
 use std::collections::{HashSet, VecDeque};
-use std::fs::{File, FileTimes, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::hash::BuildHasher;
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -35,6 +35,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use tcpflow_core::{CloseReason, Dir, FlowInfo, GapReason, Sink};
 
 use crate::filecache::FileCache;
+use crate::finisher::{FinalWrite, Finisher};
 use crate::input::io_message;
 use crate::report::{DirRecord, HostStats, Report};
 use crate::template::{NameParams, Template};
@@ -160,6 +161,8 @@ pub struct Output {
     fatal: Option<String>,
     broken_pipe: bool,
     warned_name: bool,
+    /// Last writes of finished directions, on a second thread (files only).
+    finisher: Option<Finisher>,
 }
 
 fn key(slot: u32, dir: Dir) -> u64 {
@@ -190,7 +193,20 @@ impl Output {
     /// A file writer. `max_flows` is the engine's flow table size (per-flow state is indexed by
     /// slot).
     pub fn files(cfg: OutputConfig, max_flows: usize, report: Report) -> Output {
-        Self::new(cfg, max_flows, report, None)
+        let mode = cfg.file_mode;
+        let mut o = Self::new(cfg, max_flows, report, None);
+        o.finisher = Some(Finisher::new(mode));
+        o
+    }
+
+    /// Waits until every finished direction's file is written; a failure becomes the run's
+    /// fatal error. Call before [`Output::fatal`] at the end of a run.
+    pub fn wait_writes(&mut self) {
+        if let Some(mut f) = self.finisher.take() {
+            for e in f.wait() {
+                self.fail(e);
+            }
+        }
     }
 
     /// A console writer (no files).
@@ -234,6 +250,7 @@ impl Output {
             fatal: None,
             broken_pipe: false,
             warned_name: false,
+            finisher: None,
         }
     }
 
@@ -253,7 +270,9 @@ impl Output {
     }
 
     pub fn should_stop(&self) -> bool {
-        self.fatal.is_some() || self.broken_pipe
+        self.fatal.is_some()
+            || self.broken_pipe
+            || self.finisher.as_ref().is_some_and(|f| f.failed())
     }
 
     pub fn host(&self) -> &HostStats {
@@ -283,6 +302,7 @@ impl Output {
 
     /// Hands back the report (after the engine finished) with the host counters final.
     pub fn into_report(mut self) -> (Report, HostStats, u64) {
+        self.wait_writes();
         self.flush_console();
         self.cache.clear();
         self.host.file_evictions = self.cache.evictions;
@@ -697,57 +717,55 @@ impl Output {
             return None;
         }
         let k = key(slot, dir);
-        let file = match self.cache.remove(k) {
-            Some(f) => f,
-            None => match self.open_file(slot, dir) {
-                Ok(f) => f,
-                Err(e) => {
-                    let name = self.cfg.outdir.join(&path);
-                    self.fail(format!(
-                        "cannot create {}: {}",
-                        name.display(),
-                        io_message(&e)
-                    ));
-                    return Some((self.display_name(&path), 0));
-                }
-            },
-        };
-        // The buffer goes out through the file we hold (not back into the cache).
-        let (off, buf) = {
+        let file = self.cache.remove(k);
+        let outdir = self.cfg.outdir.clone();
+        let (job, size) = {
             let d = &mut self.flows[slot as usize].as_mut().expect("open flow").dirs[dir.index()];
+            let create = !d.created;
+            if file.is_none() {
+                if d.created {
+                    self.host.file_reopens += 1;
+                } else {
+                    d.created = true;
+                    self.host.files_written += 1;
+                }
+            }
             d.buf_seq = 0;
-            (d.buf_off, std::mem::take(&mut d.buf))
+            let buf = std::mem::take(&mut d.buf);
+            let off = d.buf_off;
+            // A kept (empty) buffer still counts its memory.
+            self.buffered -= buf.capacity();
+            if !buf.is_empty() {
+                self.live_buffers -= 1;
+                self.host.bytes_written += buf.len() as u64;
+                d.written_end = d.written_end.max(off + buf.len() as u64);
+            }
+            let set_len = (d.written_end < file_len).then_some(file_len);
+            // The file was created empty in this run and only grows by our writes and
+            // `set_len` (a failure is reported as the run's error).
+            let size = d.written_end.max(file_len);
+            let job = FinalWrite {
+                file,
+                path: outdir.join(&path),
+                create,
+                make_parent: path.parent().is_some_and(|p| !p.as_os_str().is_empty()),
+                buf,
+                off,
+                set_len,
+                mtime: UNIX_EPOCH + Duration::from_nanos(flow.first_ts.0),
+            };
+            (job, size)
         };
-        // A kept (empty) buffer still counts its memory.
-        self.buffered -= buf.capacity();
-        if !buf.is_empty() {
-            self.live_buffers -= 1;
-            match file.write_all_at(&buf, off) {
-                Ok(()) => {
-                    self.host.bytes_written += buf.len() as u64;
-                    let d = &mut self.flows[slot as usize].as_mut().expect("open flow").dirs
-                        [dir.index()];
-                    d.written_end = d.written_end.max(off + buf.len() as u64);
-                }
-                Err(e) => {
-                    let name = self.cfg.outdir.join(&path);
-                    self.fail(format!("writing {}: {}", name.display(), io_message(&e)));
+        match &mut self.finisher {
+            Some(f) => f.submit(job),
+            None => {
+                let mut f = Finisher::inline(self.cfg.file_mode);
+                f.submit(job);
+                for e in f.wait() {
+                    self.fail(e);
                 }
             }
         }
-        let written_end =
-            self.flows[slot as usize].as_ref().expect("open flow").dirs[dir.index()].written_end;
-        if written_end < file_len {
-            if let Err(e) = file.set_len(file_len) {
-                let name = self.cfg.outdir.join(&path);
-                self.fail(format!("extending {}: {}", name.display(), io_message(&e)));
-            }
-        }
-        let mtime = UNIX_EPOCH + Duration::from_nanos(flow.first_ts.0);
-        let _ = file.set_times(FileTimes::new().set_modified(mtime));
-        // The file was created empty in this run and only grew by our writes and `set_len`.
-        let size = written_end.max(file_len);
-        drop(file);
         Some((self.display_name(&path), size))
     }
 
@@ -1034,6 +1052,7 @@ mod tests {
             f.dirs[1].packets = 60;
             out.close(&f, CloseReason::Fin);
         }
+        out.wait_writes();
         assert!(out.fatal().is_none(), "{:?}", out.fatal());
         assert!(
             out.cache.evictions > 0,
@@ -1109,6 +1128,7 @@ mod tests {
         let mut fc = f;
         fc.dirs[0].packets = 2;
         out.close(&fc, CloseReason::Fin);
+        out.wait_writes();
         assert_eq!(std::fs::read(dir.join(&name)).unwrap(), b"hello world");
         assert_eq!(out.host.files_written, 1);
         std::fs::remove_dir_all(&dir).unwrap();
@@ -1141,6 +1161,7 @@ mod tests {
         // `last` policy: bytes delivered again with new content replace the old.
         out.data(&f, Dir::AtoB, 1, b"XY");
         out.close(&f, CloseReason::Fin);
+        out.wait_writes();
         let name = Template::parse(DEFAULT).unwrap().expand(
             &f,
             Dir::AtoB,
@@ -1171,6 +1192,7 @@ mod tests {
         b.dirs[0].packets = 1;
         out.close(&a, CloseReason::Fin);
         out.close(&b, CloseReason::Fin);
+        out.wait_writes();
         assert_eq!(
             std::fs::read(dir.join("010.000.000.001/x")).unwrap(),
             b"first"

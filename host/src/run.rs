@@ -1027,7 +1027,8 @@ pub fn run(o: Options) -> Result<i32, String> {
     let mut extra: Vec<Group> = vec![capacities_group(&sizing, o.memory, spooling)];
     let mut spool_stats = None;
     let (report, mut host, max_open, broken_pipe) = match out {
-        Writer::Output(out) => {
+        Writer::Output(mut out) => {
+            out.wait_writes();
             if let Some(e) = out.fatal() {
                 eprintln!("tcpflow: {e}");
                 failed = true;

@@ -155,6 +155,7 @@ pub fn export(o: &Options, path: &Path) -> Result<i32, String> {
             Summary::default()
         }
     };
+    out.wait_writes();
     if let Some(e) = out.fatal() {
         eprintln!("tcpflow: {e}");
         failed = true;

@@ -1,0 +1,251 @@
+//! The last write of each direction's file, done on a second thread: open (or take the
+//! cached descriptor), write the buffered bytes, set the length and the time, close. Those
+//! system calls are most of a run's time when flows are short, so the thread that decodes and
+//! reassembles goes on while another core does them.
+//!
+//! Jobs go through a small bounded queue (the decoding thread waits when the writer is
+//! behind, so memory stays bounded: at most [`QUEUE`] buffers in flight). A failure is
+//! recorded and seen by the caller's next [`Finisher::failed`] check, and every message is
+//! handed back by [`Finisher::wait`].
+
+use std::fs::{File, FileTimes, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::SystemTime;
+
+use crate::input::io_message;
+
+/// Jobs waiting at most (each holds one direction's last buffer, at most `dir_buffer`).
+pub const QUEUE: usize = 32;
+
+/// One direction's last write.
+#[derive(Debug)]
+pub struct FinalWrite {
+    /// The descriptor the open-file cache held, if any; otherwise `path` is opened.
+    pub file: Option<File>,
+    /// Full path (output folder joined).
+    pub path: PathBuf,
+    /// Not created yet in this run: create and truncate.
+    pub create: bool,
+    /// The name has folders (a `-T` template with `/`): create them when missing.
+    pub make_parent: bool,
+    pub buf: Vec<u8>,
+    /// Stream offset of `buf[0]`.
+    pub off: u64,
+    /// Extend the file to this length (a trailing gap), if set.
+    pub set_len: Option<u64>,
+    pub mtime: SystemTime,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    failed: AtomicBool,
+    errors: Mutex<Vec<String>>,
+}
+
+impl Shared {
+    fn fail(&self, msg: String) {
+        if let Ok(mut e) = self.errors.lock() {
+            e.push(msg);
+        }
+        self.failed.store(true, Ordering::Release);
+    }
+}
+
+/// The writer thread and its queue.
+#[derive(Debug)]
+pub struct Finisher {
+    tx: Option<SyncSender<FinalWrite>>,
+    thread: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
+    file_mode: u32,
+}
+
+impl Finisher {
+    /// Starts the thread; files are created with `file_mode`. Without a thread (it could not
+    /// be started), jobs are done by the caller.
+    pub fn new(file_mode: u32) -> Finisher {
+        let shared = Arc::new(Shared::default());
+        let (tx, rx) = sync_channel::<FinalWrite>(QUEUE);
+        let sh = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("finish-files".into())
+            .spawn(move || {
+                for job in rx {
+                    perform(job, file_mode, &sh);
+                }
+            })
+            .ok();
+        Finisher {
+            tx: thread.as_ref().map(|_| tx),
+            thread,
+            shared,
+            file_mode,
+        }
+    }
+
+    /// A finisher without a thread: [`Finisher::submit`] does the job at once.
+    pub fn inline(file_mode: u32) -> Finisher {
+        Finisher {
+            tx: None,
+            thread: None,
+            shared: Arc::default(),
+            file_mode,
+        }
+    }
+
+    /// Queues a job (waits while the queue is full).
+    pub fn submit(&mut self, job: FinalWrite) {
+        let job = match &self.tx {
+            Some(tx) => match tx.send(job) {
+                Ok(()) => return,
+                // The thread is gone (it panicked): do it here.
+                Err(e) => e.0,
+            },
+            None => job,
+        };
+        perform(job, self.file_mode, &self.shared);
+    }
+
+    /// Whether a job failed (cheap: for the per-packet stop check).
+    pub fn failed(&self) -> bool {
+        self.shared.failed.load(Ordering::Acquire)
+    }
+
+    /// Waits for every queued job; returns the failures' messages, oldest first.
+    pub fn wait(&mut self) -> Vec<String> {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                self.shared
+                    .fail("the thread writing files failed; some files may be incomplete".into());
+            }
+        }
+        match self.shared.errors.lock() {
+            Ok(mut e) => std::mem::take(&mut *e),
+            Err(_) => vec!["the thread writing files failed".into()],
+        }
+    }
+}
+
+impl Drop for Finisher {
+    fn drop(&mut self) {
+        // Queued files are finished even when the caller did not wait.
+        let _ = self.wait();
+    }
+}
+
+fn open(job: &FinalWrite, file_mode: u32) -> io::Result<File> {
+    let mut oo = OpenOptions::new();
+    oo.read(true)
+        .write(true)
+        .create(true)
+        .mode(file_mode)
+        .custom_flags(libc::O_NOFOLLOW);
+    if job.create {
+        oo.truncate(true);
+    }
+    match oo.open(&job.path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && job.make_parent => {
+            if let Some(parent) = job.path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            oo.open(&job.path)
+        }
+        r => r,
+    }
+}
+
+fn perform(job: FinalWrite, file_mode: u32, sh: &Shared) {
+    let file = match &job.file {
+        Some(_) => None,
+        None => match open(&job, file_mode) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                sh.fail(format!(
+                    "cannot create {}: {}",
+                    job.path.display(),
+                    io_message(&e)
+                ));
+                return;
+            }
+        },
+    };
+    let f = job.file.as_ref().or(file.as_ref()).expect("a file");
+    if !job.buf.is_empty() {
+        if let Err(e) = f.write_all_at(&job.buf, job.off) {
+            sh.fail(format!(
+                "writing {}: {}",
+                job.path.display(),
+                io_message(&e)
+            ));
+            return;
+        }
+    }
+    if let Some(len) = job.set_len {
+        if let Err(e) = f.set_len(len) {
+            sh.fail(format!(
+                "extending {}: {}",
+                job.path.display(),
+                io_message(&e)
+            ));
+        }
+    }
+    let _ = f.set_times(FileTimes::new().set_modified(job.mtime));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn writes_in_order_and_reports_failures() {
+        let dir = std::env::temp_dir().join(format!("tcpflow-finisher-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut fin = Finisher::new(0o644);
+        let mtime = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        for i in 0..100u8 {
+            fin.submit(FinalWrite {
+                file: None,
+                path: dir.join(format!("f{i}")),
+                create: true,
+                make_parent: false,
+                buf: vec![i; usize::from(i) + 1],
+                off: 0,
+                set_len: (i % 2 == 0).then_some(500),
+                mtime,
+            });
+        }
+        fin.submit(FinalWrite {
+            file: None,
+            path: dir.join("missing/f"),
+            create: true,
+            make_parent: false,
+            buf: vec![1],
+            off: 0,
+            set_len: None,
+            mtime,
+        });
+        let errors = fin.wait();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("cannot create "), "{errors:?}");
+        assert!(fin.failed());
+        for i in 0..100u8 {
+            let p = dir.join(format!("f{i}"));
+            let got = std::fs::read(&p).unwrap();
+            let n = usize::from(i) + 1;
+            assert_eq!(got.len(), if i % 2 == 0 { 500 } else { n });
+            assert!(got[..n].iter().all(|&b| b == i));
+            assert!(got[n..].iter().all(|&b| b == 0));
+            let m = std::fs::metadata(&p).unwrap().modified().unwrap();
+            assert_eq!(m, mtime);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
