@@ -35,7 +35,9 @@ pub const MAX_FLOWS: u32 = 1 << 28;
 pub const DEFAULT_FLOWS: u32 = 262_144;
 pub const DEFAULT_POOL_BLOCKS: u32 = 16_384;
 pub const DEFAULT_FRAG_SLOTS: usize = 64;
-pub const DEFAULT_BUFFER_BYTES: usize = 256 << 20;
+// 32 MiB: enough that short flows are written once at close; more only costs memory (a
+// 200,000-connection capture ran faster with 16 MiB than with 256 MiB).
+pub const DEFAULT_BUFFER_BYTES: usize = 32 << 20;
 /// The output buffers are never smaller than this (a few directions' worth).
 pub const MIN_BUFFER_BYTES: usize = 256 << 10;
 

@@ -55,7 +55,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             dir_buffer: 64 * 1024,
-            total_buffer: 256 * 1024 * 1024,
+            total_buffer: crate::budget::DEFAULT_BUFFER_BYTES,
             max_open_files: 256,
         }
     }
