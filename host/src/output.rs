@@ -722,14 +722,6 @@ impl Output {
         let (job, size) = {
             let d = &mut self.flows[slot as usize].as_mut().expect("open flow").dirs[dir.index()];
             let create = !d.created;
-            if file.is_none() {
-                if d.created {
-                    self.host.file_reopens += 1;
-                } else {
-                    d.created = true;
-                    self.host.files_written += 1;
-                }
-            }
             d.buf_seq = 0;
             let buf = std::mem::take(&mut d.buf);
             let off = d.buf_off;
@@ -741,6 +733,16 @@ impl Output {
                 d.written_end = d.written_end.max(off + buf.len() as u64);
             }
             let set_len = (d.written_end < file_len).then_some(file_len);
+            // A file already written whole only needs its time: set by name, not reopened.
+            let touch_only = !create && buf.is_empty() && set_len.is_none();
+            if file.is_none() && !touch_only {
+                if create {
+                    d.created = true;
+                    self.host.files_written += 1;
+                } else {
+                    self.host.file_reopens += 1;
+                }
+            }
             // The file was created empty in this run and only grows by our writes and
             // `set_len` (a failure is reported as the run's error).
             let size = d.written_end.max(file_len);
