@@ -143,7 +143,14 @@ impl<'a, S: SpoolStorage> SpoolWriter<'a, S> {
             Some((i, h)) => ((i + 1) % seg_count, h.seq, h.epoch.wrapping_add(1), h.drops),
             None => (0, 0, 1, Drops::default()),
         };
-        flows.fill(SpoolFlow::EMPTY);
+        // Usually already empty (a fresh zeroed allocation): reading costs far less than
+        // writing and leaves untouched pages unallocated.
+        if flows
+            .iter()
+            .any(|f| f.id != 0 || f.open || f.described != 0)
+        {
+            flows.fill(SpoolFlow::EMPTY);
+        }
         Ok(SpoolWriter {
             storage,
             buf,
