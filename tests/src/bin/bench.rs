@@ -10,6 +10,7 @@ use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Read, Write as _};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -164,7 +165,8 @@ fn parse_args() -> Result<Option<Opts>, String> {
     Ok(Some(o))
 }
 
-/// The C library calls std does not offer: wait4 (the child's rusage) and sync.
+/// The C library calls std does not offer: wait4 (the child's rusage, used by the measuring
+/// intermediate) and sync.
 mod sys {
     use std::os::raw::{c_int, c_long};
 
@@ -226,29 +228,137 @@ struct Sample {
     verdict: Verdict,
 }
 
-/// Runs `cmd` (stdout and stderr to `log`) and measures it.
+/// What the measuring intermediate (`bench --measure-child`) found for one run of a command.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Measured {
+    /// Seconds from spawn to reap.
+    wall: f64,
+    user: f64,
+    sys: f64,
+    /// Peak resident set of the command, KiB (`ru_maxrss`).
+    rss_kib: u64,
+    /// The raw wait status.
+    wait_status: i32,
+}
+
+impl Measured {
+    /// Exit code, or 128 + signal.
+    fn code(&self) -> i32 {
+        let s = self.wait_status;
+        if s & 0x7f == 0 {
+            (s >> 8) & 0xff
+        } else {
+            128 + (s & 0x7f)
+        }
+    }
+
+    /// The result file's one line: `wall user sys maxrss_kib wait_status`.
+    fn to_line(self) -> String {
+        format!(
+            "{} {} {} {} {}\n",
+            self.wall, self.user, self.sys, self.rss_kib, self.wait_status
+        )
+    }
+
+    fn parse(line: &str) -> Option<Measured> {
+        let mut f = line.split_whitespace();
+        let m = Measured {
+            wall: f.next()?.parse().ok()?,
+            user: f.next()?.parse().ok()?,
+            sys: f.next()?.parse().ok()?,
+            rss_kib: f.next()?.parse().ok()?,
+            wait_status: f.next()?.parse().ok()?,
+        };
+        f.next().is_none().then_some(m)
+    }
+}
+
+/// Hidden mode `bench --measure-child RESULT -- PROGRAM ARGS..`: runs PROGRAM (inheriting
+/// stdin, stdout and stderr), reaps it with `wait4` and writes its [`Measured`] line to
+/// RESULT (or `error: ..` when it could not be run).
+///
+/// Why an intermediate: on Linux, `exec` folds the high-water RSS of the image it replaces into
+/// the new program's `ru_maxrss`, and `Command` spawns with vfork semantics, so that image is
+/// the parent's own. Spawned straight from bench (tens of MB once the workloads are
+/// generated), every tool would show at least bench's RSS. This process is small (about
+/// 2 MB), so the tool's figure is its own (as with `/usr/bin/time`); the intermediate's own
+/// rusage, which carries bench's image, is ignored.
+fn measure_child(result: &Path, program: &OsString, args: &[OsString]) -> io::Result<()> {
+    let run = || -> io::Result<Measured> {
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        // A hook (which does nothing) makes std spawn with a real fork() instead of
+        // posix_spawn's vfork: the child then starts from a copy of this process's anonymous
+        // pages only (some hundred KiB), not from its whole high-water RSS, binary and
+        // libraries included (about 2 MB), and small tools are measured as `/usr/bin/time`
+        // measures them.
+        // SAFETY: the hook calls nothing, so it is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| Ok(()));
+        }
+        let t = Instant::now();
+        let child = cmd.spawn()?;
+        let (status, ru) = sys::wait_child(child.id())?;
+        let wall = t.elapsed().as_secs_f64();
+        // The child is reaped: `child` must not be waited for again (dropping it does not
+        // wait).
+        drop(child);
+        let secs = |tv: &sys::Timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+        Ok(Measured {
+            wall,
+            user: secs(&ru.ru_utime),
+            sys: secs(&ru.ru_stime),
+            rss_kib: ru.ru_maxrss as u64,
+            wait_status: status,
+        })
+    };
+    let line = match run() {
+        Ok(m) => m.to_line(),
+        Err(e) => format!("error: {}: {e}\n", Path::new(program).display()),
+    };
+    fs::write(result, line)
+}
+
+/// Runs `cmd` (stdout and stderr to `log`) and measures it: wall, user and system seconds,
+/// peak RSS (KiB), exit code (or 128 + signal). `cmd` is run and measured by a small
+/// intermediate process, `bench --measure-child` (see [`measure_child`]), which writes its
+/// figures to `LOG.rusage` (read and removed here).
 fn measure(cmd: &mut Command, log: &Path) -> io::Result<(f64, f64, f64, u64, i32)> {
     let lf = fs::File::create(log)?;
-    cmd.stdin(Stdio::null()).stdout(lf.try_clone()?).stderr(lf);
-    let t = Instant::now();
-    let child = cmd.spawn()?;
-    let (status, ru) = sys::wait_child(child.id())?;
-    let wall = t.elapsed().as_secs_f64();
-    // The child is reaped: `child` must not be waited for again (dropping it does not wait).
-    drop(child);
-    let secs = |tv: &sys::Timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    let code = if status & 0x7f == 0 {
-        (status >> 8) & 0xff
-    } else {
-        128 + (status & 0x7f)
-    };
-    Ok((
-        wall,
-        secs(&ru.ru_utime),
-        secs(&ru.ru_stime),
-        ru.ru_maxrss as u64,
-        code,
-    ))
+    let mut result = log.as_os_str().to_owned();
+    result.push(".rusage");
+    let result = PathBuf::from(result);
+    let _ = fs::remove_file(&result);
+    let mut m = Command::new(std::env::current_exe()?);
+    m.arg("--measure-child")
+        .arg(&result)
+        .arg("--")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    if let Some(d) = cmd.get_current_dir() {
+        m.current_dir(d);
+    }
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => m.env(k, v),
+            None => m.env_remove(k),
+        };
+    }
+    m.stdin(Stdio::null()).stdout(lf.try_clone()?).stderr(lf);
+    let st = m.status()?;
+    let text = fs::read_to_string(&result).unwrap_or_default();
+    let _ = fs::remove_file(&result);
+    if let Some(e) = text.strip_prefix("error: ") {
+        return Err(io::Error::other(e.trim_end().to_string()));
+    }
+    let r = Measured::parse(&text).ok_or_else(|| {
+        io::Error::other(format!(
+            "bench --measure-child for {} gave no result ({st}; see {})",
+            Path::new(cmd.get_program()).display(),
+            log.display()
+        ))
+    })?;
+    Ok((r.wall, r.user, r.sys, r.rss_kib, r.code()))
 }
 
 fn tool_command(o: &Opts, tool: Tool, g: &Generated, dir: &Path) -> Command {
@@ -1278,8 +1388,30 @@ fn run_callgrind(
 }
 
 fn main() -> ExitCode {
-    // The `--spool` baseline, run by bench itself as a child (not an option for users).
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    // The measuring intermediate between bench and every command it measures (not an option
+    // for users).
+    if args.first().is_some_and(|a| a == "--measure-child") {
+        let [_, result, dashes, program, rest @ ..] = args.as_slice() else {
+            eprintln!("bench: usage: bench --measure-child RESULT -- PROGRAM [ARGS..]");
+            return ExitCode::from(2);
+        };
+        if dashes != "--" {
+            eprintln!("bench: usage: bench --measure-child RESULT -- PROGRAM [ARGS..]");
+            return ExitCode::from(2);
+        }
+        return match measure_child(Path::new(result), program, rest) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!(
+                    "bench: --measure-child: {}: {e}",
+                    Path::new(result).display()
+                );
+                ExitCode::FAILURE
+            }
+        };
+    }
+    // The `--spool` baseline, run by bench itself as a child (not an option for users).
     if args.first().is_some_and(|a| a == "--copy-file") {
         let [_, src, dst] = args.as_slice() else {
             eprintln!("bench: usage: bench --copy-file SRC DST");
@@ -1548,6 +1680,49 @@ tcpflow: spool /x/1-ours (2)/spool.bin: 24305 records, 28790948 stream bytes, 29
         );
         assert!(!f.clean());
         assert!(SpoolFigures::parse(log, Path::new("/other")).is_none());
+    }
+
+    #[test]
+    fn measured_line_round_trips() {
+        let m = Measured {
+            wall: 0.123456789,
+            user: 0.05,
+            sys: 1.5,
+            rss_kib: 7168,
+            wait_status: 3 << 8,
+        };
+        assert_eq!(Measured::parse(&m.to_line()), Some(m));
+        assert_eq!(m.code(), 3);
+        assert_eq!(
+            Measured {
+                wait_status: 9,
+                ..m
+            }
+            .code(),
+            128 + 9
+        );
+        assert_eq!(Measured::parse("0.1 0 0 12"), None);
+        assert_eq!(Measured::parse("0.1 0 0 12 0 7"), None);
+        assert_eq!(Measured::parse("error: x: not found"), None);
+    }
+
+    #[test]
+    fn measure_child_writes_the_result() {
+        let dir = std::env::temp_dir().join(format!("bench-measure-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let res = dir.join("r");
+        let sh = OsString::from("sh");
+        measure_child(&res, &sh, &["-c".into(), "exit 3".into()]).unwrap();
+        let m = Measured::parse(&fs::read_to_string(&res).unwrap()).expect("a result line");
+        assert_eq!(m.code(), 3);
+        assert!(m.wall > 0.0 && m.rss_kib > 0);
+        measure_child(&res, &sh, &["-c".into(), "kill -9 $$".into()]).unwrap();
+        let m = Measured::parse(&fs::read_to_string(&res).unwrap()).expect("a result line");
+        assert_eq!(m.code(), 128 + 9);
+        measure_child(&res, &OsString::from("/nonexistent/tool"), &[]).unwrap();
+        let t = fs::read_to_string(&res).unwrap();
+        assert!(t.starts_with("error: /nonexistent/tool: "), "{t}");
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
