@@ -3,8 +3,9 @@
 //! system calls are most of a run's time when flows are short, so the thread that decodes and
 //! reassembles goes on while another core does them.
 //!
-//! Jobs go through a small bounded queue (the decoding thread waits when the writer is
-//! behind, so memory stays bounded: at most [`QUEUE`] buffers in flight). A failure is
+//! Jobs go in batches of [`BATCH`] through a small bounded queue (the decoding thread waits
+//! when the writer is behind, so memory stays bounded: at most [`QUEUE`] buffers in flight;
+//! batches, because waking the other thread for every file cost a futex call or two each). A failure is
 //! recorded and seen by the caller's next [`Finisher::failed`] check, and every message is
 //! handed back by [`Finisher::wait`].
 
@@ -21,7 +22,9 @@ use std::time::SystemTime;
 use crate::input::io_message;
 
 /// Jobs waiting at most (each holds one direction's last buffer, at most `dir_buffer`).
-pub const QUEUE: usize = 32;
+pub const QUEUE: usize = 64;
+/// Jobs handed over at a time.
+pub const BATCH: usize = 16;
 
 /// One direction's last write.
 #[derive(Debug)]
@@ -60,7 +63,9 @@ impl Shared {
 /// The writer thread and its queue.
 #[derive(Debug)]
 pub struct Finisher {
-    tx: Option<SyncSender<FinalWrite>>,
+    tx: Option<SyncSender<Vec<FinalWrite>>>,
+    /// Jobs not handed over yet.
+    batch: Vec<FinalWrite>,
     thread: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
     file_mode: u32,
@@ -71,18 +76,21 @@ impl Finisher {
     /// be started), jobs are done by the caller.
     pub fn new(file_mode: u32) -> Finisher {
         let shared = Arc::new(Shared::default());
-        let (tx, rx) = sync_channel::<FinalWrite>(QUEUE);
+        let (tx, rx) = sync_channel::<Vec<FinalWrite>>(QUEUE / BATCH - 1);
         let sh = shared.clone();
         let thread = std::thread::Builder::new()
             .name("finish-files".into())
             .spawn(move || {
-                for job in rx {
-                    perform(job, file_mode, &sh);
+                for batch in rx {
+                    for job in batch {
+                        perform(job, file_mode, &sh);
+                    }
                 }
             })
             .ok();
         Finisher {
             tx: thread.as_ref().map(|_| tx),
+            batch: Vec::with_capacity(BATCH),
             thread,
             shared,
             file_mode,
@@ -93,6 +101,7 @@ impl Finisher {
     pub fn inline(file_mode: u32) -> Finisher {
         Finisher {
             tx: None,
+            batch: Vec::new(),
             thread: None,
             shared: Arc::default(),
             file_mode,
@@ -101,15 +110,33 @@ impl Finisher {
 
     /// Queues a job (waits while the queue is full).
     pub fn submit(&mut self, job: FinalWrite) {
-        let job = match &self.tx {
-            Some(tx) => match tx.send(job) {
+        if self.tx.is_none() {
+            perform(job, self.file_mode, &self.shared);
+            return;
+        }
+        self.batch.push(job);
+        if self.batch.len() >= BATCH {
+            self.hand_over();
+        }
+    }
+
+    /// Sends the pending batch to the thread (or does it here if the thread is gone).
+    fn hand_over(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        let batch = match &self.tx {
+            Some(tx) => match tx.send(batch) {
                 Ok(()) => return,
-                // The thread is gone (it panicked): do it here.
+                // The thread is gone (it panicked): do them here.
                 Err(e) => e.0,
             },
-            None => job,
+            None => batch,
         };
-        perform(job, self.file_mode, &self.shared);
+        for job in batch {
+            perform(job, self.file_mode, &self.shared);
+        }
     }
 
     /// Whether a job failed (cheap: for the per-packet stop check).
@@ -119,6 +146,7 @@ impl Finisher {
 
     /// Waits for every queued job; returns the failures' messages, oldest first.
     pub fn wait(&mut self) -> Vec<String> {
+        self.hand_over();
         self.tx = None;
         if let Some(t) = self.thread.take() {
             if t.join().is_err() {
