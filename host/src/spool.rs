@@ -115,127 +115,6 @@ pub struct FileSpool {
     path: PathBuf,
     segment_size: u32,
     segment_count: u32,
-    /// Writes go through a second thread (started at the first write), so that the thread
-    /// that decodes, reassembles and checksums goes on while another core writes.
-    behind: Option<WriteBehind>,
-}
-
-/// Bytes written by the spool at a time are at most this (the writer's buffer); the queue
-/// holds at most [`WRITE_QUEUE`] of them.
-const WRITE_QUEUE: usize = 8;
-
-enum Job {
-    Write(u64, Vec<u8>),
-    /// Answers once every write before it is done.
-    Barrier(std::sync::mpsc::SyncSender<()>),
-}
-
-/// The writing thread of a [`FileSpool`]: writes in order; the first failure is kept and
-/// returned by the next operation (reads and syncs first wait for the queue to empty).
-struct WriteBehind {
-    tx: Option<std::sync::mpsc::SyncSender<Job>>,
-    spare: std::sync::mpsc::Receiver<Vec<u8>>,
-    error: std::sync::Arc<std::sync::Mutex<Option<StorageError>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl fmt::Debug for WriteBehind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("WriteBehind")
-    }
-}
-
-impl WriteBehind {
-    fn start(file: File) -> io::Result<WriteBehind> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(WRITE_QUEUE);
-        let (spare_tx, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(WRITE_QUEUE + 2);
-        let error = std::sync::Arc::new(std::sync::Mutex::new(None::<StorageError>));
-        let err = error.clone();
-        let thread = std::thread::Builder::new()
-            .name("spool-write".into())
-            .spawn(move || {
-                for job in rx {
-                    match job {
-                        Job::Write(offset, data) => {
-                            let failed = err.lock().map(|e| e.is_some()).unwrap_or(true);
-                            if !failed {
-                                if let Err(e) = file.write_all_at(&data, offset) {
-                                    if let Ok(mut slot) = err.lock() {
-                                        *slot = Some(StorageError {
-                                            op: "writing",
-                                            offset,
-                                            err: e,
-                                        });
-                                    }
-                                }
-                            }
-                            let _ = spare_tx.try_send(data);
-                        }
-                        Job::Barrier(ack) => {
-                            let _ = ack.send(());
-                        }
-                    }
-                }
-            })?;
-        Ok(WriteBehind {
-            tx: Some(tx),
-            spare,
-            error,
-            thread: Some(thread),
-        })
-    }
-
-    fn failure(&self) -> Result<(), StorageError> {
-        match self.error.lock() {
-            Ok(mut e) => e.take().map_or(Ok(()), Err),
-            Err(_) => Err(StorageError {
-                op: "writing",
-                offset: 0,
-                err: io::Error::other("the spool's writing thread failed"),
-            }),
-        }
-    }
-
-    fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), StorageError> {
-        self.failure()?;
-        let mut v = self.spare.try_recv().unwrap_or_default();
-        v.clear();
-        v.extend_from_slice(data);
-        let sent = self
-            .tx
-            .as_ref()
-            .is_some_and(|tx| tx.send(Job::Write(offset, v)).is_ok());
-        if sent {
-            Ok(())
-        } else {
-            Err(StorageError {
-                op: "writing",
-                offset,
-                err: io::Error::other("the spool's writing thread failed"),
-            })
-        }
-    }
-
-    /// Waits until every queued write is done; the first failure, if any.
-    fn drain(&mut self) -> Result<(), StorageError> {
-        let (ack_tx, ack) = std::sync::mpsc::sync_channel(1);
-        if let Some(tx) = &self.tx {
-            if tx.send(Job::Barrier(ack_tx)).is_ok() {
-                let _ = ack.recv();
-            }
-        }
-        self.failure()
-    }
-}
-
-impl Drop for WriteBehind {
-    fn drop(&mut self) {
-        // Queued writes are done before the file is let go.
-        self.tx = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 impl FileSpool {
@@ -289,15 +168,6 @@ impl SpoolStorage for FileSpool {
 
     fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), StorageError> {
         self.check("writing", offset, data.len())?;
-        if self.behind.is_none() {
-            // Without a second descriptor or thread, writes are done here.
-            if let Ok(f) = self.file.try_clone() {
-                self.behind = WriteBehind::start(f).ok();
-            }
-        }
-        if let Some(b) = &mut self.behind {
-            return b.write(offset, data);
-        }
         self.file
             .write_all_at(data, offset)
             .map_err(|err| StorageError {
@@ -309,9 +179,6 @@ impl SpoolStorage for FileSpool {
 
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
         self.check("reading", offset, buf.len())?;
-        if let Some(b) = &mut self.behind {
-            b.drain()?;
-        }
         let mut n = 0;
         while n < buf.len() {
             match self.file.read_at(&mut buf[n..], offset + n as u64) {
@@ -335,9 +202,6 @@ impl SpoolStorage for FileSpool {
     }
 
     fn sync(&mut self) -> Result<(), StorageError> {
-        if let Some(b) = &mut self.behind {
-            b.drain()?;
-        }
         self.file.sync_data().map_err(|err| StorageError {
             op: "syncing",
             offset: 0,
@@ -368,7 +232,6 @@ fn valid_segments(file: &File, path: &Path, seg: u32, count: u64) -> Result<u32,
         path: path.to_path_buf(),
         segment_size: seg,
         segment_count: count.min(u64::from(u32::MAX)) as u32,
-        behind: None,
     };
     let mut r = SpoolReader::new(storage)
         .map_err(|e| format!("{}: spool geometry refused: {e:?}", path.display()))?;
@@ -552,7 +415,6 @@ pub fn open_for_writing(path: &Path, size: u64) -> Result<(FileSpool, Opened), S
             path: path.to_path_buf(),
             segment_size,
             segment_count: count as u32,
-            behind: None,
         },
         opened,
     ))
@@ -691,7 +553,6 @@ pub fn open_for_reading(path: &Path) -> Result<FileSpool, String> {
         path: path.to_path_buf(),
         segment_size,
         segment_count: count,
-        behind: None,
     })
 }
 
