@@ -25,6 +25,9 @@ use crate::input::io_message;
 pub const QUEUE: usize = 64;
 /// Jobs handed over at a time.
 pub const BATCH: usize = 16;
+/// Directions finished by the caller before the thread starts: a small capture costs no
+/// thread (and qemu-user 7.2, used to test the cross builds, hangs in thread creation).
+pub const INLINE_JOBS: usize = 256;
 
 /// One direction's last write.
 #[derive(Debug)]
@@ -66,18 +69,30 @@ pub struct Finisher {
     tx: Option<SyncSender<Vec<FinalWrite>>>,
     /// Jobs not handed over yet.
     batch: Vec<FinalWrite>,
+    /// The thread is started after [`INLINE_JOBS`] jobs.
+    lazy: bool,
+    /// Jobs done inline so far.
+    done: usize,
     thread: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
     file_mode: u32,
 }
 
 impl Finisher {
-    /// Starts the thread; files are created with `file_mode`. Without a thread (it could not
-    /// be started), jobs are done by the caller.
+    /// A finisher whose thread starts once a run has finished [`INLINE_JOBS`] directions
+    /// (a small capture never starts it); files are created with `file_mode`.
     pub fn new(file_mode: u32) -> Finisher {
-        let shared = Arc::new(Shared::default());
+        let mut f = Finisher::inline(file_mode);
+        f.lazy = true;
+        f
+    }
+
+    /// Starts the thread (without one, jobs are done by the caller).
+    fn start(&mut self) {
+        self.lazy = false;
         let (tx, rx) = sync_channel::<Vec<FinalWrite>>(QUEUE / BATCH - 1);
-        let sh = shared.clone();
+        let sh = self.shared.clone();
+        let file_mode = self.file_mode;
         let thread = std::thread::Builder::new()
             .name("finish-files".into())
             .spawn(move || {
@@ -88,13 +103,10 @@ impl Finisher {
                 }
             })
             .ok();
-        Finisher {
-            tx: thread.as_ref().map(|_| tx),
-            batch: Vec::with_capacity(BATCH),
-            thread,
-            shared,
-            file_mode,
+        if thread.is_some() {
+            self.tx = Some(tx);
         }
+        self.thread = thread;
     }
 
     /// A finisher without a thread: [`Finisher::submit`] does the job at once.
@@ -102,6 +114,8 @@ impl Finisher {
         Finisher {
             tx: None,
             batch: Vec::new(),
+            lazy: false,
+            done: 0,
             thread: None,
             shared: Arc::default(),
             file_mode,
@@ -110,7 +124,11 @@ impl Finisher {
 
     /// Queues a job (waits while the queue is full).
     pub fn submit(&mut self, job: FinalWrite) {
+        if self.lazy && self.done >= INLINE_JOBS {
+            self.start();
+        }
         if self.tx.is_none() {
+            self.done += 1;
             perform(job, self.file_mode, &self.shared);
             return;
         }
