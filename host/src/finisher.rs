@@ -296,6 +296,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tcpflow-finisher-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut fin = Finisher::new(0o644);
+        // The thread itself, not the inline start of a small run.
+        fin.start();
         let mtime = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
         for i in 0..100u8 {
             fin.submit(FinalWrite {
