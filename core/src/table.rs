@@ -108,7 +108,7 @@ pub(crate) struct FlowTable<'s> {
 }
 
 /// Entries of [`FlowTable::recent`] (a power of two).
-const RECENT: usize = 64;
+const RECENT: usize = 256;
 
 /// The [`FlowTable::recent`] entry of a 4-tuple: the same for both directions.
 #[inline]
@@ -120,7 +120,8 @@ fn recent_index(src: Addr, sport: u16, dst: Addr, dport: u16) -> usize {
         }
     }
     let x = fold(src) ^ fold(dst) ^ (sport ^ dport) as u32;
-    (x.wrapping_mul(0x9e37_79b1) >> (32 - RECENT.trailing_zeros())) as usize
+    // The first of a pair of entries (two-way: see `FlowTable::remember`).
+    (x.wrapping_mul(0x9e37_79b1) >> (32 - RECENT.trailing_zeros())) as usize & !1
 }
 
 /// The packed words of a canonical (lower endpoint first) flow key, and whether the packet's
@@ -198,10 +199,17 @@ impl<'s> FlowTable<'s> {
         let index = &mut index[..ilen];
         // Usually already zero (a fresh allocation): reading it costs far less than writing,
         // and leaves untouched pages unallocated.
-        if index
-            .chunks(256)
-            .any(|c| c.iter().fold(0, |a, &e| a | e) != 0)
-        {
+        if index.chunks(4096).any(|c| {
+            // Eight lanes ORed independently so the compiler vectorises the loop.
+            let mut lanes = [0u32; 8];
+            for w in c.chunks_exact(8) {
+                for (l, &e) in lanes.iter_mut().zip(w) {
+                    *l |= e;
+                }
+            }
+            let tail = c.chunks_exact(8).remainder().iter();
+            lanes.iter().chain(tail).any(|&e| e != 0)
+        }) {
             index.fill(0);
         }
         let n = slots.len().min(ilen / 2).min(NIL as usize - 1);
@@ -241,13 +249,16 @@ impl<'s> FlowTable<'s> {
         vlans: &Vlans,
     ) -> (Option<(u32, Dir)>, u32) {
         let r = recent_index(src, sport, dst, dport);
-        let hint = self.recent[r];
-        if let Some(s) = self.slots.get(hint as usize) {
-            if s.state != SlotState::Free {
-                if let Some(d) = direction(&s.info.key, src, sport, dst, dport, vlans) {
-                    return (Some((hint, d)), s.hash);
-                }
+        let hit = |hint: u32| {
+            let s = self.slots.get(hint as usize)?;
+            if s.state == SlotState::Free {
+                return None;
             }
+            let d = direction(&s.info.key, src, sport, dst, dport, vlans)?;
+            Some((Some((hint, d)), s.hash))
+        };
+        if let Some(found) = hit(self.recent[r]).or_else(|| hit(self.recent[r + 1])) {
+            return found;
         }
         let words = key_words(src, sport, dst, dport, vlans);
         let h = siphash13(self.key, &words) as u32;
@@ -263,11 +274,20 @@ impl<'s> FlowTable<'s> {
             let s = &self.slots[(e - 1) as usize];
             if s.hash == h {
                 if let Some(d) = direction(&s.info.key, src, sport, dst, dport, vlans) {
-                    self.recent[r] = e - 1;
+                    self.remember(r, e - 1);
                     return (Some((e - 1, d)), h);
                 }
             }
             i = (i + 1) & self.mask;
+        }
+    }
+
+    /// Puts slot `i` first in the pair of recent entries at `r`; the other one keeps the
+    /// flow that was first (two busy flows whose keys fall on the same pair both hit).
+    fn remember(&mut self, r: usize, i: u32) {
+        if self.recent[r] != i {
+            self.recent[r + 1] = self.recent[r];
+            self.recent[r] = i;
         }
     }
 
@@ -317,7 +337,7 @@ impl<'s> FlowTable<'s> {
         }
         self.push_front(i, Which::Open);
         let k = &self.slots[i as usize].info.key;
-        self.recent[recent_index(k.addr[0], k.port[0], k.addr[1], k.port[1])] = i;
+        self.remember(recent_index(k.addr[0], k.port[0], k.addr[1], k.port[1]), i);
     }
 
     /// Marks slot `i` active: front of its list.
@@ -331,10 +351,30 @@ impl<'s> FlowTable<'s> {
             Which::Open => &self.open,
             Which::Closed => &self.closed,
         };
-        if list.head != i {
-            self.unlink(i, which);
-            self.push_front(i, which);
+        if list.head == i {
+            return;
         }
+        // Not the head, so it has a predecessor and the list a head: a move to the front
+        // without unlink's and push_front's general cases (this runs for most packets).
+        let (p, n) = {
+            let s = &self.slots[i as usize];
+            (s.prev, s.next)
+        };
+        debug_assert!(p != NIL);
+        self.slots[p as usize].next = n;
+        let list = self.list(which);
+        let head = list.head;
+        list.head = i;
+        if n == NIL {
+            list.tail = p;
+        }
+        if n != NIL {
+            self.slots[n as usize].prev = p;
+        }
+        self.slots[head as usize].prev = i;
+        let s = &mut self.slots[i as usize];
+        s.prev = NIL;
+        s.next = head;
     }
 
     /// Moves an open flow to the closed list.
