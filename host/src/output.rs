@@ -324,7 +324,18 @@ impl Output {
         }
     }
 
+    #[inline]
     fn flow_mut(&mut self, slot: u32) -> &mut FlowOut {
+        let i = slot as usize;
+        if matches!(self.flows.get(i), Some(Some(_))) {
+            return self.flows[i].as_mut().expect("checked above");
+        }
+        self.adopt(slot)
+    }
+
+    /// `flow_mut` for a slot without a flow yet.
+    #[cold]
+    fn adopt(&mut self, slot: u32) -> &mut FlowOut {
         let i = slot as usize;
         if i >= self.flows.len() {
             self.flows.resize_with(i + 1, || None);
@@ -895,6 +906,8 @@ impl Sink for Output {
 
     fn data(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
         let max = self.cfg.max_bytes;
+        let cap = self.cfg.limits.dir_buffer;
+        let healthy = self.fatal.is_none();
         let f = self.flow_mut(flow.slot);
         if f.suppressed {
             return;
@@ -902,6 +915,19 @@ impl Sink for Output {
         let d = &mut f.dirs[dir.index()];
         d.end = d.end.max(offset + data.len() as u64);
         let (kept, cut) = clip(max, offset, data);
+        // The common case: in-order bytes that fit the direction's buffer as allocated. The
+        // memory counted does not change, so there is nothing else to do (`append` would
+        // do the same).
+        if cut == 0
+            && healthy
+            && d.path.is_some()
+            && !d.buf.is_empty()
+            && d.buf_off + d.buf.len() as u64 == offset
+            && d.buf.len() + kept.len() <= d.buf.capacity().min(cap)
+        {
+            d.buf.extend_from_slice(kept);
+            return;
+        }
         d.truncated += cut;
         self.host.truncated_bytes += cut;
         if kept.is_empty() || self.fatal.is_some() {
