@@ -264,7 +264,7 @@ impl<'s> Engine<'s> {
         sink: &mut S,
     ) -> Result<Outcome, DecodeError> {
         self.stats.decode.frames += 1;
-        let pkt = match decode::decode_ip(link, frame) {
+        let mut pkt = match decode::decode_ip(link, frame) {
             Ok(p) => p,
             Err(e) => return self.refuse(e),
         };
@@ -273,7 +273,6 @@ impl<'s> Engine<'s> {
             self.tracker
                 .expire_idle(self.now, &mut self.stats.flow, sink);
         }
-        let mut pkt = pkt;
         let (protocol, payload, claimed) = if pkt.fragment.is_some() {
             match self.defrag.push(ts, &pkt, &mut self.stats.frag) {
                 None => return Ok(Outcome::FragmentHeld),
