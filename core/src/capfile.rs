@@ -575,6 +575,7 @@ impl CapFile {
     /// the whole rest of the file. After a [`Step::Record`] or [`Step::Skip`], call again
     /// with the bytes after `consumed`; after [`Step::NeedMore`], with more bytes (or with
     /// `eof`). An error is final.
+    #[inline]
     pub fn next<'a>(&mut self, buf: &'a [u8], eof: bool) -> Result<Step<'a>, CapError> {
         match self.kind {
             Kind::Pcap {
@@ -587,6 +588,7 @@ impl CapFile {
         }
     }
 
+    #[inline]
     fn next_pcap<'a>(
         &mut self,
         buf: &'a [u8],

@@ -401,6 +401,7 @@ impl Run<'_> {
     }
 
     /// One packet: `origlen` bytes on the wire, `data` captured.
+    #[inline]
     fn packet(&mut self, link: LinkType, ts: Timestamp, origlen: u32, data: &[u8]) {
         self.out.host_mut().packets_read += 1;
         let processed = matches!(
