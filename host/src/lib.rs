@@ -15,6 +15,7 @@
 //! - [`privs`] - dropping root for `-U` and `-z`;
 //! - [`spool`] - `--spool`: the core's flash spool over a file or block device, and the sink
 //!   that spools the engine's events; [`spoolcmd`] - `--spool-export` and `--spool-summary`;
+//! - [`crc`] - the CPU's CRC-32C for the spool writer;
 //! - [`budget`] - sizing from defaults or from one RAM budget (`--memory`);
 //! - [`run`] - one run from start to exit status.
 //!
@@ -22,6 +23,7 @@
 
 pub mod budget;
 pub mod cli;
+pub mod crc;
 pub mod filecache;
 pub mod filter;
 pub mod finisher;

@@ -115,6 +115,8 @@ pub struct FileSpool {
     path: PathBuf,
     segment_size: u32,
     segment_count: u32,
+    /// The CPU's CRC-32C when it has one (see [`crate::crc`]).
+    crc: crate::crc::CrcFn,
 }
 
 impl FileSpool {
@@ -201,6 +203,10 @@ impl SpoolStorage for FileSpool {
         Ok(())
     }
 
+    fn crc32c_update(&self, crc: u32, bytes: &[u8]) -> u32 {
+        (self.crc)(crc, bytes)
+    }
+
     fn sync(&mut self) -> Result<(), StorageError> {
         self.file.sync_data().map_err(|err| StorageError {
             op: "syncing",
@@ -232,6 +238,7 @@ fn valid_segments(file: &File, path: &Path, seg: u32, count: u64) -> Result<u32,
         path: path.to_path_buf(),
         segment_size: seg,
         segment_count: count.min(u64::from(u32::MAX)) as u32,
+        crc: crate::crc::best(),
     };
     let mut r = SpoolReader::new(storage)
         .map_err(|e| format!("{}: spool geometry refused: {e:?}", path.display()))?;
@@ -415,6 +422,7 @@ pub fn open_for_writing(path: &Path, size: u64) -> Result<(FileSpool, Opened), S
             path: path.to_path_buf(),
             segment_size,
             segment_count: count as u32,
+            crc: crate::crc::best(),
         },
         opened,
     ))
@@ -553,6 +561,7 @@ pub fn open_for_reading(path: &Path) -> Result<FileSpool, String> {
         path: path.to_path_buf(),
         segment_size,
         segment_count: count,
+        crc: crate::crc::best(),
     })
 }
 

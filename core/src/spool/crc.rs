@@ -47,33 +47,44 @@ impl Crc {
         Crc(!0)
     }
 
-    pub(crate) fn update(mut self, bytes: &[u8]) -> Self {
-        let t = &TABLES;
-        let mut c = self.0;
-        let mut chunks = bytes.chunks_exact(8);
-        for ch in &mut chunks {
-            // Little-endian loads whatever the target: the CRC is defined on the byte order.
-            let lo = c ^ u32::from_le_bytes([ch[0], ch[1], ch[2], ch[3]]);
-            let hi = u32::from_le_bytes([ch[4], ch[5], ch[6], ch[7]]);
-            c = t[7][(lo & 0xff) as usize]
-                ^ t[6][((lo >> 8) & 0xff) as usize]
-                ^ t[5][((lo >> 16) & 0xff) as usize]
-                ^ t[4][(lo >> 24) as usize]
-                ^ t[3][(hi & 0xff) as usize]
-                ^ t[2][((hi >> 8) & 0xff) as usize]
-                ^ t[1][((hi >> 16) & 0xff) as usize]
-                ^ t[0][(hi >> 24) as usize];
-        }
-        for &b in chunks.remainder() {
-            c = TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
-        }
-        self.0 = c;
-        self
+    pub(crate) fn update(self, bytes: &[u8]) -> Self {
+        Crc(crc32c_update(self.0, bytes))
+    }
+
+    /// Continues with the register value an accelerated implementation left.
+    pub(crate) fn update_with(self, bytes: &[u8], f: impl Fn(u32, &[u8]) -> u32) -> Self {
+        Crc(f(self.0, bytes))
     }
 
     pub(crate) const fn finish(self) -> u32 {
         !self.0
     }
+}
+
+/// One step of CRC-32C on the register value `c` (the running value before the final
+/// inversion; a fresh CRC starts from `!0`). This is what the CPU instructions compute
+/// (`crc32` on x86-64 with SSE4.2, `crc32c*` on ARMv8), so a host may substitute them
+/// through [`SpoolStorage::crc32c_update`](super::SpoolStorage::crc32c_update).
+pub fn crc32c_update(mut c: u32, bytes: &[u8]) -> u32 {
+    let t = &TABLES;
+    let mut chunks = bytes.chunks_exact(8);
+    for ch in &mut chunks {
+        // Little-endian loads whatever the target: the CRC is defined on the byte order.
+        let lo = c ^ u32::from_le_bytes([ch[0], ch[1], ch[2], ch[3]]);
+        let hi = u32::from_le_bytes([ch[4], ch[5], ch[6], ch[7]]);
+        c = t[7][(lo & 0xff) as usize]
+            ^ t[6][((lo >> 8) & 0xff) as usize]
+            ^ t[5][((lo >> 16) & 0xff) as usize]
+            ^ t[4][(lo >> 24) as usize]
+            ^ t[3][(hi & 0xff) as usize]
+            ^ t[2][((hi >> 8) & 0xff) as usize]
+            ^ t[1][((hi >> 16) & 0xff) as usize]
+            ^ t[0][(hi >> 24) as usize];
+    }
+    for &b in chunks.remainder() {
+        c = TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
+    }
+    c
 }
 
 #[cfg(test)]

@@ -62,6 +62,7 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
+pub use crc::crc32c_update;
 pub use format::{MAX_DATA, MAX_RECORD, SEGMENT_HEADER_LEN};
 pub use reader::{ReplayFlow, SpoolInfo, SpoolReader, Summary};
 pub use writer::{SpoolFlow, SpoolStats, SpoolWriter};
@@ -89,6 +90,13 @@ pub trait SpoolStorage {
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), Self::Error>;
     /// Makes what was written durable (a file's fsync; nothing for NOR).
     fn sync(&mut self) -> Result<(), Self::Error>;
+    /// One step of the records' CRC-32C, as [`crc32c_update`] computes it. The writer
+    /// checksums every byte it stores, so a host whose CPU has a CRC-32C instruction may
+    /// use it here (the core has no `unsafe`, which the intrinsics need); it must give the
+    /// same values. The reader always uses [`crc32c_update`].
+    fn crc32c_update(&self, crc: u32, bytes: &[u8]) -> u32 {
+        crc32c_update(crc, bytes)
+    }
 }
 
 impl<S: SpoolStorage + ?Sized> SpoolStorage for &mut S {
@@ -113,6 +121,9 @@ impl<S: SpoolStorage + ?Sized> SpoolStorage for &mut S {
     }
     fn sync(&mut self) -> Result<(), Self::Error> {
         (**self).sync()
+    }
+    fn crc32c_update(&self, crc: u32, bytes: &[u8]) -> u32 {
+        (**self).crc32c_update(crc, bytes)
     }
 }
 
