@@ -828,8 +828,6 @@ pub fn run(o: Options) -> Result<i32, String> {
     let mut frag_slots = vec![FragSlot::EMPTY; o.frag_slots];
     let mut frag_arena = vec![0u8; o.frag_slots * o.frag_slot_bytes];
     let spooling = spool_storage.is_some();
-    let mut spool_buf = vec![0u8; if spooling { budget::SPOOL_BUFFER } else { 0 }];
-    let mut spool_flows = zeroed_box::<SpoolFlow>(if spooling { n } else { 0 });
     let sizing = budget::Sizing {
         max_flows: o.max_flows,
         pool_blocks: o.pool_blocks,
@@ -837,6 +835,8 @@ pub fn run(o: Options) -> Result<i32, String> {
         frag_slot_bytes: o.frag_slot_bytes,
         buffer_bytes: o.buffer_bytes,
     };
+    let mut spool_buf = vec![0u8; if spooling { sizing.spool_buffer() } else { 0 }];
+    let mut spool_flows = zeroed_box::<SpoolFlow>(if spooling { n } else { 0 });
     let config = Config {
         idle_timeout_ns: o.idle_timeout_secs.saturating_mul(1_000_000_000),
         overlap: match o.overlap {
@@ -863,7 +863,7 @@ pub fn run(o: Options) -> Result<i32, String> {
             o.frag_slots,
             mib(o.frag_slots * (std::mem::size_of::<FragSlot>() + o.frag_slot_bytes)),
             mib(if spooling {
-                budget::SPOOL_BUFFER
+                sizing.spool_buffer()
             } else {
                 o.buffer_bytes
             }),
@@ -1099,7 +1099,7 @@ fn capacities_group(s: &budget::Sizing, memory: Option<u64>, spool: bool) -> Gro
             (
                 "buffer_bytes",
                 if spool {
-                    budget::SPOOL_BUFFER as u64
+                    s.spool_buffer() as u64
                 } else {
                     s.buffer_bytes as u64
                 },
