@@ -715,21 +715,22 @@ impl Output {
     /// Finishes a direction's file: last bytes, length (a trailing gap is a hole), time.
     fn close_dir(&mut self, flow: &FlowInfo, dir: Dir) -> Option<(PathBuf, u64)> {
         let slot = flow.slot;
-        let (file_len, path) = {
-            let d = &self.flows[slot as usize].as_ref()?.dirs[dir.index()];
-            let len = match self.cfg.max_bytes {
-                Some(m) => d.end.min(m),
-                None => d.end,
-            };
-            (len, d.path.clone())
-        };
-        let path = path?;
         if self.console.is_some() {
             return None;
         }
+        let max_bytes = self.cfg.max_bytes;
+        let (file_len, path) = {
+            // The direction ends here: its name moves to the caller (the report).
+            let d = &mut self.flows[slot as usize].as_mut()?.dirs[dir.index()];
+            let len = match max_bytes {
+                Some(m) => d.end.min(m),
+                None => d.end,
+            };
+            (len, d.path.take()?)
+        };
         let k = key(slot, dir);
         let file = self.cache.remove(k);
-        let outdir = self.cfg.outdir.clone();
+        let full_path = self.cfg.outdir.join(&path);
         let (job, size) = {
             let d = &mut self.flows[slot as usize].as_mut().expect("open flow").dirs[dir.index()];
             let create = !d.created;
@@ -759,7 +760,7 @@ impl Output {
             let size = d.written_end.max(file_len);
             let job = FinalWrite {
                 file,
-                path: outdir.join(&path),
+                path: full_path,
                 create,
                 make_parent: path.parent().is_some_and(|p| !p.as_os_str().is_empty()),
                 buf,
