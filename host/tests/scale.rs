@@ -102,3 +102,105 @@ fn two_hundred_thousand_concurrent_flows_under_ulimit_1024() {
     );
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// More open data than the buffers hold (`--buffer-mb 1`), with the data of each direction
+/// in two rounds and retransmissions after the first was written: files written early on
+/// the finishing thread, then again, compared where they came again, every byte and time right.
+#[test]
+fn more_open_data_than_buffers_is_written_early_and_right() {
+    const N: u32 = 6_000;
+    let d = tmp("budget");
+    let cap = d.join("c.pcap");
+    let s_end = server();
+    let mut p = Pcap::new();
+    let syn_us = |i: u32| 1_000_000_000_000 + u64::from(i) * 1_000_000;
+    let msg = |i: u32, what: &str| format!("{what} of flow {i}: {}\n", "x".repeat(80)).into_bytes();
+    for i in 0..N {
+        p.tcp(syn_us(i), client(i), s_end, 999, 0, SYN, b"");
+        p.tcp(syn_us(i), s_end, client(i), 8999, 1000, SYN | ACK, b"");
+    }
+    let mut t = syn_us(N);
+    let (mut cseq, mut sseq) = (vec![1000u32; N as usize], vec![9000u32; N as usize]);
+    for round in ["first", "second"] {
+        for i in 0..N {
+            t += 1;
+            let k = i as usize;
+            let (a, b) = (
+                msg(i, &format!("client {round}")),
+                msg(i, &format!("server {round}")),
+            );
+            p.tcp(t, client(i), s_end, cseq[k], sseq[k], ACK | PSH, &a);
+            cseq[k] += a.len() as u32;
+            p.tcp(t, s_end, client(i), sseq[k], cseq[k], ACK | PSH, &b);
+            sseq[k] += b.len() as u32;
+        }
+        // The first round again for some flows, after it was written: the same bytes, or
+        // (every 50th) different ones, a conflict the report counts.
+        if round == "first" {
+            for i in (0..N).step_by(7) {
+                t += 1;
+                let mut a = msg(i, "client first");
+                if i % 50 == 0 {
+                    a[0] = b'C';
+                }
+                p.tcp(t, client(i), s_end, 1000, 9000, ACK | PSH, &a);
+            }
+        }
+    }
+    for i in 0..N {
+        t += 1;
+        let k = i as usize;
+        p.tcp(t, client(i), s_end, cseq[k], sseq[k], FIN | ACK, b"");
+        p.tcp(t, s_end, client(i), sseq[k], cseq[k] + 1, FIN | ACK, b"");
+    }
+    p.write(&cap);
+    drop(p);
+    let out = d.join("out");
+    let o = bin()
+        .args(["-q", "--buffer-mb", "1", "-r"])
+        .arg(&cap)
+        .arg("-o")
+        .arg(&out)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let report = std::fs::read_to_string(out.join("report.xml")).unwrap();
+    assert!(
+        !report.contains("buffer_budget_flushes='0'"),
+        "the buffers overflowed"
+    );
+    for i in 0..N {
+        let c = client(i);
+        let want = |who: &str| {
+            [
+                msg(i, &format!("{who} first")),
+                msg(i, &format!("{who} second")),
+            ]
+            .concat()
+        };
+        let cf = out.join(name(c, s_end));
+        assert_eq!(std::fs::read(&cf).unwrap(), want("client"), "flow {i}");
+        assert_eq!(
+            std::fs::read(out.join(name(s_end, c))).unwrap(),
+            want("server"),
+            "flow {i}"
+        );
+        let mtime = std::fs::metadata(&cf).unwrap().modified().unwrap();
+        let secs = mtime
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert_eq!(secs, syn_us(i) / 1_000_000, "time of flow {i}");
+    }
+    let conflicts = N.div_ceil(350) as usize; // i % 7 == 0 and i % 50 == 0
+    let with_conflicts = report
+        .lines()
+        .filter(|l| l.contains("<tcpflow ") && !l.contains("conflict_bytes='0'"))
+        .count();
+    assert_eq!(
+        with_conflicts, conflicts,
+        "directions with conflicting bytes"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
