@@ -422,24 +422,25 @@ pub(crate) fn encode_close(c: &CloseRec) -> [u8; CLOSE_FIXED] {
 }
 
 /// The record header for a record of `len` bytes whose body is `parts` in order; the CRC
-/// steps by `update` (the storage's [`SpoolStorage::crc32c_update`]).
-pub(crate) fn record_header(
+/// steps by the storage's [`SpoolStorage::crc32c_update`].
+pub(crate) fn record_header<S: SpoolStorage + ?Sized>(
+    storage: &S,
     seq: u64,
     typ: u8,
     flags: u8,
     len: u16,
     parts: &[&[u8]],
-    update: impl Fn(u32, &[u8]) -> u32,
 ) -> [u8; 8] {
+    let update = |c, b: &[u8]| storage.crc32c_update(c, b);
     let len_le = len.to_le_bytes();
     let head = [typ, flags, len_le[0], len_le[1]];
     let mut start = [0u8; 12];
     start[..8].copy_from_slice(&seq.to_le_bytes());
     start[8..].copy_from_slice(&head);
-    let mut crc = Crc::new().update_with(&start, &update);
+    let mut crc = Crc::new().update_with(&start, update);
     if typ != T_PAD {
         for p in parts {
-            crc = crc.update_with(p, &update);
+            crc = crc.update_with(p, update);
         }
     }
     let c = crc.finish().to_le_bytes();

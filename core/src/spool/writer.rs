@@ -341,10 +341,14 @@ impl<'a, S: SpoolStorage> SpoolWriter<'a, S> {
     /// Appends one record (header, fixed body, stream bytes) to the buffer.
     fn emit(&mut self, typ: u8, flags: u8, fixed: &[u8], data: &[u8], payload: u64) {
         let len = RECORD_HEADER_LEN + fixed.len() + data.len();
-        let storage = &self.storage;
-        let hdr = record_header(self.seq, typ, flags, len as u16, &[fixed, data], |c, b| {
-            storage.crc32c_update(c, b)
-        });
+        let hdr = record_header(
+            &self.storage,
+            self.seq,
+            typ,
+            flags,
+            len as u16,
+            &[fixed, data],
+        );
         self.put(&hdr);
         self.put(fixed);
         self.put(data);
@@ -360,10 +364,7 @@ impl<'a, S: SpoolStorage> SpoolWriter<'a, S> {
 
     /// A Pad record of `len` bytes: the reader skips it; its body is not checksummed.
     fn pad(&mut self, len: u32) {
-        let storage = &self.storage;
-        let hdr = record_header(self.seq, T_PAD, 0, len as u16, &[], |c, b| {
-            storage.crc32c_update(c, b)
-        });
+        let hdr = record_header(&self.storage, self.seq, T_PAD, 0, len as u16, &[]);
         self.put(&hdr);
         self.fill(0xFF, len as usize - RECORD_HEADER_LEN);
     }
