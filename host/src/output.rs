@@ -97,39 +97,89 @@ pub struct OutputConfig {
     pub limits: Limits,
 }
 
-#[derive(Debug, Default)]
+/// A direction's state, kept per flow slot. Small on purpose: 200,000 open connections hold
+/// 400,000 of these. The file name is not kept: it is rebuilt from the template when a file
+/// is opened (and kept with the buffer while one is held, for writes made without the flow).
+#[derive(Clone, Copy, Debug)]
 struct DirOut {
-    /// Name relative to the output folder, chosen at the first byte.
-    path: Option<PathBuf>,
-    name_failed: bool,
-    /// The file was created (truncated) in this run: never truncate it again.
-    created: bool,
-    buf: Vec<u8>,
-    /// Stream offset of `buf[0]`.
-    buf_off: u64,
-    /// Identifies this buffer in the flush queue (0: not queued).
-    buf_seq: u64,
-    /// Stream length seen: data and gaps.
+    /// Stream length seen: data and gaps (as delivered: when exporting a spool, the
+    /// `-b` cut was made before, so the flow's own stream length can be longer).
     end: u64,
     /// Highest offset written to the file (so the file is at least this long).
     written_end: u64,
     /// Bytes cut by `-b`.
     truncated: u64,
+    /// This direction's buffer in `Output::bufs`, or [`NO_BUF`].
+    buf: u32,
+    /// The name is the template's with the connection index counted up by this much
+    /// (another direction had the name), or [`UNNAMED`] / [`NAME_FAILED`].
+    bump: u16,
+    /// The file was created (truncated) in this run: never truncate it again.
+    created: bool,
+    /// Named before the flow's MAC addresses were known: rebuilt without them.
+    named_without_macs: bool,
 }
 
-/// What the file writer keeps per open flow, at most: the slot, the flow's state (boxed,
-/// with the allocator's overhead), two file names and the name-collision set's entries.
-pub const FLOW_STATE_BYTES: usize = std::mem::size_of::<Option<Box<FlowOut>>>()
-    + std::mem::size_of::<FlowOut>()
-    + 16
-    + 2 * (64 + 16);
+const NO_BUF: u32 = u32::MAX;
+const UNNAMED: u16 = u16::MAX;
+const NAME_FAILED: u16 = u16::MAX - 1;
+/// Most tries to find a free name.
+const MAX_BUMP: u16 = 1000;
 
-#[derive(Debug)]
+impl DirOut {
+    const EMPTY: DirOut = DirOut {
+        end: 0,
+        written_end: 0,
+        truncated: 0,
+        buf: NO_BUF,
+        bump: UNNAMED,
+        created: false,
+        named_without_macs: false,
+    };
+
+    fn named(&self) -> bool {
+        self.bump < NAME_FAILED
+    }
+}
+
+/// Buffered bytes of one direction, with its file name (so a budget flush can open the file
+/// without the flow at hand).
+#[derive(Debug, Default)]
+struct DirBuf {
+    data: Vec<u8>,
+    /// Stream offset of `data[0]`.
+    off: u64,
+    /// Identifies this buffer in the flush queue (0: not queued).
+    seq: u64,
+    /// Name relative to the output folder.
+    name: PathBuf,
+}
+
+/// What a held buffer costs besides its bytes (its entry, name and the allocator's
+/// overhead): counted in the budget so that many tiny buffers are bounded too.
+const BUF_OVERHEAD: usize = std::mem::size_of::<DirBuf>() + 64;
+
+/// What the file writer keeps per flow slot: the flow's state and the name-collision set's
+/// two entries.
+pub const FLOW_STATE_BYTES: usize = std::mem::size_of::<FlowOut>() + 2 * 16;
+
+#[derive(Clone, Copy, Debug)]
 struct FlowOut {
     session: u64,
+    /// A flow is open in this slot.
+    live: bool,
     /// Started while reading `-R` files: nothing is written for it.
     suppressed: bool,
     dirs: [DirOut; 2],
+}
+
+impl FlowOut {
+    const EMPTY: FlowOut = FlowOut {
+        session: 0,
+        live: false,
+        suppressed: false,
+        dirs: [DirOut::EMPTY; 2],
+    };
 }
 
 #[derive(Debug)]
@@ -143,7 +193,13 @@ struct Console {
 pub struct Output {
     cfg: OutputConfig,
     console: Option<Console>,
-    flows: Vec<Option<Box<FlowOut>>>,
+    /// Per flow slot, grown to the highest slot seen.
+    flows: Vec<FlowOut>,
+    /// Buffers of the directions that hold one; `free_bufs` lists the unused entries.
+    bufs: Vec<DirBuf>,
+    free_bufs: Vec<u32>,
+    /// The name `ensure_name` just chose (by `key`), for the write or buffer that follows.
+    fresh_name: Option<(u64, PathBuf)>,
     cache: FileCache,
     /// Hashes of the names used in this run (a direction never reuses another's file).
     used_names: HashSet<u64>,
@@ -234,6 +290,9 @@ impl Output {
             cfg,
             console,
             flows,
+            bufs: Vec::new(),
+            free_bufs: Vec::new(),
+            fresh_name: None,
             cache,
             used_names: HashSet::new(),
             name_hasher: Default::default(),
@@ -327,8 +386,8 @@ impl Output {
     #[inline]
     fn flow_mut(&mut self, slot: u32) -> &mut FlowOut {
         let i = slot as usize;
-        if matches!(self.flows.get(i), Some(Some(_))) {
-            return self.flows[i].as_mut().expect("checked above");
+        if self.flows.get(i).is_some_and(|f| f.live) {
+            return &mut self.flows[i];
         }
         self.adopt(slot)
     }
@@ -338,46 +397,55 @@ impl Output {
     fn adopt(&mut self, slot: u32) -> &mut FlowOut {
         let i = slot as usize;
         if i >= self.flows.len() {
-            self.flows.resize_with(i + 1, || None);
+            self.flows.resize(i + 1, FlowOut::EMPTY);
         }
-        if self.flows[i].is_none() {
+        if !self.flows[i].live {
             // An event for a flow whose open we did not see: adopt it.
-            self.flows[i] = Some(Box::new(FlowOut {
-                session: self.next_session,
-                suppressed: !self.accept_new,
-                dirs: Default::default(),
-            }));
-            self.next_session += 1;
-            self.open_flows += 1;
-            self.max_open_flows = self.max_open_flows.max(self.open_flows);
+            self.start_flow(slot);
         }
-        self.flows[i].as_mut().expect("just set")
+        &mut self.flows[i]
+    }
+
+    /// Fresh state for a flow in `slot` (which holds none).
+    fn start_flow(&mut self, slot: u32) {
+        self.flows[slot as usize] = FlowOut {
+            session: self.next_session,
+            live: true,
+            suppressed: !self.accept_new,
+            dirs: [DirOut::EMPTY; 2],
+        };
+        self.next_session += 1;
+        self.open_flows += 1;
+        self.max_open_flows = self.max_open_flows.max(self.open_flows);
+    }
+
+    fn dir_mut(&mut self, slot: u32, dir: Dir) -> &mut DirOut {
+        &mut self.flows[slot as usize].dirs[dir.index()]
     }
 
     /// Chooses the file name of a direction at its first byte.
     fn ensure_name(&mut self, flow: &FlowInfo, dir: Dir) -> bool {
-        let (session, named, failed) = {
+        let (session, bump) = {
             let f = self.flow_mut(flow.slot);
-            let d = &f.dirs[dir.index()];
-            (f.session, d.path.is_some(), d.name_failed)
+            (f.session, f.dirs[dir.index()].bump)
         };
-        if named {
+        if bump < NAME_FAILED {
             return true;
         }
-        if failed {
+        if bump == NAME_FAILED {
             return false;
         }
         let mut result = Err(String::new());
-        for bump in 0..1000u32 {
+        for bump in 0..MAX_BUMP {
             let p = NameParams {
-                conn_index: flow.conn_index.saturating_add(bump),
+                conn_index: flow.conn_index.saturating_add(bump.into()),
                 session,
             };
             match self.cfg.template.relative_path(flow, dir, p) {
                 Ok(path) => {
                     let h = self.name_hasher.hash_one(&path);
                     if self.used_names.insert(h) {
-                        result = Ok(path);
+                        result = Ok((bump, path));
                         break;
                     }
                 }
@@ -387,19 +455,22 @@ impl Output {
                 }
             }
         }
-        let d = &mut self.flow_mut(flow.slot).dirs[dir.index()];
         match result {
-            Ok(p) => {
-                d.path = Some(p);
+            Ok((bump, path)) => {
+                let d = self.dir_mut(flow.slot, dir);
+                d.bump = bump;
+                d.named_without_macs = flow.macs.is_none();
+                // The caller writes or buffers next, which needs the name again.
+                self.fresh_name = Some((key(flow.slot, dir), path));
                 true
             }
             Err(e) => {
-                d.name_failed = true;
+                self.dir_mut(flow.slot, dir).bump = NAME_FAILED;
                 self.host.name_errors += 1;
                 if !self.warned_name {
                     self.warned_name = true;
                     let msg = if e.is_empty() {
-                        "no free file name after 1000 tries".into()
+                        format!("no free file name after {MAX_BUMP} tries")
                     } else {
                         e
                     };
@@ -410,20 +481,50 @@ impl Output {
         }
     }
 
+    /// The name of a named direction relative to the output folder: the one kept with its
+    /// buffer, the one just chosen, or the template's again (it depends only on what the
+    /// flow had when the name was chosen). `None` without a name, or without a buffer and
+    /// the flow.
+    fn name_for(&mut self, flow: Option<&FlowInfo>, slot: u32, dir: Dir) -> Option<PathBuf> {
+        let f = self.flows.get(slot as usize).filter(|f| f.live)?;
+        let d = f.dirs[dir.index()];
+        if !d.named() {
+            return None;
+        }
+        if d.buf != NO_BUF {
+            return Some(self.bufs[d.buf as usize].name.clone());
+        }
+        let k = key(slot, dir);
+        if self.fresh_name.as_ref().is_some_and(|(fk, _)| *fk == k) {
+            return self.fresh_name.take().map(|(_, p)| p);
+        }
+        let flow = flow?;
+        let p = NameParams {
+            conn_index: flow.conn_index.saturating_add(d.bump.into()),
+            session: f.session,
+        };
+        let name = if d.named_without_macs && flow.macs.is_some() {
+            let mut before = *flow;
+            before.macs = None;
+            self.cfg.template.expand(&before, dir, p)
+        } else {
+            self.cfg.template.expand(flow, dir, p)
+        };
+        Some(PathBuf::from(name))
+    }
+
     /// Opens the direction's file: created (truncated) the first time in this run, reopened
     /// without truncation afterwards.
-    fn open_file(&mut self, slot: u32, dir: Dir) -> io::Result<File> {
-        let outdir = self.cfg.outdir.clone();
-        let d = &mut self.flows[slot as usize].as_mut().expect("open flow").dirs[dir.index()];
-        let rel = d.path.clone().expect("named");
-        let full = outdir.join(&rel);
+    fn open_file(&mut self, slot: u32, dir: Dir, rel: &Path) -> io::Result<File> {
+        let full = self.cfg.outdir.join(rel);
+        let created = self.flows[slot as usize].dirs[dir.index()].created;
         let mut oo = OpenOptions::new();
         oo.read(true)
             .write(true)
             .create(true)
             .mode(self.cfg.file_mode)
             .custom_flags(libc::O_NOFOLLOW);
-        if !d.created {
+        if !created {
             oo.truncate(true);
         }
         let f = match oo.open(&full) {
@@ -437,10 +538,10 @@ impl Output {
             }
             Err(e) => return Err(e),
         };
-        if d.created {
+        if created {
             self.host.file_reopens += 1;
         } else {
-            d.created = true;
+            self.dir_mut(slot, dir).created = true;
             self.host.files_written += 1;
         }
         Ok(f)
@@ -453,22 +554,27 @@ impl Output {
         }
     }
 
-    /// Writes `data` at `off` of the direction's file, through the open-file cache.
-    fn write_at(&mut self, slot: u32, dir: Dir, off: u64, data: &[u8]) {
+    /// Writes `data` at `off` of the direction's file, through the open-file cache. `flow`
+    /// names the file when the direction holds no buffer.
+    fn write_at(&mut self, flow: Option<&FlowInfo>, slot: u32, dir: Dir, off: u64, data: &[u8]) {
         if data.is_empty() {
             return;
         }
         let k = key(slot, dir);
         if !self.cache.contains(k) {
-            match self.open_file(slot, dir) {
+            let Some(rel) = self.name_for(flow, slot, dir) else {
+                self.fail("internal error: a direction to write has no file name".into());
+                return;
+            };
+            match self.open_file(slot, dir, &rel) {
                 Ok(f) => {
                     self.cache.insert(k, f);
                 }
                 Err(e) => {
-                    let name = self.name_of(slot, dir);
+                    let full = self.cfg.outdir.join(&rel);
                     self.fail(format!(
                         "cannot create {}: {}",
-                        name.display(),
+                        full.display(),
                         io_message(&e)
                     ));
                     return;
@@ -479,23 +585,53 @@ impl Output {
         match f.write_all_at(data, off) {
             Ok(()) => {
                 self.host.bytes_written += data.len() as u64;
-                let d =
-                    &mut self.flows[slot as usize].as_mut().expect("open flow").dirs[dir.index()];
+                let d = self.dir_mut(slot, dir);
                 d.written_end = d.written_end.max(off + data.len() as u64);
             }
             Err(e) => {
-                let name = self.name_of(slot, dir);
-                self.fail(format!("writing {}: {}", name.display(), io_message(&e)));
+                let rel = self.name_for(flow, slot, dir).unwrap_or_default();
+                let full = self.cfg.outdir.join(rel);
+                self.fail(format!("writing {}: {}", full.display(), io_message(&e)));
             }
         }
     }
 
-    fn name_of(&self, slot: u32, dir: Dir) -> PathBuf {
-        let rel = self.flows[slot as usize]
-            .as_ref()
-            .and_then(|f| f.dirs[dir.index()].path.clone())
+    /// Gives a direction an (empty) buffer entry, named, its overhead counted.
+    fn new_buf(&mut self, flow: &FlowInfo, dir: Dir) -> u32 {
+        let name = self
+            .name_for(Some(flow), flow.slot, dir)
             .unwrap_or_default();
-        self.cfg.outdir.join(rel)
+        let b = match self.free_bufs.pop() {
+            Some(b) => b,
+            None => {
+                self.bufs.push(DirBuf::default());
+                (self.bufs.len() - 1) as u32
+            }
+        };
+        self.bufs[b as usize].name = name;
+        self.dir_mut(flow.slot, dir).buf = b;
+        self.buffered += BUF_OVERHEAD;
+        b
+    }
+
+    /// Takes a direction's buffer entry away: its bytes, their offset and the name; the
+    /// memory is no longer counted.
+    fn take_buf(&mut self, slot: u32, dir: Dir) -> Option<(Vec<u8>, u64, PathBuf)> {
+        let b = std::mem::replace(&mut self.dir_mut(slot, dir).buf, NO_BUF);
+        if b == NO_BUF {
+            return None;
+        }
+        let e = &mut self.bufs[b as usize];
+        let data = std::mem::take(&mut e.data);
+        let name = std::mem::take(&mut e.name);
+        let off = e.off;
+        e.seq = 0;
+        if !data.is_empty() {
+            self.live_buffers -= 1;
+        }
+        self.buffered -= data.capacity() + BUF_OVERHEAD;
+        self.free_bufs.push(b);
+        Some((data, off, name))
     }
 
     /// Writes a direction's buffer out and frees it.
@@ -507,25 +643,24 @@ impl Output {
     /// counted in `buffered`) for the data that follows, so a streaming direction does not
     /// grow a new buffer by doubling after every write.
     fn flush_dir_keeping(&mut self, slot: u32, dir: Dir, keep: bool) {
-        let (off, buf) = {
-            let d = &mut self.flows[slot as usize].as_mut().expect("open flow").dirs[dir.index()];
-            if d.buf.is_empty() {
-                return;
-            }
-            d.buf_seq = 0;
-            (d.buf_off, std::mem::take(&mut d.buf))
-        };
-        self.live_buffers -= 1;
-        self.write_at(slot, dir, off, &buf);
-        let mut buf = buf;
-        if keep {
-            if let Some(f) = self.flows[slot as usize].as_mut() {
-                buf.clear();
-                f.dirs[dir.index()].buf = buf;
-                return;
-            }
+        let b = self.flows[slot as usize].dirs[dir.index()].buf;
+        if b == NO_BUF || self.bufs[b as usize].data.is_empty() {
+            return;
         }
-        self.buffered -= buf.capacity();
+        let e = &mut self.bufs[b as usize];
+        e.seq = 0;
+        let off = e.off;
+        let mut data = std::mem::take(&mut e.data);
+        self.live_buffers -= 1;
+        self.write_at(None, slot, dir, off, &data);
+        if keep {
+            data.clear();
+            self.bufs[b as usize].data = data;
+        } else {
+            self.buffered -= data.capacity();
+            drop(data);
+            self.take_buf(slot, dir);
+        }
     }
 
     /// Writes the oldest buffers until the total is under three quarters of the budget.
@@ -540,73 +675,74 @@ impl Output {
                 break;
             };
             let dir = dir_of(d as usize);
-            let valid = self
-                .flows
-                .get(slot as usize)
-                .and_then(|f| f.as_ref())
-                .is_some_and(|f| {
-                    let x = &f.dirs[dir.index()];
-                    x.buf_seq == seq && !x.buf.is_empty()
-                });
-            if valid {
+            if self.queued(slot, d as usize, seq) {
                 self.flush_dir(slot, dir);
             }
         }
     }
 
+    /// Whether the flush queue's entry still stands for a buffer with bytes.
+    fn queued(&self, slot: u32, dir: usize, seq: u64) -> bool {
+        self.flows.get(slot as usize).is_some_and(|f| {
+            let b = f.dirs[dir].buf;
+            f.live && b != NO_BUF && {
+                let e = &self.bufs[b as usize];
+                e.seq == seq && !e.data.is_empty()
+            }
+        })
+    }
+
     /// Appends bytes that continue the buffer (or start it), writing it first when full.
-    fn append(&mut self, slot: u32, dir: Dir, off: u64, data: &[u8]) {
+    fn append(&mut self, flow: &FlowInfo, dir: Dir, off: u64, data: &[u8]) {
+        let slot = flow.slot;
         let cap = self.cfg.limits.dir_buffer;
-        let need_flush = {
-            let d = &self.flows[slot as usize].as_ref().expect("open flow").dirs[dir.index()];
-            !d.buf.is_empty()
-                && (d.buf_off + d.buf.len() as u64 != off || d.buf.len() + data.len() > cap)
-        };
-        if need_flush {
-            // A full buffer is a streaming direction: keep its memory, within the budget.
-            let full = {
-                let d = &self.flows[slot as usize].as_ref().expect("open flow").dirs[dir.index()];
-                d.buf.len() + data.len() > cap && d.buf_off + d.buf.len() as u64 == off
-            };
-            let keep = full && self.buffered <= self.cfg.limits.total_buffer / 2;
-            self.flush_dir_keeping(slot, dir, keep);
+        let b = self.flows[slot as usize].dirs[dir.index()].buf;
+        if b != NO_BUF && !self.bufs[b as usize].data.is_empty() {
+            let e = &self.bufs[b as usize];
+            let follows = e.off + e.data.len() as u64 == off;
+            let full = e.data.len() + data.len() > cap;
+            if !follows || full {
+                // A full buffer is a streaming direction: keep its memory, within the budget.
+                let keep = full && follows && self.buffered <= self.cfg.limits.total_buffer / 2;
+                self.flush_dir_keeping(slot, dir, keep);
+            }
         }
         if data.len() >= cap {
-            self.write_at(slot, dir, off, data);
+            self.write_at(Some(flow), slot, dir, off, data);
             return;
         }
+        let b = match self.flows[slot as usize].dirs[dir.index()].buf {
+            NO_BUF => self.new_buf(flow, dir),
+            b => b,
+        };
         let seq = self.next_seq;
-        let d = &mut self.flows[slot as usize].as_mut().expect("open flow").dirs[dir.index()];
-        if d.buf.is_empty() {
-            d.buf_off = off;
-            d.buf_seq = seq;
+        let e = &mut self.bufs[b as usize];
+        if e.data.is_empty() {
+            e.off = off;
+            e.seq = seq;
             self.next_seq += 1;
             self.live_buffers += 1;
             self.queue.push_back((slot, dir.index() as u8, seq));
         }
         // Memory is counted as allocated: exact for the first chunk (most flows are short),
         // doubling after that, never past the per-direction cap.
-        let before = d.buf.capacity();
-        let need = d.buf.len() + data.len();
+        let before = e.data.capacity();
+        let need = e.data.len() + data.len();
         if need > before {
             let target = if before == 0 {
                 need
             } else {
                 need.max(before * 2).min(cap)
             };
-            d.buf.reserve_exact(target - d.buf.len());
+            e.data.reserve_exact(target - e.data.len());
         }
-        d.buf.extend_from_slice(data);
-        self.buffered += d.buf.capacity() - before;
+        e.data.extend_from_slice(data);
+        self.buffered += e.data.capacity() - before;
         self.host.buffer_peak_bytes = self.host.buffer_peak_bytes.max(self.buffered as u64);
         if self.queue.len() > 4 * self.live_buffers + 1024 {
-            let flows = &self.flows;
-            self.queue.retain(|&(s, di, q)| {
-                flows
-                    .get(s as usize)
-                    .and_then(|f| f.as_ref())
-                    .is_some_and(|f| f.dirs[di as usize].buf_seq == q)
-            });
+            let mut queue = std::mem::take(&mut self.queue);
+            queue.retain(|&(s, di, q)| self.queued(s, di as usize, q));
+            self.queue = queue;
         }
         self.enforce_budget();
     }
@@ -617,9 +753,13 @@ impl Output {
             return;
         }
         let slot = flow.slot;
-        let (buf_off, buf_len) = {
-            let d = &self.flows[slot as usize].as_ref().expect("open flow").dirs[dir.index()];
-            (d.buf_off, d.buf.len() as u64)
+        let d = self.flows[slot as usize].dirs[dir.index()];
+        let (buf_off, buf_len) = match d.buf {
+            NO_BUF => (0, 0),
+            b => {
+                let e = &self.bufs[b as usize];
+                (e.off, e.data.len() as u64)
+            }
         };
         let mut off = offset;
         let mut rest = data;
@@ -628,60 +768,62 @@ impl Output {
             // file, inside it they replace the buffered copy.
             if off < buf_off {
                 let n = (buf_off - off).min(rest.len() as u64) as usize;
-                self.write_at(slot, dir, off, &rest[..n]);
+                self.write_at(Some(flow), slot, dir, off, &rest[..n]);
                 off += n as u64;
                 rest = &rest[n..];
             }
             if !rest.is_empty() {
-                let d =
-                    &mut self.flows[slot as usize].as_mut().expect("open flow").dirs[dir.index()];
+                let e = &mut self.bufs[d.buf as usize];
                 let start = (off - buf_off) as usize;
-                let n = rest.len().min(d.buf.len() - start);
-                d.buf[start..start + n].copy_from_slice(&rest[..n]);
+                let n = rest.len().min(e.data.len() - start);
+                e.data[start..start + n].copy_from_slice(&rest[..n]);
                 off += n as u64;
                 rest = &rest[n..];
             }
-        } else if buf_len == 0 {
-            let written_end = self.flows[slot as usize].as_ref().expect("open flow").dirs
-                [dir.index()]
-            .written_end;
-            if off < written_end {
-                let n = (written_end - off).min(rest.len() as u64) as usize;
-                self.write_at(slot, dir, off, &rest[..n]);
-                off += n as u64;
-                rest = &rest[n..];
-            }
+        } else if buf_len == 0 && off < d.written_end {
+            let n = (d.written_end - off).min(rest.len() as u64) as usize;
+            self.write_at(Some(flow), slot, dir, off, &rest[..n]);
+            off += n as u64;
+            rest = &rest[n..];
         }
         if !rest.is_empty() {
-            self.append(slot, dir, off, rest);
+            self.append(flow, dir, off, rest);
         }
     }
 
     /// Compares bytes that came again with the stored copy (buffer or file).
     fn differs(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
         let slot = flow.slot;
-        let Some(f) = self.flows.get(slot as usize).and_then(|f| f.as_ref()) else {
+        let Some(f) = self.flows.get(slot as usize).filter(|f| f.live) else {
             return false;
         };
-        let d = &f.dirs[dir.index()];
-        if f.suppressed || d.path.is_none() {
+        let d = f.dirs[dir.index()];
+        if f.suppressed || !d.named() {
             return false;
         }
         let (data, _) = clip(self.cfg.max_bytes, offset, data);
-        let (buf_off, buf_end) = (d.buf_off, d.buf_off + d.buf.len() as u64);
+        let buf: &[u8] = match d.buf {
+            NO_BUF => &[],
+            b => &self.bufs[b as usize].data,
+        };
+        let buf_off = if buf.is_empty() {
+            0
+        } else {
+            self.bufs[d.buf as usize].off
+        };
         let mut differ = false;
         // The buffered part.
-        if !d.buf.is_empty() {
+        if !buf.is_empty() {
             let lo = offset.max(buf_off);
-            let hi = (offset + data.len() as u64).min(buf_end);
+            let hi = (offset + data.len() as u64).min(buf_off + buf.len() as u64);
             if lo < hi {
-                let a = &d.buf[(lo - buf_off) as usize..(hi - buf_off) as usize];
+                let a = &buf[(lo - buf_off) as usize..(hi - buf_off) as usize];
                 let b = &data[(lo - offset) as usize..(hi - offset) as usize];
                 differ |= a != b;
             }
         }
         // The part already in the file.
-        let file_hi = if d.buf.is_empty() {
+        let file_hi = if buf.is_empty() {
             d.written_end
         } else {
             buf_off.min(d.written_end)
@@ -691,7 +833,10 @@ impl Output {
             let want = &data[..(hi - offset) as usize];
             let k = key(slot, dir);
             if !self.cache.contains(k) {
-                match self.open_file(slot, dir) {
+                let Some(rel) = self.name_for(Some(flow), slot, dir) else {
+                    return false;
+                };
+                match self.open_file(slot, dir, &rel) {
                     Ok(f) => {
                         self.cache.insert(k, f);
                     }
@@ -718,57 +863,54 @@ impl Output {
         if self.console.is_some() {
             return None;
         }
-        let max_bytes = self.cfg.max_bytes;
-        let (file_len, path) = {
-            // The direction ends here: its name moves to the caller (the report).
-            let d = &mut self.flows[slot as usize].as_mut()?.dirs[dir.index()];
-            let len = match max_bytes {
-                Some(m) => d.end.min(m),
-                None => d.end,
-            };
-            (len, d.path.take()?)
+        let d = self.flows.get(slot as usize).filter(|f| f.live)?.dirs[dir.index()];
+        if !d.named() {
+            return None;
+        }
+        // The direction ends here: its name moves to the caller (the report).
+        let (buf, off, name) = match self.take_buf(slot, dir) {
+            Some(b) => b,
+            None => (Vec::new(), 0, self.name_for(Some(flow), slot, dir)?),
         };
-        let k = key(slot, dir);
-        let file = self.cache.remove(k);
-        let full_path = self.cfg.outdir.join(&path);
-        let (job, size) = {
-            let d = &mut self.flows[slot as usize].as_mut().expect("open flow").dirs[dir.index()];
-            let create = !d.created;
-            d.buf_seq = 0;
-            let buf = std::mem::take(&mut d.buf);
-            let off = d.buf_off;
-            // A kept (empty) buffer still counts its memory.
-            self.buffered -= buf.capacity();
-            if !buf.is_empty() {
-                self.live_buffers -= 1;
-                self.host.bytes_written += buf.len() as u64;
-                d.written_end = d.written_end.max(off + buf.len() as u64);
+        self.dir_mut(slot, dir).bump = UNNAMED;
+        let end = d.end;
+        let file_len = match self.cfg.max_bytes {
+            Some(m) => end.min(m),
+            None => end,
+        };
+        let file = self.cache.remove(key(slot, dir));
+        let full_path = self.cfg.outdir.join(&name);
+        let create = !d.created;
+        let mut written_end = d.written_end;
+        if !buf.is_empty() {
+            self.host.bytes_written += buf.len() as u64;
+            written_end = written_end.max(off + buf.len() as u64);
+        }
+        let set_len = (written_end < file_len).then_some(file_len);
+        // A file already written whole only needs its time: set by name, not reopened.
+        let touch_only = !create && buf.is_empty() && set_len.is_none();
+        if file.is_none() && !touch_only {
+            if create {
+                self.host.files_written += 1;
+            } else {
+                self.host.file_reopens += 1;
             }
-            let set_len = (d.written_end < file_len).then_some(file_len);
-            // A file already written whole only needs its time: set by name, not reopened.
-            let touch_only = !create && buf.is_empty() && set_len.is_none();
-            if file.is_none() && !touch_only {
-                if create {
-                    d.created = true;
-                    self.host.files_written += 1;
-                } else {
-                    self.host.file_reopens += 1;
-                }
-            }
-            // The file was created empty in this run and only grows by our writes and
-            // `set_len` (a failure is reported as the run's error).
-            let size = d.written_end.max(file_len);
-            let job = FinalWrite {
-                file,
-                path: full_path,
-                create,
-                make_parent: path.parent().is_some_and(|p| !p.as_os_str().is_empty()),
-                buf,
-                off,
-                set_len,
-                mtime: UNIX_EPOCH + Duration::from_nanos(flow.first_ts.0),
-            };
-            (job, size)
+        }
+        let d = self.dir_mut(slot, dir);
+        d.written_end = written_end;
+        d.created = true;
+        // The file was created empty in this run and only grows by our writes and
+        // `set_len` (a failure is reported as the run's error).
+        let size = written_end.max(file_len);
+        let job = FinalWrite {
+            file,
+            path: full_path,
+            create,
+            make_parent: name.parent().is_some_and(|p| !p.as_os_str().is_empty()),
+            buf,
+            off,
+            set_len,
+            mtime: UNIX_EPOCH + Duration::from_nanos(flow.first_ts.0),
         };
         match &mut self.finisher {
             Some(f) => f.submit(job),
@@ -780,7 +922,7 @@ impl Output {
                 }
             }
         }
-        Some((self.display_name(&path), size))
+        Some((self.display_name(&name), size))
     }
 
     fn print_chunk(&mut self, flow: &FlowInfo, dir: Dir, data: &[u8]) {
@@ -809,15 +951,20 @@ impl Output {
 impl Output {
     /// Forgets a flow's state; any buffer still held (a suppressed flow holds none) goes with it.
     fn release(&mut self, slot: u32) {
-        let Some(f) = self.flows.get_mut(slot as usize).and_then(|f| f.take()) else {
+        if !self.flows.get(slot as usize).is_some_and(|f| f.live) {
             return;
-        };
-        for d in &f.dirs {
-            self.buffered -= d.buf.capacity();
-            if !d.buf.is_empty() {
-                self.live_buffers -= 1;
+        }
+        for dir in Dir::BOTH {
+            self.take_buf(slot, dir);
+            if self
+                .fresh_name
+                .as_ref()
+                .is_some_and(|(k, _)| *k == key(slot, dir))
+            {
+                self.fresh_name = None;
             }
         }
+        self.flows[slot as usize] = FlowOut::EMPTY;
         self.open_flows = self.open_flows.saturating_sub(1);
     }
 }
@@ -885,24 +1032,19 @@ impl Sink for Output {
     fn open(&mut self, flow: &FlowInfo) {
         let i = flow.slot as usize;
         if i >= self.flows.len() {
-            self.flows.resize_with(i + 1, || None);
+            self.flows.resize(i + 1, FlowOut::EMPTY);
         }
-        if self.flows[i].is_some() {
+        if self.flows[i].live {
             // A close for this slot was missed (the engine never does this): write the old
-            // flow's files out; it gets no report record, as its figures are gone.
+            // flow's buffered bytes out; it gets no report record nor file time, as its
+            // figures are gone.
             for dir in Dir::BOTH {
-                self.close_dir(flow, dir);
+                self.flush_dir(flow.slot, dir);
+                self.cache.remove(key(flow.slot, dir));
             }
             self.release(flow.slot);
         }
-        self.flows[i] = Some(Box::new(FlowOut {
-            session: self.next_session,
-            suppressed: !self.accept_new,
-            dirs: Default::default(),
-        }));
-        self.next_session += 1;
-        self.open_flows += 1;
-        self.max_open_flows = self.max_open_flows.max(self.open_flows);
+        self.start_flow(flow.slot);
     }
 
     fn data(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
@@ -915,22 +1057,25 @@ impl Sink for Output {
         }
         let d = &mut f.dirs[dir.index()];
         d.end = d.end.max(offset + data.len() as u64);
+        let b = d.buf;
         let (kept, cut) = clip(max, offset, data);
         // The common case: in-order bytes that fit the direction's buffer as allocated. The
         // memory counted does not change, so there is nothing else to do (`append` would
         // do the same).
-        if cut == 0
-            && healthy
-            && d.path.is_some()
-            && !d.buf.is_empty()
-            && d.buf_off + d.buf.len() as u64 == offset
-            && d.buf.len() + kept.len() <= d.buf.capacity().min(cap)
-        {
-            d.buf.extend_from_slice(kept);
-            return;
+        if cut == 0 && healthy && b != NO_BUF {
+            let e = &mut self.bufs[b as usize];
+            if !e.data.is_empty()
+                && e.off + e.data.len() as u64 == offset
+                && e.data.len() + kept.len() <= e.data.capacity().min(cap)
+            {
+                e.data.extend_from_slice(kept);
+                return;
+            }
         }
-        d.truncated += cut;
-        self.host.truncated_bytes += cut;
+        if cut > 0 {
+            self.dir_mut(flow.slot, dir).truncated += cut;
+            self.host.truncated_bytes += cut;
+        }
         if kept.is_empty() || self.fatal.is_some() {
             return;
         }
@@ -944,8 +1089,7 @@ impl Sink for Output {
     }
 
     fn gap(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, len: u64, _reason: GapReason) {
-        let f = self.flow_mut(flow.slot);
-        let d = &mut f.dirs[dir.index()];
+        let d = &mut self.flow_mut(flow.slot).dirs[dir.index()];
         d.end = d.end.max(offset.saturating_add(len));
     }
 
@@ -957,7 +1101,7 @@ impl Sink for Output {
     }
 
     fn close(&mut self, flow: &FlowInfo, reason: CloseReason) {
-        let Some(f) = self.flows.get(flow.slot as usize).and_then(|f| f.as_ref()) else {
+        let Some(f) = self.flows.get(flow.slot as usize).filter(|f| f.live) else {
             return;
         };
         let (session, suppressed) = (f.session, f.suppressed);
@@ -966,14 +1110,10 @@ impl Sink for Output {
         } else {
             for dir in Dir::BOTH {
                 let file = self.close_dir(flow, dir);
-                let d = &self.flows[flow.slot as usize]
-                    .as_ref()
-                    .expect("open flow")
-                    .dirs[dir.index()];
                 if flow.dirs[dir.index()].packets == 0 && file.is_none() {
                     continue;
                 }
-                let truncated = d.truncated;
+                let truncated = self.flows[flow.slot as usize].dirs[dir.index()].truncated;
                 let (name, size) = match &file {
                     Some((n, s)) => (Some(n.as_path()), *s),
                     None => (None, 0),
@@ -1230,6 +1370,67 @@ mod tests {
             std::fs::read(dir.join("010.000.000.001/xc1")).unwrap(),
             b"second"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Names are not kept per direction but rebuilt: after a budget flush (no flow at hand),
+    /// at a later write and at close, a bumped name, the session number and MAC addresses
+    /// learned after the name was chosen all give the same file.
+    #[test]
+    fn rebuilt_names_stay_the_first_ones() {
+        let dir = tmpdir("rebuilt");
+        let mut c = cfg(
+            &dir,
+            Limits {
+                dir_buffer: 16,
+                total_buffer: 64,
+                max_open_files: 1,
+            },
+        );
+        c.template = Template::parse("%A-%E-%M%C%c").unwrap();
+        let mut out = Output::files(c, 8, Report::none());
+        let mut a = flow4();
+        a.macs = None;
+        let mut b = a;
+        b.slot = 1;
+        out.open(&a);
+        out.open(&b);
+        let mut want: [Vec<u8>; 2] = Default::default();
+        for round in 0..20u8 {
+            for (i, f) in [&mut a, &mut b].into_iter().enumerate() {
+                if round == 5 {
+                    // The MAC addresses come with a later packet.
+                    f.macs = flow4().macs;
+                }
+                let chunk = [b'a' + round % 26, i as u8, round, b'.'];
+                out.data(f, Dir::AtoB, want[i].len() as u64, &chunk);
+                want[i].extend_from_slice(&chunk);
+            }
+        }
+        assert!(out.host.buffer_budget_flushes > 0);
+        assert!(out.host.file_reopens > 0);
+        for f in [&mut a, &mut b] {
+            f.dirs[0].packets = 20;
+            out.close(f, CloseReason::Fin);
+        }
+        out.wait_writes();
+        assert!(out.fatal().is_none(), "{:?}", out.fatal());
+        // Both named without MACs and in the same session bin (`%M`): the second is bumped.
+        let names = ["010.000.000.001--000", "010.000.000.001--000c1"];
+        let mut found: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        found.sort();
+        assert_eq!(found, names);
+        for (name, bytes) in names.iter().zip(&want) {
+            assert_eq!(&std::fs::read(dir.join(name)).unwrap(), bytes, "{name}");
+            let mtime = std::fs::metadata(dir.join(name))
+                .unwrap()
+                .modified()
+                .unwrap();
+            assert_eq!(mtime, UNIX_EPOCH + Duration::from_nanos(a.first_ts.0));
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

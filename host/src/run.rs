@@ -278,6 +278,9 @@ impl Progress {
 }
 
 /// Where the engine's events go: files or the console ([`Output`]), or the spool.
+// One per run, on the stack: the size difference costs nothing, a box would cost a load
+// per event.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Writer<'a> {
     Output(Output),
