@@ -434,6 +434,7 @@ pub struct Report {
     start: Instant,
     /// The record being formatted (kept between records).
     line: String,
+    times: timefmt::IsoMicros,
 }
 
 impl Report {
@@ -445,6 +446,7 @@ impl Report {
             error: None,
             start: Instant::now(),
             line: String::new(),
+            times: Default::default(),
         }
     }
 
@@ -461,6 +463,7 @@ impl Report {
             error: None,
             start: Instant::now(),
             line: String::new(),
+            times: Default::default(),
         };
         if let Some((path, w)) = &mut r.xml {
             write_xml_header(w, creator)
@@ -506,11 +509,15 @@ impl Report {
             s.push_str("      <filesize>");
             push_num(&mut s, r.filesize, 0);
             s.push_str("</filesize>\n      <tcpflow");
+            let times = &mut self.times;
             dir_attrs(r, |k, v| {
                 s.push(' ');
                 s.push_str(k);
                 s.push_str("='");
-                v.push(&mut s);
+                match v {
+                    Val::Time(t) => times.push(&mut s, t),
+                    v => v.push(&mut s),
+                }
                 s.push('\'');
             });
             s.push_str(" />\n    </fileobject>\n");
@@ -530,6 +537,7 @@ impl Report {
             }
             s.push_str(",\"filesize\":");
             push_num(&mut s, r.filesize, 0);
+            let times = &mut self.times;
             dir_attrs(r, |k, v| {
                 s.push_str(",\"");
                 s.push_str(k);
@@ -538,7 +546,10 @@ impl Report {
                     push_num(&mut s, n, 0);
                 } else {
                     s.push('"');
-                    v.push(&mut s);
+                    match v {
+                        Val::Time(t) => times.push(&mut s, t),
+                        v => v.push(&mut s),
+                    }
                     s.push('"');
                 }
             });

@@ -100,6 +100,30 @@ pub fn push_iso_micros(s: &mut String, ts: Timestamp) {
     s.push('Z');
 }
 
+/// [`push_iso_micros`] that remembers the last second's date and time: report records come
+/// in capture order, so most fall in the same second as the one before (the date and time
+/// are most of the work).
+#[derive(Debug, Default)]
+pub struct IsoMicros {
+    secs: Option<u64>,
+    date_time: String,
+}
+
+impl IsoMicros {
+    pub fn push(&mut self, s: &mut String, ts: Timestamp) {
+        let secs = ts.secs();
+        if self.secs != Some(secs) {
+            self.date_time.clear();
+            push_date_time(&mut self.date_time, secs);
+            self.secs = Some(secs);
+        }
+        s.push_str(&self.date_time);
+        s.push('.');
+        push_num(s, (ts.subsec_nanos() / 1000).into(), 6);
+        s.push('Z');
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +143,25 @@ mod tests {
             iso_seconds(Timestamp::from_secs(4_102_444_800)),
             "2100-01-01T00:00:00Z"
         );
+    }
+
+    #[test]
+    fn remembered_seconds_format_alike() {
+        let mut m = IsoMicros::default();
+        // Same second twice, the next, back to an earlier one, and a day boundary.
+        for (secs, us) in [
+            (1_264_976_181, 260_924),
+            (1_264_976_181, 999_999),
+            (1_264_976_182, 0),
+            (1_264_976_181, 5),
+            (951_868_799, 1),
+            (951_868_800, 1),
+        ] {
+            let ts = Timestamp::from_micros(secs, us);
+            let mut s = String::from("x");
+            m.push(&mut s, ts);
+            assert_eq!(s, format!("x{}", iso_micros(ts)));
+        }
     }
 
     #[test]
