@@ -1,7 +1,10 @@
 //! The last write of each direction's file, done on a second thread: open (or take the
 //! cached descriptor), write the buffered bytes, set the length and the time, close. Those
 //! system calls are most of a run's time when flows are short, so the thread that decodes and
-//! reassembles goes on while another core does them.
+//! reassembles goes on while another core does them. The same thread takes the writes of
+//! buffers that must go out before their direction ends (the buffers' budget is over): jobs
+//! are done in the order submitted, so a direction's last job follows them, and the caller
+//! waits for such a job ([`Finisher::wait_for`]) before it opens that file itself.
 //!
 //! Jobs go in batches of [`BATCH`] through a small bounded queue (the decoding thread waits
 //! when the writer is behind, so memory stays bounded: at most [`QUEUE`] buffers in flight;
@@ -13,7 +16,7 @@ use std::fs::{File, FileTimes, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -45,6 +48,7 @@ pub struct FinalWrite {
     pub off: u64,
     /// Extend the file to this length (a trailing gap), if set.
     pub set_len: Option<u64>,
+    /// The file's time, set last.
     pub mtime: SystemTime,
 }
 
@@ -52,6 +56,8 @@ pub struct FinalWrite {
 struct Shared {
     failed: AtomicBool,
     errors: Mutex<Vec<String>>,
+    /// Jobs done so far (in the order submitted).
+    done: AtomicU64,
 }
 
 impl Shared {
@@ -73,6 +79,8 @@ pub struct Finisher {
     lazy: bool,
     /// Jobs done inline so far.
     done: usize,
+    /// Jobs submitted so far: the number of the last one.
+    submitted: u64,
     thread: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
     file_mode: u32,
@@ -116,25 +124,56 @@ impl Finisher {
             batch: Vec::new(),
             lazy: false,
             done: 0,
+            submitted: 0,
             thread: None,
             shared: Arc::default(),
             file_mode,
         }
     }
 
-    /// Queues a job (waits while the queue is full).
-    pub fn submit(&mut self, job: FinalWrite) {
+    /// Queues a job (waits while the queue is full); returns its number for
+    /// [`Finisher::wait_for`].
+    pub fn submit(&mut self, job: FinalWrite) -> u64 {
+        self.submitted += 1;
+        let seq = self.submitted;
         if self.lazy && self.done >= INLINE_JOBS {
             self.start();
         }
         if self.tx.is_none() {
             self.done += 1;
             perform(job, self.file_mode, &self.shared);
-            return;
+            return seq;
         }
         self.batch.push(job);
         if self.batch.len() >= BATCH {
             self.hand_over();
+        }
+        seq
+    }
+
+    /// Jobs done so far.
+    pub fn done_jobs(&self) -> u64 {
+        self.shared.done.load(Ordering::Acquire)
+    }
+
+    /// Waits until job `seq` is done (before the caller opens that job's file itself).
+    pub fn wait_for(&mut self, seq: u64) {
+        if self.shared.done.load(Ordering::Acquire) >= seq {
+            return;
+        }
+        self.hand_over();
+        let mut spins = 0u32;
+        while self.shared.done.load(Ordering::Acquire) < seq {
+            // A thread that is gone does no more jobs: `wait` reports it.
+            if !self.thread.as_ref().is_some_and(|t| !t.is_finished()) {
+                return;
+            }
+            spins += 1;
+            if spins < 64 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(std::time::Duration::from_micros(50));
+            }
         }
     }
 
@@ -243,6 +282,11 @@ fn set_mtime_by_name(path: &std::path::Path, mtime: SystemTime) -> io::Result<()
 }
 
 fn perform(job: FinalWrite, file_mode: u32, sh: &Shared) {
+    perform_one(job, file_mode, sh);
+    sh.done.fetch_add(1, Ordering::Release);
+}
+
+fn perform_one(job: FinalWrite, file_mode: u32, sh: &Shared) {
     // Written whole earlier (and closed since): only the time is left.
     if job.file.is_none() && !job.create && job.buf.is_empty() && job.set_len.is_none() {
         // As with an open file, a time that cannot be set is not an error.

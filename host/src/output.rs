@@ -10,8 +10,8 @@
 //! - Bytes go at their stream offsets; a gap stays a hole (the file is sparse there), and at
 //!   close the file length is set to the stream length, so a trailing gap is a hole too.
 //! - Data is buffered per direction in memory (up to [`Limits::dir_buffer`] each, and
-//!   [`Limits::total_buffer`] in all: when over, the oldest buffers are written out), so a
-//!   short flow costs one open, one write and one close.
+//!   [`Limits::total_buffer`] in all: when over, the oldest buffers are written out, on the
+//!   finishing thread), so a short flow costs one open, one write and one close.
 //! - Writes that cannot wait go through a bounded cache of open files
 //!   ([`crate::filecache`]): any number of concurrent flows works under a small descriptor
 //!   limit; a file closed to make room is reopened without truncation when needed.
@@ -24,7 +24,7 @@
 //! (non-printable ones as `.` unless binary output was asked for, or a hex dump), then a
 //! newline unless `-0`. Chunks come reassembled, in stream order per direction.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::hash::BuildHasher;
 use std::io::{self, Write};
@@ -35,7 +35,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use tcpflow_core::{CloseReason, Dir, FlowInfo, GapReason, Sink};
 
 use crate::filecache::FileCache;
-use crate::finisher::{FinalWrite, Finisher};
+use crate::finisher::{FinalWrite, Finisher, QUEUE};
 use crate::input::io_message;
 use crate::report::{DirRecord, HostStats, Report};
 use crate::template::{NameParams, Template};
@@ -114,11 +114,17 @@ struct DirOut {
     /// The name is the template's with the connection index counted up by this much
     /// (another direction had the name), or [`UNNAMED`] / [`NAME_FAILED`].
     bump: u16,
-    /// The file was created (truncated) in this run: never truncate it again.
-    created: bool,
-    /// Named before the flow's MAC addresses were known: rebuilt without them.
-    named_without_macs: bool,
+    /// [`CREATED`], [`NAMED_WITHOUT_MACS`], [`STAMPED`].
+    flags: u8,
 }
+
+/// The file was created (truncated) in this run: never truncate it again.
+const CREATED: u8 = 1;
+/// Named before the flow's MAC addresses were known: rebuilt without them.
+const NAMED_WITHOUT_MACS: u8 = 2;
+/// The file's last write was an early one, which also set its time: at the direction's
+/// end, with nothing left to write, there is nothing to do.
+const STAMPED: u8 = 4;
 
 const NO_BUF: u32 = u32::MAX;
 const UNNAMED: u16 = u16::MAX;
@@ -133,12 +139,23 @@ impl DirOut {
         truncated: 0,
         buf: NO_BUF,
         bump: UNNAMED,
-        created: false,
-        named_without_macs: false,
+        flags: 0,
     };
 
     fn named(&self) -> bool {
         self.bump < NAME_FAILED
+    }
+
+    fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    fn set(&mut self, flag: u8, on: bool) {
+        if on {
+            self.flags |= flag;
+        } else {
+            self.flags &= !flag;
+        }
     }
 }
 
@@ -153,6 +170,8 @@ struct DirBuf {
     seq: u64,
     /// Name relative to the output folder.
     name: PathBuf,
+    /// The file's time (the flow's first packet), for a write made without the flow.
+    mtime_ns: u64,
 }
 
 /// What a held buffer costs besides its bytes (its entry, name and the allocator's
@@ -200,6 +219,9 @@ pub struct Output {
     free_bufs: Vec<u32>,
     /// The name `ensure_name` just chose (by `key`), for the write or buffer that follows.
     fresh_name: Option<(u64, PathBuf)>,
+    /// Directions (by `key`) whose buffer went to the finishing thread before their end, with
+    /// that job's number: this thread waits for it before opening the file itself.
+    early: HashMap<u64, u64>,
     cache: FileCache,
     /// Hashes of the names used in this run (a direction never reuses another's file).
     used_names: HashSet<u64>,
@@ -293,6 +315,7 @@ impl Output {
             bufs: Vec::new(),
             free_bufs: Vec::new(),
             fresh_name: None,
+            early: HashMap::new(),
             cache,
             used_names: HashSet::new(),
             name_hasher: Default::default(),
@@ -459,7 +482,7 @@ impl Output {
             Ok((bump, path)) => {
                 let d = self.dir_mut(flow.slot, dir);
                 d.bump = bump;
-                d.named_without_macs = flow.macs.is_none();
+                d.set(NAMED_WITHOUT_MACS, flow.macs.is_none());
                 // The caller writes or buffers next, which needs the name again.
                 self.fresh_name = Some((key(flow.slot, dir), path));
                 true
@@ -503,7 +526,7 @@ impl Output {
             conn_index: flow.conn_index.saturating_add(d.bump.into()),
             session: f.session,
         };
-        let name = if d.named_without_macs && flow.macs.is_some() {
+        let name = if d.has(NAMED_WITHOUT_MACS) && flow.macs.is_some() {
             let mut before = *flow;
             before.macs = None;
             self.cfg.template.expand(&before, dir, p)
@@ -516,8 +539,13 @@ impl Output {
     /// Opens the direction's file: created (truncated) the first time in this run, reopened
     /// without truncation afterwards.
     fn open_file(&mut self, slot: u32, dir: Dir, rel: &Path) -> io::Result<File> {
+        if let Some(seq) = self.early.remove(&key(slot, dir)) {
+            if let Some(f) = &mut self.finisher {
+                f.wait_for(seq);
+            }
+        }
         let full = self.cfg.outdir.join(rel);
-        let created = self.flows[slot as usize].dirs[dir.index()].created;
+        let created = self.flows[slot as usize].dirs[dir.index()].has(CREATED);
         let mut oo = OpenOptions::new();
         oo.read(true)
             .write(true)
@@ -541,7 +569,7 @@ impl Output {
         if created {
             self.host.file_reopens += 1;
         } else {
-            self.dir_mut(slot, dir).created = true;
+            self.dir_mut(slot, dir).set(CREATED, true);
             self.host.files_written += 1;
         }
         Ok(f)
@@ -587,6 +615,7 @@ impl Output {
                 self.host.bytes_written += data.len() as u64;
                 let d = self.dir_mut(slot, dir);
                 d.written_end = d.written_end.max(off + data.len() as u64);
+                d.set(STAMPED, false);
             }
             Err(e) => {
                 let rel = self.name_for(flow, slot, dir).unwrap_or_default();
@@ -609,6 +638,7 @@ impl Output {
             }
         };
         self.bufs[b as usize].name = name;
+        self.bufs[b as usize].mtime_ns = flow.first_ts.0;
         self.dir_mut(flow.slot, dir).buf = b;
         self.buffered += BUF_OVERHEAD;
         b
@@ -676,9 +706,61 @@ impl Output {
             };
             let dir = dir_of(d as usize);
             if self.queued(slot, d as usize, seq) {
-                self.flush_dir(slot, dir);
+                self.flush_early(slot, dir);
             }
         }
+    }
+
+    /// Writes a direction's buffer out on the finishing thread although the direction goes
+    /// on (the budget is over), so that this thread goes on decoding meanwhile. The queue
+    /// keeps the order: this direction's last job comes after it, and before this thread
+    /// opens the file itself it waits for it (`open_file`).
+    fn flush_early(&mut self, slot: u32, dir: Dir) {
+        if self.finisher.is_none() {
+            self.flush_dir(slot, dir);
+            return;
+        }
+        let k = key(slot, dir);
+        let mtime_ns = match self.flows[slot as usize].dirs[dir.index()].buf {
+            NO_BUF => return,
+            b => self.bufs[b as usize].mtime_ns,
+        };
+        let Some((buf, off, name)) = self.take_buf(slot, dir) else {
+            return;
+        };
+        if buf.is_empty() {
+            return;
+        }
+        let file = self.cache.remove(k);
+        let d = self.dir_mut(slot, dir);
+        let create = !d.has(CREATED);
+        d.set(CREATED, true);
+        d.set(STAMPED, true);
+        d.written_end = d.written_end.max(off + buf.len() as u64);
+        if create {
+            self.host.files_written += 1;
+        } else if file.is_none() {
+            self.host.file_reopens += 1;
+        }
+        self.host.bytes_written += buf.len() as u64;
+        let job = FinalWrite {
+            file,
+            path: self.cfg.outdir.join(&name),
+            create,
+            make_parent: name.parent().is_some_and(|p| !p.as_os_str().is_empty()),
+            buf,
+            off,
+            set_len: None,
+            // Set now too: a direction that writes nothing more needs no job at its end.
+            mtime: UNIX_EPOCH + Duration::from_nanos(mtime_ns),
+        };
+        let f = self.finisher.as_mut().expect("checked above");
+        let seq = f.submit(job);
+        if self.early.len() >= 4 * QUEUE {
+            let done = f.done_jobs();
+            self.early.retain(|_, s| *s > done);
+        }
+        self.early.insert(k, seq);
     }
 
     /// Whether the flush queue's entry still stands for a buffer with bytes.
@@ -829,7 +911,7 @@ impl Output {
             buf_off.min(d.written_end)
         };
         let hi = (offset + data.len() as u64).min(file_hi);
-        if !differ && offset < hi && d.created {
+        if !differ && offset < hi && d.has(CREATED) {
             let want = &data[..(hi - offset) as usize];
             let k = key(slot, dir);
             if !self.cache.contains(k) {
@@ -880,7 +962,8 @@ impl Output {
         };
         let file = self.cache.remove(key(slot, dir));
         let full_path = self.cfg.outdir.join(&name);
-        let create = !d.created;
+        let create = !d.has(CREATED);
+        let stamped = d.has(STAMPED);
         let mut written_end = d.written_end;
         if !buf.is_empty() {
             self.host.bytes_written += buf.len() as u64;
@@ -898,10 +981,15 @@ impl Output {
         }
         let d = self.dir_mut(slot, dir);
         d.written_end = written_end;
-        d.created = true;
+        d.set(CREATED, true);
         // The file was created empty in this run and only grows by our writes and
         // `set_len` (a failure is reported as the run's error).
         let size = written_end.max(file_len);
+        self.early.remove(&key(slot, dir));
+        if touch_only && stamped {
+            // The last write was an early one, which set the time too: nothing is left.
+            return Some((self.display_name(&name), size));
+        }
         let job = FinalWrite {
             file,
             path: full_path,
@@ -913,7 +1001,10 @@ impl Output {
             mtime: UNIX_EPOCH + Duration::from_nanos(flow.first_ts.0),
         };
         match &mut self.finisher {
-            Some(f) => f.submit(job),
+            // After any early write of this file in the queue.
+            Some(f) => {
+                f.submit(job);
+            }
             None => {
                 let mut f = Finisher::inline(self.cfg.file_mode);
                 f.submit(job);
@@ -1180,15 +1271,105 @@ mod tests {
             % 251) as u8
     }
 
+    /// 4 open files, 1 KiB per direction, 16 KiB in all: the budget is always over, so
+    /// buffers go out early on the finishing thread (once it has started) and the
+    /// directions' next writes reopen the files after those jobs.
     #[test]
-    fn more_flows_than_open_files_every_byte_right() {
-        let dir = tmpdir("many");
-        // 4 open files, 1 KiB per direction, 16 KiB in all: constant flushing and reopening.
+    fn more_flows_than_the_budget_every_byte_right() {
         let limits = Limits {
             dir_buffer: 1024,
             total_buffer: 16 * 1024,
             max_open_files: 4,
         };
+        let out = interleaved_flows_every_byte_right("budget", limits);
+        assert!(out.host.buffer_budget_flushes > 0);
+        assert!(out.host.file_reopens > 0);
+    }
+
+    /// A direction whose buffer went out early on the finishing thread and that is then
+    /// written by this thread (a chunk larger than its buffer) keeps its bytes: the
+    /// direct write waits for the early one, which creates (truncates) the file.
+    #[test]
+    fn early_writes_come_before_direct_ones() {
+        let dir = tmpdir("early");
+        let limits = Limits {
+            dir_buffer: 64,
+            total_buffer: 2048,
+            max_open_files: 4,
+        };
+        let mut out = Output::files(cfg(&dir, limits), 400, Report::none());
+        let flows: Vec<FlowInfo> = (0..400).map(flow_n).collect();
+        for f in &flows {
+            out.open(f);
+        }
+        let chunk = |i: usize, o: u64, n: u64| -> Vec<u8> {
+            (o..o + n).map(|k| byte(i as u32, 0, k)).collect()
+        };
+        // Small chunks: the budget is over all the time, buffers go out early (past the
+        // first jobs, on the thread).
+        for (i, f) in flows.iter().enumerate() {
+            out.data(f, Dir::AtoB, 0, &chunk(i, 0, 40));
+        }
+        // Then every other direction gets a chunk too large for a buffer: written at once,
+        // here. The others end with nothing more to write: their early write set the time.
+        for (i, f) in flows.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
+            out.data(f, Dir::AtoB, 40, &chunk(i, 40, 100));
+        }
+        for f in &flows {
+            let mut f = *f;
+            f.dirs[0].packets = 2;
+            out.close(&f, CloseReason::Fin);
+        }
+        out.wait_writes();
+        assert!(out.fatal().is_none(), "{:?}", out.fatal());
+        assert!(out.host.buffer_budget_flushes > 0);
+        for (i, f) in flows.iter().enumerate() {
+            let name = Template::parse(DEFAULT).unwrap().expand(
+                f,
+                Dir::AtoB,
+                NameParams {
+                    conn_index: 0,
+                    session: i as u64,
+                },
+            );
+            let got = std::fs::read(dir.join(&name)).unwrap();
+            let len = if i % 2 == 0 { 140 } else { 40 };
+            assert_eq!(got, chunk(i, 0, len), "{name}");
+            let mtime = std::fs::metadata(dir.join(&name))
+                .unwrap()
+                .modified()
+                .unwrap();
+            assert_eq!(
+                mtime,
+                UNIX_EPOCH + Duration::from_nanos(f.first_ts.0),
+                "{name}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// 4 open files, 64 bytes per direction, the budget never over: buffers go out when full,
+    /// through the open-file cache, which has to close files and reopen them.
+    #[test]
+    fn more_flows_than_open_files_every_byte_right() {
+        let limits = Limits {
+            dir_buffer: 64,
+            total_buffer: 1 << 20,
+            max_open_files: 4,
+        };
+        let out = interleaved_flows_every_byte_right("cache", limits);
+        assert_eq!(out.host.buffer_budget_flushes, 0);
+        assert!(
+            out.cache.evictions > 0,
+            "the cache never had to close a file"
+        );
+        assert!(out.host.file_reopens > 0);
+    }
+
+    /// 300 flows written in turns of 37 bytes, with a gap and a trailing gap: every byte,
+    /// length and the time right.
+    fn interleaved_flows_every_byte_right(tag: &str, limits: Limits) -> Output {
+        let dir = tmpdir(tag);
         let mut out = Output::files(cfg(&dir, limits), 300, Report::none());
         let flows: Vec<FlowInfo> = (0..300).map(flow_n).collect();
         for f in &flows {
@@ -1223,11 +1404,6 @@ mod tests {
         }
         out.wait_writes();
         assert!(out.fatal().is_none(), "{:?}", out.fatal());
-        assert!(
-            out.cache.evictions > 0,
-            "the cache never had to close a file"
-        );
-        assert!(out.host.file_reopens > 0);
         for (i, f) in flows.iter().enumerate() {
             for d in 0..2 {
                 let t = Template::parse(DEFAULT).unwrap();
@@ -1271,6 +1447,7 @@ mod tests {
             UNIX_EPOCH + Duration::from_nanos(flows[1].first_ts.0)
         );
         std::fs::remove_dir_all(&dir).unwrap();
+        out
     }
 
     #[test]
