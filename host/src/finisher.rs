@@ -52,6 +52,14 @@ pub struct FinalWrite {
     pub mtime: SystemTime,
 }
 
+impl FinalWrite {
+    /// Nothing to write, create or extend: only the time is set (by name when no descriptor
+    /// comes with the job, without opening the file).
+    pub fn only_time(&self) -> bool {
+        !self.create && self.buf.is_empty() && self.set_len.is_none()
+    }
+}
+
 #[derive(Debug, Default)]
 struct Shared {
     failed: AtomicBool,
@@ -288,7 +296,7 @@ fn perform(job: FinalWrite, file_mode: u32, sh: &Shared) {
 
 fn perform_one(job: FinalWrite, file_mode: u32, sh: &Shared) {
     // Written whole earlier (and closed since): only the time is left.
-    if job.file.is_none() && !job.create && job.buf.is_empty() && job.set_len.is_none() {
+    if job.file.is_none() && job.only_time() {
         // As with an open file, a time that cannot be set is not an error.
         let _ = set_mtime_by_name(&job.path, job.mtime);
         return;

@@ -716,10 +716,6 @@ impl Output {
     /// keeps the order: this direction's last job comes after it, and before this thread
     /// opens the file itself it waits for it (`open_file`).
     fn flush_early(&mut self, slot: u32, dir: Dir) {
-        if self.finisher.is_none() {
-            self.flush_dir(slot, dir);
-            return;
-        }
         let k = key(slot, dir);
         let mtime_ns = match self.flows[slot as usize].dirs[dir.index()].buf {
             NO_BUF => return,
@@ -735,32 +731,19 @@ impl Output {
         let d = self.dir_mut(slot, dir);
         let create = !d.has(CREATED);
         d.set(CREATED, true);
+        // The job sets the time too: a direction that writes nothing more needs no job at
+        // its end.
         d.set(STAMPED, true);
         d.written_end = d.written_end.max(off + buf.len() as u64);
-        if create {
-            self.host.files_written += 1;
-        } else if file.is_none() {
-            self.host.file_reopens += 1;
-        }
         self.host.bytes_written += buf.len() as u64;
-        let job = FinalWrite {
-            file,
-            path: self.cfg.outdir.join(&name),
-            create,
-            make_parent: name.parent().is_some_and(|p| !p.as_os_str().is_empty()),
-            buf,
-            off,
-            set_len: None,
-            // Set now too: a direction that writes nothing more needs no job at its end.
-            mtime: UNIX_EPOCH + Duration::from_nanos(mtime_ns),
-        };
-        let f = self.finisher.as_mut().expect("checked above");
-        let seq = f.submit(job);
-        if self.early.len() >= 4 * QUEUE {
-            let done = f.done_jobs();
-            self.early.retain(|_, s| *s > done);
+        let job = self.file_job(file, &name, create, buf, off, None, mtime_ns);
+        if let Some(seq) = self.submit(job) {
+            if self.early.len() >= 4 * QUEUE {
+                let done = self.finisher.as_ref().map_or(u64::MAX, |f| f.done_jobs());
+                self.early.retain(|_, s| *s > done);
+            }
+            self.early.insert(k, seq);
         }
-        self.early.insert(k, seq);
     }
 
     /// Whether the flush queue's entry still stands for a buffer with bytes.
@@ -961,59 +944,76 @@ impl Output {
             None => end,
         };
         let file = self.cache.remove(key(slot, dir));
-        let full_path = self.cfg.outdir.join(&name);
         let create = !d.has(CREATED);
-        let stamped = d.has(STAMPED);
         let mut written_end = d.written_end;
         if !buf.is_empty() {
             self.host.bytes_written += buf.len() as u64;
             written_end = written_end.max(off + buf.len() as u64);
         }
         let set_len = (written_end < file_len).then_some(file_len);
-        // A file already written whole only needs its time: set by name, not reopened.
-        let touch_only = !create && buf.is_empty() && set_len.is_none();
-        if file.is_none() && !touch_only {
-            if create {
-                self.host.files_written += 1;
-            } else {
-                self.host.file_reopens += 1;
-            }
-        }
         let d = self.dir_mut(slot, dir);
         d.written_end = written_end;
         d.set(CREATED, true);
+        let stamped = d.has(STAMPED);
         // The file was created empty in this run and only grows by our writes and
         // `set_len` (a failure is reported as the run's error).
         let size = written_end.max(file_len);
         self.early.remove(&key(slot, dir));
-        if touch_only && stamped {
-            // The last write was an early one, which set the time too: nothing is left.
-            return Some((self.display_name(&name), size));
+        let job = self.file_job(file, &name, create, buf, off, set_len, flow.first_ts.0);
+        if !(job.only_time() && stamped) {
+            // Otherwise the last write was an early one, which set the time too.
+            self.submit(job);
         }
-        let job = FinalWrite {
+        Some((self.display_name(&name), size))
+    }
+
+    /// A job for the finishing thread: `buf` at `off` of the file `name` (relative to the
+    /// output folder), then its length and time.
+    #[allow(clippy::too_many_arguments)]
+    fn file_job(
+        &self,
+        file: Option<File>,
+        name: &Path,
+        create: bool,
+        buf: Vec<u8>,
+        off: u64,
+        set_len: Option<u64>,
+        mtime_ns: u64,
+    ) -> FinalWrite {
+        FinalWrite {
             file,
-            path: full_path,
+            path: self.cfg.outdir.join(name),
             create,
             make_parent: name.parent().is_some_and(|p| !p.as_os_str().is_empty()),
             buf,
             off,
             set_len,
-            mtime: UNIX_EPOCH + Duration::from_nanos(flow.first_ts.0),
-        };
-        match &mut self.finisher {
-            // After any early write of this file in the queue.
-            Some(f) => {
-                f.submit(job);
+            mtime: UNIX_EPOCH + Duration::from_nanos(mtime_ns),
+        }
+    }
+
+    /// Hands `job` to the finishing thread, after any earlier job for the same file (or does
+    /// it here when there is none), and counts the file as written or reopened when the job
+    /// opens it. Returns the job's number on the thread.
+    fn submit(&mut self, job: FinalWrite) -> Option<u64> {
+        if job.file.is_none() && !job.only_time() {
+            if job.create {
+                self.host.files_written += 1;
+            } else {
+                self.host.file_reopens += 1;
             }
+        }
+        match &mut self.finisher {
+            Some(f) => Some(f.submit(job)),
             None => {
                 let mut f = Finisher::inline(self.cfg.file_mode);
                 f.submit(job);
                 for e in f.wait() {
                     self.fail(e);
                 }
+                None
             }
         }
-        Some((self.display_name(&name), size))
     }
 
     fn print_chunk(&mut self, flow: &FlowInfo, dir: Dir, data: &[u8]) {

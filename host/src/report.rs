@@ -216,7 +216,6 @@ pub fn xml_escape(s: &str) -> String {
     o
 }
 
-/// [`xml_escape`] into an existing buffer (no allocation per value on the per-flow path).
 /// Bytes that stand for themselves in XML text: printable ASCII but the five specials.
 const XML_PLAIN: [bool; 256] = {
     let mut t = [false; 256];
@@ -228,6 +227,7 @@ const XML_PLAIN: [bool; 256] = {
     t
 };
 
+/// [`xml_escape`] into an existing buffer (no allocation per value on the per-flow path).
 fn push_xml_escaped(o: &mut String, s: &str) {
     // Names are nearly always plain (a table lookup per byte: one per file name and record).
     if s.bytes().all(|b| XML_PLAIN[usize::from(b)]) {
@@ -290,10 +290,10 @@ enum Val {
 }
 
 impl Val {
-    fn push(self, s: &mut String) {
+    fn push(self, s: &mut String, times: &mut timefmt::IsoMicros) {
         match self {
             Val::Num(n) => push_num(s, n, 0),
-            Val::Time(t) => timefmt::push_iso_micros(s, t),
+            Val::Time(t) => times.push(s, t),
             Val::Mac(m) => push_mac(s, &m),
             Val::Addr(a) => push_addr_plain(s, a),
             Val::Vlans(v) => {
@@ -514,10 +514,7 @@ impl Report {
                 s.push(' ');
                 s.push_str(k);
                 s.push_str("='");
-                match v {
-                    Val::Time(t) => times.push(&mut s, t),
-                    v => v.push(&mut s),
-                }
+                v.push(&mut s, times);
                 s.push('\'');
             });
             s.push_str(" />\n    </fileobject>\n");
@@ -546,10 +543,7 @@ impl Report {
                     push_num(&mut s, n, 0);
                 } else {
                     s.push('"');
-                    match v {
-                        Val::Time(t) => times.push(&mut s, t),
-                        v => v.push(&mut s),
-                    }
+                    v.push(&mut s, times);
                     s.push('"');
                 }
             });

@@ -95,6 +95,11 @@ pub fn iso_micros(ts: Timestamp) -> String {
 /// [`iso_micros`] appended to `s`.
 pub fn push_iso_micros(s: &mut String, ts: Timestamp) {
     push_date_time(s, ts.secs());
+    push_micros_z(s, ts);
+}
+
+/// `.260924Z`: what follows the seconds in [`iso_micros`].
+fn push_micros_z(s: &mut String, ts: Timestamp) {
     s.push('.');
     push_num(s, (ts.subsec_nanos() / 1000).into(), 6);
     s.push('Z');
@@ -118,9 +123,7 @@ impl IsoMicros {
             self.secs = Some(secs);
         }
         s.push_str(&self.date_time);
-        s.push('.');
-        push_num(s, (ts.subsec_nanos() / 1000).into(), 6);
-        s.push('Z');
+        push_micros_z(s, ts);
     }
 }
 
