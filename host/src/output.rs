@@ -107,8 +107,6 @@ struct DirOut {
     end: u64,
     /// Highest offset written to the file (so the file is at least this long).
     written_end: u64,
-    /// Bytes cut by `-b`.
-    truncated: u64,
     /// This direction's buffer in `Output::bufs`, or [`NO_BUF`].
     buf: u32,
     /// The name is the template's with the connection index counted up by this much
@@ -136,7 +134,6 @@ impl DirOut {
     const EMPTY: DirOut = DirOut {
         end: 0,
         written_end: 0,
-        truncated: 0,
         buf: NO_BUF,
         bump: UNNAMED,
         flags: 0,
@@ -181,6 +178,8 @@ const BUF_OVERHEAD: usize = std::mem::size_of::<DirBuf>() + 64;
 /// What the file writer keeps per flow slot: the flow's state and the name-collision set's
 /// two entries.
 pub const FLOW_STATE_BYTES: usize = std::mem::size_of::<FlowOut>() + 2 * 16;
+// 200,000 open connections hold 200,000 of these: keep it at a cache line.
+const _: () = assert!(std::mem::size_of::<FlowOut>() <= 64);
 
 #[derive(Clone, Copy, Debug)]
 struct FlowOut {
@@ -222,6 +221,9 @@ pub struct Output {
     /// Directions (by `key`) whose buffer went to the finishing thread before their end, with
     /// that job's number: this thread waits for it before opening the file itself.
     early: HashMap<u64, u64>,
+    /// Bytes cut by `-b`, by direction (`key`): only directions with a cut, so that the
+    /// state kept per flow stays small.
+    truncated: HashMap<u64, u64>,
     cache: FileCache,
     /// Hashes of the names used in this run (a direction never reuses another's file).
     used_names: HashSet<u64>,
@@ -316,6 +318,7 @@ impl Output {
             free_bufs: Vec::new(),
             fresh_name: None,
             early: HashMap::new(),
+            truncated: HashMap::new(),
             cache,
             used_names: HashSet::new(),
             name_hasher: Default::default(),
@@ -1047,6 +1050,7 @@ impl Output {
         }
         for dir in Dir::BOTH {
             self.take_buf(slot, dir);
+            self.truncated.remove(&key(slot, dir));
             if self
                 .fresh_name
                 .as_ref()
@@ -1164,7 +1168,7 @@ impl Sink for Output {
             }
         }
         if cut > 0 {
-            self.dir_mut(flow.slot, dir).truncated += cut;
+            *self.truncated.entry(key(flow.slot, dir)).or_insert(0) += cut;
             self.host.truncated_bytes += cut;
         }
         if kept.is_empty() || self.fatal.is_some() {
@@ -1204,7 +1208,7 @@ impl Sink for Output {
                 if flow.dirs[dir.index()].packets == 0 && file.is_none() {
                     continue;
                 }
-                let truncated = self.flows[flow.slot as usize].dirs[dir.index()].truncated;
+                let truncated = self.truncated.remove(&key(flow.slot, dir)).unwrap_or(0);
                 let (name, size) = match &file {
                     Some((n, s)) => (Some(n.as_path()), *s),
                     None => (None, 0),
@@ -1518,6 +1522,10 @@ mod tests {
         );
         assert_eq!(std::fs::read(dir.join(name)).unwrap(), b"0XY3456789");
         assert_eq!(out.host.truncated_bytes, 6);
+        assert!(
+            out.truncated.is_empty(),
+            "the cut is forgotten with its flow"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
