@@ -38,12 +38,12 @@ pub const MAX_FLOWS: u32 = 1 << 28;
 pub const DEFAULT_FLOWS: u32 = 262_144;
 pub const DEFAULT_POOL_BLOCKS: u32 = 16_384;
 pub const DEFAULT_FRAG_SLOTS: usize = 64;
-// 8 MiB: a short flow is written once while the buffers hold its data; past that, the
-// oldest buffers go out early on the finishing thread, which runs beside the decoding one,
-// so more buys no speed and costs memory (tmpfs, against 64 MiB: 200,000 connections open
-// at once 0.99 x the time with 117 rather than 188 MiB of RSS, 20,000 at once 0.89 x with
-// 28 rather than 70; 2,000 at once 1.01-1.03 x; 2 MiB made that one 1.27 x).
-pub const DEFAULT_BUFFER_BYTES: usize = 8 << 20;
+// 16 MiB: the smallest that writes each short flow once where up to 2,000 connections are
+// open (bench's many: 0 reopens; 12 MiB: 165, 8 MiB: 12,638). Past that, the oldest buffers
+// go out early on the finishing thread, beside the decoding one, so more buys no speed and
+// costs memory (200,000 connections open at once: 64 MiB ran alike with 188 MiB of RSS
+// against 124).
+pub const DEFAULT_BUFFER_BYTES: usize = 16 << 20;
 /// The output buffers are never smaller than this (a few directions' worth).
 pub const MIN_BUFFER_BYTES: usize = 256 << 10;
 
