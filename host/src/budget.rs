@@ -47,12 +47,14 @@ pub const DEFAULT_BUFFER_BYTES: usize = 16 << 20;
 /// The output buffers are never smaller than this (a few directions' worth).
 pub const MIN_BUFFER_BYTES: usize = 256 << 10;
 
-/// What the command's own state costs per flow slot, by output mode (estimates that include
-/// the allocator's overhead).
-pub fn host_bytes_per_flow(spool: bool) -> usize {
+/// What the command's own state costs per flow slot, by output mode and whether `-b` cuts
+/// (estimates that include the allocator's overhead).
+pub fn host_bytes_per_flow(spool: bool, cut: bool) -> usize {
     if spool {
         // The spool writer's table and the `-R` flag.
         std::mem::size_of::<SpoolFlow>() + 1
+    } else if cut {
+        crate::output::FLOW_STATE_BYTES + crate::output::CUT_STATE_BYTES
     } else {
         crate::output::FLOW_STATE_BYTES
     }
@@ -133,8 +135,9 @@ impl Sizing {
 
     /// The memory these sizes take at most: the engine's storage, the command's state per
     /// flow, and the output buffers (the file writer's cap, or the spool writer's buffer).
-    pub fn memory_bytes(&self, spool: bool) -> u64 {
-        let per_flow = host_bytes_per_flow(spool);
+    /// `cut`: `-b` was given.
+    pub fn memory_bytes(&self, spool: bool, cut: bool) -> u64 {
+        let per_flow = host_bytes_per_flow(spool, cut);
         let buffers = if spool {
             self.spool_buffer()
         } else {
@@ -170,22 +173,25 @@ mod tests {
     fn a_budget_is_kept() {
         for budget in [4u64 << 20, 16 << 20, 64 << 20, 1 << 30] {
             for spool in [false, true] {
-                let s = Sizing::from_budget(budget, host_bytes_per_flow(spool));
-                let used = s.memory_bytes(spool);
-                assert!(used <= budget, "{budget}: {s:?} takes {used}");
-                // Not wasteful either: the shares are put to use (the spool needs only a
-                // small part of the buffers' share).
-                let floor = if spool { 80 } else { 90 };
-                assert!(used * 100 >= budget * floor, "{budget}: {s:?} takes {used}");
-                let table = flow_table_bytes(s.max_flows as usize, host_bytes_per_flow(spool));
-                assert!(table as u64 <= budget / 100 * FLOWS_PCT);
+                for cut in [false, true] {
+                    let s = Sizing::from_budget(budget, host_bytes_per_flow(spool, cut));
+                    let used = s.memory_bytes(spool, cut);
+                    assert!(used <= budget, "{budget}: {s:?} takes {used}");
+                    // Not wasteful either: the shares are put to use (the spool needs only a
+                    // small part of the buffers' share).
+                    let floor = if spool { 80 } else { 90 };
+                    assert!(used * 100 >= budget * floor, "{budget}: {s:?} takes {used}");
+                    let table =
+                        flow_table_bytes(s.max_flows as usize, host_bytes_per_flow(spool, cut));
+                    assert!(table as u64 <= budget / 100 * FLOWS_PCT);
+                }
             }
         }
     }
 
     #[test]
     fn router_budget() {
-        let s = Sizing::from_budget(16 << 20, host_bytes_per_flow(true));
+        let s = Sizing::from_budget(16 << 20, host_bytes_per_flow(true, false));
         assert!(s.max_flows >= 16_000, "{s:?}");
         assert!(s.ooo_bytes() >= 3 << 20, "{s:?}");
         assert_eq!(s.frag_slots, 12);

@@ -549,7 +549,7 @@ impl Args {
             Some(self.outdir.join("report.xml"))
         };
         if let Some(m) = self.memory {
-            let used = sizing.memory_bytes(spool_mode);
+            let used = sizing.memory_bytes(spool_mode, self.max_bytes.is_some());
             if used > m {
                 warnings.push(format!(
                     "the flags given explicitly take about {} MiB, more than --memory {} MiB",
@@ -651,7 +651,10 @@ impl Args {
     /// split, else the defaults.
     fn sizing(&self, spool: bool) -> Sizing {
         let base = match self.memory {
-            Some(m) => Sizing::from_budget(m, budget::host_bytes_per_flow(spool)),
+            Some(m) => Sizing::from_budget(
+                m,
+                budget::host_bytes_per_flow(spool, self.max_bytes.is_some()),
+            ),
             None => Sizing::DEFAULT,
         };
         Sizing {
@@ -776,7 +779,7 @@ mod tests {
         assert_eq!(sp.sync_secs, DEFAULT_SPOOL_SYNC);
         assert_eq!(o.report_xml, None, "no report by default when spooling");
         assert_eq!(o.action, Action::Capture);
-        let want = Sizing::from_budget(16 << 20, budget::host_bytes_per_flow(true));
+        let want = Sizing::from_budget(16 << 20, budget::host_bytes_per_flow(true, false));
         assert_eq!(o.max_flows, want.max_flows);
         assert_eq!(o.pool_blocks, want.pool_blocks);
         assert_eq!(o.frag_slots, want.frag_slots);
@@ -832,13 +835,28 @@ mod tests {
         .unwrap();
         assert_eq!(o.max_flows, 1000);
         assert_eq!(o.pool_blocks, 1024);
-        let files = Sizing::from_budget(16 << 20, budget::host_bytes_per_flow(false));
+        let files = Sizing::from_budget(16 << 20, budget::host_bytes_per_flow(false, false));
         assert_eq!(o.buffer_bytes, files.buffer_bytes);
         let o = parse(&["-r", "x", "--memory", "16M", "--pool-blocks", "7"]).unwrap();
         assert_eq!(o.pool_blocks, 7);
         // Over the budget: said, not refused.
         let o = parse(&["-r", "x", "--memory", "16M", "--max-flows", "1000000"]).unwrap();
         assert!(o.warnings.iter().any(|w| w.contains("more than --memory")));
+    }
+
+    #[test]
+    fn cuts_by_b_count_in_the_budget() {
+        let plain = parse(&["-r", "x", "--memory", "16M"]).unwrap();
+        let cut = parse(&["-r", "x", "--memory", "16M", "-b", "100"]).unwrap();
+        // `-b` keeps a count per direction with a cut: fewer flows fit the same budget.
+        assert!(
+            cut.max_flows < plain.max_flows,
+            "{} {}",
+            cut.max_flows,
+            plain.max_flows
+        );
+        let want = Sizing::from_budget(16 << 20, budget::host_bytes_per_flow(false, true));
+        assert_eq!(cut.max_flows, want.max_flows);
     }
 
     #[test]

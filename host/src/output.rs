@@ -178,6 +178,9 @@ const BUF_OVERHEAD: usize = std::mem::size_of::<DirBuf>() + 64;
 /// What the file writer keeps per flow slot: the flow's state and the name-collision set's
 /// two entries.
 pub const FLOW_STATE_BYTES: usize = std::mem::size_of::<FlowOut>() + 2 * 16;
+/// With `-b`: a direction with a cut has an entry in `Output::truncated` (key and count,
+/// with the hash map's control byte and spare room).
+pub const CUT_STATE_BYTES: usize = 2 * 20;
 // 200,000 open connections hold 200,000 of these: keep it at a cache line.
 const _: () = assert!(std::mem::size_of::<FlowOut>() <= 64);
 

@@ -858,7 +858,7 @@ pub fn run(o: Options) -> Result<i32, String> {
         eprintln!(
             "tcpflow: {} flow slots ({:.1} MiB), {} pool blocks ({:.1} MiB: {} of out-of-order data), {} fragment slots ({:.1} MiB), output buffers {:.1} MiB; about {:.1} MiB in all{budget}; idle timeout {} s, overlap {:?}",
             n,
-            mib(n * (std::mem::size_of::<FlowSlot>() + budget::host_bytes_per_flow(spooling))
+            mib(n * (std::mem::size_of::<FlowSlot>() + budget::host_bytes_per_flow(spooling, o.max_bytes.is_some()))
                 + index.len() * 4),
             blocks.len(),
             mib(blocks.len() * std::mem::size_of::<Block>()),
@@ -870,7 +870,7 @@ pub fn run(o: Options) -> Result<i32, String> {
             } else {
                 o.buffer_bytes
             }),
-            mib(sizing.memory_bytes(spooling) as usize),
+            mib(sizing.memory_bytes(spooling, o.max_bytes.is_some()) as usize),
             o.idle_timeout_secs,
             config.overlap
         );
@@ -1028,7 +1028,12 @@ pub fn run(o: Options) -> Result<i32, String> {
         }
     }
     let mut failed = failed;
-    let mut extra: Vec<Group> = vec![capacities_group(&sizing, o.memory, spooling)];
+    let mut extra: Vec<Group> = vec![capacities_group(
+        &sizing,
+        o.memory,
+        spooling,
+        o.max_bytes.is_some(),
+    )];
     let mut spool_stats = None;
     let (report, mut host, max_open, broken_pipe) = match out {
         Writer::Output(mut out) => {
@@ -1088,12 +1093,12 @@ pub fn run(o: Options) -> Result<i32, String> {
 }
 
 /// The sizes the run allocated, for the report.
-fn capacities_group(s: &budget::Sizing, memory: Option<u64>, spool: bool) -> Group {
+fn capacities_group(s: &budget::Sizing, memory: Option<u64>, spool: bool, cut: bool) -> Group {
     (
         "capacities",
         vec![
             ("memory_budget", memory.unwrap_or(0)),
-            ("memory_estimate", s.memory_bytes(spool)),
+            ("memory_estimate", s.memory_bytes(spool, cut)),
             ("max_flows", u64::from(s.max_flows)),
             ("pool_blocks", u64::from(s.pool_blocks)),
             ("max_ooo_bytes", s.ooo_bytes()),

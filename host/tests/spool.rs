@@ -945,7 +945,7 @@ fn memory_budget_sets_the_capacities() {
         s(&report),
     ]);
     ok(&o, "memory");
-    let want = Sizing::from_budget(16 << 20, host_bytes_per_flow(true));
+    let want = Sizing::from_budget(16 << 20, host_bytes_per_flow(true, false));
     let e = stderr(&o);
     assert!(
         e.contains(&format!("tcpflow: {} flow slots", want.max_flows)),
@@ -964,13 +964,13 @@ fn memory_budget_sets_the_capacities() {
     assert!(
         x.contains(&format!(
             "<capacities memory_budget='16777216' memory_estimate='{}' max_flows='{}' pool_blocks='{}'",
-            want.memory_bytes(true),
+            want.memory_bytes(true, false),
             want.max_flows,
             want.pool_blocks
         )),
         "{x}"
     );
-    assert!(want.memory_bytes(true) <= 16 << 20);
+    assert!(want.memory_bytes(true, false) <= 16 << 20);
     assert!(
         x.contains("<spool size='65536' segment_size='16384' segments='4' records='"),
         "{x}"
@@ -995,7 +995,7 @@ fn memory_budget_sets_the_capacities() {
     let e = stderr(&o);
     assert!(e.contains("tcpflow: 1000 flow slots"), "{e}");
     assert!(e.contains("1024 pool blocks"), "{e}");
-    let files = Sizing::from_budget(16 << 20, host_bytes_per_flow(false));
+    let files = Sizing::from_budget(16 << 20, host_bytes_per_flow(false, false));
     assert!(files.max_flows < want.max_flows);
     let o = run(&["-v", "-r", s(&cap), "-o", s(&out), "--memory", "16M"]);
     assert!(
