@@ -831,6 +831,8 @@ pub fn run(o: Options) -> Result<i32, String> {
     let mut frag_slots = vec![FragSlot::EMPTY; o.frag_slots];
     let mut frag_arena = vec![0u8; o.frag_slots * o.frag_slot_bytes];
     let spooling = spool_storage.is_some();
+    // `-b`: the file writer keeps a count per direction with a cut (in the memory estimate).
+    let cutting = o.max_bytes.is_some();
     let sizing = budget::Sizing {
         max_flows: o.max_flows,
         pool_blocks: o.pool_blocks,
@@ -858,7 +860,7 @@ pub fn run(o: Options) -> Result<i32, String> {
         eprintln!(
             "tcpflow: {} flow slots ({:.1} MiB), {} pool blocks ({:.1} MiB: {} of out-of-order data), {} fragment slots ({:.1} MiB), output buffers {:.1} MiB; about {:.1} MiB in all{budget}; idle timeout {} s, overlap {:?}",
             n,
-            mib(n * (std::mem::size_of::<FlowSlot>() + budget::host_bytes_per_flow(spooling, o.max_bytes.is_some()))
+            mib(n * (std::mem::size_of::<FlowSlot>() + budget::host_bytes_per_flow(spooling, cutting))
                 + index.len() * 4),
             blocks.len(),
             mib(blocks.len() * std::mem::size_of::<Block>()),
@@ -870,7 +872,7 @@ pub fn run(o: Options) -> Result<i32, String> {
             } else {
                 o.buffer_bytes
             }),
-            mib(sizing.memory_bytes(spooling, o.max_bytes.is_some()) as usize),
+            mib(sizing.memory_bytes(spooling, cutting) as usize),
             o.idle_timeout_secs,
             config.overlap
         );
@@ -1028,12 +1030,7 @@ pub fn run(o: Options) -> Result<i32, String> {
         }
     }
     let mut failed = failed;
-    let mut extra: Vec<Group> = vec![capacities_group(
-        &sizing,
-        o.memory,
-        spooling,
-        o.max_bytes.is_some(),
-    )];
+    let mut extra: Vec<Group> = vec![capacities_group(&sizing, o.memory, spooling, cutting)];
     let mut spool_stats = None;
     let (report, mut host, max_open, broken_pipe) = match out {
         Writer::Output(mut out) => {
