@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use tcpflow_core::defrag::FragSlot;
 use tcpflow_core::pool::Block;
-use tcpflow_core::table::FlowSlot;
+use tcpflow_core::table::{FlowRecord, FlowSlot};
 use tcpflow_core::{Config, Dir, Engine, FlowInfo, LinkType, Sink, Storage, Timestamp};
 
 struct Count(u64);
@@ -78,7 +78,8 @@ fn workload(flows: u32, per_flow: u32, mss: usize, ooo_every: u32) -> Vec<Vec<u8
 }
 
 fn bench(name: &str, frames: &[Vec<u8>], rounds: u32) {
-    let mut flows = vec![FlowSlot::EMPTY; 4096];
+    let mut flows = vec![FlowRecord::EMPTY; 4096];
+    let mut hot = vec![FlowSlot::EMPTY; 1024];
     let mut index = vec![0u32; 8192];
     let mut blocks = vec![Block::EMPTY; 4096];
     let mut frag_slots = vec![FragSlot::EMPTY; 16];
@@ -89,6 +90,7 @@ fn bench(name: &str, frames: &[Vec<u8>], rounds: u32) {
         let mut e = Engine::new(
             Storage {
                 flows: &mut flows,
+                hot: &mut hot,
                 index: &mut index,
                 blocks: &mut blocks,
                 frag_slots: &mut frag_slots,

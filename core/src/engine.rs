@@ -2,10 +2,10 @@
 
 use crate::decode::{self, Addr, DecodeError, IpPacket, LinkType, TcpSegment, Vlans};
 use crate::defrag::{Defragmenter, FragSlot};
-use crate::pool::{Block, Pool};
+use crate::pool::{Block, Pool, NIL};
 use crate::stats::{FlowStats, Stats};
 use crate::stream::{Env, Mode};
-use crate::table::{FlowSlot, FlowTable, SlotState};
+use crate::table::{FlowRecord, FlowSlot, FlowTable, SlotState};
 use crate::Timestamp;
 
 /// A direction within a connection. `AtoB` is from the side that sent the first packet seen
@@ -203,8 +203,11 @@ impl Default for Config {
 /// All the memory the engine uses, handed in by the embedder.
 #[derive(Debug)]
 pub struct Storage<'s> {
-    /// Flow table slots: the maximum number of tracked connections.
-    pub flows: &'s mut [FlowSlot],
+    /// Flow records: the maximum number of tracked connections (about 100 bytes each).
+    pub flows: &'s mut [FlowRecord],
+    /// Full slots for the connections active now (about 400 bytes each); the others wait
+    /// packed in their records. At least one; [`crate::Capacities::hot_len`] suggests a size.
+    pub hot: &'s mut [FlowSlot],
     /// Hash index; length a power of two, at least twice `flows.len()`.
     pub index: &'s mut [u32],
     /// Out-of-order pool shared by all flows.
@@ -239,7 +242,7 @@ impl<'s> Engine<'s> {
     pub fn new(storage: Storage<'s>, config: Config) -> Self {
         Engine {
             tracker: Tracker {
-                table: FlowTable::new(storage.flows, storage.index, config.hash_key),
+                table: FlowTable::new(storage.flows, storage.hot, storage.index, config.hash_key),
                 pool: Pool::new(storage.blocks),
                 cfg: config,
             },
@@ -419,10 +422,12 @@ impl<'s> Tracker<'s> {
         let (found, hash) =
             self.table
                 .lookup(pkt.src, seg.src_port, pkt.dst, seg.dst_port, &pkt.vlans);
-        let (i, dir) = match found {
+        let (i, dir, h) = match found {
             Some((i, d)) => {
-                let slot = self.table.slot(i);
-                let fresh = match slot.state {
+                let h = self.hot(i, true, stats, sink);
+                let state = self.table.state(i);
+                let slot = self.table.slot_at(h);
+                let fresh = match state {
                     SlotState::Open => {
                         // A connection attempt on a live 4-tuple is a new connection unless
                         // it repeats this side's SYN.
@@ -442,25 +447,27 @@ impl<'s> Tracker<'s> {
                                 && seg.payload_len > 0
                                 && (h.mode == Mode::Unset || h.is_far(seg.seq)))
                     }
-                    SlotState::Free => true,
+                    SlotState::Free | SlotState::Spill => true,
                 };
                 if fresh {
                     let conn = slot.info.conn_index.wrapping_add(1);
-                    if slot.state == SlotState::Open {
+                    if state == SlotState::Open {
                         self.close(i, CloseReason::Reused, stats, sink);
                     }
                     stats.reused += 1;
                     stats.opened += 1;
+                    // Closing packed it, most likely.
+                    let h = self.hot(i, false, stats, sink);
                     self.table.reopen(i, new_info(pkt, seg, ts, conn));
-                    sink.open(&self.table.slot(i).info);
-                    (i, Dir::AtoB)
-                } else if slot.state == SlotState::Closed {
+                    sink.open(&self.table.slot_at(h).info);
+                    (i, Dir::AtoB, h)
+                } else if state == SlotState::Closed {
                     // A late packet of a finished connection (the last ACK, a repeated FIN).
                     stats.after_close_bytes += seg.payload_len as u64;
                     self.table.touch(i);
                     return;
                 } else {
-                    (i, d)
+                    (i, d, h)
                 }
             }
             None => {
@@ -472,14 +479,15 @@ impl<'s> Tracker<'s> {
                     }
                 };
                 stats.opened += 1;
+                let h = self.hot(i, false, stats, sink);
                 self.table.install(i, new_info(pkt, seg, ts, 0), hash, true);
-                sink.open(&self.table.slot(i).info);
-                (i, Dir::AtoB)
+                sink.open(&self.table.slot_at(h).info);
+                (i, Dir::AtoB, h)
             }
         };
         self.table.touch(i);
         let d = dir.index();
-        let slot = self.table.slot(i);
+        let slot = self.table.slot_at(h);
         let FlowSlot { info, half, .. } = slot;
         let mut env = Env {
             pool: &mut self.pool,
@@ -540,7 +548,45 @@ impl<'s> Tracker<'s> {
         }
     }
 
-    /// A slot for a new flow: free, else a closed one, else the least recently active open
+    /// Gives record `i` a full slot (see [`FlowTable::make_hot`]). When every full slot holds
+    /// a flow that does not pack, the least recently used of them is closed (evicted: its data
+    /// delivered, holes reported), and forgotten if even closed it does not pack.
+    /// Returns the full slot.
+    #[inline]
+    fn hot<S: Sink>(&mut self, i: u32, unpack: bool, stats: &mut FlowStats, sink: &mut S) -> u32 {
+        match self.table.make_hot(i, unpack) {
+            Ok(h) => h,
+            Err(_) => self.make_room(i, unpack, stats, sink),
+        }
+    }
+
+    #[inline(never)]
+    fn make_room<S: Sink>(
+        &mut self,
+        i: u32,
+        unpack: bool,
+        stats: &mut FlowStats,
+        sink: &mut S,
+    ) -> u32 {
+        loop {
+            let victim = match self.table.make_hot(i, unpack) {
+                Ok(h) => return h,
+                Err(v) => v,
+            };
+            if victim == NIL || victim == i {
+                // Cannot happen: the table has full slots (or no records to look up), every
+                // one was tried, and `i` is in none of them.
+                debug_assert!(false, "no full slot to free");
+                return 0;
+            }
+            self.close(victim, CloseReason::Evicted, stats, sink);
+            if self.table.is_hot(victim) {
+                self.table.remove(victim);
+            }
+        }
+    }
+
+    /// A record for a new flow: free, else a closed one, else the least recently active open
     /// flow is evicted (its data delivered, holes reported).
     fn take_slot<S: Sink>(&mut self, stats: &mut FlowStats, sink: &mut S) -> Option<u32> {
         if let Some(i) = self.table.take_free() {
@@ -553,20 +599,11 @@ impl<'s> Tracker<'s> {
     }
 
     fn close<S: Sink>(&mut self, i: u32, reason: CloseReason, stats: &mut FlowStats, sink: &mut S) {
-        let slot = self.table.slot(i);
-        if slot.state != SlotState::Open {
+        if self.table.state(i) != SlotState::Open {
             return;
         }
-        let FlowSlot { info, half, .. } = slot;
-        // A reset connection that ends by time or input still ended with a reset.
-        let reason = match reason {
-            CloseReason::Idle | CloseReason::EndOfInput | CloseReason::Reused
-                if info.dirs[0].rst || info.dirs[1].rst =>
-            {
-                CloseReason::Rst
-            }
-            r => r,
-        };
+        let h = self.hot(i, true, stats, sink);
+        let FlowSlot { info, half, .. } = self.table.slot_at(h);
         // A reset connection that ends by time or input still ended with a reset.
         let reason = match reason {
             CloseReason::Idle | CloseReason::EndOfInput | CloseReason::Reused
@@ -599,13 +636,19 @@ impl<'s> Tracker<'s> {
         self.table.mark_closed(i);
     }
 
+    #[inline]
     fn expire_idle<S: Sink>(&mut self, now: Timestamp, stats: &mut FlowStats, sink: &mut S) {
-        let idle = self.cfg.idle_timeout_ns;
-        if idle == 0 {
-            return;
+        if self.cfg.idle_timeout_ns != 0 {
+            self.expire_idle_now(now, stats, sink);
         }
+    }
+
+    #[inline(never)]
+    fn expire_idle_now<S: Sink>(&mut self, now: Timestamp, stats: &mut FlowStats, sink: &mut S) {
+        let idle = self.cfg.idle_timeout_ns;
         while let Some(i) = self.table.oldest_open() {
-            let last = self.table.slot(i).info.last_ts;
+            let h = self.hot(i, true, stats, sink);
+            let last = self.table.slot_at(h).info.last_ts;
             if now.0.saturating_sub(last.0) <= idle {
                 break;
             }

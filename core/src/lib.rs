@@ -17,7 +17,8 @@
 //! - [`defrag`]: IPv4/IPv6 fragment reassembly in a fixed set of slots, first copy wins,
 //!   timed out on capture time.
 //! - [`table`]: the flow table: fixed capacity, keyed hash index (crafted ports cannot make
-//!   lookups slow), least-recently-active list for idle timeout and eviction.
+//!   lookups slow), least-recently-active list for idle timeout and eviction; connections
+//!   not active now wait packed in about 100 bytes each.
 //! - [`stream`]: one direction of a connection: sequence numbers to `u64` stream offsets,
 //!   in-order data straight to the sink, out-of-order data in the shared [`pool`].
 //! - [`engine`]: ties them together and defines the [`engine::Sink`] trait.
@@ -44,6 +45,7 @@ pub mod decode;
 pub mod defrag;
 pub mod engine;
 mod hash;
+mod pack;
 pub mod pool;
 pub mod seq;
 pub mod sizing;

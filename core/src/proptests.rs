@@ -142,6 +142,58 @@ proptest! {
         check(&y.dirs[0].bytes, &y.dirs[0].gaps, &b.data);
     }
 
+    /// Several flows interleaved through one full slot (each packet unpacks its flow and
+    /// packs another) give the same events as with a slot each, and the right bytes.
+    #[test]
+    fn packed_flows_come_back_exactly(
+        plans in proptest::collection::vec(plan(6_000), 2..6),
+        blocks in 1usize..64,
+        hot in 1usize..3,
+    ) {
+        let per: Vec<Vec<Vec<u8>>> = plans
+            .iter()
+            .enumerate()
+            .map(|(k, p)| frames(p, 50010 + k as u16))
+            .collect();
+        let mut all = Vec::new();
+        let n = per.iter().map(|f| f.len()).max().unwrap_or(0);
+        for i in 0..n {
+            for f in &per {
+                if let Some(x) = f.get(i) {
+                    all.push(x.clone());
+                }
+            }
+        }
+        let run = |hot: usize| {
+            let mut store = Store::with_hot(16, blocks, hot);
+            let mut rec = Rec::default();
+            let mut e = store.engine(Config::default());
+            for (i, f) in all.iter().enumerate() {
+                e.process(Timestamp(i as u64 * 1000), LinkType::ETHERNET, f, &mut rec).unwrap();
+            }
+            e.finish(&mut rec);
+            assert_eq!(e.free_blocks() as usize, blocks, "pool blocks leaked");
+            assert_eq!(e.stats().flow.closed_evicted, 0);
+            (rec, *e.stats())
+        };
+        let (packed, packed_stats) = run(hot);
+        let (roomy, roomy_stats) = run(16);
+        prop_assert_eq!(packed_stats, roomy_stats);
+        prop_assert_eq!(packed.flows.len(), roomy.flows.len());
+        for (a, b) in packed.flows.iter().zip(&roomy.flows) {
+            prop_assert_eq!(a.info, b.info);
+            prop_assert_eq!(a.close, b.close);
+            for d in 0..2 {
+                prop_assert_eq!(&a.dirs[d].bytes, &b.dirs[d].bytes);
+                prop_assert_eq!(&a.dirs[d].gaps, &b.dirs[d].gaps);
+            }
+        }
+        for (k, p) in plans.iter().enumerate() {
+            let fl = packed.find(50010 + k as u16, 0);
+            check(&fl.dirs[0].bytes, &fl.dirs[0].gaps, &p.data);
+        }
+    }
+
     /// Midstream: no handshake, the stream starts wherever the earliest captured byte is.
     #[test]
     fn midstream_any_order_within_the_hold(p in plan(8_000)) {

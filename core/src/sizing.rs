@@ -3,14 +3,14 @@
 
 use crate::defrag::FragSlot;
 use crate::pool::Block;
-use crate::table::FlowSlot;
+use crate::table::{FlowRecord, FlowSlot};
 
 /// How much of each kind of storage to hand the engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Capacities {
-    /// Flow table slots: connections tracked at once (closed ones are kept while there is room,
-    /// to number reused 4-tuples).
+    /// Flow records: connections tracked at once (closed ones are kept while there is room,
+    /// to number reused 4-tuples). Full slots for the active ones: [`Capacities::hot_len`].
     pub flows: usize,
     /// Out-of-order pool blocks of [`crate::pool::BLOCK_DATA`] bytes, shared by all flows.
     pub blocks: usize,
@@ -48,9 +48,32 @@ impl Capacities {
         }
     }
 
+    /// Full slots ([`crate::engine::Storage::hot`]) for these flows: one in eight up to 1,024,
+    /// then one in 128; at least 8 (or every flow, for fewer). Enough for the connections that
+    /// are active within a few thousand packets of each other; the rest wait packed.
+    pub const fn hot_len(&self) -> usize {
+        let f = self.flows;
+        if f <= 8 {
+            return f;
+        }
+        let mut h = f / 8;
+        if h > 1024 {
+            h = 1024;
+        }
+        if h < 8 {
+            h = 8;
+        }
+        if f / 128 > h {
+            f / 128
+        } else {
+            h
+        }
+    }
+
     /// Bytes of storage these capacities take.
     pub const fn memory_bytes(&self) -> usize {
-        self.flows * core::mem::size_of::<FlowSlot>()
+        self.flows * core::mem::size_of::<FlowRecord>()
+            + self.hot_len() * core::mem::size_of::<FlowSlot>()
             + self.index_len() * core::mem::size_of::<u32>()
             + self.blocks * core::mem::size_of::<Block>()
             + self.frag_slots * (core::mem::size_of::<FragSlot>() + self.frag_slot_bytes)
@@ -66,13 +89,15 @@ mod tests {
     use std::vec;
 
     fn engine_with(c: Capacities) -> usize {
-        let mut flows = vec![FlowSlot::EMPTY; c.flows];
+        let mut flows = vec![FlowRecord::EMPTY; c.flows];
+        let mut hot = vec![FlowSlot::EMPTY; c.hot_len()];
         let mut index = vec![0u32; c.index_len()];
         let mut blocks = vec![Block::EMPTY; c.blocks];
         let mut frag_slots = vec![FragSlot::EMPTY; c.frag_slots];
         let mut arena = vec![0u8; c.frag_slots * c.frag_slot_bytes];
         let storage = Storage {
             flows: &mut flows,
+            hot: &mut hot,
             index: &mut index,
             blocks: &mut blocks,
             frag_slots: &mut frag_slots,
@@ -89,7 +114,8 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(e.capacity(), c.flows);
-        assert_eq!(e.open_flows(), c.flows);
+        // Flows holding out-of-order data do not fit one record each: some take two.
+        assert!(e.open_flows() <= c.flows && e.open_flows() > c.flows / 2);
         core::mem::size_of::<Engine<'_>>()
     }
 
@@ -97,14 +123,15 @@ mod tests {
     #[test]
     fn memory_of_the_documented_configurations() {
         std::println!(
-            "slot {} B, block {} B, frag slot {} B + data",
+            "record {} B, full slot {} B, block {} B, frag slot {} B + data",
+            core::mem::size_of::<FlowRecord>(),
             core::mem::size_of::<FlowSlot>(),
             core::mem::size_of::<Block>(),
             core::mem::size_of::<FragSlot>()
         );
         for (name, c, bound) in [
-            ("router", Capacities::ROUTER, 8 << 20),
-            ("workstation", Capacities::WORKSTATION, 160 << 20),
+            ("router", Capacities::ROUTER, 5 << 20),
+            ("workstation", Capacities::WORKSTATION, 64 << 20),
         ] {
             let engine = engine_with(c);
             let total = c.memory_bytes() + engine;

@@ -25,7 +25,7 @@ pub(crate) const MAX_DISTANCE: i64 = 1 << 30;
 /// data that belongs before it and arrives later.
 const HOLD_BASE: u64 = 1 << 31;
 
-const NO_FIN: u64 = u64::MAX;
+pub(crate) const NO_FIN: u64 = u64::MAX;
 
 /// How far a direction has got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,31 +49,31 @@ pub(crate) struct Env<'a, 'p, S> {
 }
 
 /// One direction's reassembly state.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Half {
     pub(crate) mode: Mode,
     /// Sequence number of the byte at internal offset `next`.
-    next_seq: SeqNum,
+    pub(crate) next_seq: SeqNum,
     /// Internal offset of the next byte to deliver.
-    next: u64,
+    pub(crate) next: u64,
     /// Internal offset that the sink sees as 0.
-    origin: u64,
+    pub(crate) origin: u64,
     pub(crate) isn: SeqNum,
     pub(crate) has_syn: bool,
     /// Internal offset of the FIN, or `NO_FIN`.
-    fin_off: u64,
+    pub(crate) fin_off: u64,
     /// Highest internal offset the peer acknowledged, once `peer_acked`.
-    acked: u64,
-    peer_acked: bool,
+    pub(crate) acked: u64,
+    pub(crate) peer_acked: bool,
     /// The latest hole given up as a gap (internal offsets): bytes that arrive for it later
     /// are late, not retransmitted.
-    gap_lo: u64,
-    gap_hi: u64,
-    head: u32,
-    tail: u32,
-    blocks: u32,
+    pub(crate) gap_lo: u64,
+    pub(crate) gap_hi: u64,
+    pub(crate) head: u32,
+    pub(crate) tail: u32,
+    pub(crate) blocks: u32,
     /// Segments held while provisional.
-    held: u32,
+    pub(crate) held: u32,
 }
 
 impl Half {

@@ -1,14 +1,25 @@
-//! The flow table: a fixed array of slots, a keyed open-addressing index, and two
+//! The flow table: a fixed array of small records, one per tracked connection, a smaller set
+//! of full slots for the connections active now, a keyed open-addressing index, and two
 //! recency lists.
 //!
+//! - A record ([`FlowRecord`], about 100 bytes) is a connection's identity: its index is the
+//!   flow's slot number for the sink, stable while it is open. It holds the connection either
+//!   packed ([`crate::pack`]) or as a link to a full slot ([`FlowSlot`], about 400 bytes) where
+//!   the engine works on it. A connection gets a full slot when a packet comes for it; when
+//!   none is free, one not used lately (a clock sweep) is packed back into its record. So
+//!   200,000 open connections cost 200,000 records and a few thousand full slots. A flow that
+//!   does not fit a record (huge counters, IPv6 with every field set) keeps its full slot;
+//!   should every full slot hold one, the least recently used of them is closed (counted as
+//!   evicted).
 //! - `open`: connections being reassembled, most recently active first. Its tail is both the
-//!   next to time out (capture time) and the one evicted when every slot is taken.
+//!   next to time out (capture time) and the one evicted when every record is taken.
 //! - `closed`: finished connections kept so that a reused 4-tuple gets the next connection
 //!   index and late packets (the last ACK, a retransmitted FIN) are recognised. They hold no
-//!   pool blocks and are recycled first, oldest first, when a slot is needed.
+//!   pool blocks, are packed when they close, and are recycled first, oldest first, when a
+//!   record is needed.
 //!
 //! Lookups hash the address/port pair in a canonical order, so both directions find the same
-//! slot, with SipHash-1-3 under a key the embedder chooses.
+//! record, with SipHash-1-3 under a key the embedder chooses.
 
 use crate::decode::{Addr, Vlans};
 use crate::engine::{Dir, DirInfo, FlowInfo, FlowKey};
@@ -17,29 +28,78 @@ use crate::pool::NIL;
 use crate::stream::Half;
 use crate::Timestamp;
 
-/// What a slot holds.
+/// What a record holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub(crate) enum SlotState {
     Free,
     Open,
     Closed,
+    /// The rest of a packed flow too big for one record (not indexed nor listed).
+    Spill,
 }
 
-/// One connection's state. Storage for [`crate::engine::Storage::flows`].
+/// Bytes of a [`FlowRecord`].
+pub const RECORD_BYTES: usize = 80;
+/// Bytes of a record that hold its packed flow.
+const PACKED: usize = RECORD_BYTES - 18;
+/// The most bytes a flow packs into (every field at its largest).
+const MAX_PACKED: usize = 512;
+/// Flows a search for a full slot tries to pack before it gives up.
+const MAX_PACK_TRIES: u32 = 8;
+/// [`FlowRecord::link`]: the flow is in the full slot of the low bits.
+const HOT: u32 = 1 << 31;
+
+/// One tracked connection. Storage for [`crate::engine::Storage::flows`].
 ///
-/// Storage may start as any valid values: a slot is set to [`FlowSlot::EMPTY`] when first
-/// taken. All-zero bytes are valid (every field is an integer, a bool, an array of them or a
-/// `repr(u8)` enum whose variant 0 holds only such fields; `macs` is `None` when zero), so a
-/// host can allocate the table zeroed and pay only for the pages its flows reach.
+/// Storage may start as any valid values: a record is set to [`FlowRecord::EMPTY`] when first
+/// taken, and all-zero bytes are valid (integers, a byte array and a `repr(u8)` enum whose
+/// variant 0 is data-free), so a host can allocate the table zeroed and pay only for the pages
+/// its flows reach.
+#[derive(Clone, Copy, Debug)]
+pub struct FlowRecord {
+    /// Links of the open or closed list (free records: the free list).
+    prev: u32,
+    next: u32,
+    hash: u32,
+    /// `HOT | slot` while the flow is in a full slot; while it is packed, 0 or the record
+    /// holding the rest of it + 1 (in a `Spill` record: the next one + 1, or 0).
+    link: u32,
+    state: SlotState,
+    len: u8,
+    packed: [u8; PACKED],
+}
+
+const _: () = assert!(core::mem::size_of::<FlowRecord>() == RECORD_BYTES);
+
+impl FlowRecord {
+    pub const EMPTY: FlowRecord = FlowRecord {
+        prev: NIL,
+        next: NIL,
+        hash: 0,
+        link: 0,
+        state: SlotState::Free,
+        len: 0,
+        packed: [0; PACKED],
+    };
+}
+
+/// A connection's whole state while it is active. Storage for
+/// [`crate::engine::Storage::hot`].
+///
+/// Like records, slots may start as any valid values and all-zero bytes are valid (every
+/// field is an integer, a bool, an array of them or a `repr(u8)` enum whose variant 0 holds
+/// only such fields; `macs` is `None` when zero).
 #[derive(Clone, Copy, Debug)]
 pub struct FlowSlot {
     pub(crate) info: FlowInfo,
     pub(crate) half: [Half; 2],
-    prev: u32,
-    next: u32,
-    hash: u32,
-    pub(crate) state: SlotState,
+    /// The record this slot works for, or NIL when free.
+    rec: u32,
+    /// Next free slot, while free.
+    next_free: u32,
+    /// Used since the clock hand last passed (second chance).
+    referenced: bool,
 }
 
 impl FlowSlot {
@@ -58,10 +118,9 @@ impl FlowSlot {
             dirs: [DirInfo::EMPTY; 2],
         },
         half: [Half::EMPTY; 2],
-        prev: NIL,
-        next: NIL,
-        hash: 0,
-        state: SlotState::Free,
+        rec: NIL,
+        next_free: NIL,
+        referenced: false,
     };
 }
 
@@ -80,7 +139,7 @@ impl List {
     };
 }
 
-/// Which list a slot is on.
+/// Which list a record is on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Which {
     Open,
@@ -90,20 +149,28 @@ pub(crate) enum Which {
 /// The table.
 #[derive(Debug)]
 pub(crate) struct FlowTable<'s> {
-    slots: &'s mut [FlowSlot],
+    recs: &'s mut [FlowRecord],
+    hot: &'s mut [FlowSlot],
     index: &'s mut [u32],
     mask: usize,
     key: [u64; 2],
-    /// Slots given back by `remove`.
+    /// Records given back by `remove`.
     free: u32,
-    /// Slots at or above this index were never used: they are reset when first taken, so
+    /// Records at or above this index were never used: they are reset when first taken, so
     /// start-up touches none of them.
     fresh: u32,
+    /// The same for full slots.
+    hot_free: u32,
+    hot_fresh: u32,
+    /// The clock hand: the next full slot considered for packing.
+    hand: u32,
+    macs: crate::pack::MacPairs,
     open: List,
     closed: List,
-    /// Slots of recent lookups by a cheap, unkeyed hash of the 4-tuple: most packets belong
-    /// to one of a few busy flows, and a hit skips SipHash. A hint only: a hit is checked
-    /// against the slot's whole key, so crafted collisions cost a miss, never a wrong flow.
+    /// Full slots of recent flows by a cheap, unkeyed hash of the 4-tuple: most packets belong
+    /// to one of a few busy flows, and a hit skips SipHash and the record. A hint only: a hit
+    /// is checked against the slot's whole key, so crafted collisions (or a slot that went to
+    /// another flow since) cost a miss, never a wrong flow.
     recent: [u32; RECENT],
 }
 
@@ -161,6 +228,20 @@ fn key_words(src: Addr, sport: u16, dst: Addr, dport: u16, vlans: &Vlans) -> [u6
     ]
 }
 
+/// [`direction`] for a packed record (kept out of line: the busy flows are hot).
+#[inline(never)]
+fn packed_direction(
+    r: &FlowRecord,
+    src: Addr,
+    sport: u16,
+    dst: Addr,
+    dport: u16,
+    vlans: &Vlans,
+) -> Option<Dir> {
+    let key = crate::pack::key(r.packed.get(..r.len as usize).unwrap_or(&[]));
+    direction(&key, src, sport, dst, dport, vlans)
+}
+
 /// Which direction a packet from `src:sport` to `dst:dport` travels in a flow with `key`, if
 /// it belongs to it.
 fn direction(
@@ -188,9 +269,14 @@ fn direction(
 }
 
 impl<'s> FlowTable<'s> {
-    pub(crate) fn new(slots: &'s mut [FlowSlot], index: &'s mut [u32], key: [u64; 2]) -> Self {
+    pub(crate) fn new(
+        recs: &'s mut [FlowRecord],
+        hot: &'s mut [FlowSlot],
+        index: &'s mut [u32],
+        key: [u64; 2],
+    ) -> Self {
         // The index must be a power of two with at least one empty entry per probe sequence;
-        // use the largest power of two that fits and at most half of it for slots.
+        // use the largest power of two that fits and at most half of it for records.
         let ilen = if index.is_empty() {
             0
         } else {
@@ -212,15 +298,27 @@ impl<'s> FlowTable<'s> {
         }) {
             index.fill(0);
         }
-        let n = slots.len().min(ilen / 2).min(NIL as usize - 1);
-        let slots = &mut slots[..n];
+        // Without a full slot no flow can be worked on.
+        let n = if hot.is_empty() {
+            0
+        } else {
+            recs.len().min(ilen / 2).min(HOT as usize - 1)
+        };
+        let recs = &mut recs[..n];
+        let h = hot.len().min(n).min(HOT as usize - 1);
+        let hot = &mut hot[..h];
         FlowTable {
-            slots,
+            recs,
+            hot,
             index,
             mask: ilen.saturating_sub(1),
             key,
             free: NIL,
             fresh: 0,
+            hot_free: NIL,
+            hot_fresh: 0,
+            hand: 0,
+            macs: crate::pack::MacPairs::EMPTY,
             open: List::EMPTY,
             closed: List::EMPTY,
             recent: [NIL; RECENT],
@@ -228,18 +326,53 @@ impl<'s> FlowTable<'s> {
     }
 
     pub(crate) fn capacity(&self) -> usize {
-        self.slots.len()
+        self.recs.len()
     }
 
     pub(crate) fn open_len(&self) -> usize {
         self.open.len as usize
     }
 
-    pub(crate) fn slot(&mut self, i: u32) -> &mut FlowSlot {
-        &mut self.slots[i as usize]
+    pub(crate) fn state(&self, i: u32) -> SlotState {
+        self.recs[i as usize].state
     }
 
-    /// Finds the slot of a packet's flow and the packet's direction in it.
+    /// The full slot of record `i`, which must be hot ([`FlowTable::make_hot`]).
+    pub(crate) fn slot(&mut self, i: u32) -> &mut FlowSlot {
+        let l = self.recs[i as usize].link;
+        debug_assert!(l & HOT != 0, "record {i} is packed");
+        &mut self.hot[(l ^ HOT) as usize]
+    }
+
+    /// Full slot `h`, as [`FlowTable::make_hot`] returned it.
+    #[inline]
+    pub(crate) fn slot_at(&mut self, h: u32) -> &mut FlowSlot {
+        &mut self.hot[h as usize]
+    }
+
+    pub(crate) fn is_hot(&self, i: u32) -> bool {
+        self.recs[i as usize].link & HOT != 0
+    }
+
+    /// Which direction a packet travels in record `i`'s flow, if it belongs to it.
+    #[inline(always)]
+    fn direction_in(
+        &self,
+        i: u32,
+        src: Addr,
+        sport: u16,
+        dst: Addr,
+        dport: u16,
+        vlans: &Vlans,
+    ) -> Option<Dir> {
+        let r = &self.recs[i as usize];
+        match self.hot.get((r.link ^ HOT) as usize) {
+            Some(s) => direction(&s.info.key, src, sport, dst, dport, vlans),
+            None => packed_direction(r, src, sport, dst, dport, vlans),
+        }
+    }
+
+    /// Finds the record of a packet's flow and the packet's direction in it.
     pub(crate) fn lookup(
         &mut self,
         src: Addr,
@@ -249,16 +382,12 @@ impl<'s> FlowTable<'s> {
         vlans: &Vlans,
     ) -> (Option<(u32, Dir)>, u32) {
         let r = recent_index(src, sport, dst, dport);
-        let hit = |hint: u32| {
-            let s = self.slots.get(hint as usize)?;
-            if s.state == SlotState::Free {
-                return None;
-            }
-            let d = direction(&s.info.key, src, sport, dst, dport, vlans)?;
-            Some((Some((hint, d)), s.hash))
-        };
-        if let Some(found) = hit(self.recent[r]).or_else(|| hit(self.recent[r + 1])) {
-            return found;
+        // The hash is only needed to install a flow that was not found.
+        if let Some(found) = self.recent_hit(self.recent[r], src, sport, dst, dport, vlans) {
+            return (Some(found), 0);
+        }
+        if let Some(found) = self.recent_hit(self.recent[r | 1], src, sport, dst, dport, vlans) {
+            return (Some(found), 0);
         }
         let words = key_words(src, sport, dst, dport, vlans);
         let h = siphash13(self.key, &words) as u32;
@@ -271,10 +400,12 @@ impl<'s> FlowTable<'s> {
             if e == 0 {
                 return (None, h);
             }
-            let s = &self.slots[(e - 1) as usize];
-            if s.hash == h {
-                if let Some(d) = direction(&s.info.key, src, sport, dst, dport, vlans) {
-                    self.remember(r, e - 1);
+            if self.recs[(e - 1) as usize].hash == h {
+                if let Some(d) = self.direction_in(e - 1, src, sport, dst, dport, vlans) {
+                    let l = self.recs[(e - 1) as usize].link;
+                    if l & HOT != 0 {
+                        self.remember(r, l ^ HOT);
+                    }
                     return (Some((e - 1, d)), h);
                 }
             }
@@ -282,27 +413,253 @@ impl<'s> FlowTable<'s> {
         }
     }
 
-    /// Puts slot `i` first in the pair of recent entries at `r`; the other one keeps the
+    /// The record and direction of a packet in the flow of full slot `hint`, if it is that
+    /// flow's.
+    #[inline(always)]
+    fn recent_hit(
+        &self,
+        hint: u32,
+        src: Addr,
+        sport: u16,
+        dst: Addr,
+        dport: u16,
+        vlans: &Vlans,
+    ) -> Option<(u32, Dir)> {
+        let s = self.hot.get(hint as usize)?;
+        // A free slot's record is NIL; a slot works for a record that is not free.
+        if s.rec == NIL {
+            return None;
+        }
+        direction(&s.info.key, src, sport, dst, dport, vlans).map(|d| (s.rec, d))
+    }
+
+    /// Puts full slot `i` first in the pair of recent entries at `r`; the other one keeps the
     /// flow that was first (two busy flows whose keys fall on the same pair both hit).
     fn remember(&mut self, r: usize, i: u32) {
         if self.recent[r] != i {
-            self.recent[r + 1] = self.recent[r];
+            self.recent[r | 1] = self.recent[r];
             self.recent[r] = i;
         }
     }
 
-    /// Takes a slot for a new flow: a free one, else the oldest closed one. None when every
-    /// slot holds an open flow (the caller evicts and retries).
+    /// Gives record `i` a full slot, unpacked from the record when `unpack` (otherwise the
+    /// caller sets it whole), and returns it. Err(victim): every full slot holds a flow that
+    /// does not pack; the caller closes or removes `victim` to free one and asks again.
+    #[inline]
+    pub(crate) fn make_hot(&mut self, i: u32, unpack: bool) -> Result<u32, u32> {
+        let h = self.recs[i as usize].link ^ HOT;
+        match self.hot.get_mut(h as usize) {
+            Some(s) => {
+                s.referenced = true;
+                Ok(h)
+            }
+            None => self.make_hot_slow(i, unpack),
+        }
+    }
+
+    #[inline(never)]
+    fn make_hot_slow(&mut self, i: u32, unpack: bool) -> Result<u32, u32> {
+        let h = self.take_hot()?;
+        // The packed flow, gathered from its records; the spill records are freed.
+        let mut buf = [0u8; MAX_PACKED];
+        let mut len = 0;
+        let mut j = i;
+        loop {
+            let r = &self.recs[j as usize];
+            let n = (r.len as usize).min(PACKED).min(MAX_PACKED - len);
+            buf[len..len + n].copy_from_slice(&r.packed[..n]);
+            len += n;
+            let next = if r.link & HOT == 0 { r.link } else { 0 };
+            if j != i {
+                self.free_record(j);
+            }
+            // A chain never loops (`pack` builds it from free records); the bound keeps
+            // garbage from spinning.
+            if next == 0 || len >= MAX_PACKED {
+                break;
+            }
+            j = next - 1;
+            if self.recs.get(j as usize).map(|r| r.state) != Some(SlotState::Spill) {
+                break;
+            }
+        }
+        let r = &mut self.recs[i as usize];
+        let s = &mut self.hot[h as usize];
+        s.rec = i;
+        s.referenced = true;
+        r.link = HOT | h;
+        if unpack {
+            crate::pack::unpack(&buf[..len], &self.macs, &mut s.info, &mut s.half);
+            s.info.slot = i;
+            let k = s.info.key;
+            self.remember(recent_index(k.addr[0], k.port[0], k.addr[1], k.port[1]), h);
+        }
+        Ok(h)
+    }
+
+    /// Puts record `j` on the free list.
+    fn free_record(&mut self, j: u32) {
+        let r = &mut self.recs[j as usize];
+        r.state = SlotState::Free;
+        r.link = 0;
+        r.len = 0;
+        r.next = self.free;
+        self.free = j;
+    }
+
+    /// A record for the rest of a packed flow: free or never used (closed flows are not
+    /// recycled for this).
+    fn take_spare(&mut self) -> Option<u32> {
+        if self.free != NIL {
+            let j = self.free;
+            self.free = self.recs[j as usize].next;
+            return Some(j);
+        }
+        if (self.fresh as usize) < self.recs.len() {
+            let j = self.fresh;
+            self.fresh += 1;
+            return Some(j);
+        }
+        None
+    }
+
+    /// A free full slot: never used, given back, or taken from a flow not used since the
+    /// clock hand last passed, which is packed into its record.
+    fn take_hot(&mut self) -> Result<u32, u32> {
+        if self.hot_free != NIL {
+            let h = self.hot_free;
+            self.hot_free = self.hot[h as usize].next_free;
+            return Ok(h);
+        }
+        if (self.hot_fresh as usize) < self.hot.len() {
+            let h = self.hot_fresh;
+            self.hot_fresh += 1;
+            self.hot[h as usize] = FlowSlot::EMPTY;
+            return Ok(h);
+        }
+        let n = self.hot.len() as u32;
+        let mut victim = NIL;
+        let mut tries = 0;
+        // Two turns: the first may only clear the marks.
+        for _ in 0..2 * n {
+            let h = self.hand;
+            self.hand = if h + 1 >= n { 0 } else { h + 1 };
+            let s = &mut self.hot[h as usize];
+            if s.referenced {
+                s.referenced = false;
+                continue;
+            }
+            let rec = s.rec;
+            if self.pack(rec) {
+                // `pack` put the slot on the free list.
+                let h = self.hot_free;
+                self.hot_free = self.hot[h as usize].next_free;
+                return Ok(h);
+            }
+            victim = rec;
+            // Flows that do not pack (no record to spare, mostly) are not tried without
+            // end: a few, then the caller evicts one.
+            tries += 1;
+            if tries == MAX_PACK_TRIES {
+                break;
+            }
+        }
+        Err(victim)
+    }
+
+    /// Packs record `i`'s flow into the record (and spill records when it is too big for
+    /// one) and frees its full slot; false when there is no record to spare (it stays hot).
+    pub(crate) fn pack(&mut self, i: u32) -> bool {
+        let r = &mut self.recs[i as usize];
+        if r.link & HOT == 0 {
+            return true;
+        }
+        let h = r.link ^ HOT;
+        let s = &self.hot[h as usize];
+        if let Some(n) = crate::pack::pack(&s.info, &s.half, &mut self.macs, &mut r.packed) {
+            r.len = n as u8;
+            r.link = 0;
+            self.release_hot(h);
+            return true;
+        }
+        let mut buf = [0u8; MAX_PACKED];
+        let Some(n) = crate::pack::pack(&s.info, &s.half, &mut self.macs, &mut buf) else {
+            return false;
+        };
+        // The rest goes to spill records, last first, each linking to the one after it.
+        let chunks = n.div_ceil(PACKED);
+        let mut spares = [NIL; MAX_PACKED.div_ceil(PACKED)];
+        for k in 1..chunks {
+            match self.take_spare() {
+                Some(j) => spares[k] = j,
+                None => {
+                    for &j in &spares[1..k] {
+                        self.free_record(j);
+                    }
+                    return false;
+                }
+            }
+        }
+        let mut link = 0;
+        for k in (0..chunks).rev() {
+            let j = if k == 0 { i } else { spares[k] };
+            let part = &buf[k * PACKED..n.min((k + 1) * PACKED)];
+            let r = &mut self.recs[j as usize];
+            r.packed[..part.len()].copy_from_slice(part);
+            r.len = part.len() as u8;
+            if k > 0 {
+                r.state = SlotState::Spill;
+                r.prev = NIL;
+                r.next = NIL;
+            }
+            r.link = link;
+            link = j + 1;
+        }
+        self.release_hot(h);
+        true
+    }
+
+    /// Frees the spill records of packed record `i`.
+    fn drop_spill(&mut self, i: u32) {
+        let mut l = self.recs[i as usize].link;
+        if l & HOT != 0 {
+            return;
+        }
+        self.recs[i as usize].link = 0;
+        let mut guard = MAX_PACKED.div_ceil(PACKED);
+        while l != 0 && guard > 0 {
+            let j = l - 1;
+            match self.recs.get(j as usize) {
+                Some(r) if r.state == SlotState::Spill => {
+                    l = r.link;
+                    self.free_record(j);
+                }
+                _ => break,
+            }
+            guard -= 1;
+        }
+    }
+
+    fn release_hot(&mut self, h: u32) {
+        let s = &mut self.hot[h as usize];
+        s.rec = NIL;
+        s.referenced = false;
+        s.next_free = self.hot_free;
+        self.hot_free = h;
+    }
+
+    /// Takes a record for a new flow: a free one, else the oldest closed one. None when every
+    /// record holds an open flow (the caller evicts and retries).
     pub(crate) fn take_free(&mut self) -> Option<u32> {
         if self.free != NIL {
             let i = self.free;
-            self.free = self.slots[i as usize].next;
+            self.free = self.recs[i as usize].next;
             return Some(i);
         }
-        if (self.fresh as usize) < self.slots.len() {
+        if (self.fresh as usize) < self.recs.len() {
             let i = self.fresh;
             self.fresh += 1;
-            self.slots[i as usize] = FlowSlot::EMPTY;
+            self.recs[i as usize] = FlowRecord::EMPTY;
             return Some(i);
         }
         let i = self.closed.tail;
@@ -311,6 +668,7 @@ impl<'s> FlowTable<'s> {
         }
         self.unlink(i, Which::Closed);
         self.unindex(i);
+        self.drop_spill(i);
         Some(i)
     }
 
@@ -319,15 +677,16 @@ impl<'s> FlowTable<'s> {
         (self.open.tail != NIL).then_some(self.open.tail)
     }
 
-    /// Installs a new flow in slot `i` (taken with `take_free`, or reused in place when
-    /// `reindex` is false).
+    /// Installs a new flow in record `i` (taken with `take_free`, or reused in place when
+    /// `reindex` is false), which must be hot.
     pub(crate) fn install(&mut self, i: u32, info: FlowInfo, hash: u32, reindex: bool) {
-        let s = &mut self.slots[i as usize];
+        let s = self.slot(i);
         s.info = info;
         s.info.slot = i;
         s.half = [Half::EMPTY; 2];
-        s.hash = hash;
-        s.state = SlotState::Open;
+        let r = &mut self.recs[i as usize];
+        r.hash = hash;
+        r.state = SlotState::Open;
         if reindex {
             let mut j = hash as usize & self.mask;
             while self.index[j] != 0 {
@@ -336,16 +695,17 @@ impl<'s> FlowTable<'s> {
             self.index[j] = i + 1;
         }
         self.push_front(i, Which::Open);
-        let k = &self.slots[i as usize].info.key;
-        self.remember(recent_index(k.addr[0], k.port[0], k.addr[1], k.port[1]), i);
+        let k = &info.key;
+        let h = self.recs[i as usize].link ^ HOT;
+        self.remember(recent_index(k.addr[0], k.port[0], k.addr[1], k.port[1]), h);
     }
 
-    /// Marks slot `i` active: front of its list.
+    /// Marks record `i` active: front of its list.
     pub(crate) fn touch(&mut self, i: u32) {
-        let which = match self.slots[i as usize].state {
+        let which = match self.recs[i as usize].state {
             SlotState::Open => Which::Open,
             SlotState::Closed => Which::Closed,
-            SlotState::Free => return,
+            SlotState::Free | SlotState::Spill => return,
         };
         let list = match which {
             Which::Open => &self.open,
@@ -357,11 +717,11 @@ impl<'s> FlowTable<'s> {
         // Not the head, so it has a predecessor and the list a head: a move to the front
         // without unlink's and push_front's general cases (this runs for most packets).
         let (p, n) = {
-            let s = &self.slots[i as usize];
+            let s = &self.recs[i as usize];
             (s.prev, s.next)
         };
         debug_assert!(p != NIL);
-        self.slots[p as usize].next = n;
+        self.recs[p as usize].next = n;
         let list = self.list(which);
         let head = list.head;
         list.head = i;
@@ -369,47 +729,52 @@ impl<'s> FlowTable<'s> {
             list.tail = p;
         }
         if n != NIL {
-            self.slots[n as usize].prev = p;
+            self.recs[n as usize].prev = p;
         }
-        self.slots[head as usize].prev = i;
-        let s = &mut self.slots[i as usize];
+        self.recs[head as usize].prev = i;
+        let s = &mut self.recs[i as usize];
         s.prev = NIL;
         s.next = head;
     }
 
-    /// Moves an open flow to the closed list.
+    /// Moves an open flow to the closed list, packed when it fits.
     pub(crate) fn mark_closed(&mut self, i: u32) {
-        if self.slots[i as usize].state == SlotState::Open {
+        if self.recs[i as usize].state == SlotState::Open {
             self.unlink(i, Which::Open);
-            self.slots[i as usize].state = SlotState::Closed;
+            self.recs[i as usize].state = SlotState::Closed;
             self.push_front(i, Which::Closed);
+            self.pack(i);
         }
     }
 
-    /// Moves a closed flow back to the open list for a new connection on its 4-tuple.
+    /// Moves a closed (or open) flow back to the open list for a new connection on its
+    /// 4-tuple; record `i` must be hot.
     pub(crate) fn reopen(&mut self, i: u32, info: FlowInfo) {
-        if self.slots[i as usize].state == SlotState::Closed {
-            self.unlink(i, Which::Closed);
-        } else if self.slots[i as usize].state == SlotState::Open {
-            self.unlink(i, Which::Open);
+        match self.recs[i as usize].state {
+            SlotState::Closed => self.unlink(i, Which::Closed),
+            SlotState::Open => self.unlink(i, Which::Open),
+            SlotState::Free | SlotState::Spill => {}
         }
-        let hash = self.slots[i as usize].hash;
+        let hash = self.recs[i as usize].hash;
         self.install(i, info, hash, false);
     }
 
-    /// Frees an evicted slot entirely.
+    /// Frees a record entirely (and its full slot).
     pub(crate) fn remove(&mut self, i: u32) {
-        let which = match self.slots[i as usize].state {
+        let which = match self.recs[i as usize].state {
             SlotState::Open => Which::Open,
             SlotState::Closed => Which::Closed,
-            SlotState::Free => return,
+            SlotState::Free | SlotState::Spill => return,
         };
         self.unlink(i, which);
         self.unindex(i);
-        let s = &mut self.slots[i as usize];
-        s.state = SlotState::Free;
-        s.next = self.free;
-        self.free = i;
+        let l = self.recs[i as usize].link;
+        if l & HOT != 0 {
+            self.release_hot(l ^ HOT);
+        } else {
+            self.drop_spill(i);
+        }
+        self.free_record(i);
     }
 
     fn list(&mut self, which: Which) -> &mut List {
@@ -422,12 +787,12 @@ impl<'s> FlowTable<'s> {
     fn push_front(&mut self, i: u32, which: Which) {
         let head = self.list(which).head;
         {
-            let s = &mut self.slots[i as usize];
+            let s = &mut self.recs[i as usize];
             s.prev = NIL;
             s.next = head;
         }
         if head != NIL {
-            self.slots[head as usize].prev = i;
+            self.recs[head as usize].prev = i;
         }
         let l = self.list(which);
         l.head = i;
@@ -439,14 +804,14 @@ impl<'s> FlowTable<'s> {
 
     fn unlink(&mut self, i: u32, which: Which) {
         let (p, n) = {
-            let s = &self.slots[i as usize];
+            let s = &self.recs[i as usize];
             (s.prev, s.next)
         };
         if p != NIL {
-            self.slots[p as usize].next = n;
+            self.recs[p as usize].next = n;
         }
         if n != NIL {
-            self.slots[n as usize].prev = p;
+            self.recs[n as usize].prev = p;
         }
         let l = self.list(which);
         if l.head == i {
@@ -456,18 +821,15 @@ impl<'s> FlowTable<'s> {
             l.tail = p;
         }
         l.len -= 1;
-        let s = &mut self.slots[i as usize];
+        let s = &mut self.recs[i as usize];
         s.prev = NIL;
         s.next = NIL;
     }
 
-    /// Removes slot `i` from the index (backward-shift deletion: no tombstones, so probe
+    /// Removes record `i` from the index (backward-shift deletion: no tombstones, so probe
     /// sequences stay short however many flows come and go).
     fn unindex(&mut self, i: u32) {
-        for r in self.recent.iter_mut().filter(|r| **r == i) {
-            *r = NIL;
-        }
-        let mut j = self.slots[i as usize].hash as usize & self.mask;
+        let mut j = self.recs[i as usize].hash as usize & self.mask;
         loop {
             let e = self.index[j];
             if e == 0 {
@@ -485,7 +847,7 @@ impl<'s> FlowTable<'s> {
             if e == 0 {
                 break;
             }
-            let ideal = self.slots[(e - 1) as usize].hash as usize & self.mask;
+            let ideal = self.recs[(e - 1) as usize].hash as usize & self.mask;
             // Move the entry back if the hole lies on its probe path (between ideal and k).
             if (k.wrapping_sub(ideal) & self.mask) >= (k.wrapping_sub(hole) & self.mask) {
                 self.index[hole] = e;
@@ -518,33 +880,44 @@ mod tests {
 
     #[test]
     fn finds_both_directions_and_keeps_vlans_apart() {
-        let mut slots = vec![FlowSlot::EMPTY; 4];
+        let mut recs = vec![FlowRecord::EMPTY; 4];
+        let mut slots = vec![FlowSlot::EMPTY; 1];
         let mut index = vec![0u32; 8];
-        let mut t = FlowTable::new(&mut slots, &mut index, [1, 2]);
+        let mut t = FlowTable::new(&mut recs, &mut slots, &mut index, [1, 2]);
         let (found, h) = t.lookup(v4(1), 1000, v4(2), 80, &Vlans::NONE);
         assert!(found.is_none());
         let i = t.take_free().unwrap();
+        t.make_hot(i, false).unwrap();
         t.install(i, info(1, 1000, 2, 80), h, true);
         t.recent = [NIL; RECENT]; // force the index path
-        assert_eq!(
-            t.lookup(v4(2), 80, v4(1), 1000, &Vlans::NONE).0,
-            Some((i, Dir::BtoA))
-        );
-        assert_eq!(
-            t.lookup(v4(1), 1000, v4(2), 80, &Vlans::NONE).0,
-            Some((i, Dir::AtoB))
-        );
-        let mut tagged = Vlans::NONE;
-        tagged.push(7);
-        assert!(t.lookup(v4(1), 1000, v4(2), 80, &tagged).0.is_none());
+                                  // Found hot and packed alike.
+        for _ in 0..2 {
+            assert_eq!(
+                t.lookup(v4(2), 80, v4(1), 1000, &Vlans::NONE).0,
+                Some((i, Dir::BtoA))
+            );
+            assert_eq!(
+                t.lookup(v4(1), 1000, v4(2), 80, &Vlans::NONE).0,
+                Some((i, Dir::AtoB))
+            );
+            let mut tagged = Vlans::NONE;
+            tagged.push(7);
+            assert!(t.lookup(v4(1), 1000, v4(2), 80, &tagged).0.is_none());
+            assert!(t.pack(i));
+            assert!(!t.is_hot(i));
+        }
+        t.make_hot(i, true).unwrap();
+        assert_eq!(t.slot(i).info.key, info(1, 1000, 2, 80).key);
+        assert_eq!(t.slot(i).info.slot, i);
     }
 
     #[test]
     fn index_survives_many_inserts_and_removals() {
         let n = 64;
-        let mut slots = vec![FlowSlot::EMPTY; n];
+        let mut recs = vec![FlowRecord::EMPTY; n];
+        let mut slots = vec![FlowSlot::EMPTY; 3];
         let mut index = vec![0u32; 128];
-        let mut t = FlowTable::new(&mut slots, &mut index, [3, 4]);
+        let mut t = FlowTable::new(&mut recs, &mut slots, &mut index, [3, 4]);
         let mut live = std::collections::BTreeMap::new();
         for round in 0..2000u32 {
             let port = (round * 7919 % 300) as u16;
@@ -562,12 +935,14 @@ mod tests {
                         Some(i) => i,
                         None => {
                             let old = t.oldest_open().unwrap();
+                            t.make_hot(old, true).unwrap();
                             let p = t.slot(old).info.key.port[0];
                             t.remove(old);
                             live.remove(&p);
                             t.take_free().unwrap()
                         }
                     };
+                    t.make_hot(i, false).unwrap();
                     t.install(i, info(1, port, 2, 80), h, true);
                     live.insert(port, i);
                 }
@@ -585,13 +960,15 @@ mod tests {
 
     #[test]
     fn recency_order_and_closed_slots_recycled_first() {
-        let mut slots = vec![FlowSlot::EMPTY; 3];
+        let mut recs = vec![FlowRecord::EMPTY; 3];
+        let mut slots = vec![FlowSlot::EMPTY; 2];
         let mut index = vec![0u32; 8];
-        let mut t = FlowTable::new(&mut slots, &mut index, [5, 6]);
+        let mut t = FlowTable::new(&mut recs, &mut slots, &mut index, [5, 6]);
         let mut ids = vec![];
         for p in 0..3 {
             let (_, h) = t.lookup(v4(1), p, v4(2), 80, &Vlans::NONE);
             let i = t.take_free().unwrap();
+            t.make_hot(i, false).unwrap();
             t.install(i, info(1, p, 2, 80), h, true);
             ids.push(i);
         }
@@ -601,5 +978,125 @@ mod tests {
         assert_eq!(t.oldest_open(), Some(ids[1]));
         t.mark_closed(ids[2]);
         assert_eq!(t.take_free(), Some(ids[2]));
+    }
+
+    /// A flow too big for one record: IPv6, three VLANs, MAC addresses, every counter and
+    /// offset large.
+    fn big_flow(seed: u8) -> (FlowInfo, [Half; 2]) {
+        let mut f = FlowSlot::EMPTY;
+        let mut vlans = Vlans::NONE;
+        for id in [100, 200, 300] {
+            vlans.push(id + seed as u16);
+        }
+        f.info.key = FlowKey {
+            addr: [Addr::V6([seed; 16]), Addr::V6([seed ^ 0x55; 16])],
+            port: [40000 + seed as u16, 443],
+            vlans,
+        };
+        f.info.conn_index = 7;
+        f.info.first_ts = Timestamp(1 << 60);
+        f.info.last_ts = Timestamp((1 << 60) + (1 << 50));
+        f.info.macs = Some([[seed; 6], [9; 6]]);
+        for d in 0..2 {
+            let x = (1u64 << 45) + d as u64 + seed as u64;
+            f.info.dirs[d] = DirInfo {
+                packets: x,
+                payload_bytes: x * 3,
+                stream_len: x * 2,
+                ooo_segments: x,
+                gaps: x,
+                gap_bytes: x,
+                retransmitted_bytes: x,
+                conflict_bytes: x,
+                syn: true,
+                fin: d == 0,
+                rst: false,
+            };
+            let h = &mut f.half[d];
+            h.mode = crate::stream::Mode::Open;
+            h.next = x * 2;
+            h.origin = 0;
+            h.acked = x;
+            h.peer_acked = true;
+            h.gap_lo = x / 2;
+            h.gap_hi = x;
+            h.blocks = 5;
+            h.head = 17;
+            h.tail = 23;
+        }
+        (f.info, f.half)
+    }
+
+    fn spill_count(t: &FlowTable<'_>) -> usize {
+        t.recs[..t.fresh as usize]
+            .iter()
+            .filter(|r| r.state == SlotState::Spill)
+            .count()
+    }
+
+    #[test]
+    fn big_flows_spill_into_spare_records_and_come_back() {
+        let mut recs = vec![FlowRecord::EMPTY; 8];
+        let mut slots = vec![FlowSlot::EMPTY; 1];
+        let mut index = vec![0u32; 16];
+        let mut t = FlowTable::new(&mut recs, &mut slots, &mut index, [7, 8]);
+        let (info_a, half_a) = big_flow(1);
+        let k = info_a.key;
+        let (_, hash) = t.lookup(k.addr[0], k.port[0], k.addr[1], k.port[1], &k.vlans);
+        let a = t.take_free().unwrap();
+        t.make_hot(a, false).unwrap();
+        t.install(a, info_a, hash, true);
+        t.slot(a).half = half_a;
+        // A second flow takes the only full slot: the first is packed, over several records.
+        let b = t.take_free().unwrap();
+        t.make_hot(b, false).unwrap();
+        t.install(b, info(1, 1000, 2, 80), 12, true);
+        assert!(!t.is_hot(a));
+        assert!(
+            spill_count(&t) >= 1,
+            "a big flow takes more than its record"
+        );
+        t.recent = [NIL; RECENT];
+        assert_eq!(
+            t.lookup(
+                info_a.key.addr[1],
+                443,
+                info_a.key.addr[0],
+                40001,
+                &info_a.key.vlans
+            )
+            .0,
+            Some((a, Dir::BtoA))
+        );
+        // Back in a full slot: exactly as it was, and the spill records are free again.
+        t.make_hot(a, true).unwrap();
+        let mut want = info_a;
+        want.slot = a;
+        assert_eq!(t.slot(a).info, want);
+        assert_eq!(t.slot(a).half, half_a);
+        assert_eq!(spill_count(&t), 0);
+        // Removed while packed: its spill records are freed with it.
+        t.make_hot(b, true).unwrap();
+        assert!(spill_count(&t) >= 1);
+        t.remove(a);
+        assert_eq!(spill_count(&t), 0);
+    }
+
+    #[test]
+    fn a_big_flow_without_spare_records_stays_in_its_slot() {
+        let mut recs = vec![FlowRecord::EMPTY; 2];
+        let mut slots = vec![FlowSlot::EMPTY; 1];
+        let mut index = vec![0u32; 4];
+        let mut t = FlowTable::new(&mut recs, &mut slots, &mut index, [7, 8]);
+        let (info_a, half_a) = big_flow(2);
+        let a = t.take_free().unwrap();
+        t.make_hot(a, false).unwrap();
+        t.install(a, info_a, 11, true);
+        t.slot(a).half = half_a;
+        let b = t.take_free().unwrap();
+        // Every record is taken: the big flow cannot be packed, the caller must evict it.
+        assert_eq!(t.make_hot(b, false), Err(a));
+        assert!(t.is_hot(a));
+        assert_eq!(t.slot(a).half, half_a);
     }
 }

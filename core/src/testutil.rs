@@ -10,11 +10,12 @@ use crate::engine::{
     CloseReason, Config, Dir, Engine, FlowInfo, FlowKey, GapReason, Sink, Storage,
 };
 use crate::pool::Block;
-use crate::table::FlowSlot;
+use crate::table::{FlowRecord, FlowSlot};
 
 /// Storage owned by a test.
 pub struct Store {
-    pub flows: Vec<FlowSlot>,
+    pub flows: Vec<FlowRecord>,
+    pub hot: Vec<FlowSlot>,
     pub index: Vec<u32>,
     pub blocks: Vec<Block>,
     pub frag_slots: Vec<FragSlot>,
@@ -23,8 +24,14 @@ pub struct Store {
 
 impl Store {
     pub fn new(flows: usize, blocks: usize) -> Self {
+        // Few full slots, so that tests with several flows pack and unpack them.
+        Self::with_hot(flows, blocks, flows.clamp(1, 2))
+    }
+
+    pub fn with_hot(flows: usize, blocks: usize, hot: usize) -> Self {
         Store {
-            flows: vec![FlowSlot::EMPTY; flows],
+            flows: vec![FlowRecord::EMPTY; flows],
+            hot: vec![FlowSlot::EMPTY; hot],
             index: vec![0; (flows * 2).next_power_of_two().max(2)],
             blocks: vec![Block::EMPTY; blocks],
             frag_slots: vec![FragSlot::EMPTY; 8],
@@ -36,6 +43,7 @@ impl Store {
         Engine::new(
             Storage {
                 flows: &mut self.flows,
+                hot: &mut self.hot,
                 index: &mut self.index,
                 blocks: &mut self.blocks,
                 frag_slots: &mut self.frag_slots,

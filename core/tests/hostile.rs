@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tcpflow_core::defrag::FragSlot;
 use tcpflow_core::pool::Block;
-use tcpflow_core::table::FlowSlot;
+use tcpflow_core::table::{FlowRecord, FlowSlot};
 use tcpflow_core::{
     Capacities, CloseReason, Config, Dir, Engine, FlowInfo, FlowKey, GapReason, LinkType,
     OverlapPolicy, Sink, Stats, Storage, Timestamp,
@@ -74,7 +74,8 @@ fn allocations() -> u64 {
 /// The engine's storage, owned by the test.
 struct Store {
     caps: Capacities,
-    flows: Vec<FlowSlot>,
+    flows: Vec<FlowRecord>,
+    hot: Vec<FlowSlot>,
     index: Vec<u32>,
     blocks: Vec<Block>,
     frag_slots: Vec<FragSlot>,
@@ -85,7 +86,8 @@ impl Store {
     fn new(caps: Capacities) -> Self {
         Store {
             caps,
-            flows: vec![FlowSlot::EMPTY; caps.flows],
+            flows: vec![FlowRecord::EMPTY; caps.flows],
+            hot: vec![FlowSlot::EMPTY; caps.hot_len()],
             index: vec![0; caps.index_len()],
             blocks: vec![Block::EMPTY; caps.blocks],
             frag_slots: vec![FragSlot::EMPTY; caps.frag_slots],
@@ -96,6 +98,7 @@ impl Store {
     /// Bytes of the slices handed to the engine.
     fn bytes(&self) -> usize {
         std::mem::size_of_val(self.flows.as_slice())
+            + std::mem::size_of_val(self.hot.as_slice())
             + std::mem::size_of_val(self.index.as_slice())
             + std::mem::size_of_val(self.blocks.as_slice())
             + std::mem::size_of_val(self.frag_slots.as_slice())
@@ -128,6 +131,7 @@ impl Store {
         Engine::new(
             Storage {
                 flows: &mut self.flows,
+                hot: &mut self.hot,
                 index: &mut self.index,
                 blocks: &mut self.blocks,
                 frag_slots: &mut self.frag_slots,

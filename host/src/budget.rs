@@ -158,6 +158,17 @@ fn flow_table_bytes(n: usize, host_per_flow: usize) -> usize {
     c.memory_bytes() + n * host_per_flow
 }
 
+/// Full slots the engine gets for `flows` records ([`Capacities::hot_len`]).
+pub fn hot_len(flows: usize) -> usize {
+    Capacities {
+        flows,
+        blocks: 0,
+        frag_slots: 0,
+        frag_slot_bytes: 0,
+    }
+    .hot_len()
+}
+
 /// Pool blocks holding `bytes` of out-of-order data (at least one).
 pub fn blocks_for(bytes: u64) -> u32 {
     bytes

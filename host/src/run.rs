@@ -17,7 +17,7 @@ use tcpflow_core::defrag::FragSlot;
 use tcpflow_core::engine::Outcome;
 use tcpflow_core::pool::Block;
 use tcpflow_core::spool::{SpoolFlow, SpoolWriter};
-use tcpflow_core::table::FlowSlot;
+use tcpflow_core::table::{FlowRecord, FlowSlot};
 use tcpflow_core::{
     CloseReason, Config, Dir, Engine, FlowInfo, GapReason, LinkType, OverlapPolicy, Sink, Stats,
     Storage, Timestamp,
@@ -825,12 +825,14 @@ pub fn run(o: Options) -> Result<i32, String> {
     // 4. Engine storage, allocated once.
     let n = o.max_flows as usize;
     // Zeroed (untouched) storage: a run pays for the pages its flows reach, not the maximum.
-    let mut flows = zeroed_box::<FlowSlot>(n);
+    crate::zeroed::large_allocations_mapped();
+    let mut flows = zeroed_box::<FlowRecord>(n);
     let mut index = vec![0u32; (2 * n).next_power_of_two()];
     let mut blocks = zeroed_box::<Block>(o.pool_blocks as usize);
     let mut frag_slots = vec![FragSlot::EMPTY; o.frag_slots];
     let mut frag_arena = vec![0u8; o.frag_slots * o.frag_slot_bytes];
     let spooling = spool_storage.is_some();
+    let mut hot = zeroed_box::<FlowSlot>(budget::hot_len(n));
     // `-b`: the file writer keeps a count per direction with a cut (in the memory estimate).
     let cutting = o.max_bytes.is_some();
     let sizing = budget::Sizing {
@@ -858,10 +860,12 @@ pub fn run(o: Options) -> Result<i32, String> {
             None => String::new(),
         };
         eprintln!(
-            "tcpflow: {} flow slots ({:.1} MiB), {} pool blocks ({:.1} MiB: {} of out-of-order data), {} fragment slots ({:.1} MiB), output buffers {:.1} MiB; about {:.1} MiB in all{budget}; idle timeout {} s, overlap {:?}",
+            "tcpflow: {} flows ({:.1} MiB with their index and {} full slots), {} pool blocks ({:.1} MiB: {} of out-of-order data), {} fragment slots ({:.1} MiB), output buffers {:.1} MiB; about {:.1} MiB in all{budget}; idle timeout {} s, overlap {:?}",
             n,
-            mib(n * (std::mem::size_of::<FlowSlot>() + budget::host_bytes_per_flow(spooling, cutting))
+            mib(n * (std::mem::size_of::<FlowRecord>() + budget::host_bytes_per_flow(spooling, cutting))
+                + hot.len() * std::mem::size_of::<FlowSlot>()
                 + index.len() * 4),
+            hot.len(),
             blocks.len(),
             mib(blocks.len() * std::mem::size_of::<Block>()),
             fmt_size(sizing.ooo_bytes()),
@@ -889,6 +893,7 @@ pub fn run(o: Options) -> Result<i32, String> {
     let engine = Engine::new(
         Storage {
             flows: &mut flows[..],
+            hot: &mut hot[..],
             index: &mut index,
             blocks: &mut blocks[..],
             frag_slots: &mut frag_slots,

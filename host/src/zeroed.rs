@@ -6,7 +6,7 @@ use std::alloc::{alloc_zeroed, handle_alloc_error, Layout};
 
 use tcpflow_core::pool::Block;
 use tcpflow_core::spool::SpoolFlow;
-use tcpflow_core::table::FlowSlot;
+use tcpflow_core::table::{FlowRecord, FlowSlot};
 
 /// Types whose all-zero bytes are a valid value.
 ///
@@ -18,12 +18,26 @@ pub unsafe trait ZeroValid: Copy {}
 // SAFETY: integers, bools, `repr(u8)` enums (Addr, Mode, SlotState) with a data-free or
 // integer-only variant 0, and `Option<[[u8; 6]; 2]>`, whose zero tag is `None` (tested).
 unsafe impl ZeroValid for FlowSlot {}
+// SAFETY: integers, a byte array and a `repr(u8)` enum (SlotState) whose variant 0 is
+// data-free.
+unsafe impl ZeroValid for FlowRecord {}
 // SAFETY: integers and a byte array.
 unsafe impl ZeroValid for Block {}
 // SAFETY: integers and a bool; all-zero is `SpoolFlow::EMPTY`.
 unsafe impl ZeroValid for SpoolFlow {}
 
-/// `n` zeroed values, with no page touched.
+/// Large allocations from now on get pages of their own (glibc's default, which it drops
+/// once a large block has been freed: a zeroed table would then be carved from the heap and
+/// cleared, every page touched at start).
+pub fn large_allocations_mapped() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes a tuning parameter of the allocator.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+/// `n` zeroed values, with no page touched (see [`large_allocations_mapped`]).
 pub fn zeroed_box<T: ZeroValid>(n: usize) -> Box<[T]> {
     if n == 0 || std::mem::size_of::<T>() == 0 {
         return Vec::new().into_boxed_slice();
@@ -49,8 +63,10 @@ mod tests {
         let s = format!("{:?}", slots[2]);
         assert!(s.contains("macs: None"), "{s}");
         assert!(s.contains("V4([0, 0, 0, 0])"), "{s}");
-        assert!(s.contains("state: Free"), "{s}");
         assert!(s.contains("mode: Unset"), "{s}");
+        let recs = zeroed_box::<FlowRecord>(2);
+        let r = format!("{:?}", recs[1]);
+        assert!(r.contains("state: Free"), "{r}");
         let flows = zeroed_box::<SpoolFlow>(2);
         assert_eq!(format!("{:?}", flows[1]), format!("{:?}", SpoolFlow::EMPTY));
         assert!(zeroed_box::<Block>(0).is_empty());

@@ -948,7 +948,7 @@ fn memory_budget_sets_the_capacities() {
     let want = Sizing::from_budget(16 << 20, host_bytes_per_flow(true, false));
     let e = stderr(&o);
     assert!(
-        e.contains(&format!("tcpflow: {} flow slots", want.max_flows)),
+        e.contains(&format!("tcpflow: {} flows (", want.max_flows)),
         "{e}"
     );
     assert!(
@@ -993,13 +993,13 @@ fn memory_budget_sets_the_capacities() {
     ]);
     ok(&o, "explicit");
     let e = stderr(&o);
-    assert!(e.contains("tcpflow: 1000 flow slots"), "{e}");
+    assert!(e.contains("tcpflow: 1000 flows ("), "{e}");
     assert!(e.contains("1024 pool blocks"), "{e}");
     let files = Sizing::from_budget(16 << 20, host_bytes_per_flow(false, false));
     assert!(files.max_flows < want.max_flows);
     let o = run(&["-v", "-r", s(&cap), "-o", s(&out), "--memory", "16M"]);
     assert!(
-        stderr(&o).contains(&format!("tcpflow: {} flow slots", files.max_flows)),
+        stderr(&o).contains(&format!("tcpflow: {} flows (", files.max_flows)),
         "{}",
         stderr(&o)
     );

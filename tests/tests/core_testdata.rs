@@ -8,7 +8,7 @@ use std::path::Path;
 
 use tcpflow_core::defrag::FragSlot;
 use tcpflow_core::pool::Block;
-use tcpflow_core::table::FlowSlot;
+use tcpflow_core::table::{FlowRecord, FlowSlot};
 use tcpflow_core::{Addr, Config, Dir, Engine, FlowInfo, LinkType, Sink, Storage, Timestamp};
 use tcpflow_tests::flow_name;
 use tcpflow_tests::pcap::read_capture;
@@ -69,7 +69,9 @@ fn run_case(dir: &Path) -> Result<(), String> {
         .find(|p| p.exists())
         .ok_or("no input")?;
     let cap = read_capture(&std::fs::read(&input).unwrap())?;
-    let mut flows = vec![FlowSlot::EMPTY; 64];
+    let mut flows = vec![FlowRecord::EMPTY; 64];
+    // Fewer full slots than flows: the captures with several flows go through packing.
+    let mut hot = vec![FlowSlot::EMPTY; 4];
     let mut index = vec![0u32; 128];
     let mut blocks = vec![Block::EMPTY; 1024];
     let mut frag_slots = vec![FragSlot::EMPTY; 16];
@@ -77,6 +79,7 @@ fn run_case(dir: &Path) -> Result<(), String> {
     let mut engine = Engine::new(
         Storage {
             flows: &mut flows,
+            hot: &mut hot,
             index: &mut index,
             blocks: &mut blocks,
             frag_slots: &mut frag_slots,
