@@ -181,26 +181,39 @@ pub const FLOW_STATE_BYTES: usize = std::mem::size_of::<FlowOut>() + 2 * 16;
 /// With `-b`: a direction with a cut has an entry in `Output::truncated` (key and count,
 /// with the hash map's control byte and spare room).
 pub const CUT_STATE_BYTES: usize = 2 * 20;
-// 200,000 open connections hold 200,000 of these: keep it at a cache line.
-const _: () = assert!(std::mem::size_of::<FlowOut>() <= 64);
+// 200,000 open connections hold 200,000 of these (a side map for what was written would
+// not do: with more open data than buffers, most directions are written before they end).
+const _: () = assert!(std::mem::size_of::<FlowOut>() <= 56);
 
 #[derive(Clone, Copy, Debug)]
 struct FlowOut {
-    session: u64,
-    /// A flow is open in this slot.
-    live: bool,
-    /// Started while reading `-R` files: nothing is written for it.
-    suppressed: bool,
+    /// The session number, with [`LIVE`] and [`SUPPRESSED`] in the top bits.
+    meta: u64,
     dirs: [DirOut; 2],
 }
 
+/// A flow is open in this slot.
+const LIVE: u64 = 1 << 63;
+/// Started while reading `-R` files: nothing is written for it.
+const SUPPRESSED: u64 = 1 << 62;
+
 impl FlowOut {
     const EMPTY: FlowOut = FlowOut {
-        session: 0,
-        live: false,
-        suppressed: false,
+        meta: 0,
         dirs: [DirOut::EMPTY; 2],
     };
+
+    fn live(&self) -> bool {
+        self.meta & LIVE != 0
+    }
+
+    fn suppressed(&self) -> bool {
+        self.meta & SUPPRESSED != 0
+    }
+
+    fn session(&self) -> u64 {
+        self.meta & !(LIVE | SUPPRESSED)
+    }
 }
 
 #[derive(Debug)]
@@ -229,7 +242,7 @@ pub struct Output {
     truncated: HashMap<u64, u64>,
     cache: FileCache,
     /// Hashes of the names used in this run (a direction never reuses another's file).
-    used_names: HashSet<u64>,
+    used_names: NameSet,
     name_hasher: std::collections::hash_map::RandomState,
     buffered: usize,
     live_buffers: usize,
@@ -323,7 +336,7 @@ impl Output {
             early: HashMap::new(),
             truncated: HashMap::new(),
             cache,
-            used_names: HashSet::new(),
+            used_names: NameSet::default(),
             name_hasher: Default::default(),
             buffered: 0,
             live_buffers: 0,
@@ -415,7 +428,7 @@ impl Output {
     #[inline]
     fn flow_mut(&mut self, slot: u32) -> &mut FlowOut {
         let i = slot as usize;
-        if self.flows.get(i).is_some_and(|f| f.live) {
+        if self.flows.get(i).is_some_and(|f| f.live()) {
             return &mut self.flows[i];
         }
         self.adopt(slot)
@@ -428,7 +441,7 @@ impl Output {
         if i >= self.flows.len() {
             self.flows.resize(i + 1, FlowOut::EMPTY);
         }
-        if !self.flows[i].live {
+        if !self.flows[i].live() {
             // An event for a flow whose open we did not see: adopt it.
             self.start_flow(slot);
         }
@@ -437,15 +450,24 @@ impl Output {
 
     /// Fresh state for a flow in `slot` (which holds none).
     fn start_flow(&mut self, slot: u32) {
+        let suppressed = if self.accept_new { 0 } else { SUPPRESSED };
         self.flows[slot as usize] = FlowOut {
-            session: self.next_session,
-            live: true,
-            suppressed: !self.accept_new,
+            meta: (self.next_session & !(LIVE | SUPPRESSED)) | LIVE | suppressed,
             dirs: [DirOut::EMPTY; 2],
         };
         self.next_session += 1;
         self.open_flows += 1;
         self.max_open_flows = self.max_open_flows.max(self.open_flows);
+    }
+
+    /// Highest offset of the direction's file written so far (0: none yet).
+    fn written_end(&self, slot: u32, dir: Dir) -> u64 {
+        self.flows[slot as usize].dirs[dir.index()].written_end
+    }
+
+    fn note_written(&mut self, slot: u32, dir: Dir, end: u64) {
+        let d = self.dir_mut(slot, dir);
+        d.written_end = d.written_end.max(end);
     }
 
     fn dir_mut(&mut self, slot: u32, dir: Dir) -> &mut DirOut {
@@ -456,7 +478,7 @@ impl Output {
     fn ensure_name(&mut self, flow: &FlowInfo, dir: Dir) -> bool {
         let (session, bump) = {
             let f = self.flow_mut(flow.slot);
-            (f.session, f.dirs[dir.index()].bump)
+            (f.session(), f.dirs[dir.index()].bump)
         };
         if bump < NAME_FAILED {
             return true;
@@ -515,7 +537,7 @@ impl Output {
     /// flow had when the name was chosen). `None` without a name, or without a buffer and
     /// the flow.
     fn name_for(&mut self, flow: Option<&FlowInfo>, slot: u32, dir: Dir) -> Option<PathBuf> {
-        let f = self.flows.get(slot as usize).filter(|f| f.live)?;
+        let f = self.flows.get(slot as usize).filter(|f| f.live())?;
         let d = f.dirs[dir.index()];
         if !d.named() {
             return None;
@@ -530,7 +552,7 @@ impl Output {
         let flow = flow?;
         let p = NameParams {
             conn_index: flow.conn_index.saturating_add(d.bump.into()),
-            session: f.session,
+            session: f.session(),
         };
         let name = if d.has(NAMED_WITHOUT_MACS) && flow.macs.is_some() {
             let mut before = *flow;
@@ -619,9 +641,8 @@ impl Output {
         match f.write_all_at(data, off) {
             Ok(()) => {
                 self.host.bytes_written += data.len() as u64;
-                let d = self.dir_mut(slot, dir);
-                d.written_end = d.written_end.max(off + data.len() as u64);
-                d.set(STAMPED, false);
+                self.note_written(slot, dir, off + data.len() as u64);
+                self.dir_mut(slot, dir).set(STAMPED, false);
             }
             Err(e) => {
                 let rel = self.name_for(flow, slot, dir).unwrap_or_default();
@@ -740,7 +761,7 @@ impl Output {
         // The job sets the time too: a direction that writes nothing more needs no job at
         // its end.
         d.set(STAMPED, true);
-        d.written_end = d.written_end.max(off + buf.len() as u64);
+        self.note_written(slot, dir, off + buf.len() as u64);
         self.host.bytes_written += buf.len() as u64;
         let job = self.file_job(file, &name, create, buf, off, None, mtime_ns);
         if let Some(seq) = self.submit(job) {
@@ -756,7 +777,7 @@ impl Output {
     fn queued(&self, slot: u32, dir: usize, seq: u64) -> bool {
         self.flows.get(slot as usize).is_some_and(|f| {
             let b = f.dirs[dir].buf;
-            f.live && b != NO_BUF && {
+            f.live() && b != NO_BUF && {
                 let e = &self.bufs[b as usize];
                 e.seq == seq && !e.data.is_empty()
             }
@@ -851,8 +872,8 @@ impl Output {
                 off += n as u64;
                 rest = &rest[n..];
             }
-        } else if buf_len == 0 && off < d.written_end {
-            let n = (d.written_end - off).min(rest.len() as u64) as usize;
+        } else if buf_len == 0 && off < self.written_end(slot, dir) {
+            let n = (self.written_end(slot, dir) - off).min(rest.len() as u64) as usize;
             self.write_at(Some(flow), slot, dir, off, &rest[..n]);
             off += n as u64;
             rest = &rest[n..];
@@ -865,11 +886,11 @@ impl Output {
     /// Compares bytes that came again with the stored copy (buffer or file).
     fn differs(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
         let slot = flow.slot;
-        let Some(f) = self.flows.get(slot as usize).filter(|f| f.live) else {
+        let Some(f) = self.flows.get(slot as usize).filter(|f| f.live()) else {
             return false;
         };
         let d = f.dirs[dir.index()];
-        if f.suppressed || !d.named() {
+        if f.suppressed() || !d.named() {
             return false;
         }
         let (data, _) = clip(self.cfg.max_bytes, offset, data);
@@ -894,10 +915,11 @@ impl Output {
             }
         }
         // The part already in the file.
+        let written_end = self.written_end(slot, dir);
         let file_hi = if buf.is_empty() {
-            d.written_end
+            written_end
         } else {
-            buf_off.min(d.written_end)
+            buf_off.min(written_end)
         };
         let hi = (offset + data.len() as u64).min(file_hi);
         if !differ && offset < hi && d.has(CREATED) {
@@ -934,7 +956,7 @@ impl Output {
         if self.console.is_some() {
             return None;
         }
-        let d = self.flows.get(slot as usize).filter(|f| f.live)?.dirs[dir.index()];
+        let d = self.flows.get(slot as usize).filter(|f| f.live())?.dirs[dir.index()];
         if !d.named() {
             return None;
         }
@@ -1023,7 +1045,7 @@ impl Output {
     }
 
     fn print_chunk(&mut self, flow: &FlowInfo, dir: Dir, data: &[u8]) {
-        let session = self.flow_mut(flow.slot).session;
+        let session = self.flow_mut(flow.slot).session();
         let name = if self.console.as_ref().is_some_and(|c| c.opts.header) {
             Some(self.cfg.template.expand(
                 flow,
@@ -1048,7 +1070,7 @@ impl Output {
 impl Output {
     /// Forgets a flow's state; any buffer still held (a suppressed flow holds none) goes with it.
     fn release(&mut self, slot: u32) {
-        if !self.flows.get(slot as usize).is_some_and(|f| f.live) {
+        if !self.flows.get(slot as usize).is_some_and(|f| f.live()) {
             return;
         }
         for dir in Dir::BOTH {
@@ -1064,6 +1086,29 @@ impl Output {
         }
         self.flows[slot as usize] = FlowOut::EMPTY;
         self.open_flows = self.open_flows.saturating_sub(1);
+    }
+}
+
+/// Hashes of names, in 256 sets by their top byte: each grows on its own, so the memory
+/// never doubles at once (one set of 400,000 names would hold its old and new tables, 7 MB,
+/// while it grows).
+#[derive(Debug)]
+struct NameSet {
+    shards: Vec<HashSet<u64>>,
+}
+
+impl Default for NameSet {
+    fn default() -> Self {
+        NameSet {
+            shards: (0..256).map(|_| HashSet::new()).collect(),
+        }
+    }
+}
+
+impl NameSet {
+    /// False when `h` was already in.
+    fn insert(&mut self, h: u64) -> bool {
+        self.shards[(h >> 56) as usize].insert(h)
     }
 }
 
@@ -1132,7 +1177,7 @@ impl Sink for Output {
         if i >= self.flows.len() {
             self.flows.resize(i + 1, FlowOut::EMPTY);
         }
-        if self.flows[i].live {
+        if self.flows[i].live() {
             // A close for this slot was missed (the engine never does this): write the old
             // flow's buffered bytes out; it gets no report record nor file time, as its
             // figures are gone.
@@ -1150,7 +1195,7 @@ impl Sink for Output {
         let cap = self.cfg.limits.dir_buffer;
         let healthy = self.fatal.is_none();
         let f = self.flow_mut(flow.slot);
-        if f.suppressed {
+        if f.suppressed() {
             return;
         }
         let d = &mut f.dirs[dir.index()];
@@ -1199,10 +1244,10 @@ impl Sink for Output {
     }
 
     fn close(&mut self, flow: &FlowInfo, reason: CloseReason) {
-        let Some(f) = self.flows.get(flow.slot as usize).filter(|f| f.live) else {
+        let Some(f) = self.flows.get(flow.slot as usize).filter(|f| f.live()) else {
             return;
         };
-        let (session, suppressed) = (f.session, f.suppressed);
+        let (session, suppressed) = (f.session(), f.suppressed());
         if suppressed {
             self.host.flows_ignored_late += 1;
         } else {
