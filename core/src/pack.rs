@@ -76,9 +76,11 @@ const fn pos_table() -> [[usize; DIR_FIELDS]; 2] {
     t
 }
 
-/// Whether bit `i` is a sequence number (stored in four bytes, not as a varint).
-const fn is_seq(i: usize) -> bool {
-    i == POS[0][NEXT_SEQ] || i == POS[1][NEXT_SEQ]
+/// The bits of the sequence numbers (stored in four bytes, not as varints).
+const SEQ_BITS: u64 = 1 << POS[0][NEXT_SEQ] | 1 << POS[1][NEXT_SEQ];
+
+fn is_seq(i: usize) -> bool {
+    SEQ_BITS >> i & 1 != 0
 }
 
 /// Key byte flags.
@@ -148,12 +150,14 @@ impl Writer<'_> {
 
     fn varint(&mut self, mut v: u64) -> Option<()> {
         loop {
-            let byte = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                return self.bytes(&[byte]);
+            let byte = self.out.get_mut(self.len)?;
+            self.len += 1;
+            if v < 0x80 {
+                *byte = v as u8;
+                return Some(());
             }
-            self.bytes(&[byte | 0x80])?;
+            *byte = v as u8 | 0x80;
+            v >>= 7;
         }
     }
 }
@@ -179,12 +183,15 @@ impl Reader<'_> {
 
     fn varint(&mut self) -> u64 {
         let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte();
+        let mut shift = 0;
+        // Ends at the buffer's end or the tenth byte, whatever garbage says.
+        while let Some(&b) = self.buf.get(self.pos) {
+            self.pos += 1;
             v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
+            if b < 0x80 || shift >= 63 {
                 break;
             }
+            shift += 7;
         }
         v
     }
@@ -304,14 +311,49 @@ pub(crate) fn pack(
     let mut vals = [0u64; FIELDS];
     vals[CONN_INDEX] = u64::from(info.conn_index);
     vals[LAST_TS] = info.last_ts.0.wrapping_sub(info.first_ts.0);
+    let mut present =
+        u64::from(vals[CONN_INDEX] != 0) << CONN_INDEX | u64::from(vals[LAST_TS] != 0) << LAST_TS;
     for d in 0..2 {
         let di = &info.dirs[d];
         let h = &half[d];
         let len = h.next.wrapping_sub(h.origin);
         let isn_guess = h.next_seq.0.wrapping_sub(1).wrapping_sub(len as u32);
+        let payload = zigzag(di.payload_bytes.wrapping_sub(di.stream_len));
+        let acked = zigzag(h.acked.wrapping_sub(h.next));
+        // A direction with nothing unusual (the common case) sets only the leading fields.
+        let plain = (di.stream_len ^ len)
+            | di.ooo_segments
+            | di.gaps
+            | di.gap_bytes
+            | di.retransmitted_bytes
+            | di.conflict_bytes
+            | u64::from(h.isn.0 ^ isn_guess)
+            | h.origin
+            | h.gap_lo
+            | h.gap_hi
+            | u64::from(h.head ^ NIL)
+            | u64::from(h.tail ^ NIL)
+            | u64::from(h.blocks)
+            | u64::from(h.held)
+            == 0
+            && h.fin_off == NO_FIN;
+        if plain {
+            for (f, x) in [
+                (PACKETS, di.packets),
+                (PAYLOAD, payload),
+                (NEXT_SEQ, u64::from(h.next_seq.0)),
+                (NEXT, len),
+                (ACKED, acked),
+            ] {
+                let p = POS[d][f];
+                vals[p] = x;
+                present |= u64::from(x != 0) << p;
+            }
+            continue;
+        }
         let mut v = [0u64; DIR_FIELDS];
         v[PACKETS] = di.packets;
-        v[PAYLOAD] = zigzag(di.payload_bytes.wrapping_sub(di.stream_len));
+        v[PAYLOAD] = payload;
         v[STREAM_LEN] = di.stream_len ^ len;
         v[OOO] = di.ooo_segments;
         v[GAPS] = di.gaps;
@@ -328,26 +370,24 @@ pub(crate) fn pack(
         } else {
             h.fin_off.wrapping_sub(h.origin)
         };
-        v[ACKED] = zigzag(h.acked.wrapping_sub(h.next));
+        v[ACKED] = acked;
         v[GAP_LO] = h.gap_lo;
         v[GAP_LEN] = h.gap_hi.wrapping_sub(h.gap_lo);
         v[HEAD] = u64::from(h.head ^ NIL);
         v[TAIL] = u64::from(h.tail ^ NIL);
         v[BLOCKS] = u64::from(h.blocks);
         v[HELD] = u64::from(h.held);
-        for (f, &x) in v.iter().enumerate() {
-            vals[POS[d][f]] = x;
+        for (&x, &p) in v.iter().zip(&POS[d]) {
+            vals[p] = x;
+            present |= u64::from(x != 0) << p;
         }
     }
-    let present = vals
-        .iter()
-        .enumerate()
-        .fold(0u64, |m, (i, &v)| m | u64::from(v != 0) << i);
     w.varint(present)?;
-    for (i, &v) in vals.iter().enumerate() {
-        if v == 0 {
-            continue;
-        }
+    let mut bits = present;
+    while bits != 0 {
+        let i = bits.trailing_zeros() as usize;
+        bits &= bits - 1;
+        let v = vals[i];
         if is_seq(i) {
             // A sequence number is as good as random: four bytes beat a varint's five.
             w.bytes(&(v as u32).to_le_bytes())?;
@@ -377,11 +417,12 @@ pub(crate) fn unpack(packed: &[u8], macs: &MacPairs, info: &mut FlowInfo, half: 
     let [flags, modes] = r.bytes::<2>();
     let present = r.varint();
     let mut vals = [0u64; FIELDS];
-    for (i, v) in vals.iter_mut().enumerate() {
-        if present >> i & 1 == 0 {
-            continue;
-        }
-        *v = if is_seq(i) {
+    // Bits past the fields are garbage: ignored.
+    let mut bits = present & ((1 << FIELDS) - 1);
+    while bits != 0 {
+        let i = bits.trailing_zeros() as usize;
+        bits &= bits - 1;
+        vals[i] = if is_seq(i) {
             u64::from(u32::from_le_bytes(r.bytes()))
         } else {
             r.varint()

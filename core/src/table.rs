@@ -460,8 +460,38 @@ impl<'s> FlowTable<'s> {
     #[inline(never)]
     fn make_hot_slow(&mut self, i: u32, unpack: bool) -> Result<u32, u32> {
         let h = self.take_hot()?;
-        // The packed flow, gathered from its records; the spill records are freed.
-        let mut buf = [0u8; MAX_PACKED];
+        let r = &self.recs[i as usize];
+        if r.link != 0 {
+            // Spilled: gathered from its records (which are freed) first.
+            let mut buf = [0u8; MAX_PACKED];
+            let len = self.gather(i, &mut buf);
+            self.unpack_into(i, h, unpack, &buf[..len]);
+        } else {
+            // The common case: unpacked straight from the record.
+            let r = &self.recs[i as usize];
+            let (packed, len) = (r.packed, r.len as usize);
+            self.unpack_into(i, h, unpack, packed.get(..len).unwrap_or(&[]));
+        }
+        Ok(h)
+    }
+
+    /// Record `i` goes to full slot `h`, unpacked from `packed` when `unpack`.
+    fn unpack_into(&mut self, i: u32, h: u32, unpack: bool, packed: &[u8]) {
+        let s = &mut self.hot[h as usize];
+        s.rec = i;
+        s.referenced = true;
+        self.recs[i as usize].link = HOT | h;
+        if unpack {
+            crate::pack::unpack(packed, &self.macs, &mut s.info, &mut s.half);
+            s.info.slot = i;
+            let k = s.info.key;
+            self.remember(recent_index(k.addr[0], k.port[0], k.addr[1], k.port[1]), h);
+        }
+    }
+
+    /// The packed bytes of record `i` and its spill records into `buf` (the spill records
+    /// are freed); returns their length.
+    fn gather(&mut self, i: u32, buf: &mut [u8; MAX_PACKED]) -> usize {
         let mut len = 0;
         let mut j = i;
         loop {
@@ -483,18 +513,8 @@ impl<'s> FlowTable<'s> {
                 break;
             }
         }
-        let r = &mut self.recs[i as usize];
-        let s = &mut self.hot[h as usize];
-        s.rec = i;
-        s.referenced = true;
-        r.link = HOT | h;
-        if unpack {
-            crate::pack::unpack(&buf[..len], &self.macs, &mut s.info, &mut s.half);
-            s.info.slot = i;
-            let k = s.info.key;
-            self.remember(recent_index(k.addr[0], k.port[0], k.addr[1], k.port[1]), h);
-        }
-        Ok(h)
+        self.recs[i as usize].link = 0;
+        len
     }
 
     /// Puts record `j` on the free list.

@@ -1,13 +1,15 @@
 //! Sizing the engine and the command's buffers, from defaults or from one RAM budget
 //! (`--memory`).
 //!
-//! The engine never allocates after start: its flow table, hash index, out-of-order pool and
-//! fragment slots are allocated once, at the sizes chosen here, and what they cost is
-//! [`tcpflow_core::Capacities::memory_bytes`]. The command adds its own state per flow slot
-//! (file names and buffers bookkeeping, or the spool writer's table) and its output buffers.
+//! The engine never allocates after start: its flow records and full slots, hash index,
+//! out-of-order pool and fragment slots are allocated once, at the sizes chosen here, and what
+//! they cost is [`tcpflow_core::Capacities::memory_bytes`]. The command adds its own state per
+//! flow (file names and buffers bookkeeping, or the spool writer's table) and its output
+//! buffers.
 //!
 //! The split of a budget (documented in `--help` and host/README.md):
-//! - 60%: the flow table: engine slots, hash index and the command's state per flow;
+//! - 60%: the flow table: engine records and slots, hash index and the command's state per
+//!   flow;
 //! - 25%: the out-of-order pool;
 //! - 5%: fragment reassembly, in 64 KiB slots (1 to 64);
 //! - 10%: output buffers (file writes; the spool writer's buffer takes up to [`SPOOL_BUFFER_MAX`] of it).
@@ -31,7 +33,7 @@ pub const FRAG_SLOT_BYTES: usize = 64 * 1024;
 /// most; both are multiples of the 4 KiB block and hold the largest record.
 pub const SPOOL_BUFFER_MIN: usize = 64 * 1024;
 pub const SPOOL_BUFFER_MAX: usize = 1024 * 1024;
-/// The most flow slots the command accepts.
+/// The most flows the command accepts.
 pub const MAX_FLOWS: u32 = 1 << 28;
 
 /// Defaults without `--memory` (a workstation).
@@ -147,7 +149,7 @@ impl Sizing {
     }
 }
 
-/// Flow slots, hash index and the command's per-flow state for `n` flows.
+/// Flow records and slots, hash index and the command's per-flow state for `n` flows.
 fn flow_table_bytes(n: usize, host_per_flow: usize) -> usize {
     let c = Capacities {
         flows: n,

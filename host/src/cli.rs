@@ -210,12 +210,12 @@ pub struct Args {
     pub max_ooo_bytes: Option<u64>,
 
     /// RAM budget: sets --max-flows, --max-ooo-bytes, the fragment slots and the output
-    /// buffers from one figure. The split: 60% flow table (flow slots, hash index and the
-    /// command's own state per flow), 25% out-of-order pool, 5% fragment reassembly (64 KiB
+    /// buffers from one figure. The split: 60% flow table (flow records and slots, hash index
+    /// and the command's own state per flow), 25% out-of-order pool, 5% fragment reassembly (64 KiB
     /// slots, 1 to 64), 10% output buffers (file writes; the spool uses 64 KiB to 1 MiB).
     /// Flags given explicitly override their share. Without --memory: 262144 flows, 16 MiB
     /// of out-of-order data, 64 fragment slots, 16 MiB of buffers (a workstation). On a 64 MB
-    /// router use `--memory 16M` (about 24,000 flows and 4 MiB of out-of-order data with
+    /// router use `--memory 16M` (about 88,000 flows and 4 MiB of out-of-order data with
     /// --spool; the process then stays near 16 MiB plus 2-4 MiB for the program itself).
     #[arg(long = "memory", value_name = "SIZE", value_parser = parse_size)]
     pub memory: Option<u64>,
