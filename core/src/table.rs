@@ -527,8 +527,8 @@ impl<'s> FlowTable<'s> {
         self.free = j;
     }
 
-    /// A record for the rest of a packed flow: free or never used (closed flows are not
-    /// recycled for this).
+    /// A record for the rest of a packed flow, or for a new one: free or never used (closed
+    /// flows are recycled by `take_free` only).
     fn take_spare(&mut self) -> Option<u32> {
         if self.free != NIL {
             let j = self.free;
@@ -538,6 +538,7 @@ impl<'s> FlowTable<'s> {
         if (self.fresh as usize) < self.recs.len() {
             let j = self.fresh;
             self.fresh += 1;
+            self.recs[j as usize] = FlowRecord::EMPTY;
             return Some(j);
         }
         None
@@ -671,15 +672,7 @@ impl<'s> FlowTable<'s> {
     /// Takes a record for a new flow: a free one, else the oldest closed one. None when every
     /// record holds an open flow (the caller evicts and retries).
     pub(crate) fn take_free(&mut self) -> Option<u32> {
-        if self.free != NIL {
-            let i = self.free;
-            self.free = self.recs[i as usize].next;
-            return Some(i);
-        }
-        if (self.fresh as usize) < self.recs.len() {
-            let i = self.fresh;
-            self.fresh += 1;
-            self.recs[i as usize] = FlowRecord::EMPTY;
+        if let Some(i) = self.take_spare() {
             return Some(i);
         }
         let i = self.closed.tail;
