@@ -203,7 +203,7 @@ impl Default for Config {
 /// All the memory the engine uses, handed in by the embedder.
 #[derive(Debug)]
 pub struct Storage<'s> {
-    /// Flow records: the maximum number of tracked connections (about 100 bytes each).
+    /// Flow records: the maximum number of tracked connections (80 bytes each).
     pub flows: &'s mut [FlowRecord],
     /// Full slots for the connections active now (about 400 bytes each); the others wait
     /// packed in their records. At least one; [`crate::Capacities::hot_len`] suggests a size.
@@ -548,10 +548,10 @@ impl<'s> Tracker<'s> {
         }
     }
 
-    /// Gives record `i` a full slot (see [`FlowTable::make_hot`]). When every full slot holds
-    /// a flow that does not pack, the least recently used of them is closed (evicted: its data
-    /// delivered, holes reported), and forgotten if even closed it does not pack.
-    /// Returns the full slot.
+    /// Gives record `i` a full slot (see [`FlowTable::make_hot`]) and returns it. When the
+    /// flows tried for their slot do not pack (no record to spare), one of them is closed
+    /// (evicted: its data delivered, holes reported), and forgotten if even closed it does not
+    /// pack.
     #[inline]
     fn hot<S: Sink>(&mut self, i: u32, unpack: bool, stats: &mut FlowStats, sink: &mut S) -> u32 {
         match self.table.make_hot(i, unpack) {
@@ -574,8 +574,8 @@ impl<'s> Tracker<'s> {
                 Err(v) => v,
             };
             if victim == NIL || victim == i {
-                // Cannot happen: the table has full slots (or no records to look up), every
-                // one was tried, and `i` is in none of them.
+                // Cannot happen: the table has full slots (or no records to look up), at
+                // least one was tried, and `i` is in none of them.
                 debug_assert!(false, "no full slot to free");
                 return 0;
             }

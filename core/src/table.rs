@@ -4,13 +4,13 @@
 //!
 //! - A record ([`FlowRecord`], about 100 bytes) is a connection's identity: its index is the
 //!   flow's slot number for the sink, stable while it is open. It holds the connection either
-//!   packed ([`crate::pack`]) or as a link to a full slot ([`FlowSlot`], about 400 bytes) where
+//!   packed (`core/src/pack.rs`) or as a link to a full slot ([`FlowSlot`], about 400 bytes) where
 //!   the engine works on it. A connection gets a full slot when a packet comes for it; when
 //!   none is free, one not used lately (a clock sweep) is packed back into its record. So
-//!   200,000 open connections cost 200,000 records and a few thousand full slots. A flow that
-//!   does not fit a record (huge counters, IPv6 with every field set) keeps its full slot;
-//!   should every full slot hold one, the least recently used of them is closed (counted as
-//!   evicted).
+//!   200,000 open connections cost 200,000 records and a few thousand full slots. A flow too
+//!   big for one record spills into spare ones; without a spare record it keeps its full
+//!   slot, and when the few flows tried for a slot all do so, one of them is closed (counted
+//!   as evicted).
 //! - `open`: connections being reassembled, most recently active first. Its tail is both the
 //!   next to time out (capture time) and the one evicted when every record is taken.
 //! - `closed`: finished connections kept so that a reused 4-tuple gets the next connection
