@@ -612,24 +612,6 @@ mod tests {
             )
     }
 
-    fn eq_half(a: &Half, b: &Half) -> bool {
-        a.mode == b.mode
-            && a.next_seq == b.next_seq
-            && a.next == b.next
-            && a.origin == b.origin
-            && a.isn == b.isn
-            && a.has_syn == b.has_syn
-            && a.fin_off == b.fin_off
-            && a.acked == b.acked
-            && a.peer_acked == b.peer_acked
-            && a.gap_lo == b.gap_lo
-            && a.gap_hi == b.gap_hi
-            && a.head == b.head
-            && a.tail == b.tail
-            && a.blocks == b.blocks
-            && a.held == b.held
-    }
-
     proptest! {
         #[test]
         fn unpack_gives_back_what_was_packed(info in info(), h0 in half(), h1 in half()) {
@@ -646,7 +628,7 @@ mod tests {
             let mut got_half = [Half::EMPTY; 2];
             unpack(&buf[..n], &macs, &mut got, &mut got_half);
             prop_assert_eq!(got, info);
-            prop_assert!(eq_half(&got_half[0], &half[0]) && eq_half(&got_half[1], &half[1]));
+            prop_assert_eq!(got_half, half);
             prop_assert_eq!(key(&buf[..n]), info.key);
             // Too small a buffer is refused, never overrun.
             prop_assert!(pack(&info, &half, &mut macs, &mut buf[..n - 1]).is_none());
