@@ -187,9 +187,18 @@ pub struct Args {
 
     /// Most connections tracked at once [default: 262144, or from --memory]. When the table
     /// is full, the least recently active connection is closed (its files written) to make
-    /// room. Each slot costs about 400 bytes, allocated once at start.
+    /// room. Each costs about 190 bytes (the engine's record, index and share of full
+    /// slots, and the command's state), allocated once at start.
     #[arg(long = "max-flows", value_name = "N")]
     pub max_flows: Option<u32>,
+
+    /// File names held in memory, so that two directions of a run never share a file
+    /// [default: twice --max-flows; about 25 bytes each]. Past it they go into a filter (the
+    /// names of directions not written yet excepted), and a new name the filter cannot rule
+    /// out is looked up in the output folder: taken if a file is there. Such a file left by
+    /// an older run is then kept (as tcpflow 1.6 does) rather than overwritten.
+    #[arg(long = "max-names", value_name = "N")]
+    pub max_names: Option<usize>,
 
     /// Close a connection after this many seconds without a packet (capture time). 0 never.
     /// Default: 0 when reading files (as tcpflow 1.6's tcp_timeout), 300 on a live interface,
@@ -402,6 +411,8 @@ pub struct Options {
     /// Mode of created output files (0644, or 0600 with --private).
     pub file_mode: u32,
     pub max_fds: Option<usize>,
+    /// `--max-names`, when given.
+    pub max_names: Option<usize>,
     pub report_xml: Option<PathBuf>,
     pub report_json: Option<PathBuf>,
     pub unprocessed: Option<PathBuf>,
@@ -498,6 +509,9 @@ impl Args {
         if self.max_fds == Some(0) {
             return Err("-f must be at least 1".into());
         }
+        if self.max_names == Some(0) {
+            return Err("--max-names must be at least 1".into());
+        }
         if self.pool_blocks == Some(0) {
             return Err("--pool-blocks must be at least 1".into());
         }
@@ -568,6 +582,7 @@ impl Args {
             max_bytes: self.max_bytes,
             file_mode: if self.private { 0o600 } else { 0o644 },
             max_fds: self.max_fds,
+            max_names: self.max_names,
             report_xml,
             report_json: self.report_json.clone(),
             unprocessed: self.unprocessed.clone(),

@@ -159,6 +159,11 @@ impl Finisher {
         seq
     }
 
+    /// Jobs submitted so far (the number of the last one).
+    pub fn submitted(&self) -> u64 {
+        self.submitted
+    }
+
     /// Jobs done so far.
     pub fn done_jobs(&self) -> u64 {
         self.shared.done.load(Ordering::Acquire)

@@ -49,6 +49,10 @@ pub struct Limits {
     pub total_buffer: usize,
     /// Most output files open at once.
     pub max_open_files: usize,
+    /// File names held in memory (to keep two directions from sharing a file); past it
+    /// they go into a filter, and a name it cannot rule out is looked up in the output
+    /// folder.
+    pub max_names: usize,
 }
 
 impl Default for Limits {
@@ -57,6 +61,7 @@ impl Default for Limits {
             dir_buffer: 64 * 1024,
             total_buffer: crate::budget::DEFAULT_BUFFER_BYTES,
             max_open_files: 256,
+            max_names: 2 * crate::budget::DEFAULT_FLOWS as usize,
         }
     }
 }
@@ -171,13 +176,19 @@ struct DirBuf {
     mtime_ns: u64,
 }
 
-/// What a held buffer costs besides its bytes (its entry, name and the allocator's
-/// overhead): counted in the budget so that many tiny buffers are bounded too.
-const BUF_OVERHEAD: usize = std::mem::size_of::<DirBuf>() + 64;
+/// What a held buffer costs besides its bytes (its entry, name, the name's entry in the set
+/// of names used and the allocator's overhead): counted in the budget so that many tiny
+/// buffers are bounded too.
+const BUF_OVERHEAD: usize = std::mem::size_of::<DirBuf>() + 64 + NAME_ENTRY_BYTES;
 
-/// What the file writer keeps per flow slot: the flow's state and the name-collision set's
-/// two entries.
-pub const FLOW_STATE_BYTES: usize = std::mem::size_of::<FlowOut>() + 2 * 16;
+/// What the file writer keeps per flow slot: the flow's state, and for two names (the
+/// default `Limits::max_names` is two per slot) an entry of the set of names used and the
+/// filter's bytes.
+pub const FLOW_STATE_BYTES: usize =
+    std::mem::size_of::<FlowOut>() + 2 * (NAME_ENTRY_BYTES + FILTER_BYTES);
+/// Bytes per entry of the set of names used at its worst: just grown, a hash table's 8-byte
+/// hash and control byte per bucket, with twice the buckets of 7/8 of its entries.
+const NAME_ENTRY_BYTES: usize = 21;
 /// With `-b`: a direction with a cut has an entry in `Output::truncated` (key and count,
 /// with the hash map's control byte and spare room).
 pub const CUT_STATE_BYTES: usize = 2 * 20;
@@ -243,7 +254,8 @@ pub struct Output {
     cache: FileCache,
     /// Hashes of the names used in this run (a direction never reuses another's file).
     used_names: NameSet,
-    name_hasher: std::collections::hash_map::RandomState,
+    /// Fixed keys: which names the filter cannot rule out is the same from run to run.
+    name_hasher: std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>,
     buffered: usize,
     live_buffers: usize,
     queue: VecDeque<(u32, u8, u64)>,
@@ -323,6 +335,7 @@ impl Output {
         console: Option<Console>,
     ) -> Output {
         let cache = FileCache::new(cfg.limits.max_open_files);
+        let used_names = NameSet::new(cfg.limits.max_names);
         // Grown on demand (the engine hands out slots from a high-water mark), so a run pays
         // for the flows it sees, not for the table's size.
         let flows = Vec::with_capacity(max_flows.min(1024));
@@ -336,7 +349,7 @@ impl Output {
             early: HashMap::new(),
             truncated: HashMap::new(),
             cache,
-            used_names: NameSet::default(),
+            used_names,
             name_hasher: Default::default(),
             buffered: 0,
             live_buffers: 0,
@@ -486,6 +499,9 @@ impl Output {
         if bump == NAME_FAILED {
             return false;
         }
+        if self.used_names.full() {
+            self.forget_names();
+        }
         let mut result = Err(String::new());
         for bump in 0..MAX_BUMP {
             let p = NameParams {
@@ -495,10 +511,18 @@ impl Output {
             match self.cfg.template.relative_path(flow, dir, p) {
                 Ok(path) => {
                     let h = self.name_hasher.hash_one(&path);
-                    if self.used_names.insert(h) {
-                        result = Ok((bump, path));
-                        break;
+                    if !self.used_names.insert(h) {
+                        continue;
                     }
+                    // New to the set, but taken all the same when forgotten earlier (the
+                    // folder knows it: the set grows by one name a call at most).
+                    if self.used_names.maybe_forgotten(h) && self.in_folder(&path) {
+                        self.used_names.remove(h);
+                        self.host.names_found_in_folder += 1;
+                        continue;
+                    }
+                    result = Ok((bump, path));
+                    break;
                 }
                 Err(e) => {
                     result = Err(e);
@@ -530,6 +554,39 @@ impl Output {
                 false
             }
         }
+    }
+
+    /// Moves the set of names used into its filter when it is full, keeping in the set what
+    /// the folder cannot tell yet: the names of directions whose files are not there. Those
+    /// are the buffered directions not written so far and the finishing thread's pending
+    /// jobs, which this waits for. Every other direction named in this run has its file in
+    /// the folder, where [`Output::in_folder`] finds it when the filter cannot rule the
+    /// name out.
+    fn forget_names(&mut self) {
+        if let Some(f) = &mut self.finisher {
+            f.wait_for(f.submitted());
+        }
+        self.used_names.forget();
+        self.host.name_set_forgets += 1;
+        for f in self.flows.iter().filter(|f| f.live()) {
+            for d in &f.dirs {
+                if d.named() && d.buf != NO_BUF {
+                    let name = &self.bufs[d.buf as usize].name;
+                    self.used_names.insert(self.name_hasher.hash_one(name));
+                }
+            }
+        }
+        if let Some((_, name)) = &self.fresh_name {
+            self.used_names.insert(self.name_hasher.hash_one(name));
+        }
+        self.used_names.limit = self.used_names.len + self.used_names.cap;
+    }
+
+    /// Whether something is at `rel` in the output folder: how a forgotten name is known to
+    /// be used. A file left by an older run counts too when its name is looked up (it is
+    /// kept, as tcpflow 1.6 keeps it, rather than overwritten as it is otherwise).
+    fn in_folder(&self, rel: &Path) -> bool {
+        std::fs::symlink_metadata(self.cfg.outdir.join(rel)).is_ok()
     }
 
     /// The name of a named direction relative to the output folder: the one kept with its
@@ -1089,27 +1146,95 @@ impl Output {
     }
 }
 
-/// Hashes of names, in 256 sets by their top byte: each grows on its own, so the memory
-/// never doubles at once (one set of 400,000 names would hold its old and new tables, 7 MB,
-/// while it grows).
+/// Hashes of the names used in this run, in 256 sets by their top byte: each grows on its
+/// own, so the memory never doubles at once (one set of 400,000 names would hold its old and
+/// new tables, 7 MB, while it grows). Past `limit` names the sets are forgotten
+/// ([`Output::forget_names`]) into a Bloom filter of [`FILTER_BYTES`] per name of `cap`: a
+/// name not in the sets that the filter cannot rule out is looked up in the output folder.
 #[derive(Debug)]
 struct NameSet {
     shards: Vec<HashSet<u64>>,
+    len: usize,
+    cap: usize,
+    /// Forgotten when `len` reaches this: `cap` more than what was kept at the last time
+    /// (buffered directions' names, which [`BUF_OVERHEAD`] counts), so that it is never
+    /// forgotten again at once.
+    limit: usize,
+    /// The filter's bits; empty until the first time names are forgotten.
+    filter: Vec<u64>,
 }
 
-impl Default for NameSet {
-    fn default() -> Self {
-        NameSet {
-            shards: (0..256).map(|_| HashSet::new()).collect(),
-        }
-    }
-}
+/// Bytes of the filter per name of `Limits::max_names`: 32 bits, which rule out about 98.5%
+/// of new names once 3 x that many were forgotten, 78% at 10 x.
+const FILTER_BYTES: usize = 4;
+/// Bits set per name in the filter.
+const FILTER_HASHES: u64 = 3;
 
 impl NameSet {
-    /// False when `h` was already in.
-    fn insert(&mut self, h: u64) -> bool {
-        self.shards[(h >> 56) as usize].insert(h)
+    fn new(cap: usize) -> NameSet {
+        NameSet {
+            shards: (0..256).map(|_| HashSet::new()).collect(),
+            len: 0,
+            cap: cap.max(1),
+            limit: cap.max(1),
+            filter: Vec::new(),
+        }
     }
+
+    #[cfg(test)]
+    fn contains(&self, h: u64) -> bool {
+        self.shards[(h >> 56) as usize].contains(&h)
+    }
+
+    /// False when `h` was in already.
+    fn insert(&mut self, h: u64) -> bool {
+        let new = self.shards[(h >> 56) as usize].insert(h);
+        self.len += usize::from(new);
+        new
+    }
+
+    fn remove(&mut self, h: u64) {
+        if self.shards[(h >> 56) as usize].remove(&h) {
+            self.len -= 1;
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.len >= self.limit
+    }
+
+    /// Moves every name into the filter and gives the sets' memory back.
+    fn forget(&mut self) {
+        if self.filter.is_empty() {
+            self.filter = vec![0; (self.cap * FILTER_BYTES).div_ceil(8)];
+        }
+        for i in 0..self.shards.len() {
+            let shard = std::mem::take(&mut self.shards[i]);
+            for h in shard {
+                for bit in filter_bits(h, self.filter.len()) {
+                    self.filter[bit / 64] |= 1 << (bit % 64);
+                }
+            }
+        }
+        self.len = 0;
+    }
+
+    /// Whether `h` may have been forgotten (false: it certainly was not).
+    fn maybe_forgotten(&self, h: u64) -> bool {
+        !self.filter.is_empty()
+            && filter_bits(h, self.filter.len())
+                .all(|bit| self.filter[bit / 64] & (1 << (bit % 64)) != 0)
+    }
+}
+
+/// The filter's bits for hash `h` in `words` 64-bit words: double hashing, each index taken
+/// to the range by a multiply (no division).
+fn filter_bits(h: u64, words: usize) -> impl Iterator<Item = usize> {
+    let bits = words as u64 * 64;
+    let step = h.rotate_left(32) | 1;
+    (0..FILTER_HASHES).map(move |i| {
+        ((u128::from(h.wrapping_add(i.wrapping_mul(step))) * u128::from(bits)) >> 64) as usize
+    })
 }
 
 /// Prints one chunk as tcpflow 1.6's `print_packet` does.
@@ -1332,6 +1457,7 @@ mod tests {
             dir_buffer: 1024,
             total_buffer: 16 * 1024,
             max_open_files: 4,
+            ..Limits::default()
         };
         let out = interleaved_flows_every_byte_right("budget", limits);
         assert!(out.host.buffer_budget_flushes > 0);
@@ -1348,6 +1474,7 @@ mod tests {
             dir_buffer: 64,
             total_buffer: 2048,
             max_open_files: 4,
+            ..Limits::default()
         };
         let mut out = Output::files(cfg(&dir, limits), 400, Report::none());
         let flows: Vec<FlowInfo> = (0..400).map(flow_n).collect();
@@ -1408,6 +1535,7 @@ mod tests {
             dir_buffer: 64,
             total_buffer: 1 << 20,
             max_open_files: 4,
+            ..Limits::default()
         };
         let out = interleaved_flows_every_byte_right("cache", limits);
         assert_eq!(out.host.buffer_budget_flushes, 0);
@@ -1541,6 +1669,7 @@ mod tests {
                 dir_buffer: 8,
                 total_buffer: 1024,
                 max_open_files: 2,
+                ..Limits::default()
             },
         );
         c.max_bytes = Some(10);
@@ -1618,6 +1747,7 @@ mod tests {
                 dir_buffer: 16,
                 total_buffer: 64,
                 max_open_files: 1,
+                ..Limits::default()
             },
         );
         c.template = Template::parse("%A-%E-%M%C%c").unwrap();
@@ -1665,6 +1795,97 @@ mod tests {
             assert_eq!(mtime, UNIX_EPOCH + Duration::from_nanos(a.first_ts.0));
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The filter never rules out a forgotten name, and rules out nearly every new one while
+    /// it holds up to 3 x its names (`FILTER_BYTES`).
+    #[test]
+    fn forgotten_names_stay_known() {
+        let cap = 1000;
+        let mut set = NameSet::new(cap);
+        let hasher =
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
+        let h = |i: u64| hasher.hash_one(format!("name {i}"));
+        for i in 0..3 * cap as u64 {
+            if set.full() {
+                set.forget();
+                set.limit = set.len + set.cap;
+            }
+            set.insert(h(i));
+        }
+        assert!(set.len <= cap);
+        for i in 0..3 * cap as u64 {
+            assert!(set.contains(h(i)) || set.maybe_forgotten(h(i)), "{i}");
+        }
+        let new = (1_000_000..1_010_000u64)
+            .filter(|&i| set.maybe_forgotten(h(i)))
+            .count();
+        assert!(new < 10_000 / 50, "{new} of 10,000 new names not ruled out");
+    }
+
+    /// Room for 3 names in memory: the set is forgotten every few directions while 5 flows
+    /// are open with their bytes only in buffers and closed ones wait on the finishing
+    /// thread. 40 directions that all want the same name get the same files and bytes as
+    /// with room for every name.
+    #[test]
+    fn forgotten_names_keep_buffered_and_pending_ones() {
+        let run = |tag: &str, max_names: usize| -> (PathBuf, HostStats) {
+            let dir = tmpdir(tag);
+            let mut c = cfg(
+                &dir,
+                Limits {
+                    max_names,
+                    ..Limits::default()
+                },
+            );
+            c.template = Template::parse("%A/x%C%c").unwrap();
+            let mut out = Output::files(c, 64, Report::none());
+            let flows: Vec<FlowInfo> = (0..40)
+                .map(|i| {
+                    let mut f = flow4();
+                    f.slot = i;
+                    f.dirs[0].packets = 1;
+                    f
+                })
+                .collect();
+            for (i, f) in flows.iter().enumerate() {
+                out.open(f);
+                out.data(f, Dir::AtoB, 0, &[i as u8; 3]);
+                if i >= 5 {
+                    out.close(&flows[i - 5], CloseReason::Fin);
+                }
+            }
+            for f in &flows[35..] {
+                out.close(f, CloseReason::Fin);
+            }
+            out.wait_writes();
+            assert!(out.fatal().is_none(), "{:?}", out.fatal());
+            assert!(out.used_names.len <= max_names + 5);
+            (dir, out.host)
+        };
+        let tree = |dir: &Path| -> Vec<(String, Vec<u8>)> {
+            let sub = dir.join("010.000.000.001");
+            let mut v: Vec<_> = std::fs::read_dir(&sub)
+                .unwrap()
+                .map(|e| {
+                    let e = e.unwrap();
+                    let name = e.file_name().into_string().unwrap();
+                    (name, std::fs::read(e.path()).unwrap())
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        let (all, host) = run("names-all", 1000);
+        assert_eq!(host.name_set_forgets, 0);
+        let want = tree(&all);
+        assert_eq!(want.len(), 40);
+        let (few, host) = run("names-few", 3);
+        assert!(host.name_set_forgets >= 10, "{host:?}");
+        assert!(host.names_found_in_folder > 0, "{host:?}");
+        assert_eq!(tree(&few), want);
+        std::fs::remove_dir_all(&all).unwrap();
+        std::fs::remove_dir_all(&few).unwrap();
     }
 
     #[test]

@@ -57,6 +57,10 @@ pub struct HostStats {
     pub write_errors: u64,
     /// Directions not written because their name was refused (`..`, absolute).
     pub name_errors: u64,
+    /// Times the set of file names used was full and forgotten (`Limits::max_names`).
+    pub name_set_forgets: u64,
+    /// After that: names passed over because a file of that name was in the output folder.
+    pub names_found_in_folder: u64,
     /// Stream bytes beyond the `-b` limit, not written.
     pub truncated_bytes: u64,
     /// Connections that started while reading `-R` files: not written.
@@ -85,6 +89,8 @@ impl HostStats {
             ("file_evictions", self.file_evictions),
             ("write_errors", self.write_errors),
             ("name_errors", self.name_errors),
+            ("name_set_forgets", self.name_set_forgets),
+            ("names_found_in_folder", self.names_found_in_folder),
             ("truncated_bytes", self.truncated_bytes),
             ("flows_ignored_late", self.flows_ignored_late),
             ("buffer_peak_bytes", self.buffer_peak_bytes),

@@ -161,8 +161,14 @@ pub(crate) fn output_config(o: &Options) -> OutputConfig {
             dir_buffer: 64 * 1024,
             total_buffer: o.buffer_bytes,
             max_open_files: o.max_fds.unwrap_or_else(default_max_fds),
+            max_names: max_names(o),
         },
     }
+}
+
+/// File names held in memory: by default two per flow slot, what the budget counts.
+fn max_names(o: &Options) -> usize {
+    o.max_names.unwrap_or(2 * o.max_flows as usize)
 }
 
 /// The descriptor limit, for the default of `-f`.
@@ -859,8 +865,13 @@ pub fn run(o: Options) -> Result<i32, String> {
             Some(m) => format!(" (--memory {})", fmt_size(m)),
             None => String::new(),
         };
+        let names = if spooling || o.console.is_some() {
+            String::new()
+        } else {
+            format!(", {} file names in memory", max_names(&o))
+        };
         eprintln!(
-            "tcpflow: {} flows ({:.1} MiB with their index and {} full slots), {} pool blocks ({:.1} MiB: {} of out-of-order data), {} fragment slots ({:.1} MiB), output buffers {:.1} MiB; about {:.1} MiB in all{budget}; idle timeout {} s, overlap {:?}",
+            "tcpflow: {} flows ({:.1} MiB with their index and {} full slots), {} pool blocks ({:.1} MiB: {} of out-of-order data), {} fragment slots ({:.1} MiB), output buffers {:.1} MiB{names}; about {:.1} MiB in all{budget}; idle timeout {} s, overlap {:?}",
             n,
             mib(n * (std::mem::size_of::<FlowRecord>() + budget::host_bytes_per_flow(spooling, cutting))
                 + hot.len() * std::mem::size_of::<FlowSlot>()

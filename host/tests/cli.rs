@@ -16,6 +16,7 @@ fn help_is_the_manual() {
         "-T <TEMPLATE>",
         "--report-json",
         "--max-flows",
+        "--max-names",
         "--idle-timeout",
         "--overlap",
         "[EXPRESSION]",
