@@ -187,7 +187,7 @@ pub struct Args {
 
     /// Most connections tracked at once [default: 262144, or from --memory]. When the table
     /// is full, the least recently active connection is closed (its files written) to make
-    /// room. Each costs about 190 bytes (the engine's record, index and share of full
+    /// room. Each costs about 200 bytes (the engine's record, index and share of full
     /// slots, and the command's state), allocated once at start.
     #[arg(long = "max-flows", value_name = "N")]
     pub max_flows: Option<u32>,

@@ -57,7 +57,7 @@ pub struct HostStats {
     pub write_errors: u64,
     /// Directions not written because their name was refused (`..`, absolute).
     pub name_errors: u64,
-    /// Times the set of file names used was full and forgotten (`Limits::max_names`).
+    /// Times the set of file names used was full and moved into its filter (`--max-names`).
     pub name_set_forgets: u64,
     /// After that: names passed over because a file of that name was in the output folder.
     pub names_found_in_folder: u64,
