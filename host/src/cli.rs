@@ -562,8 +562,21 @@ impl Args {
         } else {
             Some(self.outdir.join("report.xml"))
         };
+        let files_mode = !(console_mode || spool_mode || matches!(action, Action::Summary(_)));
+        if self.max_names.is_some() && !files_mode {
+            warnings.push(
+                "--max-names only applies where files are written (-o, --spool-export); it does nothing here"
+                    .into(),
+            );
+        }
         if let Some(m) = self.memory {
-            let used = sizing.memory_bytes(spool_mode, self.max_bytes.is_some());
+            // Names past the two per flow slot that the budget counts.
+            let extra_names = match self.max_names {
+                Some(n) if files_mode => n.saturating_sub(2 * sizing.max_flows as usize),
+                _ => 0,
+            };
+            let used = sizing.memory_bytes(spool_mode, self.max_bytes.is_some())
+                + (extra_names * crate::output::NAME_BYTES) as u64;
             if used > m {
                 warnings.push(format!(
                     "the flags given explicitly take about {} MiB, more than --memory {} MiB",
@@ -857,6 +870,30 @@ mod tests {
         // Over the budget: said, not refused.
         let o = parse(&["-r", "x", "--memory", "16M", "--max-flows", "1000000"]).unwrap();
         assert!(o.warnings.iter().any(|w| w.contains("more than --memory")));
+        let o = parse(&["-r", "x", "--memory", "16M", "--max-names", "10000000"]).unwrap();
+        assert!(o.warnings.iter().any(|w| w.contains("more than --memory")));
+        let o = parse(&["-r", "x", "--memory", "16M", "--max-names", "1000"]).unwrap();
+        assert!(o.warnings.is_empty(), "{:?}", o.warnings);
+    }
+
+    #[test]
+    fn max_names_without_files_is_said() {
+        for args in [
+            &["-r", "x", "-c", "--max-names", "10"][..],
+            &["-r", "x", "--spool", "s", "--max-names", "10"][..],
+        ] {
+            let o = parse(args).unwrap();
+            assert!(
+                o.warnings
+                    .iter()
+                    .any(|w| w.contains("--max-names only applies")),
+                "{args:?}: {:?}",
+                o.warnings
+            );
+        }
+        let o = parse(&["--spool-export", "s", "-o", "d", "--max-names", "10"]).unwrap();
+        assert!(o.warnings.is_empty(), "{:?}", o.warnings);
+        assert_eq!(o.max_names, Some(10));
     }
 
     #[test]

@@ -184,8 +184,10 @@ const BUF_OVERHEAD: usize = std::mem::size_of::<DirBuf>() + 64 + NAME_ENTRY_BYTE
 /// What the file writer keeps per flow slot: the flow's state, and for two names (the
 /// default `Limits::max_names` is two per slot) an entry of the set of names used and the
 /// filter's bytes.
-pub const FLOW_STATE_BYTES: usize =
-    std::mem::size_of::<FlowOut>() + 2 * (NAME_ENTRY_BYTES + FILTER_BYTES);
+pub const FLOW_STATE_BYTES: usize = std::mem::size_of::<FlowOut>() + 2 * NAME_BYTES;
+/// What one name of `Limits::max_names` costs at most: its entry in the set and its share
+/// of the filter.
+pub const NAME_BYTES: usize = NAME_ENTRY_BYTES + FILTER_BYTES;
 /// Bytes per entry of the set of names used at its worst: just grown, a hash table's 8-byte
 /// hash and control byte per bucket, with twice the buckets of 7/8 of its entries.
 const NAME_ENTRY_BYTES: usize = 21;
