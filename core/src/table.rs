@@ -530,32 +530,25 @@ impl<'s> FlowTable<'s> {
     /// A record for the rest of a packed flow, or for a new one: free or never used (closed
     /// flows are recycled by `take_free` only).
     fn take_spare(&mut self) -> Option<u32> {
-        if self.free != NIL {
-            let j = self.free;
-            self.free = self.recs[j as usize].next;
-            return Some(j);
-        }
-        if (self.fresh as usize) < self.recs.len() {
-            let j = self.fresh;
-            self.fresh += 1;
-            self.recs[j as usize] = FlowRecord::EMPTY;
-            return Some(j);
-        }
-        None
+        take_unused(
+            self.recs,
+            &mut self.free,
+            &mut self.fresh,
+            |r| r.next,
+            FlowRecord::EMPTY,
+        )
     }
 
     /// A free full slot: never used, given back, or taken from a flow not used since the
     /// clock hand last passed, which is packed into its record.
     fn take_hot(&mut self) -> Result<u32, u32> {
-        if self.hot_free != NIL {
-            let h = self.hot_free;
-            self.hot_free = self.hot[h as usize].next_free;
-            return Ok(h);
-        }
-        if (self.hot_fresh as usize) < self.hot.len() {
-            let h = self.hot_fresh;
-            self.hot_fresh += 1;
-            self.hot[h as usize] = FlowSlot::EMPTY;
+        if let Some(h) = take_unused(
+            self.hot,
+            &mut self.hot_free,
+            &mut self.hot_fresh,
+            |s| s.next_free,
+            FlowSlot::EMPTY,
+        ) {
             return Ok(h);
         }
         let n = self.hot.len() as u32;
@@ -870,6 +863,29 @@ impl<'s> FlowTable<'s> {
         }
         self.index[hole] = 0;
     }
+}
+
+/// An unused entry of `items`: the head of the free list `free` (linked through `next`),
+/// else the first never used (`fresh`, reset to `empty`).
+fn take_unused<T: Copy>(
+    items: &mut [T],
+    free: &mut u32,
+    fresh: &mut u32,
+    next: fn(&T) -> u32,
+    empty: T,
+) -> Option<u32> {
+    if *free != NIL {
+        let i = *free;
+        *free = next(&items[i as usize]);
+        return Some(i);
+    }
+    if (*fresh as usize) < items.len() {
+        let i = *fresh;
+        *fresh += 1;
+        items[i as usize] = empty;
+        return Some(i);
+    }
+    None
 }
 
 #[cfg(test)]
