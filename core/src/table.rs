@@ -915,9 +915,7 @@ mod tests {
         let mut t = FlowTable::new(&mut recs, &mut slots, &mut index, [1, 2]);
         let (found, h) = t.lookup(v4(1), 1000, v4(2), 80, &Vlans::NONE);
         assert!(found.is_none());
-        let i = t.take_free().unwrap();
-        t.make_hot(i, false).unwrap();
-        t.install(i, info(1, 1000, 2, 80), h, true);
+        let i = add(&mut t, info(1, 1000, 2, 80), h);
         t.recent = [NIL; RECENT]; // force the index path
                                   // Found hot and packed alike.
         for _ in 0..2 {
@@ -996,9 +994,7 @@ mod tests {
         let mut ids = vec![];
         for p in 0..3 {
             let (_, h) = t.lookup(v4(1), p, v4(2), 80, &Vlans::NONE);
-            let i = t.take_free().unwrap();
-            t.make_hot(i, false).unwrap();
-            t.install(i, info(1, p, 2, 80), h, true);
+            let i = add(&mut t, info(1, p, 2, 80), h);
             ids.push(i);
         }
         assert!(t.take_free().is_none());
@@ -1056,6 +1052,14 @@ mod tests {
         (f.info, f.half)
     }
 
+    /// A new flow in a free record and a full slot, as the engine adds one.
+    fn add(t: &mut FlowTable<'_>, info: FlowInfo, hash: u32) -> u32 {
+        let i = t.take_free().unwrap();
+        t.make_hot(i, false).unwrap();
+        t.install(i, info, hash, true);
+        i
+    }
+
     fn spill_count(t: &FlowTable<'_>) -> usize {
         t.recs[..t.fresh as usize]
             .iter()
@@ -1072,14 +1076,10 @@ mod tests {
         let (info_a, half_a) = big_flow(1);
         let k = info_a.key;
         let (_, hash) = t.lookup(k.addr[0], k.port[0], k.addr[1], k.port[1], &k.vlans);
-        let a = t.take_free().unwrap();
-        t.make_hot(a, false).unwrap();
-        t.install(a, info_a, hash, true);
+        let a = add(&mut t, info_a, hash);
         t.slot(a).half = half_a;
         // A second flow takes the only full slot: the first is packed, over several records.
-        let b = t.take_free().unwrap();
-        t.make_hot(b, false).unwrap();
-        t.install(b, info(1, 1000, 2, 80), 12, true);
+        let b = add(&mut t, info(1, 1000, 2, 80), 12);
         assert!(!t.is_hot(a));
         assert!(
             spill_count(&t) >= 1,
@@ -1118,9 +1118,7 @@ mod tests {
         let mut index = vec![0u32; 4];
         let mut t = FlowTable::new(&mut recs, &mut slots, &mut index, [7, 8]);
         let (info_a, half_a) = big_flow(2);
-        let a = t.take_free().unwrap();
-        t.make_hot(a, false).unwrap();
-        t.install(a, info_a, 11, true);
+        let a = add(&mut t, info_a, 11);
         t.slot(a).half = half_a;
         let b = t.take_free().unwrap();
         // Every record is taken: the big flow cannot be packed, the caller must evict it.
