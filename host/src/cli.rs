@@ -229,6 +229,18 @@ pub struct Args {
     #[arg(long = "memory", value_name = "SIZE", value_parser = parse_size)]
     pub memory: Option<u64>,
 
+    /// Live capture: the kernel's capture buffer (tcpdump's -B; a plain number is KiB, as
+    /// there) [default: 8M, or a quarter of --memory up to 8M]. The kernel fills it while
+    /// the capturing thread is not scheduled; its drops are `pcap_dropped` in the report.
+    #[arg(long = "buffer-size", value_name = "SIZE", value_parser = parse_kib)]
+    pub buffer_size: Option<u64>,
+
+    /// Live capture: packets taken from the kernel's buffer and waiting for the packet loop
+    /// (which may be held up by file writes) [default: 32M, or half of --memory]. Allocated
+    /// only as the wait grows; when full, packets are dropped and counted (`queue_dropped`).
+    #[arg(long = "queue-size", value_name = "SIZE", value_parser = parse_size)]
+    pub queue_size: Option<u64>,
+
     /// Out-of-order pool size in blocks of 1 KiB of data (as --max-ooo-bytes).
     #[arg(long = "pool-blocks", value_name = "N", hide = true)]
     pub pool_blocks: Option<u32>,
@@ -377,6 +389,22 @@ pub const DEFAULT_SPOOL_SIZE: u64 = 256 << 20;
 /// Default `--spool-sync`.
 pub const DEFAULT_SPOOL_SYNC: u64 = 5;
 
+/// `--buffer-size`: as [`parse_size`], but a plain number is KiB (tcpdump's `-B`).
+fn parse_kib(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        let n: u64 = t.parse().map_err(|_| format!("'{s}' is too large"))?;
+        return n
+            .checked_mul(1024)
+            .ok_or_else(|| format!("'{s}' is too large"));
+    }
+    parse_size(s)
+}
+
+/// Default `--buffer-size` and `--queue-size` (live capture).
+pub const DEFAULT_CAPTURE_BUFFER: u64 = 8 << 20;
+pub const DEFAULT_QUEUE_SIZE: u64 = 32 << 20;
+
 /// Parses a size: a number of bytes with an optional K, M, G or T suffix (powers of 1024;
 /// `KiB`, `MB`, ... and lower case are accepted too).
 pub fn parse_size(s: &str) -> Result<u64, String> {
@@ -430,6 +458,9 @@ pub struct Options {
     pub frag_slot_bytes: usize,
     /// `--memory`, when given.
     pub memory: Option<u64>,
+    /// Live capture: the kernel's buffer and the queue between the threads.
+    pub capture_buffer_bytes: usize,
+    pub queue_bytes: usize,
     /// `--spool`: write the spool instead of files.
     pub spool: Option<SpoolOpts>,
     /// What this run does.
@@ -563,6 +594,34 @@ impl Args {
             Some(self.outdir.join("report.xml"))
         };
         let files_mode = !(console_mode || spool_mode || matches!(action, Action::Summary(_)));
+        let live_input = matches!(source, Source::Live { .. });
+        // Bounds so that a typo cannot ask libpcap or the queue for terabytes.
+        let capture_buffer = self
+            .buffer_size
+            .unwrap_or(match self.memory {
+                Some(m) => (m / 4).min(DEFAULT_CAPTURE_BUFFER),
+                None => DEFAULT_CAPTURE_BUFFER,
+            })
+            .clamp(64 << 10, 1 << 30);
+        let queue_bytes = self
+            .queue_size
+            .unwrap_or(match self.memory {
+                Some(m) => m / 2,
+                None => DEFAULT_QUEUE_SIZE,
+            })
+            .clamp(crate::capture::BATCH_BYTES as u64 * 2, 16 << 30);
+        if !live_input {
+            for (on, flag) in [
+                (self.buffer_size.is_some(), "--buffer-size"),
+                (self.queue_size.is_some(), "--queue-size"),
+            ] {
+                if on {
+                    warnings.push(format!(
+                        "{flag} only applies to a live capture (-i); it does nothing here"
+                    ));
+                }
+            }
+        }
         if self.max_names.is_some() && !files_mode {
             warnings.push(
                 "--max-names only applies where files are written (-o, --spool-export); it does nothing here"
@@ -611,6 +670,8 @@ impl Args {
             frag_slots: sizing.frag_slots,
             frag_slot_bytes: sizing.frag_slot_bytes,
             memory: self.memory,
+            capture_buffer_bytes: capture_buffer as usize,
+            queue_bytes: queue_bytes as usize,
             spool,
             action,
             warnings,

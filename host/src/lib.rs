@@ -22,6 +22,7 @@
 //! Data flows one way: capture file or libpcap -> engine -> [`output::Output`] -> files and report.
 
 pub mod budget;
+pub mod capture;
 pub mod cli;
 pub mod crc;
 pub mod filecache;

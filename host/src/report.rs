@@ -73,6 +73,10 @@ pub struct HostStats {
     pub pcap_received: u64,
     pub pcap_dropped: u64,
     pub pcap_if_dropped: u64,
+    /// Live capture: packets taken from the kernel's ring but dropped because the queue to
+    /// the packet loop was full (`--queue-size`), and the most bytes that queue held.
+    pub queue_dropped: u64,
+    pub queue_peak_bytes: u64,
 }
 
 impl HostStats {
@@ -98,6 +102,8 @@ impl HostStats {
             ("pcap_received", self.pcap_received),
             ("pcap_dropped", self.pcap_dropped),
             ("pcap_if_dropped", self.pcap_if_dropped),
+            ("queue_dropped", self.queue_dropped),
+            ("queue_peak_bytes", self.queue_peak_bytes),
         ]
     }
 }

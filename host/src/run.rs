@@ -3,7 +3,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal, Read, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +23,7 @@ use tcpflow_core::{
 };
 
 use crate::budget;
+use crate::capture::{CaptureStats, LiveCapture, Next};
 use crate::cli::{Action, Args, Options, Overlap, Source};
 use crate::filter::Filters;
 use crate::input::{self, io_message, Input};
@@ -39,8 +39,11 @@ use crate::zeroed::zeroed_box;
 const FD_MARGIN: u64 = 32;
 /// The progress line is refreshed at most this often.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
-/// How long a live capture waits for packets before running timeouts.
-const POLL_MS: i32 = 250;
+/// How often a live capture runs timeouts (on wall time) when packets are few.
+const ADVANCE_EVERY: Duration = Duration::from_millis(500);
+/// libpcap's read timeout on a live capture: the kernel hands over a block of packets when it
+/// is full or this old (immediate mode is off, so it does not wake the capture per packet).
+const PCAP_TIMEOUT_MS: i32 = 100;
 
 /// Parses the command line and runs; returns the exit status.
 pub fn main_entry() -> i32 {
@@ -558,60 +561,39 @@ impl Run<'_> {
         }
     }
 
-    /// Captures on a live interface until SIGINT/SIGTERM.
-    fn read_live(&mut self, mut cap: Capture<Active>, link: LinkType) -> Capture<Active> {
-        let fd = cap.as_raw_fd();
+    /// Processes a live capture's packets until the capturing thread ends (SIGINT/SIGTERM,
+    /// or a capture error), then returns what it counted. Every packet the thread took from
+    /// the ring before the signal is processed.
+    fn read_live(&mut self, mut cap: LiveCapture, link: LinkType) -> CaptureStats {
         let mut last_advance = Instant::now();
-        'outer: loop {
-            if self.interrupted() {
-                break;
-            }
-            let mut pfd = libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            let rc = unsafe { libc::poll(&mut pfd, 1, POLL_MS) };
-            if rc < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    eprintln!("tcpflow: poll: {e}");
-                    self.failed = true;
-                    break;
-                }
-            }
-            // Drain what is there (bounded, so signals and timeouts are seen).
-            for _ in 0..10_000 {
-                match cap.next_packet() {
-                    Ok(p) => {
-                        let ts = Timestamp(
-                            (p.header.ts.tv_sec.max(0) as u64)
-                                .saturating_mul(1_000_000_000)
-                                .saturating_add(p.header.ts.tv_usec.max(0) as u64 * 1000),
-                        );
-                        self.packet(link, ts, p.header.len, p.data)
+        loop {
+            match cap.next(ADVANCE_EVERY) {
+                Next::Batch(b) => {
+                    for (ts, origlen, data) in b.packets() {
+                        self.packet(link, ts, origlen, data);
                     }
-                    Err(pcap::Error::TimeoutExpired) => break,
-                    Err(pcap::Error::NoMorePackets) => break 'outer,
-                    Err(e) => {
-                        eprintln!("tcpflow: capture error: {e}");
-                        self.failed = true;
-                        break 'outer;
-                    }
+                    cap.recycle(b);
                 }
-                if self.interrupted() {
-                    break 'outer;
-                }
+                Next::Idle => {}
+                Next::Ended => break,
             }
-            if last_advance.elapsed() >= Duration::from_millis(500) {
+            if self.out.should_stop() {
+                // The output failed for good: the capture ends too.
+                self.stop.store(true, Ordering::Relaxed);
+            }
+            if last_advance.elapsed() >= ADVANCE_EVERY {
                 last_advance = Instant::now();
                 let now = now_ns();
                 self.engine.advance(Timestamp(now), &mut self.out);
                 self.out.idle(now);
             }
         }
-        cap
+        let st = cap.join();
+        if let Some(e) = &st.error {
+            eprintln!("tcpflow: capture error: {e}");
+            self.failed = true;
+        }
+        st
     }
 }
 
@@ -644,7 +626,7 @@ fn spool_summary(path: &Path, s: &tcpflow_core::spool::SpoolStats) -> String {
 fn summary(stats: &Stats, host: &HostStats, outdir: Option<&Path>, spooled: bool) -> String {
     let f = &stats.flow;
     let fr = &stats.frag;
-    let pcap_drops = host.pcap_dropped + host.pcap_if_dropped;
+    let pcap_drops = host.pcap_dropped + host.pcap_if_dropped + host.queue_dropped;
     let frag_drops = fr.timed_out + fr.no_slot + fr.too_big;
     let mut s = if spooled {
         format!(
@@ -661,12 +643,20 @@ fn summary(stats: &Stats, host: &HostStats, outdir: Option<&Path>, spooled: bool
         s.push_str(&format!(" in {}", d.display()));
     }
     s.push_str(&format!(
-        ", {} bytes written, {} gaps ({} bytes), {} conflicting bytes; drops: {} by capture, {} fragmented datagrams, {} out-of-window segments, {} evicted connections",
+        ", {} bytes written, {} gaps ({} bytes), {} conflicting bytes; drops: {} by capture{}, {} fragmented datagrams, {} out-of-window segments, {} evicted connections",
         host.bytes_written,
         f.gaps,
         f.gap_bytes,
         f.conflict_bytes,
         pcap_drops,
+        if pcap_drops > 0 {
+            format!(
+                " (kernel ring {}, interface {}, queue {})",
+                host.pcap_dropped, host.pcap_if_dropped, host.queue_dropped
+            )
+        } else {
+            String::new()
+        },
         frag_drops,
         f.out_of_window,
         f.closed_evicted
@@ -739,6 +729,7 @@ pub fn run(o: Options) -> Result<i32, String> {
             interface.as_deref(),
             *promisc,
             o.filter.as_deref(),
+            o.capture_buffer_bytes,
         )?),
         Source::Files { .. } => None,
     };
@@ -963,8 +954,8 @@ pub fn run(o: Options) -> Result<i32, String> {
             if !o.quiet {
                 eprintln!("tcpflow: listening on {dev} (stop with Ctrl-C)");
             }
-            let mut cap = run.read_live(cap, link);
-            pcap_stats = cap.stats().ok();
+            let cap = LiveCapture::start(cap, o.queue_bytes, stop.clone());
+            pcap_stats = Some(run.read_live(cap, link));
         }
         Source::Files { read, finish } => {
             let show = !o.quiet && io::stderr().is_terminal();
@@ -1071,9 +1062,11 @@ pub fn run(o: Options) -> Result<i32, String> {
         }
     };
     if let Some(s) = pcap_stats {
-        host.pcap_received = s.received.into();
-        host.pcap_dropped = s.dropped.into();
-        host.pcap_if_dropped = s.if_dropped.into();
+        host.pcap_received = s.received;
+        host.pcap_dropped = s.dropped;
+        host.pcap_if_dropped = s.if_dropped;
+        host.queue_dropped = s.queue_dropped;
+        host.queue_peak_bytes = s.queue_peak_bytes;
     }
     if let Err(e) = report.finish(&Totals {
         stats: &stats,
@@ -1129,12 +1122,14 @@ fn capacities_group(s: &budget::Sizing, memory: Option<u64>, spool: bool, cut: b
     )
 }
 
-/// Opens a live capture: nonblocking (the loop polls the descriptor itself), immediate
-/// delivery, the filter set.
+/// Opens a live capture: nonblocking (the capturing thread polls the descriptor itself), a
+/// kernel ring of `buffer_bytes`, no immediate mode (the kernel hands over blocks of
+/// packets), the filter set.
 fn open_live(
     interface: Option<&str>,
     promisc: bool,
     filter: Option<&str>,
+    buffer_bytes: usize,
 ) -> Result<(Capture<Active>, LinkType, String), String> {
     let dev = match interface {
         Some(i) => i.to_string(),
@@ -1152,8 +1147,9 @@ fn open_live(
         .and_then(|c| {
             c.promisc(promisc)
                 .snaplen(262_144)
-                .immediate_mode(true)
-                .timeout(POLL_MS)
+                .immediate_mode(false)
+                .buffer_size(i32::try_from(buffer_bytes).unwrap_or(i32::MAX))
+                .timeout(PCAP_TIMEOUT_MS)
                 .open()
         })
         .and_then(|c| c.setnonblock())
