@@ -6,6 +6,7 @@ pub mod cases;
 pub mod conn;
 pub mod expected;
 pub mod link;
+pub mod live;
 pub mod packet;
 pub mod pcap;
 pub mod workload;
