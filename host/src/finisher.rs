@@ -16,12 +16,13 @@ use std::fs::{File, FileTimes, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
+use crate::counter::Counter64;
 use crate::input::io_message;
 
 /// Jobs waiting at most (each holds one direction's last buffer, at most `dir_buffer`).
@@ -65,7 +66,7 @@ struct Shared {
     failed: AtomicBool,
     errors: Mutex<Vec<String>>,
     /// Jobs done so far (in the order submitted).
-    done: AtomicU64,
+    done: Counter64,
 }
 
 impl Shared {
@@ -166,17 +167,17 @@ impl Finisher {
 
     /// Jobs done so far.
     pub fn done_jobs(&self) -> u64 {
-        self.shared.done.load(Ordering::Acquire)
+        self.shared.done.get()
     }
 
     /// Waits until job `seq` is done (before the caller opens that job's file itself).
     pub fn wait_for(&mut self, seq: u64) {
-        if self.shared.done.load(Ordering::Acquire) >= seq {
+        if self.shared.done.get() >= seq {
             return;
         }
         self.hand_over();
         let mut spins = 0u32;
-        while self.shared.done.load(Ordering::Acquire) < seq {
+        while self.shared.done.get() < seq {
             // A thread that is gone does no more jobs: `wait` reports it.
             if !self.thread.as_ref().is_some_and(|t| !t.is_finished()) {
                 return;
@@ -296,7 +297,7 @@ fn set_mtime_by_name(path: &std::path::Path, mtime: SystemTime) -> io::Result<()
 
 fn perform(job: FinalWrite, file_mode: u32, sh: &Shared) {
     perform_one(job, file_mode, sh);
-    sh.done.fetch_add(1, Ordering::Release);
+    sh.done.add(1);
 }
 
 fn perform_one(job: FinalWrite, file_mode: u32, sh: &Shared) {

@@ -10,13 +10,14 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use pcap::Linktype;
 use tcpflow_core::capfile::{self, CapFile, Format, Opened, Record, Step};
 use tcpflow_core::LinkType;
+
+use crate::counter::Counter64;
 
 /// Bytes read from the input at a time (and the buffer's size).
 pub const READ_SIZE: usize = 1 << 20;
@@ -133,7 +134,7 @@ pub struct Input {
     reader: Reader,
     file: Box<CapFile>,
     /// Compressed bytes consumed by the decompressing thread.
-    counter: Option<Arc<AtomicU64>>,
+    counter: Option<Arc<Counter64>>,
     thread: Option<JoinHandle<Result<(), String>>>,
     /// An error ended the input: nothing more is read.
     done: bool,
@@ -153,7 +154,7 @@ impl Input {
     /// Bytes of the input consumed so far (compressed bytes for a compressed file).
     pub fn bytes_read(&mut self) -> u64 {
         match &self.counter {
-            Some(c) => c.load(Ordering::Relaxed),
+            Some(c) => c.get(),
             None => self.reader.read,
         }
     }
@@ -255,13 +256,13 @@ fn unsupported(number: i64, dlt: Linktype, name: &str) -> String {
 
 struct Counting<R> {
     inner: R,
-    n: Arc<AtomicU64>,
+    n: Arc<Counter64>,
 }
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let r = self.inner.read(buf)?;
-        self.n.fetch_add(r as u64, Ordering::Relaxed);
+        self.n.add(r as u64);
         Ok(r)
     }
 }
@@ -287,7 +288,7 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 fn spawn_feeder(
     src: Box<dyn Read + Send>,
     kind: Compression,
-    counter: Arc<AtomicU64>,
+    counter: Arc<Counter64>,
 ) -> io::Result<(OwnedFd, JoinHandle<Result<(), String>>)> {
     let (r, w) = pipe()?;
     let t = std::thread::Builder::new()
@@ -388,7 +389,7 @@ pub fn open(name: &str) -> Result<Input, String> {
         reader.read = prefix.len() as u64;
         (reader, None, None)
     } else {
-        let counter = Arc::new(AtomicU64::new(0));
+        let counter = Arc::new(Counter64::new(0));
         let src: Box<dyn Read + Send> = if prefix_read {
             Box::new(io::Cursor::new(magic[..n].to_vec()).chain(file))
         } else {

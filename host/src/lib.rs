@@ -24,6 +24,7 @@
 pub mod budget;
 pub mod capture;
 pub mod cli;
+pub mod counter;
 pub mod crc;
 pub mod filecache;
 pub mod filter;
