@@ -50,6 +50,16 @@ impl Compression {
         }
     }
 
+    /// Whether this build can decompress it (the decompressors are cargo features).
+    fn built_in(self) -> bool {
+        match self {
+            Compression::None => true,
+            Compression::Gzip => cfg!(feature = "gzip"),
+            Compression::Xz => cfg!(feature = "xz"),
+            Compression::Bzip2 => cfg!(feature = "bzip2"),
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Compression::None => "plain",
@@ -301,16 +311,22 @@ fn spawn_feeder(
             };
             let res = match kind {
                 Compression::None => io::copy(&mut { input }, &mut out),
+                #[cfg(feature = "gzip")]
                 Compression::Gzip => {
                     io::copy(&mut flate2::read::MultiGzDecoder::new(input), &mut out)
                 }
+                #[cfg(feature = "xz")]
                 Compression::Xz => io::copy(
                     &mut xz2::read::XzDecoder::new_multi_decoder(input),
                     &mut out,
                 ),
+                #[cfg(feature = "bzip2")]
                 Compression::Bzip2 => {
                     io::copy(&mut bzip2::read::MultiBzDecoder::new(input), &mut out)
                 }
+                // Refused by `open` before a feeder is started.
+                #[allow(unreachable_patterns)]
+                _ => Err(io::Error::other("decompressor not built in")),
             };
             let res = res.and_then(|_| io::Write::flush(&mut out));
             match res {
@@ -383,6 +399,14 @@ pub fn open(name: &str) -> Result<Input, String> {
         (n, true)
     };
     let compression = Compression::sniff(&magic[..n]);
+    if !compression.built_in() {
+        return Err(format!(
+            "{shown}: {} compressed, and this build has no {} decompressor (cargo feature `{}`): decompress it first",
+            compression.name(),
+            compression.name(),
+            compression.name()
+        ));
+    }
     let (reader, counter, thread) = if compression == Compression::None {
         let prefix: &[u8] = if prefix_read { &magic[..n] } else { &[] };
         let mut reader = Reader::new(file, prefix);
