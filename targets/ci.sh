@@ -8,6 +8,9 @@
 #                               BusyBox ash), the feed Makefile against a stand-in SDK
 #   targets/ci.sh rpi-aarch64   cross build, every testdata capture under qemu-aarch64, .deb
 #   targets/ci.sh rpi-armv7     the same for 32-bit armhf
+#   targets/ci.sh mipsel        little-endian MIPS router build (nightly -Z build-std), every
+#                               testdata capture and spool round trip under qemu-mipsel
+#   targets/ci.sh sizes         stripped sizes of the field builds against the 1 MiB budget
 #   targets/ci.sh systemd       systemd-analyze verify/security of the unit, the man page
 #   targets/ci.sh all           all of the above; a summary with the time of each
 #
@@ -103,6 +106,33 @@ rpi() { # aarch64|armv7
     "$TARGETS/rpi/package.sh" "$1"
 }
 
+mipsel() {
+    "$TARGETS/rpi/build.sh" mipsel
+    "$TARGETS/rpi/test.sh" mipsel
+}
+
+# The field builds' stripped sizes (built by the entries above; built here if missing)
+# against the budget: at most 1 MiB for the router (mipsel) and the Pi (aarch64).
+sizes() {
+    local budget=$((1024 * 1024)) arch bin size failed=0
+    for arch in mipsel aarch64 armv7; do
+        bin=$(
+            # shellcheck source=rpi/env.sh
+            source "$TARGETS/rpi/env.sh"
+            rpi_arch "$arch"
+            [ -x "$BIN" ] || "$TARGETS/rpi/build.sh" "$arch" >/dev/null
+            echo "$BIN"
+        )
+        size=$(stat -c %s "$bin")
+        printf '%-8s %9d bytes stripped (%s)\n' "$arch" "$size" "$bin"
+        if [ "$arch" != armv7 ] && [ "$size" -gt "$budget" ]; then
+            echo "$arch: over the budget of $budget bytes"
+            failed=1
+        fi
+    done
+    [ "$failed" -eq 0 ]
+}
+
 systemd_checks() {
     local unit="$TARGETS/rpi/tcpflow.service" out level
     echo "== systemd: the environment file is plain KEY=value shell"
@@ -154,9 +184,11 @@ run_one() {
     openwrt) openwrt ;;
     rpi-aarch64) rpi aarch64 ;;
     rpi-armv7) rpi armv7 ;;
+    mipsel) mipsel ;;
+    sizes) sizes ;;
     systemd) systemd_checks ;;
     *)
-        echo "usage: targets/ci.sh firmware|openwrt|rpi-aarch64|rpi-armv7|systemd|all" >&2
+        echo "usage: targets/ci.sh firmware|openwrt|rpi-aarch64|rpi-armv7|mipsel|sizes|systemd|all" >&2
         return 2
         ;;
     esac
@@ -178,7 +210,7 @@ run_entry() {
 }
 
 all() {
-    local entries=(firmware openwrt systemd rpi-aarch64 rpi-armv7) e
+    local entries=(firmware openwrt systemd rpi-aarch64 rpi-armv7 mipsel sizes) e
     local passed=0 failed=0 summary=""
     for e in "${entries[@]}"; do
         echo
@@ -200,7 +232,7 @@ all() {
 
 case "${1:-}" in
 all) all ;;
-firmware | openwrt | rpi-aarch64 | rpi-armv7 | systemd)
+firmware | openwrt | rpi-aarch64 | rpi-armv7 | mipsel | sizes | systemd)
     run_entry "$1"
     if [ "$STATUS" -eq 0 ]; then
         echo "targets/ci.sh $1: ok in ${SECS}s"
@@ -210,7 +242,7 @@ firmware | openwrt | rpi-aarch64 | rpi-armv7 | systemd)
     fi
     ;;
 "" | -h | --help | help)
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
     ;;
 *)
     run_one "$1"

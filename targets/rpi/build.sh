@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Cross-builds the tcpflow command for a Raspberry Pi: ./build.sh aarch64|armv7
-# (64-bit Raspberry Pi OS / Debian arm64, or 32-bit armhf). Debian multiarch provides the
+# (64-bit Raspberry Pi OS / Debian arm64, or 32-bit armhf), or for a little-endian MIPS
+# router: ./build.sh mipsel. Debian multiarch provides the
 # target's libpcap; installs what is missing. Prints the binary's path.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -9,6 +10,6 @@ rpi_deps
 rpi_env
 echo "== cross build for $TRIPLE (libpcap $LIBPCAP_VER from $LIBPCAP_LIBDIR)"
 cd "$ROOT"
-cargo build --release -p tcpflow --target "$TRIPLE"
+rpi_cargo_build
 file "$BIN" 2>/dev/null || true
 echo "$BIN"

@@ -16,14 +16,30 @@ rpi_arch() {
         GNU=arm-linux-gnueabihf
         QEMU=qemu-arm-static
         ;;
+    # Little-endian 32-bit MIPS: most OpenWrt routers' CPUs (ramips, ath79 are big-endian
+    # MIPS, which Debian 12 has no libpcap for). A tier-3 Rust target: std is built from
+    # source with nightly (-Z build-std); Debian's multiarch index for it is out of step
+    # with amd64's, so its libpcap always comes from a sysroot.
+    mipsel)
+        TRIPLE=mipsel-unknown-linux-gnu
+        DEB_ARCH=mipsel
+        GNU=mipsel-linux-gnu
+        QEMU=qemu-mipsel-static
+        TIER3=1
+        RPI_SYSROOT=1
+        ;;
     *)
-        echo "usage: $0 aarch64|armv7" >&2
+        echo "usage: $0 aarch64|armv7|mipsel" >&2
         exit 2
         ;;
     esac
+    TIER3=${TIER3:-0}
     ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
     TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-    BIN=$TARGET_DIR/$TRIPLE/release/tcpflow
+    # The field builds use the size-optimised `router` profile (Cargo.toml); PROFILE=release
+    # for a faster, larger binary.
+    PROFILE=${PROFILE:-router}
+    BIN=$TARGET_DIR/$TRIPLE/$PROFILE/tcpflow
     SYSROOT=$TARGET_DIR/$TRIPLE/sysroot
 }
 
@@ -59,7 +75,27 @@ rpi_deps() {
     if [ "${RPI_SYSROOT:-0}" = 1 ]; then
         rpi_sysroot
     fi
-    rustup target list --installed | grep -qx "$TRIPLE" || rustup target add "$TRIPLE"
+    if [ "$TIER3" = 1 ]; then
+        # No prebuilt std: nightly builds it from its source.
+        rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src' ||
+            rustup component add rust-src --toolchain nightly
+    else
+        rustup target list --installed | grep -qx "$TRIPLE" || rustup target add "$TRIPLE"
+    fi
+}
+
+# Builds the command for the target in $PROFILE, without the decompressors of capture files
+# (cargo features gzip, xz, bzip2: a tap captures live; FEATURES adds features back).
+rpi_cargo_build() {
+    local args=(--profile "$PROFILE" -p tcpflow --target "$TRIPLE" --no-default-features)
+    [ -z "${FEATURES:-}" ] || args+=(--features "$FEATURES")
+    if [ "$TIER3" = 1 ]; then
+        # std without its backtrace printer (gimli, addr2line, a demangler: about 120 KiB
+        # on MIPS); a panic still prints its message.
+        cargo +nightly build -Zbuild-std=std,panic_abort -Zbuild-std-features= "${args[@]}" "$@"
+    else
+        cargo build "${args[@]}" "$@"
+    fi
 }
 
 # apt-get update (once, retried: a mirror in the middle of a sync fails now and then; what
@@ -88,7 +124,10 @@ apt_missing() {
 rpi_sysroot() {
     [ -e "$SYSROOT/usr/lib/$GNU/libpcap.so" ] && return 0
     echo "== sysroot for $DEB_ARCH in $SYSROOT"
-    local debs=$SYSROOT.debs pkgs
+    local debs=$SYSROOT.debs pkgs sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    # The architecture's package index (absent right after dpkg --add-architecture).
+    apt-cache show "libpcap0.8-dev:$DEB_ARCH" >/dev/null 2>&1 || $sudo apt-get update -qq || true
     rm -rf "$SYSROOT" "$debs"
     mkdir -p "$SYSROOT" "$debs"
     # libpcap0.8-dev and its dependencies, less the C library (the cross toolchain's).

@@ -57,5 +57,24 @@ for input in "$ROOT"/testdata/*/input.pcap*; do
         sed 's/^/     /' "$work/log" "$work/diff" 2>/dev/null | head -n 20
     fi
 done
+# A compressed capture: the field builds have no decompressor (cargo features), and say so.
+gz=$work/basic.pcap.gz
+gzip -c "$ROOT/testdata/basic/input.pcap" >"$gz"
+if run -r "$gz" -o "$work/gz" -q >"$work/log" 2>&1; then
+    if [ -n "${FEATURES:-}" ]; then
+        passed=$((passed + 1))
+        echo "ok   compressed input read (features $FEATURES)"
+    else
+        failed=$((failed + 1))
+        echo "FAIL compressed input read by a build without decompressors"
+    fi
+elif grep -q "this build has no gzip decompressor" "$work/log"; then
+    passed=$((passed + 1))
+    echo "ok   compressed input refused: $(head -n 1 "$work/log")"
+else
+    failed=$((failed + 1))
+    echo "FAIL compressed input"
+    sed 's/^/     /' "$work/log" | head -n 5
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
