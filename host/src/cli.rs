@@ -164,7 +164,8 @@ pub struct Args {
     #[arg(short = 'w', value_name = "FILE")]
     pub unprocessed: Option<PathBuf>,
 
-    /// After opening the inputs, drop root privileges and run as USER.
+    /// After opening the inputs, drop root privileges and run as USER. Reports, the spool
+    /// and the flow files are then created as USER (never as root, never given away).
     #[arg(short = 'U', long = "relinquish-privileges", value_name = "USER")]
     pub user: Option<String>,
 

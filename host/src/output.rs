@@ -25,10 +25,10 @@
 //! newline unless `-0`. Chunks come reassembled, in stream order per direction.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::hash::BuildHasher;
 use std::io::{self, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -633,26 +633,12 @@ impl Output {
         }
         let full = self.cfg.outdir.join(rel);
         let created = self.flows[slot as usize].dirs[dir.index()].has(CREATED);
-        let mut oo = OpenOptions::new();
-        oo.read(true)
-            .write(true)
-            .create(true)
-            .mode(self.cfg.file_mode)
-            .custom_flags(libc::O_NOFOLLOW);
-        if !created {
-            oo.truncate(true);
-        }
-        let f = match oo.open(&full) {
-            Ok(f) => f,
-            Err(e)
-                if e.kind() == io::ErrorKind::NotFound
-                    && rel.parent().is_some_and(|p| !p.as_os_str().is_empty()) =>
-            {
-                std::fs::create_dir_all(full.parent().expect("has parent"))?;
-                oo.open(&full)?
-            }
-            Err(e) => return Err(e),
-        };
+        let f = crate::safefs::open_file(
+            &full,
+            crate::safefs::folders_in(rel),
+            !created,
+            self.cfg.file_mode,
+        )?;
         if created {
             self.host.file_reopens += 1;
         } else {
@@ -1071,7 +1057,7 @@ impl Output {
             file,
             path: self.cfg.outdir.join(name),
             create,
-            make_parent: name.parent().is_some_and(|p| !p.as_os_str().is_empty()),
+            folders: crate::safefs::folders_in(name),
             buf,
             off,
             set_len,

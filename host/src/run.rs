@@ -127,22 +127,12 @@ fn probe_writable(dir: &Path) -> Result<(), String> {
     }
 }
 
-pub(crate) fn create_report_file(
-    p: &Path,
-    owner: Option<&privs::User>,
-    mode: u32,
-) -> Result<File, String> {
-    let f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(p)
-        .map_err(|e| format!("cannot create report {}: {}", p.display(), io_message(&e)))?;
-    if let Some(u) = owner {
-        let _ = std::os::unix::fs::fchown(&f, Some(u.uid), Some(u.gid));
-    }
-    Ok(f)
+/// Creates (or empties) a report file. Never through a link, a FIFO or a hard link planted
+/// where it goes; with `-U` it is created after the privilege drop, as the user, so it
+/// is never created as root nor given away.
+pub(crate) fn create_report_file(p: &Path, mode: u32) -> Result<File, String> {
+    crate::safefs::open_file(p, 0, true, mode)
+        .map_err(|e| format!("cannot create report {}: {}", p.display(), io_message(&e)))
 }
 
 /// The file writer's settings from the options.
@@ -743,7 +733,7 @@ pub fn run(o: Options) -> Result<i32, String> {
         Source::Files { .. } => None,
     };
 
-    // 2. Output folder and report, before any packet.
+    // 2. Output folder, before any packet.
     let user = match &o.user {
         Some(u) => Some(privs::lookup(u)?),
         None => None,
@@ -751,75 +741,6 @@ pub fn run(o: Options) -> Result<i32, String> {
     if files_mode {
         prepare_outdir(&before_chroot(chroot, &o.outdir), user.as_ref())?;
     }
-    let xml = match &o.report_xml {
-        Some(p) => Some((
-            p.clone(),
-            create_report_file(&before_chroot(chroot, p), user.as_ref(), o.file_mode)?,
-        )),
-        None => None,
-    };
-    let json = match &o.report_json {
-        Some(p) => Some((
-            p.clone(),
-            create_report_file(&before_chroot(chroot, p), user.as_ref(), o.file_mode)?,
-        )),
-        None => None,
-    };
-    let report = Report::start(
-        xml,
-        json,
-        &Creator {
-            command_line: command_line(),
-            start_unix_ns: start_ns,
-        },
-    )?;
-
-    // The spool: opened, locked and allocated in full before any packet (a disk that is
-    // too small fails here).
-    let spool_storage = match &o.spool {
-        Some(sp) => {
-            let path = before_chroot(chroot, &sp.path);
-            let (storage, opened) = spool::open_for_writing(&path, sp.size)?;
-            if !o.quiet {
-                if let Some(w) = &opened.warning {
-                    eprintln!("tcpflow: warning: {w}");
-                }
-                if let Some(old) = opened.grown_from {
-                    eprintln!(
-                        "tcpflow: spool {} grown from {} to {}",
-                        path.display(),
-                        fmt_size(old),
-                        fmt_size(storage.size())
-                    );
-                }
-            }
-            if o.verbose {
-                eprintln!(
-                    "tcpflow: spool {}: {} in {} segments of {}, {} blocks; {}",
-                    path.display(),
-                    fmt_size(storage.size()),
-                    tcpflow_core::spool::SpoolStorage::segment_count(&storage),
-                    fmt_size(u64::from(tcpflow_core::spool::SpoolStorage::segment_size(
-                        &storage
-                    ))),
-                    fmt_size(u64::from(spool::BLOCK_SIZE)),
-                    if opened.existing_segments > 0 {
-                        format!(
-                            "continuing the spool there ({} segments)",
-                            opened.existing_segments
-                        )
-                    } else if opened.created {
-                        "new".to_string()
-                    } else {
-                        "empty".to_string()
-                    }
-                );
-            }
-            Some(storage)
-        }
-        None => None,
-    };
-
     // 3. Files open before privileges go (all of them when -U is given).
     let mut preopened: Vec<Result<Input, String>> = Vec::new();
     if let (Source::Files { read, finish }, Some(_)) = (&o.source, &user) {
@@ -837,7 +758,7 @@ pub fn run(o: Options) -> Result<i32, String> {
     let mut blocks = zeroed_box::<Block>(o.pool_blocks as usize);
     let mut frag_slots = vec![FragSlot::EMPTY; o.frag_slots];
     let mut frag_arena = vec![0u8; o.frag_slots * o.frag_slot_bytes];
-    let spooling = spool_storage.is_some();
+    let spooling = o.spool.is_some();
     let mut hot = zeroed_box::<FlowSlot>(budget::hot_len(n));
     // `-b`: the file writer keeps a count per direction with a cut (in the memory estimate).
     let cutting = o.max_bytes.is_some();
@@ -901,6 +822,71 @@ pub fn run(o: Options) -> Result<i32, String> {
         }
     }
 
+    // 6. Reports and the spool, after the drop (with -U: as the user, inside any -z
+    // jail), before any packet.
+    let xml = match &o.report_xml {
+        Some(p) => Some((p.clone(), create_report_file(p, o.file_mode)?)),
+        None => None,
+    };
+    let json = match &o.report_json {
+        Some(p) => Some((p.clone(), create_report_file(p, o.file_mode)?)),
+        None => None,
+    };
+    let report = Report::start(
+        xml,
+        json,
+        &Creator {
+            command_line: command_line(),
+            start_unix_ns: start_ns,
+        },
+    )?;
+
+    // The spool: opened, locked and allocated in full before any packet (a disk that is
+    // too small fails here); after the drop, so that with -U it is the user's file.
+    let spool_storage = match &o.spool {
+        Some(sp) => {
+            let path = sp.path.clone();
+            let (storage, opened) = spool::open_for_writing(&path, sp.size)?;
+            if !o.quiet {
+                if let Some(w) = &opened.warning {
+                    eprintln!("tcpflow: warning: {w}");
+                }
+                if let Some(old) = opened.grown_from {
+                    eprintln!(
+                        "tcpflow: spool {} grown from {} to {}",
+                        path.display(),
+                        fmt_size(old),
+                        fmt_size(storage.size())
+                    );
+                }
+            }
+            if o.verbose {
+                eprintln!(
+                    "tcpflow: spool {}: {} in {} segments of {}, {} blocks; {}",
+                    path.display(),
+                    fmt_size(storage.size()),
+                    tcpflow_core::spool::SpoolStorage::segment_count(&storage),
+                    fmt_size(u64::from(tcpflow_core::spool::SpoolStorage::segment_size(
+                        &storage
+                    ))),
+                    fmt_size(u64::from(spool::BLOCK_SIZE)),
+                    if opened.existing_segments > 0 {
+                        format!(
+                            "continuing the spool there ({} segments)",
+                            opened.existing_segments
+                        )
+                    } else if opened.created {
+                        "new".to_string()
+                    } else {
+                        "empty".to_string()
+                    }
+                );
+            }
+            Some(storage)
+        }
+        None => None,
+    };
+
     let engine = Engine::new(
         Storage {
             flows: &mut flows[..],
@@ -951,7 +937,7 @@ pub fn run(o: Options) -> Result<i32, String> {
         failed: false,
     };
 
-    // 6. Packets.
+    // 7. Packets.
     let mut pcap_stats = None;
     match &o.source {
         Source::Live { .. } => {
@@ -1029,7 +1015,7 @@ pub fn run(o: Options) -> Result<i32, String> {
         }
     }
 
-    // 7. Every flow out, then the report.
+    // 8. Every flow out, then the report.
     let interrupted = stop.load(Ordering::Relaxed);
     let Run {
         mut engine,
