@@ -738,6 +738,14 @@ pub fn run(o: Options) -> Result<i32, String> {
         Some(u) => Some(privs::lookup(u)?),
         None => None,
     };
+    if let Some(root) = chroot {
+        // Created here it would be root's new folder, not the jail the user prepared.
+        match std::fs::metadata(root) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(format!("-z: {} is not a folder", root.display())),
+            Err(e) => return Err(format!("-z: {}: {}", root.display(), io_message(&e))),
+        }
+    }
     if files_mode {
         prepare_outdir(&before_chroot(chroot, &o.outdir), user.as_ref())?;
     }

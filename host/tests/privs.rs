@@ -457,3 +457,26 @@ fn a_symlinked_sub_folder_is_not_followed() {
         .is_file());
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn a_missing_chroot_folder_is_refused_not_created() {
+    let Some(user) = User::new() else { return };
+    let d = tmp("nojail");
+    let jail = d.join("no-such-jail");
+    let o = run(&[
+        "-q",
+        "-r",
+        basic().to_str().unwrap(),
+        "-z",
+        jail.to_str().unwrap(),
+        "-U",
+        &user.0,
+        "-o",
+        "/out",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("-z"), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert!(!jail.exists(), "the jail was created");
+    std::fs::remove_dir_all(&d).unwrap();
+}
