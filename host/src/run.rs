@@ -526,6 +526,8 @@ impl Run<'_> {
                     }
                 }
                 Ok(None) => break,
+                // A signal while a pipe or FIFO had no data: not an error of the input.
+                Err(_) if self.interrupted() => break,
                 Err(msg) => {
                     progress.clear();
                     eprintln!(
@@ -697,6 +699,15 @@ pub fn run(o: Options) -> Result<i32, String> {
     let chroot = o.chroot.as_deref();
     let files_mode = o.console.is_none() && o.spool.is_none();
 
+    // The xz decoder may use the budget (at least what xz's default preset needs): a
+    // crafted header may ask for 4 GiB.
+    let in_opts = input::Opts {
+        xz_memlimit: o.memory.map_or(input::XZ_MEMLIMIT_DEFAULT, |m| {
+            m.max(input::XZ_MEMLIMIT_MIN)
+        }),
+        stop: stop.clone(),
+    };
+
     // 1. Inputs exist and are captures (a typo fails before anything is created).
     if let Source::Files { read, finish } = &o.source {
         for name in read.iter().chain(finish) {
@@ -707,7 +718,7 @@ pub fn run(o: Options) -> Result<i32, String> {
                 .map_err(|e| format!("cannot open {name}: {}", io_message(&e)))?;
             // A pipe (`-r <(zcat x)`) can be read only once: it is checked when it is read.
             if md.is_file() {
-                if let Some(e) = input::open(name)?.close() {
+                if let Some(e) = input::open(name, &in_opts)?.close() {
                     return Err(e);
                 }
             }
@@ -753,7 +764,12 @@ pub fn run(o: Options) -> Result<i32, String> {
     let mut preopened: Vec<Result<Input, String>> = Vec::new();
     if let (Source::Files { read, finish }, Some(_)) = (&o.source, &user) {
         for name in read.iter().chain(finish) {
-            preopened.push(input::open(name));
+            // A FIFO may wait for its writer: a signal there ends the run (what follows
+            // would wait too).
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            preopened.push(input::open(name, &in_opts));
         }
     }
 
@@ -976,10 +992,12 @@ pub fn run(o: Options) -> Result<i32, String> {
                 run.out.set_accept_new(accept_new);
                 let opened = match pre.next() {
                     Some(r) => r,
-                    None => input::open(name),
+                    None => input::open(name, &in_opts),
                 };
                 let mut inp = match opened {
                     Ok(i) => i,
+                    // A signal while it waited for a FIFO's writer or a pipe's first bytes.
+                    Err(_) if run.interrupted() => break,
                     Err(e) => {
                         eprintln!("tcpflow: {e}");
                         run.out.host_mut().read_errors += 1;
