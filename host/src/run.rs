@@ -153,7 +153,32 @@ pub(crate) fn output_config(o: &Options) -> OutputConfig {
             max_open_files: o.max_fds.unwrap_or_else(default_max_fds),
             max_names: max_names(o),
         },
+        reserved: reserved_names(o),
     }
+}
+
+/// The names of the reports relative to the output folder, when they are in it (`-T
+/// report.xml` would otherwise write a flow into the report's file).
+fn reserved_names(o: &Options) -> Vec<PathBuf> {
+    let canon = |p: &Path| std::fs::canonicalize(p).ok();
+    let outdir = canon(&o.outdir);
+    [&o.report_xml, &o.report_json, &o.unprocessed]
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            if let Ok(rel) = p.strip_prefix(&o.outdir) {
+                return Some(rel.to_path_buf());
+            }
+            // Named another way (absolute, `./`): a file directly in the folder.
+            let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
+            let parent = canon(parent.unwrap_or(Path::new(".")));
+            if parent.is_some() && parent == outdir {
+                p.file_name().map(PathBuf::from)
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// File names held in memory: by default two per flow slot, what the budget counts.
