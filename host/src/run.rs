@@ -93,7 +93,9 @@ pub(crate) fn prepare_outdir(dir: &Path, owner: Option<&privs::User>) -> Result<
                 )
             })?;
             if let Some(u) = owner {
-                std::os::unix::fs::chown(dir, Some(u.uid), Some(u.gid)).map_err(|e| {
+                // lchown: were the new folder swapped for a link meanwhile, the link's
+                // target is not given away.
+                std::os::unix::fs::lchown(dir, Some(u.uid), Some(u.gid)).map_err(|e| {
                     format!(
                         "cannot give {} to {}: {}",
                         dir.display(),

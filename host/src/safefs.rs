@@ -111,8 +111,9 @@ fn walk(full: &Path, folders: usize, create: bool) -> io::Result<(Option<OwnedFd
 
 /// Opens (read and write) or creates the file at `full`, whose last `folders` folders are
 /// sub-folders of a name (walked without following links, created when missing), never
-/// following a link at the file itself. With `truncate`, the file must be a regular file
-/// with no other hard link (a planted link to another file is not emptied), and is emptied.
+/// following a link at the file itself. The file must be a regular file with no other hard
+/// link (a planted hard link to another file is not written); with `truncate` it is
+/// emptied.
 pub fn open_file(full: &Path, folders: usize, truncate: bool, mode: u32) -> io::Result<File> {
     let (dir, name) = walk(full, folders, true)?;
     let dfd = dir.as_ref().map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
@@ -136,16 +137,11 @@ pub fn open_file(full: &Path, folders: usize, truncate: bool, mode: u32) -> io::
     if !md.is_file() {
         return Err(refused("it is not a regular file".into()));
     }
-    if truncate {
-        use std::os::unix::fs::MetadataExt;
-        if md.nlink() > 1 {
-            return Err(refused(
-                "it has other hard links (not overwritten)".to_string(),
-            ));
-        }
-        if md.len() > 0 {
-            f.set_len(0)?;
-        }
+    if std::os::unix::fs::MetadataExt::nlink(&md) > 1 {
+        return Err(refused("it has other hard links (not written)".into()));
+    }
+    if truncate && md.len() > 0 {
+        f.set_len(0)?;
     }
     Ok(f)
 }

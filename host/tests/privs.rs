@@ -283,7 +283,7 @@ fn plant_link(target: &Path, at: &Path, user: &User) {
 }
 
 #[test]
-fn a_hostile_output_folder_gets_no_root_file_with_u() {
+fn a_hostile_output_folder_gets_no_root_file() {
     let Some(user) = User::new() else { return };
     let d = tmp("hostile");
     let input = basic();
@@ -315,6 +315,10 @@ fn a_hostile_output_folder_gets_no_root_file_with_u() {
                 "1M".into(),
             ]
         }),
+        ("-w symlink", |out, v, u| {
+            plant_link(&v.path, &out.join("u.pcap"), u);
+            vec!["-w".into(), out.join("u.pcap").to_str().unwrap().into()]
+        }),
         ("report.xml hard link", |out, v, _| {
             std::fs::hard_link(&v.path, out.join("report.xml")).unwrap();
             vec![]
@@ -326,7 +330,15 @@ fn a_hostile_output_folder_gets_no_root_file_with_u() {
         }),
     ];
     let mut failures = Vec::new();
-    for (i, (what, plant)) in cases.iter().enumerate() {
+    // As root with -U (the files are the user's), and as root without it (the user only
+    // owns the folder).
+    let runs = [true, false];
+    for (i, (with_u, (what, plant))) in runs
+        .iter()
+        .flat_map(|u| cases.iter().map(move |c| (*u, c)))
+        .enumerate()
+    {
+        let what = &format!("{what}{}", if with_u { " with -U" } else { "" });
         let case = d.join(format!("case{i}"));
         std::fs::create_dir_all(&case).unwrap();
         // A blank file is one a spool would take as its own.
@@ -337,15 +349,10 @@ fn a_hostile_output_folder_gets_no_root_file_with_u() {
         };
         let out = hostile_folder(&case.join("out"), &user);
         let extra = plant(&out, &victim, &user);
-        let mut args = vec![
-            "-q",
-            "-r",
-            input,
-            "-o",
-            out.to_str().unwrap(),
-            "-U",
-            &user.0,
-        ];
+        let mut args = vec!["-q", "-r", input, "-o", out.to_str().unwrap()];
+        if with_u {
+            args.extend(["-U", &user.0]);
+        }
         args.extend(extra.iter().map(String::as_str));
         let o = run(&args);
         assert_ne!(o.status.code(), Some(101), "{what}: panic: {}", stderr(&o));
