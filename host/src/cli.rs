@@ -164,7 +164,8 @@ pub struct Args {
     #[arg(short = 'w', value_name = "FILE")]
     pub unprocessed: Option<PathBuf>,
 
-    /// After opening the inputs, drop root privileges and run as USER.
+    /// After opening the inputs, drop root privileges and run as USER. Reports, the spool
+    /// and the flow files are then created as USER (never as root, never given away).
     #[arg(short = 'U', long = "relinquish-privileges", value_name = "USER")]
     pub user: Option<String>,
 
@@ -226,6 +227,8 @@ pub struct Args {
     /// of out-of-order data, 64 fragment slots, 16 MiB of buffers (a workstation). On a 64 MB
     /// router use `--memory 16M` (about 88,000 flows and 4 MiB of out-of-order data with
     /// --spool; the process then stays near 16 MiB plus 2-4 MiB for the program itself).
+    /// Reading an .xz capture may take as much again (at least 16 MiB; 1 GiB without
+    /// --memory): a file whose dictionary needs more is refused.
     #[arg(long = "memory", value_name = "SIZE", value_parser = parse_size)]
     pub memory: Option<u64>,
 

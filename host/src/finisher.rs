@@ -12,9 +12,9 @@
 //! recorded and seen by the caller's next [`Finisher::failed`] check, and every message is
 //! handed back by [`Finisher::wait`].
 
-use std::fs::{File, FileTimes, OpenOptions};
+use std::fs::{File, FileTimes};
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
@@ -42,8 +42,9 @@ pub struct FinalWrite {
     pub path: PathBuf,
     /// Not created yet in this run: create and truncate.
     pub create: bool,
-    /// The name has folders (a `-T` template with `/`): create them when missing.
-    pub make_parent: bool,
+    /// Sub-folders in the name (a `-T` template with `/`): walked without following links,
+    /// created when missing.
+    pub folders: usize,
     pub buf: Vec<u8>,
     /// Stream offset of `buf[0]`.
     pub off: u64,
@@ -240,59 +241,7 @@ impl Drop for Finisher {
 }
 
 fn open(job: &FinalWrite, file_mode: u32) -> io::Result<File> {
-    let mut oo = OpenOptions::new();
-    oo.read(true)
-        .write(true)
-        .create(true)
-        .mode(file_mode)
-        .custom_flags(libc::O_NOFOLLOW);
-    if job.create {
-        oo.truncate(true);
-    }
-    match oo.open(&job.path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound && job.make_parent => {
-            if let Some(parent) = job.path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            oo.open(&job.path)
-        }
-        r => r,
-    }
-}
-
-/// Sets the modification time of the file at `path` without opening it (nor following a
-/// symlink there).
-fn set_mtime_by_name(path: &std::path::Path, mtime: SystemTime) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let d = mtime
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let times = [
-        libc::timespec {
-            tv_sec: 0,
-            tv_nsec: libc::UTIME_OMIT,
-        },
-        libc::timespec {
-            tv_sec: d.as_secs() as libc::time_t,
-            tv_nsec: d.subsec_nanos() as _,
-        },
-    ];
-    // SAFETY: a NUL-terminated path and two timespecs, alive for the call.
-    let rc = unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    crate::safefs::open_file(&job.path, job.folders, job.create, file_mode)
 }
 
 fn perform(job: FinalWrite, file_mode: u32, sh: &Shared) {
@@ -304,7 +253,7 @@ fn perform_one(job: FinalWrite, file_mode: u32, sh: &Shared) {
     // Written whole earlier (and closed since): only the time is left.
     if job.file.is_none() && job.only_time() {
         // As with an open file, a time that cannot be set is not an error.
-        let _ = set_mtime_by_name(&job.path, job.mtime);
+        let _ = crate::safefs::set_mtime(&job.path, job.folders, job.mtime);
         return;
     }
     let file = match &job.file {
@@ -362,7 +311,7 @@ mod tests {
                 file: None,
                 path: dir.join(format!("f{i}")),
                 create: true,
-                make_parent: false,
+                folders: 0,
                 buf: vec![i; usize::from(i) + 1],
                 off: 0,
                 set_len: (i % 2 == 0).then_some(500),
@@ -373,7 +322,7 @@ mod tests {
             file: None,
             path: dir.join("missing/f"),
             create: true,
-            make_parent: false,
+            folders: 0,
             buf: vec![1],
             off: 0,
             set_len: None,
@@ -386,7 +335,7 @@ mod tests {
             file: None,
             path: early.clone(),
             create: false,
-            make_parent: false,
+            folders: 0,
             buf: Vec::new(),
             off: 3,
             set_len: None,

@@ -9,7 +9,8 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -27,6 +28,100 @@ const HEADER_READ_SIZE: usize = 64 * 1024;
 const _: () = assert!(capfile::MAX_HELD <= READ_SIZE);
 /// Pipe size asked for between the decompressing thread and the reader.
 const PIPE_SIZE: libc::c_int = 1 << 20;
+/// How long a read from a pipe or FIFO waits before it looks at the stop flag again.
+const POLL_MS: libc::c_int = 250;
+/// The xz decoder's memory limit without `--memory`: every xz preset needs far less
+/// (`-9e`: 65 MiB), a crafted header may ask for 4 GiB.
+pub const XZ_MEMLIMIT_DEFAULT: u64 = 1 << 30;
+/// The least limit `--memory` gives the xz decoder: xz's default preset (`-6`) needs 9 MiB.
+pub const XZ_MEMLIMIT_MIN: u64 = 16 << 20;
+
+/// How inputs are opened.
+#[derive(Clone, Debug)]
+pub struct Opts {
+    /// Most memory the xz decoder may take (its dictionary is set by the file).
+    pub xz_memlimit: u64,
+    /// Set by SIGINT/SIGTERM: a read from a pipe or a FIFO waiting for data stops.
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Opts {
+            xz_memlimit: XZ_MEMLIMIT_DEFAULT,
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// What a read returns once the stop flag is set.
+#[derive(Debug)]
+struct Stopped;
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+fn stopped() -> io::Error {
+    io::Error::other(Stopped)
+}
+
+fn is_stopped(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|i| i.is::<Stopped>())
+}
+
+/// A pipe, FIFO or terminal read so that the stop flag is seen while no data comes: each
+/// read waits in poll() for a bounded time (a signal does not interrupt a blocked read:
+/// the handlers restart it).
+struct Waiting<R> {
+    inner: R,
+    fd: libc::c_int,
+    stop: Arc<AtomicBool>,
+}
+
+impl<R: Read> Read for Waiting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return Err(stopped());
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let rc = unsafe { libc::poll(&mut pfd, 1, POLL_MS) };
+            if rc > 0 {
+                match self.inner.read(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    r => return r,
+                }
+            }
+            if rc < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// How the decompressing thread ended badly.
+#[derive(Debug)]
+enum FeedError {
+    /// The compressed data is corrupt (or could not be read).
+    Corrupt(String),
+    /// Refused: the xz data needs more memory than allowed.
+    Memory(String),
+    /// The stop flag was set while it waited for input.
+    Stopped,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
@@ -72,7 +167,7 @@ impl Compression {
 
 /// The bytes of an input: a buffer over a file, standard input or the decompressor's pipe.
 struct Reader {
-    src: File,
+    src: Box<dyn Read + Send>,
     buf: Vec<u8>,
     /// Unconsumed bytes are `buf[start..end]`.
     start: usize,
@@ -85,7 +180,7 @@ struct Reader {
 }
 
 impl Reader {
-    fn new(src: File, prefix: &[u8]) -> Reader {
+    fn new(src: Box<dyn Read + Send>, prefix: &[u8]) -> Reader {
         let mut buf = vec![0u8; READ_SIZE.max(prefix.len())];
         buf[..prefix.len()].copy_from_slice(prefix);
         Reader {
@@ -145,7 +240,7 @@ pub struct Input {
     file: Box<CapFile>,
     /// Compressed bytes consumed by the decompressing thread.
     counter: Option<Arc<Counter64>>,
-    thread: Option<JoinHandle<Result<(), String>>>,
+    thread: Option<JoinHandle<Result<(), FeedError>>>,
     /// An error ended the input: nothing more is read.
     done: bool,
 }
@@ -222,10 +317,11 @@ impl Input {
         } = self;
         drop(reader); // closes the pipe's read end: a thread still writing stops
         match thread.map(|t| t.join()) {
-            Some(Ok(Err(e))) => Some(format!(
+            Some(Ok(Err(FeedError::Corrupt(e)))) => Some(format!(
                 "{name}: {} data is corrupt: {e}",
                 compression.name()
             )),
+            Some(Ok(Err(FeedError::Memory(e)))) => Some(format!("{name}: {e}")),
             Some(Err(_)) => Some(format!("{name}: the decompressing thread failed")),
             _ => None,
         }
@@ -299,49 +395,96 @@ fn spawn_feeder(
     src: Box<dyn Read + Send>,
     kind: Compression,
     counter: Arc<Counter64>,
-) -> io::Result<(OwnedFd, JoinHandle<Result<(), String>>)> {
+    xz_memlimit: u64,
+) -> io::Result<(OwnedFd, JoinHandle<Result<(), FeedError>>)> {
     let (r, w) = pipe()?;
+    // Made here, so that an impossible limit is an error of the open, not of the thread.
+    #[cfg(feature = "xz")]
+    let xz = match kind {
+        Compression::Xz => Some(
+            xz2::stream::Stream::new_stream_decoder(xz_memlimit, xz2::stream::CONCATENATED)
+                .map_err(io::Error::other)?,
+        ),
+        _ => None,
+    };
+    #[cfg(not(feature = "xz"))]
+    let xz: Option<()> = {
+        let _ = xz_memlimit;
+        None
+    };
     let t = std::thread::Builder::new()
         .name("decompress".into())
         .spawn(move || {
-            let mut out = io::BufWriter::with_capacity(256 * 1024, File::from(w));
+            let mut out = File::from(w);
             let input = Counting {
                 inner: src,
                 n: counter,
             };
-            let res = match kind {
-                Compression::None => io::copy(&mut { input }, &mut out),
+            let res = match (kind, xz) {
                 #[cfg(feature = "gzip")]
-                Compression::Gzip => {
-                    io::copy(&mut flate2::read::MultiGzDecoder::new(input), &mut out)
+                (Compression::Gzip, _) => {
+                    copy_out(flate2::read::MultiGzDecoder::new(input), &mut out)
                 }
                 #[cfg(feature = "xz")]
-                Compression::Xz => io::copy(
-                    &mut xz2::read::XzDecoder::new_multi_decoder(input),
-                    &mut out,
-                ),
-                #[cfg(feature = "bzip2")]
-                Compression::Bzip2 => {
-                    io::copy(&mut bzip2::read::MultiBzDecoder::new(input), &mut out)
+                (Compression::Xz, Some(stream)) => {
+                    copy_out(xz2::read::XzDecoder::new_stream(input, stream), &mut out)
                 }
+                #[cfg(feature = "bzip2")]
+                (Compression::Bzip2, _) => {
+                    copy_out(bzip2::read::MultiBzDecoder::new(input), &mut out)
+                }
+                (Compression::None, _) => copy_out(input, &mut out),
                 // Refused by `open` before a feeder is started.
                 #[allow(unreachable_patterns)]
                 _ => Err(io::Error::other("decompressor not built in")),
             };
-            let res = res.and_then(|_| io::Write::flush(&mut out));
             match res {
                 Ok(()) => Ok(()),
                 // The reader stopped reading (an error, or the run was interrupted).
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-                Err(e) => Err(e.to_string()),
+                Err(e) if is_memlimit(&e) => Err(FeedError::Memory(format!(
+                    "xz data needs more than {} MiB of memory to decompress (the limit: --memory, at least 16 MiB; 1 GiB without --memory); decompress it first (xz -dc) or give a larger --memory",
+                    xz_memlimit >> 20
+                ))),
+                Err(e) if is_stopped(&e) => Err(FeedError::Stopped),
+                Err(e) => Err(FeedError::Corrupt(e.to_string())),
             }
         })?;
     Ok((r, t))
 }
 
+/// Copies `r` into the pipe, each read's bytes written at once: what is decompressed is
+/// delivered even while the input (a pipe, a FIFO) waits for more, and before a signal
+/// stops the wait.
+fn copy_out(mut r: impl Read, out: &mut File) -> io::Result<()> {
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => io::Write::write_all(out, &buf[..n])?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether the xz decoder refused for its memory limit.
+#[cfg(feature = "xz")]
+fn is_memlimit(e: &io::Error) -> bool {
+    e.get_ref()
+        .and_then(|i| i.downcast_ref::<xz2::stream::Error>())
+        .is_some_and(|x| matches!(x, xz2::stream::Error::MemLimit))
+}
+
+#[cfg(not(feature = "xz"))]
+fn is_memlimit(_: &io::Error) -> bool {
+    false
+}
+
 /// Opens a capture input (`-` is standard input): its header is read (pcapng: up to its
 /// first interface description) and its link type checked.
-pub fn open(name: &str) -> Result<Input, String> {
+/// A pipe or FIFO is read so that `opts.stop` ends a wait for data (an `Err` then).
+pub fn open(name: &str, opts: &Opts) -> Result<Input, String> {
     let (file, regular) = if name == "-" {
         // SAFETY: duplicating standard input gives a descriptor we own.
         let fd = unsafe { libc::dup(0) };
@@ -354,7 +497,20 @@ pub fn open(name: &str) -> Result<Input, String> {
         // SAFETY: `fd` was just created by dup.
         (unsafe { File::from_raw_fd(fd) }, false)
     } else {
-        let f = File::open(name).map_err(|e| format!("cannot open {name}: {}", io_message(&e)))?;
+        // O_NONBLOCK: opening a FIFO does not wait for a writer (the reads wait, in poll,
+        // where a signal is seen); it is cleared right after.
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(name)
+            .map_err(|e| format!("cannot open {name}: {}", io_message(&e)))?;
+        // SAFETY: fcntl on a descriptor we own.
+        unsafe {
+            let fl = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
+            if fl >= 0 {
+                libc::fcntl(f.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
+            }
+        }
         let md = f
             .metadata()
             .map_err(|e| format!("cannot open {name}: {}", io_message(&e)))?;
@@ -386,7 +542,7 @@ pub fn open(name: &str) -> Result<Input, String> {
         )
     } else {
         // A pipe or terminal: what is read here is read.
-        let mut f = &file;
+        let mut f = waiting(&file, opts)?;
         let mut n = 0;
         while n < magic.len() {
             match f.read(&mut magic[n..]) {
@@ -397,6 +553,12 @@ pub fn open(name: &str) -> Result<Input, String> {
             }
         }
         (n, true)
+    };
+    // Reads that may wait (not a regular file) see the stop flag.
+    let src: Box<dyn Read + Send> = if regular {
+        Box::new(file)
+    } else {
+        Box::new(waiting(&file, opts)?)
     };
     let compression = Compression::sniff(&magic[..n]);
     if !compression.built_in() {
@@ -409,19 +571,26 @@ pub fn open(name: &str) -> Result<Input, String> {
     }
     let (reader, counter, thread) = if compression == Compression::None {
         let prefix: &[u8] = if prefix_read { &magic[..n] } else { &[] };
-        let mut reader = Reader::new(file, prefix);
+        let mut reader = Reader::new(src, prefix);
         reader.read = prefix.len() as u64;
         (reader, None, None)
     } else {
         let counter = Arc::new(Counter64::new(0));
         let src: Box<dyn Read + Send> = if prefix_read {
-            Box::new(io::Cursor::new(magic[..n].to_vec()).chain(file))
+            Box::new(io::Cursor::new(magic[..n].to_vec()).chain(src))
         } else {
-            Box::new(file)
+            src
         };
-        let (r, t) = spawn_feeder(src, compression, counter.clone())
+        let (r, t) = spawn_feeder(src, compression, counter.clone(), opts.xz_memlimit)
             .map_err(|e| format!("cannot read {shown}: {e}"))?;
-        (Reader::new(File::from(r), &[]), Some(counter), Some(t))
+        let r = File::from(r);
+        let fd = r.as_raw_fd();
+        let out = Waiting {
+            inner: r,
+            fd,
+            stop: opts.stop.clone(),
+        };
+        (Reader::new(Box::new(out), &[]), Some(counter), Some(t))
     };
     let mut reader = reader;
     let file = match read_header(&mut reader) {
@@ -429,7 +598,10 @@ pub fn open(name: &str) -> Result<Input, String> {
         Err(detail) => {
             drop(reader);
             let detail = match thread.map(|t| t.join()) {
-                Some(Ok(Err(d))) => format!("{} data is corrupt: {d}", compression.name()),
+                Some(Ok(Err(FeedError::Corrupt(d)))) => {
+                    format!("{} data is corrupt: {d}", compression.name())
+                }
+                Some(Ok(Err(FeedError::Memory(d)))) => return Err(format!("{shown}: {d}")),
                 _ => detail,
             };
             return Err(format!("{shown}: not a pcap or pcapng capture ({detail})"));
@@ -450,6 +622,19 @@ pub fn open(name: &str) -> Result<Input, String> {
         counter,
         thread,
         done: false,
+    })
+}
+
+/// `file` (a pipe, FIFO or terminal) read through poll() with the stop flag.
+fn waiting(file: &File, opts: &Opts) -> Result<Waiting<File>, String> {
+    let f = file
+        .try_clone()
+        .map_err(|e| format!("cannot read input: {}", io_message(&e)))?;
+    let fd = f.as_raw_fd();
+    Ok(Waiting {
+        inner: f,
+        fd,
+        stop: opts.stop.clone(),
     })
 }
 
@@ -570,7 +755,7 @@ mod tests {
     }
 
     fn read_through(path: &std::path::Path) -> (u32, u64) {
-        let mut inp = open(path.to_str().unwrap()).unwrap();
+        let mut inp = open(path.to_str().unwrap(), &Opts::default()).unwrap();
         assert_eq!(inp.link, Some(LinkType::ETHERNET));
         let (mut n, mut bytes) = (0u32, 0u64);
         while let Some(r) = inp.next_record().unwrap() {
@@ -609,7 +794,7 @@ mod tests {
         // Cut inside the last record: an error after the others.
         let cut = d.join("cut.pcap");
         std::fs::write(&cut, &file[..file.len() - 1]).unwrap();
-        let mut inp = open(cut.to_str().unwrap()).unwrap();
+        let mut inp = open(cut.to_str().unwrap(), &Opts::default()).unwrap();
         let mut n = 0;
         let err = loop {
             match inp.next_record() {
@@ -626,7 +811,7 @@ mod tests {
 
     #[test]
     fn missing_file_is_named() {
-        let e = open("/nonexistent/x.pcap").unwrap_err();
+        let e = open("/nonexistent/x.pcap", &Opts::default()).unwrap_err();
         assert_eq!(
             e,
             "cannot open /nonexistent/x.pcap: No such file or directory"

@@ -12,7 +12,8 @@
 //! - [`output`] - the engine's [`tcpflow_core::Sink`]: buffered files through a bounded
 //!   open-file cache ([`filecache`]), or the console;
 //! - [`report`] - `report.xml` (DFXML) and `--report-json`, streamed as flows close;
-//! - [`privs`] - dropping root for `-U` and `-z`;
+//! - [`privs`] - dropping root for `-U` and `-z`; [`safefs`] - opening output files and
+//!   sub-folders without following links planted in the output folder;
 //! - [`spool`] - `--spool`: the core's flash spool over a file or block device, and the sink
 //!   that spools the engine's events; [`spoolcmd`] - `--spool-export` and `--spool-summary`;
 //! - [`crc`] - the CPU's CRC-32C for the spool writer;
@@ -34,6 +35,7 @@ pub mod output;
 pub mod privs;
 pub mod report;
 pub mod run;
+pub mod safefs;
 pub mod savefile;
 pub mod spool;
 pub mod spoolcmd;

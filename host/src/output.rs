@@ -25,10 +25,10 @@
 //! newline unless `-0`. Chunks come reassembled, in stream order per direction.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::hash::BuildHasher;
 use std::io::{self, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -100,6 +100,9 @@ pub struct OutputConfig {
     /// How file names are shown in the report: `None` for bare names (output folder `.`).
     pub display_dir: Option<PathBuf>,
     pub limits: Limits,
+    /// Names in the output folder that are not a flow's (the reports'): a direction whose
+    /// name is one of them takes the next `cN`, so that neither file is lost.
+    pub reserved: Vec<PathBuf>,
 }
 
 /// A direction's state, kept per flow slot. Small on purpose: 200,000 open connections hold
@@ -337,7 +340,12 @@ impl Output {
         console: Option<Console>,
     ) -> Output {
         let cache = FileCache::new(cfg.limits.max_open_files);
-        let used_names = NameSet::new(cfg.limits.max_names);
+        let mut used_names = NameSet::new(cfg.limits.max_names);
+        let name_hasher: std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher> =
+            Default::default();
+        for r in &cfg.reserved {
+            used_names.insert(name_hasher.hash_one(r));
+        }
         // Grown on demand (the engine hands out slots from a high-water mark), so a run pays
         // for the flows it sees, not for the table's size.
         let flows = Vec::with_capacity(max_flows.min(1024));
@@ -352,7 +360,7 @@ impl Output {
             truncated: HashMap::new(),
             cache,
             used_names,
-            name_hasher: Default::default(),
+            name_hasher,
             buffered: 0,
             live_buffers: 0,
             queue: VecDeque::new(),
@@ -570,6 +578,9 @@ impl Output {
         }
         self.used_names.forget();
         self.host.name_set_forgets += 1;
+        for r in &self.cfg.reserved {
+            self.used_names.insert(self.name_hasher.hash_one(r));
+        }
         for f in self.flows.iter().filter(|f| f.live()) {
             for d in &f.dirs {
                 if d.named() && d.buf != NO_BUF {
@@ -633,26 +644,12 @@ impl Output {
         }
         let full = self.cfg.outdir.join(rel);
         let created = self.flows[slot as usize].dirs[dir.index()].has(CREATED);
-        let mut oo = OpenOptions::new();
-        oo.read(true)
-            .write(true)
-            .create(true)
-            .mode(self.cfg.file_mode)
-            .custom_flags(libc::O_NOFOLLOW);
-        if !created {
-            oo.truncate(true);
-        }
-        let f = match oo.open(&full) {
-            Ok(f) => f,
-            Err(e)
-                if e.kind() == io::ErrorKind::NotFound
-                    && rel.parent().is_some_and(|p| !p.as_os_str().is_empty()) =>
-            {
-                std::fs::create_dir_all(full.parent().expect("has parent"))?;
-                oo.open(&full)?
-            }
-            Err(e) => return Err(e),
-        };
+        let f = crate::safefs::open_file(
+            &full,
+            crate::safefs::folders_in(rel),
+            !created,
+            self.cfg.file_mode,
+        )?;
         if created {
             self.host.file_reopens += 1;
         } else {
@@ -1071,7 +1068,7 @@ impl Output {
             file,
             path: self.cfg.outdir.join(name),
             create,
-            make_parent: name.parent().is_some_and(|p| !p.as_os_str().is_empty()),
+            folders: crate::safefs::folders_in(name),
             buf,
             off,
             set_len,
@@ -1431,6 +1428,7 @@ mod tests {
             outdir: dir.to_path_buf(),
             display_dir: None,
             limits,
+            reserved: Vec::new(),
         }
     }
 

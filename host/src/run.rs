@@ -96,7 +96,9 @@ pub(crate) fn prepare_outdir(dir: &Path, owner: Option<&privs::User>) -> Result<
                 )
             })?;
             if let Some(u) = owner {
-                std::os::unix::fs::chown(dir, Some(u.uid), Some(u.gid)).map_err(|e| {
+                // lchown: were the new folder swapped for a link meanwhile, the link's
+                // target is not given away.
+                std::os::unix::fs::lchown(dir, Some(u.uid), Some(u.gid)).map_err(|e| {
                     format!(
                         "cannot give {} to {}: {}",
                         dir.display(),
@@ -130,22 +132,12 @@ fn probe_writable(dir: &Path) -> Result<(), String> {
     }
 }
 
-pub(crate) fn create_report_file(
-    p: &Path,
-    owner: Option<&privs::User>,
-    mode: u32,
-) -> Result<File, String> {
-    let f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(p)
-        .map_err(|e| format!("cannot create report {}: {}", p.display(), io_message(&e)))?;
-    if let Some(u) = owner {
-        let _ = std::os::unix::fs::fchown(&f, Some(u.uid), Some(u.gid));
-    }
-    Ok(f)
+/// Creates (or empties) a report file. Never through a link, a FIFO or a hard link planted
+/// where it goes; with `-U` it is created after the privilege drop, as the user, so it
+/// is never created as root nor given away.
+pub(crate) fn create_report_file(p: &Path, mode: u32) -> Result<File, String> {
+    crate::safefs::open_file(p, 0, true, mode)
+        .map_err(|e| format!("cannot create report {}: {}", p.display(), io_message(&e)))
 }
 
 /// The file writer's settings from the options.
@@ -166,7 +158,32 @@ pub(crate) fn output_config(o: &Options) -> OutputConfig {
             max_open_files: o.max_fds.unwrap_or_else(default_max_fds),
             max_names: max_names(o),
         },
+        reserved: reserved_names(o),
     }
+}
+
+/// The names of the reports relative to the output folder, when they are in it (`-T
+/// report.xml` would otherwise write a flow into the report's file).
+fn reserved_names(o: &Options) -> Vec<PathBuf> {
+    let canon = |p: &Path| std::fs::canonicalize(p).ok();
+    let outdir = canon(&o.outdir);
+    [&o.report_xml, &o.report_json, &o.unprocessed]
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            if let Ok(rel) = p.strip_prefix(&o.outdir) {
+                return Some(rel.to_path_buf());
+            }
+            // Named another way (absolute, `./`): a file directly in the folder.
+            let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
+            let parent = canon(parent.unwrap_or(Path::new(".")));
+            if parent.is_some() && parent == outdir {
+                p.file_name().map(PathBuf::from)
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// File names held in memory: by default two per flow slot, what the budget counts.
@@ -539,6 +556,8 @@ impl Run<'_> {
                     }
                 }
                 Ok(None) => break,
+                // A signal while a pipe or FIFO had no data: not an error of the input.
+                Err(_) if self.interrupted() => break,
                 Err(msg) => {
                     progress.clear();
                     eprintln!(
@@ -697,6 +716,15 @@ pub fn run(o: Options) -> Result<i32, String> {
     let chroot = o.chroot.as_deref();
     let files_mode = o.console.is_none() && o.spool.is_none();
 
+    // The xz decoder may use the budget (at least what xz's default preset needs): a
+    // crafted header may ask for 4 GiB.
+    let in_opts = input::Opts {
+        xz_memlimit: o.memory.map_or(input::XZ_MEMLIMIT_DEFAULT, |m| {
+            m.max(input::XZ_MEMLIMIT_MIN)
+        }),
+        stop: stop.clone(),
+    };
+
     // 1. Inputs exist and are captures (a typo fails before anything is created).
     if let Source::Files { read, finish } = &o.source {
         for name in read.iter().chain(finish) {
@@ -707,7 +735,7 @@ pub fn run(o: Options) -> Result<i32, String> {
                 .map_err(|e| format!("cannot open {name}: {}", io_message(&e)))?;
             // A pipe (`-r <(zcat x)`) can be read only once: it is checked when it is read.
             if md.is_file() {
-                if let Some(e) = input::open(name)?.close() {
+                if let Some(e) = input::open(name, &in_opts)?.close() {
                     return Err(e);
                 }
             }
@@ -734,88 +762,32 @@ pub fn run(o: Options) -> Result<i32, String> {
         Source::Files { .. } => None,
     };
 
-    // 2. Output folder and report, before any packet.
+    // 2. Output folder, before any packet.
     let user = match &o.user {
         Some(u) => Some(privs::lookup(u)?),
         None => None,
     };
+    if let Some(root) = chroot {
+        // Created here it would be root's new folder, not the jail the user prepared.
+        match std::fs::metadata(root) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(format!("-z: {} is not a folder", root.display())),
+            Err(e) => return Err(format!("-z: {}: {}", root.display(), io_message(&e))),
+        }
+    }
     if files_mode {
         prepare_outdir(&before_chroot(chroot, &o.outdir), user.as_ref())?;
     }
-    let xml = match &o.report_xml {
-        Some(p) => Some((
-            p.clone(),
-            create_report_file(&before_chroot(chroot, p), user.as_ref(), o.file_mode)?,
-        )),
-        None => None,
-    };
-    let json = match &o.report_json {
-        Some(p) => Some((
-            p.clone(),
-            create_report_file(&before_chroot(chroot, p), user.as_ref(), o.file_mode)?,
-        )),
-        None => None,
-    };
-    let report = Report::start(
-        xml,
-        json,
-        &Creator {
-            command_line: command_line(),
-            start_unix_ns: start_ns,
-        },
-    )?;
-
-    // The spool: opened, locked and allocated in full before any packet (a disk that is
-    // too small fails here).
-    let spool_storage = match &o.spool {
-        Some(sp) => {
-            let path = before_chroot(chroot, &sp.path);
-            let (storage, opened) = spool::open_for_writing(&path, sp.size)?;
-            if !o.quiet {
-                if let Some(w) = &opened.warning {
-                    eprintln!("tcpflow: warning: {w}");
-                }
-                if let Some(old) = opened.grown_from {
-                    eprintln!(
-                        "tcpflow: spool {} grown from {} to {}",
-                        path.display(),
-                        fmt_size(old),
-                        fmt_size(storage.size())
-                    );
-                }
-            }
-            if o.verbose {
-                eprintln!(
-                    "tcpflow: spool {}: {} in {} segments of {}, {} blocks; {}",
-                    path.display(),
-                    fmt_size(storage.size()),
-                    tcpflow_core::spool::SpoolStorage::segment_count(&storage),
-                    fmt_size(u64::from(tcpflow_core::spool::SpoolStorage::segment_size(
-                        &storage
-                    ))),
-                    fmt_size(u64::from(spool::BLOCK_SIZE)),
-                    if opened.existing_segments > 0 {
-                        format!(
-                            "continuing the spool there ({} segments)",
-                            opened.existing_segments
-                        )
-                    } else if opened.created {
-                        "new".to_string()
-                    } else {
-                        "empty".to_string()
-                    }
-                );
-            }
-            Some(storage)
-        }
-        None => None,
-    };
-
     // 3. Files open before privileges go (all of them when -U is given).
     let mut preopened: Vec<Result<Input, String>> = Vec::new();
     if let (Source::Files { read, finish }, Some(_)) = (&o.source, &user) {
         for name in read.iter().chain(finish) {
-            preopened.push(input::open(name));
+            // A FIFO may wait for its writer: a signal there ends the run (what follows
+            // would wait too).
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            preopened.push(input::open(name, &in_opts));
         }
     }
 
@@ -828,7 +800,7 @@ pub fn run(o: Options) -> Result<i32, String> {
     let mut blocks = zeroed_box::<Block>(o.pool_blocks as usize);
     let mut frag_slots = vec![FragSlot::EMPTY; o.frag_slots];
     let mut frag_arena = vec![0u8; o.frag_slots * o.frag_slot_bytes];
-    let spooling = spool_storage.is_some();
+    let spooling = o.spool.is_some();
     let mut hot = zeroed_box::<FlowSlot>(budget::hot_len(n));
     // `-b`: the file writer keeps a count per direction with a cut (in the memory estimate).
     let cutting = o.max_bytes.is_some();
@@ -892,6 +864,71 @@ pub fn run(o: Options) -> Result<i32, String> {
         }
     }
 
+    // 6. Reports and the spool, after the drop (with -U: as the user, inside any -z
+    // jail), before any packet.
+    let xml = match &o.report_xml {
+        Some(p) => Some((p.clone(), create_report_file(p, o.file_mode)?)),
+        None => None,
+    };
+    let json = match &o.report_json {
+        Some(p) => Some((p.clone(), create_report_file(p, o.file_mode)?)),
+        None => None,
+    };
+    let report = Report::start(
+        xml,
+        json,
+        &Creator {
+            command_line: command_line(),
+            start_unix_ns: start_ns,
+        },
+    )?;
+
+    // The spool: opened, locked and allocated in full before any packet (a disk that is
+    // too small fails here); after the drop, so that with -U it is the user's file.
+    let spool_storage = match &o.spool {
+        Some(sp) => {
+            let path = sp.path.clone();
+            let (storage, opened) = spool::open_for_writing(&path, sp.size)?;
+            if !o.quiet {
+                if let Some(w) = &opened.warning {
+                    eprintln!("tcpflow: warning: {w}");
+                }
+                if let Some(old) = opened.grown_from {
+                    eprintln!(
+                        "tcpflow: spool {} grown from {} to {}",
+                        path.display(),
+                        fmt_size(old),
+                        fmt_size(storage.size())
+                    );
+                }
+            }
+            if o.verbose {
+                eprintln!(
+                    "tcpflow: spool {}: {} in {} segments of {}, {} blocks; {}",
+                    path.display(),
+                    fmt_size(storage.size()),
+                    tcpflow_core::spool::SpoolStorage::segment_count(&storage),
+                    fmt_size(u64::from(tcpflow_core::spool::SpoolStorage::segment_size(
+                        &storage
+                    ))),
+                    fmt_size(u64::from(spool::BLOCK_SIZE)),
+                    if opened.existing_segments > 0 {
+                        format!(
+                            "continuing the spool there ({} segments)",
+                            opened.existing_segments
+                        )
+                    } else if opened.created {
+                        "new".to_string()
+                    } else {
+                        "empty".to_string()
+                    }
+                );
+            }
+            Some(storage)
+        }
+        None => None,
+    };
+
     let engine = Engine::new(
         Storage {
             flows: &mut flows[..],
@@ -942,7 +979,7 @@ pub fn run(o: Options) -> Result<i32, String> {
         failed: false,
     };
 
-    // 6. Packets.
+    // 7. Packets.
     let mut pcap_stats = None;
     match &o.source {
         Source::Live { .. } => {
@@ -973,10 +1010,12 @@ pub fn run(o: Options) -> Result<i32, String> {
                 run.out.set_accept_new(accept_new);
                 let opened = match pre.next() {
                     Some(r) => r,
-                    None => input::open(name),
+                    None => input::open(name, &in_opts),
                 };
                 let mut inp = match opened {
                     Ok(i) => i,
+                    // A signal while it waited for a FIFO's writer or a pipe's first bytes.
+                    Err(_) if run.interrupted() => break,
                     Err(e) => {
                         eprintln!("tcpflow: {e}");
                         run.out.host_mut().read_errors += 1;
@@ -1020,7 +1059,7 @@ pub fn run(o: Options) -> Result<i32, String> {
         }
     }
 
-    // 7. Every flow out, then the report.
+    // 8. Every flow out, then the report.
     let interrupted = stop.load(Ordering::Relaxed);
     let Run {
         mut engine,

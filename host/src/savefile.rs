@@ -2,9 +2,8 @@
 //! nanosecond timestamps (magic `a1b23c4d`, this machine's byte order) and a snap length of
 //! 262,144 bytes, so that any record read can be written whole.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use tcpflow_core::capfile::MAX_CAPLEN;
@@ -33,12 +32,8 @@ fn linktype_in_file(link: LinkType) -> u32 {
 impl Savefile {
     /// Creates `path` (mode `mode` before the umask) and writes the file header.
     pub fn create(path: &Path, link: LinkType, mode: u32) -> Result<Savefile, String> {
-        let f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(path)
+        // Not through a link or hard link planted where it goes (see safefs).
+        let f = crate::safefs::open_file(path, 0, true, mode)
             .map_err(|e| format!("cannot create {}: {}", path.display(), io_message(&e)))?;
         let mut out = BufWriter::with_capacity(64 * 1024, f);
         let mut h = Vec::with_capacity(24);

@@ -307,7 +307,19 @@ pub fn open_for_writing(path: &Path, size: u64) -> Result<(FileSpool, Opened), S
     }
     let mut opened = Opened::default();
     let mut oo = OpenOptions::new();
-    oo.read(true).write(true).mode(0o600);
+    // A link is not followed: where the spool goes may be writable by someone else, who
+    // would point it at another file (give the file or the device itself).
+    oo.read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW);
+    let link_msg = |e: io::Error| {
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            "it is a symbolic link (not followed; give the file or device itself)".to_string()
+        } else {
+            io_message(&e)
+        }
+    };
     let mut file = match oo.clone().create_new(true).open(path) {
         Ok(f) => {
             opened.created = true;
@@ -315,8 +327,8 @@ pub fn open_for_writing(path: &Path, size: u64) -> Result<(FileSpool, Opened), S
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => oo
             .open(path)
-            .map_err(|e| format!("cannot open spool {name}: {}", io_message(&e)))?,
-        Err(e) => return Err(format!("cannot create spool {name}: {}", io_message(&e))),
+            .map_err(|e| format!("cannot open spool {name}: {}", link_msg(e)))?,
+        Err(e) => return Err(format!("cannot create spool {name}: {}", link_msg(e))),
     };
     // From here on, a failure removes a file this run created.
     let fail = |msg: String, created: bool| -> String {
@@ -345,6 +357,12 @@ pub fn open_for_writing(path: &Path, size: u64) -> Result<(FileSpool, Opened), S
     let device = ft.is_block_device();
     if !ft.is_file() && !device {
         return Err(format!("spool {name} is neither a file nor a block device"));
+    }
+    if ft.is_file() && md.nlink() > 1 {
+        // Another name for someone else's file: not ours to write.
+        return Err(format!(
+            "spool {name} has other hard links; refused (it could be another file)"
+        ));
     }
     let len = length(&mut file, &md)
         .map_err(|e| format!("cannot open spool {name}: {}", io_message(&e)))?;

@@ -106,7 +106,7 @@ pub fn export(o: &Options, path: &Path) -> Result<i32, String> {
     }
     let open_report = |p: &Option<std::path::PathBuf>| -> Result<_, String> {
         Ok(match p {
-            Some(p) => Some((p.clone(), create_report_file(p, None, o.file_mode)?)),
+            Some(p) => Some((p.clone(), create_report_file(p, o.file_mode)?)),
             None => None,
         })
     };

@@ -723,3 +723,92 @@ fn filters_on_a_pcapng_mixing_link_types() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Peak resident set of `cmd` (KiB), its exit status and stderr.
+// The child is reaped by wait4 (for its rusage), not by Child::wait.
+#[allow(clippy::zombie_processes)]
+fn peak_rss_kib(cmd: &mut std::process::Command) -> (Option<i32>, String, i64) {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.unwrap(), &mut err).unwrap();
+    let mut status = 0;
+    // SAFETY: reaps our own child (not waited for otherwise) into locals.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut ru) }, pid);
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    (code, err, ru.ru_maxrss)
+}
+
+/// An xz capture whose block header asks for a 4 GiB dictionary (the largest the format
+/// can say), over 256 MiB of records: without a limit the decoder's dictionary fills.
+fn xz_bomb() -> Vec<u8> {
+    use std::io::Write;
+    let mut pcap = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+    pcap.extend_from_slice(&[0; 8]);
+    pcap.extend_from_slice(&65535u32.to_le_bytes());
+    pcap.extend_from_slice(&1u32.to_le_bytes());
+    let mut rec = Vec::new();
+    rec.extend_from_slice(&[0; 8]);
+    rec.extend_from_slice(&65535u32.to_le_bytes());
+    rec.extend_from_slice(&65535u32.to_le_bytes());
+    rec.resize(16 + 65535, 0);
+    let mut e = xz2::write::XzEncoder::new(Vec::new(), 1);
+    e.write_all(&pcap).unwrap();
+    for _ in 0..(256 << 20) / rec.len() {
+        e.write_all(&rec).unwrap();
+    }
+    let mut xz = e.finish().unwrap();
+    // Block header after the 12-byte stream header: size, flags, [sizes], filter id
+    // 0x21 (LZMA2), properties size 1, the dictionary byte, padding, CRC32.
+    let size = (usize::from(xz[12]) + 1) * 4;
+    let flags = xz[13];
+    let mut p = 14;
+    for bit in [0x40, 0x80] {
+        if flags & bit != 0 {
+            while xz[p] & 0x80 != 0 {
+                p += 1;
+            }
+            p += 1;
+        }
+    }
+    assert_eq!((xz[p], xz[p + 1]), (0x21, 1), "an LZMA2 filter");
+    xz[p + 2] = 40; // 4 GiB - 1
+    let mut crc = flate2::Crc::new();
+    crc.update(&xz[12..12 + size - 4]);
+    xz[12 + size - 4..12 + size].copy_from_slice(&crc.sum().to_le_bytes());
+    xz
+}
+
+#[test]
+fn an_xz_dictionary_bomb_stays_within_the_memory_budget() {
+    let d = tmp("xzbomb");
+    let bomb = d.join("bomb.pcap.xz");
+    std::fs::write(&bomb, xz_bomb()).unwrap();
+    let (code, err, rss) = peak_rss_kib(
+        bin()
+            .arg("-r")
+            .arg(&bomb)
+            .arg("-o")
+            .arg(d.join("out"))
+            .args(["--memory", "16M"]),
+    );
+    assert_ne!(code, Some(101), "panic: {err}");
+    // The budget and a few MiB for the program, libpcap and libc.
+    assert!(
+        rss < 32 * 1024,
+        "peak RSS {rss} KiB with --memory 16M; {err}"
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("bomb.pcap.xz") && err.contains("xz data needs more than 16 MiB"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -205,3 +205,88 @@ fn unwritable_output_folder() {
     std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// Waits up to `secs` for the child; kills it when it has not ended.
+fn wait_or_kill(child: &mut std::process::Child, secs: u64) -> Option<i32> {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < until {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s.code().unwrap_or(-1));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+fn mkfifo(p: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+/// `-r FIFO`: the first SIGINT stops the run whether it waits for a writer or for more
+/// data (plain or compressed), and what was read is written with the report.
+#[test]
+fn the_first_sigint_stops_a_run_waiting_on_a_fifo() {
+    use std::io::Write;
+    let d = tmp("fifo");
+    let basic = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/basic/input.pcap"),
+    )
+    .unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&basic).unwrap();
+    let gz = gz.finish().unwrap();
+    // (case, bytes the writer sends and then holds the FIFO open; None: no writer)
+    let cases: [(&str, Option<Vec<u8>>); 3] = [
+        ("no-writer", None),
+        ("plain", Some(basic.clone())),
+        ("gzip", Some(gz)),
+    ];
+    let mut failures = Vec::new();
+    for (case, bytes) in cases {
+        let fifo = d.join(format!("{case}.fifo"));
+        mkfifo(&fifo);
+        let out = d.join(case);
+        let mut child = bin()
+            .args([
+                "-q",
+                "-r",
+                fifo.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ])
+            .args(["--memory", "4M"])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let writer = bytes.map(|b| {
+            let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            f.write_all(&b).unwrap();
+            f // held open: the reader waits for more
+        });
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        let code = wait_or_kill(&mut child, 5);
+        drop(writer);
+        if code != Some(0) {
+            failures.push(format!("{case}: exit {code:?} (None: still running)"));
+            continue;
+        }
+        let report = std::fs::read_to_string(out.join("report.xml")).unwrap_or_default();
+        if !report.trim_end().ends_with("</dfxml>") {
+            failures.push(format!("{case}: no complete report"));
+        }
+        let flows = std::fs::read_dir(&out)
+            .map(|r| r.count().saturating_sub(1))
+            .unwrap_or(0);
+        let want = if case == "no-writer" { 0 } else { 2 };
+        if flows != want {
+            failures.push(format!("{case}: {flows} flow files, want {want}"));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    std::fs::remove_dir_all(&d).unwrap();
+}

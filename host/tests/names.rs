@@ -120,3 +120,63 @@ fn forgotten_names_give_the_same_files() {
     }
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// `-T report.xml` names flows like the report: the flows take the next `cN` and the
+/// report stays whole, however the report is named.
+#[test]
+fn a_flow_named_like_the_report_does_not_overwrite_it() {
+    let d = tmp("tplreport");
+    let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/basic/input.pcap");
+    let expected = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/basic/expected");
+    let mut want: Vec<Vec<u8>> = std::fs::read_dir(&expected)
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    want.sort();
+    let out = d.join("out");
+    let json = out.join("r.json");
+    for (tpl, extra) in [
+        ("report.xml", vec![]),
+        ("r.json", vec!["--report-json", json.to_str().unwrap()]),
+    ] {
+        let _ = std::fs::remove_dir_all(&out);
+        let mut args = vec![
+            "-q",
+            "-r",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "-T",
+            tpl,
+        ];
+        args.extend(extra);
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(0), "{tpl}: {}", stderr(&o));
+        let xml = std::fs::read_to_string(out.join("report.xml")).unwrap();
+        assert!(xml.trim_end().ends_with("</dfxml>"), "{tpl}: report lost");
+        if out.join("r.json").exists() {
+            let j = std::fs::read_to_string(&json).unwrap();
+            assert!(
+                j.lines().all(|l| l.starts_with('{')),
+                "{tpl}: JSON report lost"
+            );
+        }
+        let mut got: Vec<Vec<u8>> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                !["report.xml", "r.json"].contains(&p.file_name().unwrap().to_str().unwrap())
+            })
+            .map(|p| std::fs::read(p).unwrap())
+            .collect();
+        got.sort();
+        let sizes = |v: &[Vec<u8>]| v.iter().map(Vec::len).collect::<Vec<_>>();
+        assert!(
+            got == want,
+            "{tpl}: flow files lost: sizes {:?}, want {:?}",
+            sizes(&got),
+            sizes(&want)
+        );
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
