@@ -93,6 +93,11 @@ pub struct FlowStats {
     pub after_close_bytes: u64,
     /// Payload bytes of segments that found no flow slot (only when the table has no slots).
     pub untracked_bytes: u64,
+    /// Directions that ended without a FIN seen while the peer had acknowledged past every
+    /// byte seen: the last sequence number acknowledged is taken for the lost FIN (a FIN is
+    /// never a byte), so the stream ends just before it. Had it been a data byte instead, that
+    /// one byte is missing from the stream and its gaps.
+    pub fin_assumed: u64,
     /// RSTs ignored because their sequence number was far from the sender's position (blind
     /// or spoofed resets, RFC 5961).
     pub ignored_rsts: u64,

@@ -699,6 +699,12 @@ impl Half {
         }
         let end = if self.fin_off != NO_FIN {
             self.fin_off
+        } else if self.acked > self.next {
+            // An ACK counts sequence numbers, and the last one may be a FIN that was lost: a
+            // FIN is never a byte, so the stream ends before it. Nothing in the capture tells
+            // a lost FIN from a lost last byte; the counter says which was assumed.
+            env.stats.fin_assumed += 1;
+            self.acked - 1
         } else {
             self.acked
         };

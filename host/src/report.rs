@@ -164,6 +164,7 @@ pub fn stats_groups(s: &Stats) -> [(&'static str, Vec<(&'static str, u64)>); 3] 
                 ("late_bytes", f.late_bytes),
                 ("after_close_bytes", f.after_close_bytes),
                 ("untracked_bytes", f.untracked_bytes),
+                ("fin_assumed", f.fin_assumed),
                 ("ignored_rsts", f.ignored_rsts),
             ],
         ),
