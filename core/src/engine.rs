@@ -180,9 +180,11 @@ pub struct Config {
     pub midstream_hold_segments: u32,
     /// Key of the flow table's hash; the host draws it at random.
     pub hash_key: [u64; 2],
-    /// A segment more than this many bytes beyond what the receiver has acknowledged is not
-    /// placed (counted as out of window): no real window is that large, and placing it would
-    /// leave a hole of that size in the output.
+    /// A segment (or FIN) more than this many bytes beyond the stream position, or beyond what
+    /// the receiver acknowledged when that is further, is not placed (counted as out of
+    /// window): no real window is that large, and placing it would leave a hole of that size
+    /// in the output. A direction's holes may also outgrow the bytes it sent by this much at
+    /// most, so that jumps repeated through holes given up stay bounded.
     pub max_jump: u64,
 }
 

@@ -83,7 +83,10 @@ pub struct FlowStats {
     /// Times a direction had to give up waiting for a hole because the pool or its block limit
     /// was full (each gives a gap).
     pub pool_full: u64,
-    /// Segments more than 2^30 bytes away from the stream position: ambiguous, dropped.
+    /// Segments not placed (and their payload bytes): more than 2^30 bytes from the stream
+    /// position (ambiguous), or out of reach (`Config::max_jump` past the stream position or
+    /// what the peer acknowledged, or holes outgrowing the bytes the direction sent by more
+    /// than that). FINs out of reach count here too, without bytes.
     pub out_of_window: u64,
     pub out_of_window_bytes: u64,
     /// Payload bytes that arrived for a hole already reported as a gap (too late), or before

@@ -689,3 +689,53 @@ fn a_lost_fin_acknowledged_after_the_idle_timeout_is_not_a_byte() {
     assert_eq!(fl.dirs[0].bytes, b"idle");
     assert_eq!(e.stats().flow.gap_bytes, 0);
 }
+
+/// Jumps within `max_jump` repeated through holes given up (the pool is two blocks): the
+/// holes no ACK covers stop growing at about `max_jump`, acknowledged or not.
+#[test]
+fn repeated_jumps_through_given_up_holes_are_bounded() {
+    for acked in [false, true] {
+        let mut c = Conv::new(42030, 100, 7000);
+        let mut f = vec![c.send(0, SYN, &[])];
+        if acked {
+            f.push(c.send(1, SYN | ACK, &[]));
+        }
+        f.push(c.send(0, ACK, b"start"));
+        let mut at = c.seq[0];
+        for _ in 0..20 {
+            at = at.wrapping_add(40 << 20);
+            for j in 0..3 {
+                f.push(c.frame_at(0, at.wrapping_add(j * 10), ACK, b"j"));
+            }
+            at = at.wrapping_add(1);
+        }
+        let (rec, stats) = run(&mut Store::new(8, 2), cfg(), &f);
+        let fl = rec.find(42030, 0);
+        let len = fl.dirs[0].next;
+        assert_eq!(len, 5 + (40 << 20) + 21, "acked: {acked}");
+        assert_eq!(stats.flow.out_of_window, 19 * 3);
+    }
+}
+
+/// Holes the peer acknowledged were sent: a capture that lost most of a transfer keeps the
+/// bytes it has at their offsets, however large the holes.
+#[test]
+fn acknowledged_holes_do_not_count_against_the_reach() {
+    let mut c = Conv::new(42031, 100, 7000);
+    let mut f = c.handshake();
+    f.push(c.send(0, ACK, b"head"));
+    for _ in 0..5 {
+        // Lost, and acknowledged but for the last 100 bytes before the next piece.
+        c.seq[0] = c.seq[0].wrapping_add((200 << 20) - 100);
+        f.push(c.send(1, ACK, &[]));
+        c.seq[0] = c.seq[0].wrapping_add(100);
+        f.push(c.send(0, ACK, b"piece"));
+    }
+    f.extend(c.close());
+    // Two pool blocks: each hole is given up as the next piece comes.
+    let (rec, stats) = run(&mut Store::new(8, 2), cfg(), &f);
+    let fl = rec.find(42031, 0);
+    assert_eq!(fl.dirs[0].next, 4 + 5 * ((200 << 20) + 5));
+    assert_eq!(fl.dirs[0].gaps.len(), 5);
+    assert_eq!(stats.flow.out_of_window, 0);
+}
