@@ -64,6 +64,9 @@ pub struct FlowStats {
     pub closed_end: u64,
     /// A 4-tuple that started a new connection (c1, c2, ...).
     pub reused: u64,
+    /// Connections evicted earlier picked up again where they stopped
+    /// (`Config::resume_evicted`).
+    pub resumed: u64,
     /// Payload bytes seen in TCP segments.
     pub payload_bytes: u64,
     /// Bytes delivered to the sink.

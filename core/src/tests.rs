@@ -739,3 +739,55 @@ fn acknowledged_holes_do_not_count_against_the_reach() {
     assert_eq!(fl.dirs[0].gaps.len(), 5);
     assert_eq!(stats.flow.out_of_window, 0);
 }
+
+/// A long connection evicted again and again by a SYN flood (4 flow records): with
+/// `resume_evicted` each later packet picks it up where it stopped, one connection whose
+/// events tile its stream; without, each pickup is a new connection.
+#[test]
+fn an_evicted_connection_resumes_where_it_stopped() {
+    for resume in [true, false] {
+        let mut store = Store::new(4, 16);
+        let mut rec = Rec::default();
+        let mut e = store.engine(Config {
+            resume_evicted: resume,
+            ..cfg()
+        });
+        let mut t = 0u64;
+        let mut feed = |e: &mut crate::Engine<'_>, rec: &mut Rec, f: &[u8]| {
+            t += 1_000_000;
+            e.process(Timestamp(t), LinkType::ETHERNET, f, rec).unwrap();
+        };
+        let mut l = Conv::new(43000, 100, 7000);
+        for f in l.handshake() {
+            feed(&mut e, &mut rec, &f);
+        }
+        let data = pattern(40 * 100, 11);
+        let mut port = 50000;
+        for chunk in data.chunks(100) {
+            feed(&mut e, &mut rec, &l.send(0, ACK, chunk));
+            feed(&mut e, &mut rec, &l.send(1, ACK, &[]));
+            for _ in 0..5 {
+                let mut syn = Conv::new(port, 1, 2);
+                port += 1;
+                feed(&mut e, &mut rec, &syn.send(0, SYN, &[]));
+            }
+        }
+        for f in l.close() {
+            feed(&mut e, &mut rec, &f);
+        }
+        e.finish(&mut rec);
+        let st = *e.stats();
+        if resume {
+            let fl = rec.find(43000, 0);
+            assert_eq!(fl.dirs[0].bytes, data);
+            assert!(fl.dirs[0].gaps.is_empty());
+            assert_eq!(fl.close, Some(CloseReason::Fin));
+            assert_eq!(st.flow.resumed, 40); // after each flood but the first, and the close
+            assert_eq!(st.flow.gap_bytes, 0);
+        } else {
+            assert_eq!(st.flow.resumed, 0);
+            let pieces = rec.flows.iter().filter(|f| f.key.port[0] == 43000).count();
+            assert!(pieces > 1, "{pieces}");
+        }
+    }
+}
