@@ -147,7 +147,10 @@ pub enum OverlapPolicy {
 
 /// Receives what the engine reconstructs. Every method but `data` has a no-op default.
 pub trait Sink {
-    /// A flow was created (first packet of a connection).
+    /// A flow was created (first packet of a connection), or, with
+    /// [`Config::resume_evicted`], a connection evicted earlier is picked up again: the same
+    /// slot and `conn_index`, and each direction's events carry on from its `stream_len`
+    /// (the other figures start again from zero).
     fn open(&mut self, _flow: &FlowInfo) {}
     /// Stream bytes of `dir` at `offset`. Offsets only grow, except that under
     /// [`OverlapPolicy::Last`] bytes already delivered may be delivered again with new content.
@@ -180,10 +183,17 @@ pub struct Config {
     pub midstream_hold_segments: u32,
     /// Key of the flow table's hash; the host draws it at random.
     pub hash_key: [u64; 2],
-    /// A segment more than this many bytes beyond what the receiver has acknowledged is not
-    /// placed (counted as out of window): no real window is that large, and placing it would
-    /// leave a hole of that size in the output.
+    /// A segment (or FIN) more than this many bytes beyond the stream position, or beyond what
+    /// the receiver acknowledged when that is further, is not placed (counted as out of
+    /// window): no real window is that large, and placing it would leave a hole of that size
+    /// in the output. A direction's holes may also outgrow the bytes it sent by this much at
+    /// most, so that jumps repeated through holes given up stay bounded.
     pub max_jump: u64,
+    /// Remember connections evicted after delivering data (up to a quarter of the flow
+    /// records; see `table.rs`), so that a later packet of one picks it up where it stopped
+    /// (the sink gets `open` again, see [`Sink::open`]) instead of starting a new connection
+    /// with a new stream. Off by default: the sink must expect it.
+    pub resume_evicted: bool,
 }
 
 impl Default for Config {
@@ -196,6 +206,7 @@ impl Default for Config {
             midstream_hold_segments: 16,
             hash_key: [0x736f_6d65_7073_6575, 0x646f_7261_6e64_6f6d],
             max_jump: 64 << 20,
+            resume_evicted: false,
         }
     }
 }
@@ -437,6 +448,16 @@ impl<'s> Tracker<'s> {
                             && h.mode != Mode::Unset
                             && !(h.has_syn && h.isn == seg.seq)
                     }
+                    SlotState::Evicted => {
+                        // Evicted, not finished: only a new SYN, or data far from where its
+                        // direction stopped, starts another connection.
+                        let h = &slot.half[d.index()];
+                        (flags.syn() && !(h.has_syn && h.isn == seg.seq))
+                            || (!flags.syn()
+                                && seg.payload_len > 0
+                                && h.mode != Mode::Unset
+                                && h.is_far(seg.seq))
+                    }
                     SlotState::Closed => {
                         // A repeat of the finished connection's own SYN is not a new one.
                         let h = &slot.half[d.index()];
@@ -466,6 +487,22 @@ impl<'s> Tracker<'s> {
                     stats.after_close_bytes += seg.payload_len as u64;
                     self.table.touch(i);
                     return;
+                } else if state == SlotState::Evicted {
+                    // The connection goes on where it stopped: same index, same offsets.
+                    self.table.resume(i);
+                    stats.resumed += 1;
+                    let info = &mut self.table.slot_at(h).info;
+                    for di in &mut info.dirs {
+                        *di = DirInfo {
+                            stream_len: di.stream_len,
+                            syn: di.syn,
+                            fin: di.fin,
+                            rst: di.rst,
+                            ..DirInfo::EMPTY
+                        };
+                    }
+                    sink.open(info);
+                    (i, d, h)
                 } else {
                     (i, d, h)
                 }
@@ -592,15 +629,38 @@ impl<'s> Tracker<'s> {
         if let Some(i) = self.table.take_free() {
             return Some(i);
         }
-        let old = self.table.oldest_open()?;
-        self.close(old, CloseReason::Evicted, stats, sink);
-        self.table.remove(old);
+        // A victim that delivered data is remembered, and one more is evicted for the record:
+        // under a flood of new connections the oldest remembered one goes, not the victim.
+        for _ in 0..2 {
+            let Some(old) = self.table.oldest_open() else {
+                break;
+            };
+            let delivered = self.close(old, CloseReason::Evicted, stats, sink);
+            if !(self.cfg.resume_evicted && delivered) {
+                self.table.remove(old);
+                return self.table.take_free();
+            }
+            if !self.table.mark_evicted(old) {
+                // As many remembered as the table allows: the oldest of them makes room.
+                self.table.forget_evicted();
+                self.table.mark_evicted(old);
+                return self.table.take_free();
+            }
+        }
+        self.table.forget_evicted();
         self.table.take_free()
     }
 
-    fn close<S: Sink>(&mut self, i: u32, reason: CloseReason, stats: &mut FlowStats, sink: &mut S) {
+    /// Closes open flow `i`; returns whether it delivered any byte (data or gap).
+    fn close<S: Sink>(
+        &mut self,
+        i: u32,
+        reason: CloseReason,
+        stats: &mut FlowStats,
+        sink: &mut S,
+    ) -> bool {
         if self.table.state(i) != SlotState::Open {
-            return;
+            return false;
         }
         let h = self.hot(i, true, stats, sink);
         let FlowSlot { info, half, .. } = self.table.slot_at(h);
@@ -633,7 +693,9 @@ impl<'s> Tracker<'s> {
         };
         *counter += 1;
         sink.close(info, reason);
+        let delivered = info.dirs.iter().any(|d| d.stream_len > 0);
         self.table.mark_closed(i);
+        delivered
     }
 
     #[inline]

@@ -64,6 +64,9 @@ pub struct FlowStats {
     pub closed_end: u64,
     /// A 4-tuple that started a new connection (c1, c2, ...).
     pub reused: u64,
+    /// Connections evicted earlier picked up again where they stopped
+    /// (`Config::resume_evicted`).
+    pub resumed: u64,
     /// Payload bytes seen in TCP segments.
     pub payload_bytes: u64,
     /// Bytes delivered to the sink.
@@ -83,7 +86,10 @@ pub struct FlowStats {
     /// Times a direction had to give up waiting for a hole because the pool or its block limit
     /// was full (each gives a gap).
     pub pool_full: u64,
-    /// Segments more than 2^30 bytes away from the stream position: ambiguous, dropped.
+    /// Segments not placed (and their payload bytes): more than 2^30 bytes from the stream
+    /// position (ambiguous), or out of reach (`Config::max_jump` past the stream position or
+    /// what the peer acknowledged, or holes outgrowing the bytes the direction sent by more
+    /// than that). FINs out of reach count here too, without bytes.
     pub out_of_window: u64,
     pub out_of_window_bytes: u64,
     /// Payload bytes that arrived for a hole already reported as a gap (too late), or before
@@ -93,6 +99,11 @@ pub struct FlowStats {
     pub after_close_bytes: u64,
     /// Payload bytes of segments that found no flow slot (only when the table has no slots).
     pub untracked_bytes: u64,
+    /// Directions that ended without a FIN seen while the peer had acknowledged past every
+    /// byte seen: the last sequence number acknowledged is taken for the lost FIN (a FIN is
+    /// never a byte), so the stream ends just before it. Had it been a data byte instead, that
+    /// one byte is missing from the stream and its gaps.
+    pub fin_assumed: u64,
     /// RSTs ignored because their sequence number was far from the sender's position (blind
     /// or spoofed resets, RFC 5961).
     pub ignored_rsts: u64,

@@ -185,6 +185,37 @@ impl Half {
         }
     }
 
+    /// Whether data (or a FIN) at internal offset `off` may be placed: the holes it can leave
+    /// are bounded. It may run ahead of the stream position, or of what the peer acknowledged
+    /// when that is further, by `max_jump`; while provisional, be that far from the first
+    /// segment either way. And, since a sender can move its position through holes given up
+    /// (the pool full) and jump again, its holes that no ACK covers may outgrow the bytes it
+    /// claimed to send by `max_jump` in all: a sender forging its sequence numbers without
+    /// ACKs from its peer grows its file by little more than what it sends.
+    fn within_reach(&self, info: &FlowInfo, dir: Dir, off: i64, cfg: &Config) -> bool {
+        let reach = cfg.max_jump.min(i64::MAX as u64) as i64;
+        let ahead = match self.mode {
+            Mode::Open if self.peer_acked => off - self.next.max(self.acked) as i64,
+            Mode::Open => off - self.next as i64,
+            // The stream starts at the lowest byte held: a hole can open on either side.
+            _ => (off - self.next as i64).abs(),
+        };
+        if ahead <= 0 {
+            return true;
+        }
+        let di = &info.dirs[dir.index()];
+        // Holes before what the peer acknowledged were sent (a lossy capture, not a forger):
+        // at most all of the stream up to there, so the rest is at least this.
+        let proven = if self.peer_acked {
+            self.acked.saturating_sub(self.origin)
+        } else {
+            0
+        };
+        let unproven = di.gap_bytes.saturating_sub(proven);
+        let budget = di.payload_bytes.saturating_add(cfg.max_jump);
+        ahead <= reach && unproven.saturating_add(ahead as u64) <= budget
+    }
+
     /// A FIN from this side at the end of a segment that starts at `seq` and claims `len`
     /// bytes.
     pub(crate) fn fin<S: Sink>(
@@ -202,6 +233,11 @@ impl Half {
             return;
         }
         if let Some(off) = self.offset_of(seq.wrapping_add(len)) {
+            // A FIN out of reach would end the stream after a hole of that size.
+            if !self.within_reach(info, dir, off, env.cfg) {
+                env.stats.out_of_window += 1;
+                return;
+            }
             // A FIN before bytes already delivered is bogus; the stream ends where it is.
             self.fin_off = (off.max(0) as u64).max(self.next);
             if self.mode == Mode::Provisional {
@@ -246,15 +282,12 @@ impl Half {
                 return;
             }
         };
-        // Far beyond anything the receiver acknowledged: not data of this stream (a crafted
-        // or corrupt segment); placing it would leave a hole of that size.
-        if self.mode == Mode::Open && self.peer_acked {
-            let anchor = self.next.max(self.acked) as i64;
-            if off - anchor > env.cfg.max_jump as i64 {
-                env.stats.out_of_window += 1;
-                env.stats.out_of_window_bytes += claimed as u64;
-                return;
-            }
+        // Too far from what is known of this stream: not its data (a crafted or corrupt
+        // segment); placing it would leave a hole of that size.
+        if !self.within_reach(info, dir, off, env.cfg) {
+            env.stats.out_of_window += 1;
+            env.stats.out_of_window_bytes += claimed as u64;
+            return;
         }
         let mut data = data;
         let mut cut = claimed.saturating_sub(data.len() as u32);
@@ -699,6 +732,12 @@ impl Half {
         }
         let end = if self.fin_off != NO_FIN {
             self.fin_off
+        } else if self.acked > self.next {
+            // An ACK counts sequence numbers, and the last one may be a FIN that was lost: a
+            // FIN is never a byte, so the stream ends before it. Nothing in the capture tells
+            // a lost FIN from a lost last byte; the counter says which was assumed.
+            env.stats.fin_assumed += 1;
+            self.acked - 1
         } else {
             self.acked
         };

@@ -17,6 +17,9 @@
 //!   index and late packets (the last ACK, a retransmitted FIN) are recognised. They hold no
 //!   pool blocks, are packed when they close, and are recycled first, oldest first, when a
 //!   record is needed.
+//! - `evicted`: connections evicted after delivering data, remembered (at most a quarter of
+//!   the records) so that a packet that continues one picks it up again with its connection
+//!   index and stream offsets, rather than as a new connection. Recycled after `closed`.
 //!
 //! Lookups hash the address/port pair in a canonical order, so both directions find the same
 //! record, with SipHash-1-3 under a key the embedder chooses.
@@ -37,6 +40,9 @@ pub(crate) enum SlotState {
     Closed,
     /// The rest of a packed flow too big for one record (not indexed nor listed).
     Spill,
+    /// Closed by eviction after delivering data, and remembered (on the `evicted` list) so
+    /// that its later packets pick it up where it stopped ([`FlowTable::resume`]).
+    Evicted,
 }
 
 /// Bytes of a [`FlowRecord`].
@@ -144,6 +150,7 @@ impl List {
 pub(crate) enum Which {
     Open,
     Closed,
+    Evicted,
 }
 
 /// The table.
@@ -167,6 +174,7 @@ pub(crate) struct FlowTable<'s> {
     macs: crate::pack::MacPairs,
     open: List,
     closed: List,
+    evicted: List,
     /// Full slots of recent flows by a cheap, unkeyed hash of the 4-tuple: most packets belong
     /// to one of a few busy flows, and a hit skips SipHash and the record. A hint only: a hit
     /// is checked against the slot's whole key, so crafted collisions (or a slot that went to
@@ -321,6 +329,7 @@ impl<'s> FlowTable<'s> {
             macs: crate::pack::MacPairs::EMPTY,
             open: List::EMPTY,
             closed: List::EMPTY,
+            evicted: List::EMPTY,
             recent: [NIL; RECENT],
         }
     }
@@ -708,14 +717,11 @@ impl<'s> FlowTable<'s> {
 
     /// Marks record `i` active: front of its list.
     pub(crate) fn touch(&mut self, i: u32) {
-        let which = match self.recs[i as usize].state {
-            SlotState::Open => Which::Open,
-            SlotState::Closed => Which::Closed,
-            SlotState::Free | SlotState::Spill => return,
-        };
+        let Some(which) = self.which(i) else { return };
         let list = match which {
             Which::Open => &self.open,
             Which::Closed => &self.closed,
+            Which::Evicted => &self.evicted,
         };
         if list.head == i {
             return;
@@ -756,10 +762,8 @@ impl<'s> FlowTable<'s> {
     /// Moves a closed (or open) flow back to the open list for a new connection on its
     /// 4-tuple; record `i` must be hot.
     pub(crate) fn reopen(&mut self, i: u32, info: FlowInfo) {
-        match self.recs[i as usize].state {
-            SlotState::Closed => self.unlink(i, Which::Closed),
-            SlotState::Open => self.unlink(i, Which::Open),
-            SlotState::Free | SlotState::Spill => {}
+        if let Some(which) = self.which(i) {
+            self.unlink(i, which);
         }
         let hash = self.recs[i as usize].hash;
         self.install(i, info, hash, false);
@@ -767,11 +771,7 @@ impl<'s> FlowTable<'s> {
 
     /// Frees a record entirely (and its full slot).
     pub(crate) fn remove(&mut self, i: u32) {
-        let which = match self.recs[i as usize].state {
-            SlotState::Open => Which::Open,
-            SlotState::Closed => Which::Closed,
-            SlotState::Free | SlotState::Spill => return,
-        };
+        let Some(which) = self.which(i) else { return };
         self.unlink(i, which);
         self.unindex(i);
         let l = self.recs[i as usize].link;
@@ -787,7 +787,52 @@ impl<'s> FlowTable<'s> {
         match which {
             Which::Open => &mut self.open,
             Which::Closed => &mut self.closed,
+            Which::Evicted => &mut self.evicted,
         }
+    }
+
+    /// The list record `i` is on, if any.
+    fn which(&self, i: u32) -> Option<Which> {
+        match self.recs[i as usize].state {
+            SlotState::Open => Some(Which::Open),
+            SlotState::Closed => Some(Which::Closed),
+            SlotState::Evicted => Some(Which::Evicted),
+            SlotState::Free | SlotState::Spill => None,
+        }
+    }
+
+    /// Remembers a flow just closed by eviction (`mark_closed` packed it) so that its later
+    /// packets resume it; false when the remembered ones already take a quarter of the
+    /// records (the caller removes it).
+    pub(crate) fn mark_evicted(&mut self, i: u32) -> bool {
+        if self.recs[i as usize].state != SlotState::Closed
+            || self.evicted.len as usize >= self.recs.len() / 4
+        {
+            return false;
+        }
+        self.unlink(i, Which::Closed);
+        self.recs[i as usize].state = SlotState::Evicted;
+        self.push_front(i, Which::Evicted);
+        true
+    }
+
+    /// A remembered evicted flow is open again, as it was.
+    pub(crate) fn resume(&mut self, i: u32) {
+        if self.recs[i as usize].state == SlotState::Evicted {
+            self.unlink(i, Which::Evicted);
+            self.recs[i as usize].state = SlotState::Open;
+            self.push_front(i, Which::Open);
+        }
+    }
+
+    /// Frees the least recently active remembered evicted flow, if any.
+    pub(crate) fn forget_evicted(&mut self) -> bool {
+        let i = self.evicted.tail;
+        if i == NIL {
+            return false;
+        }
+        self.remove(i);
+        true
     }
 
     fn push_front(&mut self, i: u32, which: Which) {

@@ -580,3 +580,214 @@ fn a_syn_retried_after_a_reset_continues_or_restarts_the_connection() {
     assert_eq!(rec.find(42016, 0).dirs[0].bytes, b"again");
     assert_eq!(rec.find(42016, 0).close, Some(CloseReason::Fin));
 }
+
+/// The FIN's sequence number is never a byte of the stream: a lost FIN whose ACK arrives
+/// (the peer acknowledges one past the last byte) leaves the stream as sent, with no gap.
+#[test]
+fn a_lost_fin_acknowledged_by_the_peer_is_not_a_byte() {
+    let mut c = Conv::new(42020, 100, 7000);
+    let mut f = c.handshake();
+    f.push(c.send(0, ACK | PSH, b"request"));
+    c.send(0, FIN | ACK, &[]); // lost
+    f.push(c.send(1, ACK, b"response"));
+    f.push(c.send(1, FIN | ACK, &[])); // acknowledges the lost FIN
+    f.push(c.send(0, ACK, &[]));
+    let (rec, stats) = run(&mut Store::new(8, 16), cfg(), &f);
+    let fl = rec.find(42020, 0);
+    assert_eq!(fl.dirs[0].bytes, b"request");
+    assert!(fl.dirs[0].gaps.is_empty(), "{:?}", fl.dirs[0].gaps);
+    assert_eq!(fl.dirs[1].bytes, b"response");
+    assert_eq!(stats.flow.gap_bytes, 0);
+    assert_eq!(stats.flow.fin_assumed, 1);
+}
+
+/// Data lost before a lost FIN: the gap is the data bytes only.
+#[test]
+fn data_and_fin_lost_before_the_ack_give_a_gap_of_the_data_only() {
+    let mut c = Conv::new(42021, 100, 7000);
+    let mut f = c.handshake();
+    f.push(c.send(0, ACK, b"kept "));
+    c.send(0, ACK, b"lost"); // never captured
+    c.send(0, FIN | ACK, &[]); // nor its FIN
+    f.push(c.send(1, FIN | ACK, &[]));
+    f.push(c.send(0, ACK, &[]));
+    let (rec, stats) = run(&mut Store::new(8, 16), cfg(), &f);
+    let fl = rec.find(42021, 0);
+    assert_eq!(fl.dirs[0].bytes, b"kept \0\0\0\0");
+    assert_eq!(fl.dirs[0].gaps, vec![(5, 4, GapReason::Lost)]);
+    assert_eq!(stats.flow.gap_bytes, 4);
+}
+
+/// The peer resets instead of closing, acknowledging the lost FIN (and lost data) on its RST.
+#[test]
+fn a_lost_fin_acknowledged_by_a_reset_is_not_a_byte() {
+    for lost_data in [false, true] {
+        let mut c = Conv::new(42022, 100, 7000);
+        let mut f = c.handshake();
+        f.push(c.send(0, ACK, b"abc"));
+        if lost_data {
+            c.send(0, ACK, b"de");
+        }
+        c.send(0, FIN | ACK, &[]);
+        f.push(c.send(1, RST | ACK, &[]));
+        let (rec, stats) = run(&mut Store::new(8, 16), cfg(), &f);
+        let fl = rec.find(42022, 0);
+        let want: &[u8] = if lost_data { b"abc\0\0" } else { b"abc" };
+        assert_eq!(fl.dirs[0].bytes, want, "lost data: {lost_data}");
+        assert_eq!(stats.flow.gap_bytes, 2 * lost_data as u64);
+        assert_eq!(fl.close, Some(CloseReason::Rst));
+    }
+}
+
+/// The ACK of a lost FIN as the last packet of the input.
+#[test]
+fn a_lost_fin_acknowledged_at_the_end_of_input_is_not_a_byte() {
+    let mut c = Conv::new(42023, 100, 7000);
+    let mut f = c.handshake();
+    f.push(c.send(0, ACK, b"last words"));
+    c.send(0, FIN | ACK, &[]);
+    f.push(c.send(1, ACK, &[]));
+    let (rec, stats) = run(&mut Store::new(8, 16), cfg(), &f);
+    let fl = rec.find(42023, 0);
+    assert_eq!(fl.dirs[0].bytes, b"last words");
+    assert!(fl.dirs[0].gaps.is_empty());
+    assert_eq!(fl.close, Some(CloseReason::EndOfInput));
+    assert_eq!(stats.flow.fin_assumed, 1);
+}
+
+/// The ACK of a lost FIN arrives after the flow timed out: a late packet of a closed flow,
+/// never a byte nor a new flow.
+#[test]
+fn a_lost_fin_acknowledged_after_the_idle_timeout_is_not_a_byte() {
+    let mut store = Store::new(8, 16);
+    let mut rec = Rec::default();
+    let mut e = store.engine(Config {
+        idle_timeout_ns: 10_000_000_000,
+        ..cfg()
+    });
+    let mut c = Conv::new(42024, 100, 7000);
+    let mut f = c.handshake();
+    f.push(c.send(0, ACK, b"idle"));
+    f.push(c.send(1, ACK, &[]));
+    c.send(0, FIN | ACK, &[]);
+    for f in &f {
+        e.process(Timestamp::from_secs(1), LinkType::ETHERNET, f, &mut rec)
+            .unwrap();
+    }
+    let late = c.send(1, FIN | ACK, &[]);
+    e.process(
+        Timestamp::from_secs(60),
+        LinkType::ETHERNET,
+        &late,
+        &mut rec,
+    )
+    .unwrap();
+    e.finish(&mut rec);
+    assert_eq!(rec.flows.len(), 1);
+    let fl = rec.find(42024, 0);
+    assert_eq!(fl.close, Some(CloseReason::Idle));
+    assert_eq!(fl.dirs[0].bytes, b"idle");
+    assert_eq!(e.stats().flow.gap_bytes, 0);
+}
+
+/// Jumps within `max_jump` repeated through holes given up (the pool is two blocks): the
+/// holes no ACK covers stop growing at about `max_jump`, acknowledged or not.
+#[test]
+fn repeated_jumps_through_given_up_holes_are_bounded() {
+    for acked in [false, true] {
+        let mut c = Conv::new(42030, 100, 7000);
+        let mut f = vec![c.send(0, SYN, &[])];
+        if acked {
+            f.push(c.send(1, SYN | ACK, &[]));
+        }
+        f.push(c.send(0, ACK, b"start"));
+        let mut at = c.seq[0];
+        for _ in 0..20 {
+            at = at.wrapping_add(40 << 20);
+            for j in 0..3 {
+                f.push(c.frame_at(0, at.wrapping_add(j * 10), ACK, b"j"));
+            }
+            at = at.wrapping_add(1);
+        }
+        let (rec, stats) = run(&mut Store::new(8, 2), cfg(), &f);
+        let fl = rec.find(42030, 0);
+        let len = fl.dirs[0].next;
+        assert_eq!(len, 5 + (40 << 20) + 21, "acked: {acked}");
+        assert_eq!(stats.flow.out_of_window, 19 * 3);
+    }
+}
+
+/// Holes the peer acknowledged were sent: a capture that lost most of a transfer keeps the
+/// bytes it has at their offsets, however large the holes.
+#[test]
+fn acknowledged_holes_do_not_count_against_the_reach() {
+    let mut c = Conv::new(42031, 100, 7000);
+    let mut f = c.handshake();
+    f.push(c.send(0, ACK, b"head"));
+    for _ in 0..5 {
+        // Lost, and acknowledged but for the last 100 bytes before the next piece.
+        c.seq[0] = c.seq[0].wrapping_add((200 << 20) - 100);
+        f.push(c.send(1, ACK, &[]));
+        c.seq[0] = c.seq[0].wrapping_add(100);
+        f.push(c.send(0, ACK, b"piece"));
+    }
+    f.extend(c.close());
+    // Two pool blocks: each hole is given up as the next piece comes.
+    let (rec, stats) = run(&mut Store::new(8, 2), cfg(), &f);
+    let fl = rec.find(42031, 0);
+    assert_eq!(fl.dirs[0].next, 4 + 5 * ((200 << 20) + 5));
+    assert_eq!(fl.dirs[0].gaps.len(), 5);
+    assert_eq!(stats.flow.out_of_window, 0);
+}
+
+/// A long connection evicted again and again by a SYN flood (4 flow records): with
+/// `resume_evicted` each later packet picks it up where it stopped, one connection whose
+/// events tile its stream; without, each pickup is a new connection.
+#[test]
+fn an_evicted_connection_resumes_where_it_stopped() {
+    for resume in [true, false] {
+        let mut store = Store::new(4, 16);
+        let mut rec = Rec::default();
+        let mut e = store.engine(Config {
+            resume_evicted: resume,
+            ..cfg()
+        });
+        let mut t = 0u64;
+        let mut feed = |e: &mut crate::Engine<'_>, rec: &mut Rec, f: &[u8]| {
+            t += 1_000_000;
+            e.process(Timestamp(t), LinkType::ETHERNET, f, rec).unwrap();
+        };
+        let mut l = Conv::new(43000, 100, 7000);
+        for f in l.handshake() {
+            feed(&mut e, &mut rec, &f);
+        }
+        let data = pattern(40 * 100, 11);
+        let mut port = 50000;
+        for chunk in data.chunks(100) {
+            feed(&mut e, &mut rec, &l.send(0, ACK, chunk));
+            feed(&mut e, &mut rec, &l.send(1, ACK, &[]));
+            for _ in 0..5 {
+                let mut syn = Conv::new(port, 1, 2);
+                port += 1;
+                feed(&mut e, &mut rec, &syn.send(0, SYN, &[]));
+            }
+        }
+        for f in l.close() {
+            feed(&mut e, &mut rec, &f);
+        }
+        e.finish(&mut rec);
+        let st = *e.stats();
+        if resume {
+            let fl = rec.find(43000, 0);
+            assert_eq!(fl.dirs[0].bytes, data);
+            assert!(fl.dirs[0].gaps.is_empty());
+            assert_eq!(fl.close, Some(CloseReason::Fin));
+            assert_eq!(st.flow.resumed, 40); // after each flood but the first, and the close
+            assert_eq!(st.flow.gap_bytes, 0);
+        } else {
+            assert_eq!(st.flow.resumed, 0);
+            let pieces = rec.flows.iter().filter(|f| f.key.port[0] == 43000).count();
+            assert!(pieces > 1, "{pieces}");
+        }
+    }
+}

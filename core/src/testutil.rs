@@ -119,10 +119,17 @@ impl Rec {
 impl Sink for Rec {
     fn open(&mut self, flow: &FlowInfo) {
         if let Some(&i) = self.by_slot.get(&flow.slot) {
-            assert!(
-                self.flows[i].close.is_some(),
-                "slot reopened while its flow is open"
-            );
+            let r = &mut self.flows[i];
+            assert!(r.close.is_some(), "slot reopened while its flow is open");
+            if flow.dirs.iter().any(|d| d.stream_len > 0) {
+                // An evicted connection picked up again: its events carry on.
+                assert_eq!((r.key, r.conn_index), (flow.key, flow.conn_index));
+                for (d, di) in r.dirs.iter().zip(&flow.dirs) {
+                    assert_eq!(d.next, di.stream_len, "resumed elsewhere");
+                }
+                r.close = None;
+                return;
+            }
         }
         self.flows.push(FlowRec {
             key: flow.key,

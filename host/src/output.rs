@@ -212,6 +212,9 @@ struct FlowOut {
 const LIVE: u64 = 1 << 63;
 /// Started while reading `-R` files: nothing is written for it.
 const SUPPRESSED: u64 = 1 << 62;
+/// Closed by eviction (not live): the slot keeps its directions' names and lengths, so that
+/// when the engine picks the connection up again its bytes go on in the same files.
+const EVICTED: u64 = 1 << 61;
 
 impl FlowOut {
     const EMPTY: FlowOut = FlowOut {
@@ -228,7 +231,7 @@ impl FlowOut {
     }
 
     fn session(&self) -> u64 {
-        self.meta & !(LIVE | SUPPRESSED)
+        self.meta & !(LIVE | SUPPRESSED | EVICTED)
     }
 }
 
@@ -898,6 +901,7 @@ impl Output {
     /// Stores delivered bytes of a direction at their offset.
     fn store(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
         if !self.ensure_name(flow, dir) {
+            self.host.unwritten_bytes += data.len() as u64;
             return;
         }
         let slot = flow.slot;
@@ -1007,7 +1011,9 @@ impl Output {
     }
 
     /// Finishes a direction's file: last bytes, length (a trailing gap is a hole), time.
-    fn close_dir(&mut self, flow: &FlowInfo, dir: Dir) -> Option<(PathBuf, u64)> {
+    /// `resumable`: the flow was evicted and may be picked up again, when its writes must
+    /// wait for this last job.
+    fn close_dir(&mut self, flow: &FlowInfo, dir: Dir, resumable: bool) -> Option<(PathBuf, u64)> {
         let slot = flow.slot;
         if self.console.is_some() {
             return None;
@@ -1046,7 +1052,11 @@ impl Output {
         let job = self.file_job(file, &name, create, buf, off, set_len, flow.first_ts.0);
         if !(job.only_time() && stamped) {
             // Otherwise the last write was an early one, which set the time too.
-            self.submit(job);
+            if let Some(seq) = self.submit(job) {
+                if resumable {
+                    self.early.insert(key(slot, dir), seq);
+                }
+            }
         }
         Some((self.display_name(&name), size))
     }
@@ -1311,6 +1321,15 @@ impl Sink for Output {
             }
             self.release(flow.slot);
         }
+        let f = self.flows[i];
+        if f.meta & EVICTED != 0 && flow.dirs.iter().any(|d| d.stream_len > 0) {
+            // The evicted connection picked up again (a new one starts at 0): same names,
+            // same files, its bytes at their offsets.
+            self.flows[i].meta = (f.meta & !EVICTED) | LIVE;
+            self.open_flows += 1;
+            self.max_open_flows = self.max_open_flows.max(self.open_flows);
+            return;
+        }
         self.start_flow(flow.slot);
     }
 
@@ -1372,11 +1391,13 @@ impl Sink for Output {
             return;
         };
         let (session, suppressed) = (f.session(), f.suppressed());
+        let resumable = reason == CloseReason::Evicted && !suppressed && self.console.is_none();
+        let bumps = [f.dirs[0].bump, f.dirs[1].bump];
         if suppressed {
             self.host.flows_ignored_late += 1;
         } else {
             for dir in Dir::BOTH {
-                let file = self.close_dir(flow, dir);
+                let file = self.close_dir(flow, dir, resumable);
                 if flow.dirs[dir.index()].packets == 0 && file.is_none() {
                     continue;
                 }
@@ -1401,7 +1422,19 @@ impl Sink for Output {
                 }
             }
         }
+        let kept = resumable.then(|| self.flows[flow.slot as usize].dirs);
         self.release(flow.slot);
+        if let Some(mut dirs) = kept {
+            // Names (closing gave them to the report), lengths and what was written stay.
+            for (d, bump) in dirs.iter_mut().zip(bumps) {
+                d.bump = bump;
+                d.buf = NO_BUF;
+            }
+            self.flows[flow.slot as usize] = FlowOut {
+                meta: session | EVICTED,
+                dirs,
+            };
+        }
     }
 }
 

@@ -55,8 +55,11 @@ pub struct HostStats {
     pub file_evictions: u64,
     /// Write errors (disk full, ...): data lost.
     pub write_errors: u64,
-    /// Directions not written because their name was refused (`..`, absolute).
+    /// Directions not written because their name was refused (`..`, absolute) or no free
+    /// name was found; the exit status is 1.
     pub name_errors: u64,
+    /// Stream bytes of those directions, not written.
+    pub unwritten_bytes: u64,
     /// Times the set of file names used was full and moved into its filter (`--max-names`).
     pub name_set_forgets: u64,
     /// After that: names passed over because a file of that name was in the output folder.
@@ -93,6 +96,7 @@ impl HostStats {
             ("file_evictions", self.file_evictions),
             ("write_errors", self.write_errors),
             ("name_errors", self.name_errors),
+            ("unwritten_bytes", self.unwritten_bytes),
             ("name_set_forgets", self.name_set_forgets),
             ("names_found_in_folder", self.names_found_in_folder),
             ("truncated_bytes", self.truncated_bytes),
@@ -156,6 +160,7 @@ pub fn stats_groups(s: &Stats) -> [(&'static str, Vec<(&'static str, u64)>); 3] 
                 ("closed_reused", f.closed_reused),
                 ("closed_end", f.closed_end),
                 ("reused", f.reused),
+                ("resumed", f.resumed),
                 ("payload_bytes", f.payload_bytes),
                 ("delivered_bytes", f.delivered_bytes),
                 ("ooo_segments", f.ooo_segments),
@@ -170,6 +175,7 @@ pub fn stats_groups(s: &Stats) -> [(&'static str, Vec<(&'static str, u64)>); 3] 
                 ("late_bytes", f.late_bytes),
                 ("after_close_bytes", f.after_close_bytes),
                 ("untracked_bytes", f.untracked_bytes),
+                ("fin_assumed", f.fin_assumed),
                 ("ignored_rsts", f.ignored_rsts),
             ],
         ),

@@ -820,6 +820,9 @@ pub fn run(o: Options) -> Result<i32, String> {
             Overlap::Last => OverlapPolicy::Last,
         },
         hash_key: random_key(),
+        // The file writer carries an evicted connection on in its files; the spool has no
+        // record for that.
+        resume_evicted: files_mode,
         ..Config::default()
     };
     if o.verbose {
@@ -1100,6 +1103,14 @@ pub fn run(o: Options) -> Result<i32, String> {
             (end.report, end.host, end.max_open_flows, false)
         }
     };
+    if host.name_errors > 0 {
+        // Warned about when it happened; bytes were lost.
+        eprintln!(
+            "tcpflow: {} directions not written ({} bytes): no file name",
+            host.name_errors, host.unwritten_bytes
+        );
+        failed = true;
+    }
     if let Some(s) = pcap_stats {
         host.pcap_received = s.received;
         host.pcap_dropped = s.dropped;

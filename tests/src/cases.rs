@@ -690,6 +690,70 @@ fn lost() -> Case {
     .tshark("tshark stops at a hole that is never filled: the server file ends at 1200 bytes (the middle hole agrees)")
 }
 
+/// A FIN that never arrives while the peer's ACK of it does: one connection per variant.
+fn lost_fin() -> Case {
+    let mk = |port: u16, t: u64| {
+        Conn::new(
+            sa(&format!("10.0.5.1:{port}")),
+            sa("10.0.5.2:80"),
+            20_000 + port as u32,
+            30_000 + port as u32,
+            LinkOpts::default().start(at(0) + t * 300),
+        )
+    };
+    // The client's FIN lost; the server's FIN acknowledges it.
+    let mut a = mk(40007, 0);
+    let mut va = a.handshake();
+    va.extend(a.send(C2S, &http_get("/fin", "10.0.5.2"), 1448));
+    va.push(a.ack(S2C));
+    va.extend(a.send(S2C, &http_response(50, 900), 1448));
+    va.push(a.ack(C2S));
+    let _lost = a.fin(C2S);
+    va.push(a.fin(S2C));
+    va.push(a.ack(C2S));
+    // The client's last data segment lost with its FIN: the hole is the data only.
+    let mut b = mk(40008, 1);
+    let mut vb = b.handshake();
+    let s = b.send(C2S, &text(51, 700), 400);
+    vb.push(s[0].clone());
+    let _lost = b.fin(C2S);
+    vb.push(b.ack(S2C));
+    vb.extend(b.send(S2C, &text(52, 300), 1448));
+    vb.push(b.fin(S2C));
+    vb.push(b.ack(C2S));
+    // The server's last segment and FIN lost; the client's FIN acknowledges both.
+    let mut c = mk(40009, 2);
+    let mut vc = c.handshake();
+    vc.extend(c.send(C2S, &http_get("/both", "10.0.5.2"), 1448));
+    let r = c.send(S2C, &http_response(53, 2000), 1000);
+    vc.extend(r[..2].iter().cloned());
+    let _lost = c.fin(S2C);
+    vc.push(c.fin(C2S));
+    vc.push(c.ack(S2C));
+    // The server resets, acknowledging the client's lost FIN.
+    let mut d = mk(40010, 3);
+    let mut vd = d.handshake();
+    vd.extend(d.send(C2S, &text(54, 200), 1448));
+    let _lost = d.fin(C2S);
+    vd.push(d.rst(S2C));
+    // The ACK of the server's lost FIN is the last packet of the capture.
+    let mut e = mk(40011, 4);
+    let mut ve = e.handshake();
+    ve.extend(e.send(C2S, &http_get("/end", "10.0.5.2"), 1448));
+    ve.extend(e.send(S2C, &http_response(55, 500), 1448));
+    let _lost = e.fin(S2C);
+    e.wait(10_000_000);
+    ve.push(e.ack(C2S));
+    Case::new(
+        "lost-fin",
+        "FINs that never arrive while the peer's ACK of them does (after a FIN, a RST, at the end of the capture), some with the data before them lost too: files are exactly the bytes sent",
+        vec![a, b, c, d, e],
+        merge_by_time(vec![va, vb, vc, vd, ve]),
+    )
+    .policy("an acknowledged sequence number past every byte seen, with no FIN seen, is taken for the lost FIN, never a byte: the file ends before it (counted as fin_assumed)")
+    .tshark("tshark stops at a hole that is never filled: the client file of :40008 ends at 400 bytes and the server file of :40009 at 2000")
+}
+
 fn snaplen() -> Case {
     let mut c = Conn::new(
         sa("10.0.5.1:40005"),
@@ -875,6 +939,7 @@ pub fn all() -> Vec<Case> {
         syn_data(),
         keepalive(),
         lost(),
+        lost_fin(),
         snaplen(),
         tso(),
         link_case(
