@@ -97,7 +97,10 @@ pub struct Args {
 
     /// Print each reconstructed chunk to standard output, after a `SRC.PORT-DST.PORT: ` header,
     /// instead of writing files. Chunks come in stream order (tcpflow 1.6 printed packets as
-    /// they arrived). Non-printable bytes are shown as `.` unless -B.
+    /// they arrived). Bytes that could drive a terminal are escaped unless -B: a backslash is
+    /// shown as `\\`, a carriage return as `\r`, and every byte other than printable ASCII,
+    /// newline and tab as `\xHH` (tcpflow 1.6 showed them as `.` but passed `\r` through,
+    /// so a stream could overwrite a shown line); -s shows them as `.`.
     #[arg(short = 'c')]
     pub console: bool,
 
@@ -105,8 +108,8 @@ pub struct Args {
     #[arg(short = 'C')]
     pub console_no_header: bool,
 
-    /// Show non-printable bytes as `.` on the console (the default with -c/-C, as in tcpflow
-    /// 1.6; kept for scripts that pass it).
+    /// Show non-printable bytes (carriage returns too) as `.` on the console, as tcpflow 1.6
+    /// does, instead of the default `\xHH` escapes; newlines stay.
     #[arg(short = 's')]
     pub strip: bool,
 
@@ -532,6 +535,8 @@ impl Args {
                 ConsoleFormat::Hex
             } else if self.binary {
                 ConsoleFormat::Binary
+            } else if self.strip {
+                ConsoleFormat::Dots
             } else {
                 ConsoleFormat::Printable
             };
@@ -782,6 +787,8 @@ mod tests {
         assert!(!c.header && !c.newline && c.format == ConsoleFormat::Hex);
         let c = parse(&["-c", "-B", "-r", "x"]).unwrap().console.unwrap();
         assert_eq!(c.format, ConsoleFormat::Binary);
+        let c = parse(&["-c", "-s", "-r", "x"]).unwrap().console.unwrap();
+        assert_eq!(c.format, ConsoleFormat::Dots);
     }
 
     #[test]

@@ -21,8 +21,9 @@
 //!
 //! ## Console
 //! Each delivered chunk is printed as tcpflow 1.6 prints a packet: `NAME: ` then the bytes
-//! (non-printable ones as `.` unless binary output was asked for, or a hex dump), then a
-//! newline unless `-0`. Chunks come reassembled, in stream order per direction.
+//! (control and other non-ASCII bytes escaped as `\xHH`, or as `.` with `-s`, unless binary
+//! output was asked for, or a hex dump), then a newline unless `-0`. Chunks come reassembled,
+//! in stream order per direction.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -69,8 +70,14 @@ impl Default for Limits {
 /// How the console shows bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConsoleFormat {
-    /// Printable ASCII, `\n` and `\r` as they are; anything else as `.` (tcpflow 1.6's default).
+    /// Printable ASCII, `\n` and `\t` as they are; a backslash as `\\`, a carriage return as
+    /// `\r`, any other byte as `\xHH`: a captured stream cannot move the cursor or recolour a
+    /// terminal (tcpflow 1.6 passed `\r` through, so a stream could overwrite a shown line),
+    /// and what is shown reads back to the bytes.
     Printable,
+    /// `-s`: printable ASCII and `\n` as they are, anything else as `.` (tcpflow 1.6's
+    /// format, without its `\r` passed through).
+    Dots,
     /// The bytes as they are (`-B`).
     Binary,
     /// Offset, hex and ASCII columns, 32 bytes a line (`-D`).
@@ -1255,14 +1262,36 @@ pub fn print_chunk(
     match o.format {
         ConsoleFormat::Binary => out.write_all(data)?,
         ConsoleFormat::Printable => {
-            let mut line = Vec::with_capacity(data.len());
-            line.extend(data.iter().map(|&b| {
-                if (0x20..0x7f).contains(&b) || b == b'\n' || b == b'\r' {
-                    b
-                } else {
-                    b'.'
+            let mut line = Vec::with_capacity(data.len() + data.len() / 8);
+            for &b in data {
+                match b {
+                    b'\\' => line.extend_from_slice(b"\\\\"),
+                    b'\r' => line.extend_from_slice(b"\\r"),
+                    0x20..=0x7e | b'\n' | b'\t' => line.push(b),
+                    _ => {
+                        const HEX: &[u8; 16] = b"0123456789abcdef";
+                        line.extend_from_slice(&[
+                            b'\\',
+                            b'x',
+                            HEX[usize::from(b >> 4)],
+                            HEX[usize::from(b & 15)],
+                        ]);
+                    }
                 }
-            }));
+            }
+            out.write_all(&line)?;
+        }
+        ConsoleFormat::Dots => {
+            let line: Vec<u8> = data
+                .iter()
+                .map(|&b| {
+                    if (0x20..0x7f).contains(&b) || b == b'\n' {
+                        b
+                    } else {
+                        b'.'
+                    }
+                })
+                .collect();
             out.write_all(&line)?;
         }
         ConsoleFormat::Hex => {
@@ -1899,7 +1928,27 @@ mod tests {
         };
         let mut v = Vec::new();
         print_chunk(&mut v, &o, Some("A-B"), b"\x00!\nok\x7f").unwrap();
-        assert_eq!(v, b"A-B: .!\nok.\n");
+        assert_eq!(v, b"A-B: \\x00!\nok\\x7f\n");
+        // A crafted stream: a carriage return that would overwrite the line, an escape
+        // sequence that would clear the screen, a C1 CSI in UTF-8, a backslash that would
+        // make `\x1b` ambiguous. Only printable ASCII, tabs and newlines reach the terminal.
+        let crafted = b"rm -rf ~\rls -l   \x1b[2J\tok\\x1b\xc2\x9b\x80\n";
+        let mut v = Vec::new();
+        print_chunk(&mut v, &o, None, crafted).unwrap();
+        assert_eq!(
+            String::from_utf8(v.clone()).unwrap(),
+            "rm -rf ~\\rls -l   \\x1b[2J\tok\\\\x1b\\xc2\\x9b\\x80\n\n"
+        );
+        assert!(v
+            .iter()
+            .all(|&b| (0x20..0x7f).contains(&b) || b == b'\n' || b == b'\t'));
+        let dots = ConsoleOpts {
+            format: ConsoleFormat::Dots,
+            ..o
+        };
+        let mut v = Vec::new();
+        print_chunk(&mut v, &dots, None, crafted).unwrap();
+        assert_eq!(v, b"rm -rf ~.ls -l   .[2J.ok\\x1b...\n\n");
         let o = ConsoleOpts {
             header: false,
             format: ConsoleFormat::Binary,
