@@ -45,7 +45,9 @@ link type they hold) and interfaces alike, e.g. `tcpflow -r x.pcap port 80`.
 Exit status: 0 when everything was read and written (also after SIGINT/SIGTERM, which stop
 reading, write out every flow and the report); 1 when an input could not be read completely
 or an output could not be written (what could be reconstructed is still written); 2 for a
-usage error.";
+usage error. A flow file that cannot be written (a file size limit such as `ulimit -f` or
+FAT32's 4 GiB, a FIFO or device under its name) costs that file only: a warning names it,
+the report counts its bytes as write_lost_bytes, and the run goes on; a full disk stops it.";
 
 /// How overlapping copies of the same stream bytes are resolved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -150,6 +150,8 @@ const FAILED: u8 = 8;
 const MAX_FILE_WARNINGS: u64 = 20;
 
 const NO_BUF: u32 = u32::MAX;
+/// Console output is written in pieces of about this size.
+const CONSOLE_BUFFER: usize = 64 * 1024;
 const UNNAMED: u16 = u16::MAX;
 const NAME_FAILED: u16 = u16::MAX - 1;
 /// Most tries to find a free name.
@@ -251,7 +253,11 @@ impl FlowOut {
 
 #[derive(Debug)]
 struct Console {
-    out: io::BufWriter<io::Stdout>,
+    out: io::Stdout,
+    /// What is printed, until [`CONSOLE_BUFFER`] or a flush.
+    buf: Vec<u8>,
+    /// Stream bytes in `buf`: counted as written once they reached standard output.
+    buf_data: u64,
     opts: ConsoleOpts,
 }
 
@@ -374,8 +380,13 @@ impl Output {
         report: Report,
         opts: ConsoleOpts,
     ) -> Output {
-        let out = io::BufWriter::with_capacity(64 * 1024, io::stdout());
-        Self::new(cfg, max_flows, report, Some(Console { out, opts }))
+        let console = Console {
+            out: io::stdout(),
+            buf: Vec::with_capacity(CONSOLE_BUFFER),
+            buf_data: 0,
+            opts,
+        };
+        Self::new(cfg, max_flows, report, Some(console))
     }
 
     fn new(
@@ -460,8 +471,12 @@ impl Output {
     /// Writes buffered console output (live capture calls this when idle).
     pub fn flush_console(&mut self) {
         if let Some(c) = &mut self.console {
-            if let Err(e) = c.out.flush() {
-                self.console_error(e);
+            let res = c.out.write_all(&c.buf).and_then(|()| c.out.flush());
+            let data = std::mem::take(&mut c.buf_data);
+            c.buf.clear();
+            match res {
+                Ok(()) => self.host.bytes_written += data,
+                Err(e) => self.console_error(e),
             }
         }
     }
@@ -1343,10 +1358,11 @@ impl Output {
             None
         };
         let Some(c) = &mut self.console else { return };
-        let res = print_chunk(&mut c.out, &c.opts, name.as_deref(), data);
-        self.host.bytes_written += data.len() as u64;
-        if let Err(e) = res {
-            self.console_error(e);
+        // Writing to a Vec cannot fail.
+        let _ = print_chunk(&mut c.buf, &c.opts, name.as_deref(), data);
+        c.buf_data += data.len() as u64;
+        if c.buf.len() >= CONSOLE_BUFFER {
+            self.flush_console();
         }
     }
 }

@@ -270,3 +270,36 @@ fn fifo_under_a_flow_name_costs_that_flow() {
     assert_eq!(num(&totals, "bytes_written"), on_disk, "{totals}");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// Console output that cannot be written (standard output on a full device): the run stops
+/// with status 1, and the report counts none of it as written; to a working output, every
+/// stream byte.
+#[test]
+fn console_bytes_written_are_the_ones_that_reached_it() {
+    let d = tmp("console-full");
+    let cap = d.join("c.pcap");
+    capture(4, |i| 30_000 + i as usize).write(&cap);
+    let xml = d.join("r.xml");
+    let streams: u64 = (0..4)
+        .map(|i| 30_000 + i + format!("GET /{i} HTTP/1.0\r\n\r\n").len() as u64)
+        .sum();
+    for (target, status, written) in [("/dev/full", 1, 0), ("/dev/null", 0, streams)] {
+        let out = std::fs::OpenOptions::new()
+            .write(true)
+            .open(target)
+            .unwrap();
+        let o = bin()
+            .args(["-c", "-r", s(&cap), "-X", s(&xml)])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(status), "{}", stderr(&o));
+        let x = std::fs::read_to_string(&xml).unwrap();
+        assert!(
+            x.contains(&format!(" bytes_written='{written}' ")),
+            "{target}: {x}"
+        );
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
