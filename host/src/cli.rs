@@ -45,7 +45,9 @@ link type they hold) and interfaces alike, e.g. `tcpflow -r x.pcap port 80`.
 Exit status: 0 when everything was read and written (also after SIGINT/SIGTERM, which stop
 reading, write out every flow and the report); 1 when an input could not be read completely
 or an output could not be written (what could be reconstructed is still written); 2 for a
-usage error.";
+usage error. A flow file that cannot be written (a file size limit such as `ulimit -f` or
+FAT32's 4 GiB, a FIFO or device under its name) costs that file only: a warning names it,
+the report counts its bytes as write_lost_bytes, and the run goes on; a full disk stops it.";
 
 /// How overlapping copies of the same stream bytes are resolved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -97,7 +99,10 @@ pub struct Args {
 
     /// Print each reconstructed chunk to standard output, after a `SRC.PORT-DST.PORT: ` header,
     /// instead of writing files. Chunks come in stream order (tcpflow 1.6 printed packets as
-    /// they arrived). Non-printable bytes are shown as `.` unless -B.
+    /// they arrived). Bytes that could drive a terminal are escaped unless -B: a backslash is
+    /// shown as `\\`, a carriage return as `\r`, and every byte other than printable ASCII,
+    /// newline and tab as `\xHH` (tcpflow 1.6 showed them as `.` but passed `\r` through,
+    /// so a stream could overwrite a shown line); -s shows them as `.`.
     #[arg(short = 'c')]
     pub console: bool,
 
@@ -105,8 +110,8 @@ pub struct Args {
     #[arg(short = 'C')]
     pub console_no_header: bool,
 
-    /// Show non-printable bytes as `.` on the console (the default with -c/-C, as in tcpflow
-    /// 1.6; kept for scripts that pass it).
+    /// Show non-printable bytes (carriage returns too) as `.` on the console, as tcpflow 1.6
+    /// does, instead of the default `\xHH` escapes; newlines stay.
     #[arg(short = 's')]
     pub strip: bool,
 
@@ -566,6 +571,8 @@ impl Args {
                 ConsoleFormat::Hex
             } else if self.binary {
                 ConsoleFormat::Binary
+            } else if self.strip {
+                ConsoleFormat::Dots
             } else {
                 ConsoleFormat::Printable
             };
@@ -846,6 +853,8 @@ mod tests {
         assert!(!c.header && !c.newline && c.format == ConsoleFormat::Hex);
         let c = parse(&["-c", "-B", "-r", "x"]).unwrap().console.unwrap();
         assert_eq!(c.format, ConsoleFormat::Binary);
+        let c = parse(&["-c", "-s", "-r", "x"]).unwrap().console.unwrap();
+        assert_eq!(c.format, ConsoleFormat::Dots);
     }
 
     #[test]

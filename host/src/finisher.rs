@@ -8,9 +8,11 @@
 //!
 //! Jobs go in batches of [`BATCH`] through a small bounded queue (the decoding thread waits
 //! when the writer is behind, so memory stays bounded: at most [`QUEUE`] buffers in flight;
-//! batches, because waking the other thread for every file cost a futex call or two each). A failure is
-//! recorded and seen by the caller's next [`Finisher::failed`] check, and every message is
-//! handed back by [`Finisher::wait`].
+//! batches, because waking the other thread for every file cost a futex call or two each).
+//! A failure that ends the run ([`is_fatal`]: disk full) is recorded and seen by the caller's
+//! next [`Finisher::failed`] check, and every message is handed back by [`Finisher::wait`].
+//! Any other failure costs its file only: it is handed back by [`Finisher::take_file_errors`]
+//! with the bytes that did not reach the file.
 
 use std::fs::{File, FileTimes};
 use std::io;
@@ -36,6 +38,9 @@ pub const INLINE_JOBS: usize = 256;
 /// One direction's last write.
 #[derive(Debug)]
 pub struct FinalWrite {
+    /// Whose file: the caller's flow slot and direction id, handed back with a failure.
+    pub slot: u32,
+    pub id: u64,
     /// The descriptor the open-file cache held, if any; otherwise `path` is opened.
     pub file: Option<File>,
     /// Full path (output folder joined).
@@ -62,10 +67,59 @@ impl FinalWrite {
     }
 }
 
+/// A job that failed for its file only (see [`is_fatal`]).
+#[derive(Debug)]
+pub struct FileError {
+    pub slot: u32,
+    pub id: u64,
+    /// What failed, naming the file.
+    pub msg: String,
+    /// Bytes of the job that did not reach the file.
+    pub lost: u64,
+    /// The job had to open the file and could not: it was not created (or reopened).
+    pub not_opened: bool,
+    /// The job was to create the file (rather than reopen it).
+    pub create: bool,
+}
+
+/// Whether a write error ends the run rather than only its file: no room on the file
+/// system (disk full, quota), or the file system itself gone (read-only, I/O error). A
+/// file size limit (`ulimit -f`, FAT32's 4 GiB), a FIFO or a device under a flow's name,
+/// and the like cost that file alone.
+pub fn is_fatal(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSPC | libc::EDQUOT | libc::EROFS | libc::EIO)
+    )
+}
+
+/// `write_all_at` that says how much reached the file before an error.
+pub fn write_all_at_counted(f: &File, mut data: &[u8], mut off: u64) -> (u64, Option<io::Error>) {
+    let mut n = 0u64;
+    while !data.is_empty() {
+        match f.write_at(data, off) {
+            Ok(0) => return (n, Some(io::ErrorKind::WriteZero.into())),
+            Ok(w) => {
+                n += w as u64;
+                off += w as u64;
+                data = &data[w..];
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (n, Some(e)),
+        }
+    }
+    (n, None)
+}
+
 #[derive(Debug, Default)]
 struct Shared {
     failed: AtomicBool,
     errors: Mutex<Vec<String>>,
+    /// Failures of single files (not fatal), until the caller takes them.
+    file_errors: Mutex<Vec<FileError>>,
+    has_file_errors: AtomicBool,
+    /// Bytes that reached files.
+    written: Counter64,
     /// Jobs done so far (in the order submitted).
     done: Counter64,
 }
@@ -76,6 +130,24 @@ impl Shared {
             e.push(msg);
         }
         self.failed.store(true, Ordering::Release);
+    }
+
+    /// A failure of `job`'s file: fatal or for that file only.
+    fn fail_job(&self, job: &FinalWrite, e: &io::Error, msg: String, lost: u64, not_opened: bool) {
+        if is_fatal(e) {
+            return self.fail(msg);
+        }
+        if let Ok(mut v) = self.file_errors.lock() {
+            v.push(FileError {
+                slot: job.slot,
+                id: job.id,
+                msg,
+                lost,
+                not_opened,
+                create: job.create,
+            });
+        }
+        self.has_file_errors.store(true, Ordering::Release);
     }
 }
 
@@ -211,9 +283,28 @@ impl Finisher {
         }
     }
 
-    /// Whether a job failed (cheap: for the per-packet stop check).
+    /// Whether a job failed fatally (cheap: for the per-packet stop check).
     pub fn failed(&self) -> bool {
         self.shared.failed.load(Ordering::Acquire)
+    }
+
+    /// The failures of single files so far (cheap when there are none), oldest first.
+    pub fn take_file_errors(&self) -> Vec<FileError> {
+        // A load first: this is asked at every close, and failures are rare.
+        if !self.shared.has_file_errors.load(Ordering::Acquire)
+            || !self.shared.has_file_errors.swap(false, Ordering::AcqRel)
+        {
+            return Vec::new();
+        }
+        match self.shared.file_errors.lock() {
+            Ok(mut v) => std::mem::take(&mut *v),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Bytes the jobs wrote to files so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.shared.written.get()
     }
 
     /// Waits for every queued job; returns the failures' messages, oldest first.
@@ -261,33 +352,27 @@ fn perform_one(job: FinalWrite, file_mode: u32, sh: &Shared) {
         None => match open(&job, file_mode) {
             Ok(f) => Some(f),
             Err(e) => {
-                sh.fail(format!(
-                    "cannot create {}: {}",
-                    job.path.display(),
-                    io_message(&e)
-                ));
+                let msg = format!("cannot create {}: {}", job.path.display(), io_message(&e));
+                sh.fail_job(&job, &e, msg, job.buf.len() as u64, true);
                 return;
             }
         },
     };
     let f = job.file.as_ref().or(file.as_ref()).expect("a file");
     if !job.buf.is_empty() {
-        if let Err(e) = f.write_all_at(&job.buf, job.off) {
-            sh.fail(format!(
-                "writing {}: {}",
-                job.path.display(),
-                io_message(&e)
-            ));
+        let (n, err) = write_all_at_counted(f, &job.buf, job.off);
+        sh.written.add(n);
+        if let Some(e) = err {
+            let msg = format!("writing {}: {}", job.path.display(), io_message(&e));
+            sh.fail_job(&job, &e, msg, job.buf.len() as u64 - n, false);
             return;
         }
     }
     if let Some(len) = job.set_len {
         if let Err(e) = f.set_len(len) {
-            sh.fail(format!(
-                "extending {}: {}",
-                job.path.display(),
-                io_message(&e)
-            ));
+            // A trailing gap that cannot be a hole: no data lost, but the file is short.
+            let msg = format!("extending {}: {}", job.path.display(), io_message(&e));
+            sh.fail_job(&job, &e, msg, 0, false);
         }
     }
     let _ = f.set_times(FileTimes::new().set_modified(job.mtime));
@@ -297,6 +382,24 @@ fn perform_one(job: FinalWrite, file_mode: u32, sh: &Shared) {
 mod tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
+
+    /// Only a file system that is full or gone ends the run.
+    #[test]
+    fn fatal_errors_are_the_file_systems() {
+        for e in [libc::ENOSPC, libc::EDQUOT, libc::EROFS, libc::EIO] {
+            assert!(is_fatal(&io::Error::from_raw_os_error(e)), "{e}");
+        }
+        for e in [
+            libc::EFBIG,
+            libc::ENXIO,
+            libc::ELOOP,
+            libc::EISDIR,
+            libc::EACCES,
+        ] {
+            assert!(!is_fatal(&io::Error::from_raw_os_error(e)), "{e}");
+        }
+        assert!(!is_fatal(&io::Error::other("not a regular file")));
+    }
 
     #[test]
     fn writes_in_order_and_reports_failures() {
@@ -308,6 +411,8 @@ mod tests {
         let mtime = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
         for i in 0..100u8 {
             fin.submit(FinalWrite {
+                slot: 0,
+                id: 0,
                 file: None,
                 path: dir.join(format!("f{i}")),
                 create: true,
@@ -319,6 +424,8 @@ mod tests {
             });
         }
         fin.submit(FinalWrite {
+            slot: 0,
+            id: 0,
             file: None,
             path: dir.join("missing/f"),
             create: true,
@@ -332,6 +439,8 @@ mod tests {
         let early = dir.join("early");
         std::fs::write(&early, b"abc").unwrap();
         fin.submit(FinalWrite {
+            slot: 0,
+            id: 0,
             file: None,
             path: early.clone(),
             create: false,
@@ -347,9 +456,15 @@ mod tests {
             std::fs::metadata(&early).unwrap().modified().unwrap(),
             mtime
         );
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(errors[0].starts_with("cannot create "), "{errors:?}");
-        assert!(fin.failed());
+        // A file that cannot be created costs that file, not the run.
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(!fin.failed());
+        let file_errors = fin.take_file_errors();
+        assert_eq!(file_errors.len(), 1, "{file_errors:?}");
+        assert!(file_errors[0].msg.starts_with("cannot create "));
+        assert_eq!((file_errors[0].lost, file_errors[0].not_opened), (1, true));
+        let written: u64 = (0..100u64).map(|i| i + 1).sum::<u64>();
+        assert_eq!(fin.bytes_written(), written);
         for i in 0..100u8 {
             let p = dir.join(format!("f{i}"));
             let got = std::fs::read(&p).unwrap();

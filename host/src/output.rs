@@ -16,13 +16,21 @@
 //!   ([`crate::filecache`]): any number of concurrent flows works under a small descriptor
 //!   limit; a file closed to make room is reopened without truncation when needed.
 //! - At close the file gets the connection's first timestamp as its modification time.
-//! - A write error (disk full) is fatal: it is reported once, the run stops reading, what was
-//!   written stays, and the exit status is nonzero.
+//! - A write error that costs one file (a file size limit, a FIFO or device under the file's
+//!   name, a name the file system refuses) ends that direction's file only: a one-line
+//!   warning names it, the direction's bytes that did not reach it are counted
+//!   (`write_lost_bytes`, in its report record and the totals), and the run goes on, to exit
+//!   with status 1. The report record of a direction whose last write is on the finishing
+//!   thread waits for that write, so that it says what was lost.
+//! - Disk full (and a read-only or failing file system, [`crate::finisher::is_fatal`]) is
+//!   fatal: it is reported once, the run stops reading, what was written stays, and the exit
+//!   status is nonzero.
 //!
 //! ## Console
 //! Each delivered chunk is printed as tcpflow 1.6 prints a packet: `NAME: ` then the bytes
-//! (non-printable ones as `.` unless binary output was asked for, or a hex dump), then a
-//! newline unless `-0`. Chunks come reassembled, in stream order per direction.
+//! (control and other non-ASCII bytes escaped as `\xHH`, or as `.` with `-s`, unless binary
+//! output was asked for, or a hex dump), then a newline unless `-0`. Chunks come reassembled,
+//! in stream order per direction.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
@@ -35,7 +43,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use tcpflow_core::{CloseReason, Dir, FlowInfo, GapReason, Sink};
 
 use crate::filecache::FileCache;
-use crate::finisher::{FinalWrite, Finisher, QUEUE};
+use crate::finisher::{is_fatal, write_all_at_counted, FileError, FinalWrite, Finisher, QUEUE};
 use crate::input::io_message;
 use crate::report::{DirRecord, HostStats, Report};
 use crate::template::{NameParams, Template};
@@ -69,8 +77,14 @@ impl Default for Limits {
 /// How the console shows bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConsoleFormat {
-    /// Printable ASCII, `\n` and `\r` as they are; anything else as `.` (tcpflow 1.6's default).
+    /// Printable ASCII, `\n` and `\t` as they are; a backslash as `\\`, a carriage return as
+    /// `\r`, any other byte as `\xHH`: a captured stream cannot move the cursor or recolour a
+    /// terminal (tcpflow 1.6 passed `\r` through, so a stream could overwrite a shown line),
+    /// and what is shown reads back to the bytes.
     Printable,
+    /// `-s`: printable ASCII and `\n` as they are, anything else as `.` (tcpflow 1.6's
+    /// format, without its `\r` passed through).
+    Dots,
     /// The bytes as they are (`-B`).
     Binary,
     /// Offset, hex and ASCII columns, 32 bytes a line (`-D`).
@@ -120,7 +134,7 @@ struct DirOut {
     /// The name is the template's with the connection index counted up by this much
     /// (another direction had the name), or [`UNNAMED`] / [`NAME_FAILED`].
     bump: u16,
-    /// [`CREATED`], [`NAMED_WITHOUT_MACS`], [`STAMPED`].
+    /// [`CREATED`], [`NAMED_WITHOUT_MACS`], [`STAMPED`], [`FAILED`].
     flags: u8,
 }
 
@@ -131,8 +145,14 @@ const NAMED_WITHOUT_MACS: u8 = 2;
 /// The file's last write was an early one, which also set its time: at the direction's
 /// end, with nothing left to write, there is nothing to do.
 const STAMPED: u8 = 4;
+/// Writing the file failed (not fatally): the direction's bytes are counted, not written.
+const FAILED: u8 = 8;
+/// Files whose failure gets its own warning line; past it they are only counted.
+const MAX_FILE_WARNINGS: u64 = 20;
 
 const NO_BUF: u32 = u32::MAX;
+/// Console output is written in pieces of about this size.
+const CONSOLE_BUFFER: usize = 64 * 1024;
 const UNNAMED: u16 = u16::MAX;
 const NAME_FAILED: u16 = u16::MAX - 1;
 /// Most tries to find a free name.
@@ -237,7 +257,11 @@ impl FlowOut {
 
 #[derive(Debug)]
 struct Console {
-    out: io::BufWriter<io::Stdout>,
+    out: io::Stdout,
+    /// What is printed, until [`CONSOLE_BUFFER`] or a flush.
+    buf: Vec<u8>,
+    /// Stream bytes in `buf`: counted as written once they reached standard output.
+    buf_data: u64,
     opts: ConsoleOpts,
 }
 
@@ -279,6 +303,29 @@ pub struct Output {
     warned_name: bool,
     /// Last writes of finished directions, on a second thread (files only).
     finisher: Option<Finisher>,
+    /// Bytes that did not reach a failed file, by direction ([`dir_id`]): only directions
+    /// whose file failed.
+    lost: HashMap<u64, u64>,
+    /// Report records of closed directions, each waiting for the finishing thread's job of
+    /// that number (its file's last write), so that it can say what was lost.
+    pending: VecDeque<(u64, Pending)>,
+}
+
+/// A direction's report record, written once its file is finished.
+#[derive(Debug)]
+struct Pending {
+    flow: FlowInfo,
+    dir: Dir,
+    reason: CloseReason,
+    session: u64,
+    truncated: u64,
+    /// The name shown, the file's path, and its size if every write succeeds.
+    file: Option<(PathBuf, PathBuf, u64)>,
+}
+
+/// A direction's number for the run (flow slots are reused; sessions are not).
+fn dir_id(session: u64, dir: Dir) -> u64 {
+    session * 2 + dir.index() as u64
 }
 
 fn key(slot: u32, dir: Dir) -> u64 {
@@ -322,7 +369,12 @@ impl Output {
             for e in f.wait() {
                 self.fail(e);
             }
+            self.host.bytes_written += f.bytes_written();
+            for e in f.take_file_errors() {
+                self.job_failed(e);
+            }
         }
+        self.emit_records(true);
     }
 
     /// A console writer (no files).
@@ -332,8 +384,13 @@ impl Output {
         report: Report,
         opts: ConsoleOpts,
     ) -> Output {
-        let out = io::BufWriter::with_capacity(64 * 1024, io::stdout());
-        Self::new(cfg, max_flows, report, Some(Console { out, opts }))
+        let console = Console {
+            out: io::stdout(),
+            buf: Vec::with_capacity(CONSOLE_BUFFER),
+            buf_data: 0,
+            opts,
+        };
+        Self::new(cfg, max_flows, report, Some(console))
     }
 
     fn new(
@@ -378,6 +435,8 @@ impl Output {
             broken_pipe: false,
             warned_name: false,
             finisher: None,
+            lost: HashMap::new(),
+            pending: VecDeque::new(),
         }
     }
 
@@ -421,8 +480,12 @@ impl Output {
     /// Writes buffered console output (live capture calls this when idle).
     pub fn flush_console(&mut self) {
         if let Some(c) = &mut self.console {
-            if let Err(e) = c.out.flush() {
-                self.console_error(e);
+            let res = c.out.write_all(&c.buf).and_then(|()| c.out.flush());
+            let data = std::mem::take(&mut c.buf_data);
+            c.buf.clear();
+            match res {
+                Ok(()) => self.host.bytes_written += data,
+                Err(e) => self.console_error(e),
             }
         }
     }
@@ -441,6 +504,76 @@ impl Output {
         if self.fatal.is_none() {
             self.fatal = Some(what);
         }
+    }
+
+    /// Takes the finishing thread's failures of single files so far.
+    fn absorb_file_errors(&mut self) {
+        let errors = match &self.finisher {
+            Some(f) => f.take_file_errors(),
+            None => return,
+        };
+        for e in errors {
+            self.job_failed(e);
+        }
+    }
+
+    /// A job of the finishing thread failed for its file only.
+    fn job_failed(&mut self, e: FileError) {
+        if e.not_opened {
+            // `submit` counted the file as written or reopened.
+            if e.create {
+                self.host.files_written = self.host.files_written.saturating_sub(1);
+            } else {
+                self.host.file_reopens = self.host.file_reopens.saturating_sub(1);
+            }
+        }
+        self.file_failed(e.slot, e.id, &e.msg, e.lost);
+    }
+
+    /// A write to the file of direction `id` failed, for that file only: `lost` bytes did not
+    /// reach it. While its flow is open (in `slot`), the direction writes nothing more: what
+    /// it holds and what comes later is counted as lost instead.
+    fn file_failed(&mut self, slot: u32, id: u64, msg: &str, lost: u64) {
+        self.host.write_errors += 1;
+        let first = !self.lost.contains_key(&id);
+        self.lose(id, lost);
+        let dir = dir_of((id % 2) as usize);
+        let open = self
+            .flows
+            .get(slot as usize)
+            .is_some_and(|f| f.live() && dir_id(f.session(), dir) == id);
+        if open && !self.flows[slot as usize].dirs[dir.index()].has(FAILED) {
+            self.dir_mut(slot, dir).set(FAILED, true);
+            if let Some((data, _, _)) = self.take_buf(slot, dir) {
+                self.lose(id, data.len() as u64);
+            }
+            self.cache.remove(key(slot, dir));
+        }
+        if first {
+            self.host.files_failed += 1;
+            if self.host.files_failed <= MAX_FILE_WARNINGS {
+                eprintln!("tcpflow: warning: {msg}; the rest of that direction is not written");
+            } else if self.host.files_failed == MAX_FILE_WARNINGS + 1 {
+                eprintln!("tcpflow: warning: more files failed; the report counts them (files_failed, write_lost_bytes)");
+            }
+        }
+    }
+
+    /// Counts `n` bytes of direction `id` that did not reach its file.
+    fn lose(&mut self, id: u64, n: u64) {
+        *self.lost.entry(id).or_insert(0) += n;
+        self.host.write_lost_bytes += n;
+    }
+
+    /// Whether the direction's file failed: its bytes are counted, not written.
+    fn failed(&self, slot: u32, dir: Dir) -> bool {
+        self.flows[slot as usize].dirs[dir.index()].has(FAILED)
+    }
+
+    /// Counts bytes of a failed direction as lost.
+    fn lose_dir(&mut self, slot: u32, dir: Dir, n: usize) {
+        let id = dir_id(self.flows[slot as usize].session(), dir);
+        self.lose(id, n as u64);
     }
 
     fn console_error(&mut self, e: io::Error) {
@@ -644,6 +777,8 @@ impl Output {
             if let Some(f) = &mut self.finisher {
                 f.wait_for(seq);
             }
+            // An early write that failed marks the direction failed (the caller checks).
+            self.absorb_file_errors();
         }
         let full = self.cfg.outdir.join(rel);
         let created = self.flows[slot as usize].dirs[dir.index()].has(CREATED);
@@ -675,40 +810,54 @@ impl Output {
         if data.is_empty() {
             return;
         }
+        if self.failed(slot, dir) {
+            return self.lose_dir(slot, dir, data.len());
+        }
         let k = key(slot, dir);
         if !self.cache.contains(k) {
             let Some(rel) = self.name_for(flow, slot, dir) else {
                 self.fail("internal error: a direction to write has no file name".into());
                 return;
             };
-            match self.open_file(slot, dir, &rel) {
+            let opened = self.open_file(slot, dir, &rel);
+            if self.failed(slot, dir) {
+                // An early write of the file failed meanwhile.
+                return self.lose_dir(slot, dir, data.len());
+            }
+            match opened {
                 Ok(f) => {
                     self.cache.insert(k, f);
                 }
                 Err(e) => {
                     let full = self.cfg.outdir.join(&rel);
-                    self.fail(format!(
-                        "cannot create {}: {}",
-                        full.display(),
-                        io_message(&e)
-                    ));
+                    let msg = format!("cannot create {}: {}", full.display(), io_message(&e));
+                    self.write_failed(slot, dir, &e, msg, data.len() as u64);
                     return;
                 }
             }
         }
         let f = self.cache.get(k).expect("just inserted");
-        match f.write_all_at(data, off) {
-            Ok(()) => {
-                self.host.bytes_written += data.len() as u64;
-                self.note_written(slot, dir, off + data.len() as u64);
-                self.dir_mut(slot, dir).set(STAMPED, false);
-            }
-            Err(e) => {
-                let rel = self.name_for(flow, slot, dir).unwrap_or_default();
-                let full = self.cfg.outdir.join(rel);
-                self.fail(format!("writing {}: {}", full.display(), io_message(&e)));
-            }
+        let (n, err) = write_all_at_counted(f, data, off);
+        self.host.bytes_written += n;
+        if n > 0 {
+            self.note_written(slot, dir, off + n);
+            self.dir_mut(slot, dir).set(STAMPED, false);
         }
+        if let Some(e) = err {
+            let rel = self.name_for(flow, slot, dir).unwrap_or_default();
+            let full = self.cfg.outdir.join(rel);
+            let msg = format!("writing {}: {}", full.display(), io_message(&e));
+            self.write_failed(slot, dir, &e, msg, data.len() as u64 - n);
+        }
+    }
+
+    /// A write of this thread failed: fatal, or for the direction's file only.
+    fn write_failed(&mut self, slot: u32, dir: Dir, e: &io::Error, msg: String, lost: u64) {
+        if is_fatal(e) {
+            return self.fail(msg);
+        }
+        let id = dir_id(self.flows[slot as usize].session(), dir);
+        self.file_failed(slot, id, &msg, lost);
     }
 
     /// Gives a direction an (empty) buffer entry, named, its overhead counted.
@@ -769,6 +918,11 @@ impl Output {
         let mut data = std::mem::take(&mut e.data);
         self.live_buffers -= 1;
         self.write_at(None, slot, dir, off, &data);
+        if self.flows[slot as usize].dirs[dir.index()].buf != b {
+            // The file failed: its buffer entry was given up.
+            self.buffered -= data.capacity();
+            return;
+        }
         if keep {
             data.clear();
             self.bufs[b as usize].data = data;
@@ -821,8 +975,8 @@ impl Output {
         // its end.
         d.set(STAMPED, true);
         self.note_written(slot, dir, off + buf.len() as u64);
-        self.host.bytes_written += buf.len() as u64;
-        let job = self.file_job(file, &name, create, buf, off, None, mtime_ns);
+        let id = dir_id(self.flows[slot as usize].session(), dir);
+        let job = self.file_job((slot, id), file, &name, create, buf, off, None, mtime_ns);
         if let Some(seq) = self.submit(job) {
             if self.early.len() >= 4 * QUEUE {
                 let done = self.finisher.as_ref().map_or(u64::MAX, |f| f.done_jobs());
@@ -856,6 +1010,9 @@ impl Output {
                 // A full buffer is a streaming direction: keep its memory, within the budget.
                 let keep = full && follows && self.buffered <= self.cfg.limits.total_buffer / 2;
                 self.flush_dir_keeping(slot, dir, keep);
+                if self.failed(slot, dir) {
+                    return self.lose_dir(slot, dir, data.len());
+                }
             }
         }
         if data.len() >= cap {
@@ -905,6 +1062,9 @@ impl Output {
             return;
         }
         let slot = flow.slot;
+        if self.failed(slot, dir) {
+            return self.lose_dir(slot, dir, data.len());
+        }
         let d = self.flows[slot as usize].dirs[dir.index()];
         let (buf_off, buf_len) = match d.buf {
             NO_BUF => (0, 0),
@@ -923,6 +1083,9 @@ impl Output {
                 self.write_at(Some(flow), slot, dir, off, &rest[..n]);
                 off += n as u64;
                 rest = &rest[n..];
+                if self.failed(slot, dir) {
+                    return self.lose_dir(slot, dir, rest.len());
+                }
             }
             if !rest.is_empty() {
                 let e = &mut self.bufs[d.buf as usize];
@@ -937,6 +1100,9 @@ impl Output {
             self.write_at(Some(flow), slot, dir, off, &rest[..n]);
             off += n as u64;
             rest = &rest[n..];
+            if self.failed(slot, dir) {
+                return self.lose_dir(slot, dir, rest.len());
+            }
         }
         if !rest.is_empty() {
             self.append(flow, dir, off, rest);
@@ -950,7 +1116,7 @@ impl Output {
             return false;
         };
         let d = f.dirs[dir.index()];
-        if f.suppressed() || !d.named() {
+        if f.suppressed() || !d.named() || d.has(FAILED) {
             return false;
         }
         let (data, _) = clip(self.cfg.max_bytes, offset, data);
@@ -1012,13 +1178,14 @@ impl Output {
 
     /// Finishes a direction's file: last bytes, length (a trailing gap is a hole), time.
     /// `resumable`: the flow was evicted and may be picked up again, when its writes must
-    /// wait for this last job.
+    /// wait for this last job. Returns its name (relative to the output folder) and size.
     fn close_dir(&mut self, flow: &FlowInfo, dir: Dir, resumable: bool) -> Option<(PathBuf, u64)> {
         let slot = flow.slot;
         if self.console.is_some() {
             return None;
         }
-        let d = self.flows.get(slot as usize).filter(|f| f.live())?.dirs[dir.index()];
+        let f = self.flows.get(slot as usize).filter(|f| f.live())?;
+        let (d, id) = (f.dirs[dir.index()], dir_id(f.session(), dir));
         if !d.named() {
             return None;
         }
@@ -1028,6 +1195,12 @@ impl Output {
             None => (Vec::new(), 0, self.name_for(Some(flow), slot, dir)?),
         };
         self.dir_mut(slot, dir).bump = UNNAMED;
+        if d.has(FAILED) {
+            // Nothing more goes to the file; the record says what it holds.
+            self.cache.remove(key(slot, dir));
+            self.early.remove(&key(slot, dir));
+            return Some((name, 0));
+        }
         let end = d.end;
         let file_len = match self.cfg.max_bytes {
             Some(m) => end.min(m),
@@ -1037,7 +1210,6 @@ impl Output {
         let create = !d.has(CREATED);
         let mut written_end = d.written_end;
         if !buf.is_empty() {
-            self.host.bytes_written += buf.len() as u64;
             written_end = written_end.max(off + buf.len() as u64);
         }
         let set_len = (written_end < file_len).then_some(file_len);
@@ -1049,7 +1221,16 @@ impl Output {
         // `set_len` (a failure is reported as the run's error).
         let size = written_end.max(file_len);
         self.early.remove(&key(slot, dir));
-        let job = self.file_job(file, &name, create, buf, off, set_len, flow.first_ts.0);
+        let job = self.file_job(
+            (slot, id),
+            file,
+            &name,
+            create,
+            buf,
+            off,
+            set_len,
+            flow.first_ts.0,
+        );
         if !(job.only_time() && stamped) {
             // Otherwise the last write was an early one, which set the time too.
             if let Some(seq) = self.submit(job) {
@@ -1058,7 +1239,60 @@ impl Output {
                 }
             }
         }
-        Some((self.display_name(&name), size))
+        Some((name, size))
+    }
+
+    /// Writes the report records whose files are finished (`all`: every one; the finishing
+    /// thread is done).
+    fn emit_records(&mut self, all: bool) {
+        if self.pending.is_empty() {
+            return;
+        }
+        // Jobs done first, then their failures: a job's failure is recorded before it
+        // counts as done.
+        let done = match &self.finisher {
+            Some(f) if !all => f.done_jobs(),
+            _ => u64::MAX,
+        };
+        self.absorb_file_errors();
+        while self.pending.front().is_some_and(|(seq, _)| *seq <= done) {
+            let (_, p) = self.pending.pop_front().expect("a record");
+            self.write_record(&p);
+        }
+        if let Some(e) = self.report.error() {
+            if self.fatal.is_none() {
+                self.fatal = Some(e.to_string());
+            }
+        }
+    }
+
+    /// One direction's report record, with what did not reach its file.
+    fn write_record(&mut self, p: &Pending) {
+        let lost = self.lost.remove(&dir_id(p.session, p.dir));
+        let (name, size) = match &p.file {
+            Some((shown, path, size)) => {
+                // A failed file holds what reached it (a FIFO under its name: none of it).
+                let size = match lost {
+                    Some(_) => std::fs::symlink_metadata(path)
+                        .ok()
+                        .filter(|m| m.is_file())
+                        .map_or(0, |m| m.len()),
+                    None => *size,
+                };
+                (Some(shown.as_path()), size)
+            }
+            None => (None, 0),
+        };
+        self.report.direction(&DirRecord {
+            filename: name,
+            filesize: size,
+            flow: &p.flow,
+            dir: p.dir,
+            reason: p.reason,
+            session: p.session,
+            truncated_bytes: p.truncated,
+            write_lost_bytes: lost.unwrap_or(0),
+        });
     }
 
     /// A job for the finishing thread: `buf` at `off` of the file `name` (relative to the
@@ -1066,6 +1300,7 @@ impl Output {
     #[allow(clippy::too_many_arguments)]
     fn file_job(
         &self,
+        (slot, id): (u32, u64),
         file: Option<File>,
         name: &Path,
         create: bool,
@@ -1075,6 +1310,8 @@ impl Output {
         mtime_ns: u64,
     ) -> FinalWrite {
         FinalWrite {
+            slot,
+            id,
             file,
             path: self.cfg.outdir.join(name),
             create,
@@ -1125,10 +1362,11 @@ impl Output {
             None
         };
         let Some(c) = &mut self.console else { return };
-        let res = print_chunk(&mut c.out, &c.opts, name.as_deref(), data);
-        self.host.bytes_written += data.len() as u64;
-        if let Err(e) = res {
-            self.console_error(e);
+        // Writing to a Vec cannot fail.
+        let _ = print_chunk(&mut c.buf, &c.opts, name.as_deref(), data);
+        c.buf_data += data.len() as u64;
+        if c.buf.len() >= CONSOLE_BUFFER {
+            self.flush_console();
         }
     }
 }
@@ -1262,14 +1500,36 @@ pub fn print_chunk(
     match o.format {
         ConsoleFormat::Binary => out.write_all(data)?,
         ConsoleFormat::Printable => {
-            let mut line = Vec::with_capacity(data.len());
-            line.extend(data.iter().map(|&b| {
-                if (0x20..0x7f).contains(&b) || b == b'\n' || b == b'\r' {
-                    b
-                } else {
-                    b'.'
+            let mut line = Vec::with_capacity(data.len() + data.len() / 8);
+            for &b in data {
+                match b {
+                    b'\\' => line.extend_from_slice(b"\\\\"),
+                    b'\r' => line.extend_from_slice(b"\\r"),
+                    0x20..=0x7e | b'\n' | b'\t' => line.push(b),
+                    _ => {
+                        const HEX: &[u8; 16] = b"0123456789abcdef";
+                        line.extend_from_slice(&[
+                            b'\\',
+                            b'x',
+                            HEX[usize::from(b >> 4)],
+                            HEX[usize::from(b & 15)],
+                        ]);
+                    }
                 }
-            }));
+            }
+            out.write_all(&line)?;
+        }
+        ConsoleFormat::Dots => {
+            let line: Vec<u8> = data
+                .iter()
+                .map(|&b| {
+                    if (0x20..0x7f).contains(&b) || b == b'\n' {
+                        b
+                    } else {
+                        b'.'
+                    }
+                })
+                .collect();
             out.write_all(&line)?;
         }
         ConsoleFormat::Hex => {
@@ -1402,25 +1662,29 @@ impl Sink for Output {
                     continue;
                 }
                 let truncated = self.truncated.remove(&key(flow.slot, dir)).unwrap_or(0);
-                let (name, size) = match &file {
-                    Some((n, s)) => (Some(n.as_path()), *s),
-                    None => (None, 0),
-                };
-                self.report.direction(&DirRecord {
-                    filename: name,
-                    filesize: size,
-                    flow,
-                    dir,
-                    reason,
-                    session,
-                    truncated_bytes: truncated,
-                });
+                let file = file
+                    .map(|(rel, size)| (self.display_name(&rel), self.cfg.outdir.join(&rel), size));
+                // After the file's jobs, all submitted by now.
+                let seq = self.finisher.as_ref().map_or(0, |f| f.submitted());
+                self.pending.push_back((
+                    seq,
+                    Pending {
+                        flow: *flow,
+                        dir,
+                        reason,
+                        session,
+                        truncated,
+                        file,
+                    },
+                ));
             }
-            if let Some(e) = self.report.error() {
-                if self.fatal.is_none() {
-                    self.fatal = Some(e.to_string());
+            if self.pending.len() > 4 * QUEUE {
+                // Bounded: wait for the oldest record's file.
+                if let (Some(f), Some(&(seq, _))) = (&mut self.finisher, self.pending.front()) {
+                    f.wait_for(seq);
                 }
             }
+            self.emit_records(false);
         }
         let kept = resumable.then(|| self.flows[flow.slot as usize].dirs);
         self.release(flow.slot);
@@ -1444,6 +1708,7 @@ mod tests {
     use super::*;
     use crate::template::tests::flow4;
     use crate::template::DEFAULT;
+    use std::os::unix::fs::FileTypeExt;
     use tcpflow_core::Addr;
 
     fn tmpdir(tag: &str) -> PathBuf {
@@ -1557,6 +1822,76 @@ mod tests {
                 "{name}"
             );
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// FIFOs under two directions' names while buffers go out early on the finishing thread
+    /// (400 flows: past the inline start): the early write fails there; the direction that
+    /// then writes here sees it and writes nothing, the other ends with nothing to write.
+    /// Each costs its own bytes; every other file is right; only what reached files counts
+    /// as written.
+    #[test]
+    fn failed_early_writes_cost_their_file_only() {
+        let dir = tmpdir("fifo-early");
+        let limits = Limits {
+            dir_buffer: 64,
+            total_buffer: 2048,
+            max_open_files: 4,
+            ..Limits::default()
+        };
+        let mut out = Output::files(cfg(&dir, limits), 400, Report::none());
+        let flows: Vec<FlowInfo> = (0..400).map(flow_n).collect();
+        let name = |i: usize| {
+            Template::parse(DEFAULT).unwrap().expand(
+                &flows[i],
+                Dir::AtoB,
+                NameParams {
+                    conn_index: 0,
+                    session: i as u64,
+                },
+            )
+        };
+        for i in [307, 308] {
+            let c = std::ffi::CString::new(dir.join(name(i)).to_str().unwrap()).unwrap();
+            // SAFETY: a NUL-terminated path.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        }
+        for f in &flows {
+            out.open(f);
+        }
+        let chunk = |i: usize, o: u64, n: u64| -> Vec<u8> {
+            (o..o + n).map(|k| byte(i as u32, 0, k)).collect()
+        };
+        for (i, f) in flows.iter().enumerate() {
+            out.data(f, Dir::AtoB, 0, &chunk(i, 0, 40));
+        }
+        for (i, f) in flows.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
+            out.data(f, Dir::AtoB, 40, &chunk(i, 40, 100));
+        }
+        for f in &flows {
+            let mut f = *f;
+            f.dirs[0].packets = 2;
+            out.close(&f, CloseReason::Fin);
+        }
+        out.wait_writes();
+        assert!(out.fatal().is_none(), "{:?}", out.fatal());
+        assert!(out.host.buffer_budget_flushes > 0);
+        let mut on_disk = 0;
+        for i in 0..400 {
+            let p = dir.join(name(i));
+            if i == 307 || i == 308 {
+                assert!(std::fs::symlink_metadata(&p).unwrap().file_type().is_fifo());
+                continue;
+            }
+            let got = std::fs::read(&p).unwrap();
+            assert_eq!(got, chunk(i, 0, if i % 2 == 0 { 140 } else { 40 }), "{i}");
+            on_disk += got.len() as u64;
+        }
+        assert_eq!(out.host.files_failed, 2);
+        assert_eq!(out.host.write_lost_bytes, 40 + 140);
+        assert_eq!(out.host.bytes_written, on_disk);
+        assert_eq!(out.host.files_written, 398);
+        assert!(out.lost.is_empty() && out.pending.is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -1930,7 +2265,27 @@ mod tests {
         };
         let mut v = Vec::new();
         print_chunk(&mut v, &o, Some("A-B"), b"\x00!\nok\x7f").unwrap();
-        assert_eq!(v, b"A-B: .!\nok.\n");
+        assert_eq!(v, b"A-B: \\x00!\nok\\x7f\n");
+        // A crafted stream: a carriage return that would overwrite the line, an escape
+        // sequence that would clear the screen, a C1 CSI in UTF-8, a backslash that would
+        // make `\x1b` ambiguous. Only printable ASCII, tabs and newlines reach the terminal.
+        let crafted = b"rm -rf ~\rls -l   \x1b[2J\tok\\x1b\xc2\x9b\x80\n";
+        let mut v = Vec::new();
+        print_chunk(&mut v, &o, None, crafted).unwrap();
+        assert_eq!(
+            String::from_utf8(v.clone()).unwrap(),
+            "rm -rf ~\\rls -l   \\x1b[2J\tok\\\\x1b\\xc2\\x9b\\x80\n\n"
+        );
+        assert!(v
+            .iter()
+            .all(|&b| (0x20..0x7f).contains(&b) || b == b'\n' || b == b'\t'));
+        let dots = ConsoleOpts {
+            format: ConsoleFormat::Dots,
+            ..o
+        };
+        let mut v = Vec::new();
+        print_chunk(&mut v, &dots, None, crafted).unwrap();
+        assert_eq!(v, b"rm -rf ~.ls -l   .[2J.ok\\x1b...\n\n");
         let o = ConsoleOpts {
             header: false,
             format: ConsoleFormat::Binary,

@@ -14,8 +14,10 @@
 //! - this project's: `connection` (the `cN` index), `session` (`%S`), `vlan` (ids, outermost
 //!   first), `stream_len`, `gaps` and `gap_bytes` (bytes missing for good: holes in the file),
 //!   `retransmitted_bytes`, `conflict_bytes` (retransmitted bytes that differed from the kept
-//!   copy), `truncated_bytes` (cut by `-b`), `close` (`fin`, `rst`, `idle`, `evicted`,
-//!   `reused`, `end`).
+//!   copy), `truncated_bytes` (cut by `-b`), `write_lost_bytes` (bytes that did not reach the
+//!   file because writing it failed: a file size limit, a FIFO under its name...; then
+//!   `filesize` is what the file holds), `close` (`fin`, `rst`, `idle`, `evicted`, `reused`,
+//!   `end`).
 //!
 //! Totals: flow and packet counts, then every counter of the core's [`Stats`] and of the
 //! host (files, writes, libpcap drops), then resource usage.
@@ -53,8 +55,12 @@ pub struct HostStats {
     pub file_reopens: u64,
     /// Files closed by the open-file cache to make room.
     pub file_evictions: u64,
-    /// Write errors (disk full, ...): data lost.
+    /// Write errors (disk full, a file size limit, ...): data lost.
     pub write_errors: u64,
+    /// Directions whose file failed (not fatally): the run went on without them.
+    pub files_failed: u64,
+    /// Stream bytes that did not reach their file because writing it failed.
+    pub write_lost_bytes: u64,
     /// Directions not written because their name was refused (`..`, absolute) or no free
     /// name was found; the exit status is 1.
     pub name_errors: u64,
@@ -95,6 +101,8 @@ impl HostStats {
             ("file_reopens", self.file_reopens),
             ("file_evictions", self.file_evictions),
             ("write_errors", self.write_errors),
+            ("files_failed", self.files_failed),
+            ("write_lost_bytes", self.write_lost_bytes),
             ("name_errors", self.name_errors),
             ("unwritten_bytes", self.unwritten_bytes),
             ("name_set_forgets", self.name_set_forgets),
@@ -200,6 +208,8 @@ pub struct DirRecord<'a> {
     pub reason: CloseReason,
     pub session: u64,
     pub truncated_bytes: u64,
+    /// Bytes that did not reach the file (writing it failed).
+    pub write_lost_bytes: u64,
 }
 
 /// Totals for the end of the report.
@@ -368,6 +378,9 @@ fn dir_attrs(r: &DirRecord<'_>, mut attr: impl FnMut(&'static str, Val)) {
     attr("conflict_bytes", Val::Num(d.conflict_bytes));
     if r.truncated_bytes > 0 {
         attr("truncated_bytes", Val::Num(r.truncated_bytes));
+    }
+    if r.write_lost_bytes > 0 {
+        attr("write_lost_bytes", Val::Num(r.write_lost_bytes));
     }
     attr("close", Val::Word(close_reason_name(r.reason)));
 }
@@ -797,6 +810,7 @@ mod tests {
             reason: CloseReason::Fin,
             session: 0,
             truncated_bytes: 0,
+            write_lost_bytes: 0,
         });
         let stats = Stats::default();
         let host = HostStats::default();

@@ -680,6 +680,12 @@ fn summary(stats: &Stats, host: &HostStats, outdir: Option<&Path>, spooled: bool
         f.out_of_window,
         f.closed_evicted
     ));
+    if host.files_failed > 0 {
+        s.push_str(&format!(
+            "; {} files failed ({} bytes not written)",
+            host.files_failed, host.write_lost_bytes
+        ));
+    }
     s
 }
 
@@ -1090,6 +1096,8 @@ pub fn run(o: Options) -> Result<i32, String> {
             }
             let broken_pipe = out.broken_pipe();
             let (report, host, max_open) = out.into_report();
+            // Files that failed alone (each warned about): the run went on, the status says so.
+            failed |= host.files_failed > 0;
             (report, host, max_open, broken_pipe)
         }
         Writer::Spool(s) => {

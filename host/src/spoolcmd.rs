@@ -162,6 +162,7 @@ pub fn export(o: &Options, path: &Path) -> Result<i32, String> {
     }
     let broken_pipe = out.broken_pipe();
     let (report, host, max_open) = out.into_report();
+    failed |= host.files_failed > 0;
     let extra = [summary_group(&sum)];
     if let Err(e) = report.finish(&Totals {
         stats: &stats,

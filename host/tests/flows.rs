@@ -203,6 +203,11 @@ fn console_output() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(
         stdout(&o),
+        format!("{}: ab\\x01\n{}: xyz\n", c_to_s(1), s_to_c(1))
+    );
+    let o = run(&["-c", "-s", "-r", s(&cap)]);
+    assert_eq!(
+        stdout(&o),
         format!("{}: ab.\n{}: xyz\n", c_to_s(1), s_to_c(1))
     );
     let o = run(&["-C", "-0", "-B", "-r", s(&cap)]);
