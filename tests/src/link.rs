@@ -1,6 +1,7 @@
 //! Link-layer framing for each supported link type.
 
-/// Link types (the pcap LINKTYPE_ values) this generator can write.
+/// Link types (the pcap LINKTYPE_ values) this generator can write: each is a row of the
+/// core's `tcpflow_core::decode::LINK_TYPES` (a test below holds them to it).
 pub mod linktype {
     pub const NULL: u32 = 0;
     pub const ETHERNET: u32 = 1;
@@ -209,6 +210,42 @@ mod tests {
         assert_eq!(u16::from_be_bytes([f[14], f[15]]), (3 << 13) | 200);
         assert_eq!(&f[20..22], &[0x08, 0x00]);
         assert!(f[42..].iter().all(|&b| b == PAD_BYTE));
+    }
+
+    /// Every link type the generator writes is one the core's table lists, under the same
+    /// number.
+    #[test]
+    fn link_types_are_rows_of_the_cores_table() {
+        use tcpflow_core::decode::{LinkType, LINK_TYPES};
+        let links = [
+            Link::ethernet(),
+            Link::Sll,
+            Link::Sll2,
+            Link::Raw,
+            Link::RawIpv4,
+            Link::RawIpv6,
+            Link::NullLe,
+            Link::Loop,
+        ];
+        for l in &links {
+            assert!(
+                LINK_TYPES.iter().any(|r| r.link.0 == l.linktype()),
+                "{l:?} ({}) is not in the core's table",
+                l.linktype()
+            );
+        }
+        for (ours, core) in [
+            (linktype::NULL, LinkType::NULL),
+            (linktype::ETHERNET, LinkType::ETHERNET),
+            (linktype::RAW, LinkType::RAW),
+            (linktype::LOOP, LinkType::LOOP),
+            (linktype::LINUX_SLL, LinkType::LINUX_SLL),
+            (linktype::IPV4, LinkType::IPV4),
+            (linktype::IPV6, LinkType::IPV6),
+            (linktype::LINUX_SLL2, LinkType::LINUX_SLL2),
+        ] {
+            assert_eq!(ours, core.0);
+        }
     }
 
     #[test]

@@ -214,10 +214,8 @@ pub(super) fn snap(d: Span<'_>) -> Result<(u16, Span<'_>), DecodeError> {
 /// NFLOG (Linux netfilter log): family, version, resource id, then TLVs whose length and
 /// type are in the capturing host's byte order. That is little-endian in practice; a
 /// big-endian one is recognised by its first TLV type (all types are below 256).
-pub(super) fn nflog(frame: &[u8]) -> Result<Layer<'_>, DecodeError> {
-    let (h, mut tlvs) = Span::frame(frame)
-        .split::<4>()
-        .ok_or(DecodeError::TruncatedLink)?;
+pub(super) fn nflog(frame: Span<'_>) -> Result<Layer<'_>, DecodeError> {
+    let (h, mut tlvs) = frame.split::<4>().ok_or(DecodeError::TruncatedLink)?;
     let version = match h[0] {
         2 => Version::V4,
         10 => Version::V6,
@@ -251,6 +249,35 @@ pub(super) fn nflog(frame: &[u8]) -> Result<Layer<'_>, DecodeError> {
         tlvs = tlvs.after(next);
     }
     Err(DecodeError::NotIp)
+}
+
+/// Linux cooked capture (SLL): packet type, ARPHRD type, address length, 8 address bytes,
+/// protocol. libpcap puts a VLAN tag the kernel stripped back after the header as 802.1Q.
+pub(super) fn sll(frame: Span<'_>) -> Result<Layer<'_>, DecodeError> {
+    let (h, rest) = frame.split::<16>().ok_or(DecodeError::TruncatedLink)?;
+    Ok(sll_protocol(be16(h, 14), rest))
+}
+
+/// Linux cooked capture v2 (SLL2): protocol first, then interface index, ARPHRD type,
+/// packet type, address length and 8 address bytes.
+pub(super) fn sll2(frame: Span<'_>) -> Result<Layer<'_>, DecodeError> {
+    let (h, rest) = frame.split::<20>().ok_or(DecodeError::TruncatedLink)?;
+    Ok(sll_protocol(be16(h, 0), rest))
+}
+
+/// BSD null and OpenBSD loop: a 4-byte address family (see [`bsd_family`]).
+pub(super) fn null_loop(frame: Span<'_>) -> Result<Layer<'_>, DecodeError> {
+    let (h, rest) = frame.split::<4>().ok_or(DecodeError::TruncatedLink)?;
+    Ok(Layer::Ip(bsd_family(h)?, rest))
+}
+
+/// Link type 50: PPP in HDLC-like framing, or Cisco HDLC (address 0x0f unicast, 0x8f
+/// broadcast), which some writers store under it.
+pub(super) fn ppp_hdlc(frame: Span<'_>) -> Result<Layer<'_>, DecodeError> {
+    Ok(match frame.data.first() {
+        Some(0x0f | 0x8f) => Layer::CiscoHdlc(frame),
+        _ => Layer::Ppp(frame),
+    })
 }
 
 /// A Linux cooked capture protocol: an ethertype, or 4 for 802.2 LLC.

@@ -21,48 +21,20 @@ use crate::stats::DecodeStats;
 
 mod ip;
 mod link;
+mod linktype;
 mod tcp;
 #[cfg(test)]
 mod testutil;
 mod tunnel;
 
 pub use ip::skip_ipv6_extensions;
+pub use linktype::{LinkType, LinkTypeRow, LINK_TYPES};
 pub use tcp::decode_tcp;
 pub use tunnel::decode_tunnel;
 
 use ip::ip_header;
 use link::{ETH_IPV4, ETH_IPV6};
 use tunnel::carries_tunnel;
-
-/// A pcap LINKTYPE value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct LinkType(pub u32);
-
-impl LinkType {
-    pub const NULL: LinkType = LinkType(0);
-    pub const ETHERNET: LinkType = LinkType(1);
-    pub const RAW_12: LinkType = LinkType(12);
-    pub const RAW_14: LinkType = LinkType(14);
-    pub const RAW: LinkType = LinkType(101);
-    pub const LOOP: LinkType = LinkType(108);
-    pub const LINUX_SLL: LinkType = LinkType(113);
-    pub const IPV4: LinkType = LinkType(228);
-    pub const IPV6: LinkType = LinkType(229);
-    pub const LINUX_SLL2: LinkType = LinkType(276);
-    pub const PPP: LinkType = LinkType(9);
-    pub const PPP_HDLC: LinkType = LinkType(50);
-    pub const C_HDLC: LinkType = LinkType(104);
-    pub const NFLOG: LinkType = LinkType(239);
-
-    /// Whether [`decode_ip`] understands this link type.
-    pub fn is_supported(self) -> bool {
-        matches!(
-            self.0,
-            0 | 1 | 9 | 12 | 14 | 50 | 101 | 104 | 108 | 113 | 228 | 229 | 239 | 276
-        )
-    }
-}
 
 /// An IP address.
 // repr(u8): a defined layout whose all-zero bytes are `V4([0; 4])` (see `FlowSlot`).
@@ -383,35 +355,7 @@ fn decode_ip_walk(link: LinkType, frame: &[u8]) -> Result<IpPacket<'_>, DecodeEr
         macs: None,
         tunnels: 0,
     };
-    let whole = Span::frame(frame);
-    let layer = match link.0 {
-        1 => Layer::Ethernet(whole),
-        113 => {
-            // libpcap puts a VLAN tag the kernel stripped back after the header as 802.1Q.
-            let (h, rest) = whole.split::<16>().ok_or(DecodeError::TruncatedLink)?;
-            link::sll_protocol(be16(h, 14), rest)
-        }
-        276 => {
-            let (h, rest) = whole.split::<20>().ok_or(DecodeError::TruncatedLink)?;
-            link::sll_protocol(be16(h, 0), rest)
-        }
-        0 | 108 => {
-            let (h, rest) = whole.split::<4>().ok_or(DecodeError::TruncatedLink)?;
-            Layer::Ip(link::bsd_family(h)?, rest)
-        }
-        9 => Layer::Ppp(whole),
-        // PPP in HDLC-like framing, or Cisco HDLC (address 0x0f unicast, 0x8f broadcast).
-        50 => match frame.first() {
-            Some(0x0f | 0x8f) => Layer::CiscoHdlc(whole),
-            _ => Layer::Ppp(whole),
-        },
-        104 => Layer::CiscoHdlc(whole),
-        239 => link::nflog(frame)?,
-        12 | 14 | 101 => Layer::Ip(Version::Any, whole),
-        228 => Layer::Ip(Version::V4, whole),
-        229 => Layer::Ip(Version::V6, whole),
-        n => return Err(DecodeError::UnsupportedLinkType(n)),
-    };
+    let layer = link.row()?.enter(Span::frame(frame))?;
     let (version, ip) = walk.down_to_ip(layer)?;
     let pkt = ip_header(version, ip, walk.vlans, walk.macs)?;
     walk.open_tunnels(pkt)
@@ -607,9 +551,10 @@ mod tests {
 
         #[test]
         fn random_bytes_never_panic(
-            link in prop::sample::select(vec![
-                0u32, 1, 9, 12, 14, 50, 101, 104, 108, 113, 228, 229, 239, 276, 7,
-            ]),
+            // Every supported link type, and one that is not.
+            link in prop::sample::select(
+                LINK_TYPES.iter().map(|r| r.link.0).chain([7]).collect::<Vec<_>>()
+            ),
             bytes in prop::collection::vec(any::<u8>(), 0..200),
         ) {
             check_invariants(LinkType(link), &bytes);
