@@ -271,6 +271,7 @@ impl<'s> Engine<'s> {
             Ok(p) => p,
             Err(e) => return self.refuse(e),
         };
+        self.stats.decode.wifi_amsdu_skipped += u64::from(pkt.more_msdus);
         if ts > self.now {
             self.now = ts;
             self.tracker

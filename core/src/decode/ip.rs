@@ -96,6 +96,7 @@ pub(super) fn ipv4(
         fragment,
         payload,
         payload_len: len_u32(claimed),
+        more_msdus: 0,
     })
 }
 
@@ -136,6 +137,7 @@ pub(super) fn ipv6(
         fragment: walk.fragment,
         payload: captured.get(walk.offset..end).unwrap_or(&[]),
         payload_len,
+        more_msdus: 0,
     })
 }
 

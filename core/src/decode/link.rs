@@ -123,6 +123,7 @@ impl Walk {
                     Layer::Ethertype(be16(h, 2), rest)
                 }
                 Layer::Mpls(d) => self.mpls(d)?,
+                Layer::Ieee80211(d, pad) => self.ieee80211(d, pad)?,
             };
         }
         Err(DecodeError::NotIp)
@@ -507,10 +508,12 @@ mod tests {
             Err(DecodeError::UnsupportedLinkType(147))
         );
         assert_eq!(
-            decode_ip(LinkType(105), &f),
-            Err(DecodeError::UnsupportedLinkType(105))
+            decode_ip(LinkType(106), &f),
+            Err(DecodeError::UnsupportedLinkType(106))
         );
-        for n in [0, 1, 9, 12, 14, 50, 101, 104, 108, 113, 228, 229, 239, 276] {
+        for n in [
+            0, 1, 9, 12, 14, 50, 101, 104, 105, 108, 113, 119, 127, 163, 192, 228, 229, 239, 276,
+        ] {
             assert!(LinkType(n).is_supported());
             // Every supported type gets past the link-type check.
             assert_ne!(
@@ -519,7 +522,7 @@ mod tests {
             );
         }
         assert!(!LinkType(147).is_supported());
-        assert!(!LinkType(105).is_supported());
+        assert!(!LinkType(106).is_supported());
         assert_eq!(
             [
                 LinkType::PPP,

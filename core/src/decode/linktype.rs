@@ -24,6 +24,11 @@ impl LinkType {
     pub const PPP_HDLC: LinkType = LinkType(50);
     pub const C_HDLC: LinkType = LinkType(104);
     pub const NFLOG: LinkType = LinkType(239);
+    pub const IEEE802_11: LinkType = LinkType(105);
+    pub const PRISM: LinkType = LinkType(119);
+    pub const IEEE802_11_RADIOTAP: LinkType = LinkType(127);
+    pub const IEEE802_11_AVS: LinkType = LinkType(163);
+    pub const PPI: LinkType = LinkType(192);
 
     /// Whether [`decode_ip`](super::decode_ip) understands this link type (it has a row in
     /// [`LINK_TYPES`]).
@@ -112,6 +117,23 @@ pub const LINK_TYPES: &[LinkTypeRow] = &[
     row(LinkType::IPV6, "IPV6", raw_ipv6),
     row(LinkType::NFLOG, "NFLOG", super::link::nflog),
     row(LinkType::LINUX_SLL2, "LINUX_SLL2", super::link::sll2),
+    row(
+        LinkType::IEEE802_11,
+        "IEEE802_11",
+        super::ieee80211::ieee80211,
+    ),
+    row(
+        LinkType::IEEE802_11_RADIOTAP,
+        "IEEE802_11_RADIOTAP",
+        super::radiotap::radiotap,
+    ),
+    row(LinkType::PPI, "PPI", super::ppi::ppi),
+    row(LinkType::PRISM, "IEEE802_11_PRISM", super::prism::prism),
+    row(
+        LinkType::IEEE802_11_AVS,
+        "IEEE802_11_AVS",
+        super::prism::avs,
+    ),
 ];
 
 #[cfg(test)]

@@ -19,9 +19,13 @@
 use crate::seq::SeqNum;
 use crate::stats::DecodeStats;
 
+mod ieee80211;
 mod ip;
 mod link;
 mod linktype;
+mod ppi;
+mod prism;
+mod radiotap;
 mod tcp;
 #[cfg(test)]
 mod testutil;
@@ -120,6 +124,9 @@ pub struct IpPacket<'a> {
     /// The upper-layer length the IP header claims; larger than `payload.len()` when the
     /// snap length cut the packet.
     pub payload_len: u32,
+    /// 802.11 A-MSDU subframes after the one decoded: the engine takes one packet per frame,
+    /// so these are counted ([`crate::stats::DecodeStats::wifi_amsdu_skipped`]), not decoded.
+    pub more_msdus: u16,
 }
 
 /// TCP flags.
@@ -184,6 +191,9 @@ pub enum DecodeError {
     BadIpv6ExtHeader,
     /// The segment ends inside the TCP header, or its data offset is below 5.
     BadTcpHeader,
+    /// An 802.11 frame with the Protected bit (WEP, TKIP, CCMP, GCMP): its payload is
+    /// encrypted, so it is counted and skipped.
+    Protected,
 }
 
 /// Which IP version the link layer announced.
@@ -257,6 +267,15 @@ impl<'a> Span<'a> {
         Some((h, self.after(N)))
     }
 
+    /// Without its last `n` captured bytes (a trailer: an 802.11 FCS).
+    fn drop_tail(self, n: usize) -> Option<Self> {
+        let end = self.data.len().checked_sub(n)?;
+        Some(Span {
+            data: self.data.get(..end)?,
+            claimed: self.claimed.saturating_sub(n),
+        })
+    }
+
     /// The first `n` bytes of a tunnel header: `None` when fewer are claimed (so it is not
     /// the tunnel), [`DecodeError::TruncatedIp`] when only the capture is shorter.
     fn header(self, n: usize) -> Result<Option<&'a [u8]>, DecodeError> {
@@ -282,6 +301,9 @@ enum Layer<'a> {
     CiscoHdlc(Span<'a>),
     /// An MPLS label stack.
     Mpls(Span<'a>),
+    /// An IEEE 802.11 frame; `true` when its header is padded to 4 bytes (radiotap's data
+    /// pad flag, PPI's alignment).
+    Ieee80211(Span<'a>, bool),
     /// An IP header.
     Ip(Version, Span<'a>),
 }
@@ -294,6 +316,8 @@ struct Walk {
     macs: Option<[[u8; 6]; 2]>,
     /// Encapsulations opened so far (at most [`MAX_TUNNELS`]).
     tunnels: usize,
+    /// 802.11 A-MSDU subframes after the one decoded.
+    more_msdus: u16,
 }
 
 /// Decodes the link layer and IP header(s) of a frame, down to the innermost IP packet of
@@ -340,6 +364,7 @@ pub fn decode_ip(link: LinkType, frame: &[u8]) -> Result<IpPacket<'_>, DecodeErr
                     vlans: Vlans::NONE,
                     macs,
                     tunnels: 0,
+                    more_msdus: 0,
                 };
                 return walk.open_tunnels(pkt);
             }
@@ -354,11 +379,14 @@ fn decode_ip_walk(link: LinkType, frame: &[u8]) -> Result<IpPacket<'_>, DecodeEr
         vlans: Vlans::NONE,
         macs: None,
         tunnels: 0,
+        more_msdus: 0,
     };
     let layer = link.row()?.enter(Span::frame(frame))?;
     let (version, ip) = walk.down_to_ip(layer)?;
     let pkt = ip_header(version, ip, walk.vlans, walk.macs)?;
-    walk.open_tunnels(pkt)
+    let mut pkt = walk.open_tunnels(pkt)?;
+    pkt.more_msdus = walk.more_msdus;
+    Ok(pkt)
 }
 
 impl DecodeError {
@@ -374,6 +402,7 @@ impl DecodeError {
             DecodeError::BadIpHeader => &mut stats.bad_ip_header,
             DecodeError::BadIpv6ExtHeader => &mut stats.bad_ipv6_ext,
             DecodeError::BadTcpHeader => &mut stats.bad_tcp_header,
+            DecodeError::Protected => &mut stats.wifi_protected,
         };
         *counter += 1;
     }
@@ -397,6 +426,7 @@ mod tests {
             BadIpHeader,
             BadIpv6ExtHeader,
             BadTcpHeader,
+            Protected,
         ];
         let mut stats = DecodeStats::default();
         for (i, e) in all.iter().enumerate() {
@@ -414,8 +444,9 @@ mod tests {
             stats.bad_ip_header,
             stats.bad_ipv6_ext,
             stats.bad_tcp_header,
+            stats.wifi_protected,
         ];
-        assert_eq!(got, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(got, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
         assert_eq!(
             (
                 stats.frames,
@@ -485,6 +516,29 @@ mod tests {
             (LinkType::IPV6, v6.clone()),
             (LinkType::NULL, prefixed(30u32.to_le_bytes(), &v6)),
             (LinkType::LOOP, prefixed(2u32.to_be_bytes(), &v4)),
+            (LinkType::IEEE802_11, wifi_data(3, true, &snap(0x0800, &v4))),
+            (
+                LinkType::IEEE802_11_RADIOTAP,
+                radiotap_frame(
+                    true,
+                    true,
+                    true,
+                    true,
+                    &wifi_data(1, true, &snap(0x86dd, &v6)),
+                ),
+            ),
+            (
+                LinkType::PPI,
+                ppi_frame(105, true, true, &wifi_data(2, false, &snap(0x0800, &v4))),
+            ),
+            (
+                LinkType::PRISM,
+                prism_frame(false, &wifi_data(0, false, &snap(0x0800, &v4))),
+            ),
+            (
+                LinkType::IEEE802_11_AVS,
+                avs_frame(&wifi_data(0, true, &snap(0x86dd, &v6f))),
+            ),
         ]
         .into_iter()
         .chain(tunnel_frames())
@@ -572,6 +626,38 @@ mod tests {
             let n = cut.index(f.len() + 1);
             check_invariants(LinkType::RAW, &f[..n]);
             let _ = skip_ipv6_extensions(next, &body);
+        }
+
+        /// Random bytes behind 802.11 headers (any DS bits and flags, A-MSDU or not) and
+        /// behind each monitor header reach the 802.11 and LLC parsers.
+        #[test]
+        fn random_wifi_bodies_never_panic(
+            ds in 0u8..4,
+            qos in any::<bool>(),
+            flags in any::<u8>(),
+            qos_ctl in any::<u8>(),
+            body in prop::collection::vec(any::<u8>(), 0..120),
+            radio in any::<(bool, bool, bool, bool)>(),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut f = wifi_data(ds, qos, &body);
+            f[1] |= flags & 0xfc;
+            if qos {
+                let at = wifi_header_len(&f) - 2;
+                f[at] = qos_ctl;
+            }
+            let (tsft, fcs, pad, ext) = radio;
+            let frames = [
+                (LinkType::IEEE802_11, f.clone()),
+                (LinkType::IEEE802_11_RADIOTAP, radiotap_frame(tsft, fcs, pad, ext, &f)),
+                (LinkType::PPI, ppi_frame(105, fcs, pad, &f)),
+                (LinkType::PRISM, prism_frame(tsft, &f)),
+                (LinkType::IEEE802_11_AVS, avs_frame(&f)),
+            ];
+            for (link, frame) in frames {
+                let n = cut.index(frame.len() + 1);
+                check_invariants(link, &frame[..n]);
+            }
         }
 
         /// Random bytes behind tunnel headers reach the tunnel and inner parsers.

@@ -422,3 +422,151 @@ pub(crate) fn udp_tunnel_frames() -> Vec<(LinkType, Vec<u8>, usize)> {
         ),
     ]
 }
+
+/// BSSIDs in the 802.11 builders.
+pub(crate) const BSSID: [u8; 6] = [2, 0, 0, 0, 0, 0x0b];
+pub(crate) const BSSID2: [u8; 6] = [2, 0, 0, 0, 0, 0x0c];
+
+/// An 802.11 data frame (QoS data when `qos`) with the DS bits `ds` (1 to-DS, 2 from-DS, 3
+/// both: four addresses), from `MAC_SRC` to `MAC_DST`, sequence number 1.
+pub(crate) fn wifi_data(ds: u8, qos: bool, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![if qos { 0x88 } else { 0x08 }, ds, 0x2c, 0x00];
+    let addrs: &[[u8; 6]] = match ds {
+        0 => &[MAC_DST, MAC_SRC, BSSID],
+        1 => &[BSSID, MAC_SRC, MAC_DST],
+        2 => &[MAC_DST, BSSID, MAC_SRC],
+        _ => &[BSSID, BSSID2, MAC_DST],
+    };
+    for a in addrs {
+        v.extend_from_slice(a);
+    }
+    v.extend_from_slice(&[0x10, 0x00]);
+    if ds == 3 {
+        v.extend_from_slice(&MAC_SRC);
+    }
+    if qos {
+        v.extend_from_slice(&[0x00, 0x00]);
+    }
+    v.extend_from_slice(body);
+    v
+}
+
+/// A to-DS QoS data frame carrying an A-MSDU of `msdus` (each from `INNER_MAC` to
+/// `MAC_DST`, padded to 4 bytes but the last).
+pub(crate) fn wifi_amsdu(msdus: &[&[u8]]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (i, m) in msdus.iter().enumerate() {
+        body.extend_from_slice(&MAC_DST);
+        body.extend_from_slice(&INNER_MAC);
+        body.extend_from_slice(&(m.len() as u16).to_be_bytes());
+        body.extend_from_slice(m);
+        if i + 1 < msdus.len() {
+            while body.len() % 4 != 0 {
+                body.push(0);
+            }
+        }
+    }
+    let mut f = wifi_data(1, true, &body);
+    f[24] |= 0x80;
+    f
+}
+
+/// A radiotap header (optionally TSFT, an extended bitmap with a vendor namespace bit, the
+/// Flags field with FCS and data pad) before an 802.11 `frame`; with `pad` the MAC header
+/// (24, 26, 30 or 32 bytes) is padded to 4 bytes, with `fcs` 4 bytes of FCS follow.
+pub(crate) fn radiotap_frame(tsft: bool, fcs: bool, pad: bool, ext: bool, frame: &[u8]) -> Vec<u8> {
+    let mut present = 1u32 << 1 | 1 << 3;
+    if tsft {
+        present |= 1;
+    }
+    if ext {
+        present |= 1 << 31;
+    }
+    let mut v = vec![0, 0, 0, 0];
+    v.extend_from_slice(&present.to_le_bytes());
+    if ext {
+        v.extend_from_slice(&(1u32 << 30).to_le_bytes());
+    }
+    if tsft {
+        while v.len() % 8 != 0 {
+            v.push(0);
+        }
+        v.extend_from_slice(&0x0102_0304_0506_0708u64.to_le_bytes());
+    }
+    v.push(u8::from(fcs) << 4 | u8::from(pad) << 5);
+    // Channel: 2 bytes of frequency, 2 of flags, aligned to 2.
+    if v.len() % 2 != 0 {
+        v.push(0);
+    }
+    v.extend_from_slice(&[0x6c, 0x09, 0xa0, 0x00]);
+    let len = v.len() as u16;
+    v[2..4].copy_from_slice(&len.to_le_bytes());
+    let hlen = wifi_header_len(frame);
+    v.extend_from_slice(&frame[..hlen]);
+    if pad {
+        while hlen % 4 != 0 && (v.len() - usize::from(len)) % 4 != 0 {
+            v.push(0);
+        }
+    }
+    v.extend_from_slice(&frame[hlen..]);
+    if fcs {
+        v.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+    }
+    v
+}
+
+/// The MAC header length of a frame built by [`wifi_data`].
+pub(crate) fn wifi_header_len(frame: &[u8]) -> usize {
+    let four = frame.get(1).is_some_and(|f| f & 3 == 3);
+    let qos = frame.first().is_some_and(|f| f & 0x80 != 0);
+    (if four { 30 } else { 24 } + if qos { 2 } else { 0 }).min(frame.len())
+}
+
+/// A PPI header (an 802.11-Common field, then a 3-byte field that `aligned` pads) before a
+/// frame of link type `dlt`, with a 4-byte FCS when `fcs`.
+pub(crate) fn ppi_frame(dlt: u32, fcs: bool, aligned: bool, frame: &[u8]) -> Vec<u8> {
+    let mut v = vec![0, u8::from(aligned), 0, 0];
+    v.extend_from_slice(&dlt.to_le_bytes());
+    // 802.11-Common: TSF, flags, rate, frequency, channel flags, FHSS, signal, noise.
+    v.extend_from_slice(&2u16.to_le_bytes());
+    v.extend_from_slice(&20u16.to_le_bytes());
+    v.extend_from_slice(&[0; 8]);
+    v.extend_from_slice(&u16::from(fcs).to_le_bytes());
+    v.extend_from_slice(&[0x02, 0, 0x6c, 0x09, 0xa0, 0, 0, 0, 0xc4, 0xa0]);
+    v.extend_from_slice(&0x8000u16.to_le_bytes());
+    v.extend_from_slice(&3u16.to_le_bytes());
+    v.extend_from_slice(&[1, 2, 3]);
+    if aligned {
+        v.push(0);
+    }
+    let len = v.len() as u16;
+    v[2..4].copy_from_slice(&len.to_le_bytes());
+    v.extend_from_slice(frame);
+    if fcs {
+        v.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+    }
+    v
+}
+
+/// A 144-byte Prism header, its length in either byte order.
+pub(crate) fn prism_frame(big_endian: bool, frame: &[u8]) -> Vec<u8> {
+    let mut v = vec![0x44, 0, 0, 0];
+    v.extend_from_slice(&if big_endian {
+        144u32.to_be_bytes()
+    } else {
+        144u32.to_le_bytes()
+    });
+    v.extend_from_slice(b"wlan0\0\0\0\0\0\0\0\0\0\0\0");
+    v.resize(144, 0);
+    v.extend_from_slice(frame);
+    v
+}
+
+/// A 64-byte AVS (version 1) header.
+pub(crate) fn avs_frame(frame: &[u8]) -> Vec<u8> {
+    let mut v = 0x8021_1001u32.to_be_bytes().to_vec();
+    v.extend_from_slice(&64u32.to_be_bytes());
+    v.resize(64, 0);
+    v.extend_from_slice(frame);
+    v
+}

@@ -73,6 +73,7 @@ pub fn decode_tunnel<'a>(
         fragment: None,
         payload,
         payload_len: len_u32(payload.len()),
+        more_msdus: 0,
     };
     if tunnel(&pkt)?.is_none() {
         return Ok(None);
@@ -81,6 +82,7 @@ pub fn decode_tunnel<'a>(
         vlans: outer.vlans,
         macs: outer.macs,
         tunnels: 0,
+        more_msdus: 0,
     };
     walk.open_tunnels(pkt).map(Some)
 }
