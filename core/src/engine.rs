@@ -338,7 +338,8 @@ impl<'s> Engine<'s> {
     fn refuse(&mut self, e: DecodeError) -> Result<Outcome, DecodeError> {
         e.count(&mut self.stats.decode);
         match e {
-            DecodeError::NotIp => Ok(Outcome::Ignored),
+            // Encrypted 802.11 frames are as expected as ARP: counted, ignored.
+            DecodeError::NotIp | DecodeError::Protected => Ok(Outcome::Ignored),
             e => Err(e),
         }
     }

@@ -203,6 +203,32 @@ mod tests {
         );
     }
 
+    /// The engine takes the first subframe of an A-MSDU and counts the others; a protected
+    /// frame is ignored and counted, as a frame that is not IP.
+    #[test]
+    fn engine_counts_skipped_subframes_and_protected_frames() {
+        use crate::engine::{Config, Outcome};
+        use crate::testutil::{Rec, Store};
+        use crate::Timestamp;
+        let a = snap(0x0800, &inner4(b"first"));
+        let b = snap(0x0800, &inner4(b"second"));
+        let mut store = Store::new(4, 8);
+        let mut e = store.engine(Config::default());
+        let mut sink = Rec::default();
+        let amsdu = wifi_amsdu(&[&a, &b, &b]);
+        let r = e.process(Timestamp(1), LinkType::IEEE802_11, &amsdu, &mut sink);
+        assert_eq!(r, Ok(Outcome::Tcp));
+        let mut sealed = wifi_data(1, true, &[0x5a; 60]);
+        sealed[1] |= 0x40;
+        let r = e.process(Timestamp(2), LinkType::IEEE802_11, &sealed, &mut sink);
+        assert_eq!(r, Ok(Outcome::Ignored));
+        let d = e.stats().decode;
+        assert_eq!(
+            (d.tcp_segments, d.wifi_amsdu_skipped, d.wifi_protected),
+            (1, 2, 1)
+        );
+    }
+
     #[test]
     fn truncated_headers() {
         let f = wifi_data(3, true, &snap(0x0800, &inner4(b"cut")));

@@ -52,7 +52,8 @@ type Enter = for<'a> fn(Span<'a>) -> Result<Layer<'a>, DecodeError>;
 #[derive(Clone, Copy)]
 pub struct LinkTypeRow {
     pub link: LinkType,
-    /// The LINKTYPE_ name (tcpdump.org's list), without the prefix.
+    /// The LINKTYPE_ name (tcpdump.org's list) without the prefix; the BSD raw-IP DLT values
+    /// 12 and 14 as RAW_12 and RAW_14.
     pub name: &'static str,
     enter: Enter,
 }
@@ -106,8 +107,8 @@ pub const LINK_TYPES: &[LinkTypeRow] = &[
     row(LinkType::ETHERNET, "ETHERNET", ethernet),
     row(LinkType::PPP, "PPP", ppp),
     // DLT_RAW as BSD/OS (12) and OpenBSD (14) numbered it.
-    row(LinkType::RAW_12, "RAW (12)", raw),
-    row(LinkType::RAW_14, "RAW (14)", raw),
+    row(LinkType::RAW_12, "RAW_12", raw),
+    row(LinkType::RAW_14, "RAW_14", raw),
     row(LinkType::PPP_HDLC, "PPP_HDLC", super::link::ppp_hdlc),
     row(LinkType::RAW, "RAW", raw),
     row(LinkType::C_HDLC, "C_HDLC", cisco_hdlc),
