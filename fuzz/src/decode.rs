@@ -45,6 +45,8 @@ pub fn run(data: &[u8]) {
                 pkt.payload_len
             );
             assert!(pkt.vlans.len() <= 3);
+            // Every A-MSDU subframe counted has at least its 14-byte header in the frame.
+            assert!(usize::from(pkt.more_msdus) <= frame.len() / 14);
             assert_eq!(
                 matches!(pkt.src, Addr::V4(_)),
                 matches!(pkt.dst, Addr::V4(_)),
