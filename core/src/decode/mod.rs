@@ -12,9 +12,10 @@
 //! Every repetition is bounded: 3 VLAN tags, 8 MPLS labels, 8 GTP-U extension headers, 4
 //! encapsulations.
 //!
-//! One file per layer, as smoltcp's `wire`: `link` (link layers and what sits between them
-//! and IP), `ip` (IPv4, IPv6 and its extension headers), `tunnel` (encapsulations inside IP),
-//! `tcp`. This file holds the public types, the walk's state and [`decode_ip`].
+//! One file per layer, as smoltcp's `wire`: `linktype` (the table of supported link types),
+//! `link` (link layers and what sits between them and IP), `ieee80211`, `radiotap`, `ppi`,
+//! `prism` (Wi-Fi), `ip` (IPv4, IPv6 and its extension headers), `tunnel` (encapsulations
+//! inside IP), `tcp`. This file holds the public types, the walk's state and [`decode_ip`].
 
 use crate::seq::SeqNum;
 use crate::stats::DecodeStats;
@@ -192,7 +193,8 @@ pub enum DecodeError {
     /// The segment ends inside the TCP header, or its data offset is below 5.
     BadTcpHeader,
     /// An 802.11 frame with the Protected bit (WEP, TKIP, CCMP, GCMP): its payload is
-    /// encrypted, so it is counted and skipped.
+    /// encrypted, so it is counted and skipped (the engine ignores it as it does
+    /// [`DecodeError::NotIp`]).
     Protected,
 }
 
@@ -328,8 +330,11 @@ struct Walk {
 /// `payload_len` is that claimed length, larger than `payload.len()` when the snap length cut
 /// the packet.
 ///
-/// Link layers: Ethernet (VLAN tags, 802.2 LLC/SNAP, MPLS, PPPoE sessions), Linux SLL and
-/// SLL2, raw IP, BSD null/loop, PPP, PPP in HDLC framing, Cisco HDLC and NFLOG.
+/// Link layers ([`LINK_TYPES`]): Ethernet (VLAN tags, 802.2 LLC/SNAP, MPLS, PPPoE sessions),
+/// Linux SLL and SLL2, raw IP, BSD null/loop, PPP, PPP in HDLC framing, Cisco HDLC, NFLOG,
+/// and IEEE 802.11 data frames bare or behind radiotap, PPI, Prism or AVS headers (a
+/// protected frame is [`DecodeError::Protected`]; of an A-MSDU the first subframe is
+/// returned and the others counted in [`IpPacket::more_msdus`]).
 ///
 /// Tunnels are opened down to the innermost IP packet (at most four of them), whose
 /// addresses are the flow's, as in tshark: IP in IP (4, 41, also after IPv4 AH), GRE
