@@ -456,7 +456,6 @@ mod tests {
             }),
             payload: data,
             payload_len: data.len() as u32,
-            more_msdus: 0,
         }
     }
 

@@ -267,11 +267,10 @@ impl<'s> Engine<'s> {
         sink: &mut S,
     ) -> Result<Outcome, DecodeError> {
         self.stats.decode.frames += 1;
-        let mut pkt = match decode::decode_ip(link, frame) {
+        let mut pkt = match decode::decode_frame(link, frame, &mut self.stats.decode) {
             Ok(p) => p,
             Err(e) => return self.refuse(e),
         };
-        self.stats.decode.wifi_amsdu_skipped += u64::from(pkt.more_msdus);
         if ts > self.now {
             self.now = ts;
             self.tracker

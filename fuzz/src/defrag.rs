@@ -241,7 +241,6 @@ pub fn run(data: &[u8]) {
             }),
             payload: &buf,
             payload_len: buf.len() as u32 + u32::from(f.extra),
-            more_msdus: 0,
         };
 
         // The model's view before the push.

@@ -128,7 +128,7 @@ mod tests {
             assert_v4_tcp(&p, b"wifi");
             // The source and destination wherever the DS bits put them.
             assert_eq!(p.macs, Some([MAC_SRC, MAC_DST]), "ds {ds}");
-            assert_eq!(p.more_msdus, 0);
+            assert_eq!(msdus_skipped(LinkType::IEEE802_11, &f), 0);
         }
         let p = decode_ip(
             LinkType::IEEE802_11,
@@ -188,19 +188,16 @@ mod tests {
         let b = snap(0x0800, &inner4(b"second!"));
         let c = snap(0x86dd, &inner6(b"third"));
         let f = wifi_amsdu(&[&a, &b, &c]);
+        assert_eq!(msdus_skipped(LinkType::IEEE802_11, &f), 2);
         let p = decode_ip(LinkType::IEEE802_11, leak(f)).unwrap();
         assert_v4_tcp(&p, b"first");
-        assert_eq!(p.more_msdus, 2);
         assert_eq!(p.macs, Some([INNER_MAC, MAC_DST]));
         let one = wifi_amsdu(&[&a]);
-        assert_eq!(decode_ip(LinkType::IEEE802_11, &one).unwrap().more_msdus, 0);
+        assert_eq!(msdus_skipped(LinkType::IEEE802_11, &one), 0);
         // A subframe length past the frame: what is there, as a snap-length cut.
         let mut long = wifi_amsdu(&[&a]);
         long[38] += 1;
-        assert_eq!(
-            decode_ip(LinkType::IEEE802_11, &long).unwrap().more_msdus,
-            0
-        );
+        assert_eq!(msdus_skipped(LinkType::IEEE802_11, &long), 0);
     }
 
     /// The engine takes the first subframe of an A-MSDU and counts the others; a protected

@@ -96,7 +96,6 @@ pub(super) fn ipv4(
         fragment,
         payload,
         payload_len: len_u32(claimed),
-        more_msdus: 0,
     })
 }
 
@@ -137,7 +136,6 @@ pub(super) fn ipv6(
         fragment: walk.fragment,
         payload: captured.get(walk.offset..end).unwrap_or(&[]),
         payload_len,
-        more_msdus: 0,
     })
 }
 

@@ -125,9 +125,6 @@ pub struct IpPacket<'a> {
     /// The upper-layer length the IP header claims; larger than `payload.len()` when the
     /// snap length cut the packet.
     pub payload_len: u32,
-    /// 802.11 A-MSDU subframes after the one decoded: the engine takes one packet per frame,
-    /// so these are counted ([`crate::stats::DecodeStats::wifi_amsdu_skipped`]), not decoded.
-    pub more_msdus: u16,
 }
 
 /// TCP flags.
@@ -334,7 +331,7 @@ struct Walk {
 /// Linux SLL and SLL2, raw IP, BSD null/loop, PPP, PPP in HDLC framing, Cisco HDLC, NFLOG,
 /// and IEEE 802.11 data frames bare or behind radiotap, PPI, Prism or AVS headers (a
 /// protected frame is [`DecodeError::Protected`]; of an A-MSDU the first subframe is
-/// returned and the others counted in [`IpPacket::more_msdus`]).
+/// returned, and [`decode_frame`] counts the others).
 ///
 /// Tunnels are opened down to the innermost IP packet (at most four of them), whose
 /// addresses are the flow's, as in tshark: IP in IP (4, 41, also after IPv4 AH), GRE
@@ -350,6 +347,17 @@ struct Walk {
 /// packet is fragmented is therefore not opened here: after reassembly the datagram has the
 /// tunnel's protocol (UDP, GRE, ...); [`decode_tunnel`] opens it.
 pub fn decode_ip(link: LinkType, frame: &[u8]) -> Result<IpPacket<'_>, DecodeError> {
+    decode_frame(link, frame, &mut DecodeStats::default())
+}
+
+/// [`decode_ip`], also counting in `stats` what the frame holds beyond the packet returned:
+/// 802.11 A-MSDU subframes after the first (`wifi_amsdu_skipped`; the engine takes one
+/// packet per frame). Refusals are not counted here (see [`DecodeError::count`]).
+pub fn decode_frame<'a>(
+    link: LinkType,
+    frame: &'a [u8],
+    stats: &mut DecodeStats,
+) -> Result<IpPacket<'a>, DecodeError> {
     // Most frames are untagged Ethernet II carrying IP: read them without the walk's loop
     // over layers (the same header functions, so the same result; a test compares the two).
     if link.0 == 1 {
@@ -375,11 +383,15 @@ pub fn decode_ip(link: LinkType, frame: &[u8]) -> Result<IpPacket<'_>, DecodeErr
             }
         }
     }
-    decode_ip_walk(link, frame)
+    decode_ip_walk(link, frame, stats)
 }
 
-/// [`decode_ip`] for every link type and encapsulation.
-fn decode_ip_walk(link: LinkType, frame: &[u8]) -> Result<IpPacket<'_>, DecodeError> {
+/// [`decode_frame`] for every link type and encapsulation.
+fn decode_ip_walk<'a>(
+    link: LinkType,
+    frame: &'a [u8],
+    stats: &mut DecodeStats,
+) -> Result<IpPacket<'a>, DecodeError> {
     let mut walk = Walk {
         vlans: Vlans::NONE,
         macs: None,
@@ -389,8 +401,9 @@ fn decode_ip_walk(link: LinkType, frame: &[u8]) -> Result<IpPacket<'_>, DecodeEr
     let layer = link.row()?.enter(Span::frame(frame))?;
     let (version, ip) = walk.down_to_ip(layer)?;
     let pkt = ip_header(version, ip, walk.vlans, walk.macs)?;
-    let mut pkt = walk.open_tunnels(pkt)?;
-    pkt.more_msdus = walk.more_msdus;
+    let pkt = walk.open_tunnels(pkt)?;
+    // Counted only here: the fast path above never meets 802.11.
+    stats.wifi_amsdu_skipped += u64::from(walk.more_msdus);
     Ok(pkt)
 }
 
@@ -605,7 +618,7 @@ mod tests {
                 f[i] = v;
             }
             let n = cut.index(f.len() + 1);
-            prop_assert_eq!(decode_ip(LinkType::ETHERNET, &f[..n]), decode_ip_walk(LinkType::ETHERNET, &f[..n]));
+            prop_assert_eq!(decode_ip(LinkType::ETHERNET, &f[..n]), decode_ip_walk(LinkType::ETHERNET, &f[..n], &mut DecodeStats::default()));
         }
 
         #[test]

@@ -570,3 +570,10 @@ pub(crate) fn avs_frame(frame: &[u8]) -> Vec<u8> {
     v.extend_from_slice(frame);
     v
 }
+
+/// The A-MSDU subframes [`decode_frame`] counts as skipped in a frame it decodes.
+pub(crate) fn msdus_skipped(link: LinkType, frame: &[u8]) -> u64 {
+    let mut stats = crate::stats::DecodeStats::default();
+    decode_frame(link, frame, &mut stats).unwrap();
+    stats.wifi_amsdu_skipped
+}

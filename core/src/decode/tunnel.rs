@@ -73,7 +73,6 @@ pub fn decode_tunnel<'a>(
         fragment: None,
         payload,
         payload_len: len_u32(payload.len()),
-        more_msdus: 0,
     };
     if tunnel(&pkt)?.is_none() {
         return Ok(None);
