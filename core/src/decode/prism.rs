@@ -80,6 +80,17 @@ mod tests {
                 Err(DecodeError::TruncatedLink)
             );
         }
+        // Shorter than its own 144-byte header (the frame that overflowed tcpflow's Prism
+        // handler, simsong/tcpflow issue 182).
+        let f = prism_frame(false, &data);
+        assert_eq!(
+            decode_ip(LinkType::PRISM, &f[..100]),
+            Err(DecodeError::TruncatedLink)
+        );
+        assert_eq!(
+            decode_ip(LinkType::PRISM, &f[..144]),
+            Err(DecodeError::TruncatedLink)
+        );
         for n in 0..8 {
             assert_eq!(
                 decode_ip(LinkType::PRISM, &f[..n]),
