@@ -278,7 +278,7 @@ impl<'s> Engine<'s> {
         sink: &mut S,
     ) -> Result<Outcome, DecodeError> {
         self.stats.decode.frames += 1;
-        let mut pkt = match decode::decode_ip(link, frame) {
+        let mut pkt = match decode::decode_frame(link, frame, &mut self.stats.decode) {
             Ok(p) => p,
             Err(e) => return self.refuse(e),
         };
@@ -348,7 +348,8 @@ impl<'s> Engine<'s> {
     fn refuse(&mut self, e: DecodeError) -> Result<Outcome, DecodeError> {
         e.count(&mut self.stats.decode);
         match e {
-            DecodeError::NotIp => Ok(Outcome::Ignored),
+            // Encrypted 802.11 frames are as expected as ARP: counted, ignored.
+            DecodeError::NotIp | DecodeError::Protected => Ok(Outcome::Ignored),
             e => Err(e),
         }
     }

@@ -10,7 +10,8 @@
 //! frame -> decode -> defrag -> table -> stream -> Sink events
 //! ```
 //! - [`decode`]: link layer (Ethernet with up to 3 VLAN tags, SLL, SLL2, raw IP, null/loop, PPP,
-//!   Cisco HDLC, NFLOG), MPLS, PPPoE and tunnels (IP-in-IP, GRE, VXLAN, Geneve, GTP-U, AYIYA),
+//!   Cisco HDLC, NFLOG, 802.11 bare or behind radiotap, PPI, Prism, AVS; one table,
+//!   [`decode::LINK_TYPES`]), MPLS, PPPoE and tunnels (IP-in-IP, GRE, VXLAN, Geneve, GTP-U, AYIYA),
 //!   IPv4 with options, IPv6 with extension headers, TCP. Untrusted bytes are checked here,
 //!   once; every refusal is a typed [`decode::DecodeError`]. Payload lengths come from the IP
 //!   header, never from the captured length, so Ethernet padding is never data.

@@ -24,8 +24,13 @@ pub struct DecodeStats {
     pub bad_ip_header: u64,
     pub bad_ipv6_ext: u64,
     pub bad_tcp_header: u64,
+    /// 802.11 frames with the Protected bit: encrypted, skipped.
+    pub wifi_protected: u64,
     /// TCP segments whose payload was cut by the snap length.
     pub snaplen_cut: u64,
+    /// 802.11 A-MSDU subframes after the first of their frame: not decoded (the engine
+    /// takes one packet per frame).
+    pub wifi_amsdu_skipped: u64,
 }
 
 /// Fragment reassembly counters.

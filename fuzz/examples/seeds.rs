@@ -50,6 +50,9 @@ fn main() {
             sets[4].1.push((format!("seed-{case}-{i}"), s));
         }
     }
+    for (i, s) in seeds::decode_synthetic().into_iter().enumerate() {
+        sets[0].1.push((format!("seed-synthetic-{i}"), s));
+    }
     for (i, s) in seeds::engine_synthetic().into_iter().enumerate() {
         sets[1].1.push((format!("seed-synthetic-{i}"), s));
     }

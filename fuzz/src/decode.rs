@@ -1,48 +1,41 @@
 //! `decode`: link layer and IP header(s) of one frame, then TCP.
 //!
-//! Input: a byte choosing the link type ([`LINKS`], or any `u32` from the next four bytes
+//! Input: a byte choosing the link type ([`LINK_TYPES`], or any `u32` from the next four bytes
 //! when it is past the table), then the frame.
 
-use tcpflow_core::decode::{decode_ip, decode_tcp, decode_tunnel, skip_ipv6_extensions};
+use tcpflow_core::decode::{
+    decode_frame, decode_ip, decode_tcp, decode_tunnel, skip_ipv6_extensions, LINK_TYPES,
+};
 use tcpflow_core::stats::DecodeStats;
 use tcpflow_core::{Addr, DecodeError, LinkType};
 
 use crate::{within, Input};
 
-/// Every link type the decoder supports.
-pub const LINKS: [LinkType; 14] = [
-    LinkType::NULL,
-    LinkType::ETHERNET,
-    LinkType::PPP,
-    LinkType::RAW_12,
-    LinkType::RAW_14,
-    LinkType::PPP_HDLC,
-    LinkType::RAW,
-    LinkType::C_HDLC,
-    LinkType::LOOP,
-    LinkType::LINUX_SLL,
-    LinkType::IPV4,
-    LinkType::IPV6,
-    LinkType::NFLOG,
-    LinkType::LINUX_SLL2,
-];
+/// Every link type the decoder supports: the core's table, in its order (new rows go at the
+/// end, so a seed's first byte keeps its meaning).
+pub fn link(index: usize) -> LinkType {
+    LINK_TYPES[index % LINK_TYPES.len()].link
+}
 
-/// The [`LINKS`] index of a link type (the first byte of a seed).
+/// The [`LINK_TYPES`] index of a link type (the first byte of a seed).
 pub fn link_index(link: LinkType) -> Option<u8> {
-    LINKS.iter().position(|&l| l == link).map(|i| i as u8)
+    LINK_TYPES
+        .iter()
+        .position(|r| r.link == link)
+        .and_then(|i| u8::try_from(i).ok())
 }
 
 pub fn run(data: &[u8]) {
     let mut inp = Input::new(data);
     let Some(sel) = inp.u8() else { return };
-    let link = match LINKS.get(usize::from(sel)) {
-        Some(&l) => l,
+    let link = match LINK_TYPES.get(usize::from(sel)) {
+        Some(r) => r.link,
         None if sel >= 0xf0 => LinkType(inp.u32().unwrap_or(0)),
-        None => LINKS[usize::from(sel) % LINKS.len()],
+        None => link(usize::from(sel)),
     };
     let frame = inp.rest();
     let mut stats = DecodeStats::default();
-    match decode_ip(link, frame) {
+    match decode_frame(link, frame, &mut stats) {
         Ok(pkt) => {
             assert!(within(frame, pkt.payload), "payload outside the frame");
             assert!(
@@ -52,6 +45,9 @@ pub fn run(data: &[u8]) {
                 pkt.payload_len
             );
             assert!(pkt.vlans.len() <= 3);
+            // Every A-MSDU subframe counted has at least its 14-byte header in the frame.
+            assert!(stats.wifi_amsdu_skipped <= frame.len() as u64 / 14);
+            assert_eq!(decode_ip(link, frame), Ok(pkt));
             assert_eq!(
                 matches!(pkt.src, Addr::V4(_)),
                 matches!(pkt.dst, Addr::V4(_)),

@@ -2,7 +2,7 @@
 //! fed a sequence of frames cut from the input, its events checked by a contract sink.
 //!
 //! Input: a configuration byte ([`Setup`]), a byte choosing the link type of raw frames
-//! ([`crate::decode::LINKS`]), then operations:
+//! (an index into the core's `LINK_TYPES`), then operations:
 //! - `0x00..=0x7f`: a raw frame: the capture clock advances by `op` ticks, a `u16` length,
 //!   the frame's bytes (decoded with the chosen link type);
 //! - `0x80..=0xff`: a TCP segment built by the harness on Ethernet/IPv4 ([`Synth`]), on one
@@ -30,7 +30,6 @@ use tcpflow_core::{
     Storage, Timestamp,
 };
 
-use crate::decode::LINKS;
 use crate::Input;
 
 pub const FLOWS: usize = 4;
@@ -478,7 +477,7 @@ pub fn run(data: &[u8]) -> Outcome {
         return Outcome::default();
     };
     let lb = inp.u8().unwrap_or(1);
-    let link = LINKS[usize::from(lb & 0x7f) % LINKS.len()];
+    let link = crate::decode::link(usize::from(lb & 0x7f));
     // Bit 7 of the link byte: run again on the storage left by an engine dropped halfway
     // (an embedder restarting): the events must be the same as on fresh storage.
     let reuse = lb & 0x80 != 0;

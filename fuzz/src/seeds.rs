@@ -132,6 +132,63 @@ pub fn decode_from_capture(file: &[u8]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Decode seeds for what the test captures do not hold: 802.11 behind Prism and AVS headers,
+/// an A-MSDU of two subframes, a protected frame.
+pub fn decode_synthetic() -> Vec<Vec<u8>> {
+    // IPv4 (total length 45), TCP (data offset 5), "hello".
+    let mut ip = vec![
+        0x45, 0, 0, 45, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+    ];
+    ip.extend_from_slice(&[0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 1, 0]);
+    ip.extend_from_slice(&[0, 0, 0, 0]);
+    ip.extend_from_slice(b"hello");
+    let mut msdu = vec![0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00];
+    msdu.extend_from_slice(&ip);
+    let header = |fc0: u8, fc1: u8| {
+        let mut v = vec![fc0, fc1, 0, 0];
+        for a in 1..=3u8 {
+            v.extend_from_slice(&[2, 0, 0, 0, 0, a]);
+        }
+        v.extend_from_slice(&[0, 0]);
+        if fc0 & 0x80 != 0 {
+            v.extend_from_slice(&[0x80, 0]);
+        }
+        v
+    };
+    let mut data = header(0x08, 0x01);
+    data.extend_from_slice(&msdu);
+    let mut amsdu = header(0x88, 0x01);
+    for i in 0..2 {
+        amsdu.extend_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]);
+        amsdu.extend_from_slice(&(msdu.len() as u16).to_be_bytes());
+        amsdu.extend_from_slice(&msdu);
+        if i == 0 {
+            amsdu.resize(amsdu.len().div_ceil(4) * 4, 0);
+        }
+    }
+    let mut protected = header(0x08, 0x41);
+    protected.extend_from_slice(&[0x5a; 40]);
+    let mut prism = vec![0x44, 0, 0, 0, 144, 0, 0, 0];
+    prism.resize(144, 0);
+    prism.extend_from_slice(&data);
+    let mut avs = vec![0x80, 0x21, 0x10, 0x01, 0, 0, 0, 64];
+    avs.resize(64, 0);
+    avs.extend_from_slice(&data);
+    [
+        (LinkType::IEEE802_11, amsdu),
+        (LinkType::IEEE802_11, protected),
+        (LinkType::PRISM, prism),
+        (LinkType::IEEE802_11_AVS, avs),
+    ]
+    .into_iter()
+    .filter_map(|(link, f)| {
+        let mut v = vec![link_index(link)?];
+        v.extend_from_slice(&f);
+        Some(v)
+    })
+    .collect()
+}
+
 /// Defrag seeds: datagrams in order, reversed, overlapping with conflicting bytes, IPv6, a
 /// zero-length datagram, one too big, three keys for two slots.
 pub fn defrag_synthetic() -> Vec<Vec<u8>> {

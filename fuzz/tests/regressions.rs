@@ -74,6 +74,11 @@ fn seeds_pass() {
         decode_n > 300 && engine_n > 50 && capfile_n >= 90,
         "{decode_n} {engine_n} {capfile_n}"
     );
+    let wifi = seeds::decode_synthetic();
+    assert_eq!(wifi.len(), 4);
+    for s in wifi {
+        decode::run(&s);
+    }
     for s in seeds::engine_synthetic() {
         engine::run(&s);
     }

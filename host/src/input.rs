@@ -355,8 +355,14 @@ fn unsupported(number: i64, dlt: Linktype, name: &str) -> String {
         Ok(n) => format!("{number} ({n})"),
         Err(_) => number.to_string(),
     };
+    // The core's table, so a new link type is named here without a change.
+    let supported: Vec<String> = tcpflow_core::decode::LINK_TYPES
+        .iter()
+        .map(|r| format!("{} ({})", r.name, r.link.0))
+        .collect();
     format!(
-        "{name}: unsupported link type {what}; supported: Ethernet, Linux SLL/SLL2, raw IP, null/loopback, PPP, Cisco HDLC, NFLOG"
+        "{name}: unsupported link type {what}; supported: {}",
+        supported.join(", ")
     )
 }
 
@@ -714,8 +720,13 @@ mod tests {
     fn link_types() {
         assert_eq!(link_type(Linktype(1), "x").unwrap(), LinkType::ETHERNET);
         assert_eq!(link_type(Linktype(276), "x").unwrap(), LinkType::LINUX_SLL2);
-        let e = link_type(Linktype(127), "cap.pcap").unwrap_err();
-        assert!(e.starts_with("cap.pcap: unsupported link type 127"), "{e}");
+        assert_eq!(
+            link_type(Linktype(127), "x").unwrap(),
+            LinkType::IEEE802_11_RADIOTAP
+        );
+        let e = link_type(Linktype(148), "cap.pcap").unwrap_err();
+        assert!(e.starts_with("cap.pcap: unsupported link type 148"), "{e}");
+        assert!(e.contains("ETHERNET (1), PPP (9)"), "{e}");
     }
 
     #[test]

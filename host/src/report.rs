@@ -141,7 +141,9 @@ pub fn stats_groups(s: &Stats) -> [(&'static str, Vec<(&'static str, u64)>); 3] 
                 ("bad_ip_header", d.bad_ip_header),
                 ("bad_ipv6_ext", d.bad_ipv6_ext),
                 ("bad_tcp_header", d.bad_tcp_header),
+                ("wifi_protected", d.wifi_protected),
                 ("snaplen_cut", d.snaplen_cut),
+                ("wifi_amsdu_skipped", d.wifi_amsdu_skipped),
             ],
         ),
         (

@@ -602,7 +602,7 @@ fn pcapng_interface_of_an_unsupported_link_type() {
     let frames = basic_frames();
     let mut f = shb();
     f.extend(idb(1));
-    f.extend(idb(127));
+    f.extend(idb(147));
     for (i, fr) in frames.iter().enumerate() {
         f.extend(epb(0, 1_700_000_000_000_000 + 2 * i as u64, fr));
         f.extend(epb(1, 1_700_000_000_000_001 + 2 * i as u64, &[1, 2, 3, 4]));
@@ -612,7 +612,7 @@ fn pcapng_interface_of_an_unsupported_link_type() {
     assert_eq!(o.status.code(), Some(0), "{e}");
     assert_eq!(flows, expected("basic"));
     let want = format!(
-        "tcpflow: warning: {}: unsupported link type 127 (IEEE802_11_RADIO); supported: ",
+        "tcpflow: warning: {}: unsupported link type 147; supported: ",
         input.display()
     );
     assert_eq!(e.matches(&want).count(), 1, "{e}");

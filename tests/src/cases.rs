@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::conn::{make_monotonic, merge_by_time, Conn, LinkOpts, Pkt};
 use crate::expected::{expected_files, ExpectedFile};
-use crate::link::{Dir, Link, Vlan};
+use crate::link::{Dir, Link, Radio, Vlan, Wifi};
 use crate::packet::Ext;
 use crate::pcap::{PcapWriter, PcapngWriter};
 
@@ -834,6 +834,49 @@ fn link_case(name: &'static str, about: &'static str, link: Link, v4: bool, v6: 
     many(name, about, flows)
 }
 
+const fn wifi(ds: u8, qos: bool) -> Wifi {
+    Wifi {
+        ds,
+        qos,
+        protected: false,
+    }
+}
+
+/// An 802.11 capture: one IPv4 connection in the clear and, interleaved, a second one whose
+/// frames are all protected (encrypted): no reader can take data from them, so they give no
+/// flow (the core counts them in `wifi_protected`).
+fn wifi_protected() -> Case {
+    let clear = LinkOpts::new(Link::Wifi(wifi(1, true), Radio::None));
+    let (c, p) = http_conn("10.0.8.1:40000", "10.0.8.2:80", 300, clear, 44, 2000);
+    let sealed = Link::Wifi(
+        Wifi {
+            protected: true,
+            ..wifi(1, true)
+        },
+        Radio::None,
+    );
+    let (_, mut q) = http_conn(
+        "10.0.8.1:40001",
+        "10.0.8.2:80",
+        400,
+        LinkOpts::new(sealed).start(at(0) + 500),
+        45,
+        2000,
+    );
+    for pkt in &mut q {
+        // Listed under the clear connection, carrying nothing a reader can take.
+        pkt.conn = c.id;
+        pkt.seg = None;
+        pkt.frag = None;
+    }
+    Case::new(
+        "wifi-protected",
+        "IEEE 802.11 (105) QoS data: a connection in the clear, and one whose frames have the Protected bit (CCMP): encrypted frames give no flow and are counted",
+        vec![c],
+        merge_by_time(vec![p, q]),
+    )
+}
+
 fn ipv4_opts() -> Case {
     // NOP, record route with two empty slots (not copied), router alert (copied)
     let opts = [1, 7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0x94, 4, 0, 0];
@@ -979,6 +1022,42 @@ pub fn all() -> Vec<Case> {
             true,
             true,
         ),
+        link_case(
+            "wifi-80211",
+            "IEEE 802.11 (105) data frames with LLC/SNAP, client to access point (to-DS) and back (from-DS), IPv4 and IPv6",
+            Link::Wifi(wifi(1, false), Radio::None),
+            true,
+            true,
+        ),
+        link_case(
+            "wifi-4addr",
+            "IEEE 802.11 (105) four-address QoS data frames (to-DS and from-DS: a wireless bridge), IPv4 and IPv6",
+            Link::Wifi(wifi(3, true), Radio::None),
+            true,
+            true,
+        ),
+        link_case(
+            "wifi-radiotap",
+            "radiotap (127) before 802.11 QoS data: TSFT, flags, channel, signal; no FCS, no padding; IPv4 and IPv6",
+            Link::Wifi(wifi(1, true), Radio::Radiotap { fcs: false, pad: false }),
+            true,
+            true,
+        ),
+        link_case(
+            "wifi-radiotap-fcs",
+            "radiotap (127) with the FCS-present and data-pad flags: each frame ends with its 4-byte FCS (not data) and the 26-byte QoS header is padded to 28; IPv4 and IPv6",
+            Link::Wifi(wifi(2, true), Radio::Radiotap { fcs: true, pad: true }),
+            true,
+            true,
+        ),
+        link_case(
+            "wifi-ppi",
+            "PPI (192) with an 802.11-Common field saying the frame ends with its FCS, before 802.11 QoS data; IPv4 and IPv6",
+            Link::Wifi(wifi(1, true), Radio::Ppi { fcs: true }),
+            true,
+            true,
+        ),
+        wifi_protected(),
         pcapng(),
         concurrent(),
         big(),

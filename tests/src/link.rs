@@ -1,6 +1,7 @@
 //! Link-layer framing for each supported link type.
 
-/// Link types (the pcap LINKTYPE_ values) this generator can write.
+/// Link types (the pcap LINKTYPE_ values) this generator can write: each is a row of the
+/// core's `tcpflow_core::decode::LINK_TYPES` (a test below holds them to it).
 pub mod linktype {
     pub const NULL: u32 = 0;
     pub const ETHERNET: u32 = 1;
@@ -10,6 +11,9 @@ pub mod linktype {
     pub const IPV4: u32 = 228;
     pub const IPV6: u32 = 229;
     pub const LINUX_SLL2: u32 = 276;
+    pub const IEEE802_11: u32 = 105;
+    pub const IEEE802_11_RADIOTAP: u32 = 127;
+    pub const PPI: u32 = 192;
 }
 
 /// Bytes used to pad short Ethernet frames. Deliberately not zero, so that a tool treating
@@ -81,6 +85,120 @@ pub enum Link {
     NullLe,
     /// OpenBSD loop: a 4-byte big-endian address family (2, or 24 for IPv6).
     Loop,
+    /// An 802.11 data frame with LLC/SNAP (105), behind a radiotap (127) or PPI (192) header
+    /// when `Radio` says.
+    Wifi(Wifi, Radio),
+}
+
+/// How an 802.11 data frame is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Wifi {
+    /// DS bits of the client's frames: 0 none, 1 to-DS (client to access point), 2
+    /// from-DS, 3 both (four addresses, a wireless bridge). The server's frames go the other
+    /// way through the access point (to-DS and from-DS swapped).
+    pub ds: u8,
+    /// QoS data (with a QoS control field) rather than plain data.
+    pub qos: bool,
+    /// The Protected bit: the body is encrypted (a CCMP header, scrambled bytes, a MIC), so
+    /// no reader can take data from it.
+    pub protected: bool,
+}
+
+/// The header before an 802.11 frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Radio {
+    /// None: link type 105.
+    None,
+    /// Radiotap (127) with TSFT, flags, channel and signal; `fcs`: the frame ends with its
+    /// FCS (flag 0x10); `pad`: the MAC header is padded to 4 bytes (flag 0x20).
+    Radiotap { fcs: bool, pad: bool },
+    /// PPI (192) with an 802.11-Common field; `fcs`: the frame ends with its FCS.
+    Ppi { fcs: bool },
+}
+
+/// The access points' addresses in 802.11 frames.
+pub const BSSID: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0xb1];
+pub const BSSID2: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0xb2];
+
+/// CRC-32 (IEEE 802.3), the 802.11 FCS.
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+impl Wifi {
+    /// MAC header length before padding.
+    fn mac_len(&self) -> usize {
+        (if self.ds == 3 { 30 } else { 24 }) + if self.qos { 2 } else { 0 }
+    }
+
+    /// The 802.11 frame (MAC header, optional padding to 4 bytes, LLC/SNAP, the packet; FCS
+    /// when `fcs`) from `src` to `dst`.
+    fn frame(&self, src: [u8; 6], dst: [u8; 6], ip: &[u8], pad: bool, fcs: bool) -> Vec<u8> {
+        let mut f = vec![
+            if self.qos { 0x88 } else { 0x08 },
+            self.ds | if self.protected { 0x40 } else { 0 },
+            0x2c,
+            0x00,
+        ];
+        let addrs: [[u8; 6]; 3] = match self.ds {
+            0 => [dst, src, BSSID],
+            1 => [BSSID, src, dst],
+            2 => [dst, BSSID, src],
+            _ => [BSSID2, BSSID, dst],
+        };
+        for a in addrs {
+            f.extend_from_slice(&a);
+        }
+        f.extend_from_slice(&[0x00, 0x00]);
+        if self.ds == 3 {
+            f.extend_from_slice(&src);
+        }
+        if self.qos {
+            f.extend_from_slice(&[0x00, 0x00]);
+        }
+        if pad {
+            while f.len() % 4 != 0 {
+                f.push(0);
+            }
+        }
+        let mut body = vec![0xaa, 0xaa, 0x03, 0, 0, 0];
+        body.extend_from_slice(&ethertype(ip).to_be_bytes());
+        body.extend_from_slice(ip);
+        if self.protected {
+            // CCMP header (packet number, key id with ExtIV), the body scrambled, the MIC.
+            f.extend_from_slice(&[0x01, 0x00, 0x00, 0x20, 0x00, 0x00, 0x00, 0x00]);
+            f.extend(body.iter().map(|b| b ^ 0x5a));
+            f.extend_from_slice(&[0x4d; 8]);
+        } else {
+            f.extend_from_slice(&body);
+        }
+        if fcs {
+            let c = crc32(&f);
+            f.extend_from_slice(&c.to_le_bytes());
+        }
+        f
+    }
+}
+
+impl Radio {
+    fn header_len(&self) -> usize {
+        match self {
+            Radio::None => 0,
+            Radio::Radiotap { .. } => 23,
+            Radio::Ppi { .. } => 32,
+        }
+    }
 }
 
 /// MAC address used for the client (`C2S` source) and server.
@@ -109,6 +227,9 @@ impl Link {
             Link::RawIpv6 => linktype::IPV6,
             Link::NullLe => linktype::NULL,
             Link::Loop => linktype::LOOP,
+            Link::Wifi(_, Radio::None) => linktype::IEEE802_11,
+            Link::Wifi(_, Radio::Radiotap { .. }) => linktype::IEEE802_11_RADIOTAP,
+            Link::Wifi(_, Radio::Ppi { .. }) => linktype::PPI,
         }
     }
 
@@ -120,6 +241,15 @@ impl Link {
             Link::Sll2 => 20,
             Link::Raw | Link::RawIpv4 | Link::RawIpv6 => 0,
             Link::NullLe | Link::Loop => 4,
+            Link::Wifi(w, r) => {
+                let pad = matches!(r, Radio::Radiotap { pad: true, .. });
+                let mac = if pad {
+                    w.mac_len().div_ceil(4) * 4
+                } else {
+                    w.mac_len()
+                };
+                r.header_len() + mac + if w.protected { 16 } else { 8 }
+            }
         }
     }
 
@@ -189,6 +319,41 @@ impl Link {
             Link::RawIpv6 => assert!(v6, "IPv4 packet on a raw IPv6 (229) link"),
             Link::NullLe => f.extend_from_slice(&(if v6 { 30u32 } else { 2 }).to_le_bytes()),
             Link::Loop => f.extend_from_slice(&(if v6 { 24u32 } else { 2 }).to_be_bytes()),
+            Link::Wifi(w, radio) => {
+                let (fcs, pad) = match *radio {
+                    Radio::None => (false, false),
+                    Radio::Radiotap { fcs, pad } => (fcs, pad),
+                    Radio::Ppi { fcs } => (fcs, false),
+                };
+                match radio {
+                    Radio::None => {}
+                    Radio::Radiotap { .. } => {
+                        // Version, pad, length 23; present: TSFT, flags, channel, signal.
+                        f.extend_from_slice(&[0, 0, 23, 0, 0x2b, 0, 0, 0]);
+                        f.extend_from_slice(&1_000_000u64.to_le_bytes());
+                        f.push(u8::from(fcs) << 4 | u8::from(pad) << 5);
+                        // Channel (aligned to 2): 2437 MHz, 2.4 GHz OFDM; signal -40 dBm.
+                        f.extend_from_slice(&[0, 0x85, 0x09, 0xc0, 0x00, 0xd8]);
+                    }
+                    Radio::Ppi { .. } => {
+                        // Version, flags, length 32, link type 105.
+                        f.extend_from_slice(&[0, 0, 32, 0, 105, 0, 0, 0]);
+                        // 802.11-Common (type 2, 20 bytes): TSF, flags (FCS), 54 Mb/s,
+                        // 2437 MHz, 2.4 GHz OFDM, FHSS, signal -40 dBm, noise -90 dBm.
+                        f.extend_from_slice(&[2, 0, 20, 0]);
+                        f.extend_from_slice(&1_000_000u64.to_le_bytes());
+                        f.extend_from_slice(&u16::from(fcs).to_le_bytes());
+                        f.extend_from_slice(&[108, 0, 0x85, 0x09, 0xc0, 0x00, 0, 0, 0xd8, 0xa6]);
+                    }
+                }
+                debug_assert_eq!(f.len(), radio.header_len());
+                let w = match (dir, w.ds) {
+                    (Dir::S2C, 1 | 2) => Wifi { ds: w.ds ^ 3, ..*w },
+                    _ => *w,
+                };
+                f.extend(w.frame(src, dst, ip, pad, fcs));
+                return f;
+            }
         }
         f.extend_from_slice(ip);
         f
@@ -198,6 +363,68 @@ impl Link {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const WIFI: Wifi = Wifi {
+        ds: 3,
+        qos: true,
+        protected: false,
+    };
+
+    #[test]
+    fn wifi_frames_decode_in_the_core() {
+        use tcpflow_core::decode::{decode_ip, LinkType};
+        // IPv4 (total length 45), TCP (data offset 5), "hello".
+        let mut ip = vec![
+            0x45, 0, 0, 45, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        ip.extend_from_slice(&[0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 1, 0]);
+        ip.extend_from_slice(&[0, 0, 0, 0]);
+        ip.extend_from_slice(b"hello");
+        for ds in 0..4 {
+            for qos in [false, true] {
+                let w = Wifi {
+                    ds,
+                    qos,
+                    protected: false,
+                };
+                for radio in [
+                    Radio::None,
+                    Radio::Radiotap {
+                        fcs: false,
+                        pad: false,
+                    },
+                    Radio::Radiotap {
+                        fcs: true,
+                        pad: true,
+                    },
+                    Radio::Ppi { fcs: true },
+                ] {
+                    let l = Link::Wifi(w, radio);
+                    let f = l.encode(Dir::C2S, &ip);
+                    let p = decode_ip(LinkType(l.linktype()), &f).unwrap();
+                    assert_eq!(p.payload, &ip[20..], "{l:?}");
+                    assert_eq!(p.macs, Some([CLIENT_MAC, SERVER_MAC]), "{l:?}");
+                    let fcs = matches!(
+                        radio,
+                        Radio::Radiotap { fcs: true, .. } | Radio::Ppi { fcs: true }
+                    );
+                    assert_eq!(l.header_len() + ip.len() + 4 * usize::from(fcs), f.len());
+                }
+                let l = Link::Wifi(
+                    Wifi {
+                        protected: true,
+                        ..w
+                    },
+                    Radio::None,
+                );
+                assert_eq!(
+                    decode_ip(LinkType(l.linktype()), &l.encode(Dir::S2C, &ip)),
+                    Err(tcpflow_core::DecodeError::Protected)
+                );
+            }
+        }
+        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
+    }
 
     #[test]
     fn ethernet_padding_and_tags() {
@@ -209,6 +436,54 @@ mod tests {
         assert_eq!(u16::from_be_bytes([f[14], f[15]]), (3 << 13) | 200);
         assert_eq!(&f[20..22], &[0x08, 0x00]);
         assert!(f[42..].iter().all(|&b| b == PAD_BYTE));
+    }
+
+    /// Every link type the generator writes is one the core's table lists, under the same
+    /// number.
+    #[test]
+    fn link_types_are_rows_of_the_cores_table() {
+        use tcpflow_core::decode::{LinkType, LINK_TYPES};
+        let links = [
+            Link::ethernet(),
+            Link::Sll,
+            Link::Sll2,
+            Link::Raw,
+            Link::RawIpv4,
+            Link::RawIpv6,
+            Link::NullLe,
+            Link::Loop,
+            Link::Wifi(WIFI, Radio::None),
+            Link::Wifi(
+                WIFI,
+                Radio::Radiotap {
+                    fcs: true,
+                    pad: true,
+                },
+            ),
+            Link::Wifi(WIFI, Radio::Ppi { fcs: true }),
+        ];
+        for l in &links {
+            assert!(
+                LINK_TYPES.iter().any(|r| r.link.0 == l.linktype()),
+                "{l:?} ({}) is not in the core's table",
+                l.linktype()
+            );
+        }
+        for (ours, core) in [
+            (linktype::NULL, LinkType::NULL),
+            (linktype::ETHERNET, LinkType::ETHERNET),
+            (linktype::RAW, LinkType::RAW),
+            (linktype::LOOP, LinkType::LOOP),
+            (linktype::LINUX_SLL, LinkType::LINUX_SLL),
+            (linktype::IPV4, LinkType::IPV4),
+            (linktype::IPV6, LinkType::IPV6),
+            (linktype::LINUX_SLL2, LinkType::LINUX_SLL2),
+            (linktype::IEEE802_11, LinkType::IEEE802_11),
+            (linktype::IEEE802_11_RADIOTAP, LinkType::IEEE802_11_RADIOTAP),
+            (linktype::PPI, LinkType::PPI),
+        ] {
+            assert_eq!(ours, core.0);
+        }
     }
 
     #[test]
