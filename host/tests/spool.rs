@@ -1356,12 +1356,10 @@ fn crafted_fields_at_their_maxima_are_one_line_errors() {
         "--report-json",
         s(&d.join("r.json")),
     ]);
-    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
-    assert!(
-        stderr(&o).is_empty() || stderr(&o).starts_with("tcpflow: "),
-        "{}",
-        stderr(&o)
-    );
+    // Figures are figures: reported as they are (sums saturate), nothing breaks.
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+    assert_eq!(tree(&out).len(), 80);
     // A Gap whose end passes 2^64 (or 2^63, past any file): a damaged record, reported.
     for len in [u64::MAX - 5, 1u64 << 63] {
         let mut c = Img {
