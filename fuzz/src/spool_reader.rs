@@ -442,7 +442,7 @@ pub fn run(data: &[u8]) {
     // info: one read per segment; replay: per segment a few header reads (its own, its
     // neighbours' when it has none), at most two per record (header, body; a record takes
     // at least 8 bytes), and the searches after damage: a read per 4 KiB, a read to start
-    // each search, three per candidate that fails (at most seg/16 per budget, two budgets).
+    // each search, three per candidate that fails (at most seg/128 per budget, two budgets).
     // Under one read per byte: linear, so a loop fails here instead of hanging.
     let bound = count * (20 + seg);
     assert!(ram.reads <= bound, "{} reads, more than {bound}", ram.reads);

@@ -339,7 +339,9 @@ impl<S: SpoolStorage> SpoolReader<S> {
             };
             let at = p + i as u32;
             let len = u64::from(u16::from_le_bytes([win[i + 2], win[i + 3]]));
-            let cost = len.max(64);
+            // At least 512: a crafted segment of short candidates then costs at most
+            // seg/128 of them (three reads each), not one per byte.
+            let cost = len.max(512);
             if *budget < cost {
                 return Ok(None);
             }
@@ -543,7 +545,9 @@ fn settle(p: BadEnd, run_went_on: bool, sum: &mut Summary) {
     }
 }
 
-/// What a scan may spend on candidates that fail, per segment: four times its size.
+/// What a scan may spend on candidates that fail, per segment: four times its size in
+/// bytes checksummed (random bytes hold about one candidate per 512 KiB; the stale records of
+/// an older lap after the newest one cost their length once).
 fn scan_budget(seg: u32) -> u64 {
     4 * u64::from(seg)
 }

@@ -1639,3 +1639,59 @@ fn crafted_records_past_the_longest_stream_are_invalid() {
     assert_eq!(sum.flows_closed, 1);
     assert_eq!(out.evs.len(), 3);
 }
+
+/// Counts reads.
+struct Counted<'a> {
+    inner: &'a mut FileLike,
+    reads: u64,
+}
+
+impl SpoolStorage for Counted<'_> {
+    type Error = core::convert::Infallible;
+    fn segment_size(&self) -> u32 {
+        self.inner.seg
+    }
+    fn segment_count(&self) -> u32 {
+        self.inner.count
+    }
+    fn block_size(&self) -> u32 {
+        4096
+    }
+    fn erase(&mut self, s: u32) -> Result<(), Self::Error> {
+        self.inner.erase(s)
+    }
+    fn write(&mut self, o: u64, d: &[u8]) -> Result<(), Self::Error> {
+        self.inner.write(o, d)
+    }
+    fn read(&mut self, o: u64, b: &mut [u8]) -> Result<(), Self::Error> {
+        self.reads += 1;
+        self.inner.read(o, b)
+    }
+    fn sync(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+#[test]
+fn crafted_candidates_cannot_make_the_search_after_damage_expensive() {
+    let (mut f, _) = file_image();
+    let (_, clean) = replay(&mut f, 8);
+    // Every segment after its first record: a plausible Data header every 4 bytes, none
+    // with a valid CRC.
+    for i in 0..32usize {
+        let base = i * 16384;
+        for (k, b) in f.data[base + 200..base + 16384].iter_mut().enumerate() {
+            *b = [2, 0, 25, 0][k % 4];
+        }
+    }
+    let mut c = Counted {
+        inner: &mut f,
+        reads: 0,
+    };
+    let (_, sum) = replay(&mut c, 8);
+    assert!(sum.damaged() || sum.torn_tails > 0, "{sum:?}");
+    assert!(sum.records < clean.records);
+    // Per segment: the candidates the budget allows (4 x 16 KiB / 512 = 128) at three reads
+    // each, a few more; not one per byte.
+    assert!(c.reads < 32 * (3 * 128 + 64), "{} reads", c.reads);
+}
