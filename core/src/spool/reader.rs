@@ -276,7 +276,7 @@ impl<S: SpoolStorage> SpoolReader<S> {
         buf: &mut [u8],
     ) -> Result<Option<(SegmentHeader, u32)>, SpoolError<S::Error>> {
         let (seg, count) = (self.storage.segment_size(), self.storage.segment_count());
-        let prev = (idx + count - 1) % count;
+        let prev = idx.checked_sub(1).unwrap_or(count - 1);
         let next = (idx + 1) % count;
         let guess = match read_header(&mut self.storage, prev, seg).map_err(SpoolError::Storage)? {
             Some(p) => Some((p, p.seq.saturating_add(1))),
