@@ -113,21 +113,31 @@ fn replay_slots(path: &Path, slots: u32, max_flows: u32) -> Result<usize, String
 /// What a replay slot costs: the reader's state and the file writer's per flow.
 const REPLAY_BYTES_PER_SLOT: u64 = std::mem::size_of::<ReplayFlow>() as u64 + 64;
 
-/// Bytes a truncated spool file lacks to end on a whole segment.
-fn missing_tail(storage: &FileSpool) -> Option<u64> {
-    storage.short().map(|len| storage.size() - len)
+/// What is wrong with the length of a truncated spool file, if it is.
+fn truncation(storage: &FileSpool) -> Option<String> {
+    let len = storage.short()?;
+    let seg = u64::from(storage.segment_size());
+    Some(if len % seg != 0 {
+        format!(
+            "the file is truncated: it ends {} into segment {} (segments of {})",
+            fmt_size(len % seg),
+            len / seg,
+            fmt_size(seg)
+        )
+    } else {
+        format!(
+            "the file is truncated: it holds {} segment of {}, a spool at least two",
+            len / seg,
+            fmt_size(seg)
+        )
+    })
 }
 
 /// What the spool lost to damage, for a message; `None` when it is whole.
-/// `missing`: bytes the file lacks to end on a whole segment (see [`missing_tail`]).
-fn damage_text(s: &Summary, missing: Option<u64>) -> Option<String> {
+/// `truncated`: what [`truncation`] says.
+fn damage_text(s: &Summary, truncated: Option<String>) -> Option<String> {
     let mut parts = Vec::new();
-    if let Some(m) = missing {
-        parts.push(format!(
-            "the file ends {} before the end of its last segment (truncated)",
-            fmt_size(m)
-        ));
-    }
+    parts.extend(truncated);
     if s.damaged_regions > 0 {
         parts.push(format!(
             "{} unreadable stretches ({} bytes) skipped",
@@ -163,7 +173,7 @@ fn damage_text(s: &Summary, missing: Option<u64>) -> Option<String> {
 pub fn export(o: &Options, path: &Path) -> Result<i32, String> {
     let start_ns = now_ns();
     let storage = spool::open_for_reading(path)?;
-    let missing = missing_tail(&storage);
+    let truncated = truncation(&storage);
     let mut reader =
         SpoolReader::new(storage).map_err(|e| format!("spool {}: {e:?}", path.display()))?;
     let info = reader
@@ -225,7 +235,7 @@ pub fn export(o: &Options, path: &Path) -> Result<i32, String> {
             Summary::default()
         }
     };
-    let damage = damage_text(&sum, missing);
+    let damage = damage_text(&sum, truncated);
     if let Some(d) = &damage {
         // Everything else was replayed and is written below; the status says what was lost.
         eprintln!("tcpflow: spool {} is damaged: {d}", path.display());
@@ -288,7 +298,7 @@ pub fn summary(o: &Options, path: &Path) -> Result<i32, String> {
         .map_err(|e| replay_error(path, e))?;
     let storage = reader.into_inner();
     let torn = sum.torn_at;
-    let damage = damage_text(&sum, missing_tail(&storage));
+    let damage = damage_text(&sum, truncation(&storage));
     let ts = |t: Option<tcpflow_core::Timestamp>| {
         t.map(timefmt::iso_micros).unwrap_or_else(|| "-".into())
     };
