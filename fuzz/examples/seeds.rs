@@ -1,5 +1,5 @@
 //! Writes the seed corpus: `cargo run --example seeds -- TESTDATA_DIR CORPUS_DIR`.
-//! Creates `CORPUS_DIR/{decode,defrag,engine,spool_reader,capfile}/seed-*`.
+//! Creates `CORPUS_DIR/{decode,defrag,engine,spool_reader,capfile,spool_export}/seed-*`.
 
 use std::path::Path;
 
@@ -38,6 +38,7 @@ fn main() {
         ("defrag", Vec::new()),
         ("spool_reader", Vec::new()),
         ("capfile", Vec::new()),
+        ("spool_export", Vec::new()),
     ];
     for (case, bytes) in &captures {
         for (i, s) in seeds::decode_from_capture(bytes).into_iter().enumerate() {
@@ -61,6 +62,9 @@ fn main() {
     }
     for (i, s) in seeds::spool_synthetic().into_iter().enumerate() {
         sets[3].1.push((format!("seed-{i}"), s));
+    }
+    for (i, s) in seeds::spool_export_synthetic().into_iter().enumerate() {
+        sets[5].1.push((format!("seed-{i}"), s));
     }
     for (target, seeds) in sets {
         let dir = corpus.join(target);

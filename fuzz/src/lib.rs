@@ -12,6 +12,7 @@
 //! | [`engine`] | the whole `Engine` on tiny storage, its events checked by a contract sink |
 //! | [`spool_reader`] | the spool reader over arbitrary bytes, or over a spool written and then damaged |
 //! | [`capfile`] | the capture file parser over arbitrary bytes, whole and in chunks: the same records |
+//! | [`spool_export`] | `--spool-export` in process over a spool file of arbitrary bytes, or written and then damaged or cut |
 
 pub mod capfile;
 pub mod decode;
@@ -19,6 +20,7 @@ pub mod defrag;
 pub mod engine;
 pub mod pcap;
 pub mod seeds;
+pub mod spool_export;
 pub mod spool_reader;
 
 /// Reads fields off the front of the fuzz input; every read past the end gives `None` (or a

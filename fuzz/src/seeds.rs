@@ -6,6 +6,7 @@ use crate::defrag::{Frag, KeySel};
 use crate::engine::{Setup, Synth, TICK_NS};
 use crate::pcap;
 use crate::spool_reader::{Geometry, Op};
+use crate::Input;
 use tcpflow_core::LinkType;
 
 /// Largest engine seed: the start of a capture, as many whole frames as fit.
@@ -317,6 +318,36 @@ pub fn spool_synthetic() -> Vec<Vec<u8>> {
         let mem = crate::spool_reader::image(Geometry(g), &ops, 2);
         let mut raw = vec![g, 4 << 1, 0];
         raw.extend_from_slice(&mem);
+        out.push(raw);
+    }
+    out
+}
+
+/// Spool export seeds: the spool reader's scripts in writer mode (2 segments of 16 KiB, a
+/// writer table of 2), damaged, cut short, and as the raw file they leave.
+pub fn spool_export_synthetic() -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for reader_seed in spool_synthetic().iter().step_by(3) {
+        // Writer-mode reader seeds start: geometry, mode, fail, writer slots; then events.
+        let events = &reader_seed[4..];
+        let mut v = vec![1 | 32, 0, 0, 1];
+        v.extend_from_slice(events);
+        out.push(v.clone());
+        // Damaged: a flipped byte in the first segment's records.
+        let mut d = v.clone();
+        d.extend_from_slice(&[0, 200, 0, 0, 0, 0x10]);
+        out.push(d);
+        // Cut at 6000 bytes (1500 units of 4).
+        let mut c = v.clone();
+        c[0] |= 8;
+        c[1..3].copy_from_slice(&1500u16.to_le_bytes());
+        out.push(c);
+        // The raw file.
+        let mut ram = crate::spool_reader::Ram::with_geometry(16 << 10, 2, 4096);
+        ram.mem.fill(0);
+        crate::spool_reader::write_events(&mut Input::new(events), &mut ram, 2);
+        let mut raw = vec![0];
+        raw.extend_from_slice(&ram.mem);
         out.push(raw);
     }
     out

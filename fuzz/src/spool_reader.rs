@@ -59,11 +59,16 @@ impl Geometry {
 
 impl Ram {
     pub fn new(g: Geometry) -> Self {
+        Self::with_geometry(g.segment(), g.count(), g.block())
+    }
+
+    /// Erased storage of `count` segments of `segment` bytes, written in `block`s.
+    pub fn with_geometry(segment: u32, count: u32, block: u32) -> Self {
         Ram {
-            mem: vec![0xff; (g.segment() * g.count()) as usize],
-            segment: g.segment(),
-            count: g.count(),
-            block: g.block(),
+            mem: vec![0xff; (segment * count) as usize],
+            segment,
+            count,
+            block,
             reads: 0,
             fail_after: None,
         }
@@ -252,13 +257,13 @@ fn flow_info(slot: u32, n: u32, dirs: [DirInfo; 2]) -> FlowInfo {
 
 /// What the events did, to judge an undamaged replay.
 #[derive(Default, Debug)]
-struct Written {
-    data_bytes: u64,
-    lossless: bool,
+pub struct Written {
+    pub data_bytes: u64,
+    pub lossless: bool,
 }
 
 /// Feeds writer-mode events; returns what was written.
-fn write_events(inp: &mut Input<'_>, ram: &mut Ram, wslots: usize) -> Written {
+pub fn write_events(inp: &mut Input<'_>, ram: &mut Ram, wslots: usize) -> Written {
     let mut buf = vec![0u8; MAX_RECORD.next_multiple_of(ram.block as usize)];
     let mut table = vec![SpoolFlow::EMPTY; wslots];
     let mut open: HashMap<u32, FlowInfo> = HashMap::new();
@@ -361,7 +366,7 @@ fn finish(mut w: SpoolWriter<'_, &mut Ram>, out: &mut Written) -> Written {
 }
 
 /// Applies damage operations from the rest of the input.
-fn damage(inp: &mut Input<'_>, ram: &mut Ram) -> bool {
+pub fn damage(inp: &mut Input<'_>, ram: &mut Ram) -> bool {
     let mut any = false;
     let (seg, count, len) = (ram.segment as usize, ram.count as usize, ram.mem.len());
     while let Some(op) = inp.u8() {
@@ -434,9 +439,12 @@ pub fn run(data: &[u8]) {
     let mut buf = vec![0u8; MAX_RECORD];
     let mut sink = ReplayChecker::default();
     let res = reader.replay(&mut sink, &mut flows, &mut buf);
-    // info: one read per segment; replay: two per segment for the headers, at most two per
-    // record (header, body), a record taking at least 8 bytes.
-    let bound = count + 2 * count + count * 2 * (seg / 8);
+    // info: one read per segment; replay: per segment a few header reads (its own, its
+    // neighbours' when it has none), at most two per record (header, body; a record takes
+    // at least 8 bytes), and the searches after damage: a read per 4 KiB, a read to start
+    // each search, three per candidate that fails (at most seg/128 per budget, two budgets).
+    // Under one read per byte: linear, so a loop fails here instead of hanging.
+    let bound = count * (20 + seg);
     assert!(ram.reads <= bound, "{} reads, more than {bound}", ram.reads);
     let sum: Summary = match res {
         Ok(s) => s,
@@ -460,10 +468,23 @@ pub fn run(data: &[u8]) {
     assert_eq!(sink.data_bytes, sum.data_bytes, "data bytes");
     assert_eq!(sink.gap_bytes, sum.gap_bytes, "gap bytes");
     assert!(sum.segments <= g.count());
+    assert!(sum.flows_cut <= sum.flows, "flows cut: {sum:?}");
+    assert!(
+        sum.torn_at.is_some() == (sum.torn_tails > 0),
+        "torn tail: {sum:?}"
+    );
     if let Some(bytes) = expect {
         assert_eq!(
             sum.data_bytes, bytes,
             "an undamaged spool lost data: {sum:?}"
+        );
+        assert!(
+            !sum.damaged(),
+            "an undamaged spool reads as damaged: {sum:?}"
+        );
+        assert_eq!(
+            sum.torn_tails, 0,
+            "an undamaged spool has a torn tail: {sum:?}"
         );
     }
 }

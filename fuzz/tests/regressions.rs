@@ -4,11 +4,11 @@
 
 use std::path::Path;
 
-use tcpflow_fuzz::{capfile, decode, defrag, engine, seeds, spool_reader};
+use tcpflow_fuzz::{capfile, decode, defrag, engine, seeds, spool_export, spool_reader};
 
 type Harness = fn(&[u8]);
 
-const TARGETS: [(&str, Harness); 5] = [
+const TARGETS: [(&str, Harness); 6] = [
     ("decode", decode::run),
     ("defrag", defrag::run),
     ("engine", |d| {
@@ -16,6 +16,7 @@ const TARGETS: [(&str, Harness); 5] = [
     }),
     ("spool_reader", spool_reader::run),
     ("capfile", capfile::run),
+    ("spool_export", spool_export::run),
 ];
 
 #[test]
@@ -87,5 +88,8 @@ fn seeds_pass() {
     }
     for s in seeds::spool_synthetic() {
         spool_reader::run(&s);
+    }
+    for s in seeds::spool_export_synthetic() {
+        spool_export::run(&s);
     }
 }

@@ -262,7 +262,8 @@ pub struct Args {
     /// append-only log (a file, created if missing, or a block device) of --spool-size bytes,
     /// written in large aligned blocks; when it is full the oldest data is dropped, whole
     /// segments at a time (counted). Export it later with --spool-export. A spool already
-    /// there is continued, not overwritten. For routers: put it on external storage (e.g.
+    /// there is continued, not overwritten; anything else that is not empty needs
+    /// --spool-init. For routers: put it on external storage (e.g.
     /// /mnt/usb), never on the router's own flash (the overlay). Without -X or
     /// --report-json no report is written; the summary on stderr has the spool's figures.
     #[arg(
@@ -271,6 +272,12 @@ pub struct Args {
         help_heading = "Spooling to flash"
     )]
     pub spool: Option<PathBuf>,
+
+    /// Make a spool of --spool PATH even though it holds something else (a file or device
+    /// that is neither empty, nor all zeros, nor a spool): its contents are lost. Without
+    /// it such a PATH is refused and left as it is.
+    #[arg(long = "spool-init", help_heading = "Spooling to flash")]
+    pub spool_init: bool,
 
     /// Size of the spool [default: 256M], allocated in full at start (so a disk that is too
     /// small fails at once). Split into segments (the unit the ring drops): 1 MiB for spools
@@ -300,8 +307,10 @@ pub struct Args {
     /// per-direction records (but for conflicting retransmissions of delivered bytes, which
     /// cannot be told while spooling: the delivered bytes are on storage, not in memory).
     /// Flows whose end the spool lacks (a crash, or a writer still running) are written as
-    /// far as they got; flows whose start the ring dropped have a hole there. Takes -o, -T,
-    /// -b, -f, -X, --report-json, --no-report, -c/-C.
+    /// far as they got; flows whose start the ring dropped have a hole there. A damaged
+    /// spool is read past the damage; what was lost is reported and the exit status is 1.
+    /// Takes -o, -T, -b, -f, -X, --report-json, --no-report, -c/-C, --max-flows (the
+    /// largest writer flow table accepted).
     #[arg(
         long = "spool-export",
         value_name = "PATH",
@@ -310,7 +319,8 @@ pub struct Args {
     pub spool_export: Option<PathBuf>,
 
     /// Print what the spool at PATH holds on standard output: flows, bytes, time range, what
-    /// the ring dropped, and a torn tail if the writer was stopped mid-write.
+    /// the ring dropped, damage (exit status 1 if any), and a torn tail if the writer was
+    /// stopped mid-write.
     #[arg(
         long = "spool-summary",
         value_name = "PATH",
@@ -379,6 +389,8 @@ pub struct SpoolOpts {
     pub size: u64,
     /// Sync at most this often (0: only at the end).
     pub sync_secs: u64,
+    /// `--spool-init`: PATH may be overwritten even if it holds something else.
+    pub init: bool,
 }
 
 /// What a run does.
@@ -731,6 +743,9 @@ impl Args {
             if self.spool_sync.is_some() {
                 return Err("--spool-sync needs --spool PATH".into());
             }
+            if self.spool_init {
+                return Err("--spool-init needs --spool PATH".into());
+            }
             return Ok(None);
         };
         if console_mode {
@@ -743,6 +758,7 @@ impl Args {
             path,
             size: self.spool_size.unwrap_or(DEFAULT_SPOOL_SIZE),
             sync_secs: self.spool_sync.unwrap_or(DEFAULT_SPOOL_SYNC),
+            init: self.spool_init,
         }))
     }
 

@@ -699,7 +699,7 @@ pub fn run(o: Options) -> Result<i32, String> {
     match &o.action {
         Action::Capture => {}
         Action::Export(p) => return spoolcmd::export(&o, p),
-        Action::Summary(p) => return spoolcmd::summary(p),
+        Action::Summary(p) => return spoolcmd::summary(&o, p),
     }
     let start_ns = now_ns();
     let stop = Arc::new(AtomicBool::new(false));
@@ -897,7 +897,7 @@ pub fn run(o: Options) -> Result<i32, String> {
     let spool_storage = match &o.spool {
         Some(sp) => {
             let path = sp.path.clone();
-            let (storage, opened) = spool::open_for_writing(&path, sp.size)?;
+            let (storage, opened) = spool::open_for_writing(&path, sp.size, sp.init)?;
             if !o.quiet {
                 if let Some(w) = &opened.warning {
                     eprintln!("tcpflow: warning: {w}");

@@ -117,11 +117,19 @@ pub struct FileSpool {
     segment_count: u32,
     /// The CPU's CRC-32C when it has one (see [`crate::crc`]).
     crc: crate::crc::CrcFn,
+    /// Bytes of the spool the file holds when it ends inside it (a truncated copy): reads
+    /// past the end give zeros.
+    short: Option<u64>,
 }
 
 impl FileSpool {
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The file's length when it is shorter than the spool (truncated), else `None`.
+    pub fn short(&self) -> Option<u64> {
+        self.short
     }
 
     /// Bytes the spool spans.
@@ -239,6 +247,7 @@ fn valid_segments(file: &File, path: &Path, seg: u32, count: u64) -> Result<u32,
         segment_size: seg,
         segment_count: count.min(u64::from(u32::MAX)) as u32,
         crc: crate::crc::best(),
+        short: None,
     };
     let mut r = SpoolReader::new(storage)
         .map_err(|e| format!("{}: spool geometry refused: {e:?}", path.display()))?;
@@ -255,7 +264,12 @@ fn probe(file: &File, path: &Path, len: u64) -> Result<Option<(u32, u32)>, Strin
     let mut best: Option<(u32, u32)> = None;
     let mut seg = MIN_SEGMENT;
     while seg <= MAX_SEGMENT {
-        let found = valid_segments(file, path, seg, len / u64::from(seg))?;
+        // A segment the file ends inside counts (a truncated spool): its headers still name
+        // the segment size, and reads past the end give zeros.
+        let count = len
+            .div_ceil(u64::from(seg))
+            .max(if len > 0 { 2 } else { 0 });
+        let found = valid_segments(file, path, seg, count)?;
         if found > 0 && best.map_or(true, |(_, n)| found >= n) {
             best = Some((seg, found));
         }
@@ -264,20 +278,47 @@ fn probe(file: &File, path: &Path, len: u64) -> Result<Option<(u32, u32)>, Strin
     Ok(best)
 }
 
-/// Whether the first block of `file` is all zeros (a spool allocated but never written) or
-/// the file is empty.
-fn blank_start(file: &File) -> io::Result<bool> {
-    let mut b = vec![0u8; BLOCK_SIZE as usize];
-    let mut n = 0;
-    while n < b.len() {
-        match file.read_at(&mut b[n..], n as u64) {
-            Ok(0) => break,
-            Ok(r) => n += r,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+/// Whether the first `len` bytes of `file` are all zeros (a spool allocated but never
+/// written, a zeroed device): nothing there to lose. Holes are skipped (`SEEK_DATA`); the
+/// read stops at the first byte that is not zero, so only a file that is zeros is read
+/// through.
+fn all_zeros(file: &File, len: u64) -> io::Result<bool> {
+    let mut b = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    while at < len {
+        // SAFETY: lseek on a descriptor we own; it only moves the file offset.
+        let data = unsafe {
+            libc::lseek(
+                file.as_raw_fd(),
+                libc::off_t::try_from(at).unwrap_or(libc::off_t::MAX),
+                libc::SEEK_DATA,
+            )
+        };
+        if data < 0 {
+            // ENXIO: no data from here on (holes read as zeros). Anything else: no
+            // SEEK_DATA (a block device, an old file system): read it all.
+            if io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO) {
+                return Ok(true);
+            }
+        } else {
+            at = at.max(data as u64);
         }
+        if at >= len {
+            break;
+        }
+        let n = ((len - at) as usize).min(b.len());
+        let got = match file.read_at(&mut b[..n], at) {
+            Ok(0) => return Ok(true),
+            Ok(r) => r,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if b[..got].iter().any(|&x| x != 0) {
+            return Ok(false);
+        }
+        at += got as u64;
     }
-    Ok(b[..n].iter().all(|&x| x == 0))
+    Ok(true)
 }
 
 /// What opening a spool for writing found.
@@ -295,7 +336,11 @@ pub struct Opened {
 
 /// Opens (creating if needed), locks and preallocates the spool at `path` for a writer;
 /// `size` is `--spool-size`. Every refusal is a one-line message naming the path.
-pub fn open_for_writing(path: &Path, size: u64) -> Result<(FileSpool, Opened), String> {
+///
+/// What is at `path` already decides: nothing, or zeros, makes a new spool; a spool is
+/// continued; anything else (a disk image, a file system, notes) is refused and left as it
+/// is, unless `init` (`--spool-init`) says to make a spool of it.
+pub fn open_for_writing(path: &Path, size: u64, init: bool) -> Result<(FileSpool, Opened), String> {
     let name = path.display();
     if size < MIN_SPOOL {
         return Err(format!(
@@ -388,17 +433,17 @@ pub fn open_for_writing(path: &Path, size: u64) -> Result<(FileSpool, Opened), S
                     ));
                 }
             }
+            None if init => {}
             None => {
-                let blank = blank_start(&file)
+                // The bytes the spool would overwrite or cut: a file's whole length (cut to
+                // the spool's), a device's first --spool-size.
+                let at_stake = if device { len.min(size) } else { len };
+                let blank = all_zeros(&file, at_stake)
                     .map_err(|e| format!("cannot read spool {name}: {}", io_message(&e)))?;
                 if !blank {
-                    let zero = if device {
-                        format!(" (to use the device anyway, clear its first block: dd if=/dev/zero of={name} bs=4096 count=1)")
-                    } else {
-                        String::new()
-                    };
+                    let what = if device { "device" } else { "file" };
                     return Err(format!(
-                        "{name} exists and does not hold a spool ({}): remove it or choose another path{zero}",
+                        "{name} exists and does not hold a spool ({}, not all zeros): left as it is; to make a spool of this {what} (its contents are lost) add --spool-init, or choose another path",
                         fmt_size(len)
                     ));
                 }
@@ -441,6 +486,7 @@ pub fn open_for_writing(path: &Path, size: u64) -> Result<(FileSpool, Opened), S
             segment_size,
             segment_count: count as u32,
             crc: crate::crc::best(),
+            short: None,
         },
         opened,
     ))
@@ -562,7 +608,7 @@ pub fn open_for_reading(path: &Path) -> Result<FileSpool, String> {
     let segment_size = match probe(&file, path, len)? {
         Some((seg, _)) => seg,
         None => {
-            let blank = blank_start(&file)
+            let blank = all_zeros(&file, len.min(u64::from(BLOCK_SIZE)))
                 .map_err(|e| format!("cannot read spool {name}: {}", io_message(&e)))?;
             if !blank || len < MIN_SPOOL {
                 return Err(format!(
@@ -573,13 +619,26 @@ pub fn open_for_reading(path: &Path) -> Result<FileSpool, String> {
             segment_size_for(len)
         }
     };
-    let count = (len / u64::from(segment_size)).min(u64::from(u32::MAX)) as u32;
+    let seg = u64::from(segment_size);
+    // A file that ends inside a segment was cut short (the writer keeps whole segments):
+    // that segment is read as far as the file goes. A device holds the spool in whole
+    // segments at its start; what follows them is not the spool's.
+    let whole = len / seg;
+    let device = md.file_type().is_block_device();
+    let count = if device || len % seg == 0 {
+        whole
+    } else {
+        whole + 1
+    };
+    let count = count.max(2).min(u64::from(u32::MAX));
+    let short = (!device && len < count * seg).then_some(len);
     Ok(FileSpool {
         file,
         path: path.to_path_buf(),
         segment_size,
-        segment_count: count,
+        segment_count: count as u32,
         crc: crate::crc::best(),
+        short,
     })
 }
 

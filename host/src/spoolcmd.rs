@@ -22,6 +22,7 @@ struct Counting<'a, S> {
 }
 
 impl<S: Sink> Sink for Counting<'_, S> {
+    // Saturating: the figures come from the spool, whose records may claim anything.
     fn open(&mut self, flow: &FlowInfo) {
         self.stats.flow.opened += 1;
         if flow.conn_index > 0 {
@@ -30,12 +31,13 @@ impl<S: Sink> Sink for Counting<'_, S> {
         self.inner.open(flow);
     }
     fn data(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
-        self.stats.flow.delivered_bytes += data.len() as u64;
+        let f = &mut self.stats.flow;
+        f.delivered_bytes = f.delivered_bytes.saturating_add(data.len() as u64);
         self.inner.data(flow, dir, offset, data);
     }
     fn gap(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, len: u64, reason: GapReason) {
         self.stats.flow.gaps += 1;
-        self.stats.flow.gap_bytes += len;
+        self.stats.flow.gap_bytes = self.stats.flow.gap_bytes.saturating_add(len);
         self.inner.gap(flow, dir, offset, len, reason);
     }
     fn close(&mut self, flow: &FlowInfo, reason: CloseReason) {
@@ -49,10 +51,10 @@ impl<S: Sink> Sink for Counting<'_, S> {
             CloseReason::EndOfInput => &mut f.closed_end,
         } += 1;
         for d in &flow.dirs {
-            f.payload_bytes += d.payload_bytes;
-            f.ooo_segments += d.ooo_segments;
-            f.retransmitted_bytes += d.retransmitted_bytes;
-            f.conflict_bytes += d.conflict_bytes;
+            f.payload_bytes = f.payload_bytes.saturating_add(d.payload_bytes);
+            f.ooo_segments = f.ooo_segments.saturating_add(d.ooo_segments);
+            f.retransmitted_bytes = f.retransmitted_bytes.saturating_add(d.retransmitted_bytes);
+            f.conflict_bytes = f.conflict_bytes.saturating_add(d.conflict_bytes);
         }
         self.inner.close(flow, reason);
     }
@@ -85,8 +87,85 @@ fn summary_group(s: &Summary) -> Group {
             ("seq_breaks", u64::from(s.seq_breaks)),
             ("orphan_records", s.orphan_records),
             ("untracked_records", s.untracked_records),
+            ("damaged_regions", s.damaged_regions),
+            ("damaged_bytes", s.damaged_bytes),
+            ("flows_cut", s.flows_cut),
+            ("cut_bytes", s.cut_bytes),
+            ("torn_tails", u64::from(s.torn_tails)),
         ],
     )
+}
+
+/// The replay table's length: one entry per flow slot of the writer, as its segment headers
+/// say, which a crafted header may set to anything: more than the export's flow table
+/// (`--max-flows`, `--memory`) is refused before anything is allocated.
+fn replay_slots(path: &Path, slots: u32, max_flows: u32) -> Result<usize, String> {
+    if slots > max_flows {
+        return Err(format!(
+            "spool {}: a segment header says its writer had {slots} flow slots, more than the {max_flows} this run holds: if the spool is genuine, give --max-flows {slots} (about {} of memory)",
+            path.display(),
+            fmt_size(u64::from(slots) * REPLAY_BYTES_PER_SLOT)
+        ));
+    }
+    Ok((slots as usize).max(1))
+}
+
+/// What a replay slot costs: the reader's state and the file writer's per flow.
+const REPLAY_BYTES_PER_SLOT: u64 = std::mem::size_of::<ReplayFlow>() as u64 + 64;
+
+/// What is wrong with the length of a truncated spool file, if it is.
+fn truncation(storage: &FileSpool) -> Option<String> {
+    let len = storage.short()?;
+    let seg = u64::from(storage.segment_size());
+    Some(if len % seg != 0 {
+        format!(
+            "the file is truncated: it ends {} into segment {} (segments of {})",
+            fmt_size(len % seg),
+            len / seg,
+            fmt_size(seg)
+        )
+    } else {
+        format!(
+            "the file is truncated: it holds {} segment of {}, a spool at least two",
+            len / seg,
+            fmt_size(seg)
+        )
+    })
+}
+
+/// What the spool lost to damage, for a message; `None` when it is whole.
+/// `truncated`: what [`truncation`] says.
+fn damage_text(s: &Summary, truncated: Option<String>) -> Option<String> {
+    let mut parts = Vec::new();
+    parts.extend(truncated);
+    if s.damaged_regions > 0 {
+        parts.push(format!(
+            "{} unreadable stretches ({} bytes) skipped",
+            s.damaged_regions, s.damaged_bytes
+        ));
+    }
+    if s.flows_cut > 0 {
+        parts.push(format!(
+            "{} flows cut ({} stream bytes missing between records, more where a start was lost)",
+            s.flows_cut, s.cut_bytes
+        ));
+    }
+    if s.seq_breaks > 0 {
+        parts.push(format!("{} missing segments in the sequence", s.seq_breaks));
+    }
+    if s.orphan_records > 0 {
+        parts.push(format!(
+            "{} records of flows whose start was lost",
+            s.orphan_records
+        ));
+    }
+    if s.untracked_records > 0 {
+        parts.push(format!(
+            "{} records beyond the flow table",
+            s.untracked_records
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 /// `--spool-export PATH`: replays the spool into the file writer (or the console) and
@@ -94,12 +173,13 @@ fn summary_group(s: &Summary) -> Group {
 pub fn export(o: &Options, path: &Path) -> Result<i32, String> {
     let start_ns = now_ns();
     let storage = spool::open_for_reading(path)?;
+    let truncated = truncation(&storage);
     let mut reader =
         SpoolReader::new(storage).map_err(|e| format!("spool {}: {e:?}", path.display()))?;
     let info = reader
         .info()
         .map_err(|e| format!("cannot read spool {}: {e}", path.display()))?;
-    let slots = (info.slots as usize).max(1);
+    let slots = replay_slots(path, info.slots, o.max_flows)?;
     let files_mode = o.console.is_none();
     if files_mode {
         prepare_outdir(&o.outdir, None)?;
@@ -155,6 +235,12 @@ pub fn export(o: &Options, path: &Path) -> Result<i32, String> {
             Summary::default()
         }
     };
+    let damage = damage_text(&sum, truncated);
+    if let Some(d) = &damage {
+        // Everything else was replayed and is written below; the status says what was lost.
+        eprintln!("tcpflow: spool {} is damaged: {d}", path.display());
+        failed = true;
+    }
     out.wait_writes();
     if let Some(e) = out.fatal() {
         eprintln!("tcpflow: {e}");
@@ -197,88 +283,23 @@ pub fn export(o: &Options, path: &Path) -> Result<i32, String> {
     Ok(if failed { 1 } else { 0 })
 }
 
-/// Remembers where the reader last looked for a record header: where the newest segment
-/// (replayed last) ends.
-struct Watch<'a> {
-    inner: &'a mut FileSpool,
-    last_record: Option<u64>,
-}
-
-impl SpoolStorage for Watch<'_> {
-    type Error = StorageError;
-    fn segment_size(&self) -> u32 {
-        self.inner.segment_size()
-    }
-    fn segment_count(&self) -> u32 {
-        self.inner.segment_count()
-    }
-    fn block_size(&self) -> u32 {
-        self.inner.block_size()
-    }
-    fn erase(&mut self, s: u32) -> Result<(), StorageError> {
-        self.inner.erase(s)
-    }
-    fn write(&mut self, o: u64, d: &[u8]) -> Result<(), StorageError> {
-        self.inner.write(o, d)
-    }
-    fn read(&mut self, o: u64, b: &mut [u8]) -> Result<(), StorageError> {
-        // Record headers are the only 8-byte reads (segment headers are 64 bytes, record
-        // bodies longer than 8).
-        if b.len() == 8 {
-            self.last_record = Some(o);
-        }
-        self.inner.read(o, b)
-    }
-    fn sync(&mut self) -> Result<(), StorageError> {
-        self.inner.sync()
-    }
-}
-
-/// A torn tail: the offset of an incomplete last record and its bytes on storage.
-fn torn_tail(storage: &mut FileSpool, stop: u64) -> Result<Option<(u64, u64)>, StorageError> {
-    let block = u64::from(BLOCK_SIZE);
-    let in_block = stop % block;
-    if in_block == 0 {
-        // Every write ends on a block boundary: the records end cleanly there.
-        return Ok(None);
-    }
-    // The writer fills the rest of a block it leaves with 0xFF; anything else after the last
-    // whole record is the start of one that was never completed.
-    let mut rest = vec![0u8; (block - in_block) as usize];
-    storage.read(stop, &mut rest)?;
-    if rest.iter().all(|&b| b == 0xFF) {
-        Ok(None)
-    } else {
-        Ok(Some((stop, rest.len() as u64)))
-    }
-}
-
 /// `--spool-summary PATH`: what the spool holds, on standard output.
-pub fn summary(path: &Path) -> Result<i32, String> {
-    let mut storage = spool::open_for_reading(path)?;
+pub fn summary(o: &Options, path: &Path) -> Result<i32, String> {
+    let storage = spool::open_for_reading(path)?;
     let (seg, count) = (storage.segment_size(), storage.segment_count());
-    let (info, sum, stop) = {
-        let watch = Watch {
-            inner: &mut storage,
-            last_record: None,
-        };
-        let mut reader =
-            SpoolReader::new(watch).map_err(|e| format!("spool {}: {e:?}", path.display()))?;
-        let info = reader
-            .info()
-            .map_err(|e| format!("cannot read spool {}: {e}", path.display()))?;
-        let mut flows = vec![ReplayFlow::EMPTY; (info.slots as usize).max(1)];
-        let mut buf = vec![0u8; MAX_RECORD];
-        let sum = reader
-            .summary(&mut flows, &mut buf)
-            .map_err(|e| replay_error(path, e))?;
-        (info, sum, reader.into_inner().last_record)
-    };
-    let torn = match stop {
-        Some(at) if info.segments > 0 => torn_tail(&mut storage, at)
-            .map_err(|e| format!("cannot read spool {}: {e}", path.display()))?,
-        _ => None,
-    };
+    let mut reader =
+        SpoolReader::new(storage).map_err(|e| format!("spool {}: {e:?}", path.display()))?;
+    let info = reader
+        .info()
+        .map_err(|e| format!("cannot read spool {}: {e}", path.display()))?;
+    let mut flows = vec![ReplayFlow::EMPTY; replay_slots(path, info.slots, o.max_flows)?];
+    let mut buf = vec![0u8; MAX_RECORD];
+    let sum = reader
+        .summary(&mut flows, &mut buf)
+        .map_err(|e| replay_error(path, e))?;
+    let storage = reader.into_inner();
+    let torn = sum.torn_at;
+    let damage = damage_text(&sum, truncation(&storage));
     let ts = |t: Option<tcpflow_core::Timestamp>| {
         t.map(timefmt::iso_micros).unwrap_or_else(|| "-".into())
     };
@@ -319,11 +340,9 @@ pub fn summary(path: &Path) -> Result<i32, String> {
     s.push_str(&format!("dropped flows: {}\n", sum.drops.flows));
     s.push_str(&format!("dropped bytes: {}\n", sum.drops.bytes));
     s.push_str(&format!("dropped segments: {}\n", sum.drops.segments));
-    if sum.seq_breaks > 0 || sum.orphan_records > 0 || sum.untracked_records > 0 {
-        s.push_str(&format!(
-            "damage: {} missing segments in the sequence, {} records of unknown flows, {} records beyond the flow table\n",
-            sum.seq_breaks, sum.orphan_records, sum.untracked_records
-        ));
+    match &damage {
+        None => s.push_str("damage: none\n"),
+        Some(d) => s.push_str(&format!("damage: {d}; everything else was read\n")),
     }
     match torn {
         None => s.push_str("torn tail: none\n"),
@@ -338,5 +357,11 @@ pub fn summary(path: &Path) -> Result<i32, String> {
             return Err(format!("writing to standard output: {e}"));
         }
     }
-    Ok(0)
+    match damage {
+        Some(d) => {
+            eprintln!("tcpflow: spool {} is damaged: {d}", path.display());
+            Ok(1)
+        }
+        None => Ok(0),
+    }
 }

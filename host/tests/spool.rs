@@ -1083,3 +1083,393 @@ fn live_capture_into_a_spool_until_sigterm() {
     assert_eq!(num(&sum, "flows closed"), 1, "{sum:?}");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+// ---------------------------------------------------------------------------------------
+// Crafted and damaged spools: every byte may be crafted (the CRCs are recomputed here).
+
+/// CRC-32C of the parts in order, as the spool computes it.
+fn crc32c(parts: &[&[u8]]) -> u32 {
+    let mut c = !0;
+    for p in parts {
+        c = tcpflow_core::spool::crc32c_update(c, p);
+    }
+    !c
+}
+
+/// A spool image with its geometry (64 KiB segments: a 1 MiB spool).
+struct Img {
+    b: Vec<u8>,
+    seg: usize,
+}
+
+impl Img {
+    fn seq(&self, base: usize) -> u64 {
+        u64::from_le_bytes(self.b[base + 8..base + 16].try_into().unwrap())
+    }
+    fn valid_header(&self, base: usize) -> bool {
+        &self.b[base..base + 4] == b"TFSP"
+            && crc32c(&[&self.b[base..base + 60]]).to_le_bytes() == self.b[base + 60..base + 64]
+    }
+    /// Rewrites a segment header's CRC after an edit.
+    fn reheader(&mut self, base: usize) {
+        let c = crc32c(&[&self.b[base..base + 60]]);
+        self.b[base + 60..base + 64].copy_from_slice(&c.to_le_bytes());
+    }
+    /// Rewrites a record's CRC (of the segment at `base`) after an edit.
+    fn recrc(&mut self, base: usize, at: usize) {
+        let seq = self.seq(base).to_le_bytes();
+        let len = usize::from(u16::from_le_bytes([self.b[at + 2], self.b[at + 3]]));
+        let head: [u8; 4] = self.b[at..at + 4].try_into().unwrap();
+        let c = if head[0] == 5 {
+            crc32c(&[&seq, &head])
+        } else {
+            crc32c(&[&seq, &head, &self.b[at + 8..at + len]])
+        };
+        self.b[at + 4..at + 8].copy_from_slice(&c.to_le_bytes());
+    }
+    /// The records of the segment at `base`: (offset, type, length), Pad records included.
+    fn records(&self, base: usize) -> Vec<(usize, u8, usize)> {
+        let mut out = Vec::new();
+        if !self.valid_header(base) {
+            return out;
+        }
+        let seq = self.seq(base).to_le_bytes();
+        let mut at = base + 64;
+        while at + 8 <= base + self.seg {
+            let h = &self.b[at..at + 8];
+            let len = usize::from(u16::from_le_bytes([h[2], h[3]]));
+            if !(1..=5).contains(&h[0]) || len < 8 || at + len > base + self.seg {
+                break;
+            }
+            let want = if h[0] == 5 {
+                crc32c(&[&seq, &h[..4]])
+            } else {
+                crc32c(&[&seq, &h[..4], &self.b[at + 8..at + len]])
+            };
+            if want.to_le_bytes() != h[4..8] {
+                break;
+            }
+            out.push((at, h[0], len));
+            at += len;
+        }
+        out
+    }
+    /// Segment bases in sequence order.
+    fn segments(&self) -> Vec<usize> {
+        let mut v: Vec<(u64, usize)> = (0..self.b.len() / self.seg)
+            .map(|i| i * self.seg)
+            .filter(|&b| self.valid_header(b))
+            .map(|b| (self.seq(b), b))
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, b)| b).collect()
+    }
+}
+
+/// 40 connections (about 1 MB of stream bytes) spooled into a 1 MiB spool that keeps them
+/// all: the spool, its image and the export of the undamaged spool.
+fn damage_fixture(tag: &str) -> (PathBuf, PathBuf, Img, BTreeMap<PathBuf, Vec<u8>>) {
+    let d = tmp(tag);
+    let cap = d.join("c.pcap");
+    busy_capture(40, 20_000, 2000, 40_000).write(&cap);
+    let spool = d.join("spool");
+    ok(
+        &run(&[
+            "-q",
+            "-r",
+            s(&cap),
+            "--spool",
+            s(&spool),
+            "--spool-size",
+            "2M",
+        ]),
+        "spool",
+    );
+    let out = d.join("clean");
+    ok(
+        &run(&["-q", "--spool-export", s(&spool), "-o", s(&out)]),
+        "export",
+    );
+    let want = tree(&out);
+    assert_eq!(want.len(), 80);
+    let img = Img {
+        b: std::fs::read(&spool).unwrap(),
+        seg: 128 << 10,
+    };
+    assert!(img.segments().len() >= 4, "{}", img.segments().len());
+    let sum = summary(&spool);
+    assert_eq!(num(&sum, "dropped flows"), 0);
+    assert_eq!(sum["damage"], "none");
+    (d, spool, img, want)
+}
+
+/// Runs `--spool-summary` expecting failure: its key/value pairs and stderr.
+fn damaged_summary(spool: &Path) -> (BTreeMap<String, String>, String) {
+    let o = run(&["--spool-summary", s(spool)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let m = stdout(&o)
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    (m, stderr(&o))
+}
+
+/// Exports a damaged spool: exit 1, one line saying so; the files written.
+fn damaged_export(spool: &Path, out: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let o = run(&["-q", "--spool-export", s(spool), "-o", s(out)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.starts_with("tcpflow: spool ") && e.contains(" is damaged: "),
+        "{e}"
+    );
+    tree(out)
+}
+
+/// Files of `got` equal to those of `want`.
+fn same_files(want: &BTreeMap<PathBuf, Vec<u8>>, got: &BTreeMap<PathBuf, Vec<u8>>) -> usize {
+    want.iter().filter(|(k, v)| got.get(*k) == Some(v)).count()
+}
+
+#[test]
+fn a_flipped_byte_is_reported_and_the_rest_of_its_segment_recovered() {
+    let (d, spool, mut img, want) = damage_fixture("spool-flip");
+    // A Data record in the middle of the second segment (not the newest).
+    let base = img.segments()[1];
+    let recs = img.records(base);
+    let &(at, _, len) = recs.iter().skip(recs.len() / 2).find(|r| r.1 == 2).unwrap();
+    img.b[at + len / 2] ^= 0x01;
+    std::fs::write(&spool, &img.b).unwrap();
+    let (sum, err) = damaged_summary(&spool);
+    assert!(
+        sum["damage"].starts_with(&format!("1 unreadable stretches ({len} bytes) skipped")),
+        "{sum:?}"
+    );
+    assert_eq!(sum["torn tail"], "none");
+    assert!(err.contains("is damaged"), "{err}");
+    let got = damaged_export(&spool, &d.join("out"));
+    assert_eq!(got.len(), want.len());
+    // One record's bytes (one direction of one flow) are missing; every other file is whole.
+    assert_eq!(same_files(&want, &got), want.len() - 1);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_zeroed_first_block_loses_that_block_and_is_not_blamed_on_the_ring() {
+    let (d, spool, mut img, want) = damage_fixture("spool-zero");
+    let base = img.segments()[0];
+    img.b[base..base + 4096].fill(0);
+    std::fs::write(&spool, &img.b).unwrap();
+    let (sum, _) = damaged_summary(&spool);
+    assert_eq!(num(&sum, "flows truncated"), 0, "{sum:?}");
+    assert_eq!(num(&sum, "dropped flows"), 0, "{sum:?}");
+    assert!(sum["damage"].contains("unreadable stretches"), "{sum:?}");
+    let got = damaged_export(&spool, &d.join("out"));
+    // The flows whose start was in that block are missing; the others are whole.
+    let whole = same_files(&want, &got);
+    assert!(whole + 12 >= want.len(), "{whole} of {}", want.len());
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_spool_truncated_below_one_segment_still_exports_what_it_holds() {
+    let (d, spool, img, want) = damage_fixture("spool-trunc");
+    let first = img.segments()[0];
+    assert_eq!(first, 0);
+    let cut = 48 << 10;
+    let records = img.records(0).iter().filter(|r| r.0 + r.2 <= cut).count();
+    std::fs::write(&spool, &img.b[..cut]).unwrap();
+    let (sum, err) = damaged_summary(&spool);
+    assert!(sum["damage"].contains("truncated"), "{sum:?}");
+    assert!(err.contains("truncated"), "{err}");
+    assert_eq!(num(&sum, "records"), records as u64, "{sum:?}");
+    assert!(num(&sum, "flows") > 0);
+    let got = damaged_export(&spool, &d.join("out"));
+    assert!(!got.is_empty() && same_files(&want, &got) > 0);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn crafted_fields_at_their_maxima_are_one_line_errors() {
+    let (d, spool, img, _) = damage_fixture("spool-crafted");
+    let base = img.segments()[0];
+    let one_line_error = |o: &Output, what: &str, needle: &str| {
+        let e = stderr(o);
+        assert_eq!(o.status.code(), Some(1), "{what}: {e}");
+        assert_eq!(e.lines().count(), 1, "{what}: {e}");
+        assert!(
+            e.starts_with("tcpflow: ") && e.contains(needle),
+            "{what}: {e}"
+        );
+    };
+    // A flow table the size of the address space (or of 23 GB): refused, not allocated.
+    for slots in [u32::MAX, 100_000_000] {
+        let mut c = Img {
+            b: img.b.clone(),
+            seg: img.seg,
+        };
+        c.b[base + 28..base + 32].copy_from_slice(&slots.to_le_bytes());
+        c.reheader(base);
+        std::fs::write(&spool, &c.b).unwrap();
+        let o = run(&["--spool-summary", s(&spool)]);
+        one_line_error(&o, "summary", &format!("{slots} flow slots"));
+        let o = run(&["-q", "--spool-export", s(&spool), "-o", s(&d.join("o1"))]);
+        one_line_error(&o, "export", "--max-flows");
+    }
+    // Counters, times and indexes at their maxima in every Open and Close record.
+    let mut c = Img {
+        b: img.b.clone(),
+        seg: img.seg,
+    };
+    for b in c.segments() {
+        for (at, typ, _) in c.records(b) {
+            let body = at + 8;
+            match typ {
+                1 => {
+                    c.b[body + 8..body + 12].fill(0xFF); // conn index
+                    c.b[body + 12..body + 20].fill(0xFF); // first time
+                }
+                4 => {
+                    c.b[body + 9..body + 17].fill(0xFF); // last time
+                    for k in 0..2 {
+                        let d = body + 30 + k * 65;
+                        c.b[d..d + 64].fill(0xFF); // the eight counters
+                    }
+                }
+                _ => continue,
+            }
+            c.recrc(b, at);
+        }
+    }
+    std::fs::write(&spool, &c.b).unwrap();
+    let o = run(&["--spool-summary", s(&spool)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = d.join("o2");
+    let o = run(&[
+        "-q",
+        "--spool-export",
+        s(&spool),
+        "-o",
+        s(&out),
+        "--report-json",
+        s(&d.join("r.json")),
+    ]);
+    // Figures are figures: reported as they are (sums saturate), nothing breaks.
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+    assert_eq!(tree(&out).len(), 80);
+    // A Gap whose end passes 2^64 (or 2^63, past any file): a damaged record, reported.
+    for len in [u64::MAX - 5, 1u64 << 63] {
+        let mut c = Img {
+            b: img.b.clone(),
+            seg: img.seg,
+        };
+        let newest = *c.segments().last().unwrap();
+        let recs = c.records(newest);
+        // Over the newest segment's last Data record: the same flow and direction.
+        let &(at, _, len0) = recs.iter().rev().find(|r| r.1 == 2).unwrap();
+        let mut rec = vec![3u8, c.b[at + 1], 33, 0, 0, 0, 0, 0];
+        rec.extend_from_slice(&c.b[at + 8..at + 16]); // slot, id
+        rec.extend_from_slice(&5u64.to_le_bytes());
+        rec.extend_from_slice(&len.to_le_bytes());
+        rec.push(0);
+        c.b[at..at + 33].copy_from_slice(&rec);
+        // A Pad for the rest of the old record keeps the records after it in step.
+        let pad = len0 - 33;
+        assert!(pad >= 8);
+        c.b[at + 33..at + 35].copy_from_slice(&[5, 0]);
+        c.b[at + 35..at + 37].copy_from_slice(&(pad as u16).to_le_bytes());
+        c.recrc(newest, at);
+        c.recrc(newest, at + 33);
+        std::fs::write(&spool, &c.b).unwrap();
+        let o = run(&["-q", "--spool-export", s(&spool), "-o", s(&d.join("o3"))]);
+        one_line_error(
+            &o,
+            "huge gap",
+            "is damaged: 1 unreadable stretches (33 bytes)",
+        );
+        assert!(!stderr(&o).contains("out of range"), "{}", stderr(&o));
+        std::fs::remove_dir_all(d.join("o3")).unwrap();
+        if len == 1u64 << 63 {
+            // Ending at 2^63 - 1 it is valid: a file of that length is the file system's
+            // to refuse.
+            let end = (1u64 << 63) - 1 - 5;
+            c.b[at + 24..at + 32].copy_from_slice(&end.to_le_bytes());
+            c.recrc(newest, at);
+            std::fs::write(&spool, &c.b).unwrap();
+            let o = run(&["-q", "--spool-export", s(&spool), "-o", s(&d.join("o3"))]);
+            assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+            assert!(!stderr(&o).contains("out of range"), "{}", stderr(&o));
+        }
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_file_that_is_not_a_spool_is_never_overwritten_without_spool_init() {
+    let d = tmp("spool-init");
+    let cap = d.join("c.pcap");
+    let mut p = Pcap::new();
+    p.conversation(1_000_000, client(1), server(), 1, 2, b"x", b"y", 100);
+    p.write(&cap);
+    // An ISO image: its first 32 KiB are zeros.
+    let iso = d.join("disk.iso");
+    let mut image = vec![0u8; 32 << 10];
+    image.extend_from_slice(b"\x01CD001\x01 a file system that is not ours");
+    image.resize(600 << 10, 0x42);
+    std::fs::write(&iso, &image).unwrap();
+    let spool_run = |extra: &[&str]| {
+        let mut a = vec![
+            "-q",
+            "-r",
+            s(&cap),
+            "--spool",
+            s(&iso),
+            "--spool-size",
+            "256K",
+        ];
+        a.extend_from_slice(extra);
+        run(&a)
+    };
+    let o = spool_run(&[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.contains("does not hold a spool") && e.contains("--spool-init"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(&iso).unwrap(), image, "left intact");
+    // Asked for: it becomes a spool.
+    ok(&spool_run(&["--spool-init"]), "--spool-init");
+    assert_eq!(std::fs::metadata(&iso).unwrap().len(), 256 << 10);
+    assert_eq!(num(&summary(&iso), "flows"), 1);
+    // Empty, or all zeros (a spool allocated but never written): taken as they are.
+    for (name, len) in [("empty", 0usize), ("zeros", 100 << 10)] {
+        let f = d.join(name);
+        std::fs::write(&f, vec![0u8; len]).unwrap();
+        ok(
+            &run(&[
+                "-q",
+                "-r",
+                s(&cap),
+                "--spool",
+                s(&f),
+                "--spool-size",
+                "256K",
+            ]),
+            name,
+        );
+        assert_eq!(num(&summary(&f), "flows"), 1);
+    }
+    // --spool-init alone is a usage error.
+    let o = run(&["--spool-init", "-r", s(&cap)]);
+    assert!(
+        stderr(&o).contains("--spool-init needs --spool"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -31,6 +31,9 @@ pub(crate) const T_OPEN: u8 = 1;
 pub(crate) const T_DATA: u8 = 2;
 pub(crate) const T_GAP: u8 = 3;
 pub(crate) const T_CLOSE: u8 = 4;
+/// Where a stream may end: 2^63 - 1, the longest file (a file offset is signed). A capture
+/// cannot reach it (8 EiB); a record past it is invalid rather than a file nobody can write.
+pub const MAX_STREAM: u64 = i64::MAX as u64;
 /// Fills the rest of a block after `sync`; its body is not covered by the CRC (never read).
 pub(crate) const T_PAD: u8 = 5;
 
@@ -447,6 +450,25 @@ pub(crate) fn record_header<S: SpoolStorage + ?Sized>(
     [head[0], head[1], head[2], head[3], c[0], c[1], c[2], c[3]]
 }
 
+/// Whether a record header's first four bytes (type, flags, length) describe a record that
+/// fits in `room` bytes: the checks before the CRC, shared by [`read_record`] and the
+/// reader's search for the next record after damage (which runs them on every offset).
+pub(crate) fn plausible_header(head: [u8; 4], room: usize) -> bool {
+    let (typ, flags) = (head[0], head[1]);
+    let len = usize::from(u16::from_le_bytes([head[2], head[3]]));
+    if len < RECORD_HEADER_LEN || len > room {
+        return false;
+    }
+    match typ {
+        T_PAD => flags == 0,
+        T_OPEN => len == OPEN_LEN && flags & !OPEN_FIRST == 0,
+        T_GAP => len == GAP_LEN && flags <= 1,
+        T_CLOSE => len == CLOSE_LEN && flags == 0,
+        T_DATA => len > DATA_OVERHEAD && len <= MAX_RECORD && flags <= 1,
+        _ => false,
+    }
+}
+
 /// Reads the record at `pos` of the segment at `base` (sequence number `seq`) into `buf`.
 /// `None` when the bytes there are not a whole valid record of this segment: the end of what
 /// the writer finished (or a torn or corrupt tail). Returns the record and its length.
@@ -471,22 +493,12 @@ pub(crate) fn read_record<'b, S: SpoolStorage + ?Sized>(
     let len = usize::from(u16::from_le_bytes([hb[2], hb[3]]));
     let crc = u32::from_le_bytes([hb[4], hb[5], hb[6], hb[7]]);
     let head = [hb[0], hb[1], hb[2], hb[3]];
-    if len < RECORD_HEADER_LEN || len > room {
+    if !plausible_header(head, room) {
         return Ok(None);
     }
     let sum = Crc::new().update(&seq.to_le_bytes()).update(&head);
     if typ == T_PAD {
-        return Ok((sum.finish() == crc && flags == 0).then_some((Record::Pad, len as u32)));
-    }
-    let fixed = match typ {
-        T_OPEN => OPEN_LEN,
-        T_GAP => GAP_LEN,
-        T_CLOSE => CLOSE_LEN,
-        T_DATA if len > DATA_OVERHEAD && len <= MAX_RECORD => len,
-        _ => return Ok(None),
-    };
-    if len != fixed {
-        return Ok(None);
+        return Ok((sum.finish() == crc).then_some((Record::Pad, len as u32)));
     }
     let Some(body) = buf.get_mut(RECORD_HEADER_LEN..len) else {
         return Ok(None);
@@ -541,7 +553,9 @@ fn decode_body(typ: u8, flags: u8, body: &[u8]) -> Option<Record<'_>> {
             let dir = dir_from(flags)?;
             let offset = d.u64()?;
             let bytes = d.take(body.len().checked_sub(DATA_FIXED)?)?;
-            offset.checked_add(bytes.len() as u64)?;
+            if offset.checked_add(bytes.len() as u64)? > MAX_STREAM {
+                return None;
+            }
             Some(Record::Data {
                 slot,
                 id,
@@ -555,7 +569,7 @@ fn decode_body(typ: u8, flags: u8, body: &[u8]) -> Option<Record<'_>> {
             let offset = d.u64()?;
             let len = d.u64()?;
             let reason = gap_from(d.u8()?)?;
-            if len == 0 || offset.checked_add(len).is_none() {
+            if len == 0 || offset.checked_add(len).map_or(true, |end| end > MAX_STREAM) {
                 return None;
             }
             Some(Record::Gap {

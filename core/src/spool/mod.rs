@@ -30,9 +30,13 @@
 //! cumulative [`Drops`] in the new segment's header, so the reader reports them.
 //!
 //! ## Recovery
-//! The reader walks segments in ring order from the oldest valid header and stops a segment
-//! at the first record that does not validate (length, type, CRC, fields): after a power cut
-//! everything up to the last whole record is kept, nothing torn is returned. A writer
+//! The reader walks segments in ring order from the oldest valid header. Where a record does
+//! not validate (length, type, CRC, fields) it looks for the next one that does in the same
+//! segment and goes on from there; a segment whose header does not validate is read under
+//! the sequence number its ring neighbour implies if its records validate under it. Records
+//! that stop short of the writer's fill are a torn tail when the writer run ended there
+//! (after a power cut everything up to the last whole record is kept, nothing torn is
+//! returned) and damage otherwise; [`Summary`] counts both. A writer
 //! started on a used storage continues after the newest segment in a new epoch; flows the
 //! old epoch never closed are closed by the reader with [`CloseReason::EndOfInput`].
 //!

@@ -1487,3 +1487,211 @@ fn sync_pads_so_no_block_is_programmed_twice() {
         assert_prefix(&evs, &v, evs.len());
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Damage: the reader goes on after it and counts it
+
+/// A spool of 32 segments of 16 KiB over a file-like storage (4 KiB blocks), written from a
+/// workload that fills several segments without wrapping.
+fn file_image() -> (FileLike, Vec<Ev>) {
+    let spec = Spec {
+        flows: 40,
+        slots: 8,
+        events: 300,
+        big_pct: 0,
+        ..SPEC
+    };
+    let evs = workload(5, spec);
+    let mut f = FileLike {
+        data: vec![0; 32 * 16384],
+        seg: 16384,
+        count: 32,
+        zero_fill: false,
+    };
+    let (mut buf, mut table) = (vec![0u8; 4096], vec![SpoolFlow::EMPTY; 8]);
+    {
+        let mut w = writer_on(&mut f, &mut buf, &mut table);
+        assert_eq!(feed(&mut w, &evs), evs.len());
+        assert_eq!(w.stats().drops.segments, 0);
+    }
+    (f, evs)
+}
+
+/// Records of a segment: (offset in storage, length).
+fn records_of(f: &mut FileLike, idx: u32) -> Vec<(u64, u32)> {
+    let h = read_header(f, idx, f.seg).unwrap().expect("a header");
+    let base = segment_base(idx, f.seg);
+    let (mut pos, mut out, mut buf) = (SEGMENT_HEADER_LEN, Vec::new(), vec![0u8; MAX_RECORD]);
+    let seg = f.seg;
+    while let Some((_, len)) = read_record(f, base, pos, seg, h.seq, &mut buf).unwrap() {
+        out.push((base + u64::from(pos), len));
+        pos += len;
+    }
+    out
+}
+
+#[test]
+fn an_undamaged_spool_reports_no_damage() {
+    let (mut f, evs) = file_image();
+    let (out, sum) = replay(&mut f, 8);
+    let v = check(&evs, &out, Some(&sum), true);
+    assert_eq!(v.last, last_event(&evs));
+    assert!(!sum.damaged(), "{sum:?}");
+    assert_eq!(
+        (sum.damaged_regions, sum.torn_tails, sum.flows_cut),
+        (0, 0, 0)
+    );
+}
+
+#[test]
+fn a_flipped_byte_costs_one_record_and_the_rest_of_the_segment_is_read() {
+    let (mut f, evs) = file_image();
+    let (_, clean) = replay(&mut f, 8);
+    assert!(clean.segments >= 3, "{clean:?}");
+    // A record in the middle of segment 0.
+    let recs = records_of(&mut f, 0);
+    let (at, len) = recs[recs.len() / 2];
+    f.data[at as usize + len as usize / 2] ^= 0x10;
+    let (out, sum) = replay(&mut f, 8);
+    check(&evs, &out, Some(&sum), false);
+    assert_eq!(sum.damaged_regions, 1, "{sum:?}");
+    assert_eq!(sum.damaged_bytes, u64::from(len));
+    assert!(sum.damaged());
+    assert_eq!(sum.torn_tails, 0);
+    // One record lost, not the rest of the segment.
+    assert_eq!(sum.records, clean.records - 1, "{sum:?}");
+    assert!(sum.flows_cut + sum.orphan_records + sum.flows_unclosed > clean.flows_unclosed);
+}
+
+#[test]
+fn a_zeroed_first_block_loses_that_block_only_and_is_not_blamed_on_the_ring() {
+    let (mut f, evs) = file_image();
+    let (_, clean) = replay(&mut f, 8);
+    let in_block = records_of(&mut f, 1)
+        .iter()
+        .filter(|(at, _)| *at < 16384 + 4096)
+        .count() as u64;
+    // Segment 1's first block, its header included.
+    f.data[16384..16384 + 4096].fill(0);
+    let (out, sum) = replay(&mut f, 8);
+    check(&evs, &out, Some(&sum), false);
+    assert!(sum.damaged(), "{sum:?}");
+    assert_eq!(sum.segments, clean.segments, "{sum:?}");
+    assert_eq!(sum.seq_breaks, 0);
+    assert_eq!(sum.flows_truncated, 0, "blamed on the ring: {sum:?}");
+    // At most the records that touch the zeroed block are lost.
+    assert!(
+        sum.records + in_block + 1 >= clean.records,
+        "{sum:?} {clean:?}"
+    );
+    assert!(sum.damaged_bytes >= 4096 && sum.damaged_bytes < 4096 + MAX_RECORD as u64);
+}
+
+#[test]
+fn a_torn_last_block_is_a_torn_tail_not_damage() {
+    let (mut f, evs) = file_image();
+    let (_, clean) = replay(&mut f, 8);
+    // The newest segment's last record, its block half written when the power went.
+    let newest = (0..32)
+        .filter_map(|i| read_header(&mut f, i, 16384).unwrap().map(|h| (h.seq, i)))
+        .max()
+        .unwrap()
+        .1;
+    let recs = records_of(&mut f, newest);
+    let &(at, len) = recs
+        .iter()
+        .rev()
+        .find(|(at, l)| *l > 32 && f.data[*at as usize] != format::T_PAD)
+        .expect("a record");
+    // From its middle to the end of its block: what the block held before.
+    let at = at as usize + len as usize / 2;
+    let end = (at / 4096 + 1) * 4096;
+    f.data[at..end].fill(0x5A);
+    let (out, sum) = replay(&mut f, 8);
+    check(&evs, &out, Some(&sum), false);
+    assert_eq!(sum.torn_tails, 1, "{sum:?}");
+    assert!(!sum.damaged(), "{sum:?}");
+    assert!(sum.records < clean.records);
+}
+
+#[test]
+fn crafted_records_past_the_longest_stream_are_invalid() {
+    // A Gap whose end passes 2^63 - 1 (no file can hold it) and one that ends there.
+    let mut f = FileLike {
+        data: vec![0; 2 * 16384],
+        seg: 16384,
+        count: 2,
+        zero_fill: false,
+    };
+    let flow = new_flow(1, 0, 1);
+    let (mut buf, mut table) = (vec![0u8; 4096], vec![SpoolFlow::EMPTY; 1]);
+    {
+        let mut w = writer_on(&mut f, &mut buf, &mut table);
+        w.open(&flow);
+        w.gap(&flow, Dir::AtoB, 0, format::MAX_STREAM, GapReason::Lost);
+        w.gap(&flow, Dir::BtoA, 0, u64::MAX - 10, GapReason::Lost);
+        w.close(&flow, CloseReason::Fin);
+        assert!(w.sync());
+    }
+    let (out, sum) = replay(&mut f, 1);
+    assert_eq!(sum.gap_bytes, format::MAX_STREAM, "{sum:?}");
+    assert_eq!(sum.damaged_regions, 1, "{sum:?}");
+    assert_eq!(sum.flows_closed, 1);
+    assert_eq!(out.evs.len(), 3);
+}
+
+/// Counts reads.
+struct Counted<'a> {
+    inner: &'a mut FileLike,
+    reads: u64,
+}
+
+impl SpoolStorage for Counted<'_> {
+    type Error = core::convert::Infallible;
+    fn segment_size(&self) -> u32 {
+        self.inner.seg
+    }
+    fn segment_count(&self) -> u32 {
+        self.inner.count
+    }
+    fn block_size(&self) -> u32 {
+        4096
+    }
+    fn erase(&mut self, s: u32) -> Result<(), Self::Error> {
+        self.inner.erase(s)
+    }
+    fn write(&mut self, o: u64, d: &[u8]) -> Result<(), Self::Error> {
+        self.inner.write(o, d)
+    }
+    fn read(&mut self, o: u64, b: &mut [u8]) -> Result<(), Self::Error> {
+        self.reads += 1;
+        self.inner.read(o, b)
+    }
+    fn sync(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+#[test]
+fn crafted_candidates_cannot_make_the_search_after_damage_expensive() {
+    let (mut f, _) = file_image();
+    let (_, clean) = replay(&mut f, 8);
+    // Every segment after its first record: a plausible Data header every 4 bytes, none
+    // with a valid CRC.
+    for i in 0..32usize {
+        let base = i * 16384;
+        for (k, b) in f.data[base + 200..base + 16384].iter_mut().enumerate() {
+            *b = [2, 0, 25, 0][k % 4];
+        }
+    }
+    let mut c = Counted {
+        inner: &mut f,
+        reads: 0,
+    };
+    let (_, sum) = replay(&mut c, 8);
+    assert!(sum.damaged() || sum.torn_tails > 0, "{sum:?}");
+    assert!(sum.records < clean.records);
+    // Per segment: the candidates the budget allows (4 x 16 KiB / 512 = 128) at three reads
+    // each, a few more; not one per byte.
+    assert!(c.reads < 32 * (3 * 128 + 64), "{} reads", c.reads);
+}
