@@ -25,6 +25,8 @@ pub const BATCH_BYTES: usize = 256 * 1024;
 const HEADER: usize = 16;
 /// How long the capturing thread waits in poll(2) for the kernel to hand over a block.
 const POLL_MS: i32 = 100;
+/// Batches kept for reuse when the packet loop has caught up (the rest are freed).
+const KEEP_BATCHES: usize = 4;
 
 /// What the capturing thread counted, handed back when it ends.
 #[derive(Debug, Default, Clone)]
@@ -158,6 +160,9 @@ pub struct LiveCapture {
     full: Receiver<Batch>,
     empty: SyncSender<Batch>,
     queued: Arc<AtomicUsize>,
+    /// Batches that exist (in either queue, or being filled): the capturing thread makes
+    /// them up to the bound, the packet loop frees the spare ones once it has caught up.
+    allocated: Arc<AtomicUsize>,
     thread: Option<JoinHandle<CaptureStats>>,
 }
 
@@ -179,15 +184,17 @@ impl LiveCapture {
         let (full_tx, full_rx) = mpsc::sync_channel::<Batch>(batches);
         let (empty_tx, empty_rx) = mpsc::sync_channel::<Batch>(batches);
         let queued = Arc::new(AtomicUsize::new(0));
-        let q = queued.clone();
+        let allocated = Arc::new(AtomicUsize::new(1));
+        let (q, a) = (queued.clone(), allocated.clone());
         let thread = std::thread::Builder::new()
             .name("capture".into())
-            .spawn(move || capture_loop(cap, batches, full_tx, empty_rx, q, stop))
+            .spawn(move || capture_loop(cap, batches, full_tx, empty_rx, q, a, stop))
             .expect("spawning the capture thread");
         LiveCapture {
             full: full_rx,
             empty: empty_tx,
             queued,
+            allocated,
             thread: Some(thread),
         }
     }
@@ -204,11 +211,23 @@ impl LiveCapture {
         }
     }
 
-    /// Gives a processed batch back for reuse.
+    /// Gives a processed batch back for reuse; once the loop has caught up, batches beyond
+    /// a few are freed instead, so the memory a burst took is given back.
     pub fn recycle(&mut self, mut b: Batch) {
+        if self.queued.load(Ordering::Relaxed) == 0
+            && self.allocated.load(Ordering::Relaxed) > KEEP_BATCHES
+        {
+            self.allocated.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
         b.buf.clear();
         // The thread may have ended; a batch it no longer wants is freed.
         let _ = self.empty.try_send(b);
+    }
+
+    /// Batches that exist now (for tests).
+    pub fn batches_allocated(&self) -> usize {
+        self.allocated.load(Ordering::Relaxed)
     }
 
     /// Waits for the capturing thread (stopped by the stop flag) and returns its counters.
@@ -231,13 +250,13 @@ fn capture_loop<S: Source>(
     full: SyncSender<Batch>,
     empty: Receiver<Batch>,
     queued: Arc<AtomicUsize>,
+    allocated: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 ) -> CaptureStats {
     let mut st = CaptureStats::default();
-    let mut allocated = 1usize;
     let mut cur = Some(Batch::with_capacity(BATCH_BYTES));
     // Hands the current batch over; returns false when the packet loop is gone.
-    let hand_over = |cur: &mut Option<Batch>, st: &mut CaptureStats, allocated: &mut usize| {
+    let hand_over = |cur: &mut Option<Batch>, st: &mut CaptureStats| {
         let Some(b) = cur.take() else { return true };
         if b.buf.is_empty() {
             *cur = Some(b);
@@ -254,8 +273,8 @@ fn capture_loop<S: Source>(
         }
         *cur = match empty.try_recv() {
             Ok(b) => Some(b),
-            Err(TryRecvError::Empty) if *allocated < max_batches => {
-                *allocated += 1;
+            Err(TryRecvError::Empty) if allocated.load(Ordering::Relaxed) < max_batches => {
+                allocated.fetch_add(1, Ordering::Relaxed);
                 Some(Batch::with_capacity(BATCH_BYTES))
             }
             // The queue is full: packets are dropped (and counted) until a batch comes back.
@@ -276,7 +295,7 @@ fn capture_loop<S: Source>(
             match cap.next() {
                 Polled::Packet(ts, origlen, data) => {
                     if cur.as_ref().is_some_and(|b| !b.fits(data.len()))
-                        && !hand_over(&mut cur, &mut st, &mut allocated)
+                        && !hand_over(&mut cur, &mut st)
                     {
                         break 'outer;
                     }
@@ -293,19 +312,19 @@ fn capture_loop<S: Source>(
                 }
                 Polled::Empty => break,
                 Polled::End => {
-                    let _ = hand_over(&mut cur, &mut st, &mut allocated);
+                    let _ = hand_over(&mut cur, &mut st);
                     break 'outer;
                 }
                 Polled::Error(e) => {
                     st.error = Some(e);
-                    let _ = hand_over(&mut cur, &mut st, &mut allocated);
+                    let _ = hand_over(&mut cur, &mut st);
                     break 'outer;
                 }
             }
         }
         // The ring is empty for now: what was gathered goes to the packet loop, so a quiet
         // link still sees its packets within a poll round.
-        if !hand_over(&mut cur, &mut st, &mut allocated) || stopping {
+        if !hand_over(&mut cur, &mut st) || stopping {
             break;
         }
     }
@@ -426,6 +445,39 @@ mod tests {
         assert_eq!(seen.len() as u64 + st.queue_dropped, 20_000);
         assert!(seen.windows(2).all(|w| w[0] < w[1]));
         assert!(st.queue_peak_bytes <= 2 * BATCH_BYTES as u64);
+    }
+
+    #[test]
+    fn batches_a_burst_took_are_freed_once_caught_up() {
+        // A loop slow for its first batches lets the queue grow to many batches; once it
+        // has caught up, all but a few are freed.
+        let src = Fake {
+            next: 0,
+            total: 20_000,
+            burst: 700,
+            ready: 0,
+            buf: Vec::new(),
+        };
+        let mut cap = LiveCapture::start(src, 8 << 20, Arc::new(AtomicBool::new(false)));
+        let (mut n, mut peak) = (0u64, 0);
+        loop {
+            match cap.next(Duration::from_secs(5)) {
+                Next::Batch(b) => {
+                    n += b.packets().count() as u64;
+                    peak = peak.max(cap.batches_allocated());
+                    cap.recycle(b);
+                    if peak < 2 * KEEP_BATCHES {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+                Next::Idle => panic!("the fake source never idles"),
+                Next::Ended => break,
+            }
+        }
+        assert!(peak >= 2 * KEEP_BATCHES, "peak {peak}");
+        assert!(cap.batches_allocated() <= KEEP_BATCHES + 1);
+        let st = cap.join();
+        assert_eq!(n + st.queue_dropped, 20_000);
     }
 
     #[test]

@@ -244,8 +244,10 @@ pub struct Args {
     pub buffer_size: Option<u64>,
 
     /// Live capture: packets taken from the kernel's buffer and waiting for the packet loop
-    /// (which may be held up by file writes) [default: 32M, or half of --memory]. Allocated
-    /// only as the wait grows; when full, packets are dropped and counted (`queue_dropped`).
+    /// (which may be held up by file writes: a disk creates files slower than a link brings
+    /// short connections) [default: 256M, or half of --memory]. Allocated only as the wait
+    /// grows and given back once the loop has caught up; when full, packets are dropped and
+    /// counted (`queue_dropped`).
     #[arg(long = "queue-size", value_name = "SIZE", value_parser = parse_size)]
     pub queue_size: Option<u64>,
 
@@ -423,7 +425,7 @@ fn parse_kib(s: &str) -> Result<u64, String> {
 
 /// Default `--buffer-size` and `--queue-size` (live capture).
 pub const DEFAULT_CAPTURE_BUFFER: u64 = 8 << 20;
-pub const DEFAULT_QUEUE_SIZE: u64 = 32 << 20;
+pub const DEFAULT_QUEUE_SIZE: u64 = 256 << 20;
 
 /// Parses a size: a number of bytes with an optional K, M, G or T suffix (powers of 1024;
 /// `KiB`, `MB`, ... and lower case are accepted too).
