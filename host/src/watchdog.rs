@@ -10,15 +10,17 @@
 //! long that takes; one that did nothing for the bound exits with status 130 and a message,
 //! as after a second signal.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Seconds without progress after a stop signal before the process exits. Longer than any
 /// single step of a working run (one packet, one flow, one write), short enough for a service
 /// manager's stop timeout (tcpflow.service: 30 s).
 pub const STOP_BOUND_SECS: u32 = 5;
 
-static PROGRESS: AtomicU64 = AtomicU64::new(0);
-static SEEN: AtomicU64 = AtomicU64::new(0);
+// usize, not u64: 32-bit MIPS has no 64-bit atomics, and only a change of the value counts
+// (it cannot wrap round to the same value within the bound).
+static PROGRESS: AtomicUsize = AtomicUsize::new(0);
+static SEEN: AtomicUsize = AtomicUsize::new(0);
 static ARMED: AtomicBool = AtomicBool::new(false);
 
 const MESSAGE: &[u8] =
