@@ -22,6 +22,8 @@ pub const STOP_BOUND_SECS: u32 = 5;
 static PROGRESS: AtomicUsize = AtomicUsize::new(0);
 static SEEN: AtomicUsize = AtomicUsize::new(0);
 static ARMED: AtomicBool = AtomicBool::new(false);
+/// Waits on storage under way ([`busy`]).
+static BUSY: AtomicUsize = AtomicUsize::new(0);
 
 const MESSAGE: &[u8] =
     b"tcpflow: no progress for 5 s after the stop signal; exiting without writing the rest\n";
@@ -35,6 +37,25 @@ pub fn tick() {
         PROGRESS.load(Ordering::Relaxed).wrapping_add(1),
         Ordering::Relaxed,
     );
+}
+
+/// Marks a wait on storage (fdatasync of the spool or the report) until dropped: a slow
+/// card may take longer than the bound to make data durable, and that wait is the point of
+/// stopping cleanly, not a stuck run (a service manager's own timeout still bounds it).
+#[must_use]
+pub fn busy() -> Busy {
+    BUSY.fetch_add(1, Ordering::Relaxed);
+    Busy(())
+}
+
+/// See [`busy`].
+pub struct Busy(());
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        tick();
+        BUSY.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Arms the watchdog on the first of `signals`; call once, after the handlers that set the
@@ -61,9 +82,16 @@ fn arm() {
     }
 }
 
+/// Whether a run is stuck: nothing progressed since the last look and no storage wait is
+/// under way.
+fn stuck(now: usize, seen: usize, busy: usize) -> bool {
+    now == seen && busy == 0
+}
+
 fn on_alarm() {
     let now = PROGRESS.load(Ordering::Relaxed);
-    if now != SEEN.swap(now, Ordering::Relaxed) {
+    let seen = SEEN.swap(now, Ordering::Relaxed);
+    if !stuck(now, seen, BUSY.load(Ordering::Relaxed)) {
         // SAFETY: alarm(2) is async-signal-safe.
         unsafe { libc::alarm(STOP_BOUND_SECS) };
         return;
@@ -78,6 +106,24 @@ fn on_alarm() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stuck_only_without_progress_and_without_a_storage_wait() {
+        assert!(stuck(7, 7, 0));
+        assert!(!stuck(8, 7, 0));
+        assert!(!stuck(7, 7, 1));
+        let before = PROGRESS.load(Ordering::Relaxed);
+        {
+            let _b = busy();
+            assert_eq!(BUSY.load(Ordering::Relaxed), 1);
+        }
+        assert_eq!(BUSY.load(Ordering::Relaxed), 0);
+        assert_ne!(
+            PROGRESS.load(Ordering::Relaxed),
+            before,
+            "the end of a wait is progress"
+        );
+    }
 
     #[test]
     fn the_message_states_the_bound() {
