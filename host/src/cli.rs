@@ -43,7 +43,8 @@ EXPRESSION is a tcpdump (BPF) filter compiled by libpcap, applied to files (comp
 link type they hold) and interfaces alike, e.g. `tcpflow -r x.pcap port 80`.
 
 Exit status: 0 when everything was read and written (also after SIGINT/SIGTERM, which stop
-reading, write out every flow and the report); 1 when an input could not be read completely
+reading, write out every flow and the report; a second signal, or no progress for 5 s after
+the first, ends the run at once with 130); 1 when an input could not be read completely
 or an output could not be written (what could be reconstructed is still written); 2 for a
 usage error. A flow file that cannot be written (a file size limit such as `ulimit -f` or
 FAT32's 4 GiB, a FIFO or device under its name) costs that file only: a warning names it,

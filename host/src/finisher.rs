@@ -97,6 +97,8 @@ pub fn is_fatal(e: &io::Error) -> bool {
 pub fn write_all_at_counted(f: &File, mut data: &[u8], mut off: u64) -> (u64, Option<io::Error>) {
     let mut n = 0u64;
     while !data.is_empty() {
+        // A long write of a flow's buffered bytes is progress (watchdog.rs).
+        crate::watchdog::tick();
         match f.write_at(data, off) {
             Ok(0) => return (n, Some(io::ErrorKind::WriteZero.into())),
             Ok(w) => {

@@ -41,6 +41,7 @@ pub mod spool;
 pub mod spoolcmd;
 pub mod template;
 pub mod timefmt;
+pub mod watchdog;
 pub mod zeroed;
 
 pub use run::main_entry;

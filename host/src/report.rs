@@ -640,7 +640,11 @@ impl Report {
             s.push_str("  </rusage>\n</dfxml>\n");
             w.write_all(s.as_bytes())
                 .and_then(|()| w.flush())
-                .and_then(|()| w.get_ref().sync_data().or(Ok(())))
+                .and_then(|()| {
+                    // May outlast the stop watchdog's bound on a slow card (watchdog.rs).
+                    let _busy = crate::watchdog::busy();
+                    w.get_ref().sync_data().or(Ok(()))
+                })
                 .map_err(|e| format!("writing {}: {}", path.display(), io_message(&e)))?;
         }
         if let Some((path, mut w)) = self.json.take() {

@@ -385,6 +385,8 @@ impl Sink for Writer<'_> {
         }
     }
     fn close(&mut self, flow: &FlowInfo, reason: CloseReason) {
+        // Writing the flows out after a stop signal is progress (watchdog.rs).
+        crate::watchdog::tick();
         match self {
             Writer::Output(o) => o.close(flow, reason),
             Writer::Spool(s) => s.close(flow, reason),
@@ -414,6 +416,8 @@ struct Run<'e> {
 
 impl Run<'_> {
     fn interrupted(&self) -> bool {
+        // Checked for every packet: the run is alive (watchdog.rs).
+        crate::watchdog::tick();
         self.stop.load(Ordering::Relaxed) || self.out.should_stop()
     }
 
@@ -586,6 +590,7 @@ impl Run<'_> {
     fn read_live(&mut self, mut cap: LiveCapture, link: LinkType) -> CaptureStats {
         let mut last_advance = Instant::now();
         loop {
+            crate::watchdog::tick();
             match cap.next(ADVANCE_EVERY) {
                 Next::Batch(b) => {
                     for (ts, origlen, data) in b.packets() {
@@ -703,17 +708,20 @@ pub fn run(o: Options) -> Result<i32, String> {
     }
     let start_ns = now_ns();
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [
+    let stop_signals = [
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGHUP,
-    ] {
+    ];
+    for sig in stop_signals {
         // A second signal while the flows are being written out ends the run at once.
         signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
             .map_err(|e| format!("cannot install signal handler: {e}"))?;
         signal_hook::flag::register(sig, stop.clone())
             .map_err(|e| format!("cannot install signal handler: {e}"))?;
     }
+    // A run stuck where it never checks the flag still ends (watchdog.rs).
+    crate::watchdog::install(&stop_signals)?;
     if !o.quiet {
         for w in &o.warnings {
             eprintln!("tcpflow: warning: {w}");

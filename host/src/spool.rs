@@ -216,6 +216,8 @@ impl SpoolStorage for FileSpool {
     }
 
     fn sync(&mut self) -> Result<(), StorageError> {
+        // May outlast the stop watchdog's bound on a slow card; that is not a stuck run.
+        let _busy = crate::watchdog::busy();
         self.file.sync_data().map_err(|err| StorageError {
             op: "syncing",
             offset: 0,

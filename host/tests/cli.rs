@@ -290,3 +290,47 @@ fn the_first_sigint_stops_a_run_waiting_on_a_fifo() {
     assert!(failures.is_empty(), "{failures:#?}");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// A run stuck where it never checks the stop flag (here: console output into a pipe nobody
+/// reads, so write(2) blocks and restarts after the signal) still ends on one SIGTERM: after
+/// 5 s without progress it exits with 130 and says so (issue 24: a run stuck starting a
+/// thread under qemu ignored SIGTERM for minutes).
+#[test]
+fn one_sigterm_ends_a_run_stuck_without_progress() {
+    use std::io::Read;
+    let input =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/wrap/input.pcap");
+    let mut child = bin()
+        .args(["-c", "-r", input.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Held, never read: the pipe (64 KiB) fills with the ~200 KiB of streams.
+    let unread = child.stdout.take().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run was expected to block on its full stdout pipe"
+    );
+    let t = std::time::Instant::now();
+    // SAFETY: signalling our own child by its id.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let code = wait_or_kill(&mut child, 20);
+    let took = t.elapsed();
+    drop(unread);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(code, Some(130), "after {took:?}; stderr: {err}");
+    assert!(
+        took >= std::time::Duration::from_secs(4) && took < std::time::Duration::from_secs(12),
+        "ended {took:?} after the signal (bound: 5 s without progress)"
+    );
+    assert!(err.contains("no progress for 5 s"), "{err}");
+}

@@ -155,14 +155,24 @@ rpi_env() {
     export "CC_${TRIPLE//-/_}=$GNU-gcc"
     export "AR_${TRIPLE//-/_}=$GNU-ar"
     export PKG_CONFIG_ALLOW_CROSS=1
-    QEMU_ENV=()
+    # The C library next to the loader. qemu's -L /usr/$GNU gives the cross toolchain's
+    # ld.so (libc6-$DEB_ARCH-cross, e.g. 2.36-8), but without this it loads libc.so.6 from the
+    # host's multiarch /lib/$GNU (libc6:$DEB_ARCH, e.g. 2.36-9+deb12u14, installed with
+    # libpcap-dev:$DEB_ARCH) when that exists: qemu falls back to host paths, and the host's
+    # ld.so.cache lists them. Their private interface differs (_rtld_global grew from 4512 to
+    # 4520 bytes on arm64), so libc's pthread_create looks for its locks at the wrong offsets
+    # in the old loader's data and spins for ever: the first thread a run starts (the file
+    # finisher, after 256 flows) hung every aarch64 run under qemu (issue 24). A Pi's loader
+    # and libc come from one package and never mix like this.
+    local cross_lib=/usr/$GNU/lib
+    QEMU_ENV=(-E "LD_LIBRARY_PATH=$cross_lib")
     if rpi_uses_sysroot; then
         libdir=$SYSROOT/usr/lib/$GNU
         export PKG_CONFIG_SYSROOT_DIR=$SYSROOT
         export PKG_CONFIG_LIBDIR=$libdir/pkgconfig:$SYSROOT/usr/share/pkgconfig
         # libpcap's own dependencies (libdbus, ...) are found there when linking.
         export "CARGO_TARGET_${up}_RUSTFLAGS=-C link-arg=-Wl,-rpath-link,$libdir:$SYSROOT/lib/$GNU"
-        QEMU_ENV=(-E "LD_LIBRARY_PATH=$libdir:$SYSROOT/lib/$GNU")
+        QEMU_ENV=(-E "LD_LIBRARY_PATH=$cross_lib:$libdir:$SYSROOT/lib/$GNU")
     else
         export PKG_CONFIG_SYSROOT_DIR=/
         export PKG_CONFIG_LIBDIR=$libdir/pkgconfig:/usr/share/pkgconfig
