@@ -13,7 +13,7 @@
 //!   differing retransmission of delivered bytes is delivered again at the same offset.
 
 use crate::engine::{Config, Dir, FlowInfo, GapReason, OverlapPolicy, Sink};
-use crate::pool::{Pool, BLOCK_DATA, NIL};
+use crate::pool::{Block, Pool, BLOCK_DATA, NIL};
 use crate::seq::SeqNum;
 use crate::stats::FlowStats;
 
@@ -330,12 +330,52 @@ impl Half {
         let end = off + data.len() as u64;
         let (lo, hi) = (self.gap_lo.clamp(off, end), self.gap_hi.clamp(off, end));
         if lo < hi {
-            env.stats.late_bytes += hi - lo;
+            self.late(
+                info,
+                dir,
+                env,
+                lo,
+                &data[(lo - off) as usize..(hi - off) as usize],
+            );
             self.redelivered(info, dir, env, off, &data[..(lo - off) as usize]);
             self.redelivered(info, dir, env, hi, &data[(hi - off) as usize..]);
         } else {
             self.redelivered(info, dir, env, off, data);
         }
+    }
+
+    /// Bytes at `off` for the latest gap, which was reported and never delivered: the sink
+    /// may still write them at their offsets, and then the gap shrinks.
+    fn late<S: Sink>(
+        &mut self,
+        info: &mut FlowInfo,
+        dir: Dir,
+        env: &mut Env<'_, '_, S>,
+        off: u64,
+        data: &[u8],
+    ) {
+        let n = data.len() as u64;
+        if !env.sink.late(info, dir, off - self.origin, data) {
+            env.stats.late_bytes += n;
+            return;
+        }
+        env.stats.late_filled_bytes += n;
+        env.stats.delivered_bytes += n;
+        env.stats.gap_bytes -= n;
+        let di = &mut info.dirs[dir.index()];
+        di.gap_bytes -= n;
+        let (end, lo, hi) = (off + n, self.gap_lo, self.gap_hi);
+        // What is left of the gap: both ends (two gaps now), one end, or nothing. Only one
+        // part is remembered, the larger.
+        let (a, b) = (off - lo, hi - end);
+        if a > 0 && b > 0 {
+            di.gaps += 1;
+            env.stats.gaps += 1;
+        } else if a == 0 && b == 0 {
+            di.gaps -= 1;
+            env.stats.gaps -= 1;
+        }
+        (self.gap_lo, self.gap_hi) = if a >= b { (lo, off) } else { (end, hi) };
     }
 
     fn redelivered<S: Sink>(
@@ -393,27 +433,59 @@ impl Half {
             env.stats.ooo_segments += 1;
         }
         self.overlaps(info, dir, env, off, data);
-        // Each uncovered piece, in order; the list is walked afresh each time because
-        // delivering or making room changes it.
         let mut pos = off;
         while pos < end {
-            let (prev, cur) = self.locate(env.pool, pos);
-            if cur != NIL {
-                let b = env.pool.get(cur);
-                if b.offset <= pos {
-                    pos = b.end().min(end);
-                    continue;
-                }
+            let open = self.mode == Mode::Open;
+            if open && pos < self.next {
+                // A snap-length gap reported while making room reached over these bytes.
+                let n = self.next.min(end) - pos;
+                env.stats.late_bytes += n;
+                pos += n;
+                continue;
             }
-            let piece_end = if cur != NIL {
-                env.pool.get(cur).offset.min(end)
+            if open && pos == self.next {
+                // In order: up to the next held byte straight to the sink, then what follows.
+                let upto = self.first_held(env.pool, pos).map_or(end, |h| h.min(end));
+                let piece = &data[(pos - off) as usize..(upto - off) as usize];
+                self.deliver(info, dir, env, piece);
+                if upto == end && cut > 0 {
+                    self.snap_gap(info, dir, env, end + cut as u64);
+                }
+                self.drain(info, dir, env);
+                pos = self.next.min(end).max(upto);
+                continue;
+            }
+            let w = Block::window(pos);
+            let (prev, cur) = self.find(env.pool, w);
+            let i = if cur != NIL {
+                cur
             } else {
-                end
+                let room = self.blocks < env.cfg.max_blocks_per_dir;
+                let Some(i) = env.pool.alloc_if(room) else {
+                    env.stats.pool_full += 1;
+                    self.make_room(info, dir, env, pos);
+                    continue;
+                };
+                self.link(env.pool, prev, i, w);
+                i
             };
-            let piece = &data[(pos - off) as usize..(piece_end - off) as usize];
-            let piece_cut = if piece_end == end { cut } else { 0 };
-            self.place(info, dir, env, pos, piece, piece_cut, prev);
-            pos = piece_end;
+            let wend = (w + BLOCK_DATA as u64).min(end);
+            let (lo, hi) = ((pos - w) as usize, (wend - w) as usize);
+            let src = &data[(pos - off) as usize..(wend - off) as usize];
+            let b = env.pool.get_mut(i);
+            // Only absent bytes: the first copy wins (under `last`, `overlaps` already
+            // replaced the held ones).
+            let mut k = b.next_clear(lo);
+            while k < hi {
+                let e = b.next_set(k).min(hi);
+                b.data[k..e].copy_from_slice(&src[k - lo..e - lo]);
+                k = b.next_clear(e);
+            }
+            b.set(lo, hi);
+            if wend == end && cut > 0 {
+                b.add_cut(hi, cut);
+            }
+            pos = wend;
         }
         if data.is_empty() && cut > 0 && self.mode == Mode::Open && off == self.next {
             self.gap(info, dir, env, cut as u64, GapReason::Snaplen);
@@ -424,6 +496,27 @@ impl Half {
                 self.commit(info, dir, env, None);
             }
         }
+    }
+
+    /// Puts freshly allocated block `i` for window `w` in the list after `prev`.
+    fn link(&mut self, pool: &mut Pool<'_>, prev: u32, i: u32, w: u64) {
+        let after = if prev == NIL {
+            self.head
+        } else {
+            pool.get(prev).next
+        };
+        let b = pool.get_mut(i);
+        b.base = w;
+        b.next = after;
+        if prev == NIL {
+            self.head = i;
+        } else {
+            pool.get_mut(prev).next = i;
+        }
+        if after == NIL {
+            self.tail = i;
+        }
+        self.blocks += 1;
     }
 
     /// Compares a new segment with the held bytes it overlaps; under `last`, takes its bytes.
@@ -444,19 +537,25 @@ impl Half {
         let mut i = self.head;
         while i != NIL {
             let b = env.pool.get_mut(i);
-            if b.offset >= end {
+            if b.base >= end {
                 break;
             }
-            let lo = b.offset.max(off);
-            let hi = b.end().min(end);
-            if lo < hi {
-                let held = &mut b.data[(lo - b.offset) as usize..(hi - b.offset) as usize];
-                let new = &data[(lo - off) as usize..(hi - off) as usize];
-                retrans += hi - lo;
-                let differ = held.iter().zip(new).filter(|(a, b)| a != b).count() as u64;
-                conflict += differ;
-                if last && differ > 0 {
-                    held.copy_from_slice(new);
+            if b.end() > off {
+                let lo = (b.base.max(off) - b.base) as usize;
+                let hi = (b.end().min(end) - b.base) as usize;
+                let mut k = b.next_set(lo);
+                while k < hi {
+                    let e = b.next_clear(k).min(hi);
+                    let at = (b.base + k as u64 - off) as usize;
+                    let new = &data[at..at + (e - k)];
+                    let held = &mut b.data[k..e];
+                    retrans += (e - k) as u64;
+                    let differ = held.iter().zip(new).filter(|(a, b)| a != b).count() as u64;
+                    conflict += differ;
+                    if last && differ > 0 {
+                        held.copy_from_slice(new);
+                    }
+                    k = b.next_set(e);
                 }
             }
             i = b.next;
@@ -468,83 +567,58 @@ impl Half {
         env.stats.conflict_bytes += conflict;
     }
 
-    /// The last held block ending at or before `pos` and the first one ending after it.
-    fn locate(&self, pool: &Pool<'_>, pos: u64) -> (u32, u32) {
-        if self.tail != NIL && pool.get(self.tail).end() <= pos {
+    /// The last block of a window before `w` and the block of window `w` (or NIL).
+    fn find(&self, pool: &Pool<'_>, w: u64) -> (u32, u32) {
+        if self.tail != NIL && pool.get(self.tail).base < w {
             return (self.tail, NIL);
         }
         let (mut prev, mut cur) = (NIL, self.head);
         while cur != NIL {
             let b = pool.get(cur);
-            if b.end() > pos {
-                break;
+            if b.base >= w {
+                return (prev, if b.base == w { cur } else { NIL });
             }
             prev = cur;
             cur = b.next;
         }
-        (prev, cur)
+        (prev, NIL)
     }
 
-    /// Delivers or stores an uncovered piece at `pos`, right after block `prev`.
-    #[allow(clippy::too_many_arguments)]
-    fn place<S: Sink>(
+    /// The first held byte at or after internal offset `from`.
+    fn first_held(&self, pool: &Pool<'_>, from: u64) -> Option<u64> {
+        let mut i = self.head;
+        while i != NIL {
+            let b = pool.get(i);
+            if b.end() > from {
+                let k = b.next_set(from.saturating_sub(b.base) as usize);
+                if k < BLOCK_DATA {
+                    return Some(b.base + k as u64);
+                }
+            }
+            i = b.next;
+        }
+        None
+    }
+
+    /// Bytes from `next` up to `limit` were cut by the snap length: a gap, up to the next
+    /// byte held.
+    fn snap_gap<S: Sink>(
         &mut self,
         info: &mut FlowInfo,
         dir: Dir,
         env: &mut Env<'_, '_, S>,
-        mut pos: u64,
-        mut piece: &[u8],
-        cut: u32,
-        mut prev: u32,
+        limit: u64,
     ) {
-        while !piece.is_empty() {
-            if self.mode == Mode::Open && pos == self.next {
-                self.deliver(info, dir, env, piece);
-                if cut > 0 {
-                    self.gap(info, dir, env, cut as u64, GapReason::Snaplen);
-                }
-                self.drain(info, dir, env);
-                return;
-            }
-            let room = self.blocks < env.cfg.max_blocks_per_dir && env.pool.free_count() > 0;
-            if !room {
-                env.stats.pool_full += 1;
-                self.make_room(info, dir, env, pos);
-                prev = self.locate(env.pool, pos).0;
-                continue;
-            }
-            let Some(i) = env.pool.alloc() else { return };
-            let n = piece.len().min(BLOCK_DATA);
-            let next_in_list = if prev == NIL {
-                self.head
-            } else {
-                env.pool.get(prev).next
-            };
-            let b = env.pool.get_mut(i);
-            b.offset = pos;
-            b.len = n as u16;
-            b.data[..n].copy_from_slice(&piece[..n]);
-            b.next = next_in_list;
-            if n == piece.len() {
-                b.cut = cut;
-            }
-            if prev == NIL {
-                self.head = i;
-            } else {
-                env.pool.get_mut(prev).next = i;
-            }
-            if next_in_list == NIL {
-                self.tail = i;
-            }
-            self.blocks += 1;
-            prev = i;
-            pos += n as u64;
-            piece = &piece[n..];
+        let limit = self
+            .first_held(env.pool, self.next)
+            .map_or(limit, |h| h.min(limit));
+        if limit > self.next {
+            self.gap(info, dir, env, limit - self.next, GapReason::Snaplen);
         }
     }
 
-    /// No pool block for a piece at `pos`: stop waiting for the first hole (a gap), or for a
-    /// provisional direction, commit to its start. Never skips past `pos`.
+    /// No pool block for bytes at `pos`: stop waiting for holes (gaps) until the first window
+    /// is freed, or for a provisional direction, commit to its start. Never skips past `pos`.
     fn make_room<S: Sink>(
         &mut self,
         info: &mut FlowInfo,
@@ -556,14 +630,21 @@ impl Half {
             self.commit(info, dir, env, Some(pos));
             return;
         }
-        let mut target = pos;
-        if self.head != NIL {
-            target = target.min(env.pool.get(self.head).offset);
+        // A window of sparse bytes has many holes: giving up one at a time would fill the
+        // pool again with every byte that arrives.
+        let first = self.head;
+        loop {
+            let target = self
+                .first_held(env.pool, self.next)
+                .map_or(pos, |h| h.min(pos));
+            if target > self.next {
+                self.gap(info, dir, env, target - self.next, GapReason::Lost);
+            }
+            self.drain(info, dir, env);
+            if self.head != first || self.head == NIL || self.next >= pos {
+                return;
+            }
         }
-        if target > self.next {
-            self.gap(info, dir, env, target - self.next, GapReason::Lost);
-        }
-        self.drain(info, dir, env);
     }
 
     /// Ends the provisional state: the stream starts at the lowest byte held (or `hint`).
@@ -578,8 +659,8 @@ impl Half {
             return;
         }
         let mut low = hint.unwrap_or(u64::MAX);
-        if self.head != NIL {
-            low = low.min(env.pool.get(self.head).offset);
+        if let Some(h) = self.first_held(env.pool, 0) {
+            low = low.min(h);
         }
         if low == u64::MAX {
             low = self.next;
@@ -595,7 +676,7 @@ impl Half {
         self.drain(info, dir, env);
     }
 
-    /// Delivers held blocks that have become contiguous.
+    /// Delivers held bytes that have become contiguous, and releases windows left behind.
     fn drain<S: Sink>(&mut self, info: &mut FlowInfo, dir: Dir, env: &mut Env<'_, '_, S>) {
         if self.mode != Mode::Open {
             return;
@@ -603,33 +684,33 @@ impl Half {
         while self.head != NIL {
             let i = self.head;
             let b = env.pool.get(i);
-            if b.offset > self.next {
+            if self.next < b.base {
                 break;
             }
-            let (bend, cut, nexti) = (b.end(), b.cut, b.next);
-            if bend > self.next {
-                let skip = (self.next - b.offset) as usize;
-                let bytes = &b.bytes()[skip..];
+            let rel = (self.next - b.base) as usize;
+            if rel < BLOCK_DATA && b.has(rel) {
+                let e = b.next_clear(rel);
+                let bytes = &b.data[rel..e];
                 env.sink.data(info, dir, self.next - self.origin, bytes);
                 let n = bytes.len() as u64;
                 self.advance(info, dir, n);
                 env.stats.delivered_bytes += n;
+                continue;
             }
-            self.head = nexti;
-            if nexti == NIL {
+            if let Some(cut_end) = b.cut_covering(self.next) {
+                self.snap_gap(info, dir, env, cut_end);
+                continue;
+            }
+            if rel < BLOCK_DATA && b.next_set(rel) < BLOCK_DATA {
+                break;
+            }
+            // Nothing of this window is still to come from the pool.
+            self.head = b.next;
+            if self.head == NIL {
                 self.tail = NIL;
             }
             self.blocks -= 1;
             env.pool.release(i);
-            if cut > 0 && bend + cut as u64 > self.next && bend <= self.next {
-                let mut limit = bend + cut as u64;
-                if self.head != NIL {
-                    limit = limit.min(env.pool.get(self.head).offset);
-                }
-                if limit > self.next {
-                    self.gap(info, dir, env, limit - self.next, GapReason::Snaplen);
-                }
-            }
         }
     }
 
@@ -690,13 +771,13 @@ impl Half {
         if self.mode != Mode::Open {
             return;
         }
-        while self.head != NIL {
-            let off = env.pool.get(self.head).offset;
-            if off > self.next {
-                self.gap(info, dir, env, off - self.next, GapReason::Lost);
+        while let Some(h) = self.first_held(env.pool, self.next) {
+            if h > self.next {
+                self.gap(info, dir, env, h - self.next, GapReason::Lost);
             }
             self.drain(info, dir, env);
         }
+        self.drain(info, dir, env);
         let end = if self.fin_off != NO_FIN {
             self.fin_off
         } else {

@@ -1363,6 +1363,28 @@ impl Sink for Output {
         d.end = d.end.max(offset.saturating_add(len));
     }
 
+    fn late(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
+        if self.console.is_none() {
+            // The file has the hole at these offsets: written there, as if in order.
+            self.data(flow, dir, offset, data);
+            return true;
+        }
+        // Already printed past them: shown after a header that says where they belong.
+        if self.broken_pipe || self.flow_mut(flow.slot).suppressed() {
+            return true;
+        }
+        let end = offset + data.len() as u64;
+        if let Some(c) = &mut self.console {
+            let res = write!(c.out, "\n[late bytes {offset}..{end}]\n");
+            if let Err(e) = res {
+                self.console_error(e);
+                return true;
+            }
+        }
+        self.print_chunk(flow, dir, data);
+        true
+    }
+
     fn redelivered(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
         if self.console.is_some() {
             return false;

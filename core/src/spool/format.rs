@@ -31,6 +31,8 @@ pub(crate) const T_OPEN: u8 = 1;
 pub(crate) const T_DATA: u8 = 2;
 pub(crate) const T_GAP: u8 = 3;
 pub(crate) const T_CLOSE: u8 = 4;
+/// In a Data record's direction byte: the bytes fill a range reported as a gap (late).
+pub(crate) const F_LATE: u8 = 0x80;
 /// Fills the rest of a block after `sync`; its body is not covered by the CRC (never read).
 pub(crate) const T_PAD: u8 = 5;
 
@@ -379,6 +381,8 @@ pub(crate) enum Record<'b> {
         dir: Dir,
         offset: u64,
         bytes: &'b [u8],
+        /// Late bytes for a reported gap ([`crate::Sink::late`]).
+        late: bool,
     },
     Gap {
         slot: u32,
@@ -538,7 +542,8 @@ fn decode_body(typ: u8, flags: u8, body: &[u8]) -> Option<Record<'_>> {
             }))
         }
         T_DATA => {
-            let dir = dir_from(flags)?;
+            let late = flags & F_LATE != 0;
+            let dir = dir_from(flags & !F_LATE)?;
             let offset = d.u64()?;
             let bytes = d.take(body.len().checked_sub(DATA_FIXED)?)?;
             offset.checked_add(bytes.len() as u64)?;
@@ -548,6 +553,7 @@ fn decode_body(typ: u8, flags: u8, body: &[u8]) -> Option<Record<'_>> {
                 dir,
                 offset,
                 bytes,
+                late,
             })
         }
         T_GAP => {
