@@ -1684,6 +1684,34 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Late bytes for a reported gap are written into the hole the file has there.
+    #[test]
+    fn late_bytes_fill_the_hole() {
+        let dir = tmpdir("late");
+        let f = flow4();
+        let name = Template::parse(DEFAULT).unwrap().expand(
+            &f,
+            Dir::AtoB,
+            NameParams {
+                conn_index: 0,
+                session: 0,
+            },
+        );
+        let mut out = Output::files(cfg(&dir, Limits::default()), 4, Report::none());
+        out.open(&f);
+        out.data(&f, Dir::AtoB, 0, b"hello ");
+        out.gap(&f, Dir::AtoB, 6, 5, GapReason::Lost);
+        out.data(&f, Dir::AtoB, 11, b"!");
+        assert!(out.late(&f, Dir::AtoB, 6, b"wor"));
+        assert!(out.late(&f, Dir::AtoB, 9, b"ld"));
+        let mut fc = f;
+        fc.dirs[0].packets = 4;
+        out.close(&fc, CloseReason::Fin);
+        out.wait_writes();
+        assert_eq!(std::fs::read(dir.join(&name)).unwrap(), b"hello world!");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn max_bytes_and_redelivery() {
         let dir = tmpdir("maxb");
