@@ -90,18 +90,21 @@ impl Block {
 
     /// Marks window-relative `[lo, hi)` present.
     pub(crate) fn set(&mut self, lo: usize, hi: usize) {
-        let mut i = lo;
-        while i < hi {
-            let (w, b) = (i / 64, i % 64);
-            let n = (64 - b).min(hi - i);
-            let mask = if n == 64 {
-                u64::MAX
-            } else {
-                ((1u64 << n) - 1) << b
-            };
-            self.have[w] |= mask;
-            i += n;
+        if lo >= hi {
+            return;
         }
+        let (first, last) = (lo / 64, (hi - 1) / 64);
+        let low = u64::MAX << (lo % 64);
+        let high = u64::MAX >> (63 - (hi - 1) % 64);
+        if first == last {
+            self.have[first] |= low & high;
+            return;
+        }
+        self.have[first] |= low;
+        for w in &mut self.have[first + 1..last] {
+            *w = u64::MAX;
+        }
+        self.have[last] |= high;
     }
 
     /// Remembers that `len` bytes from window-relative `at` were cut by the snap length.
@@ -222,6 +225,45 @@ mod tests {
         assert!(a != b && b != c && a != c);
         pool.release(b);
         assert_eq!(pool.alloc(), Some(b));
+    }
+
+    #[test]
+    fn presence_bits_find_runs() {
+        let mut b = Block::EMPTY;
+        assert_eq!(b.next_set(0), BLOCK_DATA);
+        assert_eq!(b.next_clear(5), 5);
+        for (lo, hi) in [(3, 4), (60, 70), (100, 300), (1000, 1024)] {
+            b.set(lo, hi);
+        }
+        for i in 0..BLOCK_DATA {
+            let want = [(3, 4), (60, 70), (100, 300), (1000, 1024)]
+                .iter()
+                .any(|&(lo, hi)| (lo..hi).contains(&i));
+            assert_eq!(b.has(i), want, "{i}");
+        }
+        assert_eq!(b.next_set(0), 3);
+        assert_eq!(b.next_set(4), 60);
+        assert_eq!(b.next_clear(60), 70);
+        assert_eq!(b.next_set(70), 100);
+        assert_eq!(b.next_clear(100), 300);
+        assert_eq!(b.next_set(300), 1000);
+        assert_eq!(b.next_clear(1000), BLOCK_DATA);
+        b.set(0, BLOCK_DATA);
+        assert_eq!(b.next_clear(0), BLOCK_DATA);
+    }
+
+    #[test]
+    fn cuts_are_labels_that_may_be_dropped() {
+        let mut b = Block::EMPTY;
+        b.base = 2048;
+        b.add_cut(10, 100);
+        b.add_cut(1024, 5000);
+        b.add_cut(500, 1); // no room: forgotten
+        assert_eq!(b.cut_covering(2048 + 10), Some(2048 + 110));
+        assert_eq!(b.cut_covering(2048 + 109), Some(2048 + 110));
+        assert_eq!(b.cut_covering(2048 + 110), None);
+        assert_eq!(b.cut_covering(3072 + 4999), Some(3072 + 5000));
+        assert_eq!(b.cut_covering(2048 + 500), None);
     }
 
     #[test]

@@ -27,6 +27,11 @@ const HOLD_BASE: u64 = 1 << 31;
 
 pub(crate) const NO_FIN: u64 = u64::MAX;
 
+/// Gaps a direction remembers so that bytes arriving for them later still land: a few,
+/// as they cost every flow slot; older ones are forgotten (their late bytes count as
+/// retransmitted).
+pub(crate) const GAPS_KEPT: usize = 4;
+
 /// How far a direction has got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -65,10 +70,11 @@ pub(crate) struct Half {
     /// Highest internal offset the peer acknowledged, once `peer_acked`.
     pub(crate) acked: u64,
     pub(crate) peer_acked: bool,
-    /// The latest hole given up as a gap (internal offsets): bytes that arrive for it later
-    /// are late, not retransmitted.
-    pub(crate) gap_lo: u64,
-    pub(crate) gap_hi: u64,
+    /// The latest holes given up as gaps, what is still missing of them (internal offsets,
+    /// ascending; `lo == hi` is an empty entry, after the others): bytes that arrive for
+    /// them later are late, not retransmitted.
+    pub(crate) gap_lo: [u64; GAPS_KEPT],
+    pub(crate) gap_hi: [u64; GAPS_KEPT],
     pub(crate) head: u32,
     pub(crate) tail: u32,
     pub(crate) blocks: u32,
@@ -87,8 +93,8 @@ impl Half {
         fin_off: NO_FIN,
         acked: 0,
         peer_acked: false,
-        gap_lo: 0,
-        gap_hi: 0,
+        gap_lo: [0; GAPS_KEPT],
+        gap_hi: [0; GAPS_KEPT],
         head: NIL,
         tail: NIL,
         blocks: 0,
@@ -318,7 +324,7 @@ impl Half {
     }
 
     /// Bytes at `off` that are behind the stream position: a retransmission of delivered bytes
-    /// (the sink compares them), or bytes for the latest gap, which came too late.
+    /// (the sink compares them), or bytes for a remembered gap, which arrive late.
     fn repeated<S: Sink>(
         &mut self,
         info: &mut FlowInfo,
@@ -328,29 +334,40 @@ impl Half {
         data: &[u8],
     ) {
         let end = off + data.len() as u64;
-        let (lo, hi) = (self.gap_lo.clamp(off, end), self.gap_hi.clamp(off, end));
-        if lo < hi {
-            self.late(
-                info,
-                dir,
-                env,
-                lo,
-                &data[(lo - off) as usize..(hi - off) as usize],
-            );
-            self.redelivered(info, dir, env, off, &data[..(lo - off) as usize]);
-            self.redelivered(info, dir, env, hi, &data[(hi - off) as usize..]);
-        } else {
-            self.redelivered(info, dir, env, off, data);
+        let mut pos = off;
+        while pos < end {
+            let piece = |to: u64| &data[(pos - off) as usize..(to - off) as usize];
+            // The first remembered gap that ends after `pos` (ascending, so the one at or
+            // after it).
+            let k =
+                (0..GAPS_KEPT).find(|&k| self.gap_lo[k] < self.gap_hi[k] && self.gap_hi[k] > pos);
+            match k {
+                Some(k) if self.gap_lo[k] <= pos => {
+                    let to = self.gap_hi[k].min(end);
+                    self.late(info, dir, env, k, pos, piece(to));
+                    pos = to;
+                }
+                Some(k) => {
+                    let to = self.gap_lo[k].min(end);
+                    self.redelivered(info, dir, env, pos, piece(to));
+                    pos = to;
+                }
+                None => {
+                    self.redelivered(info, dir, env, pos, piece(end));
+                    pos = end;
+                }
+            }
         }
     }
 
-    /// Bytes at `off` for the latest gap, which was reported and never delivered: the sink
-    /// may still write them at their offsets, and then the gap shrinks.
+    /// Bytes at `off` for remembered gap `k`, which was reported and never delivered: the
+    /// sink may still write them at their offsets, and then the gap shrinks.
     fn late<S: Sink>(
         &mut self,
         info: &mut FlowInfo,
         dir: Dir,
         env: &mut Env<'_, '_, S>,
+        k: usize,
         off: u64,
         data: &[u8],
     ) {
@@ -364,18 +381,49 @@ impl Half {
         env.stats.gap_bytes -= n;
         let di = &mut info.dirs[dir.index()];
         di.gap_bytes -= n;
-        let (end, lo, hi) = (off + n, self.gap_lo, self.gap_hi);
-        // What is left of the gap: both ends (two gaps now), one end, or nothing. Only one
-        // part is remembered, the larger.
-        let (a, b) = (off - lo, hi - end);
-        if a > 0 && b > 0 {
+        let (end, lo, hi) = (off + n, self.gap_lo[k], self.gap_hi[k]);
+        // What is left of the gap: both ends (two gaps now), one end, or nothing.
+        if off > lo && end < hi {
             di.gaps += 1;
             env.stats.gaps += 1;
-        } else if a == 0 && b == 0 {
+            self.gap_hi[k] = off;
+            self.remember_gap(k + 1, end, hi);
+        } else if off > lo {
+            self.gap_hi[k] = off;
+        } else if end < hi {
+            self.gap_lo[k] = end;
+        } else {
             di.gaps -= 1;
             env.stats.gaps -= 1;
+            self.forget_gap(k);
         }
-        (self.gap_lo, self.gap_hi) = if a >= b { (lo, off) } else { (end, hi) };
+    }
+
+    /// Remembers the missing range `[lo, hi)` at position `at` of the list, forgetting the
+    /// oldest entry when the list is full.
+    fn remember_gap(&mut self, mut at: usize, lo: u64, hi: u64) {
+        if self.gap_lo[GAPS_KEPT - 1] < self.gap_hi[GAPS_KEPT - 1] {
+            if at == 0 {
+                return;
+            }
+            self.forget_gap(0);
+            at -= 1;
+        }
+        for j in (at + 1..GAPS_KEPT).rev() {
+            self.gap_lo[j] = self.gap_lo[j - 1];
+            self.gap_hi[j] = self.gap_hi[j - 1];
+        }
+        self.gap_lo[at] = lo;
+        self.gap_hi[at] = hi;
+    }
+
+    fn forget_gap(&mut self, k: usize) {
+        for j in k..GAPS_KEPT - 1 {
+            self.gap_lo[j] = self.gap_lo[j + 1];
+            self.gap_hi[j] = self.gap_hi[j + 1];
+        }
+        self.gap_lo[GAPS_KEPT - 1] = 0;
+        self.gap_hi[GAPS_KEPT - 1] = 0;
     }
 
     fn redelivered<S: Sink>(
@@ -742,8 +790,10 @@ impl Half {
         }
         env.sink
             .gap(info, dir, self.next - self.origin, len, reason);
-        self.gap_lo = self.next;
-        self.gap_hi = self.next + len;
+        let used = (0..GAPS_KEPT)
+            .filter(|&k| self.gap_lo[k] < self.gap_hi[k])
+            .count();
+        self.remember_gap(used, self.next, self.next + len);
         env.stats.gaps += 1;
         env.stats.gap_bytes += len;
         let di = &mut info.dirs[dir.index()];

@@ -403,6 +403,53 @@ fn pool_exhaustion_gives_gaps_never_wrong_bytes() {
     assert!(stats.flow.pool_full > 0);
 }
 
+/// With one block per direction, four holes are given up as gaps; their bytes then
+/// arrive, late: each lands in its hole, and at the end nothing is missing and nothing is
+/// counted as conflicting (the holes were never delivered, so there was nothing to differ
+/// from).
+#[test]
+fn late_bytes_fill_every_remembered_gap() {
+    let mut c = Conv::new(42010, 1, 2);
+    let data = pattern(10_000, 9);
+    let mut f = c.handshake();
+    let base = c.seq[0];
+    let at = |c: &Conv, lo: usize, hi: usize| c.frame_at(0, base + lo as u32, ACK, &data[lo..hi]);
+    for lo in [1100, 2100, 3100] {
+        f.push(at(&c, lo, lo + 100));
+    }
+    for lo in (4100..10_000).step_by(1000) {
+        f.push(at(&c, lo, (lo + 1000).min(10_000)));
+    }
+    // The holes, last first, the first one in two pieces.
+    for (lo, hi) in [
+        (3200, 4100),
+        (2200, 3100),
+        (1200, 2100),
+        (500, 1100),
+        (0, 500),
+    ] {
+        f.push(at(&c, lo, hi));
+    }
+    c.seq[0] = base + 10_000;
+    f.extend(c.close());
+    let cfg = Config {
+        max_blocks_per_dir: 1,
+        ..cfg()
+    };
+    let (rec, stats) = run(&mut Store::new(8, 4), cfg, &f);
+    let fl = rec.find(42010, 0);
+    assert_eq!(fl.dirs[0].bytes, data);
+    assert!(fl.dirs[0].gaps.is_empty(), "{:?}", fl.dirs[0].gaps);
+    let st = stats.flow;
+    assert_eq!(st.pool_full, 4);
+    assert_eq!(st.late_filled_bytes, 1100 + 3 * 900);
+    assert_eq!((st.gaps, st.gap_bytes), (0, 0));
+    assert_eq!((st.conflict_bytes, st.late_bytes), (0, 0));
+    assert_eq!(st.delivered_bytes, 10_000);
+    let info = fl.info.expect("closed");
+    assert_eq!((info.dirs[0].gaps, info.dirs[0].gap_bytes), (0, 0));
+}
+
 #[test]
 fn rst_delivers_held_data_with_gaps() {
     let mut c = Conv::new(42005, 1, 2);
