@@ -213,7 +213,7 @@ impl Default for Config {
 pub struct Storage<'s> {
     /// Flow records: the maximum number of tracked connections (80 bytes each).
     pub flows: &'s mut [FlowRecord],
-    /// Full slots for the connections active now (about 400 bytes each); the others wait
+    /// Full slots for the connections active now (about 500 bytes each); the others wait
     /// packed in their records. At least one; [`crate::Capacities::hot_len`] suggests a size.
     pub hot: &'s mut [FlowSlot],
     /// Hash index; length a power of two, at least twice `flows.len()`.
