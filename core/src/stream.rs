@@ -746,8 +746,14 @@ impl Half {
                 continue;
             }
             if let Some(cut_end) = b.cut_covering(self.next) {
-                self.snap_gap(info, dir, env, cut_end);
-                continue;
+                let limit = self
+                    .first_held(env.pool, self.next)
+                    .map_or(cut_end, |h| h.min(cut_end));
+                // Held bytes at `next` in a later window end the cut (no gap): go on to them.
+                if limit > self.next {
+                    self.gap(info, dir, env, limit - self.next, GapReason::Snaplen);
+                    continue;
+                }
             }
             if rel < BLOCK_DATA && b.next_set(rel) < BLOCK_DATA {
                 break;

@@ -370,6 +370,32 @@ fn snaplen_cut_becomes_a_gap_and_the_stream_goes_on() {
     assert_eq!(stats.decode.snaplen_cut, 2);
 }
 
+/// A held segment cut by the snap length at the end of its window, whose cut bytes come
+/// whole in the next window before the hole in front is filled: the cut ends where held
+/// bytes start. (Found by `random_frames_never_panic`: draining spun on an empty gap.)
+#[test]
+fn cut_bytes_that_arrive_whole_in_the_next_window_are_delivered() {
+    let mut c = Conv::new(42011, 1, 2);
+    let mut f = c.handshake();
+    let base = c.seq[0];
+    // The internal offset of the first byte after the SYN is 0: windows are [0, 1024), ...
+    let data = pattern(1100, 12);
+    let cut = c.frame_at(0, base + 1000, ACK, &data[1000..1100]);
+    f.push(cut[..14 + 20 + 20 + 24].to_vec()); // 1000..1024 captured, 1024..1100 cut
+    f.push(c.frame_at(0, base + 1024, ACK, &data[1024..1074]));
+    f.push(c.frame_at(0, base, ACK, &data[..1000]));
+    c.seq[0] = base + 1100;
+    f.extend(c.close());
+    let (rec, _) = run(&mut Store::new(8, 16), cfg(), &f);
+    let d = &rec.find(42011, 0).dirs[0];
+    assert_eq!(d.bytes[..1074], data[..1074]);
+    assert_eq!(d.bytes.len(), 1100);
+    assert_eq!(
+        d.gaps.iter().map(|g| (g.0, g.1)).collect::<Vec<_>>(),
+        [(1074, 26)]
+    );
+}
+
 #[test]
 fn sequence_jump_of_half_the_space_is_not_placed() {
     let mut c = Conv::new(42003, 1, 2);
