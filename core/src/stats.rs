@@ -88,8 +88,8 @@ pub struct FlowStats {
     pub out_of_window: u64,
     pub out_of_window_bytes: u64,
     /// Payload bytes that arrived for a hole already reported as a gap and could not be
-    /// placed (the sink could not take them, or the gap is no longer remembered: a
-    /// direction remembers its latest), or before the start of the stream.
+    /// placed (the sink could not take them), or before the start of the stream. Bytes for a
+    /// gap older than a direction's latest four count as retransmitted instead.
     pub late_bytes: u64,
     /// Bytes that arrived for a hole already reported as a gap and filled it late (the
     /// sink took them: they are in `delivered_bytes`, and no longer in `gap_bytes`).
