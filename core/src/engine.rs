@@ -63,6 +63,7 @@ pub struct DirInfo {
     pub stream_len: u64,
     /// Segments that arrived ahead of a hole.
     pub ooo_segments: u64,
+    /// Ranges missing for good and their bytes: gap events, less what late bytes filled.
     pub gaps: u64,
     pub gap_bytes: u64,
     /// Bytes that came again (retransmissions, overlaps).
@@ -163,6 +164,13 @@ pub trait Sink {
     fn redelivered(&mut self, _flow: &FlowInfo, _dir: Dir, _offset: u64, _data: &[u8]) -> bool {
         false
     }
+    /// Bytes `[offset, offset + data.len())` of `dir`, inside a range already reported as a
+    /// gap, arrived after all: never delivered before, so not a retransmission. Return true
+    /// if they were taken (written at their offsets, or shown as late): the core then counts
+    /// them delivered and the gap shrinks. By default they are not (counted as late bytes).
+    fn late(&mut self, _flow: &FlowInfo, _dir: Dir, _offset: u64, _data: &[u8]) -> bool {
+        false
+    }
     /// The flow is finished; no event for this slot follows until it is reused.
     fn close(&mut self, _flow: &FlowInfo, _reason: CloseReason) {}
 }
@@ -216,7 +224,7 @@ impl Default for Config {
 pub struct Storage<'s> {
     /// Flow records: the maximum number of tracked connections (80 bytes each).
     pub flows: &'s mut [FlowRecord],
-    /// Full slots for the connections active now (about 400 bytes each); the others wait
+    /// Full slots for the connections active now (about 500 bytes each); the others wait
     /// packed in their records. At least one; [`crate::Capacities::hot_len`] suggests a size.
     pub hot: &'s mut [FlowSlot],
     /// Hash index; length a power of two, at least twice `flows.len()`.

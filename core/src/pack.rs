@@ -16,7 +16,7 @@ use crate::decode::{Addr, Vlans};
 use crate::engine::{DirInfo, FlowInfo, FlowKey};
 use crate::pool::NIL;
 use crate::seq::SeqNum;
-use crate::stream::{Half, Mode, NO_FIN};
+use crate::stream::{Half, Mode, GAPS_KEPT, NO_FIN};
 use crate::Timestamp;
 
 /// Fields that may be left out, each with a presence bit. The bitmap is a varint, so the
@@ -24,7 +24,7 @@ use crate::Timestamp;
 const LAST_TS: usize = 0;
 const CONN_INDEX: usize = 11;
 /// Per direction: [`POS`] gives their bits.
-const DIR_FIELDS: usize = 20;
+const DIR_FIELDS: usize = 20 + 2 * (GAPS_KEPT - 1);
 const PACKETS: usize = 0;
 const PAYLOAD: usize = 1;
 const STREAM_LEN: usize = 2;
@@ -45,6 +45,8 @@ const HEAD: usize = 16;
 const TAIL: usize = 17;
 const BLOCKS: usize = 18;
 const HELD: usize = 19;
+/// The remembered gaps after the first: start and length of each.
+const MORE_GAPS: usize = 20;
 const FIELDS: usize = 2 + 2 * DIR_FIELDS;
 
 /// Bit of each direction's fields: packets, sequence number and stream length of both
@@ -257,6 +259,15 @@ fn mode_of(bits: u8) -> Mode {
     }
 }
 
+/// Fields of remembered gap `k`: its start and its length.
+fn gap_fields(k: usize) -> (usize, usize) {
+    if k == 0 {
+        (GAP_LO, GAP_LEN)
+    } else {
+        (MORE_GAPS + 2 * (k - 1), MORE_GAPS + 2 * (k - 1) + 1)
+    }
+}
+
 /// Packs a flow into `out`; returns the bytes used, or None when it does not fit.
 pub(crate) fn pack(
     info: &FlowInfo,
@@ -329,8 +340,7 @@ pub(crate) fn pack(
             | di.conflict_bytes
             | u64::from(h.isn.0 ^ isn_guess)
             | h.origin
-            | h.gap_lo
-            | h.gap_hi
+            | h.gap_lo.iter().chain(&h.gap_hi).fold(0, |a, &x| a | x)
             | u64::from(h.head ^ NIL)
             | u64::from(h.tail ^ NIL)
             | u64::from(h.blocks)
@@ -371,8 +381,11 @@ pub(crate) fn pack(
             h.fin_off.wrapping_sub(h.origin)
         };
         v[ACKED] = acked;
-        v[GAP_LO] = h.gap_lo;
-        v[GAP_LEN] = h.gap_hi.wrapping_sub(h.gap_lo);
+        for k in 0..GAPS_KEPT {
+            let (lo, len) = gap_fields(k);
+            v[lo] = h.gap_lo[k];
+            v[len] = h.gap_hi[k].wrapping_sub(h.gap_lo[k]);
+        }
         v[HEAD] = u64::from(h.head ^ NIL);
         v[TAIL] = u64::from(h.tail ^ NIL);
         v[BLOCKS] = u64::from(h.blocks);
@@ -456,7 +469,12 @@ pub(crate) fn unpack(packed: &[u8], macs: &MacPairs, info: &mut FlowInfo, half: 
             fin: f & 2 != 0,
             rst: f & 4 != 0,
         };
-        let gap_lo = v[GAP_LO];
+        let (mut gap_lo, mut gap_hi) = ([0u64; GAPS_KEPT], [0u64; GAPS_KEPT]);
+        for k in 0..GAPS_KEPT {
+            let (lo, len) = gap_fields(k);
+            gap_lo[k] = v[lo];
+            gap_hi[k] = v[lo].wrapping_add(v[len]);
+        }
         half[d] = Half {
             mode: mode_of(m),
             next_seq,
@@ -472,7 +490,7 @@ pub(crate) fn unpack(packed: &[u8], macs: &MacPairs, info: &mut FlowInfo, half: 
             acked: next.wrapping_add(unzigzag(v[ACKED])),
             peer_acked: m & 4 != 0,
             gap_lo,
-            gap_hi: gap_lo.wrapping_add(v[GAP_LEN]),
+            gap_hi,
             head: v[HEAD] as u32 ^ NIL,
             tail: v[TAIL] as u32 ^ NIL,
             blocks: v[BLOCKS] as u32,
@@ -541,8 +559,8 @@ mod tests {
                     fin_off,
                     acked,
                     peer_acked,
-                    gap_lo,
-                    gap_hi,
+                    gap_lo: [gap_lo, gap_hi, gap_hi ^ 3, 0],
+                    gap_hi: [gap_hi, gap_lo, gap_lo.wrapping_mul(7), 0],
                     head,
                     tail,
                     blocks: blocks as u32,

@@ -1,12 +1,20 @@
 //! The out-of-order pool: fixed-size blocks shared by every flow.
 //!
-//! A direction that has a hole keeps the data after it here, as a sorted singly linked list of
-//! blocks, each holding up to [`BLOCK_DATA`] contiguous stream bytes. The pool never grows:
-//! when it is empty the stream layer gives up on the oldest hole of the direction that needs
-//! room (a gap event), so data is delivered late rather than lost.
+//! A direction that has a hole keeps the bytes after it here. A block holds one aligned
+//! window of [`BLOCK_DATA`] stream bytes with a bit per byte saying which are present, so a
+//! window costs one block however it was segmented: a thousand 1-byte segments in one window
+//! take one block, not a thousand. A direction's blocks form a list sorted by window. The
+//! pool never grows: when it is empty the stream layer gives up on the oldest hole of the
+//! direction that needs room (a gap event), so data is delivered late rather than lost.
 
-/// Bytes of stream data one block holds: a full-size Ethernet segment fits in two.
+/// Stream bytes one block's window covers: a full-size Ethernet segment spans at most two.
 pub const BLOCK_DATA: usize = 1024;
+
+const WORDS: usize = BLOCK_DATA / 64;
+
+/// Snap-length cuts one block remembers. A cut is only a label (the bytes are missing
+/// either way): one that does not fit is reported as `Lost` instead of `Snaplen`.
+const CUTS: usize = 2;
 
 /// End of a list.
 pub(crate) const NIL: u32 = u32::MAX;
@@ -16,29 +24,112 @@ pub(crate) const NIL: u32 = u32::MAX;
 #[derive(Clone, Copy, Debug)]
 pub struct Block {
     pub(crate) next: u32,
-    pub(crate) len: u16,
-    /// Stream offset (the direction's internal offset) of `data[0]`.
-    pub(crate) offset: u64,
-    /// Bytes right after this block's data that the snap length cut off: known to be lost.
-    pub(crate) cut: u32,
+    /// Window-relative start (0..=BLOCK_DATA) and length of bytes the snap length cut off
+    /// right after held bytes; a length of 0 is an empty entry. May reach past the window.
+    cut_at: [u16; CUTS],
+    cut_len: [u32; CUTS],
+    /// Stream offset (the direction's internal offset) of `data[0]`, a multiple of
+    /// `BLOCK_DATA`.
+    pub(crate) base: u64,
+    /// Bit `i` set: `data[i]` holds a byte of the stream.
+    have: [u64; WORDS],
     pub(crate) data: [u8; BLOCK_DATA],
 }
 
 impl Block {
     pub const EMPTY: Block = Block {
         next: NIL,
-        len: 0,
-        offset: 0,
-        cut: 0,
+        cut_at: [0; CUTS],
+        cut_len: [0; CUTS],
+        base: 0,
+        have: [0; WORDS],
         data: [0; BLOCK_DATA],
     };
 
-    pub(crate) fn end(&self) -> u64 {
-        self.offset + self.len as u64
+    /// The window holding internal offset `off`.
+    pub(crate) fn window(off: u64) -> u64 {
+        off & !(BLOCK_DATA as u64 - 1)
     }
 
-    pub(crate) fn bytes(&self) -> &[u8] {
-        &self.data[..self.len as usize]
+    pub(crate) fn end(&self) -> u64 {
+        self.base + BLOCK_DATA as u64
+    }
+
+    pub(crate) fn has(&self, i: usize) -> bool {
+        self.have[i / 64] >> (i % 64) & 1 == 1
+    }
+
+    /// First present byte at or after window-relative `from`, or `BLOCK_DATA`.
+    pub(crate) fn next_set(&self, from: usize) -> usize {
+        self.scan(from, 0)
+    }
+
+    /// First absent byte at or after window-relative `from`, or `BLOCK_DATA`.
+    pub(crate) fn next_clear(&self, from: usize) -> usize {
+        self.scan(from, u64::MAX)
+    }
+
+    /// First bit at or after `from` that differs from the bits of `skip` (all 0 or all 1).
+    fn scan(&self, from: usize, skip: u64) -> usize {
+        if from >= BLOCK_DATA {
+            return BLOCK_DATA;
+        }
+        let mut w = from / 64;
+        let mut bits = (self.have[w] ^ skip) & (u64::MAX << (from % 64));
+        loop {
+            if bits != 0 {
+                return w * 64 + bits.trailing_zeros() as usize;
+            }
+            w += 1;
+            if w == WORDS {
+                return BLOCK_DATA;
+            }
+            bits = self.have[w] ^ skip;
+        }
+    }
+
+    /// Marks window-relative `[lo, hi)` present.
+    pub(crate) fn set(&mut self, lo: usize, hi: usize) {
+        if lo >= hi {
+            return;
+        }
+        let (first, last) = (lo / 64, (hi - 1) / 64);
+        let low = u64::MAX << (lo % 64);
+        let high = u64::MAX >> (63 - (hi - 1) % 64);
+        if first == last {
+            self.have[first] |= low & high;
+            return;
+        }
+        self.have[first] |= low;
+        for w in &mut self.have[first + 1..last] {
+            *w = u64::MAX;
+        }
+        self.have[last] |= high;
+    }
+
+    /// Remembers that `len` bytes from window-relative `at` were cut by the snap length.
+    pub(crate) fn add_cut(&mut self, at: usize, len: u32) {
+        let at = at as u16;
+        for k in 0..CUTS {
+            if self.cut_len[k] == 0 || self.cut_at[k] == at {
+                self.cut_at[k] = at;
+                self.cut_len[k] = self.cut_len[k].max(len);
+                return;
+            }
+        }
+    }
+
+    /// End (internal offset) of a remembered cut that covers `off`, if any.
+    pub(crate) fn cut_covering(&self, off: u64) -> Option<u64> {
+        (0..CUTS)
+            .filter(|&k| self.cut_len[k] > 0)
+            .map(|k| {
+                let lo = self.base + u64::from(self.cut_at[k]);
+                (lo, lo + u64::from(self.cut_len[k]))
+            })
+            .filter(|&(lo, hi)| lo <= off && off < hi)
+            .map(|(_, hi)| hi)
+            .max()
     }
 }
 
@@ -68,6 +159,15 @@ impl<'s> Pool<'s> {
         }
     }
 
+    /// A block, if `allowed` and one is free.
+    pub(crate) fn alloc_if(&mut self, allowed: bool) -> Option<u32> {
+        if allowed {
+            self.alloc()
+        } else {
+            None
+        }
+    }
+
     pub(crate) fn alloc(&mut self) -> Option<u32> {
         let i = if self.free != NIL {
             let i = self.free;
@@ -81,8 +181,8 @@ impl<'s> Pool<'s> {
         };
         let b = &mut self.blocks[i as usize];
         b.next = NIL;
-        b.len = 0;
-        b.cut = 0;
+        b.have = [0; WORDS];
+        b.cut_len = [0; CUTS];
         self.free_count -= 1;
         Some(i)
     }
@@ -125,6 +225,45 @@ mod tests {
         assert!(a != b && b != c && a != c);
         pool.release(b);
         assert_eq!(pool.alloc(), Some(b));
+    }
+
+    #[test]
+    fn presence_bits_find_runs() {
+        let mut b = Block::EMPTY;
+        assert_eq!(b.next_set(0), BLOCK_DATA);
+        assert_eq!(b.next_clear(5), 5);
+        for (lo, hi) in [(3, 4), (60, 70), (100, 300), (1000, 1024)] {
+            b.set(lo, hi);
+        }
+        for i in 0..BLOCK_DATA {
+            let want = [(3, 4), (60, 70), (100, 300), (1000, 1024)]
+                .iter()
+                .any(|&(lo, hi)| (lo..hi).contains(&i));
+            assert_eq!(b.has(i), want, "{i}");
+        }
+        assert_eq!(b.next_set(0), 3);
+        assert_eq!(b.next_set(4), 60);
+        assert_eq!(b.next_clear(60), 70);
+        assert_eq!(b.next_set(70), 100);
+        assert_eq!(b.next_clear(100), 300);
+        assert_eq!(b.next_set(300), 1000);
+        assert_eq!(b.next_clear(1000), BLOCK_DATA);
+        b.set(0, BLOCK_DATA);
+        assert_eq!(b.next_clear(0), BLOCK_DATA);
+    }
+
+    #[test]
+    fn cuts_are_labels_that_may_be_dropped() {
+        let mut b = Block::EMPTY;
+        b.base = 2048;
+        b.add_cut(10, 100);
+        b.add_cut(1024, 5000);
+        b.add_cut(500, 1); // no room: forgotten
+        assert_eq!(b.cut_covering(2048 + 10), Some(2048 + 110));
+        assert_eq!(b.cut_covering(2048 + 109), Some(2048 + 110));
+        assert_eq!(b.cut_covering(2048 + 110), None);
+        assert_eq!(b.cut_covering(3072 + 4999), Some(3072 + 5000));
+        assert_eq!(b.cut_covering(2048 + 500), None);
     }
 
     #[test]

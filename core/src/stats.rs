@@ -85,7 +85,8 @@ pub struct FlowStats {
     pub conflict_bytes: u64,
     /// Keep-alive probes ignored.
     pub keepalives: u64,
-    /// Gap events and their total length.
+    /// Ranges missing for good and their total length: gap events, less what late bytes
+    /// filled.
     pub gaps: u64,
     pub gap_bytes: u64,
     /// Times a direction had to give up waiting for a hole because the pool or its block limit
@@ -97,9 +98,13 @@ pub struct FlowStats {
     /// than that). FINs out of reach count here too, without bytes.
     pub out_of_window: u64,
     pub out_of_window_bytes: u64,
-    /// Payload bytes that arrived for a hole already reported as a gap (too late), or before
-    /// the start of the stream.
+    /// Payload bytes that arrived for a hole already reported as a gap and could not be
+    /// placed (the sink could not take them), or before the start of the stream. Bytes for a
+    /// gap older than a direction's latest four count as retransmitted instead.
     pub late_bytes: u64,
+    /// Bytes that arrived for a hole already reported as a gap and filled it late (the
+    /// sink took them: they are in `delivered_bytes`, and no longer in `gap_bytes`).
+    pub late_filled_bytes: u64,
     /// Payload bytes after a FIN, or on a connection already closed.
     pub after_close_bytes: u64,
     /// Payload bytes of segments that found no flow slot (only when the table has no slots).

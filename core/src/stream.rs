@@ -13,7 +13,7 @@
 //!   differing retransmission of delivered bytes is delivered again at the same offset.
 
 use crate::engine::{Config, Dir, FlowInfo, GapReason, OverlapPolicy, Sink};
-use crate::pool::{Pool, BLOCK_DATA, NIL};
+use crate::pool::{Block, Pool, BLOCK_DATA, NIL};
 use crate::seq::SeqNum;
 use crate::stats::FlowStats;
 
@@ -26,6 +26,11 @@ pub(crate) const MAX_DISTANCE: i64 = 1 << 30;
 const HOLD_BASE: u64 = 1 << 31;
 
 pub(crate) const NO_FIN: u64 = u64::MAX;
+
+/// Gaps a direction remembers so that bytes arriving for them later still land: a few,
+/// as they cost every flow slot; older ones are forgotten (their late bytes count as
+/// retransmitted).
+pub(crate) const GAPS_KEPT: usize = 4;
 
 /// How far a direction has got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,10 +70,11 @@ pub(crate) struct Half {
     /// Highest internal offset the peer acknowledged, once `peer_acked`.
     pub(crate) acked: u64,
     pub(crate) peer_acked: bool,
-    /// The latest hole given up as a gap (internal offsets): bytes that arrive for it later
-    /// are late, not retransmitted.
-    pub(crate) gap_lo: u64,
-    pub(crate) gap_hi: u64,
+    /// The latest holes given up as gaps, what is still missing of them (internal offsets,
+    /// ascending; `lo == hi` is an empty entry, after the others): bytes that arrive for
+    /// them later are late, not retransmitted.
+    pub(crate) gap_lo: [u64; GAPS_KEPT],
+    pub(crate) gap_hi: [u64; GAPS_KEPT],
     pub(crate) head: u32,
     pub(crate) tail: u32,
     pub(crate) blocks: u32,
@@ -87,8 +93,8 @@ impl Half {
         fin_off: NO_FIN,
         acked: 0,
         peer_acked: false,
-        gap_lo: 0,
-        gap_hi: 0,
+        gap_lo: [0; GAPS_KEPT],
+        gap_hi: [0; GAPS_KEPT],
         head: NIL,
         tail: NIL,
         blocks: 0,
@@ -351,7 +357,7 @@ impl Half {
     }
 
     /// Bytes at `off` that are behind the stream position: a retransmission of delivered bytes
-    /// (the sink compares them), or bytes for the latest gap, which came too late.
+    /// (the sink compares them), or bytes for a remembered gap, which arrive late.
     fn repeated<S: Sink>(
         &mut self,
         info: &mut FlowInfo,
@@ -361,14 +367,96 @@ impl Half {
         data: &[u8],
     ) {
         let end = off + data.len() as u64;
-        let (lo, hi) = (self.gap_lo.clamp(off, end), self.gap_hi.clamp(off, end));
-        if lo < hi {
-            env.stats.late_bytes += hi - lo;
-            self.redelivered(info, dir, env, off, &data[..(lo - off) as usize]);
-            self.redelivered(info, dir, env, hi, &data[(hi - off) as usize..]);
-        } else {
-            self.redelivered(info, dir, env, off, data);
+        let mut pos = off;
+        while pos < end {
+            let piece = |to: u64| &data[(pos - off) as usize..(to - off) as usize];
+            // The first remembered gap that ends after `pos` (ascending, so the one at or
+            // after it).
+            let k =
+                (0..GAPS_KEPT).find(|&k| self.gap_lo[k] < self.gap_hi[k] && self.gap_hi[k] > pos);
+            match k {
+                Some(k) if self.gap_lo[k] <= pos => {
+                    let to = self.gap_hi[k].min(end);
+                    self.late(info, dir, env, k, pos, piece(to));
+                    pos = to;
+                }
+                Some(k) => {
+                    let to = self.gap_lo[k].min(end);
+                    self.redelivered(info, dir, env, pos, piece(to));
+                    pos = to;
+                }
+                None => {
+                    self.redelivered(info, dir, env, pos, piece(end));
+                    pos = end;
+                }
+            }
         }
+    }
+
+    /// Bytes at `off` for remembered gap `k`, which was reported and never delivered: the
+    /// sink may still write them at their offsets, and then the gap shrinks.
+    fn late<S: Sink>(
+        &mut self,
+        info: &mut FlowInfo,
+        dir: Dir,
+        env: &mut Env<'_, '_, S>,
+        k: usize,
+        off: u64,
+        data: &[u8],
+    ) {
+        let n = data.len() as u64;
+        if !env.sink.late(info, dir, off - self.origin, data) {
+            env.stats.late_bytes += n;
+            return;
+        }
+        env.stats.late_filled_bytes += n;
+        env.stats.delivered_bytes += n;
+        env.stats.gap_bytes -= n;
+        let di = &mut info.dirs[dir.index()];
+        di.gap_bytes -= n;
+        let (end, lo, hi) = (off + n, self.gap_lo[k], self.gap_hi[k]);
+        // What is left of the gap: both ends (two gaps now), one end, or nothing.
+        if off > lo && end < hi {
+            di.gaps += 1;
+            env.stats.gaps += 1;
+            self.gap_hi[k] = off;
+            self.remember_gap(k + 1, end, hi);
+        } else if off > lo {
+            self.gap_hi[k] = off;
+        } else if end < hi {
+            self.gap_lo[k] = end;
+        } else {
+            di.gaps -= 1;
+            env.stats.gaps -= 1;
+            self.forget_gap(k);
+        }
+    }
+
+    /// Remembers the missing range `[lo, hi)` at position `at` of the list, forgetting the
+    /// oldest entry when the list is full.
+    fn remember_gap(&mut self, mut at: usize, lo: u64, hi: u64) {
+        if self.gap_lo[GAPS_KEPT - 1] < self.gap_hi[GAPS_KEPT - 1] {
+            if at == 0 {
+                return;
+            }
+            self.forget_gap(0);
+            at -= 1;
+        }
+        for j in (at + 1..GAPS_KEPT).rev() {
+            self.gap_lo[j] = self.gap_lo[j - 1];
+            self.gap_hi[j] = self.gap_hi[j - 1];
+        }
+        self.gap_lo[at] = lo;
+        self.gap_hi[at] = hi;
+    }
+
+    fn forget_gap(&mut self, k: usize) {
+        for j in k..GAPS_KEPT - 1 {
+            self.gap_lo[j] = self.gap_lo[j + 1];
+            self.gap_hi[j] = self.gap_hi[j + 1];
+        }
+        self.gap_lo[GAPS_KEPT - 1] = 0;
+        self.gap_hi[GAPS_KEPT - 1] = 0;
     }
 
     fn redelivered<S: Sink>(
@@ -426,27 +514,59 @@ impl Half {
             env.stats.ooo_segments += 1;
         }
         self.overlaps(info, dir, env, off, data);
-        // Each uncovered piece, in order; the list is walked afresh each time because
-        // delivering or making room changes it.
         let mut pos = off;
         while pos < end {
-            let (prev, cur) = self.locate(env.pool, pos);
-            if cur != NIL {
-                let b = env.pool.get(cur);
-                if b.offset <= pos {
-                    pos = b.end().min(end);
-                    continue;
-                }
+            let open = self.mode == Mode::Open;
+            if open && pos < self.next {
+                // A snap-length gap reported while making room reached over these bytes.
+                let n = self.next.min(end) - pos;
+                env.stats.late_bytes += n;
+                pos += n;
+                continue;
             }
-            let piece_end = if cur != NIL {
-                env.pool.get(cur).offset.min(end)
+            if open && pos == self.next {
+                // In order: up to the next held byte straight to the sink, then what follows.
+                let upto = self.first_held(env.pool, pos).map_or(end, |h| h.min(end));
+                let piece = &data[(pos - off) as usize..(upto - off) as usize];
+                self.deliver(info, dir, env, piece);
+                if upto == end && cut > 0 {
+                    self.snap_gap(info, dir, env, end + cut as u64);
+                }
+                self.drain(info, dir, env);
+                pos = self.next.min(end).max(upto);
+                continue;
+            }
+            let w = Block::window(pos);
+            let (prev, cur) = self.find(env.pool, w);
+            let i = if cur != NIL {
+                cur
             } else {
-                end
+                let room = self.blocks < env.cfg.max_blocks_per_dir;
+                let Some(i) = env.pool.alloc_if(room) else {
+                    env.stats.pool_full += 1;
+                    self.make_room(info, dir, env, pos);
+                    continue;
+                };
+                self.link(env.pool, prev, i, w);
+                i
             };
-            let piece = &data[(pos - off) as usize..(piece_end - off) as usize];
-            let piece_cut = if piece_end == end { cut } else { 0 };
-            self.place(info, dir, env, pos, piece, piece_cut, prev);
-            pos = piece_end;
+            let wend = (w + BLOCK_DATA as u64).min(end);
+            let (lo, hi) = ((pos - w) as usize, (wend - w) as usize);
+            let src = &data[(pos - off) as usize..(wend - off) as usize];
+            let b = env.pool.get_mut(i);
+            // Only absent bytes: the first copy wins (under `last`, `overlaps` already
+            // replaced the held ones).
+            let mut k = b.next_clear(lo);
+            while k < hi {
+                let e = b.next_set(k).min(hi);
+                b.data[k..e].copy_from_slice(&src[k - lo..e - lo]);
+                k = b.next_clear(e);
+            }
+            b.set(lo, hi);
+            if wend == end && cut > 0 {
+                b.add_cut(hi, cut);
+            }
+            pos = wend;
         }
         if data.is_empty() && cut > 0 && self.mode == Mode::Open && off == self.next {
             self.gap(info, dir, env, cut as u64, GapReason::Snaplen);
@@ -457,6 +577,27 @@ impl Half {
                 self.commit(info, dir, env, None);
             }
         }
+    }
+
+    /// Puts freshly allocated block `i` for window `w` in the list after `prev`.
+    fn link(&mut self, pool: &mut Pool<'_>, prev: u32, i: u32, w: u64) {
+        let after = if prev == NIL {
+            self.head
+        } else {
+            pool.get(prev).next
+        };
+        let b = pool.get_mut(i);
+        b.base = w;
+        b.next = after;
+        if prev == NIL {
+            self.head = i;
+        } else {
+            pool.get_mut(prev).next = i;
+        }
+        if after == NIL {
+            self.tail = i;
+        }
+        self.blocks += 1;
     }
 
     /// Compares a new segment with the held bytes it overlaps; under `last`, takes its bytes.
@@ -477,19 +618,25 @@ impl Half {
         let mut i = self.head;
         while i != NIL {
             let b = env.pool.get_mut(i);
-            if b.offset >= end {
+            if b.base >= end {
                 break;
             }
-            let lo = b.offset.max(off);
-            let hi = b.end().min(end);
-            if lo < hi {
-                let held = &mut b.data[(lo - b.offset) as usize..(hi - b.offset) as usize];
-                let new = &data[(lo - off) as usize..(hi - off) as usize];
-                retrans += hi - lo;
-                let differ = held.iter().zip(new).filter(|(a, b)| a != b).count() as u64;
-                conflict += differ;
-                if last && differ > 0 {
-                    held.copy_from_slice(new);
+            if b.end() > off {
+                let lo = (b.base.max(off) - b.base) as usize;
+                let hi = (b.end().min(end) - b.base) as usize;
+                let mut k = b.next_set(lo);
+                while k < hi {
+                    let e = b.next_clear(k).min(hi);
+                    let at = (b.base + k as u64 - off) as usize;
+                    let new = &data[at..at + (e - k)];
+                    let held = &mut b.data[k..e];
+                    retrans += (e - k) as u64;
+                    let differ = held.iter().zip(new).filter(|(a, b)| a != b).count() as u64;
+                    conflict += differ;
+                    if last && differ > 0 {
+                        held.copy_from_slice(new);
+                    }
+                    k = b.next_set(e);
                 }
             }
             i = b.next;
@@ -501,83 +648,58 @@ impl Half {
         env.stats.conflict_bytes += conflict;
     }
 
-    /// The last held block ending at or before `pos` and the first one ending after it.
-    fn locate(&self, pool: &Pool<'_>, pos: u64) -> (u32, u32) {
-        if self.tail != NIL && pool.get(self.tail).end() <= pos {
+    /// The last block of a window before `w` and the block of window `w` (or NIL).
+    fn find(&self, pool: &Pool<'_>, w: u64) -> (u32, u32) {
+        if self.tail != NIL && pool.get(self.tail).base < w {
             return (self.tail, NIL);
         }
         let (mut prev, mut cur) = (NIL, self.head);
         while cur != NIL {
             let b = pool.get(cur);
-            if b.end() > pos {
-                break;
+            if b.base >= w {
+                return (prev, if b.base == w { cur } else { NIL });
             }
             prev = cur;
             cur = b.next;
         }
-        (prev, cur)
+        (prev, NIL)
     }
 
-    /// Delivers or stores an uncovered piece at `pos`, right after block `prev`.
-    #[allow(clippy::too_many_arguments)]
-    fn place<S: Sink>(
+    /// The first held byte at or after internal offset `from`.
+    fn first_held(&self, pool: &Pool<'_>, from: u64) -> Option<u64> {
+        let mut i = self.head;
+        while i != NIL {
+            let b = pool.get(i);
+            if b.end() > from {
+                let k = b.next_set(from.saturating_sub(b.base) as usize);
+                if k < BLOCK_DATA {
+                    return Some(b.base + k as u64);
+                }
+            }
+            i = b.next;
+        }
+        None
+    }
+
+    /// Bytes from `next` up to `limit` were cut by the snap length: a gap, up to the next
+    /// byte held.
+    fn snap_gap<S: Sink>(
         &mut self,
         info: &mut FlowInfo,
         dir: Dir,
         env: &mut Env<'_, '_, S>,
-        mut pos: u64,
-        mut piece: &[u8],
-        cut: u32,
-        mut prev: u32,
+        limit: u64,
     ) {
-        while !piece.is_empty() {
-            if self.mode == Mode::Open && pos == self.next {
-                self.deliver(info, dir, env, piece);
-                if cut > 0 {
-                    self.gap(info, dir, env, cut as u64, GapReason::Snaplen);
-                }
-                self.drain(info, dir, env);
-                return;
-            }
-            let room = self.blocks < env.cfg.max_blocks_per_dir && env.pool.free_count() > 0;
-            if !room {
-                env.stats.pool_full += 1;
-                self.make_room(info, dir, env, pos);
-                prev = self.locate(env.pool, pos).0;
-                continue;
-            }
-            let Some(i) = env.pool.alloc() else { return };
-            let n = piece.len().min(BLOCK_DATA);
-            let next_in_list = if prev == NIL {
-                self.head
-            } else {
-                env.pool.get(prev).next
-            };
-            let b = env.pool.get_mut(i);
-            b.offset = pos;
-            b.len = n as u16;
-            b.data[..n].copy_from_slice(&piece[..n]);
-            b.next = next_in_list;
-            if n == piece.len() {
-                b.cut = cut;
-            }
-            if prev == NIL {
-                self.head = i;
-            } else {
-                env.pool.get_mut(prev).next = i;
-            }
-            if next_in_list == NIL {
-                self.tail = i;
-            }
-            self.blocks += 1;
-            prev = i;
-            pos += n as u64;
-            piece = &piece[n..];
+        let limit = self
+            .first_held(env.pool, self.next)
+            .map_or(limit, |h| h.min(limit));
+        if limit > self.next {
+            self.gap(info, dir, env, limit - self.next, GapReason::Snaplen);
         }
     }
 
-    /// No pool block for a piece at `pos`: stop waiting for the first hole (a gap), or for a
-    /// provisional direction, commit to its start. Never skips past `pos`.
+    /// No pool block for bytes at `pos`: stop waiting for holes (gaps) until the first window
+    /// is freed, or for a provisional direction, commit to its start. Never skips past `pos`.
     fn make_room<S: Sink>(
         &mut self,
         info: &mut FlowInfo,
@@ -589,14 +711,21 @@ impl Half {
             self.commit(info, dir, env, Some(pos));
             return;
         }
-        let mut target = pos;
-        if self.head != NIL {
-            target = target.min(env.pool.get(self.head).offset);
+        // A window of sparse bytes has many holes: giving up one at a time would fill the
+        // pool again with every byte that arrives.
+        let first = self.head;
+        loop {
+            let target = self
+                .first_held(env.pool, self.next)
+                .map_or(pos, |h| h.min(pos));
+            if target > self.next {
+                self.gap(info, dir, env, target - self.next, GapReason::Lost);
+            }
+            self.drain(info, dir, env);
+            if self.head != first || self.head == NIL || self.next >= pos {
+                return;
+            }
         }
-        if target > self.next {
-            self.gap(info, dir, env, target - self.next, GapReason::Lost);
-        }
-        self.drain(info, dir, env);
     }
 
     /// Ends the provisional state: the stream starts at the lowest byte held (or `hint`).
@@ -611,8 +740,8 @@ impl Half {
             return;
         }
         let mut low = hint.unwrap_or(u64::MAX);
-        if self.head != NIL {
-            low = low.min(env.pool.get(self.head).offset);
+        if let Some(h) = self.first_held(env.pool, 0) {
+            low = low.min(h);
         }
         if low == u64::MAX {
             low = self.next;
@@ -628,7 +757,7 @@ impl Half {
         self.drain(info, dir, env);
     }
 
-    /// Delivers held blocks that have become contiguous.
+    /// Delivers held bytes that have become contiguous, and releases windows left behind.
     fn drain<S: Sink>(&mut self, info: &mut FlowInfo, dir: Dir, env: &mut Env<'_, '_, S>) {
         if self.mode != Mode::Open {
             return;
@@ -636,33 +765,39 @@ impl Half {
         while self.head != NIL {
             let i = self.head;
             let b = env.pool.get(i);
-            if b.offset > self.next {
+            if self.next < b.base {
                 break;
             }
-            let (bend, cut, nexti) = (b.end(), b.cut, b.next);
-            if bend > self.next {
-                let skip = (self.next - b.offset) as usize;
-                let bytes = &b.bytes()[skip..];
+            let rel = (self.next - b.base) as usize;
+            if rel < BLOCK_DATA && b.has(rel) {
+                let e = b.next_clear(rel);
+                let bytes = &b.data[rel..e];
                 env.sink.data(info, dir, self.next - self.origin, bytes);
                 let n = bytes.len() as u64;
                 self.advance(info, dir, n);
                 env.stats.delivered_bytes += n;
+                continue;
             }
-            self.head = nexti;
-            if nexti == NIL {
+            if let Some(cut_end) = b.cut_covering(self.next) {
+                let limit = self
+                    .first_held(env.pool, self.next)
+                    .map_or(cut_end, |h| h.min(cut_end));
+                // Held bytes at `next` in a later window end the cut (no gap): go on to them.
+                if limit > self.next {
+                    self.gap(info, dir, env, limit - self.next, GapReason::Snaplen);
+                    continue;
+                }
+            }
+            if rel < BLOCK_DATA && b.next_set(rel) < BLOCK_DATA {
+                break;
+            }
+            // Nothing of this window is still to come from the pool.
+            self.head = b.next;
+            if self.head == NIL {
                 self.tail = NIL;
             }
             self.blocks -= 1;
             env.pool.release(i);
-            if cut > 0 && bend + cut as u64 > self.next && bend <= self.next {
-                let mut limit = bend + cut as u64;
-                if self.head != NIL {
-                    limit = limit.min(env.pool.get(self.head).offset);
-                }
-                if limit > self.next {
-                    self.gap(info, dir, env, limit - self.next, GapReason::Snaplen);
-                }
-            }
         }
     }
 
@@ -694,8 +829,10 @@ impl Half {
         }
         env.sink
             .gap(info, dir, self.next - self.origin, len, reason);
-        self.gap_lo = self.next;
-        self.gap_hi = self.next + len;
+        let used = (0..GAPS_KEPT)
+            .filter(|&k| self.gap_lo[k] < self.gap_hi[k])
+            .count();
+        self.remember_gap(used, self.next, self.next + len);
         env.stats.gaps += 1;
         env.stats.gap_bytes += len;
         let di = &mut info.dirs[dir.index()];
@@ -723,13 +860,13 @@ impl Half {
         if self.mode != Mode::Open {
             return;
         }
-        while self.head != NIL {
-            let off = env.pool.get(self.head).offset;
-            if off > self.next {
-                self.gap(info, dir, env, off - self.next, GapReason::Lost);
+        while let Some(h) = self.first_held(env.pool, self.next) {
+            if h > self.next {
+                self.gap(info, dir, env, h - self.next, GapReason::Lost);
             }
             self.drain(info, dir, env);
         }
+        self.drain(info, dir, env);
         let end = if self.fin_off != NO_FIN {
             self.fin_off
         } else if self.acked > self.next {

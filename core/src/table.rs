@@ -1088,8 +1088,8 @@ mod tests {
             h.origin = 0;
             h.acked = x;
             h.peer_acked = true;
-            h.gap_lo = x / 2;
-            h.gap_hi = x;
+            h.gap_lo[0] = x / 2;
+            h.gap_hi[0] = x;
             h.blocks = 5;
             h.head = 17;
             h.tail = 23;

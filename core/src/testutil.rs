@@ -85,6 +85,8 @@ pub struct Rec {
     pub by_slot: HashMap<u32, usize>,
     /// Allow data again at delivered offsets (the `last` overlap policy).
     pub allow_rewrite: bool,
+    /// Late events taken.
+    pub late_events: u64,
 }
 
 impl Rec {
@@ -182,12 +184,41 @@ impl Sink for Rec {
         d.bytes[offset as usize..end as usize] != *data
     }
 
+    fn late(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
+        let d = &mut self.cur(flow).dirs[dir.index()];
+        let end = offset + data.len() as u64;
+        assert!(!data.is_empty(), "empty late event");
+        let k = d
+            .gaps
+            .iter()
+            .position(|&(o, n, _)| o <= offset && end <= o + n)
+            .unwrap_or_else(|| panic!("late bytes {offset}..{end} outside a gap: {:?}", d.gaps));
+        let (o, n, reason) = d.gaps.remove(k);
+        if end < o + n {
+            d.gaps.insert(k, (end, o + n - end, reason));
+        }
+        if o < offset {
+            d.gaps.insert(k, (o, offset - o, reason));
+        }
+        if end <= KEEP_BYTES_UP_TO {
+            d.bytes[offset as usize..end as usize].copy_from_slice(data);
+        }
+        self.late_events += 1;
+        true
+    }
+
     fn close(&mut self, flow: &FlowInfo, reason: CloseReason) {
         let r = self.cur(flow);
         for (i, d) in r.dirs.iter().enumerate() {
             assert_eq!(
                 flow.dirs[i].stream_len, d.next,
                 "stream_len disagrees with events"
+            );
+            let missing: u64 = d.gaps.iter().map(|g| g.1).sum();
+            assert_eq!(
+                (flow.dirs[i].gaps, flow.dirs[i].gap_bytes),
+                (d.gaps.len() as u64, missing),
+                "gap counters disagree with gap and late events"
             );
         }
         r.close = Some(reason);

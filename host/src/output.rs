@@ -1639,6 +1639,28 @@ impl Sink for Output {
         d.end = d.end.max(offset.saturating_add(len));
     }
 
+    fn late(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
+        if self.console.is_none() {
+            // The file has the hole at these offsets: written there, as if in order.
+            self.data(flow, dir, offset, data);
+            return true;
+        }
+        // Already printed past them: shown after a header that says where they belong.
+        if self.broken_pipe || self.flow_mut(flow.slot).suppressed() {
+            return true;
+        }
+        let end = offset + data.len() as u64;
+        if let Some(c) = &mut self.console {
+            let res = write!(c.out, "\n[late bytes {offset}..{end}]\n");
+            if let Err(e) = res {
+                self.console_error(e);
+                return true;
+            }
+        }
+        self.print_chunk(flow, dir, data);
+        true
+    }
+
     fn redelivered(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
         if self.console.is_some() {
             return false;
@@ -2025,6 +2047,34 @@ mod tests {
         out.wait_writes();
         assert_eq!(std::fs::read(dir.join(&name)).unwrap(), b"hello world");
         assert_eq!(out.host.files_written, 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Late bytes for a reported gap are written into the hole the file has there.
+    #[test]
+    fn late_bytes_fill_the_hole() {
+        let dir = tmpdir("late");
+        let f = flow4();
+        let name = Template::parse(DEFAULT).unwrap().expand(
+            &f,
+            Dir::AtoB,
+            NameParams {
+                conn_index: 0,
+                session: 0,
+            },
+        );
+        let mut out = Output::files(cfg(&dir, Limits::default()), 4, Report::none());
+        out.open(&f);
+        out.data(&f, Dir::AtoB, 0, b"hello ");
+        out.gap(&f, Dir::AtoB, 6, 5, GapReason::Lost);
+        out.data(&f, Dir::AtoB, 11, b"!");
+        assert!(out.late(&f, Dir::AtoB, 6, b"wor"));
+        assert!(out.late(&f, Dir::AtoB, 9, b"ld"));
+        let mut fc = f;
+        fc.dirs[0].packets = 4;
+        out.close(&fc, CloseReason::Fin);
+        out.wait_writes();
+        assert_eq!(std::fs::read(dir.join(&name)).unwrap(), b"hello world!");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -384,6 +384,12 @@ impl Sink for Writer<'_> {
             Writer::Spool(_) => false,
         }
     }
+    fn late(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
+        match self {
+            Writer::Output(o) => o.late(flow, dir, offset, data),
+            Writer::Spool(s) => s.late(flow, dir, offset, data),
+        }
+    }
     fn close(&mut self, flow: &FlowInfo, reason: CloseReason) {
         // Writing the flows out after a stop signal is progress (watchdog.rs).
         crate::watchdog::tick();

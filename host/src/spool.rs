@@ -843,6 +843,28 @@ impl<'a> SpoolSink<'a> {
     }
 }
 
+impl SpoolSink<'_> {
+    /// Stream bytes (or late bytes for a reported gap) to the spool, within `-b`.
+    fn data_or_late(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8], late: bool) {
+        let kept = match self.max_bytes {
+            None => data,
+            Some(m) if offset >= m => &[],
+            Some(m) => &data[..((m - offset).min(data.len() as u64)) as usize],
+        };
+        self.host.truncated_bytes += (data.len() - kept.len()) as u64;
+        if kept.is_empty() || self.skip(flow.slot, kept.len() as u64) {
+            return;
+        }
+        if late {
+            self.writer.late(flow, dir, offset, kept);
+        } else {
+            self.writer.data(flow, dir, offset, kept);
+        }
+        self.host.bytes_written += kept.len() as u64;
+        self.check();
+    }
+}
+
 impl Sink for SpoolSink<'_> {
     fn open(&mut self, flow: &FlowInfo) {
         let i = flow.slot as usize;
@@ -860,18 +882,12 @@ impl Sink for SpoolSink<'_> {
     }
 
     fn data(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
-        let kept = match self.max_bytes {
-            None => data,
-            Some(m) if offset >= m => &[],
-            Some(m) => &data[..((m - offset).min(data.len() as u64)) as usize],
-        };
-        self.host.truncated_bytes += (data.len() - kept.len()) as u64;
-        if kept.is_empty() || self.skip(flow.slot, kept.len() as u64) {
-            return;
-        }
-        self.writer.data(flow, dir, offset, kept);
-        self.host.bytes_written += kept.len() as u64;
-        self.check();
+        self.data_or_late(flow, dir, offset, data, false);
+    }
+
+    fn late(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
+        self.data_or_late(flow, dir, offset, data, true);
+        true
     }
 
     fn gap(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, len: u64, reason: GapReason) {

@@ -35,6 +35,13 @@ impl<S: Sink> Sink for Counting<'_, S> {
         f.delivered_bytes = f.delivered_bytes.saturating_add(data.len() as u64);
         self.inner.data(flow, dir, offset, data);
     }
+    fn late(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
+        let n = data.len() as u64;
+        self.stats.flow.delivered_bytes += n;
+        self.stats.flow.late_filled_bytes += n;
+        self.stats.flow.gap_bytes = self.stats.flow.gap_bytes.saturating_sub(n);
+        self.inner.late(flow, dir, offset, data)
+    }
     fn gap(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, len: u64, reason: GapReason) {
         self.stats.flow.gaps += 1;
         self.stats.flow.gap_bytes = self.stats.flow.gap_bytes.saturating_add(len);

@@ -335,6 +335,39 @@ fn ooo() -> Case {
     )
 }
 
+fn tiny_ooo() -> Case {
+    let mut c = Conn::new(
+        sa("10.0.0.1:40020"),
+        sa("10.0.0.2:80"),
+        2_000_000,
+        3_000_000,
+        LinkOpts::default(),
+    );
+    let mut v = c.handshake();
+    let mut rng = Rng::new(15);
+    for (dir, data) in [(C2S, text(15, 12_000)), (S2C, binary(16, 6_000))] {
+        let mut segs = Vec::new();
+        let mut off = 0;
+        while off < data.len() {
+            let n = (1 + rng.next_u64() % 8).min((data.len() - off) as u64) as usize;
+            segs.extend(c.send(dir, &data[off..off + n], n));
+            off += n;
+        }
+        for i in (1..segs.len()).rev() {
+            segs.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+        }
+        v.extend(segs);
+        v.push(c.ack(if dir == C2S { S2C } else { C2S }));
+    }
+    v.extend(close(&mut c));
+    Case::new(
+        "tiny-ooo",
+        "4,000 segments of 1..8 bytes in random order in both directions: the out-of-order pool holds them in a few blocks, no gap, no conflict",
+        vec![c],
+        v,
+    )
+}
+
 fn overlap() -> Case {
     let mut c = Conn::new(
         sa("10.0.0.1:40003"),
@@ -967,6 +1000,7 @@ pub fn all() -> Vec<Case> {
         basic(),
         padding(),
         ooo(),
+        tiny_ooo(),
         overlap(),
         vlan(),
         qinq(),

@@ -46,6 +46,12 @@ impl Sink for Files {
         f[offset as usize..end].copy_from_slice(data);
     }
 
+    /// Late bytes land in the hole, as a file writer puts them.
+    fn late(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
+        self.data(flow, dir, offset, data);
+        true
+    }
+
     fn gap(
         &mut self,
         flow: &FlowInfo,

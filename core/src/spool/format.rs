@@ -34,6 +34,8 @@ pub(crate) const T_CLOSE: u8 = 4;
 /// Where a stream may end: 2^63 - 1, the longest file (a file offset is signed). A capture
 /// cannot reach it (8 EiB); a record past it is invalid rather than a file nobody can write.
 pub const MAX_STREAM: u64 = i64::MAX as u64;
+/// In a Data record's direction byte: the bytes fill a range reported as a gap (late).
+pub(crate) const F_LATE: u8 = 0x80;
 /// Fills the rest of a block after `sync`; its body is not covered by the CRC (never read).
 pub(crate) const T_PAD: u8 = 5;
 
@@ -382,6 +384,8 @@ pub(crate) enum Record<'b> {
         dir: Dir,
         offset: u64,
         bytes: &'b [u8],
+        /// Late bytes for a reported gap ([`crate::Sink::late`]).
+        late: bool,
     },
     Gap {
         slot: u32,
@@ -464,7 +468,7 @@ pub(crate) fn plausible_header(head: [u8; 4], room: usize) -> bool {
         T_OPEN => len == OPEN_LEN && flags & !OPEN_FIRST == 0,
         T_GAP => len == GAP_LEN && flags <= 1,
         T_CLOSE => len == CLOSE_LEN && flags == 0,
-        T_DATA => len > DATA_OVERHEAD && len <= MAX_RECORD && flags <= 1,
+        T_DATA => len > DATA_OVERHEAD && len <= MAX_RECORD && flags & !F_LATE <= 1,
         _ => false,
     }
 }
@@ -550,7 +554,8 @@ fn decode_body(typ: u8, flags: u8, body: &[u8]) -> Option<Record<'_>> {
             }))
         }
         T_DATA => {
-            let dir = dir_from(flags)?;
+            let late = flags & F_LATE != 0;
+            let dir = dir_from(flags & !F_LATE)?;
             let offset = d.u64()?;
             let bytes = d.take(body.len().checked_sub(DATA_FIXED)?)?;
             if offset.checked_add(bytes.len() as u64)? > MAX_STREAM {
@@ -562,6 +567,7 @@ fn decode_body(typ: u8, flags: u8, body: &[u8]) -> Option<Record<'_>> {
                 dir,
                 offset,
                 bytes,
+                late,
             })
         }
         T_GAP => {

@@ -440,11 +440,16 @@ impl<S: SpoolStorage> SpoolReader<S> {
                     dir,
                     offset,
                     bytes,
+                    late,
                 } => {
                     if let Some(e) = find(flows, slot, id, sum) {
                         follow(e, dir, offset, bytes.len() as u64, sum);
                         sum.data_bytes = sum.data_bytes.saturating_add(bytes.len() as u64);
-                        sink.data(&e.info, dir, offset, bytes);
+                        if late {
+                            sink.late(&e.info, dir, offset, bytes);
+                        } else {
+                            sink.data(&e.info, dir, offset, bytes);
+                        }
                     }
                 }
                 Record::Gap {

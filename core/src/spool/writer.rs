@@ -4,9 +4,9 @@ use core::fmt;
 
 use super::format::{
     encode_close, encode_open, gap_code, read_header, read_record, record_header, segment_base,
-    CloseRec, Enc, OpenRec, Record, SegmentHeader, CLOSE_LEN, DATA_FIXED, DATA_OVERHEAD, GAP_FIXED,
-    GAP_LEN, MAX_DATA, MAX_RECORD, OPEN_FIRST, OPEN_LEN, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
-    T_CLOSE, T_DATA, T_GAP, T_OPEN, T_PAD,
+    CloseRec, Enc, OpenRec, Record, SegmentHeader, CLOSE_LEN, DATA_FIXED, DATA_OVERHEAD, F_LATE,
+    GAP_FIXED, GAP_LEN, MAX_DATA, MAX_RECORD, OPEN_FIRST, OPEN_LEN, RECORD_HEADER_LEN,
+    SEGMENT_HEADER_LEN, T_CLOSE, T_DATA, T_GAP, T_OPEN, T_PAD,
 };
 use super::{check_geometry, ConfigError, Drops, SpoolError, SpoolStorage};
 use crate::engine::{CloseReason, Dir, FlowInfo, GapReason, Sink};
@@ -518,6 +518,31 @@ impl<'a, S: SpoolStorage> SpoolWriter<'a, S> {
         Ok(d)
     }
 
+    /// Data records for `data` at `offset`; `flags`: the direction, and [`F_LATE`] for late
+    /// bytes.
+    fn data_records(&mut self, flow: &FlowInfo, flags: u8, offset: u64, data: &[u8]) {
+        if !self.track(flow) {
+            self.untracked(data.len());
+            return;
+        }
+        let mut done = 0usize;
+        while let Some(rest) = data.get(done..).filter(|r| !r.is_empty()) {
+            let chunk = rest.len().min(MAX_DATA);
+            let Some(room) = self.prepare(flow, DATA_OVERHEAD + chunk.min(MIN_SPLIT)) else {
+                self.lost(1, rest.len() as u64);
+                return;
+            };
+            let n = chunk.min(room.saturating_sub(DATA_OVERHEAD)).max(1);
+            let mut fixed = [0u8; DATA_FIXED];
+            let mut e = Enc::new(&mut fixed);
+            e.bytes(&self.ids(flow));
+            e.u64(offset.saturating_add(done as u64));
+            let bytes = rest.get(..n).unwrap_or(rest);
+            self.emit(T_DATA, flags, &fixed, bytes, bytes.len() as u64);
+            done += bytes.len();
+        }
+    }
+
     fn ids(&self, flow: &FlowInfo) -> [u8; 8] {
         let mut b = [0u8; 8];
         b[..4].copy_from_slice(&flow.slot.to_le_bytes());
@@ -547,26 +572,13 @@ impl<S: SpoolStorage> Sink for SpoolWriter<'_, S> {
     }
 
     fn data(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
-        if !self.track(flow) {
-            self.untracked(data.len());
-            return;
-        }
-        let mut done = 0usize;
-        while let Some(rest) = data.get(done..).filter(|r| !r.is_empty()) {
-            let chunk = rest.len().min(MAX_DATA);
-            let Some(room) = self.prepare(flow, DATA_OVERHEAD + chunk.min(MIN_SPLIT)) else {
-                self.lost(1, rest.len() as u64);
-                return;
-            };
-            let n = chunk.min(room.saturating_sub(DATA_OVERHEAD)).max(1);
-            let mut fixed = [0u8; DATA_FIXED];
-            let mut e = Enc::new(&mut fixed);
-            e.bytes(&self.ids(flow));
-            e.u64(offset.saturating_add(done as u64));
-            let bytes = rest.get(..n).unwrap_or(rest);
-            self.emit(T_DATA, dir as u8, &fixed, bytes, bytes.len() as u64);
-            done += bytes.len();
-        }
+        self.data_records(flow, dir as u8, offset, data);
+    }
+
+    fn late(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
+        // Taken even when the spool has no room: what it drops is in its own loss counters.
+        self.data_records(flow, dir as u8 | F_LATE, offset, data);
+        true
     }
 
     fn gap(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, len: u64, reason: GapReason) {

@@ -1,0 +1,105 @@
+//! Bytes that arrive for a hole already reported as a gap, through the binary: they land in
+//! the file, the report no longer counts the hole, nothing is called conflicting; the spool
+//! export writes the same file; the console prints them after a header that says so.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+const LEN: usize = 2110;
+
+fn data() -> Vec<u8> {
+    (0..LEN).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+/// Handshake; with one pool block, client bytes 1100..1110 are held, 2100..2110 need
+/// another block (the hole 0..1100 is given up as a gap), 1110..2100 follow in order; then
+/// 0..1100 arrive, late; FINs.
+fn capture(p: &Path) {
+    let (c, s) = (client(7), server());
+    let (isn_c, isn_s) = (1000u32, 9000u32);
+    let d = data();
+    let mut pc = Pcap::new();
+    let mut t = 1_700_000_000_000_000u64;
+    let mut tick = || {
+        t += 10;
+        t
+    };
+    pc.tcp(tick(), c, s, isn_c, 0, SYN, b"");
+    pc.tcp(tick(), s, c, isn_s, isn_c + 1, SYN | ACK, b"");
+    pc.tcp(tick(), c, s, isn_c + 1, isn_s + 1, ACK, b"");
+    for (lo, hi) in [(1100, 1110), (2100, 2110), (1110, 2100), (0, 1100)] {
+        let seq = isn_c + 1 + lo as u32;
+        pc.tcp(tick(), c, s, seq, isn_s + 1, ACK, &d[lo..hi]);
+    }
+    let fin = isn_c + 1 + LEN as u32;
+    pc.tcp(tick(), c, s, fin, isn_s + 1, FIN | ACK, b"");
+    pc.tcp(tick(), s, c, isn_s + 1, fin + 1, FIN | ACK, b"");
+    pc.tcp(tick(), c, s, fin + 1, isn_s + 2, ACK, b"");
+    pc.write(p);
+}
+
+fn ok(o: &std::process::Output) {
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(o));
+}
+
+#[test]
+fn late_bytes_land_in_files_spool_export_and_console() {
+    let d = tmp("late");
+    let cap = d.join("late.pcap");
+    capture(&cap);
+    let name = format!(
+        "010.000.000.007.{:05}-010.009.009.009.00080",
+        client(7).port
+    );
+    let small = ["--max-ooo-bytes", "1K", "-r", cap.to_str().unwrap()];
+
+    let direct = d.join("direct");
+    let mut args = small.to_vec();
+    args.extend(["-o", direct.to_str().unwrap()]);
+    let o = run(&args);
+    ok(&o);
+    assert_eq!(std::fs::read(direct.join(&name)).unwrap(), data());
+    let report = std::fs::read_to_string(direct.join("report.xml")).unwrap();
+    for want in [
+        "late_filled_bytes='1100'",
+        "gap_bytes='0'",
+        "conflict_bytes='0'",
+        "pool_full='1'",
+    ] {
+        assert!(report.contains(want), "{want} not in the report:\n{report}");
+    }
+    assert!(
+        stderr(&o).contains("0 gaps (0 bytes), 0 conflicting bytes"),
+        "{}",
+        stderr(&o)
+    );
+
+    let spool = d.join("spool");
+    let mut args = small.to_vec();
+    args.extend(["-q", "--spool", spool.to_str().unwrap()]);
+    ok(&run(&args));
+    let exported = d.join("exported");
+    ok(&run(&[
+        "-q",
+        "--spool-export",
+        spool.to_str().unwrap(),
+        "-o",
+        exported.to_str().unwrap(),
+    ]));
+    assert_eq!(std::fs::read(exported.join(&name)).unwrap(), data());
+
+    let mut args = small.to_vec();
+    args.extend(["-q", "-c"]);
+    let o = run(&args);
+    ok(&o);
+    let out = stdout(&o);
+    let at = out.find("[late bytes 0..1100]").expect("late header") + 21;
+    assert!(
+        out[at..].contains(std::str::from_utf8(&data()[..1100]).unwrap()),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
