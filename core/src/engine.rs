@@ -500,7 +500,14 @@ impl<'s> Tracker<'s> {
                     // The connection goes on where it stopped: same index, same offsets.
                     self.table.resume(i);
                     stats.resumed += 1;
-                    let info = &mut self.table.slot_at(h).info;
+                    let slot = self.table.slot_at(h);
+                    // The figures restart with the resumed part (each close is its own
+                    // record), so gaps reported before the eviction are no longer the
+                    // direction's: bytes for them are judged as any old range is.
+                    for half in &mut slot.half {
+                        half.forget_gaps();
+                    }
+                    let info = &mut slot.info;
                     for di in &mut info.dirs {
                         *di = DirInfo {
                             stream_len: di.stream_len,

@@ -434,6 +434,12 @@ impl Half {
 
     /// Remembers the missing range `[lo, hi)` at position `at` of the list, forgetting the
     /// oldest entry when the list is full.
+    /// Forgets the remembered gaps (a resumed connection's figures start again).
+    pub(crate) fn forget_gaps(&mut self) {
+        self.gap_lo = [0; GAPS_KEPT];
+        self.gap_hi = [0; GAPS_KEPT];
+    }
+
     fn remember_gap(&mut self, mut at: usize, lo: u64, hi: u64) {
         if self.gap_lo[GAPS_KEPT - 1] < self.gap_hi[GAPS_KEPT - 1] {
             if at == 0 {

@@ -126,8 +126,10 @@ impl Sink for Rec {
             if flow.dirs.iter().any(|d| d.stream_len > 0) {
                 // An evicted connection picked up again: its events carry on.
                 assert_eq!((r.key, r.conn_index), (flow.key, flow.conn_index));
-                for (d, di) in r.dirs.iter().zip(&flow.dirs) {
+                for (d, di) in r.dirs.iter_mut().zip(&flow.dirs) {
                     assert_eq!(d.next, di.stream_len, "resumed elsewhere");
+                    // Its gap figures start again with the resumed part.
+                    d.gaps.clear();
                 }
                 r.close = None;
                 return;
