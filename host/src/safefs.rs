@@ -38,29 +38,19 @@ fn openat(dir: RawFd, name: &CString, flags: libc::c_int, mode: u32) -> io::Resu
 /// The folder holding the last `folders + 1` components of `full` (its last component is the
 /// file): the first part of `full` is opened as given (the user named it), each of the
 /// `folders` sub-folders after it without following a link, created when `create` and
-/// missing. Returns the folder's descriptor (None: the current folder is `full`'s parent
-/// and nothing is walked) and the file's name.
+/// missing. Returns the folder's descriptor and the file's name, or (None, `full`) when
+/// there is no sub-folder to walk.
 fn walk(full: &Path, folders: usize, create: bool) -> io::Result<(Option<OwnedFd>, CString)> {
+    if folders == 0 {
+        // No sub-folder to walk: the whole path is opened as given (its folders are the
+        // user's), the file itself without following a link. One system call, not three:
+        // this is every file of a run without a `/` in its template.
+        return Ok((None, cstr(full.as_os_str())?));
+    }
     let name = full
         .file_name()
         .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
     let name = cstr(name)?;
-    if folders == 0 {
-        let parent = full.parent().filter(|p| !p.as_os_str().is_empty());
-        return match parent {
-            Some(p) => {
-                let c = cstr(p.as_os_str())?;
-                let fd = openat(
-                    libc::AT_FDCWD,
-                    &c,
-                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-                    0,
-                )?;
-                Ok((Some(fd), name))
-            }
-            None => Ok((None, name)),
-        };
-    }
     let comps: Vec<Component> = full.components().collect();
     if comps.len() < folders + 1 {
         return Err(io::Error::from(io::ErrorKind::InvalidInput));
