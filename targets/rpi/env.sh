@@ -231,6 +231,10 @@ rpi_pcap_source() {
     ) || return 1
     rm -rf "$work"
     echo "$want" >"$stamp"
+    # Cargo does not know that the command depends on libpcap.a: remove the command linked
+    # with an earlier one (every profile), so that the next build links it again.
+    find "$TARGET_DIR/$TRIPLE" -maxdepth 3 -type f \( -path '*/deps/tcpflow-*' -o -path '*/tcpflow' \) \
+        ! -name '*.d' -delete
     [ -e "$SYSROOT/usr/lib/libpcap.a" ]
 }
 
