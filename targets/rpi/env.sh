@@ -221,10 +221,11 @@ rpi_pcap_source() {
     tar -xzf "$work"/libpcap_*.orig.tar.gz -C "$work"
     src=$(find "$work" -maxdepth 1 -type d -name 'libpcap-*' | head -n 1)
     # PKG_CONFIG_LIBDIR: an empty folder, so that configure finds none of the host's
-    # libraries (libnl, DPDK) through pkg-config.
+    # libraries (libnl, DPDK) through pkg-config (PKG_CONFIG named: there is no
+    # mips-linux-gnu-pkg-config, and configure would warn about the unprefixed one).
     (
         cd "$work/build" &&
-            PKG_CONFIG_LIBDIR=$work/nopc "$src/configure" -q "${opts[@]}" \
+            PKG_CONFIG=pkg-config PKG_CONFIG_LIBDIR=$work/nopc "$src/configure" -q "${opts[@]}" \
                 CC="$GNU-gcc" AR="$GNU-ar" RANLIB="$GNU-ranlib" CFLAGS="$cflags" &&
             make -s -j"$(nproc)" &&
             make -s install DESTDIR="$SYSROOT" >/dev/null
