@@ -10,6 +10,8 @@
 #   targets/ci.sh rpi-armv7     the same for 32-bit armhf
 #   targets/ci.sh mipsel        little-endian MIPS router build (nightly -Z build-std), every
 #                               testdata capture and spool round trip under qemu-mipsel
+#   targets/ci.sh mips          the same for big-endian MIPS, libpcap built from Debian's
+#                               source package and linked statically; under qemu-mips
 #   targets/ci.sh sizes         stripped sizes of the field builds against the 1 MiB budget
 #   targets/ci.sh systemd       systemd-analyze verify/security of the unit, the man page
 #   targets/ci.sh all           all of the above; a summary with the time of each
@@ -106,16 +108,19 @@ rpi() { # aarch64|armv7
     "$TARGETS/rpi/package.sh" "$1"
 }
 
-mipsel() {
-    "$TARGETS/rpi/build.sh" mipsel
-    "$TARGETS/rpi/test.sh" mipsel
+mips() { # mipsel|mips
+    "$TARGETS/rpi/build.sh" "$1"
+    "$TARGETS/rpi/test.sh" "$1"
 }
 
 # The field builds' stripped sizes (built by the entries above; built here if missing)
-# against the budget: at most 1 MiB for the router (mipsel) and the Pi (aarch64).
+# against the budget: at most 1 MiB for the router (mipsel) and the Pi (aarch64). The
+# big-endian MIPS build carries libpcap inside (static; the others load libpcap.so, 343,540
+# bytes on Debian mipsel): 256 KiB more for it (it takes about 200,000 bytes of code and
+# data, mips less mipsel; the file grows in steps of 64 KiB, the segment alignment).
 sizes() {
-    local budget=$((1024 * 1024)) arch bin size failed=0
-    for arch in mipsel aarch64 armv7; do
+    local budget=$((1024 * 1024)) arch bin size limit failed=0
+    for arch in mipsel mips aarch64 armv7; do
         bin=$(
             # shellcheck source=rpi/env.sh
             source "$TARGETS/rpi/env.sh"
@@ -125,8 +130,10 @@ sizes() {
         )
         size=$(stat -c %s "$bin")
         printf '%-8s %9d bytes stripped (%s)\n' "$arch" "$size" "$bin"
-        if [ "$arch" != armv7 ] && [ "$size" -gt "$budget" ]; then
-            echo "$arch: over the budget of $budget bytes"
+        limit=$budget
+        [ "$arch" != mips ] || limit=$((budget + 256 * 1024))
+        if [ "$arch" != armv7 ] && [ "$size" -gt "$limit" ]; then
+            echo "$arch: over the budget of $limit bytes"
             failed=1
         fi
     done
@@ -184,11 +191,12 @@ run_one() {
     openwrt) openwrt ;;
     rpi-aarch64) rpi aarch64 ;;
     rpi-armv7) rpi armv7 ;;
-    mipsel) mipsel ;;
+    mipsel) mips mipsel ;;
+    mips) mips mips ;;
     sizes) sizes ;;
     systemd) systemd_checks ;;
     *)
-        echo "usage: targets/ci.sh firmware|openwrt|rpi-aarch64|rpi-armv7|mipsel|sizes|systemd|all" >&2
+        echo "usage: targets/ci.sh firmware|openwrt|rpi-aarch64|rpi-armv7|mipsel|mips|sizes|systemd|all" >&2
         return 2
         ;;
     esac
@@ -210,7 +218,7 @@ run_entry() {
 }
 
 all() {
-    local entries=(firmware openwrt systemd rpi-aarch64 rpi-armv7 mipsel sizes) e
+    local entries=(firmware openwrt systemd rpi-aarch64 rpi-armv7 mipsel mips sizes) e
     local passed=0 failed=0 summary=""
     for e in "${entries[@]}"; do
         echo
@@ -232,7 +240,7 @@ all() {
 
 case "${1:-}" in
 all) all ;;
-firmware | openwrt | rpi-aarch64 | rpi-armv7 | mipsel | sizes | systemd)
+firmware | openwrt | rpi-aarch64 | rpi-armv7 | mipsel | mips | sizes | systemd)
     run_entry "$1"
     if [ "$STATUS" -eq 0 ]; then
         echo "targets/ci.sh $1: ok in ${SECS}s"
@@ -242,7 +250,7 @@ firmware | openwrt | rpi-aarch64 | rpi-armv7 | mipsel | sizes | systemd)
     fi
     ;;
 "" | -h | --help | help)
-    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
     ;;
 *)
     run_one "$1"

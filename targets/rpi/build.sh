@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Cross-builds the tcpflow command for a Raspberry Pi: ./build.sh aarch64|armv7
 # (64-bit Raspberry Pi OS / Debian arm64, or 32-bit armhf), or for a little-endian MIPS
-# router: ./build.sh mipsel. Debian multiarch provides the
-# target's libpcap; installs what is missing. Prints the binary's path.
+# router: ./build.sh mipsel, or a big-endian one: ./build.sh mips. Debian multiarch (or a
+# sysroot of Debian packages) provides the target's libpcap; for mips, which Debian no longer
+# builds, it is compiled from Debian's source package. Installs what is missing. Prints the
+# binary's path.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 rpi_arch "${1:-}"

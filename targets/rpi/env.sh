@@ -16,10 +16,9 @@ rpi_arch() {
         GNU=arm-linux-gnueabihf
         QEMU=qemu-arm-static
         ;;
-    # Little-endian 32-bit MIPS: most OpenWrt routers' CPUs (ramips, ath79 are big-endian
-    # MIPS, which Debian 12 has no libpcap for). A tier-3 Rust target: std is built from
-    # source with nightly (-Z build-std); Debian's multiarch index for it is out of step
-    # with amd64's, so its libpcap always comes from a sysroot.
+    # Little-endian 32-bit MIPS (OpenWrt's mipsel_24kc: ramips, e.g. MT7621). A tier-3 Rust
+    # target: std is built from source with nightly (-Z build-std); Debian's multiarch index
+    # for it is out of step with amd64's, so its libpcap always comes from a sysroot.
     mipsel)
         TRIPLE=mipsel-unknown-linux-gnu
         DEB_ARCH=mipsel
@@ -28,12 +27,25 @@ rpi_arch() {
         TIER3=1
         RPI_SYSROOT=1
         ;;
+    # Big-endian 32-bit MIPS (OpenWrt's mips_24kc: ath79, lantiq, realtek). Tier 3 like
+    # mipsel. Debian's big-endian MIPS port ended with Debian 10: there is a cross compiler
+    # and C library but no libpcap to download, so libpcap is built from Debian's source
+    # package and linked statically (rpi_pcap_source).
+    mips)
+        TRIPLE=mips-unknown-linux-gnu
+        DEB_ARCH=mips
+        GNU=mips-linux-gnu
+        QEMU=qemu-mips-static
+        TIER3=1
+        PCAP_SOURCE=1
+        ;;
     *)
-        echo "usage: $0 aarch64|armv7|mipsel" >&2
+        echo "usage: $0 aarch64|armv7|mipsel|mips" >&2
         exit 2
         ;;
     esac
     TIER3=${TIER3:-0}
+    PCAP_SOURCE=${PCAP_SOURCE:-0}
     ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
     TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
     # The field builds use the size-optimised `router` profile (Cargo.toml); PROFILE=release
@@ -55,6 +67,13 @@ rpi_deps() {
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     apt_missing "gcc-$GNU" "libc6-dev-$DEB_ARCH-cross" pkg-config qemu-user-static dpkg-dev file
+    if [ "$PCAP_SOURCE" = 1 ]; then
+        # No multiarch for this architecture: no dpkg --add-architecture (the archive has no
+        # index for it), libpcap is compiled instead.
+        rpi_pcap_source
+        rpi_std
+        return
+    fi
     if ! dpkg --print-foreign-architectures | grep -qx "$DEB_ARCH"; then
         echo "adding the $DEB_ARCH architecture (Debian multiarch)"
         $sudo dpkg --add-architecture "$DEB_ARCH"
@@ -75,6 +94,11 @@ rpi_deps() {
     if [ "${RPI_SYSROOT:-0}" = 1 ]; then
         rpi_sysroot
     fi
+    rpi_std
+}
+
+# The target's standard library: a rustup target, or for tier 3 nightly's std source.
+rpi_std() {
     if [ "$TIER3" = 1 ]; then
         # No prebuilt std: nightly builds it from its source.
         rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src' ||
@@ -145,6 +169,76 @@ rpi_sysroot() {
     [ -e "$SYSROOT/usr/lib/$GNU/libpcap.so" ]
 }
 
+# libpcap for an architecture Debian has no binary packages of: the upstream source in Debian's
+# libpcap source package (the suite the host runs, so the version the other targets link),
+# compiled with the cross compiler into $SYSROOT/usr/{lib/libpcap.a,include}. Later runs use
+# it again while the options below are unchanged (a stamp records them; remove $SYSROOT to
+# force a rebuild). Takes well under a minute.
+#
+# A static library: nothing to install beside the command on the router, and the linker
+# keeps only the parts the command calls. Only Linux packet sockets: no D-Bus, Bluetooth,
+# RDMA, netmap, DPDK, usbmon or libnl, which would each need the target's copy of another
+# library (none exists here either) and which a tap on a router interface does not use.
+# Debian's own patches are left out: they concern its shared library and other kernels.
+rpi_pcap_source() {
+    local opts=(--host="$GNU" --prefix=/usr --disable-shared --with-pcap=linux --enable-ipv6
+        --disable-usb --disable-netmap --disable-bluetooth --disable-dbus --disable-rdma
+        --disable-remote --without-libnl --without-dpdk --without-dag --without-septel
+        --without-snf --without-turbocap)
+    # -Os like the command's profile; own sections so that --gc-sections drops what is unused.
+    local cflags="-Os -ffunction-sections -fdata-sections"
+    local stamp="$SYSROOT/.libpcap-build" want
+    want="${opts[*]} CFLAGS=$cflags"
+    if [ -e "$SYSROOT/usr/lib/libpcap.a" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        return 0
+    fi
+    # The grammar and scanner come as .y/.l sources; make for the build.
+    apt_missing make flex bison
+    echo "== libpcap for $TRIPLE from Debian's source package, into $SYSROOT"
+    local work=$SYSROOT.build suite try src
+    local apt=$work/apt
+    rm -rf "$SYSROOT" "$work"
+    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$work/build" "$work/nopc"
+    # deb-src only for this download: a source list, index and cache of its own, so that the
+    # host's apt configuration stays as it is (and apt-get update elsewhere fetches no
+    # source indexes). The index is signed with Debian's archive key, and apt checks the
+    # downloaded files against it.
+    suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
+    echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]" \
+        "${DEBIAN_MIRROR:-http://deb.debian.org/debian} $suite main" >"$apt/sources.list"
+    local aptopts=(-qq -o "Dir::Etc::sourcelist=$apt/sources.list"
+        -o "Dir::Etc::sourceparts=$apt/none" -o "Dir::State::Lists=$apt/lists"
+        -o "Dir::Cache=$apt/cache")
+    # As root, apt drops to its sandbox user, which cannot write here (it would warn).
+    [ "$(id -u)" -ne 0 ] || aptopts+=(-o APT::Sandbox::User=root)
+    for try in 1 2 3; do
+        apt-get "${aptopts[@]}" update && break
+        echo "apt-get update (deb-src) failed (try $try of 3)"
+        [ "$try" -lt 3 ] || return 1
+        sleep 10
+    done
+    (cd "$work" && apt-get "${aptopts[@]}" source --download-only libpcap)
+    tar -xzf "$work"/libpcap_*.orig.tar.gz -C "$work"
+    src=$(find "$work" -maxdepth 1 -type d -name 'libpcap-*' | head -n 1)
+    # PKG_CONFIG_LIBDIR: an empty folder, so that configure finds none of the host's
+    # libraries (libnl, DPDK) through pkg-config (PKG_CONFIG named: there is no
+    # mips-linux-gnu-pkg-config, and configure would warn about the unprefixed one).
+    (
+        cd "$work/build" &&
+            PKG_CONFIG=pkg-config PKG_CONFIG_LIBDIR=$work/nopc "$src/configure" -q "${opts[@]}" \
+                CC="$GNU-gcc" AR="$GNU-ar" RANLIB="$GNU-ranlib" CFLAGS="$cflags" &&
+            make -s -j"$(nproc)" &&
+            make -s install DESTDIR="$SYSROOT" >/dev/null
+    ) || return 1
+    rm -rf "$work"
+    echo "$want" >"$stamp"
+    # Cargo does not know that the command depends on libpcap.a: remove the command linked
+    # with an earlier one (every profile), so that the next build links it again.
+    find "$TARGET_DIR/$TRIPLE" -maxdepth 3 -type f \( -path '*/deps/tcpflow-*' -o -path '*/tcpflow' \) \
+        ! -name '*.d' -delete
+    [ -e "$SYSROOT/usr/lib/libpcap.a" ]
+}
+
 # The cross environment: linker, C compiler for the -sys crates, pkg-config on the target's
 # libraries only, and libpcap's folder and version for the pcap crate (its build script
 # cannot load a foreign libpcap to ask, and otherwise assumes 1.9.1).
@@ -166,7 +260,13 @@ rpi_env() {
     # and libc come from one package and never mix like this.
     local cross_lib=/usr/$GNU/lib
     QEMU_ENV=(-E "LD_LIBRARY_PATH=$cross_lib")
-    if rpi_uses_sysroot; then
+    if [ "$PCAP_SOURCE" = 1 ]; then
+        # Only libpcap.a is in this folder (no libpcap.so anywhere the cross linker looks), so
+        # the pcap crate's -lpcap links it statically; it needs no other library.
+        libdir=$SYSROOT/usr/lib
+        export PKG_CONFIG_SYSROOT_DIR=$SYSROOT
+        export PKG_CONFIG_LIBDIR=$libdir/pkgconfig
+    elif rpi_uses_sysroot; then
         libdir=$SYSROOT/usr/lib/$GNU
         export PKG_CONFIG_SYSROOT_DIR=$SYSROOT
         export PKG_CONFIG_LIBDIR=$libdir/pkgconfig:$SYSROOT/usr/share/pkgconfig
