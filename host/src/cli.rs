@@ -219,9 +219,11 @@ pub struct Args {
     pub overlap: Overlap,
 
     /// Out-of-order data held at once, shared by all connections, while they wait for the
-    /// bytes before them [default: 16M, or from --memory]. When it is full, the direction
-    /// that needs room stops waiting for its oldest hole (reported as a gap). SIZE takes
-    /// K, M and G suffixes (powers of 1024).
+    /// bytes before them [default: 16M, or from --memory]. It costs the bytes held, however
+    /// small the segments (1 KiB windows of a stream). When it is full, the direction that
+    /// needs room stops waiting for the holes of its first window (reported as gaps; bytes
+    /// that fill one of its latest gaps later still land). SIZE takes K, M and G suffixes
+    /// (powers of 1024).
     #[arg(long = "max-ooo-bytes", value_name = "SIZE", value_parser = parse_size)]
     pub max_ooo_bytes: Option<u64>,
 
