@@ -11,6 +11,26 @@ pub mod packet;
 pub mod pcap;
 pub mod workload;
 
+/// The `tcpflow` command the tests run: `TCPFLOW_BIN`, else the one built beside the test
+/// binary (target/<profile>/deps/TEST-HASH -> target/<profile>/tcpflow).
+pub fn tcpflow_bin() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("TCPFLOW_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().expect("the test's own path");
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>/deps")
+        .join("tcpflow");
+    assert!(
+        bin.exists(),
+        "{} not built: run `cargo build -p tcpflow` first",
+        bin.display()
+    );
+    bin
+}
+
 pub use conn::{make_monotonic, merge_by_time, permute, retime, Conn, LinkOpts, Pkt, Seg};
 pub use expected::{endpoint_name, expected_files, flow_name, ExpectedFile};
 pub use link::{linktype, Dir, Link, Vlan};

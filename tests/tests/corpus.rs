@@ -46,21 +46,6 @@ fn corpus() -> Option<PathBuf> {
     p.join("MANIFEST.tsv").exists().then_some(p)
 }
 
-fn tcpflow_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("TCPFLOW_BIN") {
-        return p.into();
-    }
-    // target/<profile>/deps/corpus-HASH -> target/<profile>/tcpflow
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("tcpflow");
-    assert!(
-        bin.exists(),
-        "{} not built: run `cargo build -p tcpflow` first",
-        bin.display()
-    );
-    bin
-}
-
 type Flows = BTreeMap<String, (u64, String)>;
 
 fn sha(b: &[u8]) -> String {
@@ -191,7 +176,7 @@ fn corpus_against_tshark_and_tcpflow() {
         eprintln!("skipped: ../shared/corpus not found beside the project");
         return;
     };
-    let bin = tcpflow_bin();
+    let bin = tcpflow_tests::tcpflow_bin();
     let mut oracle: BTreeMap<String, BTreeMap<String, Flows>> = BTreeMap::new();
     for line in std::fs::read_to_string(root.join("ORACLE.tsv"))
         .unwrap()

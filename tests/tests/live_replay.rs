@@ -5,25 +5,10 @@
 //! OOM kill either. Needs root, ip and tcpreplay: under CI their absence fails the test.
 //! tests/BENCH.md has the full table (`livebench`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tcpflow_tests::live::{self, Cgroup, Setup, Tool, Trial, Veth};
 use tcpflow_tests::workload::{Kind, Workload};
-
-fn tcpflow_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("TCPFLOW_BIN") {
-        return p.into();
-    }
-    // target/<profile>/deps/live_replay-HASH -> target/<profile>/tcpflow
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("tcpflow");
-    assert!(
-        bin.exists(),
-        "{} not built: run `cargo build -p tcpflow` first",
-        bin.display()
-    );
-    bin
-}
 
 /// Runs a trial; a run with drops (a busy machine) is tried once more, but bytes must be right
 /// whenever nothing was dropped.
@@ -88,7 +73,7 @@ fn live_capture_through_veth_loses_nothing() {
     let packets = live::truncate_pcap(&full, &capture, 20_000).unwrap();
     assert_eq!(packets, 20_000);
     let ours = Tool::Ours {
-        bin: tcpflow_bin(),
+        bin: tcpflow_tests::tcpflow_bin(),
         args: Vec::new(),
         spool: false,
     };
@@ -119,7 +104,7 @@ fn live_capture_through_veth_loses_nothing() {
     // 400 Mbit/s and more are in tests/BENCH.md (`livebench --cgroup 64M`).
     let router_rate = if cfg!(debug_assertions) { 100.0 } else { 400.0 };
     let router = Tool::Ours {
-        bin: tcpflow_bin(),
+        bin: tcpflow_tests::tcpflow_bin(),
         args: vec!["--memory".into(), "16M".into()],
         spool: true,
     };
