@@ -28,8 +28,9 @@ pub struct DecodeStats {
     pub wifi_protected: u64,
     /// TCP segments whose payload was cut by the snap length.
     pub snaplen_cut: u64,
-    /// 802.11 A-MSDU subframes after the first of their frame: not decoded (the engine
-    /// takes one packet per frame).
+    /// 802.11 A-MSDU subframes not decoded: past [`crate::engine::MAX_MSDUS`] in one frame
+    /// (the engine decodes each subframe up to it with [`crate::decode::decode_frame_at`]),
+    /// or after the first when [`crate::decode::decode_frame`] is called alone.
     pub wifi_amsdu_skipped: u64,
 }
 

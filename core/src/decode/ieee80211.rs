@@ -2,8 +2,8 @@
 //! header (3 or 4 addresses, QoS control, HT control), then 802.2 LLC/SNAP. Management and
 //! control frames, null data and 802.11 fragments carry no IP packet here
 //! ([`DecodeError::NotIp`]); a protected frame is encrypted ([`DecodeError::Protected`]).
-//! Of an A-MSDU the first subframe is decoded and the others are counted (the engine takes
-//! one packet per frame).
+//! Of an A-MSDU each subframe is its own packet: [`decode_frame_at`] decodes the one asked
+//! for and says how many follow; the engine takes them all.
 
 use super::*;
 
@@ -83,6 +83,19 @@ impl Walk {
         }
         if !amsdu {
             return Ok(Layer::Llc(body));
+        }
+        // Subframe `msdu_index`: each before it is a header and its body, padded to 4
+        // bytes; at most `body.len() / 14` of them, so this ends.
+        let mut body = body;
+        for _ in 0..self.msdu_index {
+            let (sub, _) = body
+                .split::<MSDU_HEADER>()
+                .ok_or(DecodeError::TruncatedLink)?;
+            let next = pad4(MSDU_HEADER + usize::from(be16(sub, 12)));
+            if body.data.len() < next + MSDU_HEADER {
+                return Err(DecodeError::TruncatedLink);
+            }
+            body = body.after(next);
         }
         let (sub, rest) = body
             .split::<MSDU_HEADER>()
@@ -200,21 +213,59 @@ mod tests {
         assert_eq!(msdus_skipped(LinkType::IEEE802_11, &long), 0);
     }
 
-    /// The engine takes the first subframe of an A-MSDU and counts the others; a protected
-    /// frame is ignored and counted, as a frame that is not IP.
     #[test]
-    fn engine_counts_skipped_subframes_and_protected_frames() {
+    fn each_amsdu_subframe_decodes_on_its_own() {
+        let a = snap(0x0800, &inner4(b"first"));
+        let b = snap(0x0800, &inner4(b"second!"));
+        let c = snap(0x86dd, &inner6(b"third"));
+        let f = leak(wifi_amsdu(&[&a, &b, &c]));
+        let mut stats = DecodeStats::default();
+        let (p, more) = decode_frame_at(LinkType::IEEE802_11, f, 0, &mut stats).unwrap();
+        assert_v4_tcp(&p, b"first");
+        assert_eq!(more, 2);
+        let (p, more) = decode_frame_at(LinkType::IEEE802_11, f, 1, &mut stats).unwrap();
+        assert_v4_tcp(&p, b"second!");
+        assert_eq!(more, 1);
+        let (p, more) = decode_frame_at(LinkType::IEEE802_11, f, 2, &mut stats).unwrap();
+        assert_eq!(p.payload.len(), 20 + 5);
+        assert_eq!(more, 0);
+        assert_eq!(
+            decode_frame_at(LinkType::IEEE802_11, f, 3, &mut stats).map(|r| r.1),
+            Err(DecodeError::TruncatedLink)
+        );
+        // Asking past the end of any frame is refused, never a panic.
+        for n in 0..f.len() {
+            for k in 0..4 {
+                let _ = decode_frame_at(LinkType::IEEE802_11, &f[..n], k, &mut stats);
+            }
+        }
+        assert_eq!(stats.wifi_amsdu_skipped, 0);
+    }
+
+    /// The engine takes every subframe of an A-MSDU, each of its own flow; a protected frame
+    /// is ignored and counted, as a frame that is not IP.
+    #[test]
+    fn engine_takes_every_subframe_and_counts_protected_frames() {
         use crate::engine::{Config, Outcome};
         use crate::testutil::{Rec, Store};
         use crate::Timestamp;
         let a = snap(0x0800, &inner4(b"first"));
-        let b = snap(0x0800, &inner4(b"second"));
+        let b = snap(0x0800, &inner4_port(2, b"second"));
+        let c = snap(0x0800, &inner4_port(3, b"third!"));
         let mut store = Store::new(4, 8);
         let mut e = store.engine(Config::default());
         let mut sink = Rec::default();
-        let amsdu = wifi_amsdu(&[&a, &b, &b]);
+        let amsdu = wifi_amsdu(&[&a, &b, &c]);
         let r = e.process(Timestamp(1), LinkType::IEEE802_11, &amsdu, &mut sink);
         assert_eq!(r, Ok(Outcome::Tcp));
+        // Three flows, each with its bytes.
+        e.finish(&mut sink);
+        let mut got: Vec<Vec<u8>> = sink.flows.iter().map(|f| f.dirs[0].bytes.clone()).collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![b"first".to_vec(), b"second".to_vec(), b"third!".to_vec()]
+        );
         let mut sealed = wifi_data(1, true, &[0x5a; 60]);
         sealed[1] |= 0x40;
         let r = e.process(Timestamp(2), LinkType::IEEE802_11, &sealed, &mut sink);
@@ -222,8 +273,26 @@ mod tests {
         let d = e.stats().decode;
         assert_eq!(
             (d.tcp_segments, d.wifi_amsdu_skipped, d.wifi_protected),
-            (1, 2, 1)
+            (3, 0, 1)
         );
+    }
+
+    /// A crafted frame of thousands of tiny subframes: the engine takes MAX_MSDUS of them and
+    /// counts the rest (finding subframe k walks the k before it).
+    #[test]
+    fn subframes_past_the_bound_are_counted() {
+        use crate::engine::{Config, MAX_MSDUS};
+        use crate::testutil::{Rec, Store};
+        use crate::Timestamp;
+        let tiny = snap(0x0800, &inner4(b"x"));
+        let many: Vec<&[u8]> = (0..1000).map(|_| &tiny[..]).collect();
+        let f = wifi_amsdu(&many);
+        let mut store = Store::new(4, 8);
+        let mut e = store.engine(Config::default());
+        let _ = e.process(Timestamp(1), LinkType::IEEE802_11, &f, &mut Rec::default());
+        let d = e.stats().decode;
+        assert_eq!(d.wifi_amsdu_skipped, 1000 - u64::from(MAX_MSDUS));
+        assert_eq!(d.tcp_segments, u64::from(MAX_MSDUS));
     }
 
     #[test]

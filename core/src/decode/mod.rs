@@ -315,7 +315,8 @@ struct Walk {
     macs: Option<[[u8; 6]; 2]>,
     /// Encapsulations opened so far (at most [`MAX_TUNNELS`]).
     tunnels: usize,
-    /// 802.11 A-MSDU subframes after the one decoded.
+    /// 802.11 A-MSDU: the subframe to decode, and how many follow it.
+    msdu_index: u16,
     more_msdus: u16,
 }
 
@@ -353,6 +354,9 @@ pub fn decode_ip(link: LinkType, frame: &[u8]) -> Result<IpPacket<'_>, DecodeErr
 /// [`decode_ip`], also counting in `stats` what the frame holds beyond the packet returned:
 /// 802.11 A-MSDU subframes after the first (`wifi_amsdu_skipped`; the engine takes one
 /// packet per frame). Refusals are not counted here (see [`DecodeError::count`]).
+// Inlined into the engine's per-packet path (it has two callers since A-MSDU subframes
+// each decode: without this the packet is returned through memory, ~20 instructions).
+#[inline(always)]
 pub fn decode_frame<'a>(
     link: LinkType,
     frame: &'a [u8],
@@ -377,6 +381,7 @@ pub fn decode_frame<'a>(
                     vlans: Vlans::NONE,
                     macs,
                     tunnels: 0,
+                    msdu_index: 0,
                     more_msdus: 0,
                 };
                 return walk.open_tunnels(pkt);
@@ -392,19 +397,46 @@ fn decode_ip_walk<'a>(
     frame: &'a [u8],
     stats: &mut DecodeStats,
 ) -> Result<IpPacket<'a>, DecodeError> {
+    let (pkt, more) = walk_frame(link, frame, 0)?;
+    // Counted only here: the fast path above never meets 802.11.
+    stats.wifi_amsdu_skipped += u64::from(more);
+    Ok(pkt)
+}
+
+/// The packet of a frame that holds several (802.11 A-MSDU subframe `index`, 0 the first),
+/// and how many follow it in the frame (0 for a frame of one packet). [`decode_frame`] is
+/// `index` 0, counting those that follow as skipped; the engine takes each of them with this.
+/// `stats` is for counters of what the frame holds, as in [`decode_frame`].
+pub fn decode_frame_at<'a>(
+    link: LinkType,
+    frame: &'a [u8],
+    index: u16,
+    stats: &mut DecodeStats,
+) -> Result<(IpPacket<'a>, u16), DecodeError> {
+    if index == 0 && link.0 == 1 {
+        // Ethernet holds one packet: the fast path.
+        return decode_frame(link, frame, stats).map(|p| (p, 0));
+    }
+    walk_frame(link, frame, index)
+}
+
+fn walk_frame(
+    link: LinkType,
+    frame: &[u8],
+    index: u16,
+) -> Result<(IpPacket<'_>, u16), DecodeError> {
     let mut walk = Walk {
         vlans: Vlans::NONE,
         macs: None,
         tunnels: 0,
+        msdu_index: index,
         more_msdus: 0,
     };
     let layer = link.row()?.enter(Span::frame(frame))?;
     let (version, ip) = walk.down_to_ip(layer)?;
     let pkt = ip_header(version, ip, walk.vlans, walk.macs)?;
     let pkt = walk.open_tunnels(pkt)?;
-    // Counted only here: the fast path above never meets 802.11.
-    stats.wifi_amsdu_skipped += u64::from(walk.more_msdus);
-    Ok(pkt)
+    Ok((pkt, walk.more_msdus))
 }
 
 impl DecodeError {

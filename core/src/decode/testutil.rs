@@ -144,6 +144,13 @@ pub(crate) fn inner4(payload: &[u8]) -> Vec<u8> {
     ipv4(6, &[], &tcp(&[], payload))
 }
 
+/// As [`inner4`], from source port 40000 + `k` (another flow for each `k`).
+pub(crate) fn inner4_port(k: u16, payload: &[u8]) -> Vec<u8> {
+    let mut t = tcp(&[], payload);
+    t[0..2].copy_from_slice(&(40_000 + k).to_be_bytes());
+    ipv4(6, &[], &t)
+}
+
 pub(crate) fn inner6(payload: &[u8]) -> Vec<u8> {
     ipv6(6, &tcp(&[], payload))
 }

@@ -81,6 +81,7 @@ pub fn decode_tunnel<'a>(
         vlans: outer.vlans,
         macs: outer.macs,
         tunnels: 0,
+        msdu_index: 0,
         more_msdus: 0,
     };
     walk.open_tunnels(pkt).map(Some)
