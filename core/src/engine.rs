@@ -327,7 +327,7 @@ impl<'s> Engine<'s> {
         self.stats.decode.wifi_amsdu_skipped += u64::from(more - take);
         let mut outcome = first;
         for k in 1..=take {
-            let r = match decode::decode_frame_at(link, frame, k, &mut self.stats.decode) {
+            let r = match decode::decode_frame_at(link, frame, k) {
                 Ok((pkt, _)) => self.packet(ts, pkt, sink),
                 Err(e) => self.refuse(e),
             };

@@ -320,6 +320,20 @@ struct Walk {
     more_msdus: u16,
 }
 
+impl Walk {
+    /// A walk from a frame's outermost header (or, with a tunnel's VLANs and MACs, from a
+    /// reassembled datagram).
+    fn new(vlans: Vlans, macs: Option<[[u8; 6]; 2]>) -> Walk {
+        Walk {
+            vlans,
+            macs,
+            tunnels: 0,
+            msdu_index: 0,
+            more_msdus: 0,
+        }
+    }
+}
+
 /// Decodes the link layer and IP header(s) of a frame, down to the innermost IP packet of
 /// a tunnel.
 ///
@@ -377,14 +391,7 @@ pub fn decode_frame<'a>(
                 if !carries_tunnel(pkt.protocol) {
                     return Ok(pkt);
                 }
-                let mut walk = Walk {
-                    vlans: Vlans::NONE,
-                    macs,
-                    tunnels: 0,
-                    msdu_index: 0,
-                    more_msdus: 0,
-                };
-                return walk.open_tunnels(pkt);
+                return Walk::new(Vlans::NONE, macs).open_tunnels(pkt);
             }
         }
     }
@@ -406,17 +413,11 @@ fn decode_ip_walk<'a>(
 /// The packet of a frame that holds several (802.11 A-MSDU subframe `index`, 0 the first),
 /// and how many follow it in the frame (0 for a frame of one packet). [`decode_frame`] is
 /// `index` 0, counting those that follow as skipped; the engine takes each of them with this.
-/// `stats` is for counters of what the frame holds, as in [`decode_frame`].
-pub fn decode_frame_at<'a>(
+pub fn decode_frame_at(
     link: LinkType,
-    frame: &'a [u8],
+    frame: &[u8],
     index: u16,
-    stats: &mut DecodeStats,
-) -> Result<(IpPacket<'a>, u16), DecodeError> {
-    if index == 0 && link.0 == 1 {
-        // Ethernet holds one packet: the fast path.
-        return decode_frame(link, frame, stats).map(|p| (p, 0));
-    }
+) -> Result<(IpPacket<'_>, u16), DecodeError> {
     walk_frame(link, frame, index)
 }
 
@@ -425,13 +426,8 @@ fn walk_frame(
     frame: &[u8],
     index: u16,
 ) -> Result<(IpPacket<'_>, u16), DecodeError> {
-    let mut walk = Walk {
-        vlans: Vlans::NONE,
-        macs: None,
-        tunnels: 0,
-        msdu_index: index,
-        more_msdus: 0,
-    };
+    let mut walk = Walk::new(Vlans::NONE, None);
+    walk.msdu_index = index;
     let layer = link.row()?.enter(Span::frame(frame))?;
     let (version, ip) = walk.down_to_ip(layer)?;
     let pkt = ip_header(version, ip, walk.vlans, walk.macs)?;

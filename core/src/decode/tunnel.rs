@@ -77,14 +77,9 @@ pub fn decode_tunnel<'a>(
     if tunnel(&pkt)?.is_none() {
         return Ok(None);
     }
-    let mut walk = Walk {
-        vlans: outer.vlans,
-        macs: outer.macs,
-        tunnels: 0,
-        msdu_index: 0,
-        more_msdus: 0,
-    };
-    walk.open_tunnels(pkt).map(Some)
+    Walk::new(outer.vlans, outer.macs)
+        .open_tunnels(pkt)
+        .map(Some)
 }
 
 /// Whether an upper-layer protocol may be a tunnel that [`tunnel`] opens.
