@@ -9,27 +9,27 @@
 //!   gzip/xz/bzip2 decompression, link types; [`filter`] - the filter expression on files;
 //!   [`savefile`] - the `-w` file;
 //! - [`template`] - output file names (`-T`), kept inside the output folder;
-//! - [`output`] - the engine's [`tcpflow_core::Sink`]: buffered files through a bounded
-//!   open-file cache ([`filecache`]), or the console;
-//! - [`report`] - `report.xml` (DFXML) and `--report-json`, streamed as flows close;
+//! - [`output`] - the outputs the engine feeds, behind one trait joined by a tee: files
+//!   (buffered, through a bounded open-file cache), the console, the spool, the report, and
+//!   the `-b` and `-R` adapters around them;
+//! - [`report`] - `report.xml` (DFXML) and `--report-json`, streamed as directions finish;
 //! - [`privs`] - dropping root for `-U` and `-z`; [`safefs`] - opening output files and
 //!   sub-folders without following links planted in the output folder;
-//! - [`spool`] - `--spool`: the core's flash spool over a file or block device, and the sink
-//!   that spools the engine's events; [`spoolcmd`] - `--spool-export` and `--spool-summary`;
+//! - [`spool`] - `--spool`: the core's flash spool over a file or block device (the output
+//!   that spools is [`output::spool`]); [`spoolcmd`] - `--spool-export` and `--spool-summary`;
 //! - [`crc`] - the CPU's CRC-32C for the spool writer;
 //! - [`budget`] - sizing from defaults or from one RAM budget (`--memory`);
 //! - [`run`] - one run from start to exit status.
 //!
-//! Data flows one way: capture file or libpcap -> engine -> [`output::Output`] -> files and report.
+//! Data flows one way: capture file or libpcap -> engine -> [`output::Outputs`] -> files,
+//! console or spool, and the report.
 
 pub mod budget;
 pub mod capture;
 pub mod cli;
 pub mod counter;
 pub mod crc;
-pub mod filecache;
 pub mod filter;
-pub mod finisher;
 pub mod input;
 pub mod output;
 pub mod privs;

@@ -89,6 +89,36 @@ pub struct HostStats {
 }
 
 impl HostStats {
+    /// Adds another part's counters (each output keeps its own): counts add up, peaks are
+    /// the highest.
+    pub fn add(&mut self, o: &HostStats) {
+        self.packets_read += o.packets_read;
+        self.unprocessed_packets += o.unprocessed_packets;
+        self.unprocessed_written += o.unprocessed_written;
+        self.read_errors += o.read_errors;
+        self.records_over_snaplen += o.records_over_snaplen;
+        self.files_written += o.files_written;
+        self.bytes_written += o.bytes_written;
+        self.file_reopens += o.file_reopens;
+        self.file_evictions += o.file_evictions;
+        self.write_errors += o.write_errors;
+        self.files_failed += o.files_failed;
+        self.write_lost_bytes += o.write_lost_bytes;
+        self.name_errors += o.name_errors;
+        self.unwritten_bytes += o.unwritten_bytes;
+        self.name_set_forgets += o.name_set_forgets;
+        self.names_found_in_folder += o.names_found_in_folder;
+        self.truncated_bytes += o.truncated_bytes;
+        self.flows_ignored_late += o.flows_ignored_late;
+        self.buffer_budget_flushes += o.buffer_budget_flushes;
+        self.pcap_received += o.pcap_received;
+        self.pcap_dropped += o.pcap_dropped;
+        self.pcap_if_dropped += o.pcap_if_dropped;
+        self.queue_dropped += o.queue_dropped;
+        self.buffer_peak_bytes = self.buffer_peak_bytes.max(o.buffer_peak_bytes);
+        self.queue_peak_bytes = self.queue_peak_bytes.max(o.queue_peak_bytes);
+    }
+
     pub fn fields(&self) -> Vec<(&'static str, u64)> {
         vec![
             ("packets_read", self.packets_read),

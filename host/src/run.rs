@@ -17,21 +17,19 @@ use tcpflow_core::engine::Outcome;
 use tcpflow_core::pool::Block;
 use tcpflow_core::spool::{SpoolFlow, SpoolWriter};
 use tcpflow_core::table::{FlowRecord, FlowSlot};
-use tcpflow_core::{
-    CloseReason, Config, Dir, Engine, FlowInfo, GapReason, LinkType, OverlapPolicy, Sink, Stats,
-    Storage, Timestamp,
-};
+use tcpflow_core::{Config, Engine, LinkType, OverlapPolicy, Stats, Storage, Timestamp};
 
 use crate::budget;
 use crate::capture::{CaptureStats, LiveCapture, Next};
 use crate::cli::{Action, Args, Options, Overlap, Source};
 use crate::filter::Filters;
 use crate::input::{self, io_message, Input};
-use crate::output::{Limits, Output, OutputConfig};
+use crate::output::spool::SpoolSink;
+use crate::output::{ConsoleSink, FileSink, Limits, Output, OutputConfig, Outputs};
 use crate::privs;
 use crate::report::{command_line, Creator, Group, HostStats, Report, Totals};
 use crate::savefile::Savefile;
-use crate::spool::{self, fmt_size, SpoolSink};
+use crate::spool::{self, fmt_size, FileSpool};
 use crate::spoolcmd;
 use crate::zeroed::zeroed_box;
 
@@ -144,7 +142,6 @@ pub(crate) fn create_report_file(p: &Path, mode: u32) -> Result<File, String> {
 pub(crate) fn output_config(o: &Options) -> OutputConfig {
     OutputConfig {
         template: o.template.clone(),
-        max_bytes: o.max_bytes,
         file_mode: o.file_mode,
         outdir: o.outdir.clone(),
         display_dir: if o.outdir == Path::new(".") {
@@ -303,108 +300,13 @@ impl Progress {
     }
 }
 
-/// Where the engine's events go: files or the console ([`Output`]), or the spool.
-// One per run, on the stack: the size difference costs nothing, a box would cost a load
-// per event.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-enum Writer<'a> {
-    Output(Output),
-    Spool(SpoolSink<'a>),
-}
-
-impl Writer<'_> {
-    fn host(&self) -> &HostStats {
-        match self {
-            Writer::Output(o) => o.host(),
-            Writer::Spool(s) => s.host(),
-        }
-    }
-
-    fn host_mut(&mut self) -> &mut HostStats {
-        match self {
-            Writer::Output(o) => o.host_mut(),
-            Writer::Spool(s) => s.host_mut(),
-        }
-    }
-
-    fn should_stop(&self) -> bool {
-        match self {
-            Writer::Output(o) => o.should_stop(),
-            Writer::Spool(s) => s.fatal().is_some(),
-        }
-    }
-
-    fn open_flows(&self) -> u64 {
-        match self {
-            Writer::Output(o) => o.open_flows(),
-            Writer::Spool(s) => s.open_flows(),
-        }
-    }
-
-    fn set_accept_new(&mut self, yes: bool) {
-        match self {
-            Writer::Output(o) => o.set_accept_new(yes),
-            Writer::Spool(s) => s.set_accept_new(yes),
-        }
-    }
-
-    /// Time passes: the console is flushed when idle, the spool synced every `--spool-sync`.
-    fn idle(&mut self, now: u64) {
-        match self {
-            Writer::Output(o) => o.flush_console(),
-            Writer::Spool(s) => s.tick(now),
-        }
-    }
-}
-
-impl Sink for Writer<'_> {
-    fn open(&mut self, flow: &FlowInfo) {
-        match self {
-            Writer::Output(o) => o.open(flow),
-            Writer::Spool(s) => s.open(flow),
-        }
-    }
-    fn data(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
-        match self {
-            Writer::Output(o) => o.data(flow, dir, offset, data),
-            Writer::Spool(s) => s.data(flow, dir, offset, data),
-        }
-    }
-    fn gap(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, len: u64, reason: GapReason) {
-        match self {
-            Writer::Output(o) => o.gap(flow, dir, offset, len, reason),
-            Writer::Spool(s) => s.gap(flow, dir, offset, len, reason),
-        }
-    }
-    fn redelivered(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
-        match self {
-            Writer::Output(o) => o.redelivered(flow, dir, offset, data),
-            // The spool keeps delivered bytes on storage only: nothing to compare with.
-            Writer::Spool(_) => false,
-        }
-    }
-    fn late(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
-        match self {
-            Writer::Output(o) => o.late(flow, dir, offset, data),
-            Writer::Spool(s) => s.late(flow, dir, offset, data),
-        }
-    }
-    fn close(&mut self, flow: &FlowInfo, reason: CloseReason) {
-        // Writing the flows out after a stop signal is progress (watchdog.rs).
-        crate::watchdog::tick();
-        match self {
-            Writer::Output(o) => o.close(flow, reason),
-            Writer::Spool(s) => s.close(flow, reason),
-        }
-    }
-}
-
-/// Everything the packet loop touches.
-struct Run<'e> {
+/// Everything the packet loop touches; `S` is the output.
+struct Run<'e, S> {
     engine: Engine<'e>,
-    out: Writer<'e>,
-    /// Live capture: the spool syncs on wall time (files: capture time).
+    out: Outputs<S>,
+    /// The run's own counters (the outputs keep theirs).
+    host: HostStats,
+    /// Live capture: the outputs' clock is wall time (files: capture time).
     live: bool,
     savefile: Option<Savefile>,
     savefile_path: Option<PathBuf>,
@@ -420,7 +322,7 @@ struct Run<'e> {
     failed: bool,
 }
 
-impl Run<'_> {
+impl<S: Output> Run<'_, S> {
     fn interrupted(&self) -> bool {
         // Checked for every packet: the run is alive (watchdog.rs).
         crate::watchdog::tick();
@@ -442,16 +344,15 @@ impl Run<'_> {
     /// One packet: `origlen` bytes on the wire, `data` captured.
     #[inline]
     fn packet(&mut self, link: LinkType, ts: Timestamp, origlen: u32, data: &[u8]) {
-        self.out.host_mut().packets_read += 1;
+        self.host.packets_read += 1;
         let processed = matches!(
             self.engine.process(ts, link, data, &mut self.out),
             Ok(Outcome::Tcp) | Ok(Outcome::FragmentHeld)
         );
-        if let Writer::Spool(s) = &mut self.out {
-            s.tick(if self.live { now_ns() } else { ts.0 });
-        }
+        let live = self.live;
+        self.out.tick(|| if live { now_ns() } else { ts.0 });
         if !processed {
-            self.out.host_mut().unprocessed_packets += 1;
+            self.host.unprocessed_packets += 1;
             if self.savefile_path.is_some() {
                 if let Err(e) = self.ensure_savefile(link) {
                     eprintln!("tcpflow: {e}");
@@ -461,7 +362,7 @@ impl Run<'_> {
             if let Some(sf) = &mut self.savefile {
                 if sf.link() == link {
                     sf.write(ts, origlen, data);
-                    self.out.host_mut().unprocessed_written += 1;
+                    self.host.unprocessed_written += 1;
                 } else if !self.warned_savefile {
                     self.warned_savefile = true;
                     if !self.quiet {
@@ -519,7 +420,7 @@ impl Run<'_> {
         let mut n: u64 = 0;
         let mut over_snaplen: u64 = 0;
         let mut undecodable: Vec<LinkType> = Vec::new();
-        progress.begin(self.out.host().packets_read);
+        progress.begin(self.host.packets_read);
         loop {
             if self.interrupted() {
                 break;
@@ -531,7 +432,7 @@ impl Run<'_> {
                         // The file is inconsistent; libpcap would cut the record at the
                         // snap length. Every byte is kept; the run fails.
                         over_snaplen += 1;
-                        self.out.host_mut().records_over_snaplen += 1;
+                        self.host.records_over_snaplen += 1;
                         self.failed = true;
                         if over_snaplen == 1 {
                             progress.clear();
@@ -574,12 +475,12 @@ impl Run<'_> {
                         "tcpflow: {name}: bad packet {} (after {n} good ones): {msg}",
                         n + 1
                     );
-                    self.out.host_mut().read_errors += 1;
+                    self.host.read_errors += 1;
                     self.failed = true;
                     break;
                 }
             }
-            let (pk, open) = (self.out.host().packets_read, self.out.open_flows());
+            let (pk, open) = (self.host.packets_read, self.out.open_flows());
             progress.tick(input, pk, open);
         }
         progress.clear();
@@ -587,6 +488,95 @@ impl Run<'_> {
             eprintln!(
                 "tcpflow: {name}: {over_snaplen} records longer than the snap length, read whole"
             );
+        }
+    }
+
+    /// Every packet of the inputs: the interface until a stop signal, or each capture file in
+    /// turn (`-r`, then `-R`). Returns the live capture's counters.
+    fn read_inputs(
+        &mut self,
+        o: &Options,
+        live: Option<(Capture<Active>, LinkType, String)>,
+        preopened: Vec<Result<Input, String>>,
+        in_opts: &input::Opts,
+    ) -> Option<CaptureStats> {
+        match &o.source {
+            Source::Live { .. } => {
+                let (cap, link, dev) = live.expect("opened above");
+                if let Err(e) = self.ensure_savefile(link) {
+                    eprintln!("tcpflow: {e}");
+                    self.failed = true;
+                }
+                if !o.quiet {
+                    eprintln!("tcpflow: listening on {dev} (stop with Ctrl-C)");
+                }
+                let cap = LiveCapture::start(cap, o.queue_bytes, self.stop.clone());
+                Some(self.read_live(cap, link))
+            }
+            Source::Files { read, finish } => {
+                let show = !o.quiet && io::stderr().is_terminal();
+                let mut progress = Progress::new(show);
+                let mut pre = preopened.into_iter();
+                let names: Vec<(&String, bool)> = read
+                    .iter()
+                    .map(|n| (n, true))
+                    .chain(finish.iter().map(|n| (n, false)))
+                    .collect();
+                for (name, accept_new) in names {
+                    if self.interrupted() {
+                        break;
+                    }
+                    self.out.set_accept_new(accept_new);
+                    let opened = match pre.next() {
+                        Some(r) => r,
+                        None => input::open(name, in_opts),
+                    };
+                    let mut inp = match opened {
+                        Ok(i) => i,
+                        // A signal while it waited for a FIFO's writer or a pipe's first bytes.
+                        Err(_) if self.interrupted() => break,
+                        Err(e) => {
+                            eprintln!("tcpflow: {e}");
+                            self.host.read_errors += 1;
+                            self.failed = true;
+                            continue;
+                        }
+                    };
+                    if o.verbose {
+                        eprintln!(
+                            "tcpflow: reading {} (link type {}, {:?}, {:?})",
+                            inp.name,
+                            inp.link
+                                .map_or("not given yet".to_string(), |l| l.0.to_string()),
+                            inp.format,
+                            inp.compression
+                        );
+                    }
+                    // An expression that does not apply to the file's link type: the file is
+                    // left out.
+                    if let (Some(fs), Some(link)) = (&mut self.filters, inp.link) {
+                        if let Err(e) = fs.program(link) {
+                            eprintln!(
+                                "tcpflow: {}: bad filter expression '{}': {e}",
+                                inp.name,
+                                o.filter.as_deref().unwrap_or_default()
+                            );
+                            self.filter_refused.push(link);
+                            self.failed = true;
+                            let _ = inp.close();
+                            continue;
+                        }
+                    }
+                    self.read_file(&mut inp, &mut progress);
+                    if let Some(e) = inp.close() {
+                        eprintln!("tcpflow: {e}");
+                        self.host.read_errors += 1;
+                        self.failed = true;
+                    }
+                }
+                self.out.set_accept_new(true);
+                None
+            }
         }
     }
 
@@ -625,32 +615,6 @@ impl Run<'_> {
         }
         st
     }
-}
-
-/// The summary line's tail for a spooling run.
-fn spool_summary(path: &Path, s: &tcpflow_core::spool::SpoolStats) -> String {
-    let amp = if s.payload_bytes > 0 {
-        format!(
-            " ({:.2} per stream byte)",
-            s.bytes_programmed as f64 / s.payload_bytes as f64
-        )
-    } else {
-        String::new()
-    };
-    format!(
-        "tcpflow: spool {}: {} records, {} stream bytes, {} bytes programmed{amp}, {} segments erased, {} syncs; dropped by the ring: {} flows, {} bytes ({} segments); {} storage errors, {} records lost",
-        path.display(),
-        s.records,
-        s.payload_bytes,
-        s.bytes_programmed,
-        s.segments_erased,
-        s.syncs,
-        s.drops.flows,
-        s.drops.bytes,
-        s.drops.segments,
-        s.storage_errors,
-        s.lost_records
-    )
 }
 
 fn summary(stats: &Stats, host: &HostStats, outdir: Option<&Path>, spooled: bool) -> String {
@@ -712,6 +676,98 @@ pub fn run(o: Options) -> Result<i32, String> {
         Action::Export(p) => return spoolcmd::export(&o, p),
         Action::Summary(p) => return spoolcmd::summary(&o, p),
     }
+    let Some(Setup {
+        inputs,
+        mut mem,
+        config,
+        sizing,
+        report,
+        spool,
+        mut spool_buf,
+        mut spool_flows,
+    }) = setup(&o)?
+    else {
+        return Ok(2);
+    };
+    let engine = Engine::new(mem.storage(), config);
+    match (spool, o.console) {
+        (Some(storage), _) => {
+            let sp = o.spool.as_ref().expect("spool options");
+            let name = sp.path.display();
+            let writer = SpoolWriter::new(storage, &mut spool_buf, &mut spool_flows[..]).map_err(
+                |e| match e {
+                    tcpflow_core::spool::SpoolError::Storage(e) => {
+                        format!("cannot read spool {name}: {e}")
+                    }
+                    tcpflow_core::spool::SpoolError::Config(c) => {
+                        format!("spool {name}: geometry refused: {c:?}")
+                    }
+                },
+            )?;
+            let out = SpoolSink::new(writer, sp.sync_secs);
+            drive(&o, inputs, engine, out, report, &sizing)
+        }
+        (None, Some(c)) => {
+            let out = ConsoleSink::new(o.template.clone(), c);
+            drive(&o, inputs, engine, out, report, &sizing)
+        }
+        (None, None) => {
+            let out = FileSink::new(output_config(&o), o.max_flows as usize);
+            drive(&o, inputs, engine, out, report, &sizing)
+        }
+    }
+}
+
+/// The engine's memory, allocated once.
+struct EngineMemory {
+    flows: Box<[FlowRecord]>,
+    hot: Box<[FlowSlot]>,
+    index: Vec<u32>,
+    blocks: Box<[Block]>,
+    frag_slots: Vec<FragSlot>,
+    frag_arena: Vec<u8>,
+}
+
+impl EngineMemory {
+    fn storage(&mut self) -> Storage<'_> {
+        Storage {
+            flows: &mut self.flows[..],
+            hot: &mut self.hot[..],
+            index: &mut self.index,
+            blocks: &mut self.blocks[..],
+            frag_slots: &mut self.frag_slots,
+            frag_arena: &mut self.frag_arena,
+        }
+    }
+}
+
+/// Where the packets come from, opened by [`setup`].
+struct Inputs {
+    stop: Arc<AtomicBool>,
+    in_opts: input::Opts,
+    /// The interface (a live capture), its link type and name.
+    live: Option<(Capture<Active>, LinkType, String)>,
+    /// Capture files opened before privileges were dropped (`-U`).
+    preopened: Vec<Result<Input, String>>,
+}
+
+/// What [`setup`] made before the first packet.
+struct Setup {
+    inputs: Inputs,
+    mem: EngineMemory,
+    config: Config,
+    sizing: budget::Sizing,
+    report: Report,
+    spool: Option<FileSpool>,
+    spool_buf: Vec<u8>,
+    spool_flows: Box<[SpoolFlow]>,
+}
+
+/// Everything before the first packet, in this order: signals; inputs, the filter and the
+/// interface checked; the output folder; inputs opened before privileges go; memory;
+/// privileges dropped; reports and the spool created (as the user). `None`: the filter
+/// expression does not compile (said; a usage error).
+fn setup(o: &Options) -> Result<Option<Setup>, String> {
     let start_ns = now_ns();
     let stop = Arc::new(AtomicBool::new(false));
     let stop_signals = [
@@ -767,12 +823,12 @@ pub fn run(o: Options) -> Result<i32, String> {
         let dead = Capture::dead(pcap::Linktype(1)).map_err(|e| format!("libpcap: {e}"))?;
         if let Err(e) = dead.compile(f, true) {
             eprintln!("tcpflow: bad filter expression '{f}': {}", pcap_msg(e));
-            return Ok(2);
+            return Ok(None);
         }
     }
 
     // The interface opens before anything is created (a capture needs privileges).
-    let mut live = match &o.source {
+    let live = match &o.source {
         Source::Live { interface, promisc } => Some(open_live(
             interface.as_deref(),
             *promisc,
@@ -815,13 +871,15 @@ pub fn run(o: Options) -> Result<i32, String> {
     let n = o.max_flows as usize;
     // Zeroed (untouched) storage: a run pays for the pages its flows reach, not the maximum.
     crate::zeroed::large_allocations_mapped();
-    let mut flows = zeroed_box::<FlowRecord>(n);
-    let mut index = vec![0u32; (2 * n).next_power_of_two()];
-    let mut blocks = zeroed_box::<Block>(o.pool_blocks as usize);
-    let mut frag_slots = vec![FragSlot::EMPTY; o.frag_slots];
-    let mut frag_arena = vec![0u8; o.frag_slots * o.frag_slot_bytes];
+    let mem = EngineMemory {
+        flows: zeroed_box::<FlowRecord>(n),
+        index: vec![0u32; (2 * n).next_power_of_two()],
+        blocks: zeroed_box::<Block>(o.pool_blocks as usize),
+        frag_slots: vec![FragSlot::EMPTY; o.frag_slots],
+        frag_arena: vec![0u8; o.frag_slots * o.frag_slot_bytes],
+        hot: zeroed_box::<FlowSlot>(budget::hot_len(n)),
+    };
     let spooling = o.spool.is_some();
-    let mut hot = zeroed_box::<FlowSlot>(budget::hot_len(n));
     // `-b`: the file writer keeps a count per direction with a cut (in the memory estimate).
     let cutting = o.max_bytes.is_some();
     let sizing = budget::Sizing {
@@ -831,8 +889,8 @@ pub fn run(o: Options) -> Result<i32, String> {
         frag_slot_bytes: o.frag_slot_bytes,
         buffer_bytes: o.buffer_bytes,
     };
-    let mut spool_buf = vec![0u8; if spooling { sizing.spool_buffer() } else { 0 }];
-    let mut spool_flows = zeroed_box::<SpoolFlow>(if spooling { n } else { 0 });
+    let spool_buf = vec![0u8; if spooling { sizing.spool_buffer() } else { 0 }];
+    let spool_flows = zeroed_box::<SpoolFlow>(if spooling { n } else { 0 });
     let config = Config {
         idle_timeout_ns: o.idle_timeout_secs.saturating_mul(1_000_000_000),
         overlap: match o.overlap {
@@ -854,17 +912,17 @@ pub fn run(o: Options) -> Result<i32, String> {
         let names = if spooling || o.console.is_some() {
             String::new()
         } else {
-            format!(", {} file names in memory", max_names(&o))
+            format!(", {} file names in memory", max_names(o))
         };
         eprintln!(
             "tcpflow: {} flows ({:.1} MiB with their index and {} full slots), {} pool blocks ({:.1} MiB: {} of out-of-order data), {} fragment slots ({:.1} MiB), output buffers {:.1} MiB{names}; about {:.1} MiB in all{budget}; idle timeout {} s, overlap {:?}",
             n,
             mib(n * (std::mem::size_of::<FlowRecord>() + budget::host_bytes_per_flow(spooling, cutting))
-                + hot.len() * std::mem::size_of::<FlowSlot>()
-                + index.len() * 4),
-            hot.len(),
-            blocks.len(),
-            mib(blocks.len() * std::mem::size_of::<Block>()),
+                + mem.hot.len() * std::mem::size_of::<FlowSlot>()
+                + mem.index.len() * 4),
+            mem.hot.len(),
+            mem.blocks.len(),
+            mib(mem.blocks.len() * std::mem::size_of::<Block>()),
             fmt_size(sizing.ooo_bytes()),
             o.frag_slots,
             mib(o.frag_slots * (std::mem::size_of::<FragSlot>() + o.frag_slot_bytes)),
@@ -952,42 +1010,43 @@ pub fn run(o: Options) -> Result<i32, String> {
         None => None,
     };
 
-    let engine = Engine::new(
-        Storage {
-            flows: &mut flows[..],
-            hot: &mut hot[..],
-            index: &mut index,
-            blocks: &mut blocks[..],
-            frag_slots: &mut frag_slots,
-            frag_arena: &mut frag_arena,
+    Ok(Some(Setup {
+        inputs: Inputs {
+            stop,
+            in_opts,
+            live,
+            preopened,
         },
+        mem,
         config,
-    );
-    let out_cfg = output_config(&o);
-    let out = match (spool_storage, o.console) {
-        (Some(storage), _) => {
-            let sp = o.spool.as_ref().expect("spool options");
-            let name = sp.path.display();
-            let writer = SpoolWriter::new(storage, &mut spool_buf, &mut spool_flows[..]).map_err(
-                |e| match e {
-                    tcpflow_core::spool::SpoolError::Storage(e) => {
-                        format!("cannot read spool {name}: {e}")
-                    }
-                    tcpflow_core::spool::SpoolError::Config(c) => {
-                        format!("spool {name}: geometry refused: {c:?}")
-                    }
-                },
-            )?;
-            Writer::Spool(SpoolSink::new(writer, n, o.max_bytes, sp.sync_secs, report))
-        }
-        (None, Some(c)) => Writer::Output(Output::console(out_cfg, n, report, c)),
-        (None, None) => Writer::Output(Output::files(out_cfg, n, report)),
-    };
-    let live_source = matches!(o.source, Source::Live { .. });
+        sizing,
+        report,
+        spool: spool_storage,
+        spool_buf,
+        spool_flows,
+    }))
+}
+
+/// The packet loop and the end of the run, for the output `S`.
+fn drive<S: Output>(
+    o: &Options,
+    inputs: Inputs,
+    engine: Engine<'_>,
+    out: S,
+    report: Report,
+    sizing: &budget::Sizing,
+) -> Result<i32, String> {
+    let Inputs {
+        stop,
+        in_opts,
+        live,
+        preopened,
+    } = inputs;
     let mut run = Run {
         engine,
-        out,
-        live: live_source,
+        out: Outputs::new(out, report, o.max_bytes),
+        host: HostStats::default(),
+        live: matches!(o.source, Source::Live { .. }),
         savefile: None,
         savefile_path: o.unprocessed.clone(),
         savefile_mode: o.file_mode,
@@ -1003,84 +1062,7 @@ pub fn run(o: Options) -> Result<i32, String> {
     };
 
     // 7. Packets.
-    let mut pcap_stats = None;
-    match &o.source {
-        Source::Live { .. } => {
-            let (cap, link, dev) = live.take().expect("opened above");
-            if let Err(e) = run.ensure_savefile(link) {
-                eprintln!("tcpflow: {e}");
-                run.failed = true;
-            }
-            if !o.quiet {
-                eprintln!("tcpflow: listening on {dev} (stop with Ctrl-C)");
-            }
-            let cap = LiveCapture::start(cap, o.queue_bytes, stop.clone());
-            pcap_stats = Some(run.read_live(cap, link));
-        }
-        Source::Files { read, finish } => {
-            let show = !o.quiet && io::stderr().is_terminal();
-            let mut progress = Progress::new(show);
-            let mut pre = preopened.into_iter();
-            let names: Vec<(&String, bool)> = read
-                .iter()
-                .map(|n| (n, true))
-                .chain(finish.iter().map(|n| (n, false)))
-                .collect();
-            for (name, accept_new) in names {
-                if run.interrupted() {
-                    break;
-                }
-                run.out.set_accept_new(accept_new);
-                let opened = match pre.next() {
-                    Some(r) => r,
-                    None => input::open(name, &in_opts),
-                };
-                let mut inp = match opened {
-                    Ok(i) => i,
-                    // A signal while it waited for a FIFO's writer or a pipe's first bytes.
-                    Err(_) if run.interrupted() => break,
-                    Err(e) => {
-                        eprintln!("tcpflow: {e}");
-                        run.out.host_mut().read_errors += 1;
-                        run.failed = true;
-                        continue;
-                    }
-                };
-                if o.verbose {
-                    eprintln!(
-                        "tcpflow: reading {} (link type {}, {:?}, {:?})",
-                        inp.name,
-                        inp.link
-                            .map_or("not given yet".to_string(), |l| l.0.to_string()),
-                        inp.format,
-                        inp.compression
-                    );
-                }
-                // An expression that does not apply to the file's link type: the file is
-                // left out.
-                if let (Some(fs), Some(link)) = (&mut run.filters, inp.link) {
-                    if let Err(e) = fs.program(link) {
-                        eprintln!(
-                            "tcpflow: {}: bad filter expression '{}': {e}",
-                            inp.name,
-                            o.filter.as_deref().unwrap_or_default()
-                        );
-                        run.filter_refused.push(link);
-                        run.failed = true;
-                        let _ = inp.close();
-                        continue;
-                    }
-                }
-                run.read_file(&mut inp, &mut progress);
-                if let Some(e) = inp.close() {
-                    eprintln!("tcpflow: {e}");
-                    run.out.host_mut().read_errors += 1;
-                    run.failed = true;
-                }
-            }
-            run.out.set_accept_new(true);
-        }
-    }
+    let pcap_stats = run.read_inputs(o, live, preopened, &in_opts);
 
     // 8. Every flow out, then the report.
     let interrupted = stop.load(Ordering::Relaxed);
@@ -1088,6 +1070,7 @@ pub fn run(o: Options) -> Result<i32, String> {
         mut engine,
         mut out,
         savefile,
+        mut host,
         failed,
         ..
     } = run;
@@ -1098,41 +1081,6 @@ pub fn run(o: Options) -> Result<i32, String> {
             eprintln!("tcpflow: writing the -w file: {e}");
         }
     }
-    let mut failed = failed;
-    let mut extra: Vec<Group> = vec![capacities_group(&sizing, o.memory, spooling, cutting)];
-    let mut spool_stats = None;
-    let (report, mut host, max_open, broken_pipe) = match out {
-        Writer::Output(mut out) => {
-            out.wait_writes();
-            if let Some(e) = out.fatal() {
-                eprintln!("tcpflow: {e}");
-                failed = true;
-            }
-            let broken_pipe = out.broken_pipe();
-            let (report, host, max_open) = out.into_report();
-            // Files that failed alone (each warned about): the run went on, the status says so.
-            failed |= host.files_failed > 0;
-            (report, host, max_open, broken_pipe)
-        }
-        Writer::Spool(s) => {
-            let end = s.finish();
-            if let Some(e) = &end.error {
-                eprintln!("tcpflow: {e}");
-                failed = true;
-            }
-            extra.push(end.group);
-            spool_stats = Some(end.stats);
-            (end.report, end.host, end.max_open_flows, false)
-        }
-    };
-    if host.name_errors > 0 {
-        // Warned about when it happened; bytes were lost.
-        eprintln!(
-            "tcpflow: {} directions not written ({} bytes): no file name",
-            host.name_errors, host.unwritten_bytes
-        );
-        failed = true;
-    }
     if let Some(s) = pcap_stats {
         host.pcap_received = s.received;
         host.pcap_dropped = s.dropped;
@@ -1140,24 +1088,20 @@ pub fn run(o: Options) -> Result<i32, String> {
         host.queue_dropped = s.queue_dropped;
         host.queue_peak_bytes = s.queue_peak_bytes;
     }
-    if let Err(e) = report.finish(&Totals {
-        stats: &stats,
-        host: &host,
-        max_open_flows: max_open,
-        extra: &extra,
-    }) {
-        eprintln!("tcpflow: {e}");
-        failed = true;
-    }
-    if !o.quiet && !broken_pipe {
-        let dir = if files_mode {
-            Some(o.outdir.as_path())
-        } else {
-            None
-        };
-        eprintln!("{}", summary(&stats, &host, dir, spooling));
-        if let (Some(st), Some(sp)) = (&spool_stats, &o.spool) {
-            eprintln!("{}", spool_summary(&sp.path, st));
+    let spooling = o.spool.is_some();
+    let extra = vec![capacities_group(
+        sizing,
+        o.memory,
+        spooling,
+        o.max_bytes.is_some(),
+    )];
+    let end = end_outputs(out, &stats, host, extra);
+    if !o.quiet && !end.broken_pipe {
+        let files_mode = o.console.is_none() && !spooling;
+        let dir = files_mode.then_some(o.outdir.as_path());
+        eprintln!("{}", summary(&stats, &end.host, dir, spooling));
+        for line in &end.lines {
+            eprintln!("{line}");
         }
         if interrupted {
             eprintln!(
@@ -1167,7 +1111,62 @@ pub fn run(o: Options) -> Result<i32, String> {
         }
     }
     let _ = io::stdout().flush();
-    Ok(if failed { 1 } else { 0 })
+    Ok(if failed || end.failed { 1 } else { 0 })
+}
+
+/// How the outputs ended ([`end_outputs`]).
+pub(crate) struct OutputsEnd {
+    /// The run's counters with the outputs'.
+    pub host: HostStats,
+    /// An output or the report failed (each said so on stderr).
+    pub failed: bool,
+    pub broken_pipe: bool,
+    /// The outputs' lines for the summary.
+    pub lines: Vec<String>,
+}
+
+/// The end of a run or a spool export, after the last event: the outputs finish their
+/// writes, their errors are said, the report gets its totals (the run's counters `host`,
+/// the engine's `stats`, the groups `extra` and the outputs').
+pub(crate) fn end_outputs<S: Output>(
+    out: Outputs<S>,
+    stats: &Stats,
+    mut host: HostStats,
+    mut extra: Vec<Group>,
+) -> OutputsEnd {
+    let ended = out.end();
+    let mut failed = false;
+    for e in &ended.end.errors {
+        eprintln!("tcpflow: {e}");
+        failed = true;
+    }
+    host.add(&ended.host);
+    // Files that failed alone (each warned about): the run went on, the status says so.
+    failed |= host.files_failed > 0;
+    if host.name_errors > 0 {
+        // Warned about when it happened; bytes were lost.
+        eprintln!(
+            "tcpflow: {} directions not written ({} bytes): no file name",
+            host.name_errors, host.unwritten_bytes
+        );
+        failed = true;
+    }
+    extra.extend(ended.end.groups);
+    if let Err(e) = ended.report.finish(&Totals {
+        stats,
+        host: &host,
+        max_open_flows: ended.max_open_flows,
+        extra: &extra,
+    }) {
+        eprintln!("tcpflow: {e}");
+        failed = true;
+    }
+    OutputsEnd {
+        host,
+        failed,
+        broken_pipe: ended.end.broken_pipe,
+        lines: ended.end.lines,
+    }
 }
 
 /// The sizes the run allocated, for the report.

@@ -1,5 +1,5 @@
 //! Reading a spool back: `--spool-export` (the per-flow files and report of a direct run,
-//! by replaying the spool into the same file writer, [`Output`]) and `--spool-summary`.
+//! by replaying the spool into the same outputs, [`Outputs`]) and `--spool-summary`.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -8,9 +8,9 @@ use tcpflow_core::spool::{ReplayFlow, SpoolError, SpoolReader, SpoolStorage, Sum
 use tcpflow_core::{CloseReason, Dir, FlowInfo, GapReason, Sink, Stats};
 
 use crate::cli::Options;
-use crate::output::Output;
-use crate::report::{command_line, Creator, Group, Report, Totals};
-use crate::run::{create_report_file, now_ns, output_config, prepare_outdir};
+use crate::output::{ConsoleSink, FileSink, Output, Outputs};
+use crate::report::{command_line, Creator, Group, HostStats, Report};
+use crate::run::{create_report_file, end_outputs, now_ns, output_config, prepare_outdir};
 use crate::spool::{self, fmt_size, FileSpool, StorageError, BLOCK_SIZE};
 use crate::timefmt;
 
@@ -205,11 +205,6 @@ pub fn export(o: &Options, path: &Path) -> Result<i32, String> {
             start_unix_ns: start_ns,
         },
     )?;
-    let cfg = output_config(o);
-    let mut out = match o.console {
-        Some(c) => Output::console(cfg, slots, report, c),
-        None => Output::files(cfg, slots, report),
-    };
     if o.verbose {
         let st = reader.into_inner();
         eprintln!(
@@ -224,6 +219,47 @@ pub fn export(o: &Options, path: &Path) -> Result<i32, String> {
         );
         reader = SpoolReader::new(st).map_err(|e| format!("spool {}: {e:?}", path.display()))?;
     }
+    let spool = Replay {
+        path,
+        reader,
+        truncated,
+        slots,
+    };
+    // `-b` was applied when spooling; `-R` does not apply.
+    match o.console {
+        Some(c) => {
+            let out = Outputs::new(ConsoleSink::new(o.template.clone(), c), report, None);
+            replay_into(o, spool, out)
+        }
+        None => {
+            let out = Outputs::new(FileSink::new(output_config(o), slots), report, None);
+            replay_into(o, spool, out)
+        }
+    }
+}
+
+/// The spool to export, opened.
+struct Replay<'p> {
+    path: &'p Path,
+    reader: SpoolReader<FileSpool>,
+    /// What is wrong with the spool file's length.
+    truncated: Option<String>,
+    slots: usize,
+}
+
+/// The export's replay into `out` and the end of the run, as a direct run ends.
+fn replay_into<S: Output>(
+    o: &Options,
+    spool: Replay<'_>,
+    mut out: Outputs<S>,
+) -> Result<i32, String> {
+    let Replay {
+        path,
+        mut reader,
+        truncated,
+        slots,
+    } = spool;
+    let files_mode = o.console.is_none();
     let mut flows = vec![ReplayFlow::EMPTY; slots];
     let mut buf = vec![0u8; MAX_RECORD];
     let mut counting = Counting {
@@ -248,25 +284,10 @@ pub fn export(o: &Options, path: &Path) -> Result<i32, String> {
         eprintln!("tcpflow: spool {} is damaged: {d}", path.display());
         failed = true;
     }
-    out.wait_writes();
-    if let Some(e) = out.fatal() {
-        eprintln!("tcpflow: {e}");
-        failed = true;
-    }
-    let broken_pipe = out.broken_pipe();
-    let (report, host, max_open) = out.into_report();
-    failed |= host.files_failed > 0;
-    let extra = [summary_group(&sum)];
-    if let Err(e) = report.finish(&Totals {
-        stats: &stats,
-        host: &host,
-        max_open_flows: max_open,
-        extra: &extra,
-    }) {
-        eprintln!("tcpflow: {e}");
-        failed = true;
-    }
-    if !o.quiet && !broken_pipe {
+    let end = end_outputs(out, &stats, HostStats::default(), vec![summary_group(&sum)]);
+    failed |= end.failed;
+    let host = end.host;
+    if !o.quiet && !end.broken_pipe {
         let mut line = format!(
             "tcpflow: spool {}: {} connections",
             path.display(),

@@ -1,5 +1,4 @@
-//! Where reconstructed bytes go: one file per direction (the default), or the console
-//! (`-c`/`-C`). [`Output`] is the [`Sink`] the engine feeds.
+//! The file output: one file per direction (the default).
 //!
 //! ## Files
 //! - A direction's file is named by the template ([`crate::template`]) and created (truncated:
@@ -13,7 +12,7 @@
 //!   [`Limits::total_buffer`] in all: when over, the oldest buffers are written out, on the
 //!   finishing thread), so a short flow costs one open, one write and one close.
 //! - Writes that cannot wait go through a bounded cache of open files
-//!   ([`crate::filecache`]): any number of concurrent flows works under a small descriptor
+//!   ([`super::filecache`]): any number of concurrent flows works under a small descriptor
 //!   limit; a file closed to make room is reopened without truncation when needed.
 //! - At close the file gets the connection's first timestamp as its modification time.
 //! - A write error that costs one file (a file size limit, a FIFO or device under the file's
@@ -22,30 +21,26 @@
 //!   (`write_lost_bytes`, in its report record and the totals), and the run goes on, to exit
 //!   with status 1. The report record of a direction whose last write is on the finishing
 //!   thread waits for that write, so that it says what was lost.
-//! - Disk full (and a read-only or failing file system, [`crate::finisher::is_fatal`]) is
+//! - Disk full (and a read-only or failing file system, [`super::finisher::is_fatal`]) is
 //!   fatal: it is reported once, the run stops reading, what was written stays, and the exit
 //!   status is nonzero.
-//!
-//! ## Console
-//! Each delivered chunk is printed as tcpflow 1.6 prints a packet: `NAME: ` then the bytes
-//! (control and other non-ASCII bytes escaped as `\xHH`, or as `.` with `-s`, unless binary
-//! output was asked for, or a hex dump), then a newline unless `-0`. Chunks come reassembled,
-//! in stream order per direction.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::hash::BuildHasher;
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use tcpflow_core::{CloseReason, Dir, FlowInfo, GapReason, Sink};
 
-use crate::filecache::FileCache;
-use crate::finisher::{is_fatal, write_all_at_counted, FileError, FinalWrite, Finisher, QUEUE};
+use super::filecache::FileCache;
+use super::finisher::{is_fatal, write_all_at_counted, FileError, FinalWrite, Finisher, QUEUE};
+use super::names::{NameSet, FILTER_BYTES, NAME_ENTRY_BYTES};
+use super::{End, Finished, FinishedFile, Output};
 use crate::input::io_message;
-use crate::report::{DirRecord, HostStats, Report};
+use crate::report::HostStats;
 use crate::template::{NameParams, Template};
 
 /// Memory and descriptor bounds of the file writer.
@@ -74,39 +69,10 @@ impl Default for Limits {
     }
 }
 
-/// How the console shows bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConsoleFormat {
-    /// Printable ASCII, `\n` and `\t` as they are; a backslash as `\\`, a carriage return as
-    /// `\r`, any other byte as `\xHH`: a captured stream cannot move the cursor or recolour a
-    /// terminal (tcpflow 1.6 passed `\r` through, so a stream could overwrite a shown line),
-    /// and what is shown reads back to the bytes.
-    Printable,
-    /// `-s`: printable ASCII and `\n` as they are, anything else as `.` (tcpflow 1.6's
-    /// format, without its `\r` passed through).
-    Dots,
-    /// The bytes as they are (`-B`).
-    Binary,
-    /// Offset, hex and ASCII columns, 32 bytes a line (`-D`).
-    Hex,
-}
-
-/// Console output settings.
-#[derive(Clone, Copy, Debug)]
-pub struct ConsoleOpts {
-    /// Print `NAME: ` before each chunk (`-c`; `-C` leaves it out).
-    pub header: bool,
-    pub format: ConsoleFormat,
-    /// Newline after each chunk (`-0` turns it off).
-    pub newline: bool,
-}
-
-/// Output settings shared by both modes.
+/// The file output's settings (the console's name template too).
 #[derive(Clone, Debug)]
 pub struct OutputConfig {
     pub template: Template,
-    /// `-b`: keep at most this many bytes of each direction.
-    pub max_bytes: Option<u64>,
     /// Mode of created files.
     pub file_mode: u32,
     /// Where files are created (as opened by this process, after any chroot).
@@ -151,8 +117,6 @@ const FAILED: u8 = 8;
 const MAX_FILE_WARNINGS: u64 = 20;
 
 const NO_BUF: u32 = u32::MAX;
-/// Console output is written in pieces of about this size.
-const CONSOLE_BUFFER: usize = 64 * 1024;
 const UNNAMED: u16 = u16::MAX;
 const NAME_FAILED: u16 = u16::MAX - 1;
 /// Most tries to find a free name.
@@ -211,9 +175,6 @@ pub const FLOW_STATE_BYTES: usize = std::mem::size_of::<FlowOut>() + 2 * NAME_BY
 /// What one name of `Limits::max_names` costs at most: its entry in the set and its share
 /// of the filter.
 pub const NAME_BYTES: usize = NAME_ENTRY_BYTES + FILTER_BYTES;
-/// Bytes per entry of the set of names used at its worst: just grown, a hash table's 8-byte
-/// hash and control byte per bucket, with twice the buckets of 7/8 of its entries.
-const NAME_ENTRY_BYTES: usize = 21;
 /// With `-b`: a direction with a cut has an entry in `Output::truncated` (key and count,
 /// with the hash map's control byte and spare room).
 pub const CUT_STATE_BYTES: usize = 2 * 20;
@@ -223,15 +184,13 @@ const _: () = assert!(std::mem::size_of::<FlowOut>() <= 56);
 
 #[derive(Clone, Copy, Debug)]
 struct FlowOut {
-    /// The session number, with [`LIVE`] and [`SUPPRESSED`] in the top bits.
+    /// The session number, with [`LIVE`] and [`EVICTED`] in the top bits.
     meta: u64,
     dirs: [DirOut; 2],
 }
 
 /// A flow is open in this slot.
 const LIVE: u64 = 1 << 63;
-/// Started while reading `-R` files: nothing is written for it.
-const SUPPRESSED: u64 = 1 << 62;
 /// Closed by eviction (not live): the slot keeps its directions' names and lengths, so that
 /// when the engine picks the connection up again its bytes go on in the same files.
 const EVICTED: u64 = 1 << 61;
@@ -246,30 +205,15 @@ impl FlowOut {
         self.meta & LIVE != 0
     }
 
-    fn suppressed(&self) -> bool {
-        self.meta & SUPPRESSED != 0
-    }
-
     fn session(&self) -> u64 {
-        self.meta & !(LIVE | SUPPRESSED | EVICTED)
+        self.meta & !(LIVE | EVICTED)
     }
 }
 
+/// The file output.
 #[derive(Debug)]
-struct Console {
-    out: io::Stdout,
-    /// What is printed, until [`CONSOLE_BUFFER`] or a flush.
-    buf: Vec<u8>,
-    /// Stream bytes in `buf`: counted as written once they reached standard output.
-    buf_data: u64,
-    opts: ConsoleOpts,
-}
-
-/// The sink: files or console, plus the report.
-#[derive(Debug)]
-pub struct Output {
+pub struct FileSink {
     cfg: OutputConfig,
-    console: Option<Console>,
     /// Per flow slot, grown to the highest slot seen.
     flows: Vec<FlowOut>,
     /// Buffers of the directions that hold one; `free_bufs` lists the unused entries.
@@ -293,13 +237,8 @@ pub struct Output {
     queue: VecDeque<(u32, u8, u64)>,
     next_seq: u64,
     next_session: u64,
-    open_flows: u64,
-    max_open_flows: u64,
-    accept_new: bool,
-    report: Report,
     host: HostStats,
     fatal: Option<String>,
-    broken_pipe: bool,
     warned_name: bool,
     /// Last writes of finished directions, on a second thread (files only).
     finisher: Option<Finisher>,
@@ -309,9 +248,11 @@ pub struct Output {
     /// Report records of closed directions, each waiting for the finishing thread's job of
     /// that number (its file's last write), so that it can say what was lost.
     pending: VecDeque<(u64, Pending)>,
+    /// Directions finished, for [`Output::take_finished`].
+    finished: Vec<Finished>,
 }
 
-/// A direction's report record, written once its file is finished.
+/// A closed direction, [`Finished`] once its file is.
 #[derive(Debug)]
 struct Pending {
     flow: FlowInfo,
@@ -340,26 +281,45 @@ fn dir_of(i: usize) -> Dir {
     }
 }
 
-/// Clips `[offset, offset + data.len())` to the `-b` limit: the kept part and how much was cut.
-fn clip(max: Option<u64>, offset: u64, data: &[u8]) -> (&[u8], u64) {
-    match max {
-        None => (data, 0),
-        Some(m) if offset >= m => (&[], data.len() as u64),
-        Some(m) => {
-            let keep = (m - offset).min(data.len() as u64) as usize;
-            (&data[..keep], (data.len() - keep) as u64)
-        }
-    }
-}
-
-impl Output {
+impl FileSink {
     /// A file writer. `max_flows` is the engine's flow table size (per-flow state is indexed by
     /// slot).
-    pub fn files(cfg: OutputConfig, max_flows: usize, report: Report) -> Output {
-        let mode = cfg.file_mode;
-        let mut o = Self::new(cfg, max_flows, report, None);
-        o.finisher = Some(Finisher::new(mode));
-        o
+    pub fn new(cfg: OutputConfig, max_flows: usize) -> FileSink {
+        let cache = FileCache::new(cfg.limits.max_open_files);
+        let mut used_names = NameSet::new(cfg.limits.max_names);
+        let name_hasher: std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher> =
+            Default::default();
+        for r in &cfg.reserved {
+            used_names.insert(name_hasher.hash_one(r));
+        }
+        // Grown on demand (the engine hands out slots from a high-water mark), so a run pays
+        // for the flows it sees, not for the table's size.
+        let flows = Vec::with_capacity(max_flows.min(1024));
+        let finisher = Some(Finisher::new(cfg.file_mode));
+        FileSink {
+            cfg,
+            flows,
+            bufs: Vec::new(),
+            free_bufs: Vec::new(),
+            fresh_name: None,
+            early: HashMap::new(),
+            truncated: HashMap::new(),
+            cache,
+            used_names,
+            name_hasher,
+            buffered: 0,
+            live_buffers: 0,
+            queue: VecDeque::new(),
+            next_seq: 1,
+            next_session: 0,
+            host: HostStats::default(),
+            fatal: None,
+            warned_name: false,
+            finisher,
+            lost: HashMap::new(),
+            pending: VecDeque::new(),
+            finished: Vec::new(),
+        }
     }
 
     /// Waits until every finished direction's file is written; a failure becomes the run's
@@ -377,126 +337,13 @@ impl Output {
         self.emit_records(true);
     }
 
-    /// A console writer (no files).
-    pub fn console(
-        cfg: OutputConfig,
-        max_flows: usize,
-        report: Report,
-        opts: ConsoleOpts,
-    ) -> Output {
-        let console = Console {
-            out: io::stdout(),
-            buf: Vec::with_capacity(CONSOLE_BUFFER),
-            buf_data: 0,
-            opts,
-        };
-        Self::new(cfg, max_flows, report, Some(console))
-    }
-
-    fn new(
-        cfg: OutputConfig,
-        max_flows: usize,
-        report: Report,
-        console: Option<Console>,
-    ) -> Output {
-        let cache = FileCache::new(cfg.limits.max_open_files);
-        let mut used_names = NameSet::new(cfg.limits.max_names);
-        let name_hasher: std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher> =
-            Default::default();
-        for r in &cfg.reserved {
-            used_names.insert(name_hasher.hash_one(r));
-        }
-        // Grown on demand (the engine hands out slots from a high-water mark), so a run pays
-        // for the flows it sees, not for the table's size.
-        let flows = Vec::with_capacity(max_flows.min(1024));
-        Output {
-            cfg,
-            console,
-            flows,
-            bufs: Vec::new(),
-            free_bufs: Vec::new(),
-            fresh_name: None,
-            early: HashMap::new(),
-            truncated: HashMap::new(),
-            cache,
-            used_names,
-            name_hasher,
-            buffered: 0,
-            live_buffers: 0,
-            queue: VecDeque::new(),
-            next_seq: 1,
-            next_session: 0,
-            open_flows: 0,
-            max_open_flows: 0,
-            accept_new: true,
-            report,
-            host: HostStats::default(),
-            fatal: None,
-            broken_pipe: false,
-            warned_name: false,
-            finisher: None,
-            lost: HashMap::new(),
-            pending: VecDeque::new(),
-        }
-    }
-
-    /// Whether new connections are written (false while reading `-R` files).
-    pub fn set_accept_new(&mut self, yes: bool) {
-        self.accept_new = yes;
-    }
-
     /// The first fatal error (a write that failed): the run must stop.
     pub fn fatal(&self) -> Option<&str> {
         self.fatal.as_deref()
     }
 
-    /// Standard output was closed by its reader (`tcpflow -c | head`): stop quietly.
-    pub fn broken_pipe(&self) -> bool {
-        self.broken_pipe
-    }
-
-    pub fn should_stop(&self) -> bool {
-        self.fatal.is_some()
-            || self.broken_pipe
-            || self.finisher.as_ref().is_some_and(|f| f.failed())
-    }
-
-    pub fn host(&self) -> &HostStats {
-        &self.host
-    }
-
-    pub fn host_mut(&mut self) -> &mut HostStats {
-        &mut self.host
-    }
-
-    pub fn open_flows(&self) -> u64 {
-        self.open_flows
-    }
-
-    pub fn max_open_flows(&self) -> u64 {
-        self.max_open_flows
-    }
-
-    /// Writes buffered console output (live capture calls this when idle).
-    pub fn flush_console(&mut self) {
-        if let Some(c) = &mut self.console {
-            let res = c.out.write_all(&c.buf).and_then(|()| c.out.flush());
-            let data = std::mem::take(&mut c.buf_data);
-            c.buf.clear();
-            match res {
-                Ok(()) => self.host.bytes_written += data,
-                Err(e) => self.console_error(e),
-            }
-        }
-    }
-
-    /// Hands back the report (after the engine finished) with the host counters final.
-    pub fn into_report(mut self) -> (Report, HostStats, u64) {
-        self.wait_writes();
-        self.flush_console();
-        self.cache.clear();
-        self.host.file_evictions = self.cache.evictions;
-        (self.report, self.host, self.max_open_flows)
+    fn stopped(&self) -> bool {
+        self.fatal.is_some() || self.finisher.as_ref().is_some_and(|f| f.failed())
     }
 
     fn fail(&mut self, what: String) {
@@ -576,14 +423,6 @@ impl Output {
         self.lose(id, n as u64);
     }
 
-    fn console_error(&mut self, e: io::Error) {
-        if e.kind() == io::ErrorKind::BrokenPipe {
-            self.broken_pipe = true;
-        } else if self.fatal.is_none() {
-            self.fatal = Some(format!("writing to standard output: {}", io_message(&e)));
-        }
-    }
-
     #[inline]
     fn flow_mut(&mut self, slot: u32) -> &mut FlowOut {
         let i = slot as usize;
@@ -609,14 +448,11 @@ impl Output {
 
     /// Fresh state for a flow in `slot` (which holds none).
     fn start_flow(&mut self, slot: u32) {
-        let suppressed = if self.accept_new { 0 } else { SUPPRESSED };
         self.flows[slot as usize] = FlowOut {
-            meta: (self.next_session & !(LIVE | SUPPRESSED)) | LIVE | suppressed,
+            meta: (self.next_session & !(LIVE | EVICTED)) | LIVE,
             dirs: [DirOut::EMPTY; 2],
         };
         self.next_session += 1;
-        self.open_flows += 1;
-        self.max_open_flows = self.max_open_flows.max(self.open_flows);
     }
 
     /// Highest offset of the direction's file written so far (0: none yet).
@@ -1116,10 +952,9 @@ impl Output {
             return false;
         };
         let d = f.dirs[dir.index()];
-        if f.suppressed() || !d.named() || d.has(FAILED) {
+        if !d.named() || d.has(FAILED) {
             return false;
         }
-        let (data, _) = clip(self.cfg.max_bytes, offset, data);
         let buf: &[u8] = match d.buf {
             NO_BUF => &[],
             b => &self.bufs[b as usize].data,
@@ -1181,9 +1016,6 @@ impl Output {
     /// wait for this last job. Returns its name (relative to the output folder) and size.
     fn close_dir(&mut self, flow: &FlowInfo, dir: Dir, resumable: bool) -> Option<(PathBuf, u64)> {
         let slot = flow.slot;
-        if self.console.is_some() {
-            return None;
-        }
         let f = self.flows.get(slot as usize).filter(|f| f.live())?;
         let (d, id) = (f.dirs[dir.index()], dir_id(f.session(), dir));
         if !d.named() {
@@ -1201,11 +1033,8 @@ impl Output {
             self.early.remove(&key(slot, dir));
             return Some((name, 0));
         }
-        let end = d.end;
-        let file_len = match self.cfg.max_bytes {
-            Some(m) => end.min(m),
-            None => end,
-        };
+        // Within `-b`: what was cut never came here.
+        let file_len = d.end;
         let file = self.cache.remove(key(slot, dir));
         let create = !d.has(CREATED);
         let mut written_end = d.written_end;
@@ -1257,39 +1086,30 @@ impl Output {
         self.absorb_file_errors();
         while self.pending.front().is_some_and(|(seq, _)| *seq <= done) {
             let (_, p) = self.pending.pop_front().expect("a record");
-            self.write_record(&p);
-        }
-        if let Some(e) = self.report.error() {
-            if self.fatal.is_none() {
-                self.fatal = Some(e.to_string());
-            }
+            self.finish_record(p);
         }
     }
 
-    /// One direction's report record, with what did not reach its file.
-    fn write_record(&mut self, p: &Pending) {
+    /// A direction whose file is finished, with what did not reach it.
+    fn finish_record(&mut self, p: Pending) {
         let lost = self.lost.remove(&dir_id(p.session, p.dir));
-        let (name, size) = match &p.file {
-            Some((shown, path, size)) => {
-                // A failed file holds what reached it (a FIFO under its name: none of it).
-                let size = match lost {
-                    Some(_) => std::fs::symlink_metadata(path)
-                        .ok()
-                        .filter(|m| m.is_file())
-                        .map_or(0, |m| m.len()),
-                    None => *size,
-                };
-                (Some(shown.as_path()), size)
-            }
-            None => (None, 0),
-        };
-        self.report.direction(&DirRecord {
-            filename: name,
-            filesize: size,
-            flow: &p.flow,
+        let file = p.file.map(|(shown, path, size)| {
+            // A failed file holds what reached it (a FIFO under its name: none of it).
+            let size = match lost {
+                Some(_) => std::fs::symlink_metadata(&path)
+                    .ok()
+                    .filter(|m| m.is_file())
+                    .map_or(0, |m| m.len()),
+                None => size,
+            };
+            FinishedFile { shown, path, size }
+        });
+        self.finished.push(Finished {
+            flow: p.flow,
             dir: p.dir,
             reason: p.reason,
             session: p.session,
+            file,
             truncated_bytes: p.truncated,
             write_lost_bytes: lost.unwrap_or(0),
         });
@@ -1346,32 +1166,9 @@ impl Output {
             }
         }
     }
-
-    fn print_chunk(&mut self, flow: &FlowInfo, dir: Dir, data: &[u8]) {
-        let session = self.flow_mut(flow.slot).session();
-        let name = if self.console.as_ref().is_some_and(|c| c.opts.header) {
-            Some(self.cfg.template.expand(
-                flow,
-                dir,
-                NameParams {
-                    conn_index: flow.conn_index,
-                    session,
-                },
-            ))
-        } else {
-            None
-        };
-        let Some(c) = &mut self.console else { return };
-        // Writing to a Vec cannot fail.
-        let _ = print_chunk(&mut c.buf, &c.opts, name.as_deref(), data);
-        c.buf_data += data.len() as u64;
-        if c.buf.len() >= CONSOLE_BUFFER {
-            self.flush_console();
-        }
-    }
 }
 
-impl Output {
+impl FileSink {
     /// Forgets a flow's state; any buffer still held (a suppressed flow holds none) goes with it.
     fn release(&mut self, slot: u32) {
         if !self.flows.get(slot as usize).is_some_and(|f| f.live()) {
@@ -1389,183 +1186,10 @@ impl Output {
             }
         }
         self.flows[slot as usize] = FlowOut::EMPTY;
-        self.open_flows = self.open_flows.saturating_sub(1);
     }
 }
 
-/// Hashes of the names used in this run, in 256 sets by their top byte: each grows on its
-/// own, so the memory never doubles at once (one set of 400,000 names would hold its old and
-/// new tables, 7 MB, while it grows). Past `limit` names the sets are forgotten
-/// ([`Output::forget_names`]) into a Bloom filter of [`FILTER_BYTES`] per name of `cap`: a
-/// name not in the sets that the filter cannot rule out is looked up in the output folder.
-#[derive(Debug)]
-struct NameSet {
-    shards: Vec<HashSet<u64>>,
-    len: usize,
-    cap: usize,
-    /// Forgotten when `len` reaches this: `cap` more than what was kept at the last time
-    /// (buffered directions' names, which [`BUF_OVERHEAD`] counts), so that it is never
-    /// forgotten again at once.
-    limit: usize,
-    /// The filter's bits; empty until the first time names are forgotten.
-    filter: Vec<u64>,
-}
-
-/// Bytes of the filter per name of `Limits::max_names`: 32 bits, which rule out about 98.5%
-/// of new names once 3 x that many were forgotten, 78% at 10 x.
-const FILTER_BYTES: usize = 4;
-/// Bits set per name in the filter.
-const FILTER_HASHES: u64 = 3;
-
-impl NameSet {
-    fn new(cap: usize) -> NameSet {
-        NameSet {
-            shards: (0..256).map(|_| HashSet::new()).collect(),
-            len: 0,
-            cap: cap.max(1),
-            limit: cap.max(1),
-            filter: Vec::new(),
-        }
-    }
-
-    #[cfg(test)]
-    fn contains(&self, h: u64) -> bool {
-        self.shards[(h >> 56) as usize].contains(&h)
-    }
-
-    /// False when `h` was in already.
-    fn insert(&mut self, h: u64) -> bool {
-        let new = self.shards[(h >> 56) as usize].insert(h);
-        self.len += usize::from(new);
-        new
-    }
-
-    fn remove(&mut self, h: u64) {
-        if self.shards[(h >> 56) as usize].remove(&h) {
-            self.len -= 1;
-        }
-    }
-
-    fn full(&self) -> bool {
-        self.len >= self.limit
-    }
-
-    /// Moves every name into the filter and gives the sets' memory back.
-    fn forget(&mut self) {
-        if self.filter.is_empty() {
-            self.filter = vec![0; (self.cap * FILTER_BYTES).div_ceil(8)];
-        }
-        for i in 0..self.shards.len() {
-            let shard = std::mem::take(&mut self.shards[i]);
-            for h in shard {
-                for bit in filter_bits(h, self.filter.len()) {
-                    self.filter[bit / 64] |= 1 << (bit % 64);
-                }
-            }
-        }
-        self.len = 0;
-    }
-
-    /// Whether `h` may have been forgotten (false: it certainly was not).
-    fn maybe_forgotten(&self, h: u64) -> bool {
-        !self.filter.is_empty()
-            && filter_bits(h, self.filter.len())
-                .all(|bit| self.filter[bit / 64] & (1 << (bit % 64)) != 0)
-    }
-}
-
-/// The filter's bits for hash `h` in `words` 64-bit words: double hashing, each index taken
-/// to the range by a multiply (no division).
-fn filter_bits(h: u64, words: usize) -> impl Iterator<Item = usize> {
-    let bits = words as u64 * 64;
-    let step = h.rotate_left(32) | 1;
-    (0..FILTER_HASHES).map(move |i| {
-        ((u128::from(h.wrapping_add(i.wrapping_mul(step))) * u128::from(bits)) >> 64) as usize
-    })
-}
-
-/// Prints one chunk as tcpflow 1.6's `print_packet` does.
-pub fn print_chunk(
-    out: &mut impl Write,
-    o: &ConsoleOpts,
-    name: Option<&str>,
-    data: &[u8],
-) -> io::Result<()> {
-    if let Some(n) = name {
-        write!(out, "{n}: ")?;
-        if o.format == ConsoleFormat::Hex {
-            out.write_all(b"\n")?;
-        }
-    }
-    match o.format {
-        ConsoleFormat::Binary => out.write_all(data)?,
-        ConsoleFormat::Printable => {
-            let mut line = Vec::with_capacity(data.len() + data.len() / 8);
-            for &b in data {
-                match b {
-                    b'\\' => line.extend_from_slice(b"\\\\"),
-                    b'\r' => line.extend_from_slice(b"\\r"),
-                    0x20..=0x7e | b'\n' | b'\t' => line.push(b),
-                    _ => {
-                        const HEX: &[u8; 16] = b"0123456789abcdef";
-                        line.extend_from_slice(&[
-                            b'\\',
-                            b'x',
-                            HEX[usize::from(b >> 4)],
-                            HEX[usize::from(b & 15)],
-                        ]);
-                    }
-                }
-            }
-            out.write_all(&line)?;
-        }
-        ConsoleFormat::Dots => {
-            let line: Vec<u8> = data
-                .iter()
-                .map(|&b| {
-                    if (0x20..0x7f).contains(&b) || b == b'\n' {
-                        b
-                    } else {
-                        b'.'
-                    }
-                })
-                .collect();
-            out.write_all(&line)?;
-        }
-        ConsoleFormat::Hex => {
-            let mut max_spaces = 0;
-            for (i, chunk) in data.chunks(32).enumerate() {
-                let mut line = format!("{:04x}: ", i * 32);
-                for (j, b) in chunk.iter().enumerate() {
-                    line.push_str(&format!("{b:02x}"));
-                    if j % 2 == 1 {
-                        line.push(' ');
-                    }
-                }
-                max_spaces = max_spaces.max(line.len());
-                while line.len() < max_spaces {
-                    line.push(' ');
-                }
-                line.push(' ');
-                line.extend(chunk.iter().map(|&b| {
-                    if (0x20..0x7f).contains(&b) {
-                        b as char
-                    } else {
-                        '.'
-                    }
-                }));
-                line.push('\n');
-                out.write_all(line.as_bytes())?;
-            }
-        }
-    }
-    if o.newline {
-        out.write_all(b"\n")?;
-    }
-    Ok(())
-}
-
-impl Sink for Output {
+impl Sink for FileSink {
     fn open(&mut self, flow: &FlowInfo) {
         let i = flow.slot as usize;
         if i >= self.flows.len() {
@@ -1586,52 +1210,34 @@ impl Sink for Output {
             // The evicted connection picked up again (a new one starts at 0): same names,
             // same files, its bytes at their offsets.
             self.flows[i].meta = (f.meta & !EVICTED) | LIVE;
-            self.open_flows += 1;
-            self.max_open_flows = self.max_open_flows.max(self.open_flows);
             return;
         }
         self.start_flow(flow.slot);
     }
 
     fn data(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
-        let max = self.cfg.max_bytes;
         let cap = self.cfg.limits.dir_buffer;
         let healthy = self.fatal.is_none();
-        let f = self.flow_mut(flow.slot);
-        if f.suppressed() {
-            return;
-        }
-        let d = &mut f.dirs[dir.index()];
+        let d = &mut self.flow_mut(flow.slot).dirs[dir.index()];
         d.end = d.end.max(offset + data.len() as u64);
         let b = d.buf;
-        let (kept, cut) = clip(max, offset, data);
         // The common case: in-order bytes that fit the direction's buffer as allocated. The
         // memory counted does not change, so there is nothing else to do (`append` would
         // do the same).
-        if cut == 0 && healthy && b != NO_BUF {
+        if healthy && b != NO_BUF {
             let e = &mut self.bufs[b as usize];
             if !e.data.is_empty()
                 && e.off + e.data.len() as u64 == offset
-                && e.data.len() + kept.len() <= e.data.capacity().min(cap)
+                && e.data.len() + data.len() <= e.data.capacity().min(cap)
             {
-                e.data.extend_from_slice(kept);
+                e.data.extend_from_slice(data);
                 return;
             }
         }
-        if cut > 0 {
-            *self.truncated.entry(key(flow.slot, dir)).or_insert(0) += cut;
-            self.host.truncated_bytes += cut;
-        }
-        if kept.is_empty() || self.fatal.is_some() {
+        if data.is_empty() || !healthy {
             return;
         }
-        if self.console.is_some() {
-            if !self.broken_pipe {
-                self.print_chunk(flow, dir, kept);
-            }
-        } else {
-            self.store(flow, dir, offset, kept);
-        }
+        self.store(flow, dir, offset, data);
     }
 
     fn gap(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, len: u64, _reason: GapReason) {
@@ -1639,32 +1245,13 @@ impl Sink for Output {
         d.end = d.end.max(offset.saturating_add(len));
     }
 
+    /// The file has the hole at these offsets: written there, as if in order.
     fn late(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
-        if self.console.is_none() {
-            // The file has the hole at these offsets: written there, as if in order.
-            self.data(flow, dir, offset, data);
-            return true;
-        }
-        // Already printed past them: shown after a header that says where they belong.
-        if self.broken_pipe || self.flow_mut(flow.slot).suppressed() {
-            return true;
-        }
-        let end = offset + data.len() as u64;
-        if let Some(c) = &mut self.console {
-            let res = write!(c.out, "\n[late bytes {offset}..{end}]\n");
-            if let Err(e) = res {
-                self.console_error(e);
-                return true;
-            }
-        }
-        self.print_chunk(flow, dir, data);
+        self.data(flow, dir, offset, data);
         true
     }
 
     fn redelivered(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
-        if self.console.is_some() {
-            return false;
-        }
         self.differs(flow, dir, offset, data)
     }
 
@@ -1672,42 +1259,38 @@ impl Sink for Output {
         let Some(f) = self.flows.get(flow.slot as usize).filter(|f| f.live()) else {
             return;
         };
-        let (session, suppressed) = (f.session(), f.suppressed());
-        let resumable = reason == CloseReason::Evicted && !suppressed && self.console.is_none();
+        let session = f.session();
+        let resumable = reason == CloseReason::Evicted;
         let bumps = [f.dirs[0].bump, f.dirs[1].bump];
-        if suppressed {
-            self.host.flows_ignored_late += 1;
-        } else {
-            for dir in Dir::BOTH {
-                let file = self.close_dir(flow, dir, resumable);
-                if flow.dirs[dir.index()].packets == 0 && file.is_none() {
-                    continue;
-                }
-                let truncated = self.truncated.remove(&key(flow.slot, dir)).unwrap_or(0);
-                let file = file
-                    .map(|(rel, size)| (self.display_name(&rel), self.cfg.outdir.join(&rel), size));
-                // After the file's jobs, all submitted by now.
-                let seq = self.finisher.as_ref().map_or(0, |f| f.submitted());
-                self.pending.push_back((
-                    seq,
-                    Pending {
-                        flow: *flow,
-                        dir,
-                        reason,
-                        session,
-                        truncated,
-                        file,
-                    },
-                ));
+        for dir in Dir::BOTH {
+            let file = self.close_dir(flow, dir, resumable);
+            if flow.dirs[dir.index()].packets == 0 && file.is_none() {
+                continue;
             }
-            if self.pending.len() > 4 * QUEUE {
-                // Bounded: wait for the oldest record's file.
-                if let (Some(f), Some(&(seq, _))) = (&mut self.finisher, self.pending.front()) {
-                    f.wait_for(seq);
-                }
-            }
-            self.emit_records(false);
+            let truncated = self.truncated.remove(&key(flow.slot, dir)).unwrap_or(0);
+            let file =
+                file.map(|(rel, size)| (self.display_name(&rel), self.cfg.outdir.join(&rel), size));
+            // After the file's jobs, all submitted by now.
+            let seq = self.finisher.as_ref().map_or(0, |f| f.submitted());
+            self.pending.push_back((
+                seq,
+                Pending {
+                    flow: *flow,
+                    dir,
+                    reason,
+                    session,
+                    truncated,
+                    file,
+                },
+            ));
         }
+        if self.pending.len() > 4 * QUEUE {
+            // Bounded: wait for the oldest record's file.
+            if let (Some(f), Some(&(seq, _))) = (&mut self.finisher, self.pending.front()) {
+                f.wait_for(seq);
+            }
+        }
+        self.emit_records(false);
         let kept = resumable.then(|| self.flows[flow.slot as usize].dirs);
         self.release(flow.slot);
         if let Some(mut dirs) = kept {
@@ -1721,6 +1304,34 @@ impl Sink for Output {
                 dirs,
             };
         }
+    }
+}
+
+impl Output for FileSink {
+    fn skipped(&mut self, _flow: &FlowInfo) {
+        self.next_session += 1;
+    }
+    fn cut(&mut self, flow: &FlowInfo, dir: Dir, bytes: u64) {
+        *self.truncated.entry(key(flow.slot, dir)).or_insert(0) += bytes;
+    }
+    fn take_finished(&mut self, out: &mut Vec<Finished>) {
+        out.append(&mut self.finished);
+    }
+    #[inline]
+    fn should_stop(&self) -> bool {
+        self.stopped()
+    }
+    fn flush(&mut self) {
+        self.wait_writes();
+    }
+    fn counters(&self, host: &mut HostStats) {
+        host.add(&self.host);
+    }
+    fn finish(&mut self, end: &mut End) {
+        self.wait_writes();
+        end.errors.extend(self.fatal.take());
+        self.cache.clear();
+        self.host.file_evictions = self.cache.evictions;
     }
 }
 
@@ -1743,7 +1354,6 @@ mod tests {
     fn cfg(dir: &Path, limits: Limits) -> OutputConfig {
         OutputConfig {
             template: Template::parse(DEFAULT).unwrap(),
-            max_bytes: None,
             file_mode: 0o644,
             outdir: dir.to_path_buf(),
             display_dir: None,
@@ -1796,7 +1406,7 @@ mod tests {
             max_open_files: 4,
             ..Limits::default()
         };
-        let mut out = Output::files(cfg(&dir, limits), 400, Report::none());
+        let mut out = FileSink::new(cfg(&dir, limits), 400);
         let flows: Vec<FlowInfo> = (0..400).map(flow_n).collect();
         for f in &flows {
             out.open(f);
@@ -1861,7 +1471,7 @@ mod tests {
             max_open_files: 4,
             ..Limits::default()
         };
-        let mut out = Output::files(cfg(&dir, limits), 400, Report::none());
+        let mut out = FileSink::new(cfg(&dir, limits), 400);
         let flows: Vec<FlowInfo> = (0..400).map(flow_n).collect();
         let name = |i: usize| {
             Template::parse(DEFAULT).unwrap().expand(
@@ -1938,9 +1548,9 @@ mod tests {
 
     /// 300 flows written in turns of 37 bytes, with a gap and a trailing gap: every byte,
     /// length and the time right.
-    fn interleaved_flows_every_byte_right(tag: &str, limits: Limits) -> Output {
+    fn interleaved_flows_every_byte_right(tag: &str, limits: Limits) -> FileSink {
         let dir = tmpdir(tag);
-        let mut out = Output::files(cfg(&dir, limits), 300, Report::none());
+        let mut out = FileSink::new(cfg(&dir, limits), 300);
         let flows: Vec<FlowInfo> = (0..300).map(flow_n).collect();
         for f in &flows {
             out.open(f);
@@ -2033,7 +1643,7 @@ mod tests {
             },
         );
         std::fs::write(dir.join(&name), vec![b'x'; 5000]).unwrap();
-        let mut out = Output::files(cfg(&dir, Limits::default()), 4, Report::none());
+        let mut out = FileSink::new(cfg(&dir, Limits::default()), 4);
         out.open(&f);
         out.data(&f, Dir::AtoB, 0, b"hello ");
         out.data(&f, Dir::AtoB, 6, b"world");
@@ -2063,7 +1673,7 @@ mod tests {
                 session: 0,
             },
         );
-        let mut out = Output::files(cfg(&dir, Limits::default()), 4, Report::none());
+        let mut out = FileSink::new(cfg(&dir, Limits::default()), 4);
         out.open(&f);
         out.data(&f, Dir::AtoB, 0, b"hello ");
         out.gap(&f, Dir::AtoB, 6, 5, GapReason::Lost);
@@ -2078,10 +1688,12 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// `-b` in front of the file writer: bytes past it are neither written nor compared,
+    /// and the direction's record says how many were cut.
     #[test]
     fn max_bytes_and_redelivery() {
         let dir = tmpdir("maxb");
-        let mut c = cfg(
+        let c = cfg(
             &dir,
             Limits {
                 dir_buffer: 8,
@@ -2090,9 +1702,8 @@ mod tests {
                 ..Limits::default()
             },
         );
-        c.max_bytes = Some(10);
-        let mut out = Output::files(c, 4, Report::none());
-        let f = flow4();
+        let mut out = super::super::cut::Cut::new(FileSink::new(c, 4), Some(10));
+        let mut f = flow4();
         out.open(&f);
         out.data(&f, Dir::AtoB, 0, b"0123456");
         out.data(&f, Dir::AtoB, 7, b"789abcdef");
@@ -2105,8 +1716,9 @@ mod tests {
         assert!(out.redelivered(&f, Dir::AtoB, 8, b"8Z"));
         // `last` policy: bytes delivered again with new content replace the old.
         out.data(&f, Dir::AtoB, 1, b"XY");
+        f.dirs[0].packets = 3;
         out.close(&f, CloseReason::Fin);
-        out.wait_writes();
+        out.flush();
         let name = Template::parse(DEFAULT).unwrap().expand(
             &f,
             Dir::AtoB,
@@ -2116,9 +1728,16 @@ mod tests {
             },
         );
         assert_eq!(std::fs::read(dir.join(name)).unwrap(), b"0XY3456789");
-        assert_eq!(out.host.truncated_bytes, 6);
+        let mut host = HostStats::default();
+        out.counters(&mut host);
+        assert_eq!(host.truncated_bytes, 6);
+        let mut done = Vec::new();
+        out.take_finished(&mut done);
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].truncated_bytes, 6);
+        assert_eq!(done[0].file.as_ref().map(|f| f.size), Some(10));
         assert!(
-            out.truncated.is_empty(),
+            out.inner().truncated.is_empty(),
             "the cut is forgotten with its flow"
         );
         std::fs::remove_dir_all(&dir).unwrap();
@@ -2129,7 +1748,7 @@ mod tests {
         let dir = tmpdir("dup");
         let mut c = cfg(&dir, Limits::default());
         c.template = Template::parse("%A/x%C%c").unwrap();
-        let mut out = Output::files(c, 4, Report::none());
+        let mut out = FileSink::new(c, 4);
         let mut a = flow4();
         let mut b = flow4();
         b.slot = 1;
@@ -2169,7 +1788,7 @@ mod tests {
             },
         );
         c.template = Template::parse("%A-%E-%M%C%c").unwrap();
-        let mut out = Output::files(c, 8, Report::none());
+        let mut out = FileSink::new(c, 8);
         let mut a = flow4();
         a.macs = None;
         let mut b = a;
@@ -2215,32 +1834,6 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// The filter never rules out a forgotten name, and rules out nearly every new one while
-    /// it holds up to 3 x its names (`FILTER_BYTES`).
-    #[test]
-    fn forgotten_names_stay_known() {
-        let cap = 1000;
-        let mut set = NameSet::new(cap);
-        let hasher =
-            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
-        let h = |i: u64| hasher.hash_one(format!("name {i}"));
-        for i in 0..3 * cap as u64 {
-            if set.full() {
-                set.forget();
-                set.limit = set.len + set.cap;
-            }
-            set.insert(h(i));
-        }
-        assert!(set.len <= cap);
-        for i in 0..3 * cap as u64 {
-            assert!(set.contains(h(i)) || set.maybe_forgotten(h(i)), "{i}");
-        }
-        let new = (1_000_000..1_010_000u64)
-            .filter(|&i| set.maybe_forgotten(h(i)))
-            .count();
-        assert!(new < 10_000 / 50, "{new} of 10,000 new names not ruled out");
-    }
-
     /// Room for 3 names in memory: the set is forgotten every few directions while 5 flows
     /// are open with their bytes only in buffers and closed ones wait on the finishing
     /// thread. 40 directions that all want the same name get the same files and bytes as
@@ -2257,7 +1850,7 @@ mod tests {
                 },
             );
             c.template = Template::parse("%A/x%C%c").unwrap();
-            let mut out = Output::files(c, 64, Report::none());
+            let mut out = FileSink::new(c, 64);
             let flows: Vec<FlowInfo> = (0..40)
                 .map(|i| {
                     let mut f = flow4();
@@ -2304,53 +1897,5 @@ mod tests {
         assert_eq!(tree(&few), want);
         std::fs::remove_dir_all(&all).unwrap();
         std::fs::remove_dir_all(&few).unwrap();
-    }
-
-    #[test]
-    fn console_formats() {
-        let o = ConsoleOpts {
-            header: true,
-            format: ConsoleFormat::Printable,
-            newline: true,
-        };
-        let mut v = Vec::new();
-        print_chunk(&mut v, &o, Some("A-B"), b"\x00!\nok\x7f").unwrap();
-        assert_eq!(v, b"A-B: \\x00!\nok\\x7f\n");
-        // A crafted stream: a carriage return that would overwrite the line, an escape
-        // sequence that would clear the screen, a C1 CSI in UTF-8, a backslash that would
-        // make `\x1b` ambiguous. Only printable ASCII, tabs and newlines reach the terminal.
-        let crafted = b"rm -rf ~\rls -l   \x1b[2J\tok\\x1b\xc2\x9b\x80\n";
-        let mut v = Vec::new();
-        print_chunk(&mut v, &o, None, crafted).unwrap();
-        assert_eq!(
-            String::from_utf8(v.clone()).unwrap(),
-            "rm -rf ~\\rls -l   \\x1b[2J\tok\\\\x1b\\xc2\\x9b\\x80\n\n"
-        );
-        assert!(v
-            .iter()
-            .all(|&b| (0x20..0x7f).contains(&b) || b == b'\n' || b == b'\t'));
-        let dots = ConsoleOpts {
-            format: ConsoleFormat::Dots,
-            ..o
-        };
-        let mut v = Vec::new();
-        print_chunk(&mut v, &dots, None, crafted).unwrap();
-        assert_eq!(v, b"rm -rf ~.ls -l   .[2J.ok\\x1b...\n\n");
-        let o = ConsoleOpts {
-            header: false,
-            format: ConsoleFormat::Binary,
-            newline: false,
-        };
-        let mut v = Vec::new();
-        print_chunk(&mut v, &o, None, b"\x00\x01").unwrap();
-        assert_eq!(v, b"\x00\x01");
-        let o = ConsoleOpts {
-            header: true,
-            format: ConsoleFormat::Hex,
-            newline: true,
-        };
-        let mut v = Vec::new();
-        print_chunk(&mut v, &o, Some("N"), b"ABC").unwrap();
-        assert_eq!(String::from_utf8(v).unwrap(), "N: \n0000: 4142 43 ABC\n\n");
     }
 }
