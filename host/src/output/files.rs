@@ -35,6 +35,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use tcpflow_core::{CloseReason, Dir, FlowInfo, GapReason, Sink};
 
+use super::buffers::{Buffers, NO_BUF};
 use super::filecache::FileCache;
 use super::finisher::{is_fatal, write_all_at_counted, FileError, FinalWrite, Finisher, QUEUE};
 use super::names::{NameSet, FILTER_BYTES, NAME_ENTRY_BYTES};
@@ -95,7 +96,7 @@ struct DirOut {
     end: u64,
     /// Highest offset written to the file (so the file is at least this long).
     written_end: u64,
-    /// This direction's buffer in `Output::bufs`, or [`NO_BUF`].
+    /// This direction's buffer in `FileSink::bufs`, or [`NO_BUF`].
     buf: u32,
     /// The name is the template's with the connection index counted up by this much
     /// (another direction had the name), or [`UNNAMED`] / [`NAME_FAILED`].
@@ -116,7 +117,6 @@ const FAILED: u8 = 8;
 /// Files whose failure gets its own warning line; past it they are only counted.
 const MAX_FILE_WARNINGS: u64 = 20;
 
-const NO_BUF: u32 = u32::MAX;
 const UNNAMED: u16 = u16::MAX;
 const NAME_FAILED: u16 = u16::MAX - 1;
 /// Most tries to find a free name.
@@ -148,26 +148,6 @@ impl DirOut {
     }
 }
 
-/// Buffered bytes of one direction, with its file name (so a budget flush can open the file
-/// without the flow at hand).
-#[derive(Debug, Default)]
-struct DirBuf {
-    data: Vec<u8>,
-    /// Stream offset of `data[0]`.
-    off: u64,
-    /// Identifies this buffer in the flush queue (0: not queued).
-    seq: u64,
-    /// Name relative to the output folder.
-    name: PathBuf,
-    /// The file's time (the flow's first packet), for a write made without the flow.
-    mtime_ns: u64,
-}
-
-/// What a held buffer costs besides its bytes (its entry, name, the name's entry in the set
-/// of names used and the allocator's overhead): counted in the budget so that many tiny
-/// buffers are bounded too.
-const BUF_OVERHEAD: usize = std::mem::size_of::<DirBuf>() + 64 + NAME_ENTRY_BYTES;
-
 /// What the file writer keeps per flow slot: the flow's state, and for two names (the
 /// default `Limits::max_names` is two per slot) an entry of the set of names used and the
 /// filter's bytes.
@@ -175,7 +155,7 @@ pub const FLOW_STATE_BYTES: usize = std::mem::size_of::<FlowOut>() + 2 * NAME_BY
 /// What one name of `Limits::max_names` costs at most: its entry in the set and its share
 /// of the filter.
 pub const NAME_BYTES: usize = NAME_ENTRY_BYTES + FILTER_BYTES;
-/// With `-b`: a direction with a cut has an entry in `Output::truncated` (key and count,
+/// With `-b`: a direction with a cut has an entry in `FileSink::truncated` (key and count,
 /// with the hash map's control byte and spare room).
 pub const CUT_STATE_BYTES: usize = 2 * 20;
 // 200,000 open connections hold 200,000 of these (a side map for what was written would
@@ -216,9 +196,8 @@ pub struct FileSink {
     cfg: OutputConfig,
     /// Per flow slot, grown to the highest slot seen.
     flows: Vec<FlowOut>,
-    /// Buffers of the directions that hold one; `free_bufs` lists the unused entries.
-    bufs: Vec<DirBuf>,
-    free_bufs: Vec<u32>,
+    /// Buffers of the directions that hold one.
+    bufs: Buffers,
     /// The name `ensure_name` just chose (by `key`), for the write or buffer that follows.
     fresh_name: Option<(u64, PathBuf)>,
     /// Directions (by `key`) whose buffer went to the finishing thread before their end, with
@@ -232,10 +211,6 @@ pub struct FileSink {
     used_names: NameSet,
     /// Fixed keys: which names the filter cannot rule out is the same from run to run.
     name_hasher: std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>,
-    buffered: usize,
-    live_buffers: usize,
-    queue: VecDeque<(u32, u8, u64)>,
-    next_seq: u64,
     next_session: u64,
     host: HostStats,
     fatal: Option<String>,
@@ -299,18 +274,13 @@ impl FileSink {
         FileSink {
             cfg,
             flows,
-            bufs: Vec::new(),
-            free_bufs: Vec::new(),
+            bufs: Buffers::new(),
             fresh_name: None,
             early: HashMap::new(),
             truncated: HashMap::new(),
             cache,
             used_names,
             name_hasher,
-            buffered: 0,
-            live_buffers: 0,
-            queue: VecDeque::new(),
-            next_seq: 1,
             next_session: 0,
             host: HostStats::default(),
             fatal: None,
@@ -323,7 +293,7 @@ impl FileSink {
     }
 
     /// Waits until every finished direction's file is written; a failure becomes the run's
-    /// fatal error. Call before [`Output::fatal`] at the end of a run.
+    /// fatal error.
     pub fn wait_writes(&mut self) {
         if let Some(mut f) = self.finisher.take() {
             for e in f.wait() {
@@ -542,7 +512,7 @@ impl FileSink {
     /// the folder cannot tell yet: the names of directions whose files are not there. Those
     /// are the buffered directions not written so far and the finishing thread's pending
     /// jobs, which this waits for. Every other direction named in this run has its file in
-    /// the folder, where [`Output::in_folder`] finds it when the filter cannot rule the
+    /// the folder, where [`FileSink::in_folder`] finds it when the filter cannot rule the
     /// name out.
     fn forget_names(&mut self) {
         if let Some(f) = &mut self.finisher {
@@ -556,7 +526,7 @@ impl FileSink {
         for f in self.flows.iter().filter(|f| f.live()) {
             for d in &f.dirs {
                 if d.named() && d.buf != NO_BUF {
-                    let name = &self.bufs[d.buf as usize].name;
+                    let name = &self.bufs[d.buf].name;
                     self.used_names.insert(self.name_hasher.hash_one(name));
                 }
             }
@@ -585,7 +555,7 @@ impl FileSink {
             return None;
         }
         if d.buf != NO_BUF {
-            return Some(self.bufs[d.buf as usize].name.clone());
+            return Some(self.bufs[d.buf].name.clone());
         }
         let k = key(slot, dir);
         if self.fresh_name.as_ref().is_some_and(|(fk, _)| *fk == k) {
@@ -701,17 +671,8 @@ impl FileSink {
         let name = self
             .name_for(Some(flow), flow.slot, dir)
             .unwrap_or_default();
-        let b = match self.free_bufs.pop() {
-            Some(b) => b,
-            None => {
-                self.bufs.push(DirBuf::default());
-                (self.bufs.len() - 1) as u32
-            }
-        };
-        self.bufs[b as usize].name = name;
-        self.bufs[b as usize].mtime_ns = flow.first_ts.0;
+        let b = self.bufs.alloc(flow.slot, dir, name, flow.first_ts.0);
         self.dir_mut(flow.slot, dir).buf = b;
-        self.buffered += BUF_OVERHEAD;
         b
     }
 
@@ -722,17 +683,7 @@ impl FileSink {
         if b == NO_BUF {
             return None;
         }
-        let e = &mut self.bufs[b as usize];
-        let data = std::mem::take(&mut e.data);
-        let name = std::mem::take(&mut e.name);
-        let off = e.off;
-        e.seq = 0;
-        if !data.is_empty() {
-            self.live_buffers -= 1;
-        }
-        self.buffered -= data.capacity() + BUF_OVERHEAD;
-        self.free_bufs.push(b);
-        Some((data, off, name))
+        Some(self.bufs.release(b))
     }
 
     /// Writes a direction's buffer out and frees it.
@@ -745,25 +696,22 @@ impl FileSink {
     /// grow a new buffer by doubling after every write.
     fn flush_dir_keeping(&mut self, slot: u32, dir: Dir, keep: bool) {
         let b = self.flows[slot as usize].dirs[dir.index()].buf;
-        if b == NO_BUF || self.bufs[b as usize].data.is_empty() {
+        if b == NO_BUF {
             return;
         }
-        let e = &mut self.bufs[b as usize];
-        e.seq = 0;
-        let off = e.off;
-        let mut data = std::mem::take(&mut e.data);
-        self.live_buffers -= 1;
+        let Some((data, off)) = self.bufs.take_data(b) else {
+            return;
+        };
         self.write_at(None, slot, dir, off, &data);
         if self.flows[slot as usize].dirs[dir.index()].buf != b {
             // The file failed: its buffer entry was given up.
-            self.buffered -= data.capacity();
+            self.bufs.uncount(data.capacity());
             return;
         }
         if keep {
-            data.clear();
-            self.bufs[b as usize].data = data;
+            self.bufs.give_back(b, data);
         } else {
-            self.buffered -= data.capacity();
+            self.bufs.uncount(data.capacity());
             drop(data);
             self.take_buf(slot, dir);
         }
@@ -771,19 +719,16 @@ impl FileSink {
 
     /// Writes the oldest buffers until the total is under three quarters of the budget.
     fn enforce_budget(&mut self) {
-        if self.buffered <= self.cfg.limits.total_buffer {
+        if self.bufs.held <= self.cfg.limits.total_buffer {
             return;
         }
         self.host.buffer_budget_flushes += 1;
         let target = self.cfg.limits.total_buffer / 4 * 3;
-        while self.buffered > target {
-            let Some((slot, d, seq)) = self.queue.pop_front() else {
+        while self.bufs.held > target {
+            let Some((slot, dir)) = self.bufs.pop_oldest() else {
                 break;
             };
-            let dir = dir_of(d as usize);
-            if self.queued(slot, d as usize, seq) {
-                self.flush_early(slot, dir);
-            }
+            self.flush_early(slot, dir);
         }
     }
 
@@ -795,7 +740,7 @@ impl FileSink {
         let k = key(slot, dir);
         let mtime_ns = match self.flows[slot as usize].dirs[dir.index()].buf {
             NO_BUF => return,
-            b => self.bufs[b as usize].mtime_ns,
+            b => self.bufs[b].mtime_ns,
         };
         let Some((buf, off, name)) = self.take_buf(slot, dir) else {
             return;
@@ -822,29 +767,18 @@ impl FileSink {
         }
     }
 
-    /// Whether the flush queue's entry still stands for a buffer with bytes.
-    fn queued(&self, slot: u32, dir: usize, seq: u64) -> bool {
-        self.flows.get(slot as usize).is_some_and(|f| {
-            let b = f.dirs[dir].buf;
-            f.live() && b != NO_BUF && {
-                let e = &self.bufs[b as usize];
-                e.seq == seq && !e.data.is_empty()
-            }
-        })
-    }
-
     /// Appends bytes that continue the buffer (or start it), writing it first when full.
     fn append(&mut self, flow: &FlowInfo, dir: Dir, off: u64, data: &[u8]) {
         let slot = flow.slot;
         let cap = self.cfg.limits.dir_buffer;
         let b = self.flows[slot as usize].dirs[dir.index()].buf;
-        if b != NO_BUF && !self.bufs[b as usize].data.is_empty() {
-            let e = &self.bufs[b as usize];
+        if b != NO_BUF && !self.bufs[b].data.is_empty() {
+            let e = &self.bufs[b];
             let follows = e.off + e.data.len() as u64 == off;
             let full = e.data.len() + data.len() > cap;
             if !follows || full {
                 // A full buffer is a streaming direction: keep its memory, within the budget.
-                let keep = full && follows && self.buffered <= self.cfg.limits.total_buffer / 2;
+                let keep = full && follows && self.bufs.held <= self.cfg.limits.total_buffer / 2;
                 self.flush_dir_keeping(slot, dir, keep);
                 if self.failed(slot, dir) {
                     return self.lose_dir(slot, dir, data.len());
@@ -859,35 +793,8 @@ impl FileSink {
             NO_BUF => self.new_buf(flow, dir),
             b => b,
         };
-        let seq = self.next_seq;
-        let e = &mut self.bufs[b as usize];
-        if e.data.is_empty() {
-            e.off = off;
-            e.seq = seq;
-            self.next_seq += 1;
-            self.live_buffers += 1;
-            self.queue.push_back((slot, dir.index() as u8, seq));
-        }
-        // Memory is counted as allocated: exact for the first chunk (most flows are short),
-        // doubling after that, never past the per-direction cap.
-        let before = e.data.capacity();
-        let need = e.data.len() + data.len();
-        if need > before {
-            let target = if before == 0 {
-                need
-            } else {
-                need.max(before * 2).min(cap)
-            };
-            e.data.reserve_exact(target - e.data.len());
-        }
-        e.data.extend_from_slice(data);
-        self.buffered += e.data.capacity() - before;
-        self.host.buffer_peak_bytes = self.host.buffer_peak_bytes.max(self.buffered as u64);
-        if self.queue.len() > 4 * self.live_buffers + 1024 {
-            let mut queue = std::mem::take(&mut self.queue);
-            queue.retain(|&(s, di, q)| self.queued(s, di as usize, q));
-            self.queue = queue;
-        }
+        self.bufs.push(b, off, data, cap);
+        self.host.buffer_peak_bytes = self.host.buffer_peak_bytes.max(self.bufs.held as u64);
         self.enforce_budget();
     }
 
@@ -905,7 +812,7 @@ impl FileSink {
         let (buf_off, buf_len) = match d.buf {
             NO_BUF => (0, 0),
             b => {
-                let e = &self.bufs[b as usize];
+                let e = &self.bufs[b];
                 (e.off, e.data.len() as u64)
             }
         };
@@ -924,7 +831,7 @@ impl FileSink {
                 }
             }
             if !rest.is_empty() {
-                let e = &mut self.bufs[d.buf as usize];
+                let e = &mut self.bufs[d.buf];
                 let start = (off - buf_off) as usize;
                 let n = rest.len().min(e.data.len() - start);
                 e.data[start..start + n].copy_from_slice(&rest[..n]);
@@ -957,12 +864,12 @@ impl FileSink {
         }
         let buf: &[u8] = match d.buf {
             NO_BUF => &[],
-            b => &self.bufs[b as usize].data,
+            b => &self.bufs[b].data,
         };
         let buf_off = if buf.is_empty() {
             0
         } else {
-            self.bufs[d.buf as usize].off
+            self.bufs[d.buf].off
         };
         let mut differ = false;
         // The buffered part.
@@ -1225,7 +1132,7 @@ impl Sink for FileSink {
         // memory counted does not change, so there is nothing else to do (`append` would
         // do the same).
         if healthy && b != NO_BUF {
-            let e = &mut self.bufs[b as usize];
+            let e = &mut self.bufs[b];
             if !e.data.is_empty()
                 && e.off + e.data.len() as u64 == offset
                 && e.data.len() + data.len() <= e.data.capacity().min(cap)

@@ -2,7 +2,8 @@
 //! plus what a run needs around it), fed the engine's events through a tee ([`Tee`]).
 //!
 //! - [`files`]: one file per direction (the default), with its set of names (`names`),
-//!   open-file cache ([`filecache`]) and finishing thread ([`finisher`]);
+//!   per-direction buffers ([`buffers`]), open-file cache ([`filecache`]) and finishing
+//!   thread ([`finisher`]);
 //! - [`console`]: `-c` / `-C`;
 //! - [`spool`]: `--spool`, the core's flash spool writer;
 //! - [`report`]: `report.xml` and `--report-json`, fed the [`Finished`] events.
@@ -23,6 +24,7 @@ use tcpflow_core::{CloseReason, Dir, FlowInfo, GapReason, Sink};
 
 use crate::report::{Group, HostStats, Report};
 
+pub mod buffers;
 pub mod console;
 pub mod cut;
 pub mod filecache;

@@ -10,7 +10,7 @@ pub(super) const NAME_ENTRY_BYTES: usize = 21;
 /// Hashes of the names used in this run, in 256 sets by their top byte: each grows on its
 /// own, so the memory never doubles at once (one set of 400,000 names would hold its old and
 /// new tables, 7 MB, while it grows). Past `limit` names the sets are forgotten
-/// ([`Output::forget_names`]) into a Bloom filter of [`FILTER_BYTES`] per name of `cap`: a
+/// (`FileSink::forget_names`) into a Bloom filter of [`FILTER_BYTES`] per name of `cap`: a
 /// name not in the sets that the filter cannot rule out is looked up in the output folder.
 #[derive(Debug)]
 pub(super) struct NameSet {
@@ -18,7 +18,7 @@ pub(super) struct NameSet {
     pub(super) len: usize,
     pub(super) cap: usize,
     /// Forgotten when `len` reaches this: `cap` more than what was kept at the last time
-    /// (buffered directions' names, which [`BUF_OVERHEAD`] counts), so that it is never
+    /// (buffered directions' names, which `BUF_OVERHEAD` counts), so that it is never
     /// forgotten again at once.
     pub(super) limit: usize,
     /// The filter's bits; empty until the first time names are forgotten.
