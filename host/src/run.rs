@@ -261,10 +261,16 @@ impl Progress {
         self.start_packets = packets;
     }
 
+    /// Called per packet: the check is inline, the line out of line.
+    #[inline]
     fn tick(&mut self, input: &mut Input, packets: u64, open_flows: u64) {
-        if !self.enabled || packets % 256 != 0 {
-            return;
+        if self.enabled && packets % 256 == 0 {
+            self.show(input, packets, open_flows);
         }
+    }
+
+    #[cold]
+    fn show(&mut self, input: &mut Input, packets: u64, open_flows: u64) {
         let now = Instant::now();
         if now.duration_since(self.last) < PROGRESS_EVERY {
             return;
