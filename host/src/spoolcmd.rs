@@ -225,15 +225,15 @@ pub fn export(o: &Options, path: &Path) -> Result<i32, String> {
         truncated,
         slots,
     };
-    // `-b` was applied when spooling; `-R` does not apply.
+    // `-b` cuts here too, as it did when spooling (`-R` has no files to apply to).
     match o.console {
         Some(c) => {
-            let out = Outputs::new(ConsoleSink::new(o.template.clone(), c), report, None);
-            replay_into(o, spool, out)
+            let out = ConsoleSink::new(o.template.clone(), c);
+            replay_into(o, spool, Outputs::new(out, report, o.max_bytes))
         }
         None => {
-            let out = Outputs::new(FileSink::new(output_config(o), slots), report, None);
-            replay_into(o, spool, out)
+            let out = FileSink::new(output_config(o), slots);
+            replay_into(o, spool, Outputs::new(out, report, o.max_bytes))
         }
     }
 }

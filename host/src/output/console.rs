@@ -312,6 +312,47 @@ pub fn print_chunk(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::template::tests::flow4;
+    use crate::template::DEFAULT;
+
+    /// Connections take numbers in the order they start, skipped ones too; a direction that
+    /// carried packets is finished at its close, without a file, with what `-b` cut.
+    #[test]
+    fn sessions_and_finished_directions() {
+        let o = ConsoleOpts {
+            header: true,
+            format: ConsoleFormat::Printable,
+            newline: true,
+        };
+        let mut c = ConsoleSink::new(Template::parse(DEFAULT).unwrap(), o);
+        let mut a = flow4();
+        let mut b = flow4();
+        b.slot = 1;
+        c.open(&a);
+        c.skipped(&b);
+        b.slot = 2;
+        c.open(&b);
+        c.data(&b, Dir::AtoB, 0, b"hi");
+        c.cut(&b, Dir::AtoB, 5);
+        assert!(
+            c.buf.ends_with(b": hi\n"),
+            "{:?}",
+            String::from_utf8_lossy(&c.buf)
+        );
+        b.dirs[0].packets = 2;
+        c.close(&b, CloseReason::Fin);
+        a.dirs[1].packets = 1;
+        c.close(&a, CloseReason::Rst);
+        let mut done = Vec::new();
+        c.take_finished(&mut done);
+        let got: Vec<_> = done
+            .iter()
+            .map(|f| (f.session, f.dir, f.truncated_bytes, f.file.is_none()))
+            .collect();
+        assert_eq!(got, vec![(2, Dir::AtoB, 5, true), (0, Dir::BtoA, 0, true)]);
+        // Not printed: the test's standard output stays clean.
+        c.buf.clear();
+    }
 
     #[test]
     fn console_formats() {
