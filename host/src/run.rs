@@ -348,7 +348,7 @@ impl<S: Output> Run<'_, S> {
     }
 
     /// One packet: `origlen` bytes on the wire, `data` captured.
-    #[inline]
+    #[inline(always)]
     fn packet(&mut self, link: LinkType, ts: Timestamp, origlen: u32, data: &[u8]) {
         self.host.packets_read += 1;
         let processed = matches!(

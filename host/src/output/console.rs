@@ -9,7 +9,7 @@ use std::io::{self, Write};
 
 use tcpflow_core::{CloseReason, Dir, FlowInfo, Sink};
 
-use super::{End, Finished, Output};
+use super::{take_all, End, Finished, Output};
 use crate::input::io_message;
 use crate::report::HostStats;
 use crate::template::{NameParams, Template};
@@ -179,7 +179,7 @@ impl Output for ConsoleSink {
         *self.truncated.entry(k).or_insert(0) += bytes;
     }
     fn take_finished(&mut self, out: &mut Vec<Finished>) {
-        out.append(&mut self.finished);
+        take_all(&mut self.finished, out);
     }
     fn idle(&mut self, _now: u64) {
         self.flush_console();

@@ -39,7 +39,7 @@ use super::buffers::{Buffers, NO_BUF};
 use super::filecache::FileCache;
 use super::finisher::{is_fatal, write_all_at_counted, FileError, FinalWrite, Finisher, QUEUE};
 use super::names::{NameSet, FILTER_BYTES, NAME_ENTRY_BYTES};
-use super::{End, Finished, FinishedFile, Output};
+use super::{take_all, End, Finished, FinishedFile, Output};
 use crate::input::io_message;
 use crate::report::HostStats;
 use crate::template::{NameParams, Template};
@@ -1222,7 +1222,7 @@ impl Output for FileSink {
         *self.truncated.entry(key(flow.slot, dir)).or_insert(0) += bytes;
     }
     fn take_finished(&mut self, out: &mut Vec<Finished>) {
-        out.append(&mut self.finished);
+        take_all(&mut self.finished, out);
     }
     #[inline]
     fn should_stop(&self) -> bool {

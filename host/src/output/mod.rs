@@ -114,6 +114,16 @@ pub trait Output: Sink {
     fn finish(&mut self, _end: &mut End) {}
 }
 
+/// Moves `made` to the end of `out`: the vectors trade places when `out` is empty (the usual
+/// case), so a [`Finished`] event is not copied on its way.
+pub(crate) fn take_all(made: &mut Vec<Finished>, out: &mut Vec<Finished>) {
+    if out.is_empty() {
+        std::mem::swap(made, out);
+    } else {
+        out.append(made);
+    }
+}
+
 /// Two outputs fed the same events, `A` first.
 #[derive(Debug)]
 pub struct Tee<A, B>(pub A, pub B);
