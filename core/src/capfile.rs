@@ -23,7 +23,8 @@
 
 use core::fmt;
 
-use crate::{LinkType, Timestamp};
+use crate::decode::LinkType;
+use crate::time::Timestamp;
 
 /// The largest captured length of one packet (libpcap's `MAXIMUM_SNAPLEN`); a record header
 /// claiming more is corrupt.

@@ -9,7 +9,7 @@ use core::fmt;
 
 use crate::decode::{Addr, IpPacket, Vlans};
 use crate::stats::FragStats;
-use crate::Timestamp;
+use crate::time::Timestamp;
 
 /// Received ranges a datagram may be held in before it is given up (as too_big): bounds the
 /// per-fragment work and the slot size.

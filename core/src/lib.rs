@@ -42,45 +42,32 @@
 extern crate std;
 
 pub mod capfile;
+pub mod config;
 pub mod decode;
 pub mod defrag;
 pub mod engine;
+pub mod flow;
 mod hash;
 mod pack;
 pub mod pool;
 pub mod seq;
+pub mod sink;
 pub mod sizing;
 pub mod spool;
 pub mod stats;
+pub mod storage;
 pub mod stream;
 pub mod table;
+mod time;
 
+pub use config::{Config, OverlapPolicy};
 pub use decode::{Addr, DecodeError, LinkType, Vlans};
-pub use engine::{
-    CloseReason, Config, Dir, DirInfo, Engine, FlowInfo, FlowKey, GapReason, OverlapPolicy, Sink,
-    Storage,
-};
+pub use engine::Engine;
+pub use flow::{Dir, DirInfo, FlowInfo, FlowKey};
+pub use sink::{CloseReason, GapReason, Sink};
+pub use storage::Storage;
+pub use time::Timestamp;
 
-/// Capture time: nanoseconds since the Unix epoch (u64 lasts until 2554). The core has no
-/// clock; every timeout runs on these, so a file gives the same output every run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Timestamp(pub u64);
-
-impl Timestamp {
-    pub const fn from_secs(secs: u64) -> Self {
-        Timestamp(secs * 1_000_000_000)
-    }
-    pub const fn from_micros(secs: u64, micros: u32) -> Self {
-        Timestamp(secs * 1_000_000_000 + micros as u64 * 1000)
-    }
-    pub const fn secs(self) -> u64 {
-        self.0 / 1_000_000_000
-    }
-    pub const fn subsec_nanos(self) -> u32 {
-        (self.0 % 1_000_000_000) as u32
-    }
-}
 pub use sizing::Capacities;
 pub use stats::Stats;
 

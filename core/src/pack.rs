@@ -13,11 +13,11 @@
 //! state.
 
 use crate::decode::{Addr, Vlans};
-use crate::engine::{DirInfo, FlowInfo, FlowKey};
+use crate::flow::{DirInfo, FlowInfo, FlowKey};
 use crate::pool::NIL;
 use crate::seq::SeqNum;
 use crate::stream::{Half, Mode, GAPS_KEPT, NO_FIN};
-use crate::Timestamp;
+use crate::time::Timestamp;
 
 /// Fields that may be left out, each with a presence bit. The bitmap is a varint, so the
 /// fields a clean connection has come first (one byte of bitmap for them).

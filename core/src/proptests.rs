@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use std::vec::Vec;
 
-use crate::engine::Config;
+use crate::config::Config;
 use crate::testutil::*;
 use crate::{LinkType, Timestamp};
 

@@ -83,7 +83,7 @@ impl Capacities {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Config;
+    use crate::config::Config;
     use crate::testutil::{pattern, Conv, Rec, ACK};
     use crate::{Engine, LinkType, Storage, Timestamp};
     use std::vec;

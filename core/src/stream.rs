@@ -12,9 +12,13 @@
 //! - a byte is only ever delivered once, except under the `last` overlap policy, where a
 //!   differing retransmission of delivered bytes is delivered again at the same offset.
 
-use crate::engine::{Config, Dir, FlowInfo, GapReason, OverlapPolicy, Sink};
+use crate::config::{Config, OverlapPolicy};
+
+use crate::flow::{Dir, FlowInfo};
+
 use crate::pool::{Block, Pool, BLOCK_DATA, NIL};
 use crate::seq::SeqNum;
+use crate::sink::{GapReason, Sink};
 use crate::stats::FlowStats;
 
 /// Segments further than this from the stream position are ambiguous (half the sequence space

@@ -25,11 +25,11 @@
 //! record, with SipHash-1-3 under a key the embedder chooses.
 
 use crate::decode::{Addr, Vlans};
-use crate::engine::{Dir, DirInfo, FlowInfo, FlowKey};
+use crate::flow::{Dir, DirInfo, FlowInfo, FlowKey};
 use crate::hash::siphash13;
 use crate::pool::NIL;
 use crate::stream::Half;
-use crate::Timestamp;
+use crate::time::Timestamp;
 
 /// What a record holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

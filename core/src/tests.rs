@@ -3,7 +3,11 @@
 use std::vec;
 use std::vec::Vec;
 
-use crate::engine::{CloseReason, Config, Dir, GapReason, OverlapPolicy};
+use crate::config::{Config, OverlapPolicy};
+
+use crate::flow::Dir;
+
+use crate::sink::{CloseReason, GapReason};
 use crate::testutil::*;
 use crate::{LinkType, Timestamp};
 

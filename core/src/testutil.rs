@@ -5,11 +5,13 @@ use std::collections::HashMap;
 use std::vec;
 use std::vec::Vec;
 
+use crate::config::Config;
 use crate::defrag::FragSlot;
-use crate::engine::{
-    CloseReason, Config, Dir, Engine, FlowInfo, FlowKey, GapReason, Sink, Storage,
-};
+use crate::engine::Engine;
+use crate::flow::{Dir, FlowInfo, FlowKey};
 use crate::pool::Block;
+use crate::sink::{CloseReason, GapReason, Sink};
+use crate::storage::Storage;
 use crate::table::{FlowRecord, FlowSlot};
 
 /// Storage owned by a test.

@@ -4,8 +4,9 @@ use super::format::{plausible_header, read_header, read_record, segment_base, Re
 use super::format::{SegmentHeader, CLOSE_LEN, MAX_RECORD, OPEN_LEN, SEGMENT_HEADER_LEN};
 use super::{check_geometry, ConfigError, Drops, SpoolError, SpoolStorage};
 use crate::decode::{Addr, Vlans};
-use crate::engine::{CloseReason, Dir, DirInfo, FlowInfo, FlowKey, Sink};
-use crate::Timestamp;
+use crate::flow::{Dir, DirInfo, FlowInfo, FlowKey};
+use crate::sink::{CloseReason, Sink};
+use crate::time::Timestamp;
 
 /// The reader's state for one spool flow slot (a slice of these, at least
 /// [`SpoolInfo::slots`] long, is handed to [`SpoolReader::replay`]).

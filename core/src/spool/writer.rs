@@ -9,7 +9,8 @@ use super::format::{
     SEGMENT_HEADER_LEN, T_CLOSE, T_DATA, T_GAP, T_OPEN, T_PAD,
 };
 use super::{check_geometry, ConfigError, Drops, SpoolError, SpoolStorage};
-use crate::engine::{CloseReason, Dir, FlowInfo, GapReason, Sink};
+use crate::flow::{Dir, FlowInfo};
+use crate::sink::{CloseReason, GapReason, Sink};
 
 /// A Data event is split to fill the end of a segment only if at least this many bytes fit
 /// there; less goes to the next segment (the waste is bounded by a record header and this).
