@@ -1,16 +1,13 @@
 //! The engine: frames in, sink events out.
 
 use crate::config::Config;
-use crate::decode::{self, Addr, DecodeError, IpPacket, LinkType, TcpSegment};
+use crate::decode::{self, Addr, DecodeError, LinkType};
 use crate::defrag::Defragmenter;
-use crate::flow::{Dir, DirInfo, FlowInfo, FlowKey};
-use crate::pool::{Pool, NIL};
-use crate::sink::{CloseReason, Sink};
-use crate::stats::{FlowStats, Stats};
+use crate::sink::Sink;
+use crate::stats::Stats;
 use crate::storage::Storage;
-use crate::stream::{Env, Mode};
-use crate::table::{FlowSlot, FlowTable, SlotState};
 use crate::time::Timestamp;
+use crate::tracker::Tracker;
 
 /// What happened to a frame that decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,11 +37,13 @@ pub struct Engine<'s> {
 impl<'s> Engine<'s> {
     pub fn new(storage: Storage<'s>, config: Config) -> Self {
         Engine {
-            tracker: Tracker {
-                table: FlowTable::new(storage.flows, storage.hot, storage.index, config.hash_key),
-                pool: Pool::new(storage.blocks),
-                cfg: config,
-            },
+            tracker: Tracker::new(
+                storage.flows,
+                storage.hot,
+                storage.index,
+                storage.blocks,
+                config,
+            ),
             defrag: Defragmenter::new(
                 storage.frag_slots,
                 storage.frag_arena,
@@ -210,10 +209,7 @@ impl<'s> Engine<'s> {
     /// Closes every open flow (reason `EndOfInput`), oldest first, delivering what is held
     /// and reporting holes as gaps; drops incomplete fragmented datagrams (counted).
     pub fn finish<S: Sink>(&mut self, sink: &mut S) {
-        while let Some(i) = self.tracker.table.oldest_open() {
-            self.tracker
-                .close(i, CloseReason::EndOfInput, &mut self.stats.flow, sink);
-        }
+        self.tracker.finish(&mut self.stats.flow, sink);
         self.defrag.flush(&mut self.stats.frag);
     }
 
@@ -224,351 +220,16 @@ impl<'s> Engine<'s> {
 
     /// Flows being reassembled now.
     pub fn open_flows(&self) -> usize {
-        self.tracker.table.open_len()
+        self.tracker.open_len()
     }
 
     /// The most flows that can be tracked at once with the storage given.
     pub fn capacity(&self) -> usize {
-        self.tracker.table.capacity()
+        self.tracker.capacity()
     }
 
     /// Out-of-order pool blocks free now.
     pub fn free_blocks(&self) -> u32 {
-        self.tracker.pool.free_count()
-    }
-}
-
-/// The flow table and the pool: everything a segment touches.
-#[derive(Debug)]
-struct Tracker<'s> {
-    table: FlowTable<'s>,
-    pool: Pool<'s>,
-    cfg: Config,
-}
-
-fn new_info(pkt: &IpPacket<'_>, seg: &TcpSegment<'_>, ts: Timestamp, conn_index: u32) -> FlowInfo {
-    FlowInfo {
-        slot: 0,
-        key: FlowKey {
-            addr: [pkt.src, pkt.dst],
-            port: [seg.src_port, seg.dst_port],
-            vlans: pkt.vlans,
-        },
-        conn_index,
-        first_ts: ts,
-        last_ts: ts,
-        macs: pkt.macs,
-        dirs: [DirInfo::EMPTY; 2],
-    }
-}
-
-impl<'s> Tracker<'s> {
-    // Inlined into both callers (the common frame's path and the A-MSDU tail): as one
-    // call it was inlined, and a call per packet here costs about 70 instructions.
-    #[inline(always)]
-    fn segment<S: Sink>(
-        &mut self,
-        ts: Timestamp,
-        pkt: &IpPacket<'_>,
-        seg: &TcpSegment<'_>,
-        stats: &mut FlowStats,
-        sink: &mut S,
-    ) {
-        let flags = seg.flags;
-        // Every payload byte seen, whatever becomes of it (delivered, late, after close, ...).
-        stats.payload_bytes += seg.payload_len as u64;
-        let (found, hash) =
-            self.table
-                .lookup(pkt.src, seg.src_port, pkt.dst, seg.dst_port, &pkt.vlans);
-        let (i, dir, h) = match found {
-            Some((i, d)) => {
-                let h = self.hot(i, true, stats, sink);
-                let state = self.table.state(i);
-                let slot = self.table.slot_at(h);
-                let fresh = match state {
-                    SlotState::Open => {
-                        // A connection attempt on a live 4-tuple is a new connection unless
-                        // it repeats this side's SYN.
-                        let h = &slot.half[d.index()];
-                        flags.syn()
-                            && !flags.ack()
-                            && h.mode != Mode::Unset
-                            && !(h.has_syn && h.isn == seg.seq)
-                    }
-                    SlotState::Evicted => {
-                        // Evicted, not finished: only a new SYN, or data far from where its
-                        // direction stopped, starts another connection.
-                        let h = &slot.half[d.index()];
-                        (flags.syn() && !(h.has_syn && h.isn == seg.seq))
-                            || (!flags.syn()
-                                && seg.payload_len > 0
-                                && h.mode != Mode::Unset
-                                && h.is_far(seg.seq))
-                    }
-                    SlotState::Closed => {
-                        // A repeat of the finished connection's own SYN is not a new one.
-                        let h = &slot.half[d.index()];
-                        let reset = slot.info.dirs[0].rst || slot.info.dirs[1].rst;
-                        let old_syn = h.has_syn && h.isn == seg.seq && !reset;
-                        (flags.syn() && !old_syn)
-                            || (!flags.syn()
-                                && seg.payload_len > 0
-                                && (h.mode == Mode::Unset || h.is_far(seg.seq)))
-                    }
-                    SlotState::Free | SlotState::Spill => true,
-                };
-                if fresh {
-                    let conn = slot.info.conn_index.wrapping_add(1);
-                    if state == SlotState::Open {
-                        self.close(i, CloseReason::Reused, stats, sink);
-                    }
-                    stats.reused += 1;
-                    stats.opened += 1;
-                    // Closing packed it, most likely.
-                    let h = self.hot(i, false, stats, sink);
-                    self.table.reopen(i, new_info(pkt, seg, ts, conn));
-                    sink.open(&self.table.slot_at(h).info);
-                    (i, Dir::AtoB, h)
-                } else if state == SlotState::Closed {
-                    // A late packet of a finished connection (the last ACK, a repeated FIN).
-                    stats.after_close_bytes += seg.payload_len as u64;
-                    self.table.touch(i);
-                    return;
-                } else if state == SlotState::Evicted {
-                    // The connection goes on where it stopped: same index, same offsets.
-                    self.table.resume(i);
-                    stats.resumed += 1;
-                    let slot = self.table.slot_at(h);
-                    // The figures restart with the resumed part (each close is its own
-                    // record), so gaps reported before the eviction are no longer the
-                    // direction's: bytes for them are judged as any old range is.
-                    for half in &mut slot.half {
-                        half.forget_gaps();
-                    }
-                    let info = &mut slot.info;
-                    for di in &mut info.dirs {
-                        *di = DirInfo {
-                            stream_len: di.stream_len,
-                            syn: di.syn,
-                            fin: di.fin,
-                            rst: di.rst,
-                            ..DirInfo::EMPTY
-                        };
-                    }
-                    sink.open(info);
-                    (i, d, h)
-                } else {
-                    (i, d, h)
-                }
-            }
-            None => {
-                let i = match self.take_slot(stats, sink) {
-                    Some(i) => i,
-                    None => {
-                        stats.untracked_bytes += seg.payload_len as u64;
-                        return;
-                    }
-                };
-                stats.opened += 1;
-                let h = self.hot(i, false, stats, sink);
-                self.table.install(i, new_info(pkt, seg, ts, 0), hash, true);
-                sink.open(&self.table.slot_at(h).info);
-                (i, Dir::AtoB, h)
-            }
-        };
-        self.table.touch(i);
-        let d = dir.index();
-        let slot = self.table.slot_at(h);
-        let FlowSlot { info, half, .. } = slot;
-        let mut env = Env {
-            pool: &mut self.pool,
-            stats,
-            cfg: &self.cfg,
-            sink,
-        };
-        info.last_ts = ts;
-        if info.macs.is_none() {
-            info.macs = pkt
-                .macs
-                .map(|m| if dir == Dir::AtoB { m } else { [m[1], m[0]] });
-        }
-        {
-            let di = &mut info.dirs[d];
-            di.packets += 1;
-            di.payload_bytes += seg.payload_len as u64;
-        }
-        let mut data_seq = seg.seq;
-        if flags.syn() {
-            // A SYN after this side's own reset is a retry: the reset ended the attempt, not
-            // the connection.
-            info.dirs[d].rst = false;
-            info.dirs[d].syn = true;
-            half[d].syn(seg.seq);
-            data_seq = seg.seq.wrapping_add(1);
-        }
-        if flags.ack() {
-            half[1 - d].peer_ack(seg.ack);
-        }
-        if seg.payload_len > 0 {
-            half[d].data(info, dir, &mut env, data_seq, seg.payload, seg.payload_len);
-        }
-        if flags.fin() {
-            info.dirs[d].fin = true;
-            half[d].fin(info, dir, &mut env, data_seq, seg.payload_len);
-        }
-        if flags.rst() && !half[d].rst_plausible(seg.seq) {
-            env.stats.ignored_rsts += 1;
-        } else if flags.rst() {
-            // The side that reset sends nothing more; the other side's data already in
-            // flight still arrives (and is kept, as tshark keeps it), so the flow closes
-            // when that side is done too.
-            info.dirs[d].rst = true;
-        }
-        let over = |h: &crate::stream::Half, di: &DirInfo| {
-            h.finished() || h.fin_acked() || di.rst || (h.mode == Mode::Unset && di.packets == 0)
-        };
-        let ending =
-            half[0].fin_seen() || half[1].fin_seen() || info.dirs[0].rst || info.dirs[1].rst;
-        if ending && over(&half[0], &info.dirs[0]) && over(&half[1], &info.dirs[1]) {
-            let reason = if info.dirs[0].rst || info.dirs[1].rst {
-                CloseReason::Rst
-            } else {
-                CloseReason::Fin
-            };
-            self.close(i, reason, stats, sink);
-        }
-    }
-
-    /// Gives record `i` a full slot (see [`FlowTable::make_hot`]) and returns it. When the
-    /// flows tried for their slot do not pack (no record to spare), one of them is closed
-    /// (evicted: its data delivered, holes reported), and forgotten if even closed it does not
-    /// pack.
-    #[inline]
-    fn hot<S: Sink>(&mut self, i: u32, unpack: bool, stats: &mut FlowStats, sink: &mut S) -> u32 {
-        match self.table.make_hot(i, unpack) {
-            Ok(h) => h,
-            Err(_) => self.make_room(i, unpack, stats, sink),
-        }
-    }
-
-    #[inline(never)]
-    fn make_room<S: Sink>(
-        &mut self,
-        i: u32,
-        unpack: bool,
-        stats: &mut FlowStats,
-        sink: &mut S,
-    ) -> u32 {
-        loop {
-            let victim = match self.table.make_hot(i, unpack) {
-                Ok(h) => return h,
-                Err(v) => v,
-            };
-            if victim == NIL || victim == i {
-                // Cannot happen: the table has full slots (or no records to look up), at
-                // least one was tried, and `i` is in none of them.
-                debug_assert!(false, "no full slot to free");
-                return 0;
-            }
-            self.close(victim, CloseReason::Evicted, stats, sink);
-            if self.table.is_hot(victim) {
-                self.table.remove(victim);
-            }
-        }
-    }
-
-    /// A record for a new flow: free, else a closed one, else the least recently active open
-    /// flow is evicted (its data delivered, holes reported).
-    fn take_slot<S: Sink>(&mut self, stats: &mut FlowStats, sink: &mut S) -> Option<u32> {
-        if let Some(i) = self.table.take_free() {
-            return Some(i);
-        }
-        // A victim that delivered data is remembered, and one more is evicted for the record:
-        // under a flood of new connections the oldest remembered one goes, not the victim.
-        for _ in 0..2 {
-            let Some(old) = self.table.oldest_open() else {
-                break;
-            };
-            let delivered = self.close(old, CloseReason::Evicted, stats, sink);
-            if !(self.cfg.resume_evicted && delivered) {
-                self.table.remove(old);
-                return self.table.take_free();
-            }
-            if !self.table.mark_evicted(old) {
-                // As many remembered as the table allows: the oldest of them makes room.
-                self.table.forget_evicted();
-                self.table.mark_evicted(old);
-                return self.table.take_free();
-            }
-        }
-        self.table.forget_evicted();
-        self.table.take_free()
-    }
-
-    /// Closes open flow `i`; returns whether it delivered any byte (data or gap).
-    fn close<S: Sink>(
-        &mut self,
-        i: u32,
-        reason: CloseReason,
-        stats: &mut FlowStats,
-        sink: &mut S,
-    ) -> bool {
-        if self.table.state(i) != SlotState::Open {
-            return false;
-        }
-        let h = self.hot(i, true, stats, sink);
-        let FlowSlot { info, half, .. } = self.table.slot_at(h);
-        // A reset connection that ends by time or input still ended with a reset.
-        let reason = match reason {
-            CloseReason::Idle | CloseReason::EndOfInput | CloseReason::Reused
-                if info.dirs[0].rst || info.dirs[1].rst =>
-            {
-                CloseReason::Rst
-            }
-            r => r,
-        };
-        let mut env = Env {
-            pool: &mut self.pool,
-            stats,
-            cfg: &self.cfg,
-            sink,
-        };
-        for dir in Dir::BOTH {
-            half[dir.index()].flush(info, dir, &mut env);
-            half[dir.index()].release(env.pool);
-        }
-        let counter = match reason {
-            CloseReason::Fin => &mut stats.closed_fin,
-            CloseReason::Rst => &mut stats.closed_rst,
-            CloseReason::Idle => &mut stats.closed_idle,
-            CloseReason::Evicted => &mut stats.closed_evicted,
-            CloseReason::Reused => &mut stats.closed_reused,
-            CloseReason::EndOfInput => &mut stats.closed_end,
-        };
-        *counter += 1;
-        sink.close(info, reason);
-        let delivered = info.dirs.iter().any(|d| d.stream_len > 0);
-        self.table.mark_closed(i);
-        delivered
-    }
-
-    #[inline]
-    fn expire_idle<S: Sink>(&mut self, now: Timestamp, stats: &mut FlowStats, sink: &mut S) {
-        if self.cfg.idle_timeout_ns != 0 {
-            self.expire_idle_now(now, stats, sink);
-        }
-    }
-
-    #[inline(never)]
-    fn expire_idle_now<S: Sink>(&mut self, now: Timestamp, stats: &mut FlowStats, sink: &mut S) {
-        let idle = self.cfg.idle_timeout_ns;
-        while let Some(i) = self.table.oldest_open() {
-            let h = self.hot(i, true, stats, sink);
-            let last = self.table.slot_at(h).info.last_ts;
-            if now.0.saturating_sub(last.0) <= idle {
-                break;
-            }
-            self.close(i, CloseReason::Idle, stats, sink);
-        }
+        self.tracker.free_blocks()
     }
 }

@@ -59,6 +59,7 @@ pub mod storage;
 pub mod stream;
 pub mod table;
 mod time;
+mod tracker;
 
 pub use config::{Config, OverlapPolicy};
 pub use decode::{Addr, DecodeError, LinkType, Vlans};

@@ -554,7 +554,7 @@ impl Half {
                 let room = self.blocks < env.cfg.max_blocks_per_dir;
                 let Some(i) = env.pool.alloc_if(room) else {
                     env.stats.pool_full += 1;
-                    self.make_room(info, dir, env, pos);
+                    self.give_up_first_window(info, dir, env, pos);
                     continue;
                 };
                 self.link(env.pool, prev, i, w);
@@ -710,7 +710,7 @@ impl Half {
 
     /// No pool block for bytes at `pos`: stop waiting for holes (gaps) until the first window
     /// is freed, or for a provisional direction, commit to its start. Never skips past `pos`.
-    fn make_room<S: Sink>(
+    fn give_up_first_window<S: Sink>(
         &mut self,
         info: &mut FlowInfo,
         dir: Dir,

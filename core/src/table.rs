@@ -537,8 +537,8 @@ impl<'s> FlowTable<'s> {
     }
 
     /// A record for the rest of a packed flow, or for a new one: free or never used (closed
-    /// flows are recycled by `take_free` only).
-    fn take_spare(&mut self) -> Option<u32> {
+    /// flows are recycled by `recycle_oldest_closed` only).
+    pub(crate) fn take_spare(&mut self) -> Option<u32> {
         take_unused(
             self.recs,
             &mut self.free,
@@ -671,12 +671,9 @@ impl<'s> FlowTable<'s> {
         self.hot_free = h;
     }
 
-    /// Takes a record for a new flow: a free one, else the oldest closed one. None when every
-    /// record holds an open flow (the caller evicts and retries).
-    pub(crate) fn take_free(&mut self) -> Option<u32> {
-        if let Some(i) = self.take_spare() {
-            return Some(i);
-        }
+    /// Recycles the least recently active closed connection's record for a new flow (taken
+    /// off its list and the index); None when no connection is closed.
+    pub(crate) fn recycle_oldest_closed(&mut self) -> Option<u32> {
         let i = self.closed.tail;
         if i == NIL {
             return None;
@@ -692,7 +689,7 @@ impl<'s> FlowTable<'s> {
         (self.open.tail != NIL).then_some(self.open.tail)
     }
 
-    /// Installs a new flow in record `i` (taken with `take_free`, or reused in place when
+    /// Installs a new flow in record `i` (taken by the tracker, or reused in place when
     /// `reindex` is false), which must be hot.
     pub(crate) fn install(&mut self, i: u32, info: FlowInfo, hash: u32, reindex: bool) {
         let s = self.slot(i);
@@ -938,6 +935,11 @@ mod tests {
     use super::*;
     use std::vec;
 
+    /// A record as the tracker takes one before it evicts: free, else the oldest closed.
+    fn take_free(t: &mut FlowTable<'_>) -> Option<u32> {
+        t.take_spare().or_else(|| t.recycle_oldest_closed())
+    }
+
     fn v4(last: u8) -> Addr {
         Addr::V4([10, 0, 0, last])
     }
@@ -1003,7 +1005,7 @@ mod tests {
                 }
                 None => {
                     assert!(!live.contains_key(&port));
-                    let i = match t.take_free() {
+                    let i = match take_free(&mut t) {
                         Some(i) => i,
                         None => {
                             let old = t.oldest_open().unwrap();
@@ -1011,7 +1013,7 @@ mod tests {
                             let p = t.slot(old).info.key.port[0];
                             t.remove(old);
                             live.remove(&p);
-                            t.take_free().unwrap()
+                            take_free(&mut t).unwrap()
                         }
                     };
                     t.make_hot(i, false).unwrap();
@@ -1042,12 +1044,12 @@ mod tests {
             let i = add(&mut t, info(1, p, 2, 80), h);
             ids.push(i);
         }
-        assert!(t.take_free().is_none());
+        assert!(take_free(&mut t).is_none());
         assert_eq!(t.oldest_open(), Some(ids[0]));
         t.touch(ids[0]);
         assert_eq!(t.oldest_open(), Some(ids[1]));
         t.mark_closed(ids[2]);
-        assert_eq!(t.take_free(), Some(ids[2]));
+        assert_eq!(take_free(&mut t), Some(ids[2]));
     }
 
     /// A flow too big for one record: IPv6, three VLANs, MAC addresses, every counter and
@@ -1099,7 +1101,7 @@ mod tests {
 
     /// A new flow in a free record and a full slot, as the engine adds one.
     fn add(t: &mut FlowTable<'_>, info: FlowInfo, hash: u32) -> u32 {
-        let i = t.take_free().unwrap();
+        let i = take_free(t).unwrap();
         t.make_hot(i, false).unwrap();
         t.install(i, info, hash, true);
         i
@@ -1165,7 +1167,7 @@ mod tests {
         let (info_a, half_a) = big_flow(2);
         let a = add(&mut t, info_a, 11);
         t.slot(a).half = half_a;
-        let b = t.take_free().unwrap();
+        let b = take_free(&mut t).unwrap();
         // Every record is taken: the big flow cannot be packed, the caller must evict it.
         assert_eq!(t.make_hot(b, false), Err(a));
         assert!(t.is_hot(a));
