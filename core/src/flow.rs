@@ -91,8 +91,9 @@ impl DirInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct FlowInfo {
-    /// Slot in the flow table: stable while the flow is open, reused afterwards. Sinks may index
-    /// their own per-flow state by it (slots < the `flows` storage length).
+    /// The flow's record: its index in [`Storage::flows`](crate::Storage::flows), stable
+    /// while the flow is open, reused afterwards. Sinks may index their own per-flow state by
+    /// it (it is below the `flows` storage length).
     pub slot: u32,
     pub key: FlowKey,
     /// 0 for the first connection on this 4-tuple (and VLANs), 1 for the next, ...

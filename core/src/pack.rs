@@ -1,7 +1,7 @@
 //! A flow's whole state in a few dozen bytes, for flows that wait between packets.
 //!
 //! The table keeps every connection in a small record and only the recently active ones in
-//! full slots (see [`crate::table`]). A record holds its flow packed: fields at their default
+//! hot slots (see [`crate::table`]). A record holds its flow packed: fields at their default
 //! are left out (a presence bit each), the rest are LEB128 varints, and most are stored as the
 //! difference from what the other fields predict (bytes seen minus stream length, the ISN
 //! from the sequence number and the stream length, the acknowledgement from the stream
@@ -642,7 +642,7 @@ mod tests {
             }
             for mut macs in [MacPairs::EMPTY, full] {
             let n = pack(&info, &half, &mut macs, &mut buf).expect("512 bytes hold any flow");
-            let mut got = FlowInfo { slot: 0, ..crate::table::FlowSlot::EMPTY.info };
+            let mut got = FlowInfo { slot: 0, ..crate::table::HotSlot::EMPTY.info };
             let mut got_half = [Half::EMPTY; 2];
             unpack(&buf[..n], &macs, &mut got, &mut got_half);
             prop_assert_eq!(got, info);
@@ -655,7 +655,7 @@ mod tests {
 
         #[test]
         fn garbage_unpacks_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..120)) {
-            let mut got = crate::table::FlowSlot::EMPTY.info;
+            let mut got = crate::table::HotSlot::EMPTY.info;
             let mut half = [Half::EMPTY; 2];
             unpack(&bytes, &MacPairs::EMPTY, &mut got, &mut half);
             let _ = key(&bytes);
@@ -665,7 +665,7 @@ mod tests {
     /// What a clean connection costs: the figure the module docs and the record size rely on.
     #[test]
     fn a_clean_flow_packs_small() {
-        let mut info = crate::table::FlowSlot::EMPTY.info;
+        let mut info = crate::table::HotSlot::EMPTY.info;
         info.key.addr = [Addr::V4([10, 0, 0, 1]), Addr::V4([10, 0, 0, 2])];
         info.key.port = [40000, 80];
         info.macs = Some([[2; 6], [4; 6]]);

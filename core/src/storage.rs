@@ -2,16 +2,16 @@
 
 use crate::defrag::FragSlot;
 use crate::pool::Block;
-use crate::table::{FlowRecord, FlowSlot};
+use crate::table::{FlowRecord, HotSlot};
 
 /// All the memory the engine uses, handed in by the embedder.
 #[derive(Debug)]
 pub struct Storage<'s> {
     /// Flow records: the maximum number of tracked connections (80 bytes each).
     pub flows: &'s mut [FlowRecord],
-    /// Full slots for the connections active now (about 500 bytes each); the others wait
+    /// Hot slots for the connections active now (about 500 bytes each); the others wait
     /// packed in their records. At least one; [`crate::Capacities::hot_len`] suggests a size.
-    pub hot: &'s mut [FlowSlot],
+    pub hot: &'s mut [HotSlot],
     /// Hash index; length a power of two, at least twice `flows.len()`.
     pub index: &'s mut [u32],
     /// Out-of-order pool shared by all flows.

@@ -12,7 +12,7 @@ use crate::flow::{Dir, FlowInfo, FlowKey};
 use crate::pool::Block;
 use crate::sink::{CloseReason, GapReason, Sink};
 use crate::storage::Storage;
-use crate::table::{FlowRecord, FlowSlot};
+use crate::table::{FlowRecord, HotSlot as FlowSlot};
 
 /// Storage owned by a test.
 pub struct Store {

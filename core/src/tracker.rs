@@ -14,7 +14,7 @@ use crate::pool::{Block, Pool, NIL};
 use crate::sink::{CloseReason, Sink};
 use crate::stats::FlowStats;
 use crate::stream::{Env, Mode};
-use crate::table::{FlowRecord, FlowSlot, FlowTable, SlotState};
+use crate::table::{FlowRecord, FlowTable, HotSlot, RecordState};
 use crate::time::Timestamp;
 
 /// The flow table and the pool: everything a segment touches.
@@ -28,16 +28,16 @@ pub(crate) struct Tracker<'s> {
 /// Whether a segment for a known 4-tuple, travelling in `d` of the connection held in `slot`
 /// (whose record is in `state`), starts a new connection there rather than continuing it.
 #[inline(always)]
-fn is_new_connection(state: SlotState, slot: &FlowSlot, d: Dir, seg: &TcpSegment<'_>) -> bool {
+fn is_new_connection(state: RecordState, slot: &HotSlot, d: Dir, seg: &TcpSegment<'_>) -> bool {
     let flags = seg.flags;
     let h = &slot.half[d.index()];
     match state {
-        SlotState::Open => {
+        RecordState::Open => {
             // A connection attempt on a live 4-tuple is a new connection unless it repeats
             // this side's SYN.
             flags.syn() && !flags.ack() && h.mode != Mode::Unset && !(h.has_syn && h.isn == seg.seq)
         }
-        SlotState::Evicted => {
+        RecordState::Evicted => {
             // Evicted, not finished: only a new SYN, or data far from where its direction
             // stopped, starts another connection.
             (flags.syn() && !(h.has_syn && h.isn == seg.seq))
@@ -46,7 +46,7 @@ fn is_new_connection(state: SlotState, slot: &FlowSlot, d: Dir, seg: &TcpSegment
                     && h.mode != Mode::Unset
                     && h.is_far(seg.seq))
         }
-        SlotState::Closed => {
+        RecordState::Closed => {
             // A repeat of the finished connection's own SYN is not a new one.
             let reset = slot.info.dirs[0].rst || slot.info.dirs[1].rst;
             let old_syn = h.has_syn && h.isn == seg.seq && !reset;
@@ -55,7 +55,7 @@ fn is_new_connection(state: SlotState, slot: &FlowSlot, d: Dir, seg: &TcpSegment
                     && seg.payload_len > 0
                     && (h.mode == Mode::Unset || h.is_far(seg.seq)))
         }
-        SlotState::Free | SlotState::Spill => true,
+        RecordState::Free | RecordState::Spill => true,
     }
 }
 
@@ -78,7 +78,7 @@ fn new_info(pkt: &IpPacket<'_>, seg: &TcpSegment<'_>, ts: Timestamp, conn_index:
 impl<'s> Tracker<'s> {
     pub(crate) fn new(
         flows: &'s mut [FlowRecord],
-        hot: &'s mut [FlowSlot],
+        hot: &'s mut [HotSlot],
         index: &'s mut [u32],
         blocks: &'s mut [Block],
         cfg: Config,
@@ -133,11 +133,11 @@ impl<'s> Tracker<'s> {
             Some((i, d)) => {
                 let h = self.hot(i, true, stats, sink);
                 let state = self.table.state(i);
-                let slot = self.table.slot_at(h);
+                let slot = self.table.hot_slot(h);
                 let fresh = is_new_connection(state, slot, d, seg);
                 if fresh {
                     let conn = slot.info.conn_index.wrapping_add(1);
-                    if state == SlotState::Open {
+                    if state == RecordState::Open {
                         self.close(i, CloseReason::Reused, stats, sink);
                     }
                     stats.reused += 1;
@@ -145,18 +145,18 @@ impl<'s> Tracker<'s> {
                     // Closing packed it, most likely.
                     let h = self.hot(i, false, stats, sink);
                     self.table.reopen(i, new_info(pkt, seg, ts, conn));
-                    sink.open(&self.table.slot_at(h).info);
+                    sink.open(&self.table.hot_slot(h).info);
                     (i, Dir::AtoB, h)
-                } else if state == SlotState::Closed {
+                } else if state == RecordState::Closed {
                     // A late packet of a finished connection (the last ACK, a repeated FIN).
                     stats.after_close_bytes += seg.payload_len as u64;
                     self.table.touch(i);
                     return;
-                } else if state == SlotState::Evicted {
+                } else if state == RecordState::Evicted {
                     // The connection goes on where it stopped: same index, same offsets.
                     self.table.resume(i);
                     stats.resumed += 1;
-                    let slot = self.table.slot_at(h);
+                    let slot = self.table.hot_slot(h);
                     // The figures restart with the resumed part (each close is its own
                     // record), so gaps reported before the eviction are no longer the
                     // direction's: bytes for them are judged as any old range is.
@@ -190,14 +190,14 @@ impl<'s> Tracker<'s> {
                 stats.opened += 1;
                 let h = self.hot(i, false, stats, sink);
                 self.table.install(i, new_info(pkt, seg, ts, 0), hash, true);
-                sink.open(&self.table.slot_at(h).info);
+                sink.open(&self.table.hot_slot(h).info);
                 (i, Dir::AtoB, h)
             }
         };
         self.table.touch(i);
         let d = dir.index();
-        let slot = self.table.slot_at(h);
-        let FlowSlot { info, half, .. } = slot;
+        let slot = self.table.hot_slot(h);
+        let HotSlot { info, half, .. } = slot;
         let mut env = Env {
             pool: &mut self.pool,
             stats,
@@ -356,11 +356,11 @@ impl<'s> Tracker<'s> {
         stats: &mut FlowStats,
         sink: &mut S,
     ) -> bool {
-        if self.table.state(i) != SlotState::Open {
+        if self.table.state(i) != RecordState::Open {
             return false;
         }
         let h = self.hot(i, true, stats, sink);
-        let FlowSlot { info, half, .. } = self.table.slot_at(h);
+        let HotSlot { info, half, .. } = self.table.hot_slot(h);
         // A reset connection that ends by time or input still ended with a reset.
         let reason = match reason {
             CloseReason::Idle | CloseReason::EndOfInput | CloseReason::Reused
@@ -412,7 +412,7 @@ impl<'s> Tracker<'s> {
         let idle = self.cfg.idle_timeout_ns;
         while let Some(i) = self.table.oldest_open() {
             let h = self.hot(i, true, stats, sink);
-            let last = self.table.slot_at(h).info.last_ts;
+            let last = self.table.hot_slot(h).info.last_ts;
             if now.0.saturating_sub(last.0) <= idle {
                 break;
             }

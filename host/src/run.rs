@@ -16,7 +16,7 @@ use tcpflow_core::defrag::FragSlot;
 use tcpflow_core::engine::Outcome;
 use tcpflow_core::pool::Block;
 use tcpflow_core::spool::{SpoolFlow, SpoolWriter};
-use tcpflow_core::table::{FlowRecord, FlowSlot};
+use tcpflow_core::table::{FlowRecord, HotSlot};
 use tcpflow_core::{
     CloseReason, Config, Dir, Engine, FlowInfo, GapReason, LinkType, OverlapPolicy, Sink, Stats,
     Storage, Timestamp,
@@ -821,7 +821,7 @@ pub fn run(o: Options) -> Result<i32, String> {
     let mut frag_slots = vec![FragSlot::EMPTY; o.frag_slots];
     let mut frag_arena = vec![0u8; o.frag_slots * o.frag_slot_bytes];
     let spooling = o.spool.is_some();
-    let mut hot = zeroed_box::<FlowSlot>(budget::hot_len(n));
+    let mut hot = zeroed_box::<HotSlot>(budget::hot_len(n));
     // `-b`: the file writer keeps a count per direction with a cut (in the memory estimate).
     let cutting = o.max_bytes.is_some();
     let sizing = budget::Sizing {
@@ -860,7 +860,7 @@ pub fn run(o: Options) -> Result<i32, String> {
             "tcpflow: {} flows ({:.1} MiB with their index and {} full slots), {} pool blocks ({:.1} MiB: {} of out-of-order data), {} fragment slots ({:.1} MiB), output buffers {:.1} MiB{names}; about {:.1} MiB in all{budget}; idle timeout {} s, overlap {:?}",
             n,
             mib(n * (std::mem::size_of::<FlowRecord>() + budget::host_bytes_per_flow(spooling, cutting))
-                + hot.len() * std::mem::size_of::<FlowSlot>()
+                + hot.len() * std::mem::size_of::<HotSlot>()
                 + index.len() * 4),
             hot.len(),
             blocks.len(),

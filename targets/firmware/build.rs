@@ -10,7 +10,7 @@ use std::{env, fs};
 
 use tcpflow_core::defrag::FragSlot;
 use tcpflow_core::pool::Block;
-use tcpflow_core::table::{FlowRecord, FlowSlot};
+use tcpflow_core::table::{FlowRecord, HotSlot};
 use tcpflow_core::{Engine, Storage};
 
 #[path = "src/common.rs"]
@@ -61,7 +61,7 @@ fn main() {
 
     let mut sink: Box<DigestSink<HOST_MAX_FLOWS, { CAPS.flows }>> = Box::default();
     let mut flows = vec![FlowRecord::EMPTY; CAPS.flows];
-    let mut hot = vec![FlowSlot::EMPTY; CAPS.hot_len()];
+    let mut hot = vec![HotSlot::EMPTY; CAPS.hot_len()];
     let mut index = vec![0u32; INDEX_LEN];
     let mut blocks = vec![Block::EMPTY; CAPS.blocks];
     let mut frag_slots = vec![FragSlot::EMPTY; CAPS.frag_slots];

@@ -42,7 +42,7 @@ use link::{ETH_IPV4, ETH_IPV6};
 use tunnel::carries_tunnel;
 
 /// An IP address.
-// repr(u8): a defined layout whose all-zero bytes are `V4([0; 4])` (see `FlowSlot`).
+// repr(u8): a defined layout whose all-zero bytes are `V4([0; 4])` (see `HotSlot`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[repr(u8)]
