@@ -3,6 +3,7 @@
 use crate::config::Config;
 use crate::decode::{self, Addr, DecodeError, LinkType};
 use crate::defrag::Defragmenter;
+use crate::flow::FlowRef;
 use crate::sink::Sink;
 use crate::stats::Stats;
 use crate::storage::Storage;
@@ -13,8 +14,13 @@ use crate::tracker::Tracker;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Outcome {
-    /// A TCP segment was processed.
-    Tcp,
+    /// A TCP segment of a tracked connection was processed: which one, and its direction
+    /// (also for a late packet of a connection already closed). For a frame holding several
+    /// packets (802.11 A-MSDU), the last TCP segment's.
+    Tcp(FlowRef),
+    /// A TCP segment for a new connection found no record (every one holds an open flow and
+    /// none could be evicted): its bytes are counted in `untracked_bytes`.
+    Untracked,
     /// A fragment was held until its datagram completes.
     FragmentHeld,
     /// Not TCP (or not IP): ignored.
@@ -106,7 +112,7 @@ impl<'s> Engine<'s> {
                 Ok((pkt, _)) => self.packet(ts, pkt, sink),
                 Err(e) => self.refuse(e),
             };
-            if matches!(r, Ok(Outcome::Tcp)) || outcome.is_err() {
+            if matches!(r, Ok(Outcome::Tcp(_) | Outcome::Untracked)) || outcome.is_err() {
                 outcome = r;
             }
         }
@@ -182,9 +188,13 @@ impl<'s> Engine<'s> {
         if (seg.payload.len() as u32) < seg.payload_len {
             self.stats.decode.snaplen_cut += 1;
         }
-        self.tracker
-            .segment(ts, &pkt, &seg, &mut self.stats.flow, sink);
-        Ok(Outcome::Tcp)
+        match self
+            .tracker
+            .segment(ts, &pkt, &seg, &mut self.stats.flow, sink)
+        {
+            Some(flow) => Ok(Outcome::Tcp(flow)),
+            None => Ok(Outcome::Untracked),
+        }
     }
 
     fn refuse(&mut self, e: DecodeError) -> Result<Outcome, DecodeError> {

@@ -104,3 +104,18 @@ pub struct FlowInfo {
     pub macs: Option<[[u8; 6]; 2]>,
     pub dirs: [DirInfo; 2],
 }
+
+/// Which connection and direction a frame's TCP segment went to (see
+/// [`Outcome::Tcp`](crate::engine::Outcome::Tcp)): what per-flow outputs of frames, such as a
+/// pcap per connection, need. `slot` and `conn_index` are those of the [`FlowInfo`] the sink
+/// is given for that connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct FlowRef {
+    /// The connection's record, as [`FlowInfo::slot`].
+    pub slot: u32,
+    /// As [`FlowInfo::conn_index`].
+    pub conn_index: u32,
+    /// The direction the segment travelled in.
+    pub dir: Dir,
+}

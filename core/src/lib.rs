@@ -64,7 +64,7 @@ mod tracker;
 pub use config::{Config, OverlapPolicy};
 pub use decode::{Addr, DecodeError, LinkType, Vlans};
 pub use engine::Engine;
-pub use flow::{Dir, DirInfo, FlowInfo, FlowKey};
+pub use flow::{Dir, DirInfo, FlowInfo, FlowKey, FlowRef};
 pub use sink::{CloseReason, GapReason, Sink};
 pub use storage::Storage;
 pub use time::Timestamp;

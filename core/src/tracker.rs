@@ -9,7 +9,7 @@
 
 use crate::config::Config;
 use crate::decode::{IpPacket, TcpSegment};
-use crate::flow::{Dir, DirInfo, FlowInfo, FlowKey};
+use crate::flow::{Dir, DirInfo, FlowInfo, FlowKey, FlowRef};
 use crate::pool::{Block, Pool, NIL};
 use crate::sink::{CloseReason, Sink};
 use crate::stats::FlowStats;
@@ -122,7 +122,7 @@ impl<'s> Tracker<'s> {
         seg: &TcpSegment<'_>,
         stats: &mut FlowStats,
         sink: &mut S,
-    ) {
+    ) -> Option<FlowRef> {
         let flags = seg.flags;
         // Every payload byte seen, whatever becomes of it (delivered, late, after close, ...).
         stats.payload_bytes += seg.payload_len as u64;
@@ -149,9 +149,14 @@ impl<'s> Tracker<'s> {
                     (i, Dir::AtoB, h)
                 } else if state == RecordState::Closed {
                     // A late packet of a finished connection (the last ACK, a repeated FIN).
+                    let conn_index = slot.info.conn_index;
                     stats.after_close_bytes += seg.payload_len as u64;
                     self.table.touch(i);
-                    return;
+                    return Some(FlowRef {
+                        slot: i,
+                        conn_index,
+                        dir: d,
+                    });
                 } else if state == RecordState::Evicted {
                     // The connection goes on where it stopped: same index, same offsets.
                     self.table.resume(i);
@@ -184,7 +189,7 @@ impl<'s> Tracker<'s> {
                     Some(i) => i,
                     None => {
                         stats.untracked_bytes += seg.payload_len as u64;
-                        return;
+                        return None;
                     }
                 };
                 stats.opened += 1;
@@ -198,6 +203,11 @@ impl<'s> Tracker<'s> {
         let d = dir.index();
         let slot = self.table.hot_slot(h);
         let HotSlot { info, half, .. } = slot;
+        let flow = FlowRef {
+            slot: i,
+            conn_index: info.conn_index,
+            dir,
+        };
         let mut env = Env {
             pool: &mut self.pool,
             stats,
@@ -255,6 +265,7 @@ impl<'s> Tracker<'s> {
             };
             self.close(i, reason, stats, sink);
         }
+        Some(flow)
     }
 
     // Eviction policy: what gives way when storage is full. Two kinds of storage run out.

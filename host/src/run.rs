@@ -445,7 +445,7 @@ impl Run<'_> {
         self.out.host_mut().packets_read += 1;
         let processed = matches!(
             self.engine.process(ts, link, data, &mut self.out),
-            Ok(Outcome::Tcp) | Ok(Outcome::FragmentHeld)
+            Ok(Outcome::Tcp(_) | Outcome::Untracked | Outcome::FragmentHeld)
         );
         if let Writer::Spool(s) = &mut self.out {
             s.tick(if self.live { now_ns() } else { ts.0 });

@@ -260,7 +260,13 @@ mod tests {
         let mut sink = Rec::default();
         let amsdu = wifi_amsdu(&[&a, &b, &c]);
         let r = e.process(Timestamp(1), LinkType::IEEE802_11, &amsdu, &mut sink);
-        assert_eq!(r, Ok(Outcome::Tcp));
+        // The outcome names the last subframe's flow (the third record taken).
+        let last = crate::flow::FlowRef {
+            slot: 2,
+            conn_index: 0,
+            dir: crate::flow::Dir::AtoB,
+        };
+        assert_eq!(r, Ok(Outcome::Tcp(last)));
         // Three flows, each with its bytes.
         e.finish(&mut sink);
         let mut got: Vec<Vec<u8>> = sink.flows.iter().map(|f| f.dirs[0].bytes.clone()).collect();
