@@ -97,7 +97,8 @@ fn bench(name: &str, frames: &[Vec<u8>], rounds: u32) {
                 frag_arena: &mut arena,
             },
             Config::default(),
-        );
+        )
+        .expect("storage built from its capacities");
         let mut sink = Count(0);
         let t = Instant::now();
         for (i, f) in frames.iter().enumerate() {

@@ -6,7 +6,7 @@ use crate::defrag::Defragmenter;
 use crate::flow::FlowRef;
 use crate::sink::Sink;
 use crate::stats::Stats;
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageError};
 use crate::time::Timestamp;
 use crate::tracker::Tracker;
 
@@ -41,8 +41,11 @@ pub struct Engine<'s> {
 }
 
 impl<'s> Engine<'s> {
-    pub fn new(storage: Storage<'s>, config: Config) -> Self {
-        Engine {
+    /// An engine over `storage`, or why the storage cannot be used whole (see
+    /// [`Storage::check`]): the engine never takes less than it is given.
+    pub fn new(storage: Storage<'s>, config: Config) -> Result<Self, StorageError> {
+        storage.check()?;
+        Ok(Engine {
             tracker: Tracker::new(
                 storage.flows,
                 storage.hot,
@@ -57,7 +60,7 @@ impl<'s> Engine<'s> {
             ),
             stats: Stats::default(),
             now: Timestamp(0),
-        }
+        })
     }
 
     /// Feeds one frame captured at `ts` on a link of type `link`. A refused frame is counted

@@ -66,7 +66,7 @@ pub use decode::{Addr, DecodeError, LinkType, Vlans};
 pub use engine::Engine;
 pub use flow::{Dir, DirInfo, FlowInfo, FlowKey, FlowRef};
 pub use sink::{CloseReason, GapReason, Sink};
-pub use storage::Storage;
+pub use storage::{Storage, StorageError};
 pub use time::Timestamp;
 
 pub use sizing::Capacities;

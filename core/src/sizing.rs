@@ -48,7 +48,7 @@ impl Capacities {
         }
     }
 
-    /// Hot slots ([`crate::engine::Storage::hot`]) for these flows: one in eight up to 1,024,
+    /// Hot slots ([`crate::Storage::hot`]) for these flows: one in eight up to 1,024,
     /// then one in 128; at least 8 (or every flow, for fewer). Enough for the connections that
     /// are active within a few thousand packets of each other; the rest wait packed.
     pub const fn hot_len(&self) -> usize {
@@ -103,7 +103,8 @@ mod tests {
             frag_slots: &mut frag_slots,
             frag_arena: &mut arena,
         };
-        let mut e = Engine::new(storage, Config::default());
+        let mut e =
+            Engine::new(storage, Config::default()).expect("storage built from its capacities");
         // Fill the table past its capacity with out-of-order data: nothing grows.
         let mut rec = Rec::default();
         for i in 0..(c.flows + 100) as u32 {

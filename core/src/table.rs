@@ -60,8 +60,10 @@ const MAX_PACKED: usize = 512;
 const MAX_PACK_TRIES: u32 = 8;
 /// [`FlowRecord::link`]: the flow is in the hot slot of the low bits.
 const HOT: u32 = 1 << 31;
+/// The most records a table numbers (an index with the [`HOT`] bit clear).
+pub(crate) const MAX_RECORDS: usize = HOT as usize - 1;
 
-/// One tracked connection. Storage for [`crate::engine::Storage::flows`].
+/// One tracked connection. Storage for [`crate::Storage::flows`].
 ///
 /// Storage may start as any valid values: a record is set to [`FlowRecord::EMPTY`] when first
 /// taken, and all-zero bytes are valid (integers, a byte array and a `repr(u8)` enum whose
@@ -96,7 +98,7 @@ impl FlowRecord {
 }
 
 /// A connection's whole state while it is active. Storage for
-/// [`crate::engine::Storage::hot`].
+/// [`crate::Storage::hot`].
 ///
 /// Like records, slots may start as any valid values and all-zero bytes are valid (every
 /// field is an integer, a bool, an array of them or a `repr(u8)` enum whose variant 0 holds

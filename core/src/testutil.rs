@@ -53,6 +53,7 @@ impl Store {
             },
             cfg,
         )
+        .expect("storage built from its capacities")
     }
 }
 

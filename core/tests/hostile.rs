@@ -139,6 +139,7 @@ impl Store {
             },
             cfg,
         )
+        .expect("storage built from its capacities")
     }
 }
 

@@ -468,6 +468,7 @@ impl Store {
             },
             cfg,
         )
+.expect("storage built from its capacities")
     }
 }
 

@@ -962,7 +962,8 @@ pub fn run(o: Options) -> Result<i32, String> {
             frag_arena: &mut frag_arena,
         },
         config,
-    );
+    )
+    .map_err(|e| format!("engine storage refused: {e}"))?;
     let out_cfg = output_config(&o);
     let out = match (spool_storage, o.console) {
         (Some(storage), _) => {

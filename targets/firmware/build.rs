@@ -98,7 +98,8 @@ fn main() {
                 frag_arena: &mut arena,
             },
             common::config(),
-        );
+        )
+        .expect("storage built from its capacities");
         sink.reset();
         let fed = common::feed(&mut engine, &pcap, &mut *sink)
             .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));

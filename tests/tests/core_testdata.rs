@@ -92,7 +92,8 @@ fn run_case(dir: &Path) -> Result<(), String> {
             frag_arena: &mut frag_arena,
         },
         Config::default(),
-    );
+    )
+    .expect("storage built from its capacities");
     let mut sink = Files::default();
     for (i, r) in cap.records.iter().enumerate() {
         engine

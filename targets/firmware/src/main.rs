@@ -229,7 +229,8 @@ fn run(c: &Capture, m: &mut Mem) -> Result<u64, ()> {
             frag_arena: &mut m.frag_arena[..],
         },
         common::config(),
-    );
+    )
+    .map_err(|e| error!("{=str}: engine storage refused: {}", c.name, e))?;
     // The writer borrows the flash until the spool is synced; the reader takes it after.
     let (fed, synced, ws) = {
         let mut writer =
