@@ -5,10 +5,10 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use tcpflow_core::defrag::FragSlot;
-use tcpflow_core::pool::Block;
-use tcpflow_core::table::{FlowRecord, HotSlot};
+use tcpflow_core::Block;
+use tcpflow_core::FragSlot;
 use tcpflow_core::{Config, Dir, Engine, FlowInfo, LinkType, Sink, Storage, Timestamp};
+use tcpflow_core::{FlowRecord, HotSlot};
 
 struct Count(u64);
 

@@ -44,29 +44,38 @@ extern crate std;
 pub mod capfile;
 pub mod config;
 pub mod decode;
+// Public only for the fuzz targets (feature `fuzzing`), which drive the defragmenter alone;
+// embedders reach it through the engine.
+#[cfg(feature = "fuzzing")]
 pub mod defrag;
+#[cfg(not(feature = "fuzzing"))]
+mod defrag;
 pub mod engine;
 pub mod flow;
 mod hash;
 mod pack;
-pub mod pool;
+mod pool;
 pub mod seq;
 pub mod sink;
 pub mod sizing;
 pub mod spool;
 pub mod stats;
 pub mod storage;
-pub mod stream;
-pub mod table;
+mod stream;
+mod table;
 mod time;
 mod tracker;
 
 pub use config::{Config, OverlapPolicy};
 pub use decode::{Addr, DecodeError, LinkType, Vlans};
+// The element types of [`Storage`], so that an embedder can allocate it.
+pub use defrag::FragSlot;
 pub use engine::Engine;
 pub use flow::{Dir, DirInfo, FlowInfo, FlowKey, FlowRef};
+pub use pool::{Block, BLOCK_DATA};
 pub use sink::{CloseReason, GapReason, Sink};
 pub use storage::{Storage, StorageError};
+pub use table::{FlowRecord, HotSlot};
 pub use time::Timestamp;
 
 pub use sizing::Capacities;

@@ -13,13 +13,13 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use tcpflow_core::defrag::FragSlot;
-use tcpflow_core::pool::Block;
-use tcpflow_core::table::{FlowRecord, HotSlot};
+use tcpflow_core::Block;
+use tcpflow_core::FragSlot;
 use tcpflow_core::{
     Capacities, CloseReason, Config, Dir, Engine, FlowInfo, FlowKey, GapReason, LinkType,
     OverlapPolicy, Sink, Stats, Storage, Timestamp,
 };
+use tcpflow_core::{FlowRecord, HotSlot};
 
 // ---------------------------------------------------------------------------------------
 // Allocation counting: per thread, so that tests running in parallel do not disturb each

@@ -22,9 +22,9 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use tcpflow_core::decode;
-use tcpflow_core::defrag::FragSlot;
-use tcpflow_core::pool::Block;
-use tcpflow_core::table::{FlowRecord, HotSlot};
+use tcpflow_core::FragSlot;
+use tcpflow_core::Block;
+use tcpflow_core::{FlowRecord, HotSlot};
 use tcpflow_core::{
     CloseReason, Config, Dir, Engine, FlowInfo, FlowKey, GapReason, LinkType, OverlapPolicy, Sink,
     Storage, Timestamp,

@@ -12,15 +12,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::Parser;
 use pcap::{Active, Capture};
 use tcpflow_core::capfile::Format;
-use tcpflow_core::defrag::FragSlot;
 use tcpflow_core::engine::Outcome;
-use tcpflow_core::pool::Block;
 use tcpflow_core::spool::{SpoolFlow, SpoolWriter};
-use tcpflow_core::table::{FlowRecord, HotSlot};
+use tcpflow_core::Block;
+use tcpflow_core::FragSlot;
 use tcpflow_core::{
     CloseReason, Config, Dir, Engine, FlowInfo, GapReason, LinkType, OverlapPolicy, Sink, Stats,
     Storage, Timestamp,
 };
+use tcpflow_core::{FlowRecord, HotSlot};
 
 use crate::budget;
 use crate::capture::{CaptureStats, LiveCapture, Next};

@@ -4,9 +4,9 @@
 
 use std::alloc::{alloc_zeroed, handle_alloc_error, Layout};
 
-use tcpflow_core::pool::Block;
 use tcpflow_core::spool::SpoolFlow;
-use tcpflow_core::table::{FlowRecord, HotSlot};
+use tcpflow_core::Block;
+use tcpflow_core::{FlowRecord, HotSlot};
 
 /// Types whose all-zero bytes are a valid value.
 ///

@@ -8,9 +8,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::{env, fs};
 
-use tcpflow_core::defrag::FragSlot;
-use tcpflow_core::pool::Block;
-use tcpflow_core::table::{FlowRecord, HotSlot};
+use tcpflow_core::FragSlot;
+use tcpflow_core::Block;
+use tcpflow_core::{FlowRecord, HotSlot};
 use tcpflow_core::{Engine, Storage};
 
 #[path = "src/common.rs"]

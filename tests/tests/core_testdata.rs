@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
-use tcpflow_core::defrag::FragSlot;
-use tcpflow_core::pool::Block;
-use tcpflow_core::table::{FlowRecord, HotSlot};
+use tcpflow_core::Block;
+use tcpflow_core::FragSlot;
 use tcpflow_core::{Addr, Config, Dir, Engine, FlowInfo, LinkType, Sink, Storage, Timestamp};
+use tcpflow_core::{FlowRecord, HotSlot};
 use tcpflow_tests::flow_name;
 use tcpflow_tests::pcap::read_capture;
 
