@@ -19,6 +19,7 @@ pub struct Config {
     pub idle_timeout_ns: u64,
     /// Drop an incomplete fragmented datagram after this long.
     pub frag_timeout_ns: u64,
+    /// Which copy wins when retransmissions carry different bytes.
     pub overlap: OverlapPolicy,
     /// Out-of-order pool blocks one direction may hold (its bound on holes and held data).
     pub max_blocks_per_dir: u32,

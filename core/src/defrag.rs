@@ -55,7 +55,7 @@ impl Key {
     }
 }
 
-/// One datagram being reassembled. Storage for [`Defragmenter::new`].
+/// One datagram being reassembled. Storage for [`Storage::frag_slots`](crate::Storage::frag_slots).
 #[derive(Clone, Copy, Debug)]
 pub struct FragSlot {
     used: bool,
@@ -72,6 +72,7 @@ pub struct FragSlot {
 }
 
 impl FragSlot {
+    /// A free slot.
     pub const EMPTY: FragSlot = FragSlot {
         used: false,
         key: Key::NONE,

@@ -9,15 +9,20 @@ use crate::time::Timestamp;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Dir {
+    /// From the side that sent the first packet seen.
     AtoB = 0,
+    /// Towards that side.
     BtoA = 1,
 }
 
 impl Dir {
+    /// Both directions, `AtoB` first.
     pub const BOTH: [Dir; 2] = [Dir::AtoB, Dir::BtoA];
+    /// 0 for `AtoB`, 1 for `BtoA`: the index of the direction's entry in per-direction arrays.
     pub fn index(self) -> usize {
         self as usize
     }
+    /// The other direction.
     pub fn reverse(self) -> Dir {
         match self {
             Dir::AtoB => Dir::BtoA,
@@ -30,8 +35,11 @@ impl Dir {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct FlowKey {
+    /// Addresses of side A and side B.
     pub addr: [Addr; 2],
+    /// Ports of side A and side B.
     pub port: [u16; 2],
+    /// VLAN ids of the frames, outermost first.
     pub vlans: Vlans,
 }
 
@@ -61,17 +69,22 @@ pub struct DirInfo {
     pub ooo_segments: u64,
     /// Ranges missing for good and their bytes: gap events, less what late bytes filled.
     pub gaps: u64,
+    /// Bytes in those ranges.
     pub gap_bytes: u64,
     /// Bytes that came again (retransmissions, overlaps).
     pub retransmitted_bytes: u64,
     /// Of those, bytes that differed from the copy that was kept (an evasion signal).
     pub conflict_bytes: u64,
+    /// A SYN was seen in this direction.
     pub syn: bool,
+    /// A FIN was seen in this direction.
     pub fin: bool,
+    /// This side reset the connection (a SYN after it clears the flag: a retry).
     pub rst: bool,
 }
 
 impl DirInfo {
+    /// Nothing seen yet.
     pub const EMPTY: DirInfo = DirInfo {
         packets: 0,
         payload_bytes: 0,
@@ -95,13 +108,17 @@ pub struct FlowInfo {
     /// while the flow is open, reused afterwards. Sinks may index their own per-flow state by
     /// it (it is below the `flows` storage length).
     pub slot: u32,
+    /// Addresses, ports and VLAN ids.
     pub key: FlowKey,
     /// 0 for the first connection on this 4-tuple (and VLANs), 1 for the next, ...
     pub conn_index: u32,
+    /// Capture time of the connection's first packet.
     pub first_ts: Timestamp,
+    /// Capture time of its latest packet.
     pub last_ts: Timestamp,
     /// MAC addresses of side A and side B, when the link layer has them.
     pub macs: Option<[[u8; 6]; 2]>,
+    /// Figures of each direction, indexed by [`Dir::index`].
     pub dirs: [DirInfo; 2],
 }
 

@@ -39,6 +39,7 @@ pub struct Block {
 }
 
 impl Block {
+    /// A free block.
     pub const EMPTY: Block = Block {
         next: NIL,
         cut_at: [0; CUTS],

@@ -9,6 +9,7 @@ use crate::flow::{Dir, FlowInfo};
 pub enum CloseReason {
     /// Both sides sent FIN and every byte before them was delivered or reported as a gap.
     Fin,
+    /// A side reset the connection (and the other side's data in flight was taken).
     Rst,
     /// No packet for the idle timeout (capture time).
     Idle,

@@ -26,6 +26,7 @@ pub struct Storage<'s> {
     pub blocks: &'s mut [Block],
     /// Fragment reassembly slots, and the bytes they share (split evenly).
     pub frag_slots: &'s mut [FragSlot],
+    /// The bytes the fragment slots share (split evenly among them).
     pub frag_arena: &'s mut [u8],
 }
 

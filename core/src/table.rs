@@ -86,6 +86,7 @@ pub struct FlowRecord {
 const _: () = assert!(core::mem::size_of::<FlowRecord>() == RECORD_BYTES);
 
 impl FlowRecord {
+    /// A free record.
     pub const EMPTY: FlowRecord = FlowRecord {
         prev: NIL,
         next: NIL,
@@ -116,6 +117,7 @@ pub struct HotSlot {
 }
 
 impl HotSlot {
+    /// A free hot slot.
     pub const EMPTY: HotSlot = HotSlot {
         info: FlowInfo {
             slot: 0,

@@ -28,6 +28,7 @@ pub struct SpoolFlow {
 }
 
 impl SpoolFlow {
+    /// A slot with no flow.
     pub const EMPTY: SpoolFlow = SpoolFlow {
         id: 0,
         open: false,
@@ -45,7 +46,9 @@ pub struct SpoolStats {
     pub payload_bytes: u64,
     /// Bytes handed to the storage's `write` that it accepted (headers, padding included).
     pub bytes_programmed: u64,
+    /// Segments erased to make room (the ring's laps).
     pub segments_erased: u64,
+    /// Times the storage was synced.
     pub syncs: u64,
     /// What the ring dropped, cumulative over the spool's life (carried across restarts in
     /// the segment headers).
@@ -55,6 +58,7 @@ pub struct SpoolStats {
     /// Records, and stream bytes in them, that could not be written: a failed write, a
     /// stopped writer, or a flow slot beyond the table.
     pub lost_records: u64,
+    /// See `lost_records`.
     pub lost_bytes: u64,
     /// Events for a slot beyond the flow table handed in (counted in `lost_*` too).
     pub untracked_events: u64,
@@ -240,6 +244,7 @@ impl<'a, S: SpoolStorage> SpoolWriter<'a, S> {
         self.epoch
     }
 
+    /// The storage, to read it while the writer holds it.
     pub fn storage(&self) -> &S {
         &self.storage
     }
