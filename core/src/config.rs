@@ -26,7 +26,10 @@ pub struct Config {
     /// A flow picked up midstream holds its first segments this long (in segments) so that
     /// earlier data arriving late still lands in front of them.
     pub midstream_hold_segments: u32,
-    /// Key of the flow table's hash; the host draws it at random.
+    /// Key of the flow table's hash (SipHash-1-3). The default is a fixed key, for tests and
+    /// reproducible runs: output never depends on it, but an embedder facing traffic that may
+    /// be crafted should draw one per run (the `tcpflow` command takes it from
+    /// `/dev/urandom`), so that no one can choose ports that collide in the index.
     pub hash_key: [u64; 2],
     /// A segment (or FIN) more than this many bytes beyond the stream position, or beyond what
     /// the receiver acknowledged when that is further, is not placed (counted as out of
