@@ -18,8 +18,8 @@ pub enum Outcome {
     /// (also for a late packet of a connection already closed). For a frame holding several
     /// packets (802.11 A-MSDU), the last TCP segment's.
     Tcp(FlowRef),
-    /// A TCP segment for a new connection found no record (every one holds an open flow and
-    /// none could be evicted): its bytes are counted in `untracked_bytes`.
+    /// A TCP segment for a new connection found no record to track it in (which happens only
+    /// when the storage holds no flow record): its bytes are counted in `untracked_bytes`.
     Untracked,
     /// A fragment was held until its datagram completes.
     FragmentHeld,
