@@ -5,10 +5,10 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use tcpflow_core::defrag::FragSlot;
-use tcpflow_core::pool::Block;
-use tcpflow_core::table::{FlowRecord, FlowSlot};
+use tcpflow_core::Block;
+use tcpflow_core::FragSlot;
 use tcpflow_core::{Config, Dir, Engine, FlowInfo, LinkType, Sink, Storage, Timestamp};
+use tcpflow_core::{FlowRecord, HotSlot};
 
 struct Count(u64);
 
@@ -79,7 +79,7 @@ fn workload(flows: u32, per_flow: u32, mss: usize, ooo_every: u32) -> Vec<Vec<u8
 
 fn bench(name: &str, frames: &[Vec<u8>], rounds: u32) {
     let mut flows = vec![FlowRecord::EMPTY; 4096];
-    let mut hot = vec![FlowSlot::EMPTY; 1024];
+    let mut hot = vec![HotSlot::EMPTY; 1024];
     let mut index = vec![0u32; 8192];
     let mut blocks = vec![Block::EMPTY; 4096];
     let mut frag_slots = vec![FragSlot::EMPTY; 16];
@@ -97,7 +97,8 @@ fn bench(name: &str, frames: &[Vec<u8>], rounds: u32) {
                 frag_arena: &mut arena,
             },
             Config::default(),
-        );
+        )
+        .expect("storage built from its capacities");
         let mut sink = Count(0);
         let t = Instant::now();
         for (i, f) in frames.iter().enumerate() {

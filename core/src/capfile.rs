@@ -23,7 +23,8 @@
 
 use core::fmt;
 
-use crate::{LinkType, Timestamp};
+use crate::decode::LinkType;
+use crate::time::Timestamp;
 
 /// The largest captured length of one packet (libpcap's `MAXIMUM_SNAPLEN`); a record header
 /// claiming more is corrupt.
@@ -49,6 +50,7 @@ const BYTE_ORDER_MAGIC: u32 = 0x1a2b_3c4d;
 pub enum Format {
     /// Classic pcap.
     Pcap {
+        /// Fields in big-endian byte order.
         big_endian: bool,
         /// Timestamps in nanoseconds (magic `a1b23c4d`), else microseconds.
         nanos: bool,
@@ -56,12 +58,16 @@ pub enum Format {
         modified: bool,
     },
     /// pcapng; the byte order is that of the current section.
-    Pcapng { big_endian: bool },
+    Pcapng {
+        /// Fields in big-endian byte order.
+        big_endian: bool,
+    },
 }
 
 /// One pcapng interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Interface {
+    /// Link type of its packets.
     pub link: LinkType,
     /// 0: no limit.
     pub snaplen: u32,
@@ -83,7 +89,9 @@ impl Interface {
 /// One packet, its bytes a slice of the caller's buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Record<'a> {
+    /// Capture time.
     pub ts: Timestamp,
+    /// Link type of the packet (in pcapng, its interface's).
     pub link: LinkType,
     /// pcapng interface id (0 in classic pcap).
     pub interface: u32,
@@ -95,6 +103,7 @@ pub struct Record<'a> {
     /// Snap length of the file (classic) or the interface (pcapng), as written: 0 or 2^31
     /// and above mean no limit.
     pub snaplen: u32,
+    /// The captured bytes, a slice of the caller's buffer.
     pub data: &'a [u8],
 }
 
@@ -110,11 +119,22 @@ impl Record<'_> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step<'a> {
     /// A packet; drop `consumed` bytes from the front of the buffer after using it.
-    Record { consumed: usize, record: Record<'a> },
+    Record {
+        /// Bytes of the buffer this step used.
+        consumed: usize,
+        /// The packet.
+        record: Record<'a>,
+    },
     /// A block that is not a packet (read, or skipped); drop `consumed` bytes.
-    Skip { consumed: usize },
+    Skip {
+        /// Bytes of the buffer this step used.
+        consumed: usize,
+    },
     /// The buffer must hold at least this many bytes (from its start) for the next step.
-    NeedMore { at_least: usize },
+    NeedMore {
+        /// Bytes needed from the buffer's start.
+        at_least: usize,
+    },
     /// The file ended cleanly (only with `eof`).
     End,
 }
@@ -126,9 +146,17 @@ pub enum Step<'a> {
 #[derive(Clone, Debug)]
 pub enum Opened {
     /// The buffer must hold at least this many bytes (from the file's start).
-    NeedMore { at_least: usize },
+    NeedMore {
+        /// Bytes needed from the file's start.
+        at_least: usize,
+    },
     /// The header is read: drop `consumed` bytes and go on with [`CapFile::next`].
-    Ready { file: CapFile, consumed: usize },
+    Ready {
+        /// The reader, positioned after the header.
+        file: CapFile,
+        /// Bytes of the header.
+        consumed: usize,
+    },
 }
 
 /// Why a capture file cannot be read (further).
@@ -139,35 +167,99 @@ pub enum CapError {
     /// Neither a pcap nor a pcapng magic number.
     UnknownMagic([u8; 4]),
     /// The file ends inside its header.
-    FileHeaderCut { got: usize, need: usize },
+    FileHeaderCut {
+        /// Bytes there are.
+        got: usize,
+        /// Bytes the header takes.
+        need: usize,
+    },
     /// Classic pcap of a major version other than 2.
-    PcapVersion { major: u16, minor: u16 },
+    PcapVersion {
+        /// Major version in the header.
+        major: u16,
+        /// Minor version in the header.
+        minor: u16,
+    },
     /// pcapng section of a major version other than 1.
-    PcapngVersion { major: u16, minor: u16 },
+    PcapngVersion {
+        /// Major version in the section header.
+        major: u16,
+        /// Minor version in the section header.
+        minor: u16,
+    },
     /// pcapng section header whose byte-order magic is not `1a2b3c4d` in either order.
     ByteOrderMagic([u8; 4]),
     /// The file ends inside a record header.
-    RecordHeaderCut { got: usize, need: usize },
+    RecordHeaderCut {
+        /// Bytes there are.
+        got: usize,
+        /// Bytes the record header takes.
+        need: usize,
+    },
     /// The file ends inside a record's captured bytes.
-    RecordDataCut { got: usize, caplen: u32 },
+    RecordDataCut {
+        /// Bytes there are.
+        got: usize,
+        /// Captured length the record header says.
+        caplen: u32,
+    },
     /// The file ends inside a pcapng block header.
-    BlockHeaderCut { got: usize },
+    BlockHeaderCut {
+        /// Bytes there are.
+        got: usize,
+    },
     /// The file ends inside a pcapng block.
-    BlockCut { got: usize, len: u32 },
+    BlockCut {
+        /// Bytes there are.
+        got: usize,
+        /// Length the block header says.
+        len: u32,
+    },
     /// A captured length above [`MAX_CAPLEN`]: a corrupt record header.
-    CaplenTooBig { caplen: u32 },
+    CaplenTooBig {
+        /// Captured length the record says.
+        caplen: u32,
+    },
     /// A pcapng block length that is not a multiple of 4.
-    BlockLengthUnaligned { len: u32 },
+    BlockLengthUnaligned {
+        /// Length the block header says.
+        len: u32,
+    },
     /// A pcapng block shorter than its type's fixed fields.
-    BlockTooShort { block_type: u32, len: u32, min: u32 },
+    BlockTooShort {
+        /// The block's type.
+        block_type: u32,
+        /// Length the block header says.
+        len: u32,
+        /// Length of the type's fixed fields.
+        min: u32,
+    },
     /// A pcapng block longer than [`MAX_BLOCK`].
-    BlockTooLong { len: u32 },
+    BlockTooLong {
+        /// Length the block header says.
+        len: u32,
+    },
     /// A pcapng block whose trailing length differs from its leading one.
-    TrailerMismatch { len: u32, trailer: u32 },
+    TrailerMismatch {
+        /// The leading length.
+        len: u32,
+        /// The trailing length.
+        trailer: u32,
+    },
     /// A packet block whose captured bytes run past the block's end.
-    CaplenPastBlock { caplen: u32, room: u32 },
+    CaplenPastBlock {
+        /// Captured length the packet block says.
+        caplen: u32,
+        /// Bytes the block has for it.
+        room: u32,
+    },
     /// A packet on an interface that the section has not described.
-    UnknownInterface { id: u32, defined: u32 },
+    UnknownInterface {
+        /// The packet's interface id.
+        id: u32,
+        /// Interfaces the section described.
+        defined: u32,
+    },
     /// More than [`MAX_INTERFACES`] interfaces in one section.
     TooManyInterfaces,
     /// An `if_tsresol` finer than 10^-19 or 2^-63 seconds.

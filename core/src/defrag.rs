@@ -9,7 +9,7 @@ use core::fmt;
 
 use crate::decode::{Addr, IpPacket, Vlans};
 use crate::stats::FragStats;
-use crate::Timestamp;
+use crate::time::Timestamp;
 
 /// Received ranges a datagram may be held in before it is given up (as too_big): bounds the
 /// per-fragment work and the slot size.
@@ -55,7 +55,7 @@ impl Key {
     }
 }
 
-/// One datagram being reassembled. Storage for [`Defragmenter::new`].
+/// One datagram being reassembled. Storage for [`Storage::frag_slots`](crate::Storage::frag_slots).
 #[derive(Clone, Copy, Debug)]
 pub struct FragSlot {
     used: bool,
@@ -72,6 +72,7 @@ pub struct FragSlot {
 }
 
 impl FragSlot {
+    /// A free slot.
     pub const EMPTY: FragSlot = FragSlot {
         used: false,
         key: Key::NONE,

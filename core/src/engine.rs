@@ -1,247 +1,26 @@
 //! The engine: frames in, sink events out.
 
-use crate::decode::{self, Addr, DecodeError, IpPacket, LinkType, TcpSegment, Vlans};
-use crate::defrag::{Defragmenter, FragSlot};
-use crate::pool::{Block, Pool, NIL};
-use crate::stats::{FlowStats, Stats};
-use crate::stream::{Env, Mode};
-use crate::table::{FlowRecord, FlowSlot, FlowTable, SlotState};
-use crate::Timestamp;
-
-/// A direction within a connection. `AtoB` is from the side that sent the first packet seen
-/// (the SYN when the handshake was captured).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Dir {
-    AtoB = 0,
-    BtoA = 1,
-}
-
-impl Dir {
-    pub const BOTH: [Dir; 2] = [Dir::AtoB, Dir::BtoA];
-    pub fn index(self) -> usize {
-        self as usize
-    }
-    pub fn reverse(self) -> Dir {
-        match self {
-            Dir::AtoB => Dir::BtoA,
-            Dir::BtoA => Dir::AtoB,
-        }
-    }
-}
-
-/// A connection's addresses, ports and VLAN ids. `addr[0]`/`port[0]` is side A.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct FlowKey {
-    pub addr: [Addr; 2],
-    pub port: [u16; 2],
-    pub vlans: Vlans,
-}
-
-impl FlowKey {
-    /// Source address and port of data flowing in `dir`.
-    pub fn src(&self, dir: Dir) -> (Addr, u16) {
-        (self.addr[dir.index()], self.port[dir.index()])
-    }
-    /// Destination address and port of data flowing in `dir`.
-    pub fn dst(&self, dir: Dir) -> (Addr, u16) {
-        let i = dir.reverse().index();
-        (self.addr[i], self.port[i])
-    }
-}
-
-/// Per-direction figures of a flow.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct DirInfo {
-    /// Segments seen in this direction (with or without payload).
-    pub packets: u64,
-    /// Payload bytes seen, duplicates included.
-    pub payload_bytes: u64,
-    /// Stream length so far: bytes delivered plus gap bytes.
-    pub stream_len: u64,
-    /// Segments that arrived ahead of a hole.
-    pub ooo_segments: u64,
-    /// Ranges missing for good and their bytes: gap events, less what late bytes filled.
-    pub gaps: u64,
-    pub gap_bytes: u64,
-    /// Bytes that came again (retransmissions, overlaps).
-    pub retransmitted_bytes: u64,
-    /// Of those, bytes that differed from the copy that was kept (an evasion signal).
-    pub conflict_bytes: u64,
-    pub syn: bool,
-    pub fin: bool,
-    pub rst: bool,
-}
-
-impl DirInfo {
-    pub const EMPTY: DirInfo = DirInfo {
-        packets: 0,
-        payload_bytes: 0,
-        stream_len: 0,
-        ooo_segments: 0,
-        gaps: 0,
-        gap_bytes: 0,
-        retransmitted_bytes: 0,
-        conflict_bytes: 0,
-        syn: false,
-        fin: false,
-        rst: false,
-    };
-}
-
-/// What the sink is told about a flow with every event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct FlowInfo {
-    /// Slot in the flow table: stable while the flow is open, reused afterwards. Sinks may index
-    /// their own per-flow state by it (slots < the `flows` storage length).
-    pub slot: u32,
-    pub key: FlowKey,
-    /// 0 for the first connection on this 4-tuple (and VLANs), 1 for the next, ...
-    pub conn_index: u32,
-    pub first_ts: Timestamp,
-    pub last_ts: Timestamp,
-    /// MAC addresses of side A and side B, when the link layer has them.
-    pub macs: Option<[[u8; 6]; 2]>,
-    pub dirs: [DirInfo; 2],
-}
-
-/// Why a flow was closed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum CloseReason {
-    /// Both sides sent FIN and every byte before them was delivered or reported as a gap.
-    Fin,
-    Rst,
-    /// No packet for the idle timeout (capture time).
-    Idle,
-    /// The table was full and this was the least recently active flow.
-    Evicted,
-    /// A new connection started on the same 4-tuple.
-    Reused,
-    /// The input ended (or the embedder asked to finish).
-    EndOfInput,
-}
-
-/// Why bytes are missing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum GapReason {
-    /// Never captured (or dropped when the pool was full, or the flow closed first).
-    Lost,
-    /// The snap length cut the packet that carried them.
-    Snaplen,
-}
-
-/// Which copy wins when two segments carry different bytes for the same stream offset.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum OverlapPolicy {
-    /// The first copy seen (tshark, Zeek, Suricata's default).
-    #[default]
-    First,
-    /// The last copy seen.
-    Last,
-}
-
-/// Receives what the engine reconstructs. Every method but `data` has a no-op default.
-pub trait Sink {
-    /// A flow was created (first packet of a connection), or, with
-    /// [`Config::resume_evicted`], a connection evicted earlier is picked up again: the same
-    /// slot and `conn_index`, and each direction's events carry on from its `stream_len`
-    /// (the other figures start again from zero).
-    fn open(&mut self, _flow: &FlowInfo) {}
-    /// Stream bytes of `dir` at `offset`. Offsets only grow, except that under
-    /// [`OverlapPolicy::Last`] bytes already delivered may be delivered again with new content.
-    fn data(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]);
-    /// Bytes `[offset, offset + len)` of `dir` are missing for good.
-    fn gap(&mut self, _flow: &FlowInfo, _dir: Dir, _offset: u64, _len: u64, _reason: GapReason) {}
-    /// Bytes already delivered came again. Return true if they differ from what was delivered
-    /// (the core does not keep delivered bytes; a sink that does can tell). Under
-    /// [`OverlapPolicy::Last`] a differing copy is then delivered again through `data`.
-    fn redelivered(&mut self, _flow: &FlowInfo, _dir: Dir, _offset: u64, _data: &[u8]) -> bool {
-        false
-    }
-    /// Bytes `[offset, offset + data.len())` of `dir`, inside a range already reported as a
-    /// gap, arrived after all: never delivered before, so not a retransmission. Return true
-    /// if they were taken (written at their offsets, or shown as late): the core then counts
-    /// them delivered and the gap shrinks. By default they are not (counted as late bytes).
-    fn late(&mut self, _flow: &FlowInfo, _dir: Dir, _offset: u64, _data: &[u8]) -> bool {
-        false
-    }
-    /// The flow is finished; no event for this slot follows until it is reused.
-    fn close(&mut self, _flow: &FlowInfo, _reason: CloseReason) {}
-}
-
-/// Tunables. Timeouts are capture time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Config {
-    /// Close a flow after this long without a packet; 0 never.
-    pub idle_timeout_ns: u64,
-    /// Drop an incomplete fragmented datagram after this long.
-    pub frag_timeout_ns: u64,
-    pub overlap: OverlapPolicy,
-    /// Out-of-order pool blocks one direction may hold (its bound on holes and held data).
-    pub max_blocks_per_dir: u32,
-    /// A flow picked up midstream holds its first segments this long (in segments) so that
-    /// earlier data arriving late still lands in front of them.
-    pub midstream_hold_segments: u32,
-    /// Key of the flow table's hash; the host draws it at random.
-    pub hash_key: [u64; 2],
-    /// A segment (or FIN) more than this many bytes beyond the stream position, or beyond what
-    /// the receiver acknowledged when that is further, is not placed (counted as out of
-    /// window): no real window is that large, and placing it would leave a hole of that size
-    /// in the output. A direction's holes may also outgrow the bytes it sent by this much at
-    /// most, so that jumps repeated through holes given up stay bounded.
-    pub max_jump: u64,
-    /// Remember connections evicted after delivering data (up to a quarter of the flow
-    /// records; see `table.rs`), so that a later packet of one picks it up where it stopped
-    /// (the sink gets `open` again, see [`Sink::open`]) instead of starting a new connection
-    /// with a new stream. Off by default: the sink must expect it.
-    pub resume_evicted: bool,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            idle_timeout_ns: 0,
-            frag_timeout_ns: 30_000_000_000,
-            overlap: OverlapPolicy::First,
-            max_blocks_per_dir: 512,
-            midstream_hold_segments: 16,
-            hash_key: [0x736f_6d65_7073_6575, 0x646f_7261_6e64_6f6d],
-            max_jump: 64 << 20,
-            resume_evicted: false,
-        }
-    }
-}
-
-/// All the memory the engine uses, handed in by the embedder.
-#[derive(Debug)]
-pub struct Storage<'s> {
-    /// Flow records: the maximum number of tracked connections (80 bytes each).
-    pub flows: &'s mut [FlowRecord],
-    /// Full slots for the connections active now (about 500 bytes each); the others wait
-    /// packed in their records. At least one; [`crate::Capacities::hot_len`] suggests a size.
-    pub hot: &'s mut [FlowSlot],
-    /// Hash index; length a power of two, at least twice `flows.len()`.
-    pub index: &'s mut [u32],
-    /// Out-of-order pool shared by all flows.
-    pub blocks: &'s mut [Block],
-    /// Fragment reassembly slots, and the bytes they share (split evenly).
-    pub frag_slots: &'s mut [FragSlot],
-    pub frag_arena: &'s mut [u8],
-}
+use crate::config::Config;
+use crate::decode::{self, Addr, DecodeError, LinkType};
+use crate::defrag::Defragmenter;
+use crate::flow::FlowRef;
+use crate::sink::Sink;
+use crate::stats::Stats;
+use crate::storage::{Storage, StorageError};
+use crate::time::Timestamp;
+use crate::tracker::Tracker;
 
 /// What happened to a frame that decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Outcome {
-    /// A TCP segment was processed.
-    Tcp,
+    /// A TCP segment of a tracked connection was processed: which one, and its direction
+    /// (also for a late packet of a connection already closed). For a frame holding several
+    /// packets (802.11 A-MSDU), the last TCP segment's.
+    Tcp(FlowRef),
+    /// A TCP segment for a new connection found no record to track it in (which happens only
+    /// when the storage holds no flow record): its bytes are counted in `untracked_bytes`.
+    Untracked,
     /// A fragment was held until its datagram completes.
     FragmentHeld,
     /// Not TCP (or not IP): ignored.
@@ -262,13 +41,18 @@ pub struct Engine<'s> {
 }
 
 impl<'s> Engine<'s> {
-    pub fn new(storage: Storage<'s>, config: Config) -> Self {
-        Engine {
-            tracker: Tracker {
-                table: FlowTable::new(storage.flows, storage.hot, storage.index, config.hash_key),
-                pool: Pool::new(storage.blocks),
-                cfg: config,
-            },
+    /// An engine over `storage`, or why the storage cannot be used whole (see
+    /// [`Storage::check`]): the engine never takes less than it is given.
+    pub fn new(storage: Storage<'s>, config: Config) -> Result<Self, StorageError> {
+        storage.check()?;
+        Ok(Engine {
+            tracker: Tracker::new(
+                storage.flows,
+                storage.hot,
+                storage.index,
+                storage.blocks,
+                config,
+            ),
             defrag: Defragmenter::new(
                 storage.frag_slots,
                 storage.frag_arena,
@@ -276,7 +60,7 @@ impl<'s> Engine<'s> {
             ),
             stats: Stats::default(),
             now: Timestamp(0),
-        }
+        })
     }
 
     /// Feeds one frame captured at `ts` on a link of type `link`. A refused frame is counted
@@ -331,7 +115,7 @@ impl<'s> Engine<'s> {
                 Ok((pkt, _)) => self.packet(ts, pkt, sink),
                 Err(e) => self.refuse(e),
             };
-            if matches!(r, Ok(Outcome::Tcp)) || outcome.is_err() {
+            if matches!(r, Ok(Outcome::Tcp(_) | Outcome::Untracked)) || outcome.is_err() {
                 outcome = r;
             }
         }
@@ -407,9 +191,13 @@ impl<'s> Engine<'s> {
         if (seg.payload.len() as u32) < seg.payload_len {
             self.stats.decode.snaplen_cut += 1;
         }
-        self.tracker
-            .segment(ts, &pkt, &seg, &mut self.stats.flow, sink);
-        Ok(Outcome::Tcp)
+        match self
+            .tracker
+            .segment(ts, &pkt, &seg, &mut self.stats.flow, sink)
+        {
+            Some(flow) => Ok(Outcome::Tcp(flow)),
+            None => Ok(Outcome::Untracked),
+        }
     }
 
     fn refuse(&mut self, e: DecodeError) -> Result<Outcome, DecodeError> {
@@ -434,10 +222,7 @@ impl<'s> Engine<'s> {
     /// Closes every open flow (reason `EndOfInput`), oldest first, delivering what is held
     /// and reporting holes as gaps; drops incomplete fragmented datagrams (counted).
     pub fn finish<S: Sink>(&mut self, sink: &mut S) {
-        while let Some(i) = self.tracker.table.oldest_open() {
-            self.tracker
-                .close(i, CloseReason::EndOfInput, &mut self.stats.flow, sink);
-        }
+        self.tracker.finish(&mut self.stats.flow, sink);
         self.defrag.flush(&mut self.stats.frag);
     }
 
@@ -448,351 +233,16 @@ impl<'s> Engine<'s> {
 
     /// Flows being reassembled now.
     pub fn open_flows(&self) -> usize {
-        self.tracker.table.open_len()
+        self.tracker.open_len()
     }
 
     /// The most flows that can be tracked at once with the storage given.
     pub fn capacity(&self) -> usize {
-        self.tracker.table.capacity()
+        self.tracker.capacity()
     }
 
     /// Out-of-order pool blocks free now.
     pub fn free_blocks(&self) -> u32 {
-        self.tracker.pool.free_count()
-    }
-}
-
-/// The flow table and the pool: everything a segment touches.
-#[derive(Debug)]
-struct Tracker<'s> {
-    table: FlowTable<'s>,
-    pool: Pool<'s>,
-    cfg: Config,
-}
-
-fn new_info(pkt: &IpPacket<'_>, seg: &TcpSegment<'_>, ts: Timestamp, conn_index: u32) -> FlowInfo {
-    FlowInfo {
-        slot: 0,
-        key: FlowKey {
-            addr: [pkt.src, pkt.dst],
-            port: [seg.src_port, seg.dst_port],
-            vlans: pkt.vlans,
-        },
-        conn_index,
-        first_ts: ts,
-        last_ts: ts,
-        macs: pkt.macs,
-        dirs: [DirInfo::EMPTY; 2],
-    }
-}
-
-impl<'s> Tracker<'s> {
-    // Inlined into both callers (the common frame's path and the A-MSDU tail): as one
-    // call it was inlined, and a call per packet here costs about 70 instructions.
-    #[inline(always)]
-    fn segment<S: Sink>(
-        &mut self,
-        ts: Timestamp,
-        pkt: &IpPacket<'_>,
-        seg: &TcpSegment<'_>,
-        stats: &mut FlowStats,
-        sink: &mut S,
-    ) {
-        let flags = seg.flags;
-        // Every payload byte seen, whatever becomes of it (delivered, late, after close, ...).
-        stats.payload_bytes += seg.payload_len as u64;
-        let (found, hash) =
-            self.table
-                .lookup(pkt.src, seg.src_port, pkt.dst, seg.dst_port, &pkt.vlans);
-        let (i, dir, h) = match found {
-            Some((i, d)) => {
-                let h = self.hot(i, true, stats, sink);
-                let state = self.table.state(i);
-                let slot = self.table.slot_at(h);
-                let fresh = match state {
-                    SlotState::Open => {
-                        // A connection attempt on a live 4-tuple is a new connection unless
-                        // it repeats this side's SYN.
-                        let h = &slot.half[d.index()];
-                        flags.syn()
-                            && !flags.ack()
-                            && h.mode != Mode::Unset
-                            && !(h.has_syn && h.isn == seg.seq)
-                    }
-                    SlotState::Evicted => {
-                        // Evicted, not finished: only a new SYN, or data far from where its
-                        // direction stopped, starts another connection.
-                        let h = &slot.half[d.index()];
-                        (flags.syn() && !(h.has_syn && h.isn == seg.seq))
-                            || (!flags.syn()
-                                && seg.payload_len > 0
-                                && h.mode != Mode::Unset
-                                && h.is_far(seg.seq))
-                    }
-                    SlotState::Closed => {
-                        // A repeat of the finished connection's own SYN is not a new one.
-                        let h = &slot.half[d.index()];
-                        let reset = slot.info.dirs[0].rst || slot.info.dirs[1].rst;
-                        let old_syn = h.has_syn && h.isn == seg.seq && !reset;
-                        (flags.syn() && !old_syn)
-                            || (!flags.syn()
-                                && seg.payload_len > 0
-                                && (h.mode == Mode::Unset || h.is_far(seg.seq)))
-                    }
-                    SlotState::Free | SlotState::Spill => true,
-                };
-                if fresh {
-                    let conn = slot.info.conn_index.wrapping_add(1);
-                    if state == SlotState::Open {
-                        self.close(i, CloseReason::Reused, stats, sink);
-                    }
-                    stats.reused += 1;
-                    stats.opened += 1;
-                    // Closing packed it, most likely.
-                    let h = self.hot(i, false, stats, sink);
-                    self.table.reopen(i, new_info(pkt, seg, ts, conn));
-                    sink.open(&self.table.slot_at(h).info);
-                    (i, Dir::AtoB, h)
-                } else if state == SlotState::Closed {
-                    // A late packet of a finished connection (the last ACK, a repeated FIN).
-                    stats.after_close_bytes += seg.payload_len as u64;
-                    self.table.touch(i);
-                    return;
-                } else if state == SlotState::Evicted {
-                    // The connection goes on where it stopped: same index, same offsets.
-                    self.table.resume(i);
-                    stats.resumed += 1;
-                    let slot = self.table.slot_at(h);
-                    // The figures restart with the resumed part (each close is its own
-                    // record), so gaps reported before the eviction are no longer the
-                    // direction's: bytes for them are judged as any old range is.
-                    for half in &mut slot.half {
-                        half.forget_gaps();
-                    }
-                    let info = &mut slot.info;
-                    for di in &mut info.dirs {
-                        *di = DirInfo {
-                            stream_len: di.stream_len,
-                            syn: di.syn,
-                            fin: di.fin,
-                            rst: di.rst,
-                            ..DirInfo::EMPTY
-                        };
-                    }
-                    sink.open(info);
-                    (i, d, h)
-                } else {
-                    (i, d, h)
-                }
-            }
-            None => {
-                let i = match self.take_slot(stats, sink) {
-                    Some(i) => i,
-                    None => {
-                        stats.untracked_bytes += seg.payload_len as u64;
-                        return;
-                    }
-                };
-                stats.opened += 1;
-                let h = self.hot(i, false, stats, sink);
-                self.table.install(i, new_info(pkt, seg, ts, 0), hash, true);
-                sink.open(&self.table.slot_at(h).info);
-                (i, Dir::AtoB, h)
-            }
-        };
-        self.table.touch(i);
-        let d = dir.index();
-        let slot = self.table.slot_at(h);
-        let FlowSlot { info, half, .. } = slot;
-        let mut env = Env {
-            pool: &mut self.pool,
-            stats,
-            cfg: &self.cfg,
-            sink,
-        };
-        info.last_ts = ts;
-        if info.macs.is_none() {
-            info.macs = pkt
-                .macs
-                .map(|m| if dir == Dir::AtoB { m } else { [m[1], m[0]] });
-        }
-        {
-            let di = &mut info.dirs[d];
-            di.packets += 1;
-            di.payload_bytes += seg.payload_len as u64;
-        }
-        let mut data_seq = seg.seq;
-        if flags.syn() {
-            // A SYN after this side's own reset is a retry: the reset ended the attempt, not
-            // the connection.
-            info.dirs[d].rst = false;
-            info.dirs[d].syn = true;
-            half[d].syn(seg.seq);
-            data_seq = seg.seq.wrapping_add(1);
-        }
-        if flags.ack() {
-            half[1 - d].peer_ack(seg.ack);
-        }
-        if seg.payload_len > 0 {
-            half[d].data(info, dir, &mut env, data_seq, seg.payload, seg.payload_len);
-        }
-        if flags.fin() {
-            info.dirs[d].fin = true;
-            half[d].fin(info, dir, &mut env, data_seq, seg.payload_len);
-        }
-        if flags.rst() && !half[d].rst_plausible(seg.seq) {
-            env.stats.ignored_rsts += 1;
-        } else if flags.rst() {
-            // The side that reset sends nothing more; the other side's data already in
-            // flight still arrives (and is kept, as tshark keeps it), so the flow closes
-            // when that side is done too.
-            info.dirs[d].rst = true;
-        }
-        let over = |h: &crate::stream::Half, di: &DirInfo| {
-            h.finished() || h.fin_acked() || di.rst || (h.mode == Mode::Unset && di.packets == 0)
-        };
-        let ending =
-            half[0].fin_seen() || half[1].fin_seen() || info.dirs[0].rst || info.dirs[1].rst;
-        if ending && over(&half[0], &info.dirs[0]) && over(&half[1], &info.dirs[1]) {
-            let reason = if info.dirs[0].rst || info.dirs[1].rst {
-                CloseReason::Rst
-            } else {
-                CloseReason::Fin
-            };
-            self.close(i, reason, stats, sink);
-        }
-    }
-
-    /// Gives record `i` a full slot (see [`FlowTable::make_hot`]) and returns it. When the
-    /// flows tried for their slot do not pack (no record to spare), one of them is closed
-    /// (evicted: its data delivered, holes reported), and forgotten if even closed it does not
-    /// pack.
-    #[inline]
-    fn hot<S: Sink>(&mut self, i: u32, unpack: bool, stats: &mut FlowStats, sink: &mut S) -> u32 {
-        match self.table.make_hot(i, unpack) {
-            Ok(h) => h,
-            Err(_) => self.make_room(i, unpack, stats, sink),
-        }
-    }
-
-    #[inline(never)]
-    fn make_room<S: Sink>(
-        &mut self,
-        i: u32,
-        unpack: bool,
-        stats: &mut FlowStats,
-        sink: &mut S,
-    ) -> u32 {
-        loop {
-            let victim = match self.table.make_hot(i, unpack) {
-                Ok(h) => return h,
-                Err(v) => v,
-            };
-            if victim == NIL || victim == i {
-                // Cannot happen: the table has full slots (or no records to look up), at
-                // least one was tried, and `i` is in none of them.
-                debug_assert!(false, "no full slot to free");
-                return 0;
-            }
-            self.close(victim, CloseReason::Evicted, stats, sink);
-            if self.table.is_hot(victim) {
-                self.table.remove(victim);
-            }
-        }
-    }
-
-    /// A record for a new flow: free, else a closed one, else the least recently active open
-    /// flow is evicted (its data delivered, holes reported).
-    fn take_slot<S: Sink>(&mut self, stats: &mut FlowStats, sink: &mut S) -> Option<u32> {
-        if let Some(i) = self.table.take_free() {
-            return Some(i);
-        }
-        // A victim that delivered data is remembered, and one more is evicted for the record:
-        // under a flood of new connections the oldest remembered one goes, not the victim.
-        for _ in 0..2 {
-            let Some(old) = self.table.oldest_open() else {
-                break;
-            };
-            let delivered = self.close(old, CloseReason::Evicted, stats, sink);
-            if !(self.cfg.resume_evicted && delivered) {
-                self.table.remove(old);
-                return self.table.take_free();
-            }
-            if !self.table.mark_evicted(old) {
-                // As many remembered as the table allows: the oldest of them makes room.
-                self.table.forget_evicted();
-                self.table.mark_evicted(old);
-                return self.table.take_free();
-            }
-        }
-        self.table.forget_evicted();
-        self.table.take_free()
-    }
-
-    /// Closes open flow `i`; returns whether it delivered any byte (data or gap).
-    fn close<S: Sink>(
-        &mut self,
-        i: u32,
-        reason: CloseReason,
-        stats: &mut FlowStats,
-        sink: &mut S,
-    ) -> bool {
-        if self.table.state(i) != SlotState::Open {
-            return false;
-        }
-        let h = self.hot(i, true, stats, sink);
-        let FlowSlot { info, half, .. } = self.table.slot_at(h);
-        // A reset connection that ends by time or input still ended with a reset.
-        let reason = match reason {
-            CloseReason::Idle | CloseReason::EndOfInput | CloseReason::Reused
-                if info.dirs[0].rst || info.dirs[1].rst =>
-            {
-                CloseReason::Rst
-            }
-            r => r,
-        };
-        let mut env = Env {
-            pool: &mut self.pool,
-            stats,
-            cfg: &self.cfg,
-            sink,
-        };
-        for dir in Dir::BOTH {
-            half[dir.index()].flush(info, dir, &mut env);
-            half[dir.index()].release(env.pool);
-        }
-        let counter = match reason {
-            CloseReason::Fin => &mut stats.closed_fin,
-            CloseReason::Rst => &mut stats.closed_rst,
-            CloseReason::Idle => &mut stats.closed_idle,
-            CloseReason::Evicted => &mut stats.closed_evicted,
-            CloseReason::Reused => &mut stats.closed_reused,
-            CloseReason::EndOfInput => &mut stats.closed_end,
-        };
-        *counter += 1;
-        sink.close(info, reason);
-        let delivered = info.dirs.iter().any(|d| d.stream_len > 0);
-        self.table.mark_closed(i);
-        delivered
-    }
-
-    #[inline]
-    fn expire_idle<S: Sink>(&mut self, now: Timestamp, stats: &mut FlowStats, sink: &mut S) {
-        if self.cfg.idle_timeout_ns != 0 {
-            self.expire_idle_now(now, stats, sink);
-        }
-    }
-
-    #[inline(never)]
-    fn expire_idle_now<S: Sink>(&mut self, now: Timestamp, stats: &mut FlowStats, sink: &mut S) {
-        let idle = self.cfg.idle_timeout_ns;
-        while let Some(i) = self.table.oldest_open() {
-            let h = self.hot(i, true, stats, sink);
-            let last = self.table.slot_at(h).info.last_ts;
-            if now.0.saturating_sub(last.0) <= idle {
-                break;
-            }
-            self.close(i, CloseReason::Idle, stats, sink);
-        }
+        self.tracker.free_blocks()
     }
 }

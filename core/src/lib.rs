@@ -1,86 +1,105 @@
 //! # tcpflow-core: TCP flow reassembly without an allocator
 //!
 //! This crate turns captured frames into the byte streams of the TCP connections they carry.
-//! It is `#![no_std]`, never allocates and holds no clock: the embedder hands in all storage
-//! (see [`engine::Storage`]) and a timestamp with every frame, so the same code runs in the
-//! `tcpflow` command (storage sized at run time), on routers, and in firmware (static arrays).
+//! It is `no_std`, never allocates and holds no clock: the embedder hands in all storage
+//! (a [`Storage`], sized by [`Capacities`]) and a timestamp with every frame, so the same code
+//! runs in the `tcpflow` command (storage sized at run time), on routers, and in firmware
+//! (static arrays).
+//!
+//! ## Using it
+//! Build a [`Storage`] from [`Capacities`] (its element types, [`FlowRecord`], [`HotSlot`],
+//! [`Block`] and [`FragSlot`], are here at the root), create an [`Engine`] with a [`Config`]
+//! (a storage it could not use whole is refused with a [`StorageError`]), feed it frames with
+//! [`Engine::process`], which says where each went ([`engine::Outcome`], with a [`FlowRef`]
+//! for a TCP segment), and receive the streams through your [`Sink`]. [`Engine::finish`]
+//! closes what is still open.
 //!
 //! ## Layers, one way
 //! ```text
-//! frame -> decode -> defrag -> table -> stream -> Sink events
+//! frame -> decode -> defrag -> tracker (table, pack) -> stream (pool) -> Sink events
 //! ```
 //! - [`decode`]: link layer (Ethernet with up to 3 VLAN tags, SLL, SLL2, raw IP, null/loop, PPP,
 //!   Cisco HDLC, NFLOG, 802.11 bare or behind radiotap, PPI, Prism, AVS; one table,
 //!   [`decode::LINK_TYPES`]), MPLS, PPPoE and tunnels (IP-in-IP, GRE, VXLAN, Geneve, GTP-U, AYIYA),
 //!   IPv4 with options, IPv6 with extension headers, TCP. Untrusted bytes are checked here,
-//!   once; every refusal is a typed [`decode::DecodeError`]. Payload lengths come from the IP
+//!   once; every refusal is a typed [`DecodeError`]. Payload lengths come from the IP
 //!   header, never from the captured length, so Ethernet padding is never data.
-//! - [`defrag`]: IPv4/IPv6 fragment reassembly in a fixed set of slots, first copy wins,
-//!   timed out on capture time.
-//! - [`table`]: the flow table: fixed capacity, keyed hash index (crafted ports cannot make
-//!   lookups slow), least-recently-active list for idle timeout and eviction; connections
-//!   not active now wait packed in about 100 bytes each.
-//! - [`stream`]: one direction of a connection: sequence numbers to `u64` stream offsets,
-//!   in-order data straight to the sink, out-of-order data in the shared [`pool`].
-//! - [`engine`]: ties them together and defines the [`engine::Sink`] trait.
+//! - `defrag`: IPv4/IPv6 fragment reassembly in a fixed set of slots, first copy wins,
+//!   timed out on capture time (public with the feature `fuzzing` only).
+//! - `tracker`: a segment to its connection, and the connection's life: the rule for when a
+//!   segment starts a new connection on a known 4-tuple, and the eviction policy, each in one
+//!   place.
+//! - `table`: the flow table: a record ([`FlowRecord`]) per tracked connection, keyed hash
+//!   index (crafted ports cannot make lookups slow), recency lists for idle timeout and
+//!   eviction; connections active now are unpacked in a hot slot ([`HotSlot`]), the others
+//!   wait packed in their record (`pack`).
+//! - `stream`: one direction of a connection: sequence numbers to `u64` stream offsets,
+//!   in-order data straight to the sink, out-of-order data in the shared pool (`pool`).
+//! - [`engine`]: the [`Engine`]: frames in, through the layers above.
+//!
+//! The vocabulary they share has modules of its own, so that the layers depend on it and not
+//! on each other: [`flow`] (a connection: [`Dir`], [`FlowKey`], [`FlowInfo`], [`DirInfo`],
+//! [`FlowRef`]), [`sink`] (events out: [`Sink`], [`CloseReason`], [`GapReason`]), [`config`]
+//! ([`Config`], [`OverlapPolicy`]), [`storage`] ([`Storage`], [`StorageError`]), [`sizing`]
+//! ([`Capacities`]), [`stats`] ([`Stats`]) and the [`Timestamp`]. A test
+//! (`core/tests/import_graph.rs`) holds the modules free of import circles.
 //!
 //! Beside the layers, [`capfile`] reads capture files (classic pcap and pcapng) from bytes the
 //! embedder holds: each packet comes out as a slice of its buffer with its timestamp and link
-//! type, ready for [`Engine::process`].
+//! type, ready for [`Engine::process`]; and [`spool`] keeps sink events in a crash-safe ring on
+//! flash and replays them into any sink.
 //!
 //! ## Guarantees
 //! - No panics on any input (fuzzed and property-tested); no allocation; no `unsafe`.
 //! - Every byte that cannot be delivered is accounted for: as a gap event to the sink, and in
-//!   a [`stats::Stats`] counter.
+//!   a [`Stats`] counter.
 //! - Memory is exactly what the embedder hands in; every table has a documented policy for
 //!   when it is full.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
+#![warn(missing_docs)]
 
 #[cfg(test)]
 extern crate std;
 
 pub mod capfile;
+pub mod config;
 pub mod decode;
+// Public only for the fuzz targets (feature `fuzzing`), which drive the defragmenter alone;
+// embedders reach it through the engine.
+#[cfg(feature = "fuzzing")]
 pub mod defrag;
+#[cfg(not(feature = "fuzzing"))]
+mod defrag;
 pub mod engine;
+pub mod flow;
 mod hash;
 mod pack;
-pub mod pool;
+mod pool;
 pub mod seq;
+pub mod sink;
 pub mod sizing;
 pub mod spool;
 pub mod stats;
-pub mod stream;
-pub mod table;
+pub mod storage;
+mod stream;
+mod table;
+mod time;
+mod tracker;
 
+pub use config::{Config, OverlapPolicy};
 pub use decode::{Addr, DecodeError, LinkType, Vlans};
-pub use engine::{
-    CloseReason, Config, Dir, DirInfo, Engine, FlowInfo, FlowKey, GapReason, OverlapPolicy, Sink,
-    Storage,
-};
+// The element types of [`Storage`], so that an embedder can allocate it.
+pub use defrag::FragSlot;
+pub use engine::Engine;
+pub use flow::{Dir, DirInfo, FlowInfo, FlowKey, FlowRef};
+pub use pool::{Block, BLOCK_DATA};
+pub use sink::{CloseReason, GapReason, Sink};
+pub use storage::{Storage, StorageError};
+pub use table::{FlowRecord, HotSlot};
+pub use time::Timestamp;
 
-/// Capture time: nanoseconds since the Unix epoch (u64 lasts until 2554). The core has no
-/// clock; every timeout runs on these, so a file gives the same output every run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Timestamp(pub u64);
-
-impl Timestamp {
-    pub const fn from_secs(secs: u64) -> Self {
-        Timestamp(secs * 1_000_000_000)
-    }
-    pub const fn from_micros(secs: u64, micros: u32) -> Self {
-        Timestamp(secs * 1_000_000_000 + micros as u64 * 1000)
-    }
-    pub const fn secs(self) -> u64 {
-        self.0 / 1_000_000_000
-    }
-    pub const fn subsec_nanos(self) -> u32 {
-        (self.0 % 1_000_000_000) as u32
-    }
-}
 pub use sizing::Capacities;
 pub use stats::Stats;
 

@@ -1,7 +1,7 @@
 //! A flow's whole state in a few dozen bytes, for flows that wait between packets.
 //!
 //! The table keeps every connection in a small record and only the recently active ones in
-//! full slots (see [`crate::table`]). A record holds its flow packed: fields at their default
+//! hot slots (see [`crate::table`]). A record holds its flow packed: fields at their default
 //! are left out (a presence bit each), the rest are LEB128 varints, and most are stored as the
 //! difference from what the other fields predict (bytes seen minus stream length, the ISN
 //! from the sequence number and the stream length, the acknowledgement from the stream
@@ -13,11 +13,11 @@
 //! state.
 
 use crate::decode::{Addr, Vlans};
-use crate::engine::{DirInfo, FlowInfo, FlowKey};
+use crate::flow::{DirInfo, FlowInfo, FlowKey};
 use crate::pool::NIL;
 use crate::seq::SeqNum;
 use crate::stream::{Half, Mode, GAPS_KEPT, NO_FIN};
-use crate::Timestamp;
+use crate::time::Timestamp;
 
 /// Fields that may be left out, each with a presence bit. The bitmap is a varint, so the
 /// fields a clean connection has come first (one byte of bitmap for them).
@@ -269,39 +269,52 @@ fn gap_fields(k: usize) -> (usize, usize) {
 }
 
 /// Packs a flow into `out`; returns the bytes used, or None when it does not fit.
+///
+/// Every struct packed is destructured whole (and [`unpack`] builds each whole), so a field
+/// added to one of them does not compile until it is packed or said to be left out.
 pub(crate) fn pack(
     info: &FlowInfo,
     half: &[Half; 2],
     macs: &mut MacPairs,
     out: &mut [u8],
 ) -> Option<usize> {
+    let FlowInfo {
+        // The record's index: where the flow is packed, not part of it.
+        slot: _,
+        key,
+        conn_index,
+        first_ts,
+        last_ts,
+        macs: flow_macs,
+        dirs,
+    } = info;
+    let FlowKey { addr, port, vlans } = key;
     let mut w = Writer { out, len: 0 };
-    let key = &info.key;
-    let v6 = matches!(key.addr[0], Addr::V6(_));
+    let v6 = matches!(addr[0], Addr::V6(_));
     // Both addresses of a key share a family (a packet has one IP header).
-    if v6 != matches!(key.addr[1], Addr::V6(_)) {
+    if v6 != matches!(addr[1], Addr::V6(_)) {
         return None;
     }
-    let vl = key.vlans.as_slice();
+    let vl = vlans.as_slice();
     let mut k = (vl.len() as u8) << K_VLANS_SHIFT;
     if v6 {
         k |= K_V6;
     }
-    let mac_ref = info.macs.and_then(|m| macs.index_of(&m));
+    let mac_ref = flow_macs.and_then(|m| macs.index_of(&m));
     if mac_ref.is_some() {
         k |= K_MAC_REF;
-    } else if info.macs.is_some() {
+    } else if flow_macs.is_some() {
         k |= K_MACS;
     }
     w.bytes(&[k])?;
-    write_addr(&mut w, key.addr[0])?;
-    write_addr(&mut w, key.addr[1])?;
-    w.bytes(&key.port[0].to_le_bytes())?;
-    w.bytes(&key.port[1].to_le_bytes())?;
+    write_addr(&mut w, addr[0])?;
+    write_addr(&mut w, addr[1])?;
+    w.bytes(&port[0].to_le_bytes())?;
+    w.bytes(&port[1].to_le_bytes())?;
     for id in vl {
         w.bytes(&id.to_le_bytes())?;
     }
-    match (mac_ref, info.macs) {
+    match (mac_ref, flow_macs) {
         (Some(i), _) => w.bytes(&[i])?,
         (None, Some(m)) => {
             w.bytes(&m[0])?;
@@ -309,49 +322,74 @@ pub(crate) fn pack(
         }
         (None, None) => {}
     }
-    w.bytes(&info.first_ts.0.to_le_bytes())?;
+    w.bytes(&first_ts.0.to_le_bytes())?;
     let mut flags = 0u8;
     let mut modes = 0u8;
-    for (d, (di, h)) in info.dirs.iter().zip(half).enumerate() {
-        flags |= (u8::from(di.syn) | u8::from(di.fin) << 1 | u8::from(di.rst) << 2) << (3 * d);
-        flags |= u8::from(h.has_syn) << (6 + d);
-        modes |= (mode_bits(h.mode) | u8::from(h.peer_acked) << 2) << (3 * d);
-        modes |= u8::from(h.fin_off != NO_FIN) << (6 + d);
-    }
-    w.bytes(&[flags, modes])?;
     let mut vals = [0u64; FIELDS];
-    vals[CONN_INDEX] = u64::from(info.conn_index);
-    vals[LAST_TS] = info.last_ts.0.wrapping_sub(info.first_ts.0);
+    vals[CONN_INDEX] = u64::from(*conn_index);
+    vals[LAST_TS] = last_ts.0.wrapping_sub(first_ts.0);
     let mut present =
         u64::from(vals[CONN_INDEX] != 0) << CONN_INDEX | u64::from(vals[LAST_TS] != 0) << LAST_TS;
     for d in 0..2 {
-        let di = &info.dirs[d];
-        let h = &half[d];
-        let len = h.next.wrapping_sub(h.origin);
-        let isn_guess = h.next_seq.0.wrapping_sub(1).wrapping_sub(len as u32);
-        let payload = zigzag(di.payload_bytes.wrapping_sub(di.stream_len));
-        let acked = zigzag(h.acked.wrapping_sub(h.next));
+        let DirInfo {
+            packets,
+            payload_bytes,
+            stream_len,
+            ooo_segments,
+            gaps,
+            gap_bytes,
+            retransmitted_bytes,
+            conflict_bytes,
+            syn,
+            fin,
+            rst,
+        } = dirs[d];
+        let Half {
+            mode,
+            next_seq,
+            next,
+            origin,
+            isn,
+            has_syn,
+            fin_off,
+            acked,
+            peer_acked,
+            gap_lo,
+            gap_hi,
+            head,
+            tail,
+            blocks,
+            held,
+        } = half[d];
+        flags |= (u8::from(syn) | u8::from(fin) << 1 | u8::from(rst) << 2) << (3 * d);
+        flags |= u8::from(has_syn) << (6 + d);
+        modes |= (mode_bits(mode) | u8::from(peer_acked) << 2) << (3 * d);
+        modes |= u8::from(fin_off != NO_FIN) << (6 + d);
+        let len = next.wrapping_sub(origin);
+        let isn_guess = next_seq.0.wrapping_sub(1).wrapping_sub(len as u32);
+        let payload = zigzag(payload_bytes.wrapping_sub(stream_len));
+        let acked = zigzag(acked.wrapping_sub(next));
         // A direction with nothing unusual (the common case) sets only the leading fields.
-        let plain = (di.stream_len ^ len)
-            | di.ooo_segments
-            | di.gaps
-            | di.gap_bytes
-            | di.retransmitted_bytes
-            | di.conflict_bytes
-            | u64::from(h.isn.0 ^ isn_guess)
-            | h.origin
-            | h.gap_lo.iter().chain(&h.gap_hi).fold(0, |a, &x| a | x)
-            | u64::from(h.head ^ NIL)
-            | u64::from(h.tail ^ NIL)
-            | u64::from(h.blocks)
-            | u64::from(h.held)
+        let plain = (stream_len ^ len)
+            | ooo_segments
+            | gaps
+            | gap_bytes
+            | retransmitted_bytes
+            | conflict_bytes
+            | u64::from(isn.0 ^ isn_guess)
+            | origin
+            | gap_lo.iter().chain(&gap_hi).fold(0, |a, &x| a | x)
+            | u64::from(head ^ NIL)
+            | u64::from(tail ^ NIL)
+            | u64::from(blocks)
+            | u64::from(held)
             == 0
-            && h.fin_off == NO_FIN;
+            && fin_off == NO_FIN;
         if plain {
             for (f, x) in [
-                (PACKETS, di.packets),
+                (PACKETS, packets),
                 (PAYLOAD, payload),
-                (NEXT_SEQ, u64::from(h.next_seq.0)),
+                (NEXT_SEQ, u64::from(next_seq.0)),
                 (NEXT, len),
                 (ACKED, acked),
             ] {
@@ -362,39 +400,40 @@ pub(crate) fn pack(
             continue;
         }
         let mut v = [0u64; DIR_FIELDS];
-        v[PACKETS] = di.packets;
+        v[PACKETS] = packets;
         v[PAYLOAD] = payload;
-        v[STREAM_LEN] = di.stream_len ^ len;
-        v[OOO] = di.ooo_segments;
-        v[GAPS] = di.gaps;
-        v[GAP_BYTES] = di.gap_bytes;
-        v[RETRANS] = di.retransmitted_bytes;
-        v[CONFLICT] = di.conflict_bytes;
-        v[NEXT_SEQ] = u64::from(h.next_seq.0);
-        v[ISN] = u64::from(h.isn.0 ^ isn_guess);
+        v[STREAM_LEN] = stream_len ^ len;
+        v[OOO] = ooo_segments;
+        v[GAPS] = gaps;
+        v[GAP_BYTES] = gap_bytes;
+        v[RETRANS] = retransmitted_bytes;
+        v[CONFLICT] = conflict_bytes;
+        v[NEXT_SEQ] = u64::from(next_seq.0);
+        v[ISN] = u64::from(isn.0 ^ isn_guess);
         v[NEXT] = len;
-        v[ORIGIN] = h.origin;
+        v[ORIGIN] = origin;
         // Whether there is one is a flag bit.
-        v[FIN_OFF] = if h.fin_off == NO_FIN {
+        v[FIN_OFF] = if fin_off == NO_FIN {
             0
         } else {
-            h.fin_off.wrapping_sub(h.origin)
+            fin_off.wrapping_sub(origin)
         };
         v[ACKED] = acked;
         for k in 0..GAPS_KEPT {
             let (lo, len) = gap_fields(k);
-            v[lo] = h.gap_lo[k];
-            v[len] = h.gap_hi[k].wrapping_sub(h.gap_lo[k]);
+            v[lo] = gap_lo[k];
+            v[len] = gap_hi[k].wrapping_sub(gap_lo[k]);
         }
-        v[HEAD] = u64::from(h.head ^ NIL);
-        v[TAIL] = u64::from(h.tail ^ NIL);
-        v[BLOCKS] = u64::from(h.blocks);
-        v[HELD] = u64::from(h.held);
+        v[HEAD] = u64::from(head ^ NIL);
+        v[TAIL] = u64::from(tail ^ NIL);
+        v[BLOCKS] = u64::from(blocks);
+        v[HELD] = u64::from(held);
         for (&x, &p) in v.iter().zip(&POS[d]) {
             vals[p] = x;
             present |= u64::from(x != 0) << p;
         }
     }
+    w.bytes(&[flags, modes])?;
     w.varint(present)?;
     let mut bits = present;
     while bits != 0 {
@@ -411,22 +450,21 @@ pub(crate) fn pack(
     Some(w.len)
 }
 
-/// Unpacks what [`pack`] wrote into `info` (all but `info.slot`) and `half`.
+/// Unpacks what [`pack`] wrote into `info` (all but `info.slot`, which is kept) and `half`.
 pub(crate) fn unpack(packed: &[u8], macs: &MacPairs, info: &mut FlowInfo, half: &mut [Half; 2]) {
     let mut r = Reader {
         buf: packed,
         pos: 0,
     };
     let (key, k) = read_key(&mut r);
-    info.key = key;
-    info.macs = if k & K_MAC_REF != 0 {
+    let flow_macs = if k & K_MAC_REF != 0 {
         macs.get(r.byte())
     } else if k & K_MACS != 0 {
         Some([r.bytes(), r.bytes()])
     } else {
         None
     };
-    info.first_ts = Timestamp(u64::from_le_bytes(r.bytes()));
+    let first_ts = Timestamp(u64::from_le_bytes(r.bytes()));
     let [flags, modes] = r.bytes::<2>();
     let present = r.varint();
     let mut vals = [0u64; FIELDS];
@@ -441,8 +479,7 @@ pub(crate) fn unpack(packed: &[u8], macs: &MacPairs, info: &mut FlowInfo, half: 
             r.varint()
         };
     }
-    info.conn_index = vals[CONN_INDEX] as u32;
-    info.last_ts = Timestamp(info.first_ts.0.wrapping_add(vals[LAST_TS]));
+    let mut dirs = [DirInfo::EMPTY; 2];
     for d in 0..2 {
         let mut v = [0u64; DIR_FIELDS];
         for (f, x) in v.iter_mut().enumerate() {
@@ -456,7 +493,7 @@ pub(crate) fn unpack(packed: &[u8], macs: &MacPairs, info: &mut FlowInfo, half: 
         let next_seq = SeqNum(v[NEXT_SEQ] as u32);
         let isn_guess = next_seq.0.wrapping_sub(1).wrapping_sub(len as u32);
         let stream_len = v[STREAM_LEN] ^ len;
-        info.dirs[d] = DirInfo {
+        dirs[d] = DirInfo {
             packets: v[PACKETS],
             payload_bytes: stream_len.wrapping_add(unzigzag(v[PAYLOAD])),
             stream_len,
@@ -497,6 +534,15 @@ pub(crate) fn unpack(packed: &[u8], macs: &MacPairs, info: &mut FlowInfo, half: 
             held: v[HELD] as u32,
         };
     }
+    *info = FlowInfo {
+        slot: info.slot,
+        key,
+        conn_index: vals[CONN_INDEX] as u32,
+        first_ts,
+        last_ts: Timestamp(first_ts.0.wrapping_add(vals[LAST_TS])),
+        macs: flow_macs,
+        dirs,
+    };
 }
 
 #[cfg(test)]
@@ -642,7 +688,7 @@ mod tests {
             }
             for mut macs in [MacPairs::EMPTY, full] {
             let n = pack(&info, &half, &mut macs, &mut buf).expect("512 bytes hold any flow");
-            let mut got = FlowInfo { slot: 0, ..crate::table::FlowSlot::EMPTY.info };
+            let mut got = FlowInfo { slot: 0, ..crate::table::HotSlot::EMPTY.info };
             let mut got_half = [Half::EMPTY; 2];
             unpack(&buf[..n], &macs, &mut got, &mut got_half);
             prop_assert_eq!(got, info);
@@ -655,7 +701,7 @@ mod tests {
 
         #[test]
         fn garbage_unpacks_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..120)) {
-            let mut got = crate::table::FlowSlot::EMPTY.info;
+            let mut got = crate::table::HotSlot::EMPTY.info;
             let mut half = [Half::EMPTY; 2];
             unpack(&bytes, &MacPairs::EMPTY, &mut got, &mut half);
             let _ = key(&bytes);
@@ -665,7 +711,7 @@ mod tests {
     /// What a clean connection costs: the figure the module docs and the record size rely on.
     #[test]
     fn a_clean_flow_packs_small() {
-        let mut info = crate::table::FlowSlot::EMPTY.info;
+        let mut info = crate::table::HotSlot::EMPTY.info;
         info.key.addr = [Addr::V4([10, 0, 0, 1]), Addr::V4([10, 0, 0, 2])];
         info.key.port = [40000, 80];
         info.macs = Some([[2; 6], [4; 6]]);

@@ -18,8 +18,10 @@ const CUTS: usize = 2;
 
 /// End of a list.
 pub(crate) const NIL: u32 = u32::MAX;
+/// The most blocks a pool numbers (indexes are u32 with [`NIL`] reserved).
+pub(crate) const MAX_BLOCKS: usize = NIL as usize - 1;
 
-/// One block of held data. Storage for [`crate::engine::Storage::blocks`]. Blocks are set
+/// One block of held data. Storage for [`crate::Storage::blocks`]. Blocks are set
 /// before use, and all-zero bytes are a valid block, so a host can allocate them zeroed.
 #[derive(Clone, Copy, Debug)]
 pub struct Block {
@@ -37,6 +39,7 @@ pub struct Block {
 }
 
 impl Block {
+    /// A free block.
     pub const EMPTY: Block = Block {
         next: NIL,
         cut_at: [0; CUTS],
@@ -149,7 +152,7 @@ pub(crate) struct Pool<'s> {
 
 impl<'s> Pool<'s> {
     pub(crate) fn new(blocks: &'s mut [Block]) -> Self {
-        let len = blocks.len().min(NIL as usize - 1) as u32;
+        let len = blocks.len().min(MAX_BLOCKS) as u32;
         Pool {
             blocks,
             len,

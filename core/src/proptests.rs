@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use std::vec::Vec;
 
-use crate::engine::Config;
+use crate::config::Config;
 use crate::testutil::*;
 use crate::{LinkType, Timestamp};
 
@@ -142,7 +142,7 @@ proptest! {
         check(&y.dirs[0].bytes, &y.dirs[0].gaps, &b.data);
     }
 
-    /// Several flows interleaved through one full slot (each packet unpacks its flow and
+    /// Several flows interleaved through one hot slot (each packet unpacks its flow and
     /// packs another) give the same events as with a slot each, and the right bytes.
     #[test]
     fn packed_flows_come_back_exactly(

@@ -3,14 +3,14 @@
 
 use crate::defrag::FragSlot;
 use crate::pool::Block;
-use crate::table::{FlowRecord, FlowSlot};
+use crate::table::{FlowRecord, HotSlot};
 
 /// How much of each kind of storage to hand the engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Capacities {
     /// Flow records: connections tracked at once (closed ones are kept while there is room,
-    /// to number reused 4-tuples). Full slots for the active ones: [`Capacities::hot_len`].
+    /// to number reused 4-tuples). Hot slots for the active ones: [`Capacities::hot_len`].
     pub flows: usize,
     /// Out-of-order pool blocks of [`crate::pool::BLOCK_DATA`] bytes, shared by all flows.
     pub blocks: usize,
@@ -48,7 +48,7 @@ impl Capacities {
         }
     }
 
-    /// Full slots ([`crate::engine::Storage::hot`]) for these flows: one in eight up to 1,024,
+    /// Hot slots ([`crate::Storage::hot`]) for these flows: one in eight up to 1,024,
     /// then one in 128; at least 8 (or every flow, for fewer). Enough for the connections that
     /// are active within a few thousand packets of each other; the rest wait packed.
     pub const fn hot_len(&self) -> usize {
@@ -73,7 +73,7 @@ impl Capacities {
     /// Bytes of storage these capacities take.
     pub const fn memory_bytes(&self) -> usize {
         self.flows * core::mem::size_of::<FlowRecord>()
-            + self.hot_len() * core::mem::size_of::<FlowSlot>()
+            + self.hot_len() * core::mem::size_of::<HotSlot>()
             + self.index_len() * core::mem::size_of::<u32>()
             + self.blocks * core::mem::size_of::<Block>()
             + self.frag_slots * (core::mem::size_of::<FragSlot>() + self.frag_slot_bytes)
@@ -83,14 +83,14 @@ impl Capacities {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Config;
+    use crate::config::Config;
     use crate::testutil::{pattern, Conv, Rec, ACK};
     use crate::{Engine, LinkType, Storage, Timestamp};
     use std::vec;
 
     fn engine_with(c: Capacities) -> usize {
         let mut flows = vec![FlowRecord::EMPTY; c.flows];
-        let mut hot = vec![FlowSlot::EMPTY; c.hot_len()];
+        let mut hot = vec![HotSlot::EMPTY; c.hot_len()];
         let mut index = vec![0u32; c.index_len()];
         let mut blocks = vec![Block::EMPTY; c.blocks];
         let mut frag_slots = vec![FragSlot::EMPTY; c.frag_slots];
@@ -103,7 +103,8 @@ mod tests {
             frag_slots: &mut frag_slots,
             frag_arena: &mut arena,
         };
-        let mut e = Engine::new(storage, Config::default());
+        let mut e =
+            Engine::new(storage, Config::default()).expect("storage built from its capacities");
         // Fill the table past its capacity with out-of-order data: nothing grows.
         let mut rec = Rec::default();
         for i in 0..(c.flows + 100) as u32 {
@@ -123,9 +124,9 @@ mod tests {
     #[test]
     fn memory_of_the_documented_configurations() {
         std::println!(
-            "record {} B, full slot {} B, block {} B, frag slot {} B + data",
+            "record {} B, hot slot {} B, block {} B, frag slot {} B + data",
             core::mem::size_of::<FlowRecord>(),
-            core::mem::size_of::<FlowSlot>(),
+            core::mem::size_of::<HotSlot>(),
             core::mem::size_of::<Block>(),
             core::mem::size_of::<FragSlot>()
         );

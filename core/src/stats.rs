@@ -17,12 +17,19 @@ pub struct DecodeStats {
     pub tcp_segments: u64,
     /// Frames refused: one counter per [`crate::DecodeError`] kind.
     pub unsupported_link: u64,
+    /// [`crate::DecodeError::TooManyVlans`].
     pub too_many_vlans: u64,
+    /// [`crate::DecodeError::TruncatedLink`].
     pub truncated_link: u64,
+    /// [`crate::DecodeError::TruncatedIp`].
     pub truncated_ip: u64,
+    /// [`crate::DecodeError::BadIpVersion`].
     pub bad_ip_version: u64,
+    /// [`crate::DecodeError::BadIpHeader`].
     pub bad_ip_header: u64,
+    /// [`crate::DecodeError::BadIpv6ExtHeader`].
     pub bad_ipv6_ext: u64,
+    /// [`crate::DecodeError::BadTcpHeader`].
     pub bad_tcp_header: u64,
     /// 802.11 frames with the Protected bit: encrypted, skipped.
     pub wifi_protected: u64,
@@ -61,12 +68,19 @@ pub struct FragStats {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct FlowStats {
+    /// Connections opened (new 4-tuples and reused ones).
     pub opened: u64,
+    /// Closed by FIN from both sides.
     pub closed_fin: u64,
+    /// Closed by a reset.
     pub closed_rst: u64,
+    /// Closed after the idle timeout.
     pub closed_idle: u64,
+    /// Closed to make room (their data delivered, their holes reported as gaps).
     pub closed_evicted: u64,
+    /// Closed because a new connection started on their 4-tuple.
     pub closed_reused: u64,
+    /// Closed at the end of the input.
     pub closed_end: u64,
     /// A 4-tuple that started a new connection (c1, c2, ...).
     pub reused: u64,
@@ -89,6 +103,7 @@ pub struct FlowStats {
     /// Ranges missing for good and their total length: gap events, less what late bytes
     /// filled.
     pub gaps: u64,
+    /// Bytes in those ranges.
     pub gap_bytes: u64,
     /// Times a direction had to give up waiting for a hole because the pool or its block limit
     /// was full (each gives a gap).
@@ -98,6 +113,7 @@ pub struct FlowStats {
     /// what the peer acknowledged, or holes outgrowing the bytes the direction sent by more
     /// than that). FINs out of reach count here too, without bytes.
     pub out_of_window: u64,
+    /// Payload bytes of those segments.
     pub out_of_window_bytes: u64,
     /// Payload bytes that arrived for a hole already reported as a gap and could not be
     /// placed (the sink could not take them), or before the start of the stream. Bytes for a
@@ -124,7 +140,10 @@ pub struct FlowStats {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Stats {
+    /// Frames and their decoding.
     pub decode: DecodeStats,
+    /// Fragment reassembly.
     pub frag: FragStats,
+    /// Flows and reassembly.
     pub flow: FlowStats,
 }

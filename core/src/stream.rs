@@ -12,9 +12,13 @@
 //! - a byte is only ever delivered once, except under the `last` overlap policy, where a
 //!   differing retransmission of delivered bytes is delivered again at the same offset.
 
-use crate::engine::{Config, Dir, FlowInfo, GapReason, OverlapPolicy, Sink};
+use crate::config::{Config, OverlapPolicy};
+
+use crate::flow::{Dir, FlowInfo};
+
 use crate::pool::{Block, Pool, BLOCK_DATA, NIL};
 use crate::seq::SeqNum;
+use crate::sink::{GapReason, Sink};
 use crate::stats::FlowStats;
 
 /// Segments further than this from the stream position are ambiguous (half the sequence space
@@ -550,7 +554,7 @@ impl Half {
                 let room = self.blocks < env.cfg.max_blocks_per_dir;
                 let Some(i) = env.pool.alloc_if(room) else {
                     env.stats.pool_full += 1;
-                    self.make_room(info, dir, env, pos);
+                    self.give_up_first_window(info, dir, env, pos);
                     continue;
                 };
                 self.link(env.pool, prev, i, w);
@@ -706,7 +710,7 @@ impl Half {
 
     /// No pool block for bytes at `pos`: stop waiting for holes (gaps) until the first window
     /// is freed, or for a provisional direction, commit to its start. Never skips past `pos`.
-    fn make_room<S: Sink>(
+    fn give_up_first_window<S: Sink>(
         &mut self,
         info: &mut FlowInfo,
         dir: Dir,

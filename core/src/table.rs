@@ -1,16 +1,21 @@
 //! The flow table: a fixed array of small records, one per tracked connection, a smaller set
-//! of full slots for the connections active now, a keyed open-addressing index, and two
+//! of hot slots for the connections active now, a keyed open-addressing index, and three
 //! recency lists.
 //!
-//! - A record ([`FlowRecord`], about 100 bytes) is a connection's identity: its index is the
-//!   flow's slot number for the sink, stable while it is open. It holds the connection either
-//!   packed (`core/src/pack.rs`) or as a link to a full slot ([`FlowSlot`], about 400 bytes) where
-//!   the engine works on it. A connection gets a full slot when a packet comes for it; when
-//!   none is free, one not used lately (a clock sweep) is packed back into its record. So
-//!   200,000 open connections cost 200,000 records and a few thousand full slots. A flow too
-//!   big for one record spills into spare ones; without a spare record it keeps its full
-//!   slot, and when the few flows tried for a slot all do so, one of them is closed (counted
-//!   as evicted).
+//! One name for each thing:
+//! - a *record* ([`FlowRecord`], 80 bytes) is a connection's identity: its index is the
+//!   flow's number for the sink ([`FlowInfo::slot`]), stable while it is open. Its
+//!   [`RecordState`] says what it holds (free, open, closed, evicted, or the rest of another);
+//! - a *hot slot* ([`HotSlot`], about 400 bytes) holds a connection's whole state unpacked,
+//!   where the tracker works on it. A record is *hot* while it links to one, and *packed*
+//!   (`core/src/pack.rs`) otherwise.
+//!
+//! A connection gets a hot slot when a packet comes for it; when none is free, one not used
+//! lately (a clock sweep) is packed back into its record. So 200,000 open connections cost
+//! 200,000 records and a few thousand hot slots. A flow too big for one record spills into
+//! spare ones; without a spare record it keeps its hot slot, and when the few flows tried for
+//! a slot all do so, the tracker evicts one of them (the eviction policy is in
+//! `tracker.rs`).
 //! - `open`: connections being reassembled, most recently active first. Its tail is both the
 //!   next to time out (capture time) and the one evicted when every record is taken.
 //! - `closed`: finished connections kept so that a reused 4-tuple gets the next connection
@@ -25,16 +30,16 @@
 //! record, with SipHash-1-3 under a key the embedder chooses.
 
 use crate::decode::{Addr, Vlans};
-use crate::engine::{Dir, DirInfo, FlowInfo, FlowKey};
+use crate::flow::{Dir, DirInfo, FlowInfo, FlowKey};
 use crate::hash::siphash13;
 use crate::pool::NIL;
 use crate::stream::Half;
-use crate::Timestamp;
+use crate::time::Timestamp;
 
 /// What a record holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
-pub(crate) enum SlotState {
+pub(crate) enum RecordState {
     Free,
     Open,
     Closed,
@@ -51,12 +56,14 @@ pub const RECORD_BYTES: usize = 80;
 const PACKED: usize = RECORD_BYTES - 18;
 /// The most bytes a flow packs into (every field at its largest).
 const MAX_PACKED: usize = 512;
-/// Flows a search for a full slot tries to pack before it gives up.
+/// Flows a search for a hot slot tries to pack before it gives up.
 const MAX_PACK_TRIES: u32 = 8;
-/// [`FlowRecord::link`]: the flow is in the full slot of the low bits.
+/// [`FlowRecord::link`]: the flow is in the hot slot of the low bits.
 const HOT: u32 = 1 << 31;
+/// The most records a table numbers (an index with the [`HOT`] bit clear).
+pub(crate) const MAX_RECORDS: usize = HOT as usize - 1;
 
-/// One tracked connection. Storage for [`crate::engine::Storage::flows`].
+/// One tracked connection. Storage for [`crate::Storage::flows`].
 ///
 /// Storage may start as any valid values: a record is set to [`FlowRecord::EMPTY`] when first
 /// taken, and all-zero bytes are valid (integers, a byte array and a `repr(u8)` enum whose
@@ -68,10 +75,10 @@ pub struct FlowRecord {
     prev: u32,
     next: u32,
     hash: u32,
-    /// `HOT | slot` while the flow is in a full slot; while it is packed, 0 or the record
+    /// `HOT | slot` while the flow is in a hot slot; while it is packed, 0 or the record
     /// holding the rest of it + 1 (in a `Spill` record: the next one + 1, or 0).
     link: u32,
-    state: SlotState,
+    state: RecordState,
     len: u8,
     packed: [u8; PACKED],
 }
@@ -79,25 +86,26 @@ pub struct FlowRecord {
 const _: () = assert!(core::mem::size_of::<FlowRecord>() == RECORD_BYTES);
 
 impl FlowRecord {
+    /// A free record.
     pub const EMPTY: FlowRecord = FlowRecord {
         prev: NIL,
         next: NIL,
         hash: 0,
         link: 0,
-        state: SlotState::Free,
+        state: RecordState::Free,
         len: 0,
         packed: [0; PACKED],
     };
 }
 
 /// A connection's whole state while it is active. Storage for
-/// [`crate::engine::Storage::hot`].
+/// [`crate::Storage::hot`].
 ///
 /// Like records, slots may start as any valid values and all-zero bytes are valid (every
 /// field is an integer, a bool, an array of them or a `repr(u8)` enum whose variant 0 holds
 /// only such fields; `macs` is `None` when zero).
 #[derive(Clone, Copy, Debug)]
-pub struct FlowSlot {
+pub struct HotSlot {
     pub(crate) info: FlowInfo,
     pub(crate) half: [Half; 2],
     /// The record this slot works for, or NIL when free.
@@ -108,8 +116,9 @@ pub struct FlowSlot {
     referenced: bool,
 }
 
-impl FlowSlot {
-    pub const EMPTY: FlowSlot = FlowSlot {
+impl HotSlot {
+    /// A free hot slot.
+    pub const EMPTY: HotSlot = HotSlot {
         info: FlowInfo {
             slot: 0,
             key: FlowKey {
@@ -157,7 +166,7 @@ pub(crate) enum Which {
 #[derive(Debug)]
 pub(crate) struct FlowTable<'s> {
     recs: &'s mut [FlowRecord],
-    hot: &'s mut [FlowSlot],
+    hot: &'s mut [HotSlot],
     index: &'s mut [u32],
     mask: usize,
     key: [u64; 2],
@@ -166,16 +175,16 @@ pub(crate) struct FlowTable<'s> {
     /// Records at or above this index were never used: they are reset when first taken, so
     /// start-up touches none of them.
     fresh: u32,
-    /// The same for full slots.
+    /// The same for hot slots.
     hot_free: u32,
     hot_fresh: u32,
-    /// The clock hand: the next full slot considered for packing.
+    /// The clock hand: the next hot slot considered for packing.
     hand: u32,
     macs: crate::pack::MacPairs,
     open: List,
     closed: List,
     evicted: List,
-    /// Full slots of recent flows by a cheap, unkeyed hash of the 4-tuple: most packets belong
+    /// Hot slots of recent flows by a cheap, unkeyed hash of the 4-tuple: most packets belong
     /// to one of a few busy flows, and a hit skips SipHash and the record. A hint only: a hit
     /// is checked against the slot's whole key, so crafted collisions (or a slot that went to
     /// another flow since) cost a miss, never a wrong flow.
@@ -279,7 +288,7 @@ fn direction(
 impl<'s> FlowTable<'s> {
     pub(crate) fn new(
         recs: &'s mut [FlowRecord],
-        hot: &'s mut [FlowSlot],
+        hot: &'s mut [HotSlot],
         index: &'s mut [u32],
         key: [u64; 2],
     ) -> Self {
@@ -306,7 +315,7 @@ impl<'s> FlowTable<'s> {
         }) {
             index.fill(0);
         }
-        // Without a full slot no flow can be worked on.
+        // Without a hot slot no flow can be worked on.
         let n = if hot.is_empty() {
             0
         } else {
@@ -342,20 +351,20 @@ impl<'s> FlowTable<'s> {
         self.open.len as usize
     }
 
-    pub(crate) fn state(&self, i: u32) -> SlotState {
+    pub(crate) fn state(&self, i: u32) -> RecordState {
         self.recs[i as usize].state
     }
 
-    /// The full slot of record `i`, which must be hot ([`FlowTable::make_hot`]).
-    pub(crate) fn slot(&mut self, i: u32) -> &mut FlowSlot {
+    /// The hot slot of record `i`, which must be hot ([`FlowTable::make_hot`]).
+    pub(crate) fn hot_slot_of(&mut self, i: u32) -> &mut HotSlot {
         let l = self.recs[i as usize].link;
         debug_assert!(l & HOT != 0, "record {i} is packed");
         &mut self.hot[(l ^ HOT) as usize]
     }
 
-    /// Full slot `h`, as [`FlowTable::make_hot`] returned it.
+    /// Hot slot `h`, as [`FlowTable::make_hot`] returned it.
     #[inline]
-    pub(crate) fn slot_at(&mut self, h: u32) -> &mut FlowSlot {
+    pub(crate) fn hot_slot(&mut self, h: u32) -> &mut HotSlot {
         &mut self.hot[h as usize]
     }
 
@@ -422,7 +431,7 @@ impl<'s> FlowTable<'s> {
         }
     }
 
-    /// The record and direction of a packet in the flow of full slot `hint`, if it is that
+    /// The record and direction of a packet in the flow of hot slot `hint`, if it is that
     /// flow's.
     #[inline(always)]
     fn recent_hit(
@@ -442,7 +451,7 @@ impl<'s> FlowTable<'s> {
         direction(&s.info.key, src, sport, dst, dport, vlans).map(|d| (s.rec, d))
     }
 
-    /// Puts full slot `i` first in the pair of recent entries at `r`; the other one keeps the
+    /// Puts hot slot `i` first in the pair of recent entries at `r`; the other one keeps the
     /// flow that was first (two busy flows whose keys fall on the same pair both hit).
     fn remember(&mut self, r: usize, i: u32) {
         if self.recent[r] != i {
@@ -451,8 +460,8 @@ impl<'s> FlowTable<'s> {
         }
     }
 
-    /// Gives record `i` a full slot, unpacked from the record when `unpack` (otherwise the
-    /// caller sets it whole), and returns it. Err(victim): every full slot holds a flow that
+    /// Gives record `i` a hot slot, unpacked from the record when `unpack` (otherwise the
+    /// caller sets it whole), and returns it. Err(victim): every hot slot holds a flow that
     /// does not pack; the caller closes or removes `victim` to free one and asks again.
     #[inline]
     pub(crate) fn make_hot(&mut self, i: u32, unpack: bool) -> Result<u32, u32> {
@@ -484,7 +493,7 @@ impl<'s> FlowTable<'s> {
         Ok(h)
     }
 
-    /// Record `i` goes to full slot `h`, unpacked from `packed` when `unpack`.
+    /// Record `i` goes to hot slot `h`, unpacked from `packed` when `unpack`.
     fn unpack_into(&mut self, i: u32, h: u32, unpack: bool, packed: &[u8]) {
         let s = &mut self.hot[h as usize];
         s.rec = i;
@@ -518,7 +527,7 @@ impl<'s> FlowTable<'s> {
                 break;
             }
             j = next - 1;
-            if self.recs.get(j as usize).map(|r| r.state) != Some(SlotState::Spill) {
+            if self.recs.get(j as usize).map(|r| r.state) != Some(RecordState::Spill) {
                 break;
             }
         }
@@ -529,7 +538,7 @@ impl<'s> FlowTable<'s> {
     /// Puts record `j` on the free list.
     fn free_record(&mut self, j: u32) {
         let r = &mut self.recs[j as usize];
-        r.state = SlotState::Free;
+        r.state = RecordState::Free;
         r.link = 0;
         r.len = 0;
         r.next = self.free;
@@ -537,8 +546,8 @@ impl<'s> FlowTable<'s> {
     }
 
     /// A record for the rest of a packed flow, or for a new one: free or never used (closed
-    /// flows are recycled by `take_free` only).
-    fn take_spare(&mut self) -> Option<u32> {
+    /// flows are recycled by `recycle_oldest_closed` only).
+    pub(crate) fn take_spare(&mut self) -> Option<u32> {
         take_unused(
             self.recs,
             &mut self.free,
@@ -548,7 +557,7 @@ impl<'s> FlowTable<'s> {
         )
     }
 
-    /// A free full slot: never used, given back, or taken from a flow not used since the
+    /// A free hot slot: never used, given back, or taken from a flow not used since the
     /// clock hand last passed, which is packed into its record.
     fn take_hot(&mut self) -> Result<u32, u32> {
         if let Some(h) = take_unused(
@@ -556,7 +565,7 @@ impl<'s> FlowTable<'s> {
             &mut self.hot_free,
             &mut self.hot_fresh,
             |s| s.next_free,
-            FlowSlot::EMPTY,
+            HotSlot::EMPTY,
         ) {
             return Ok(h);
         }
@@ -591,7 +600,7 @@ impl<'s> FlowTable<'s> {
     }
 
     /// Packs record `i`'s flow into the record (and spill records when it is too big for
-    /// one) and frees its full slot; false when there is no record to spare (it stays hot).
+    /// one) and frees its hot slot; false when there is no record to spare (it stays hot).
     pub(crate) fn pack(&mut self, i: u32) -> bool {
         let r = &mut self.recs[i as usize];
         if r.link & HOT == 0 {
@@ -631,7 +640,7 @@ impl<'s> FlowTable<'s> {
             r.packed[..part.len()].copy_from_slice(part);
             r.len = part.len() as u8;
             if k > 0 {
-                r.state = SlotState::Spill;
+                r.state = RecordState::Spill;
                 r.prev = NIL;
                 r.next = NIL;
             }
@@ -653,7 +662,7 @@ impl<'s> FlowTable<'s> {
         while l != 0 && guard > 0 {
             let j = l - 1;
             match self.recs.get(j as usize) {
-                Some(r) if r.state == SlotState::Spill => {
+                Some(r) if r.state == RecordState::Spill => {
                     l = r.link;
                     self.free_record(j);
                 }
@@ -671,12 +680,9 @@ impl<'s> FlowTable<'s> {
         self.hot_free = h;
     }
 
-    /// Takes a record for a new flow: a free one, else the oldest closed one. None when every
-    /// record holds an open flow (the caller evicts and retries).
-    pub(crate) fn take_free(&mut self) -> Option<u32> {
-        if let Some(i) = self.take_spare() {
-            return Some(i);
-        }
+    /// Recycles the least recently active closed connection's record for a new flow (taken
+    /// off its list and the index); None when no connection is closed.
+    pub(crate) fn recycle_oldest_closed(&mut self) -> Option<u32> {
         let i = self.closed.tail;
         if i == NIL {
             return None;
@@ -692,16 +698,16 @@ impl<'s> FlowTable<'s> {
         (self.open.tail != NIL).then_some(self.open.tail)
     }
 
-    /// Installs a new flow in record `i` (taken with `take_free`, or reused in place when
+    /// Installs a new flow in record `i` (taken by the tracker, or reused in place when
     /// `reindex` is false), which must be hot.
     pub(crate) fn install(&mut self, i: u32, info: FlowInfo, hash: u32, reindex: bool) {
-        let s = self.slot(i);
+        let s = self.hot_slot_of(i);
         s.info = info;
         s.info.slot = i;
         s.half = [Half::EMPTY; 2];
         let r = &mut self.recs[i as usize];
         r.hash = hash;
-        r.state = SlotState::Open;
+        r.state = RecordState::Open;
         if reindex {
             let mut j = hash as usize & self.mask;
             while self.index[j] != 0 {
@@ -751,9 +757,9 @@ impl<'s> FlowTable<'s> {
 
     /// Moves an open flow to the closed list, packed when it fits.
     pub(crate) fn mark_closed(&mut self, i: u32) {
-        if self.recs[i as usize].state == SlotState::Open {
+        if self.recs[i as usize].state == RecordState::Open {
             self.unlink(i, Which::Open);
-            self.recs[i as usize].state = SlotState::Closed;
+            self.recs[i as usize].state = RecordState::Closed;
             self.push_front(i, Which::Closed);
             self.pack(i);
         }
@@ -769,7 +775,7 @@ impl<'s> FlowTable<'s> {
         self.install(i, info, hash, false);
     }
 
-    /// Frees a record entirely (and its full slot).
+    /// Frees a record entirely (and its hot slot).
     pub(crate) fn remove(&mut self, i: u32) {
         let Some(which) = self.which(i) else { return };
         self.unlink(i, which);
@@ -794,10 +800,10 @@ impl<'s> FlowTable<'s> {
     /// The list record `i` is on, if any.
     fn which(&self, i: u32) -> Option<Which> {
         match self.recs[i as usize].state {
-            SlotState::Open => Some(Which::Open),
-            SlotState::Closed => Some(Which::Closed),
-            SlotState::Evicted => Some(Which::Evicted),
-            SlotState::Free | SlotState::Spill => None,
+            RecordState::Open => Some(Which::Open),
+            RecordState::Closed => Some(Which::Closed),
+            RecordState::Evicted => Some(Which::Evicted),
+            RecordState::Free | RecordState::Spill => None,
         }
     }
 
@@ -805,22 +811,22 @@ impl<'s> FlowTable<'s> {
     /// packets resume it; false when the remembered ones already take a quarter of the
     /// records (the caller removes it).
     pub(crate) fn mark_evicted(&mut self, i: u32) -> bool {
-        if self.recs[i as usize].state != SlotState::Closed
+        if self.recs[i as usize].state != RecordState::Closed
             || self.evicted.len as usize >= self.recs.len() / 4
         {
             return false;
         }
         self.unlink(i, Which::Closed);
-        self.recs[i as usize].state = SlotState::Evicted;
+        self.recs[i as usize].state = RecordState::Evicted;
         self.push_front(i, Which::Evicted);
         true
     }
 
     /// A remembered evicted flow is open again, as it was.
     pub(crate) fn resume(&mut self, i: u32) {
-        if self.recs[i as usize].state == SlotState::Evicted {
+        if self.recs[i as usize].state == RecordState::Evicted {
             self.unlink(i, Which::Evicted);
-            self.recs[i as usize].state = SlotState::Open;
+            self.recs[i as usize].state = RecordState::Open;
             self.push_front(i, Which::Open);
         }
     }
@@ -938,12 +944,17 @@ mod tests {
     use super::*;
     use std::vec;
 
+    /// A record as the tracker takes one before it evicts: free, else the oldest closed.
+    fn take_free(t: &mut FlowTable<'_>) -> Option<u32> {
+        t.take_spare().or_else(|| t.recycle_oldest_closed())
+    }
+
     fn v4(last: u8) -> Addr {
         Addr::V4([10, 0, 0, last])
     }
 
     fn info(a: u8, ap: u16, b: u8, bp: u16) -> FlowInfo {
-        let mut i = FlowSlot::EMPTY.info;
+        let mut i = HotSlot::EMPTY.info;
         i.key = FlowKey {
             addr: [v4(a), v4(b)],
             port: [ap, bp],
@@ -955,7 +966,7 @@ mod tests {
     #[test]
     fn finds_both_directions_and_keeps_vlans_apart() {
         let mut recs = vec![FlowRecord::EMPTY; 4];
-        let mut slots = vec![FlowSlot::EMPTY; 1];
+        let mut slots = vec![HotSlot::EMPTY; 1];
         let mut index = vec![0u32; 8];
         let mut t = FlowTable::new(&mut recs, &mut slots, &mut index, [1, 2]);
         let (found, h) = t.lookup(v4(1), 1000, v4(2), 80, &Vlans::NONE);
@@ -979,15 +990,15 @@ mod tests {
             assert!(!t.is_hot(i));
         }
         t.make_hot(i, true).unwrap();
-        assert_eq!(t.slot(i).info.key, info(1, 1000, 2, 80).key);
-        assert_eq!(t.slot(i).info.slot, i);
+        assert_eq!(t.hot_slot_of(i).info.key, info(1, 1000, 2, 80).key);
+        assert_eq!(t.hot_slot_of(i).info.slot, i);
     }
 
     #[test]
     fn index_survives_many_inserts_and_removals() {
         let n = 64;
         let mut recs = vec![FlowRecord::EMPTY; n];
-        let mut slots = vec![FlowSlot::EMPTY; 3];
+        let mut slots = vec![HotSlot::EMPTY; 3];
         let mut index = vec![0u32; 128];
         let mut t = FlowTable::new(&mut recs, &mut slots, &mut index, [3, 4]);
         let mut live = std::collections::BTreeMap::new();
@@ -1003,15 +1014,15 @@ mod tests {
                 }
                 None => {
                     assert!(!live.contains_key(&port));
-                    let i = match t.take_free() {
+                    let i = match take_free(&mut t) {
                         Some(i) => i,
                         None => {
                             let old = t.oldest_open().unwrap();
                             t.make_hot(old, true).unwrap();
-                            let p = t.slot(old).info.key.port[0];
+                            let p = t.hot_slot_of(old).info.key.port[0];
                             t.remove(old);
                             live.remove(&p);
-                            t.take_free().unwrap()
+                            take_free(&mut t).unwrap()
                         }
                     };
                     t.make_hot(i, false).unwrap();
@@ -1033,7 +1044,7 @@ mod tests {
     #[test]
     fn recency_order_and_closed_slots_recycled_first() {
         let mut recs = vec![FlowRecord::EMPTY; 3];
-        let mut slots = vec![FlowSlot::EMPTY; 2];
+        let mut slots = vec![HotSlot::EMPTY; 2];
         let mut index = vec![0u32; 8];
         let mut t = FlowTable::new(&mut recs, &mut slots, &mut index, [5, 6]);
         let mut ids = vec![];
@@ -1042,18 +1053,18 @@ mod tests {
             let i = add(&mut t, info(1, p, 2, 80), h);
             ids.push(i);
         }
-        assert!(t.take_free().is_none());
+        assert!(take_free(&mut t).is_none());
         assert_eq!(t.oldest_open(), Some(ids[0]));
         t.touch(ids[0]);
         assert_eq!(t.oldest_open(), Some(ids[1]));
         t.mark_closed(ids[2]);
-        assert_eq!(t.take_free(), Some(ids[2]));
+        assert_eq!(take_free(&mut t), Some(ids[2]));
     }
 
     /// A flow too big for one record: IPv6, three VLANs, MAC addresses, every counter and
     /// offset large.
     fn big_flow(seed: u8) -> (FlowInfo, [Half; 2]) {
-        let mut f = FlowSlot::EMPTY;
+        let mut f = HotSlot::EMPTY;
         let mut vlans = Vlans::NONE;
         for id in [100, 200, 300] {
             vlans.push(id + seed as u16);
@@ -1097,9 +1108,9 @@ mod tests {
         (f.info, f.half)
     }
 
-    /// A new flow in a free record and a full slot, as the engine adds one.
+    /// A new flow in a free record and a hot slot, as the engine adds one.
     fn add(t: &mut FlowTable<'_>, info: FlowInfo, hash: u32) -> u32 {
-        let i = t.take_free().unwrap();
+        let i = take_free(t).unwrap();
         t.make_hot(i, false).unwrap();
         t.install(i, info, hash, true);
         i
@@ -1108,22 +1119,22 @@ mod tests {
     fn spill_count(t: &FlowTable<'_>) -> usize {
         t.recs[..t.fresh as usize]
             .iter()
-            .filter(|r| r.state == SlotState::Spill)
+            .filter(|r| r.state == RecordState::Spill)
             .count()
     }
 
     #[test]
     fn big_flows_spill_into_spare_records_and_come_back() {
         let mut recs = vec![FlowRecord::EMPTY; 8];
-        let mut slots = vec![FlowSlot::EMPTY; 1];
+        let mut slots = vec![HotSlot::EMPTY; 1];
         let mut index = vec![0u32; 16];
         let mut t = FlowTable::new(&mut recs, &mut slots, &mut index, [7, 8]);
         let (info_a, half_a) = big_flow(1);
         let k = info_a.key;
         let (_, hash) = t.lookup(k.addr[0], k.port[0], k.addr[1], k.port[1], &k.vlans);
         let a = add(&mut t, info_a, hash);
-        t.slot(a).half = half_a;
-        // A second flow takes the only full slot: the first is packed, over several records.
+        t.hot_slot_of(a).half = half_a;
+        // A second flow takes the only hot slot: the first is packed, over several records.
         let b = add(&mut t, info(1, 1000, 2, 80), 12);
         assert!(!t.is_hot(a));
         assert!(
@@ -1142,12 +1153,12 @@ mod tests {
             .0,
             Some((a, Dir::BtoA))
         );
-        // Back in a full slot: exactly as it was, and the spill records are free again.
+        // Back in a hot slot: exactly as it was, and the spill records are free again.
         t.make_hot(a, true).unwrap();
         let mut want = info_a;
         want.slot = a;
-        assert_eq!(t.slot(a).info, want);
-        assert_eq!(t.slot(a).half, half_a);
+        assert_eq!(t.hot_slot_of(a).info, want);
+        assert_eq!(t.hot_slot_of(a).half, half_a);
         assert_eq!(spill_count(&t), 0);
         // Removed while packed: its spill records are freed with it.
         t.make_hot(b, true).unwrap();
@@ -1159,16 +1170,16 @@ mod tests {
     #[test]
     fn a_big_flow_without_spare_records_stays_in_its_slot() {
         let mut recs = vec![FlowRecord::EMPTY; 2];
-        let mut slots = vec![FlowSlot::EMPTY; 1];
+        let mut slots = vec![HotSlot::EMPTY; 1];
         let mut index = vec![0u32; 4];
         let mut t = FlowTable::new(&mut recs, &mut slots, &mut index, [7, 8]);
         let (info_a, half_a) = big_flow(2);
         let a = add(&mut t, info_a, 11);
-        t.slot(a).half = half_a;
-        let b = t.take_free().unwrap();
+        t.hot_slot_of(a).half = half_a;
+        let b = take_free(&mut t).unwrap();
         // Every record is taken: the big flow cannot be packed, the caller must evict it.
         assert_eq!(t.make_hot(b, false), Err(a));
         assert!(t.is_hot(a));
-        assert_eq!(t.slot(a).half, half_a);
+        assert_eq!(t.hot_slot_of(a).half, half_a);
     }
 }

@@ -3,7 +3,11 @@
 use std::vec;
 use std::vec::Vec;
 
-use crate::engine::{CloseReason, Config, Dir, GapReason, OverlapPolicy};
+use crate::config::{Config, OverlapPolicy};
+
+use crate::flow::Dir;
+
+use crate::sink::{CloseReason, GapReason};
 use crate::testutil::*;
 use crate::{LinkType, Timestamp};
 
@@ -863,4 +867,68 @@ fn an_evicted_connection_resumes_where_it_stopped() {
             assert!(pieces > 1, "{pieces}");
         }
     }
+}
+
+/// `process` names the connection and direction of each TCP segment: the slot and connection
+/// index the sink is given, also for a late packet of a closed connection and for the next
+/// connection on a reused 4-tuple.
+#[test]
+fn outcome_names_the_flow_and_direction_of_each_segment() {
+    use crate::engine::Outcome;
+    use crate::flow::FlowRef;
+    let mut store = Store::new(8, 16);
+    let mut rec = Rec::default();
+    let mut e = store.engine(cfg());
+    let mut t = 0;
+    let mut feed = |e: &mut crate::Engine<'_>, rec: &mut Rec, f: &[u8]| {
+        t += 1_000_000;
+        e.process(Timestamp(t), LinkType::ETHERNET, f, rec).unwrap()
+    };
+    let mut c = Conv::new(40000, 1000, 5000);
+    let mut other = Conv::new(40001, 3000, 7000);
+    let hs = c.handshake();
+    let first = feed(&mut e, &mut rec, &hs[0]);
+    let Outcome::Tcp(flow) = first else {
+        panic!("{first:?}")
+    };
+    // The slot the sink was given when the flow opened.
+    let opened = &rec.flows[rec.by_slot[&flow.slot]];
+    assert_eq!((opened.key.port[0], opened.conn_index), (40000, 0));
+    assert_eq!((flow.conn_index, flow.dir), (0, Dir::AtoB));
+    let at = |dir| Outcome::Tcp(FlowRef { dir, ..flow });
+    let other_syn = feed(&mut e, &mut rec, &other.send(0, SYN, &[]));
+    assert!(matches!(other_syn, Outcome::Tcp(f) if f.slot != flow.slot));
+    assert_eq!(feed(&mut e, &mut rec, &hs[1]), at(Dir::BtoA));
+    assert_eq!(feed(&mut e, &mut rec, &hs[2]), at(Dir::AtoB));
+    assert_eq!(
+        feed(&mut e, &mut rec, &c.send(1, ACK, b"hi")),
+        at(Dir::BtoA)
+    );
+    let close = c.close();
+    for (f, dir) in close.iter().zip([Dir::AtoB, Dir::BtoA, Dir::AtoB]) {
+        assert_eq!(feed(&mut e, &mut rec, f), at(dir));
+    }
+    // Closed: a repeated FIN still names the connection it belongs to.
+    assert_eq!(feed(&mut e, &mut rec, &close[1]), at(Dir::BtoA));
+    // A new SYN on the 4-tuple: the next connection, in the same record.
+    let mut again = Conv::new(40000, 90_000, 70_000);
+    let next = feed(&mut e, &mut rec, &again.handshake()[0]);
+    assert_eq!(
+        next,
+        Outcome::Tcp(FlowRef {
+            conn_index: 1,
+            ..flow
+        })
+    );
+    // Not TCP: ignored, no flow.
+    let udp = ether(0x0800, &ipv4([10, 0, 0, 1], [10, 0, 0, 2], 17, &[0; 8]));
+    assert_eq!(feed(&mut e, &mut rec, &udp), Outcome::Ignored);
+    e.finish(&mut rec);
+    // Without a record to give: untracked.
+    let mut none = Store::new(0, 4);
+    let mut e = none.engine(cfg());
+    assert_eq!(
+        e.process(Timestamp(1), LinkType::ETHERNET, &hs[0], &mut rec),
+        Ok(Outcome::Untracked)
+    );
 }

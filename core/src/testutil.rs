@@ -5,12 +5,14 @@ use std::collections::HashMap;
 use std::vec;
 use std::vec::Vec;
 
+use crate::config::Config;
 use crate::defrag::FragSlot;
-use crate::engine::{
-    CloseReason, Config, Dir, Engine, FlowInfo, FlowKey, GapReason, Sink, Storage,
-};
+use crate::engine::Engine;
+use crate::flow::{Dir, FlowInfo, FlowKey};
 use crate::pool::Block;
-use crate::table::{FlowRecord, FlowSlot};
+use crate::sink::{CloseReason, GapReason, Sink};
+use crate::storage::Storage;
+use crate::table::{FlowRecord, HotSlot as FlowSlot};
 
 /// Storage owned by a test.
 pub struct Store {
@@ -51,6 +53,7 @@ impl Store {
             },
             cfg,
         )
+        .expect("storage built from its capacities")
     }
 }
 

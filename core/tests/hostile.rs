@@ -13,13 +13,13 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use tcpflow_core::defrag::FragSlot;
-use tcpflow_core::pool::Block;
-use tcpflow_core::table::{FlowRecord, FlowSlot};
+use tcpflow_core::Block;
+use tcpflow_core::FragSlot;
 use tcpflow_core::{
     Capacities, CloseReason, Config, Dir, Engine, FlowInfo, FlowKey, GapReason, LinkType,
     OverlapPolicy, Sink, Stats, Storage, Timestamp,
 };
+use tcpflow_core::{FlowRecord, HotSlot};
 
 // ---------------------------------------------------------------------------------------
 // Allocation counting: per thread, so that tests running in parallel do not disturb each
@@ -75,7 +75,7 @@ fn allocations() -> u64 {
 struct Store {
     caps: Capacities,
     flows: Vec<FlowRecord>,
-    hot: Vec<FlowSlot>,
+    hot: Vec<HotSlot>,
     index: Vec<u32>,
     blocks: Vec<Block>,
     frag_slots: Vec<FragSlot>,
@@ -87,7 +87,7 @@ impl Store {
         Store {
             caps,
             flows: vec![FlowRecord::EMPTY; caps.flows],
-            hot: vec![FlowSlot::EMPTY; caps.hot_len()],
+            hot: vec![HotSlot::EMPTY; caps.hot_len()],
             index: vec![0; caps.index_len()],
             blocks: vec![Block::EMPTY; caps.blocks],
             frag_slots: vec![FragSlot::EMPTY; caps.frag_slots],
@@ -139,6 +139,7 @@ impl Store {
             },
             cfg,
         )
+        .expect("storage built from its capacities")
     }
 }
 

@@ -22,9 +22,9 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use tcpflow_core::decode;
-use tcpflow_core::defrag::FragSlot;
-use tcpflow_core::pool::Block;
-use tcpflow_core::table::{FlowRecord, FlowSlot};
+use tcpflow_core::FragSlot;
+use tcpflow_core::Block;
+use tcpflow_core::{FlowRecord, HotSlot};
 use tcpflow_core::{
     CloseReason, Config, Dir, Engine, FlowInfo, FlowKey, GapReason, LinkType, OverlapPolicy, Sink,
     Storage, Timestamp,
@@ -436,7 +436,7 @@ impl Seen {
 /// The engine's storage, reusable from one engine to the next.
 struct Store {
     flows: Vec<FlowRecord>,
-    hot: Vec<FlowSlot>,
+    hot: Vec<HotSlot>,
     index: Vec<u32>,
     blocks: Vec<Block>,
     frag_slots: Vec<FragSlot>,
@@ -448,7 +448,7 @@ impl Store {
         Store {
             flows: vec![FlowRecord::EMPTY; FLOWS],
             // Fewer full slots than flows, so that fuzzed flows are packed and unpacked.
-            hot: vec![FlowSlot::EMPTY; 2],
+            hot: vec![HotSlot::EMPTY; 2],
             index: vec![0u32; FLOWS * 2],
             blocks: vec![Block::EMPTY; BLOCKS],
             frag_slots: vec![FragSlot::EMPTY; FRAG_SLOTS],
@@ -468,6 +468,7 @@ impl Store {
             },
             cfg,
         )
+.expect("storage built from its capacities")
     }
 }
 

@@ -14,10 +14,10 @@
 //! - 5%: fragment reassembly, in 64 KiB slots (1 to 64);
 //! - 10%: output buffers (file writes; the spool writer's buffer takes up to [`SPOOL_BUFFER_MAX`] of it).
 
-use tcpflow_core::defrag::FragSlot;
-use tcpflow_core::pool::{Block, BLOCK_DATA};
 use tcpflow_core::spool::SpoolFlow;
 use tcpflow_core::Capacities;
+use tcpflow_core::FragSlot;
+use tcpflow_core::{Block, BLOCK_DATA};
 
 /// Shares of `--memory`, in percent.
 pub const FLOWS_PCT: u64 = 60;

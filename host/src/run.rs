@@ -12,11 +12,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::Parser;
 use pcap::{Active, Capture};
 use tcpflow_core::capfile::Format;
-use tcpflow_core::defrag::FragSlot;
 use tcpflow_core::engine::Outcome;
-use tcpflow_core::pool::Block;
 use tcpflow_core::spool::{SpoolFlow, SpoolWriter};
-use tcpflow_core::table::{FlowRecord, FlowSlot};
+use tcpflow_core::{Block, FlowRecord, FragSlot, HotSlot};
 use tcpflow_core::{Config, Engine, LinkType, OverlapPolicy, Stats, Storage, Timestamp};
 
 use crate::budget;
@@ -353,7 +351,7 @@ impl<S: Output> Run<'_, S> {
         self.host.packets_read += 1;
         let processed = matches!(
             self.engine.process(ts, link, data, &mut self.out),
-            Ok(Outcome::Tcp) | Ok(Outcome::FragmentHeld)
+            Ok(Outcome::Tcp(_) | Outcome::Untracked | Outcome::FragmentHeld)
         );
         let live = self.live;
         self.out.tick(|| if live { now_ns() } else { ts.0 });
@@ -695,7 +693,8 @@ pub fn run(o: Options) -> Result<i32, String> {
     else {
         return Ok(2);
     };
-    let engine = Engine::new(mem.storage(), config);
+    let engine =
+        Engine::new(mem.storage(), config).map_err(|e| format!("engine storage refused: {e}"))?;
     match (spool, o.console) {
         (Some(storage), _) => {
             let sp = o.spool.as_ref().expect("spool options");
@@ -727,7 +726,7 @@ pub fn run(o: Options) -> Result<i32, String> {
 /// The engine's memory, allocated once.
 struct EngineMemory {
     flows: Box<[FlowRecord]>,
-    hot: Box<[FlowSlot]>,
+    hot: Box<[HotSlot]>,
     index: Vec<u32>,
     blocks: Box<[Block]>,
     frag_slots: Vec<FragSlot>,
@@ -883,7 +882,7 @@ fn setup(o: &Options) -> Result<Option<Setup>, String> {
         blocks: zeroed_box::<Block>(o.pool_blocks as usize),
         frag_slots: vec![FragSlot::EMPTY; o.frag_slots],
         frag_arena: vec![0u8; o.frag_slots * o.frag_slot_bytes],
-        hot: zeroed_box::<FlowSlot>(budget::hot_len(n)),
+        hot: zeroed_box::<HotSlot>(budget::hot_len(n)),
     };
     let spooling = o.spool.is_some();
     // `-b`: the file writer keeps a count per direction with a cut (in the memory estimate).
@@ -924,7 +923,7 @@ fn setup(o: &Options) -> Result<Option<Setup>, String> {
             "tcpflow: {} flows ({:.1} MiB with their index and {} full slots), {} pool blocks ({:.1} MiB: {} of out-of-order data), {} fragment slots ({:.1} MiB), output buffers {:.1} MiB{names}; about {:.1} MiB in all{budget}; idle timeout {} s, overlap {:?}",
             n,
             mib(n * (std::mem::size_of::<FlowRecord>() + budget::host_bytes_per_flow(spooling, cutting))
-                + mem.hot.len() * std::mem::size_of::<FlowSlot>()
+                + mem.hot.len() * std::mem::size_of::<HotSlot>()
                 + mem.index.len() * 4),
             mem.hot.len(),
             mem.blocks.len(),

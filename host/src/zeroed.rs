@@ -4,9 +4,9 @@
 
 use std::alloc::{alloc_zeroed, handle_alloc_error, Layout};
 
-use tcpflow_core::pool::Block;
 use tcpflow_core::spool::SpoolFlow;
-use tcpflow_core::table::{FlowRecord, FlowSlot};
+use tcpflow_core::Block;
+use tcpflow_core::{FlowRecord, HotSlot};
 
 /// Types whose all-zero bytes are a valid value.
 ///
@@ -15,10 +15,10 @@ use tcpflow_core::table::{FlowRecord, FlowSlot};
 /// whose variant 0 holds only such fields (the tests below check the layouts they rely on).
 pub unsafe trait ZeroValid: Copy {}
 
-// SAFETY: integers, bools, `repr(u8)` enums (Addr, Mode, SlotState) with a data-free or
+// SAFETY: integers, bools, `repr(u8)` enums (Addr, Mode, RecordState) with a data-free or
 // integer-only variant 0, and `Option<[[u8; 6]; 2]>`, whose zero tag is `None` (tested).
-unsafe impl ZeroValid for FlowSlot {}
-// SAFETY: integers, a byte array and a `repr(u8)` enum (SlotState) whose variant 0 is
+unsafe impl ZeroValid for HotSlot {}
+// SAFETY: integers, a byte array and a `repr(u8)` enum (RecordState) whose variant 0 is
 // data-free.
 unsafe impl ZeroValid for FlowRecord {}
 // SAFETY: integers and a byte array.
@@ -59,7 +59,7 @@ mod tests {
 
     #[test]
     fn zeroed_values_read_as_expected() {
-        let slots = zeroed_box::<FlowSlot>(3);
+        let slots = zeroed_box::<HotSlot>(3);
         let s = format!("{:?}", slots[2]);
         assert!(s.contains("macs: None"), "{s}");
         assert!(s.contains("V4([0, 0, 0, 0])"), "{s}");

@@ -8,9 +8,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::{env, fs};
 
-use tcpflow_core::defrag::FragSlot;
-use tcpflow_core::pool::Block;
-use tcpflow_core::table::{FlowRecord, FlowSlot};
+use tcpflow_core::FragSlot;
+use tcpflow_core::Block;
+use tcpflow_core::{FlowRecord, HotSlot};
 use tcpflow_core::{Engine, Storage};
 
 #[path = "src/common.rs"]
@@ -61,7 +61,7 @@ fn main() {
 
     let mut sink: Box<DigestSink<HOST_MAX_FLOWS, { CAPS.flows }>> = Box::default();
     let mut flows = vec![FlowRecord::EMPTY; CAPS.flows];
-    let mut hot = vec![FlowSlot::EMPTY; CAPS.hot_len()];
+    let mut hot = vec![HotSlot::EMPTY; CAPS.hot_len()];
     let mut index = vec![0u32; INDEX_LEN];
     let mut blocks = vec![Block::EMPTY; CAPS.blocks];
     let mut frag_slots = vec![FragSlot::EMPTY; CAPS.frag_slots];
@@ -98,7 +98,8 @@ fn main() {
                 frag_arena: &mut arena,
             },
             common::config(),
-        );
+        )
+        .expect("storage built from its capacities");
         sink.reset();
         let fed = common::feed(&mut engine, &pcap, &mut *sink)
             .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));

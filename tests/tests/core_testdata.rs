@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
-use tcpflow_core::defrag::FragSlot;
-use tcpflow_core::pool::Block;
-use tcpflow_core::table::{FlowRecord, FlowSlot};
+use tcpflow_core::Block;
+use tcpflow_core::FragSlot;
 use tcpflow_core::{Addr, Config, Dir, Engine, FlowInfo, LinkType, Sink, Storage, Timestamp};
+use tcpflow_core::{FlowRecord, HotSlot};
 use tcpflow_tests::flow_name;
 use tcpflow_tests::pcap::read_capture;
 
@@ -77,7 +77,7 @@ fn run_case(dir: &Path) -> Result<(), String> {
     let cap = read_capture(&std::fs::read(&input).unwrap())?;
     let mut flows = vec![FlowRecord::EMPTY; 64];
     // Fewer full slots than flows: the captures with several flows go through packing.
-    let mut hot = vec![FlowSlot::EMPTY; 4];
+    let mut hot = vec![HotSlot::EMPTY; 4];
     let mut index = vec![0u32; 128];
     let mut blocks = vec![Block::EMPTY; 1024];
     let mut frag_slots = vec![FragSlot::EMPTY; 16];
@@ -92,7 +92,8 @@ fn run_case(dir: &Path) -> Result<(), String> {
             frag_arena: &mut frag_arena,
         },
         Config::default(),
-    );
+    )
+    .expect("storage built from its capacities");
     let mut sink = Files::default();
     for (i, r) in cap.records.iter().enumerate() {
         engine

@@ -248,9 +248,10 @@ mod tests {
     /// is ignored and counted, as a frame that is not IP.
     #[test]
     fn engine_takes_every_subframe_and_counts_protected_frames() {
-        use crate::engine::{Config, Outcome};
+        use crate::config::Config;
+        use crate::engine::Outcome;
         use crate::testutil::{Rec, Store};
-        use crate::Timestamp;
+        use crate::time::Timestamp;
         let a = snap(0x0800, &inner4(b"first"));
         let b = snap(0x0800, &inner4_port(2, b"second"));
         let c = snap(0x0800, &inner4_port(3, b"third!"));
@@ -259,7 +260,13 @@ mod tests {
         let mut sink = Rec::default();
         let amsdu = wifi_amsdu(&[&a, &b, &c]);
         let r = e.process(Timestamp(1), LinkType::IEEE802_11, &amsdu, &mut sink);
-        assert_eq!(r, Ok(Outcome::Tcp));
+        // The outcome names the last subframe's flow (the third record taken).
+        let last = crate::flow::FlowRef {
+            slot: 2,
+            conn_index: 0,
+            dir: crate::flow::Dir::AtoB,
+        };
+        assert_eq!(r, Ok(Outcome::Tcp(last)));
         // Three flows, each with its bytes.
         e.finish(&mut sink);
         let mut got: Vec<Vec<u8>> = sink.flows.iter().map(|f| f.dirs[0].bytes.clone()).collect();
@@ -283,9 +290,10 @@ mod tests {
     /// counts the rest (finding subframe k walks the k before it).
     #[test]
     fn subframes_past_the_bound_are_counted() {
-        use crate::engine::{Config, MAX_MSDUS};
+        use crate::config::Config;
+        use crate::engine::MAX_MSDUS;
         use crate::testutil::{Rec, Store};
-        use crate::Timestamp;
+        use crate::time::Timestamp;
         let tiny = snap(0x0800, &inner4(b"x"));
         let many: Vec<&[u8]> = (0..1000).map(|_| &tiny[..]).collect();
         let f = wifi_amsdu(&many);

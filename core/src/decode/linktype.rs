@@ -10,24 +10,44 @@ use super::{DecodeError, Layer, Span, Version};
 pub struct LinkType(pub u32);
 
 impl LinkType {
+    /// BSD loopback: a 4-byte address family in the capturing host's byte order (both are
+    /// tried).
     pub const NULL: LinkType = LinkType(0);
+    /// Ethernet (with VLAN tags, PPPoE, MPLS, LLC/SNAP).
     pub const ETHERNET: LinkType = LinkType(1);
+    /// Raw IP, the DLT value 12 some BSDs write.
     pub const RAW_12: LinkType = LinkType(12);
+    /// Raw IP, the DLT value 14 some BSDs write.
     pub const RAW_14: LinkType = LinkType(14);
+    /// Raw IP, version from the first nibble.
     pub const RAW: LinkType = LinkType(101);
+    /// OpenBSD loopback: a 4-byte address family (both byte orders are tried).
     pub const LOOP: LinkType = LinkType(108);
+    /// Linux cooked capture (SLL).
     pub const LINUX_SLL: LinkType = LinkType(113);
+    /// Raw IPv4.
     pub const IPV4: LinkType = LinkType(228);
+    /// Raw IPv6.
     pub const IPV6: LinkType = LinkType(229);
+    /// Linux cooked capture, version 2 (SLL2).
     pub const LINUX_SLL2: LinkType = LinkType(276);
+    /// PPP, with or without its address and control bytes.
     pub const PPP: LinkType = LinkType(9);
+    /// PPP in HDLC-like framing.
     pub const PPP_HDLC: LinkType = LinkType(50);
+    /// Cisco HDLC.
     pub const C_HDLC: LinkType = LinkType(104);
+    /// Linux netfilter log (NFLOG).
     pub const NFLOG: LinkType = LinkType(239);
+    /// 802.11 frames without a monitor header.
     pub const IEEE802_11: LinkType = LinkType(105);
+    /// 802.11 behind a Prism monitor header.
     pub const PRISM: LinkType = LinkType(119);
+    /// 802.11 behind a radiotap header.
     pub const IEEE802_11_RADIOTAP: LinkType = LinkType(127);
+    /// 802.11 behind an AVS monitor header.
     pub const IEEE802_11_AVS: LinkType = LinkType(163);
+    /// 802.11 (or another supported link) behind a PPI header.
     pub const PPI: LinkType = LinkType(192);
 
     /// Whether [`decode_ip`](super::decode_ip) understands this link type (it has a row in
@@ -51,6 +71,7 @@ type Enter = for<'a> fn(Span<'a>) -> Result<Layer<'a>, DecodeError>;
 /// One supported link type.
 #[derive(Clone, Copy)]
 pub struct LinkTypeRow {
+    /// The link type.
     pub link: LinkType,
     /// The LINKTYPE_ name (tcpdump.org's list) without the prefix; the BSD raw-IP DLT values
     /// 12 and 14 as RAW_12 and RAW_14.

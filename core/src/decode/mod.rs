@@ -42,12 +42,14 @@ use link::{ETH_IPV4, ETH_IPV6};
 use tunnel::carries_tunnel;
 
 /// An IP address.
-// repr(u8): a defined layout whose all-zero bytes are `V4([0; 4])` (see `FlowSlot`).
+// repr(u8): a defined layout whose all-zero bytes are `V4([0; 4])` (see `HotSlot`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[repr(u8)]
 pub enum Addr {
+    /// An IPv4 address, network byte order.
     V4([u8; 4]),
+    /// An IPv6 address, network byte order.
     V6([u8; 16]),
 }
 
@@ -60,10 +62,12 @@ pub struct Vlans {
 }
 
 impl Vlans {
+    /// No VLAN tag.
     pub const NONE: Vlans = Vlans {
         ids: [0; 3],
         len: 0,
     };
+    /// The most tags held (a fourth is [`DecodeError::TooManyVlans`]).
     pub const MAX: usize = 3;
 
     /// Appends an id; false when three are already held.
@@ -77,10 +81,12 @@ impl Vlans {
         }
     }
 
+    /// The ids, outermost first.
     pub fn as_slice(&self) -> &[u16] {
         &self.ids[..self.len as usize]
     }
 
+    /// Whether there is no tag.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -111,14 +117,18 @@ pub struct Fragment {
 /// An IP packet with its link-layer context.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IpPacket<'a> {
+    /// VLAN ids of the frame, outermost first.
     pub vlans: Vlans,
     /// Source and destination MAC when the link has them.
     pub macs: Option<[[u8; 6]; 2]>,
+    /// Source address.
     pub src: Addr,
+    /// Destination address.
     pub dst: Addr,
     /// Upper-layer protocol after all extension headers (for a non-first IPv6 fragment, the
     /// fragment header's next header).
     pub protocol: u8,
+    /// Where the packet sits in its datagram, when it is a fragment.
     pub fragment: Option<Fragment>,
     /// The upper-layer bytes that were captured (never beyond the IP length).
     pub payload: &'a [u8],
@@ -133,21 +143,31 @@ pub struct IpPacket<'a> {
 pub struct TcpFlags(pub u8);
 
 impl TcpFlags {
+    /// The FIN bit.
     pub const FIN: u8 = 0x01;
+    /// The SYN bit.
     pub const SYN: u8 = 0x02;
+    /// The RST bit.
     pub const RST: u8 = 0x04;
+    /// The PSH bit.
     pub const PSH: u8 = 0x08;
+    /// The ACK bit.
     pub const ACK: u8 = 0x10;
+    /// The URG bit.
     pub const URG: u8 = 0x20;
+    /// The sender is done sending.
     pub fn fin(self) -> bool {
         self.0 & Self::FIN != 0
     }
+    /// The sender opens the connection (the segment's sequence number is its ISN).
     pub fn syn(self) -> bool {
         self.0 & Self::SYN != 0
     }
+    /// The sender resets the connection.
     pub fn rst(self) -> bool {
         self.0 & Self::RST != 0
     }
+    /// The acknowledgement number is valid.
     pub fn ack(self) -> bool {
         self.0 & Self::ACK != 0
     }
@@ -156,11 +176,17 @@ impl TcpFlags {
 /// A TCP segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TcpSegment<'a> {
+    /// Source port.
     pub src_port: u16,
+    /// Destination port.
     pub dst_port: u16,
+    /// Sequence number of the first byte (or of the SYN).
     pub seq: SeqNum,
+    /// Acknowledgement number (valid with the ACK flag).
     pub ack: SeqNum,
+    /// The flags.
     pub flags: TcpFlags,
+    /// Receive window, unscaled.
     pub window: u16,
     /// Captured payload bytes.
     pub payload: &'a [u8],
@@ -172,6 +198,7 @@ pub struct TcpSegment<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum DecodeError {
+    /// A link type without a row in [`LINK_TYPES`].
     UnsupportedLinkType(u32),
     /// Not IP (ARP, LLDP, ...): ignored, not an error for the user.
     NotIp,

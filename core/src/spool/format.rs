@@ -16,8 +16,9 @@ use super::crc::Crc;
 use super::Drops;
 use super::SpoolStorage;
 use crate::decode::{Addr, Vlans};
-use crate::engine::{CloseReason, Dir, DirInfo, FlowKey, GapReason};
-use crate::Timestamp;
+use crate::flow::{Dir, DirInfo, FlowKey};
+use crate::sink::{CloseReason, GapReason};
+use crate::time::Timestamp;
 
 pub(crate) const MAGIC: [u8; 4] = *b"TFSP";
 pub(crate) const VERSION: u16 = 1;

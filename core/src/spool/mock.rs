@@ -9,7 +9,9 @@ use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashError, NorFlashEr
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum MockError {
+    /// An access not on a write (or erase) boundary.
     NotAligned,
+    /// An access past the end of the flash.
     OutOfBounds,
     /// A program over a byte that was not erased (real NOR would AND the bits silently).
     NotErased,
@@ -76,6 +78,7 @@ impl<'a, const READ: usize, const WRITE: usize, const ERASE: usize>
         self.budget = None;
     }
 
+    /// Whether the flash is powered (false after a simulated power cut).
     pub fn is_powered(&self) -> bool {
         self.powered
     }

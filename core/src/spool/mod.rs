@@ -78,9 +78,11 @@ pub use writer::{SpoolFlow, SpoolStats, SpoolWriter};
 /// `erase` may be a no-op or a zero fill: stale bytes from an older lap never validate
 /// (records are checksummed with their segment's sequence number).
 pub trait SpoolStorage {
+    /// What the storage's operations fail with.
     type Error;
     /// Bytes per segment: the unit the ring drops. A multiple of `block_size`.
     fn segment_size(&self) -> u32;
+    /// Segments in the ring: at least two.
     fn segment_count(&self) -> u32;
     /// The unit the writer programs: every write is whole blocks at a block-aligned offset,
     /// each block written once between erases. 4096 for files; for NOR flash its write
@@ -147,6 +149,7 @@ pub struct Drops {
 /// Smallest and largest block the format supports (a Pad record spans at most two blocks
 /// and its length is a u16).
 pub const MIN_BLOCK: u32 = 16;
+/// Largest block the format supports.
 pub const MAX_BLOCK: u32 = 16384;
 /// Smallest segment: a header, a FlowOpen, a Close and some data must fit.
 pub const MIN_SEGMENT: u32 = 1024;
@@ -169,7 +172,9 @@ pub enum ConfigError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SpoolError<E> {
+    /// The geometry or the buffer is refused.
     Config(ConfigError),
+    /// The storage failed.
     Storage(E),
 }
 

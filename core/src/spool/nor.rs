@@ -28,7 +28,9 @@ pub enum NorConfigError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum NorSpoolError<E> {
+    /// The flash failed.
     Flash(E),
+    /// An access outside the spool region.
     OutOfRange,
 }
 
@@ -90,14 +92,17 @@ impl<F: NorFlash> NorSpool<F> {
         })
     }
 
+    /// The flash, to read it.
     pub fn flash(&self) -> &F {
         &self.flash
     }
 
+    /// The flash, to use it for something else between spool operations.
     pub fn flash_mut(&mut self) -> &mut F {
         &mut self.flash
     }
 
+    /// Gives the flash back.
     pub fn into_inner(self) -> F {
         self.flash
     }

@@ -4,8 +4,9 @@ use super::format::{plausible_header, read_header, read_record, segment_base, Re
 use super::format::{SegmentHeader, CLOSE_LEN, MAX_RECORD, OPEN_LEN, SEGMENT_HEADER_LEN};
 use super::{check_geometry, ConfigError, Drops, SpoolError, SpoolStorage};
 use crate::decode::{Addr, Vlans};
-use crate::engine::{CloseReason, Dir, DirInfo, FlowInfo, FlowKey, Sink};
-use crate::Timestamp;
+use crate::flow::{Dir, DirInfo, FlowInfo, FlowKey};
+use crate::sink::{CloseReason, Sink};
+use crate::time::Timestamp;
 
 /// The reader's state for one spool flow slot (a slice of these, at least
 /// [`SpoolInfo::slots`] long, is handed to [`SpoolReader::replay`]).
@@ -24,6 +25,7 @@ pub struct ReplayFlow {
 }
 
 impl ReplayFlow {
+    /// A slot with no flow.
     pub const EMPTY: ReplayFlow = ReplayFlow {
         id: 0,
         open: false,
@@ -51,7 +53,9 @@ impl ReplayFlow {
 pub struct SpoolInfo {
     /// Segments with a valid header.
     pub segments: u32,
+    /// Sequence number of the oldest valid segment.
     pub oldest_seq: u64,
+    /// Sequence number of the newest valid segment.
     pub newest_seq: u64,
     /// The longest writer flow table among them: the replay table must be this long.
     pub slots: u32,
@@ -76,10 +80,13 @@ pub struct Summary {
     /// Flows without a Close record (cut by a power loss, still open when the spool was
     /// read, or lost with a damaged segment): closed by the reader, reason `EndOfInput`.
     pub flows_unclosed: u64,
+    /// Stream bytes of Data records replayed.
     pub data_bytes: u64,
+    /// Bytes of Gap records replayed.
     pub gap_bytes: u64,
     /// Earliest first timestamp and latest timestamp of the flows replayed.
     pub first_ts: Option<Timestamp>,
+    /// See `first_ts`.
     pub last_ts: Option<Timestamp>,
     /// The ring's drop counters (from the newest segment header).
     pub drops: Drops,
@@ -141,11 +148,13 @@ impl Sink for NullSink {
 }
 
 impl<S: SpoolStorage> SpoolReader<S> {
+    /// A reader over `storage`, or why its geometry is refused.
     pub fn new(storage: S) -> Result<Self, ConfigError> {
         check_geometry(&storage)?;
         Ok(SpoolReader { storage })
     }
 
+    /// Gives the storage back.
     pub fn into_inner(self) -> S {
         self.storage
     }

@@ -18,8 +18,10 @@ use super::format::{
 use super::mock::{MockError, MockFlash};
 use super::nor::{NorSpool, NorSpoolError};
 use super::*;
+use crate::config::Config;
 use crate::decode::LinkType;
-use crate::engine::{CloseReason, Config, Dir, DirInfo, FlowInfo, FlowKey, GapReason, Sink};
+use crate::flow::{Dir, DirInfo, FlowInfo, FlowKey};
+use crate::sink::{CloseReason, GapReason, Sink};
 use crate::testutil::{pattern, Conv, Rec, Store, ACK, PSH};
 use crate::{Addr, Timestamp, Vlans};
 

@@ -9,7 +9,8 @@ use super::format::{
     SEGMENT_HEADER_LEN, T_CLOSE, T_DATA, T_GAP, T_OPEN, T_PAD,
 };
 use super::{check_geometry, ConfigError, Drops, SpoolError, SpoolStorage};
-use crate::engine::{CloseReason, Dir, FlowInfo, GapReason, Sink};
+use crate::flow::{Dir, FlowInfo};
+use crate::sink::{CloseReason, GapReason, Sink};
 
 /// A Data event is split to fill the end of a segment only if at least this many bytes fit
 /// there; less goes to the next segment (the waste is bounded by a record header and this).
@@ -27,6 +28,7 @@ pub struct SpoolFlow {
 }
 
 impl SpoolFlow {
+    /// A slot with no flow.
     pub const EMPTY: SpoolFlow = SpoolFlow {
         id: 0,
         open: false,
@@ -44,7 +46,9 @@ pub struct SpoolStats {
     pub payload_bytes: u64,
     /// Bytes handed to the storage's `write` that it accepted (headers, padding included).
     pub bytes_programmed: u64,
+    /// Segments erased to make room (the ring's laps).
     pub segments_erased: u64,
+    /// Times the storage was synced.
     pub syncs: u64,
     /// What the ring dropped, cumulative over the spool's life (carried across restarts in
     /// the segment headers).
@@ -54,6 +58,7 @@ pub struct SpoolStats {
     /// Records, and stream bytes in them, that could not be written: a failed write, a
     /// stopped writer, or a flow slot beyond the table.
     pub lost_records: u64,
+    /// See `lost_records`.
     pub lost_bytes: u64,
     /// Events for a slot beyond the flow table handed in (counted in `lost_*` too).
     pub untracked_events: u64,
@@ -239,6 +244,7 @@ impl<'a, S: SpoolStorage> SpoolWriter<'a, S> {
         self.epoch
     }
 
+    /// The storage, to read it while the writer holds it.
     pub fn storage(&self) -> &S {
         &self.storage
     }

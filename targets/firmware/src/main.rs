@@ -24,14 +24,14 @@ use defmt::{error, info, warn};
 use defmt_semihosting as _;
 use static_cell::{ConstStaticCell, StaticCell};
 
-use tcpflow_core::defrag::FragSlot;
-use tcpflow_core::pool::Block;
+use tcpflow_core::FragSlot;
+use tcpflow_core::Block;
 use tcpflow_core::spool::mock::MockFlash;
 use tcpflow_core::spool::nor::NorSpool;
 use tcpflow_core::spool::{
     self, Drops, ReplayFlow, SpoolFlow, SpoolReader, SpoolStorage, SpoolWriter, MAX_RECORD,
 };
-use tcpflow_core::table::{FlowRecord, FlowSlot};
+use tcpflow_core::{FlowRecord, HotSlot};
 use tcpflow_core::{CloseReason, Dir, Engine, FlowInfo, GapReason, Sink, Storage};
 
 mod common;
@@ -57,7 +57,7 @@ type Digests = DigestSink<MAX_FLOWS, { CAPS.flows }>;
 // The engine's storage: initialised in place at start-up (their empty values are not all
 // zeros, and as initialised statics they would also take their size again in flash).
 static FLOWS: StaticCell<[FlowRecord; CAPS.flows]> = StaticCell::new();
-static HOT: StaticCell<[FlowSlot; CAPS.hot_len()]> = StaticCell::new();
+static HOT: StaticCell<[HotSlot; CAPS.hot_len()]> = StaticCell::new();
 static BLOCKS: StaticCell<[Block; CAPS.blocks]> = StaticCell::new();
 static FRAG_SLOTS: StaticCell<[FragSlot; CAPS.frag_slots]> = StaticCell::new();
 static INDEX: ConstStaticCell<[u32; INDEX_LEN]> = ConstStaticCell::new([0; INDEX_LEN]);
@@ -91,7 +91,7 @@ fn fill<T: Copy, const N: usize>(cell: &'static StaticCell<[T; N]>, v: T) -> &'s
 
 struct Mem {
     flows: &'static mut [FlowRecord; CAPS.flows],
-    hot: &'static mut [FlowSlot; CAPS.hot_len()],
+    hot: &'static mut [HotSlot; CAPS.hot_len()],
     index: &'static mut [u32; INDEX_LEN],
     blocks: &'static mut [Block; CAPS.blocks],
     frag_slots: &'static mut [FragSlot; CAPS.frag_slots],
@@ -147,7 +147,7 @@ fn main() -> ! {
     };
     let mut mem = Mem {
         flows: fill(&FLOWS, FlowRecord::EMPTY),
-        hot: fill(&HOT, FlowSlot::EMPTY),
+        hot: fill(&HOT, HotSlot::EMPTY),
         index: INDEX.take(),
         blocks: fill(&BLOCKS, Block::EMPTY),
         frag_slots: fill(&FRAG_SLOTS, FragSlot::EMPTY),
@@ -229,7 +229,8 @@ fn run(c: &Capture, m: &mut Mem) -> Result<u64, ()> {
             frag_arena: &mut m.frag_arena[..],
         },
         common::config(),
-    );
+    )
+    .map_err(|e| error!("{=str}: engine storage refused: {}", c.name, e))?;
     // The writer borrows the flash until the spool is synced; the reader takes it after.
     let (fed, synced, ws) = {
         let mut writer =
