@@ -22,30 +22,9 @@ set -euo pipefail
 TARGETS=$(cd "$(dirname "$0")" && pwd)
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-
-# Installs the Debian packages that are missing (apt-get update first, retried: a mirror in
-# the middle of a sync fails now and then).
-apt_install() {
-    local missing=() p try
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-            missing+=("$p")
-    done
-    [ ${#missing[@]} -gt 0 ] || return 0
-    echo "installing: ${missing[*]}"
-    for try in 1 2 3; do
-        $sudo apt-get update -qq && break
-        echo "apt-get update failed (try $try of 3)"
-        sleep 10
-    done
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-}
-
-rust_target() {
-    rustup target list --installed | grep -qx "$1" || rustup target add "$1"
-}
+# apt_install, rust_target, rust_nightly: the one installer of x and the targets' scripts.
+# shellcheck source=../scripts/deps.sh
+source "$TARGETS/../scripts/deps.sh"
 
 # A size tool for ARM ELF files: llvm-size (LLVM), else binutils' arm-none-eabi-size.
 size_tool() {
