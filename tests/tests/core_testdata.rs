@@ -138,23 +138,20 @@ fn run_case(dir: &Path) -> Result<(), String> {
 
 #[test]
 fn core_reconstructs_every_testdata_case() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
-    let mut cases: Vec<_> = std::fs::read_dir(&root)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().join("expected").is_dir())
-        .map(|e| e.path())
-        .collect();
-    cases.sort();
-    assert!(cases.len() >= 25, "testdata cases missing");
+    let Some(cases) = tcpflow_tests::testdata_cases() else {
+        return;
+    };
+    let mut ran = tcpflow_tests::Cases::new("testdata cases through the core");
     let failures: Vec<String> = cases
         .iter()
         .filter_map(|c| {
+            ran.ran();
             run_case(c)
                 .err()
                 .map(|e| format!("{}: {e}", c.file_name().unwrap().to_string_lossy()))
         })
         .collect();
+    ran.done(tcpflow_tests::testdata_count());
     assert!(
         failures.is_empty(),
         "{} of {} cases differ:\n{}",
