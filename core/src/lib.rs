@@ -38,7 +38,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
-#[cfg(test)]
+#[cfg(any(test, feature = "testkit"))]
 extern crate std;
 
 pub mod capfile;
@@ -86,6 +86,8 @@ pub use stats::Stats;
 
 #[cfg(test)]
 mod proptests;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
