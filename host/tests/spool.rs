@@ -338,7 +338,7 @@ fn sigkill_mid_capture_leaves_an_exportable_spool() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    let chunks: Vec<&[u8]> = pcap.bytes.chunks(64 * 1024).collect();
+    let chunks: Vec<&[u8]> = pcap.bytes().chunks(64 * 1024).collect();
     let half = chunks.len() / 2;
     for ch in &chunks[..half] {
         if stdin.write_all(ch).is_err() {
