@@ -8,11 +8,18 @@ deps_sudo() {
 }
 
 # apt-get update at most once per run: APT_UPDATED is exported, so the scripts a chore starts
-# (./x test -> targets/ci.sh -> targets/rpi/build.sh) do not fetch the indexes again. Clear it
-# after `dpkg --add-architecture` (the new architecture has no index yet). Retried: a mirror
-# in the middle of a sync fails now and then, and what was fetched may still be enough.
+# (./x test -> targets/ci.sh -> targets/rpi/build.sh) do not fetch the indexes again, and
+# APT_STAMP (a file `x` creates for its run) carries it across the subshells that do not
+# hand variables back (targets/ci.sh runs each entry in one). After `dpkg
+# --add-architecture` call apt_forget_update: the new architecture has no index yet.
+# Retried: a mirror in the middle of a sync fails now and then, and what was fetched may
+# still be enough.
 apt_update() {
     [ -z "${APT_UPDATED:-}" ] || return 0
+    if [ -n "${APT_STAMP:-}" ] && [ -s "$APT_STAMP" ]; then
+        export APT_UPDATED=1
+        return 0
+    fi
     local sudo try
     sudo=$(deps_sudo)
     for try in 1 2 3; do
@@ -21,6 +28,12 @@ apt_update() {
         [ "$try" -eq 3 ] || sleep 10
     done
     export APT_UPDATED=1
+    [ -z "${APT_STAMP:-}" ] || echo updated >"$APT_STAMP"
+}
+
+apt_forget_update() {
+    APT_UPDATED=""
+    [ -z "${APT_STAMP:-}" ] || : >"$APT_STAMP"
 }
 
 # apt_install PKG...: installs those of PKG that are not installed (PKG may name an

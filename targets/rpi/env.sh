@@ -81,7 +81,7 @@ rpi_deps() {
     if ! dpkg --print-foreign-architectures | grep -qx "$DEB_ARCH"; then
         echo "adding the $DEB_ARCH architecture (Debian multiarch)"
         $sudo dpkg --add-architecture "$DEB_ARCH"
-        APT_UPDATED=""
+        apt_forget_update
     fi
     # A sysroot made on an earlier run is used again (remove it to try multiarch again).
     if [ -z "${RPI_SYSROOT:-}" ] && [ -e "$SYSROOT/usr/lib/$GNU/libpcap.so" ] &&
