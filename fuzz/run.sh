@@ -11,6 +11,7 @@
 #                   without ASan a target runs about twice as many inputs)
 #   FUZZ_JOBS       libFuzzer -fork jobs per target (default 1)
 #
+# Installs the nightly toolchain and cargo-fuzz when they are missing (scripts/deps.sh).
 # Seeds are regenerated each run from testdata/ (cut into frames) into target/seeds/; what
 # the fuzzer learns is kept in corpus/<target>/ (not committed). A crash leaves its input in
 # artifacts/<target>/: reproduce with `cargo +nightly fuzz run <target> <file>`, then copy
@@ -31,10 +32,9 @@ sanitizer="${FUZZ_SANITIZER:-none}"
 jobs="${FUZZ_JOBS:-1}"
 toolchain="+nightly"
 
-if ! cargo "$toolchain" fuzz --version >/dev/null 2>&1; then
-    echo "cargo-fuzz is missing: cargo install cargo-fuzz --locked" >&2
-    exit 2
-fi
+# shellcheck source=../scripts/deps.sh
+source "$here/../scripts/deps.sh"
+cargo_fuzz
 
 echo "== seeds"
 seeds="$here/target/seeds"

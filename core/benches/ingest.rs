@@ -5,10 +5,12 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use tcpflow_core::Block;
-use tcpflow_core::FragSlot;
-use tcpflow_core::{Config, Dir, Engine, FlowInfo, LinkType, Sink, Storage, Timestamp};
-use tcpflow_core::{FlowRecord, HotSlot};
+use std::net::Ipv4Addr;
+
+use tcpflow_core::testkit::Store;
+use tcpflow_core::{Capacities, Config, Dir, FlowInfo, LinkType, Sink, Timestamp};
+use tcpflow_tests::link::{Dir as Side, Link};
+use tcpflow_tests::packet::{ipv4_packet, tcp_segment, Tcp, PROTO_TCP};
 
 struct Count(u64);
 
@@ -18,39 +20,21 @@ impl Sink for Count {
     }
 }
 
+/// Ethernet/IPv4/TCP from 10.0.F.F:40000+F to 10.0.0.2:80 (the test kit's builders).
 fn frame(flow: u32, seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0];
-    let ip_len = 40 + payload.len();
-    f.extend_from_slice(&[0x45, 0]);
-    f.extend_from_slice(&(ip_len as u16).to_be_bytes());
-    f.extend_from_slice(&[
-        0,
-        0,
-        0x40,
-        0,
-        64,
-        6,
-        0,
-        0,
-        10,
-        0,
-        (flow >> 8) as u8,
-        flow as u8,
-        10,
-        0,
-        0,
-        2,
-    ]);
-    f.extend_from_slice(&(40000 + flow as u16).to_be_bytes());
-    f.extend_from_slice(&80u16.to_be_bytes());
-    f.extend_from_slice(&seq.to_be_bytes());
-    f.extend_from_slice(&1u32.to_be_bytes());
-    f.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-    f.extend_from_slice(payload);
-    while f.len() < 60 {
-        f.push(0);
-    }
-    f
+    let src = Ipv4Addr::new(10, 0, (flow >> 8) as u8, flow as u8);
+    let dst = Ipv4Addr::new(10, 0, 0, 2);
+    let h = Tcp {
+        src_port: 40000 + flow as u16,
+        dst_port: 80,
+        seq,
+        ack: 1,
+        flags,
+        window: 0xffff,
+    };
+    let segment = tcp_segment(src.into(), dst.into(), &h, payload);
+    let ip = ipv4_packet(src, dst, 0, 64, &[], PROTO_TCP, &segment);
+    Link::ethernet().encode(Side::C2S, &ip)
 }
 
 /// `flows` connections sending `per_flow` segments of `mss` bytes, round-robin; every
@@ -78,27 +62,18 @@ fn workload(flows: u32, per_flow: u32, mss: usize, ooo_every: u32) -> Vec<Vec<u8
 }
 
 fn bench(name: &str, frames: &[Vec<u8>], rounds: u32) {
-    let mut flows = vec![FlowRecord::EMPTY; 4096];
-    let mut hot = vec![HotSlot::EMPTY; 1024];
-    let mut index = vec![0u32; 8192];
-    let mut blocks = vec![Block::EMPTY; 4096];
-    let mut frag_slots = vec![FragSlot::EMPTY; 16];
-    let mut arena = vec![0u8; 16 * 65536];
+    // A full slot for each of the 1,024 flows of the widest workload.
+    let mut store = Store::from_caps(Capacities {
+        flows: 4096,
+        blocks: 4096,
+        frag_slots: 16,
+        frag_slot_bytes: 65536,
+    })
+    .hot(1024);
     let bytes: usize = frames.iter().map(|f| f.len()).sum();
     let mut best = f64::MAX;
     for _ in 0..rounds {
-        let mut e = Engine::new(
-            Storage {
-                flows: &mut flows,
-                hot: &mut hot,
-                index: &mut index,
-                blocks: &mut blocks,
-                frag_slots: &mut frag_slots,
-                frag_arena: &mut arena,
-            },
-            Config::default(),
-        )
-        .expect("storage built from its capacities");
+        let mut e = store.engine(Config::default());
         let mut sink = Count(0);
         let t = Instant::now();
         for (i, f) in frames.iter().enumerate() {

@@ -60,7 +60,7 @@
 #![warn(missing_debug_implementations)]
 #![warn(missing_docs)]
 
-#[cfg(test)]
+#[cfg(any(test, feature = "testkit"))]
 extern crate std;
 
 pub mod capfile;
@@ -105,6 +105,8 @@ pub use stats::Stats;
 
 #[cfg(test)]
 mod proptests;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

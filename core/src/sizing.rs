@@ -84,27 +84,13 @@ impl Capacities {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::testutil::{pattern, Conv, Rec, ACK};
-    use crate::{Engine, LinkType, Storage, Timestamp};
-    use std::vec;
+    use crate::testutil::{pattern, Conv, Rec, Store, ACK};
+    use crate::{Engine, LinkType, Timestamp};
 
     fn engine_with(c: Capacities) -> usize {
-        let mut flows = vec![FlowRecord::EMPTY; c.flows];
-        let mut hot = vec![HotSlot::EMPTY; c.hot_len()];
-        let mut index = vec![0u32; c.index_len()];
-        let mut blocks = vec![Block::EMPTY; c.blocks];
-        let mut frag_slots = vec![FragSlot::EMPTY; c.frag_slots];
-        let mut arena = vec![0u8; c.frag_slots * c.frag_slot_bytes];
-        let storage = Storage {
-            flows: &mut flows,
-            hot: &mut hot,
-            index: &mut index,
-            blocks: &mut blocks,
-            frag_slots: &mut frag_slots,
-            frag_arena: &mut arena,
-        };
-        let mut e =
-            Engine::new(storage, Config::default()).expect("storage built from its capacities");
+        let mut store = Store::from_caps(c);
+        assert_eq!(store.bytes(), c.memory_bytes());
+        let mut e = store.engine(Config::default());
         // Fill the table past its capacity with out-of-order data: nothing grows.
         let mut rec = Rec::default();
         for i in 0..(c.flows + 100) as u32 {

@@ -921,7 +921,20 @@ fn outcome_names_the_flow_and_direction_of_each_segment() {
         })
     );
     // Not TCP: ignored, no flow.
-    let udp = ether(0x0800, &ipv4([10, 0, 0, 1], [10, 0, 0, 2], 17, &[0; 8]));
+    let udp = tcpflow_tests::link::ethernet_frame(
+        [2, 0, 0, 0, 0, 2],
+        [2, 0, 0, 0, 0, 1],
+        &[],
+        &tcpflow_tests::packet::ipv4_packet(
+            std::net::Ipv4Addr::new(10, 0, 0, 1),
+            std::net::Ipv4Addr::new(10, 0, 0, 2),
+            1,
+            64,
+            &[],
+            17,
+            &[0; 8],
+        ),
+    );
     assert_eq!(feed(&mut e, &mut rec, &udp), Outcome::Ignored);
     e.finish(&mut rec);
     // Without a record to give: untracked.

@@ -1,5 +1,5 @@
 //! Hostile traffic against the core, through its public API only: frames built by hand, a
-//! recording sink local to this file, bounded memory (the storage handed in, nothing else:
+//! recording sink of the test kit (`tcpflow_core::testkit`), bounded memory (the storage handed in, nothing else:
 //! a counting allocator shows the engine allocates nothing while it runs) and bounded time.
 //!
 //! Each test prints the engine's memory: the sum of the storage slices it was handed
@@ -10,16 +10,13 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use tcpflow_core::Block;
-use tcpflow_core::FragSlot;
+use tcpflow_core::testkit::{Rec, Store};
 use tcpflow_core::{
-    Capacities, CloseReason, Config, Dir, Engine, FlowInfo, FlowKey, GapReason, LinkType,
-    OverlapPolicy, Sink, Stats, Storage, Timestamp,
+    Capacities, CloseReason, Config, Dir, Engine, FlowInfo, GapReason, LinkType, OverlapPolicy,
+    Sink, Stats, Timestamp,
 };
-use tcpflow_core::{FlowRecord, HotSlot};
 
 // ---------------------------------------------------------------------------------------
 // Allocation counting: per thread, so that tests running in parallel do not disturb each
@@ -71,76 +68,32 @@ fn allocations() -> u64 {
 // ---------------------------------------------------------------------------------------
 // Storage
 
-/// The engine's storage, owned by the test.
-struct Store {
-    caps: Capacities,
-    flows: Vec<FlowRecord>,
-    hot: Vec<HotSlot>,
-    index: Vec<u32>,
-    blocks: Vec<Block>,
-    frag_slots: Vec<FragSlot>,
-    arena: Vec<u8>,
-}
-
-impl Store {
-    fn new(caps: Capacities) -> Self {
-        Store {
-            caps,
-            flows: vec![FlowRecord::EMPTY; caps.flows],
-            hot: vec![HotSlot::EMPTY; caps.hot_len()],
-            index: vec![0; caps.index_len()],
-            blocks: vec![Block::EMPTY; caps.blocks],
-            frag_slots: vec![FragSlot::EMPTY; caps.frag_slots],
-            arena: vec![0; caps.frag_slots * caps.frag_slot_bytes],
-        }
-    }
-
-    /// Bytes of the slices handed to the engine.
-    fn bytes(&self) -> usize {
-        std::mem::size_of_val(self.flows.as_slice())
-            + std::mem::size_of_val(self.hot.as_slice())
-            + std::mem::size_of_val(self.index.as_slice())
-            + std::mem::size_of_val(self.blocks.as_slice())
-            + std::mem::size_of_val(self.frag_slots.as_slice())
-            + self.arena.len()
-    }
-
-    /// Prints the engine's memory and checks it is what `Capacities` says.
-    fn report(&self, what: &str) -> usize {
-        let storage = self.bytes();
-        assert_eq!(
-            storage,
-            self.caps.memory_bytes(),
-            "storage is what Capacities says"
-        );
-        let engine = std::mem::size_of::<Engine<'_>>();
-        println!(
-            "{what}: engine memory {} bytes ({:.1} MiB): storage {storage} ({} flows, {} pool \
-             blocks, {} x {} fragment bytes) + Engine value {engine}",
-            storage + engine,
-            (storage + engine) as f64 / (1 << 20) as f64,
-            self.caps.flows,
-            self.caps.blocks,
-            self.caps.frag_slots,
-            self.caps.frag_slot_bytes,
-        );
-        storage + engine
-    }
-
-    fn engine(&mut self, cfg: Config) -> Engine<'_> {
-        Engine::new(
-            Storage {
-                flows: &mut self.flows,
-                hot: &mut self.hot,
-                index: &mut self.index,
-                blocks: &mut self.blocks,
-                frag_slots: &mut self.frag_slots,
-                frag_arena: &mut self.arena,
-            },
-            cfg,
-        )
-        .expect("storage built from its capacities")
-    }
+/// Prints the engine's memory and checks it is what `Capacities` says.
+fn report(store: &Store, what: &str) -> usize {
+    let caps = Capacities {
+        flows: store.flows.len(),
+        blocks: store.blocks.len(),
+        frag_slots: store.frag_slots.len(),
+        frag_slot_bytes: store.frag_arena.len() / store.frag_slots.len().max(1),
+    };
+    let storage = store.bytes();
+    assert_eq!(
+        storage,
+        caps.memory_bytes(),
+        "storage is what Capacities says"
+    );
+    let engine = std::mem::size_of::<Engine<'_>>();
+    println!(
+        "{what}: engine memory {} bytes ({:.1} MiB): storage {storage} ({} flows, {} pool \
+         blocks, {} x {} fragment bytes) + Engine value {engine}",
+        storage + engine,
+        (storage + engine) as f64 / (1 << 20) as f64,
+        caps.flows,
+        caps.blocks,
+        caps.frag_slots,
+        caps.frag_slot_bytes,
+    );
+    storage + engine
 }
 
 fn caps(flows: usize, blocks: usize, frag_slots: usize) -> Capacities {
@@ -353,136 +306,12 @@ fn feed<'e, 's>(engine: &'e mut Engine<'s>) -> Feed<'e, 's> {
 // ---------------------------------------------------------------------------------------
 // Sinks
 
-/// One direction as a recording sink saw it.
-#[derive(Debug, Default, Clone)]
-struct DirRec {
-    /// Bytes at their offsets; gaps are zeros.
-    bytes: Vec<u8>,
-    gaps: Vec<(u64, u64, GapReason)>,
-    next: u64,
-}
-
-impl DirRec {
-    fn in_gap(&self, offset: u64, len: u64) -> bool {
-        self.gaps
-            .iter()
-            .any(|&(o, l, _)| offset < o + l && o < offset + len)
-    }
-}
-
-#[derive(Debug, Clone)]
-struct FlowRec {
-    key: FlowKey,
-    conn_index: u32,
-    dirs: [DirRec; 2],
-    close: Option<CloseReason>,
-    info: Option<FlowInfo>,
-}
-
-/// Records every event (for small tests) and checks the event contract.
-#[derive(Debug, Default)]
-struct Rec {
-    flows: Vec<FlowRec>,
-    by_slot: HashMap<u32, usize>,
-    /// Data again at delivered offsets is allowed (the `last` overlap policy).
-    allow_rewrite: bool,
-    /// `redelivered` calls: (direction, offset, length, whether it touched a reported gap).
-    redelivered: Vec<(Dir, u64, u64, bool)>,
-}
-
-impl Rec {
-    fn cur(&mut self, flow: &FlowInfo) -> &mut FlowRec {
-        let i = *self
-            .by_slot
-            .get(&flow.slot)
-            .expect("event for a flow never opened");
-        let r = &mut self.flows[i];
-        assert!(r.close.is_none(), "event after close");
-        assert_eq!(r.key, flow.key);
-        r
-    }
-
-    /// The single flow whose side A has port `port`, connection `conn_index`.
-    fn find(&self, port: u16, conn_index: u32) -> &FlowRec {
-        let v: Vec<_> = self
-            .flows
-            .iter()
-            .filter(|f| f.key.port[0] == port && f.conn_index == conn_index)
-            .collect();
-        assert_eq!(v.len(), 1, "flows with port {port} conn {conn_index}");
-        v[0]
-    }
-}
-
-impl Sink for Rec {
-    fn open(&mut self, flow: &FlowInfo) {
-        if let Some(&i) = self.by_slot.get(&flow.slot) {
-            assert!(
-                self.flows[i].close.is_some(),
-                "slot reopened while its flow is open"
-            );
-        }
-        self.flows.push(FlowRec {
-            key: flow.key,
-            conn_index: flow.conn_index,
-            dirs: Default::default(),
-            close: None,
-            info: None,
-        });
-        self.by_slot.insert(flow.slot, self.flows.len() - 1);
-    }
-
-    fn data(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
-        let rewrite = self.allow_rewrite;
-        let d = &mut self.cur(flow).dirs[dir.index()];
-        assert!(!data.is_empty(), "empty data event");
-        if offset < d.next {
-            assert!(rewrite, "data at {offset} behind {}", d.next);
-            assert!(offset + data.len() as u64 <= d.next);
-        } else {
-            assert_eq!(offset, d.next, "data must follow what was delivered");
-            d.next += data.len() as u64;
-        }
-        let end = offset as usize + data.len();
-        if d.bytes.len() < end {
-            d.bytes.resize(end, 0);
-        }
-        d.bytes[offset as usize..end].copy_from_slice(data);
-    }
-
-    fn gap(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, len: u64, reason: GapReason) {
-        let d = &mut self.cur(flow).dirs[dir.index()];
-        assert_eq!(offset, d.next, "gap must follow what was delivered");
-        assert!(len > 0);
-        d.next += len;
-        d.bytes.resize(d.next as usize, 0);
-        d.gaps.push((offset, len, reason));
-    }
-
-    fn redelivered(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
-        let d = &mut self.cur(flow).dirs[dir.index()];
-        let end = offset as usize + data.len();
-        assert!(
-            end as u64 <= d.next,
-            "redelivered beyond what was delivered"
-        );
-        let in_gap = d.in_gap(offset, data.len() as u64);
-        let differs = d.bytes[offset as usize..end] != *data;
-        self.redelivered
-            .push((dir, offset, data.len() as u64, in_gap));
-        differs
-    }
-
-    fn close(&mut self, flow: &FlowInfo, reason: CloseReason) {
-        let r = self.cur(flow);
-        for (i, d) in r.dirs.iter().enumerate() {
-            assert_eq!(
-                flow.dirs[i].stream_len, d.next,
-                "stream_len disagrees with events"
-            );
-        }
-        r.close = Some(reason);
-        r.info = Some(*flow);
+/// The test kit's recording sink, as a sink that cannot take late bytes: the core counts
+/// them late (what these tests check) instead of delivering them into the gap.
+fn rec() -> Rec {
+    Rec {
+        refuse_late: true,
+        ..Rec::default()
     }
 }
 
@@ -640,8 +469,8 @@ fn closed(st: &Stats) -> [u64; 6] {
 fn syn_flood_far_past_the_flow_table() {
     const SYNS: u32 = 100_000;
     const FLOWS: usize = 1024;
-    let mut store = Store::new(caps(FLOWS, 256, 4));
-    let memory = store.report("SYN flood");
+    let mut store = Store::from_caps(caps(FLOWS, 256, 4));
+    let memory = report(&store, "SYN flood");
     let mut e = store.engine(Config::default());
     let mut sink = Check::new(FLOWS, 5555);
     let mut f = feed(&mut e);
@@ -744,8 +573,8 @@ fn one_hundred_thousand_tiny_out_of_order_segments() {
     const N: u64 = 100_000;
     const L1: u64 = 2 * N + 1;
     const HOLD: u64 = 32;
-    let mut store = Store::new(caps(16, 64, 2));
-    store.report("tiny out-of-order segments");
+    let mut store = Store::from_caps(caps(16, 64, 2));
+    report(&store, "tiny out-of-order segments");
     let cfg = Config {
         max_blocks_per_dir: HOLD as u32,
         ..Config::default()
@@ -861,13 +690,13 @@ fn one_hundred_thousand_tiny_out_of_order_segments() {
 /// compares, conflict_bytes 10).
 #[test]
 fn late_bytes_for_a_reported_gap_are_counted_late() {
-    let mut store = Store::new(caps(4, 4, 2));
+    let mut store = Store::from_caps(caps(4, 4, 2));
     let cfg = Config {
         max_blocks_per_dir: 1,
         ..Config::default()
     };
     let mut e = store.engine(cfg);
-    let mut rec = Rec::default();
+    let mut rec = rec();
     let mut f = feed(&mut e);
     let mut frame = Vec::new();
     let mut conn = Conn::new(([10, 0, 0, 1], 7001), ([10, 0, 0, 2], 80), 100, 5);
@@ -908,9 +737,9 @@ fn late_bytes_for_a_reported_gap_are_counted_late() {
 /// number. Expected: payload_bytes 110, after_close_bytes 10. Got: payload_bytes 100.
 #[test]
 fn payload_bytes_counts_segments_on_a_closed_connection() {
-    let mut store = Store::new(caps(4, 4, 2));
+    let mut store = Store::from_caps(caps(4, 4, 2));
     let mut e = store.engine(Config::default());
-    let mut rec = Rec::default();
+    let mut rec = rec();
     let mut f = feed(&mut e);
     let mut frame = Vec::new();
     let mut conn = Conn::new(([10, 0, 0, 1], 7002), ([10, 0, 0, 2], 80), 100, 5);
@@ -942,14 +771,14 @@ fn payload_bytes_counts_segments_on_a_closed_connection() {
 #[test]
 fn overlapping_segments_with_conflicting_data() {
     for policy in [OverlapPolicy::First, OverlapPolicy::Last] {
-        let mut store = Store::new(caps(8, 16, 2));
+        let mut store = Store::from_caps(caps(8, 16, 2));
         let mut e = store.engine(Config {
             overlap: policy,
             ..Config::default()
         });
         let mut rec = Rec {
             allow_rewrite: policy == OverlapPolicy::Last,
-            ..Rec::default()
+            ..rec()
         };
         let mut f = feed(&mut e);
         let mut frame = Vec::new();
@@ -1016,9 +845,9 @@ fn overlapping_segments_with_conflicting_data() {
 /// segment counted out of window with its bytes, none placed, the stream intact.
 #[test]
 fn sequence_numbers_jumping_by_2_31() {
-    let mut store = Store::new(caps(8, 16, 2));
+    let mut store = Store::from_caps(caps(8, 16, 2));
     let mut e = store.engine(Config::default());
-    let mut rec = Rec::default();
+    let mut rec = rec();
     let mut f = feed(&mut e);
     let mut frame = Vec::new();
     let isn = 0x7fff_ff00u32;
@@ -1090,13 +919,13 @@ fn sequence_numbers_jumping_by_2_31() {
 /// complete datagram then goes through, and `finish` drops what is left (counted).
 #[test]
 fn fragments_that_never_complete() {
-    let mut store = Store::new(caps(8, 16, 4));
-    store.report("fragments");
+    let mut store = Store::from_caps(caps(8, 16, 4));
+    report(&store, "fragments");
     let mut e = store.engine(Config {
         frag_timeout_ns: 1_000_000_000,
         ..Config::default()
     });
-    let mut rec = Rec::default();
+    let mut rec = rec();
     let (c, s) = ([10, 0, 0, 1], [10, 0, 0, 2]);
     let t0 = 1_700_000_000_000_000_000u64;
     let piece = vec![0x55u8; 64];
@@ -1160,9 +989,9 @@ fn fragments_that_never_complete() {
 /// overlap and conflict counters are exact.
 #[test]
 fn fragment_overlaps_first_copy_wins() {
-    let mut store = Store::new(caps(8, 16, 4));
+    let mut store = Store::from_caps(caps(8, 16, 4));
     let mut e = store.engine(Config::default());
-    let mut rec = Rec::default();
+    let mut rec = rec();
     let (c, s) = ([10, 0, 0, 1], [10, 0, 0, 2]);
     let payload = pattern(7400, 0, 64);
     // The SYN, not fragmented (offset 0, no more fragments).
@@ -1267,13 +1096,13 @@ impl Sink for HashSink {
 fn flow_of_more_than_4_gib() {
     const SEGMENTS: u64 = 73_728; // 4.5 GiB
     let total = SEGMENTS * SEG as u64;
-    let mut store = Store::new(Capacities {
+    let mut store = Store::from_caps(Capacities {
         flows: 16,
         blocks: 256,
         frag_slots: 2,
         frag_slot_bytes: 65536,
     });
-    let memory = store.report("4.5 GiB flow");
+    let memory = report(&store, "4.5 GiB flow");
     let mut e = store.engine(Config {
         max_blocks_per_dir: 128,
         ..Config::default()
@@ -1405,9 +1234,9 @@ fn flow_of_more_than_4_gib() {
 /// advertised window but past `max_jump`: out of window, no 900 MiB hole.
 #[test]
 fn huge_and_zero_windows() {
-    let mut store = Store::new(caps(8, 16, 2));
+    let mut store = Store::from_caps(caps(8, 16, 2));
     let mut e = store.engine(Config::default());
-    let mut rec = Rec::default();
+    let mut rec = rec();
     let mut f = feed(&mut e);
     let mut frame = Vec::new();
     let (c, s): (End, End) = (([10, 0, 0, 1], 7600), ([10, 0, 0, 2], 80));
@@ -1486,10 +1315,10 @@ fn huge_and_zero_windows() {
 /// the storm is counted as after-close bytes.
 #[test]
 fn rst_storm_against_an_open_connection() {
-    let mut store = Store::new(caps(8, 16, 2));
-    store.report("RST storm");
+    let mut store = Store::from_caps(caps(8, 16, 2));
+    report(&store, "RST storm");
     let mut e = store.engine(Config::default());
-    let mut rec = Rec::default();
+    let mut rec = rec();
     let mut f = feed(&mut e);
     let mut frame = Vec::new();
     let mut conn = Conn::new(([10, 0, 0, 1], 7700), ([10, 0, 0, 2], 80), 77, 99);
@@ -1541,9 +1370,9 @@ fn rst_storm_against_an_open_connection() {
 /// reported lost), the real bytes counted as after_close_bytes.
 #[test]
 fn blind_rst_does_not_truncate_the_stream() {
-    let mut store = Store::new(caps(8, 16, 2));
+    let mut store = Store::from_caps(caps(8, 16, 2));
     let mut e = store.engine(Config::default());
-    let mut rec = Rec::default();
+    let mut rec = rec();
     let mut f = feed(&mut e);
     let mut frame = Vec::new();
     let mut conn = Conn::new(([10, 0, 0, 1], 7800), ([10, 0, 0, 2], 80), 77, 99);

@@ -1,4 +1,4 @@
-//! `engine`: the whole [`Engine`] on tiny storage (4 flows, 4 pool blocks, 2 fragment slots)
+//! `engine`: the whole [`tcpflow_core::Engine`] on tiny storage (4 flows, 4 pool blocks, 2 fragment slots)
 //! fed a sequence of frames cut from the input, its events checked by a contract sink.
 //!
 //! Input: a configuration byte ([`Setup`]), a byte choosing the link type of raw frames
@@ -21,14 +21,16 @@
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
+use std::net::Ipv4Addr;
+
 use tcpflow_core::decode;
-use tcpflow_core::FragSlot;
-use tcpflow_core::Block;
-use tcpflow_core::{FlowRecord, HotSlot};
+use tcpflow_core::testkit::Store;
 use tcpflow_core::{
-    CloseReason, Config, Dir, Engine, FlowInfo, FlowKey, GapReason, LinkType, OverlapPolicy, Sink,
-    Storage, Timestamp,
+    Capacities, CloseReason, Config, Dir, FlowInfo, FlowKey, GapReason, LinkType, OverlapPolicy,
+    Sink, Timestamp,
 };
+use tcpflow_tests::link::{ethernet_frame, CLIENT_MAC, SERVER_MAC};
+use tcpflow_tests::packet::{ipv4_packet, tcp_segment, Tcp, PROTO_TCP};
 
 use crate::Input;
 
@@ -122,7 +124,7 @@ impl Synth {
         out.push(self.fill);
     }
 
-    /// The Ethernet frame.
+    /// The Ethernet frame (the test kit's builders: checksums right, padded to 60 bytes).
     pub fn frame(&self, out: &mut Vec<u8>) {
         let shift = if self.far { 16 } else { 0 };
         let side = usize::from(self.side);
@@ -136,20 +138,6 @@ impl Synth {
             (server, client)
         };
         let len = usize::from(self.len);
-        out.clear();
-        out.extend_from_slice(&[2, 0, 0, 0, 0, 2 - self.side, 2, 0, 0, 0, 0, 1 + self.side]);
-        out.extend_from_slice(&[0x08, 0x00]);
-        let total = (40 + len) as u16;
-        out.extend_from_slice(&[0x45, 0]);
-        out.extend_from_slice(&total.to_be_bytes());
-        out.extend_from_slice(&[0, 1, 0x40, 0, 64, 6, 0, 0]);
-        out.extend_from_slice(&s.0);
-        out.extend_from_slice(&d.0);
-        out.extend_from_slice(&s.1.to_be_bytes());
-        out.extend_from_slice(&d.1.to_be_bytes());
-        out.extend_from_slice(&seq.to_be_bytes());
-        out.extend_from_slice(&ack.to_be_bytes());
-        out.extend_from_slice(&[0x50, self.flags, 0xff, 0xff, 0, 0, 0, 0]);
         // SYN and FIN take a sequence number before / after the data; the byte values follow
         // the data's own sequence numbers.
         let data_seq = if self.flags & 0x02 != 0 {
@@ -157,7 +145,27 @@ impl Synth {
         } else {
             seq
         };
-        out.extend((0..len as u32).map(|i| (data_seq.wrapping_add(i) as u8) ^ self.fill));
+        let payload: Vec<u8> = (0..len as u32)
+            .map(|i| (data_seq.wrapping_add(i) as u8) ^ self.fill)
+            .collect();
+        let (src, dst) = (Ipv4Addr::from(s.0), Ipv4Addr::from(d.0));
+        let h = Tcp {
+            src_port: s.1,
+            dst_port: d.1,
+            seq,
+            ack,
+            flags: self.flags,
+            window: 0xffff,
+        };
+        let segment = tcp_segment(src.into(), dst.into(), &h, &payload);
+        let ip = ipv4_packet(src, dst, 1, 64, &[], PROTO_TCP, &segment);
+        let (smac, dmac) = if side == 0 {
+            (CLIENT_MAC, SERVER_MAC)
+        } else {
+            (SERVER_MAC, CLIENT_MAC)
+        };
+        out.clear();
+        out.extend_from_slice(&ethernet_frame(smac, dmac, &[], &ip));
     }
 }
 
@@ -433,43 +441,16 @@ impl Seen {
     }
 }
 
-/// The engine's storage, reusable from one engine to the next.
-struct Store {
-    flows: Vec<FlowRecord>,
-    hot: Vec<HotSlot>,
-    index: Vec<u32>,
-    blocks: Vec<Block>,
-    frag_slots: Vec<FragSlot>,
-    arena: Vec<u8>,
-}
-
-impl Store {
-    fn new(frag_bytes: usize) -> Self {
-        Store {
-            flows: vec![FlowRecord::EMPTY; FLOWS],
-            // Fewer full slots than flows, so that fuzzed flows are packed and unpacked.
-            hot: vec![HotSlot::EMPTY; 2],
-            index: vec![0u32; FLOWS * 2],
-            blocks: vec![Block::EMPTY; BLOCKS],
-            frag_slots: vec![FragSlot::EMPTY; FRAG_SLOTS],
-            arena: vec![0u8; FRAG_SLOTS * frag_bytes],
-        }
-    }
-
-    fn engine(&mut self, cfg: Config) -> Engine<'_> {
-        Engine::new(
-            Storage {
-                flows: &mut self.flows,
-                hot: &mut self.hot,
-                index: &mut self.index,
-                blocks: &mut self.blocks,
-                frag_slots: &mut self.frag_slots,
-                frag_arena: &mut self.arena,
-            },
-            cfg,
-        )
-.expect("storage built from its capacities")
-    }
+/// The engine's storage (the test kit's), reusable from one engine to the next.
+fn store(frag_bytes: usize) -> Store {
+    Store::from_caps(Capacities {
+        flows: FLOWS,
+        blocks: BLOCKS,
+        frag_slots: FRAG_SLOTS,
+        frag_slot_bytes: frag_bytes,
+    })
+    // Fewer full slots than flows, so that fuzzed flows are packed and unpacked.
+    .hot(2)
 }
 
 pub fn run(data: &[u8]) -> Outcome {
@@ -497,7 +478,7 @@ pub fn run(data: &[u8]) -> Outcome {
         ..Config::default()
     };
     let frag_bytes = if setup.big_frags { 65536 } else { 1536 };
-    let mut store = Store::new(frag_bytes);
+    let mut store = store(frag_bytes);
     let (out, digest) = pass(&mut store, cfg, link, inp, None);
     if reuse {
         let ops = count_ops(inp);

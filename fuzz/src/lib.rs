@@ -18,7 +18,6 @@ pub mod capfile;
 pub mod decode;
 pub mod defrag;
 pub mod engine;
-pub mod pcap;
 pub mod seeds;
 pub mod spool_export;
 pub mod spool_reader;

@@ -4,10 +4,21 @@
 use crate::decode::link_index;
 use crate::defrag::{Frag, KeySel};
 use crate::engine::{Setup, Synth, TICK_NS};
-use crate::pcap;
 use crate::spool_reader::{Geometry, Op};
 use crate::Input;
 use tcpflow_core::LinkType;
+
+/// The frames of a test capture: (link type, timestamp in ns, bytes), read with the test
+/// kit's reader; nothing from a file it does not read.
+fn frames(file: &[u8]) -> Vec<(u32, u64, Vec<u8>)> {
+    let Ok(cap) = tcpflow_tests::pcap::read_capture(file) else {
+        return Vec::new();
+    };
+    cap.records
+        .into_iter()
+        .map(|r| (cap.linktype, r.ts_ns, r.data))
+        .collect()
+}
 
 /// Largest engine seed: the start of a capture, as many whole frames as fit.
 pub const ENGINE_SEED_MAX: usize = 16 * 1024;
@@ -16,7 +27,7 @@ pub const DECODE_PER_CAPTURE: usize = 24;
 
 /// Engine seeds from one capture: its frames as raw-frame operations, under two setups.
 pub fn engine_from_capture(file: &[u8]) -> Vec<Vec<u8>> {
-    let frames = pcap::frames(file);
+    let frames = frames(file);
     let Some(&(link, _, _)) = frames.first() else {
         return Vec::new();
     };
@@ -119,7 +130,7 @@ pub fn engine_synthetic() -> Vec<Vec<u8>> {
 
 /// Decode seeds from one capture: the link index and one frame each.
 pub fn decode_from_capture(file: &[u8]) -> Vec<Vec<u8>> {
-    let frames = pcap::frames(file);
+    let frames = frames(file);
     let step = frames.len().div_ceil(DECODE_PER_CAPTURE).max(1);
     frames
         .iter()

@@ -171,17 +171,10 @@ fn busy_capture(n: u32, gap_us: u64, max_req: usize, max_resp: usize) -> Pcap {
 /// included, and so are the report's per-direction records.
 #[test]
 fn export_is_byte_identical_to_a_direct_run_on_every_testdata_case() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
-    let Ok(entries) = std::fs::read_dir(&root) else {
-        eprintln!("no testdata folder; skipped");
+    let Some(cases) = tcpflow_tests::testdata_cases() else {
         return;
     };
-    let mut cases: Vec<PathBuf> = entries
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("expected").is_dir())
-        .collect();
-    cases.sort();
-    assert!(cases.len() > 20);
+    let mut ran = tcpflow_tests::Cases::new("testdata cases spooled and exported");
     let work = tmp("spool-testdata");
     let mut failures = Vec::new();
     for case in &cases {
@@ -191,6 +184,7 @@ fn export_is_byte_identical_to_a_direct_run_on_every_testdata_case() {
             .map(|f| case.join(f))
             .find(|p| p.exists())
             .unwrap();
+        ran.ran();
         let out = work.join(&name);
         let (direct, exported) = (out.join("direct"), out.join("exported"));
         let spool = out.join("spool");
@@ -261,6 +255,7 @@ fn export_is_byte_identical_to_a_direct_run_on_every_testdata_case() {
         }
     }
     std::fs::remove_dir_all(&work).unwrap();
+    ran.done(tcpflow_tests::testdata_count());
     assert!(
         failures.is_empty(),
         "{} of {} cases differ:\n{}",
@@ -343,7 +338,7 @@ fn sigkill_mid_capture_leaves_an_exportable_spool() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    let chunks: Vec<&[u8]> = pcap.bytes.chunks(64 * 1024).collect();
+    let chunks: Vec<&[u8]> = pcap.bytes().chunks(64 * 1024).collect();
     let half = chunks.len() / 2;
     for ch in &chunks[..half] {
         if stdin.write_all(ch).is_err() {
@@ -686,7 +681,7 @@ impl Drop for Mount {
 fn spool_larger_than_a_small_tmpfs_fails_at_start() {
     // SAFETY: getuid has no preconditions.
     if unsafe { libc::getuid() } != 0 {
-        eprintln!("not root: cannot mount a tmpfs; skipped");
+        tcpflow_tests::cannot_run("not root: cannot mount a tmpfs");
         return;
     }
     let d = tmp("spool-tmpfs");
@@ -698,10 +693,10 @@ fn spool_larger_than_a_small_tmpfs_fails_at_start() {
         .output()
         .unwrap();
     if !st.status.success() {
-        eprintln!(
-            "cannot mount a tmpfs here ({}); skipped",
+        tcpflow_tests::cannot_run(format_args!(
+            "cannot mount a tmpfs here ({})",
             String::from_utf8_lossy(&st.stderr).trim()
-        );
+        ));
         return;
     }
     let guard = Mount(mnt.clone());
@@ -1058,8 +1053,8 @@ fn live_capture_into_a_spool_until_sigterm() {
     let o = child.wait_with_output().unwrap();
     let e = stderr(&o);
     if e.contains("cannot capture on lo") {
-        eprintln!("no capture rights here: skipped ({e})");
         std::fs::remove_dir_all(&d).unwrap();
+        tcpflow_tests::cannot_run(format_args!("no capture rights here ({e})"));
         return;
     }
     assert_eq!(o.status.code(), Some(0), "{e}");

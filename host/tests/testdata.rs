@@ -32,16 +32,10 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 
 #[test]
 fn every_testdata_case() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
-    let Ok(entries) = std::fs::read_dir(&root) else {
-        eprintln!("no testdata folder; skipped");
+    let Some(cases) = tcpflow_tests::testdata_cases() else {
         return;
     };
-    let mut cases: Vec<PathBuf> = entries
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("expected").is_dir())
-        .collect();
-    cases.sort();
+    let mut ran = tcpflow_tests::Cases::new("testdata cases through the command");
     let work = tmp("testdata");
     let mut failures = Vec::new();
     for case in &cases {
@@ -51,6 +45,7 @@ fn every_testdata_case() {
             .map(|f| case.join(f))
             .find(|p| p.exists())
             .unwrap();
+        ran.ran();
         let out = work.join(&name);
         let o = run(&[
             "-q",
@@ -96,6 +91,7 @@ fn every_testdata_case() {
         }
     }
     std::fs::remove_dir_all(&work).unwrap();
+    ran.done(tcpflow_tests::testdata_count());
     assert!(
         failures.is_empty(),
         "{} of {} cases differ:\n{}",

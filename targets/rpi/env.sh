@@ -2,6 +2,10 @@
 # by Rust, Debian and GNU, and the cross-build environment.
 # shellcheck shell=bash
 
+# apt_install, rust_target, rust_nightly: the one installer of x and the targets' scripts.
+# shellcheck source=../../scripts/deps.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/deps.sh"
+
 rpi_arch() {
     case "${1:-}" in
     aarch64 | arm64)
@@ -66,7 +70,7 @@ rpi_arch() {
 rpi_deps() {
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    apt_missing "gcc-$GNU" "libc6-dev-$DEB_ARCH-cross" pkg-config qemu-user-static dpkg-dev file
+    apt_install "gcc-$GNU" "libc6-dev-$DEB_ARCH-cross" pkg-config qemu-user-static dpkg-dev file
     if [ "$PCAP_SOURCE" = 1 ]; then
         # No multiarch for this architecture: no dpkg --add-architecture (the archive has no
         # index for it), libpcap is compiled instead.
@@ -77,7 +81,7 @@ rpi_deps() {
     if ! dpkg --print-foreign-architectures | grep -qx "$DEB_ARCH"; then
         echo "adding the $DEB_ARCH architecture (Debian multiarch)"
         $sudo dpkg --add-architecture "$DEB_ARCH"
-        APT_UPDATED=""
+        apt_forget_update
     fi
     # A sysroot made on an earlier run is used again (remove it to try multiarch again).
     if [ -z "${RPI_SYSROOT:-}" ] && [ -e "$SYSROOT/usr/lib/$GNU/libpcap.so" ] &&
@@ -86,8 +90,8 @@ rpi_deps() {
         RPI_SYSROOT=1
     fi
     if [ "${RPI_SYSROOT:-}" = 0 ]; then
-        apt_missing "libpcap-dev:$DEB_ARCH"
-    elif [ "${RPI_SYSROOT:-}" != 1 ] && ! apt_missing "libpcap-dev:$DEB_ARCH"; then
+        apt_install "libpcap-dev:$DEB_ARCH"
+    elif [ "${RPI_SYSROOT:-}" != 1 ] && ! apt_install "libpcap-dev:$DEB_ARCH"; then
         echo "multiarch libpcap-dev:$DEB_ARCH could not be installed: using a sysroot instead"
         RPI_SYSROOT=1
     fi
@@ -101,10 +105,9 @@ rpi_deps() {
 rpi_std() {
     if [ "$TIER3" = 1 ]; then
         # No prebuilt std: nightly builds it from its source.
-        rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src' ||
-            rustup component add rust-src --toolchain nightly
+        rust_nightly rust-src
     else
-        rustup target list --installed | grep -qx "$TRIPLE" || rustup target add "$TRIPLE"
+        rust_target "$TRIPLE"
     fi
 }
 
@@ -120,28 +123,6 @@ rpi_cargo_build() {
     else
         cargo build "${args[@]}" "$@"
     fi
-}
-
-# apt-get update (once, retried: a mirror in the middle of a sync fails now and then; what
-# was fetched is used if it still fails) and install what is missing. False if that fails.
-apt_missing() {
-    local sudo="" missing=() p try
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-            missing+=("$p")
-    done
-    [ ${#missing[@]} -gt 0 ] || return 0
-    echo "installing: ${missing[*]}"
-    if [ -z "${APT_UPDATED:-}" ]; then
-        for try in 1 2 3; do
-            $sudo apt-get update -qq && break
-            echo "apt-get update failed (try $try of 3)"
-            sleep 10
-        done
-        APT_UPDATED=1
-    fi
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
 # The target's libpcap (and what it needs at run time) unpacked into $SYSROOT.
@@ -193,7 +174,7 @@ rpi_pcap_source() {
         return 0
     fi
     # The grammar and scanner come as .y/.l sources; make for the build.
-    apt_missing make flex bison
+    apt_install make flex bison
     echo "== libpcap for $TRIPLE from Debian's source package, into $SYSROOT"
     local work=$SYSROOT.build suite try src
     local apt=$work/apt

@@ -31,6 +31,84 @@ pub fn tcpflow_bin() -> std::path::PathBuf {
     bin
 }
 
+/// For a test that cannot run its check here (no testdata, not root, no capture rights, a
+/// tool missing): under CI (`CI` set, as `.ci/run` sets it) that is a failure, with the
+/// reason, for a test that checked nothing must not pass there; by hand the test skips,
+/// printing why. The caller returns after it.
+#[track_caller]
+pub fn cannot_run(why: impl std::fmt::Display) {
+    if std::env::var_os("CI").is_some() {
+        panic!("this test cannot run its check under CI: {why}");
+    }
+    eprintln!("SKIPPED, nothing checked: {why}");
+}
+
+/// Counts the cases a test ran, so that one which ran none (or fewer than it should) fails
+/// instead of passing empty, and says how many it ran.
+#[derive(Debug)]
+pub struct Cases {
+    what: &'static str,
+    ran: usize,
+}
+
+impl Cases {
+    pub fn new(what: &'static str) -> Self {
+        Cases { what, ran: 0 }
+    }
+
+    /// One more case checked.
+    pub fn ran(&mut self) {
+        self.ran += 1;
+    }
+
+    pub fn count(&self) -> usize {
+        self.ran
+    }
+
+    /// Prints the count; fails when fewer than `min` cases ran.
+    #[track_caller]
+    pub fn done(self, min: usize) -> usize {
+        eprintln!("{}: {} cases ran", self.what, self.ran);
+        assert!(
+            self.ran >= min,
+            "{}: {} cases ran, expected at least {min}",
+            self.what,
+            self.ran
+        );
+        self.ran
+    }
+}
+
+/// The project's testdata/ folder (beside this crate).
+pub fn testdata_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
+}
+
+/// Every testdata case (a folder with an `expected/` folder), sorted; `None` after
+/// [`cannot_run`] when testdata/ cannot be read (a failure under CI).
+pub fn testdata_cases() -> Option<Vec<PathBuf>> {
+    let root = testdata_root();
+    let entries = match fs::read_dir(&root) {
+        Ok(e) => e,
+        Err(e) => {
+            cannot_run(format_args!("{}: {e}", root.display()));
+            return None;
+        }
+    };
+    let mut cases: Vec<PathBuf> = entries
+        .map(|e| e.expect("a testdata entry").path())
+        .filter(|p| p.join("expected").is_dir())
+        .collect();
+    cases.sort();
+    Some(cases)
+}
+
+/// Number of testdata cases: the generator's (`cases::all`). A test over testdata/ that ran
+/// fewer has lost some ([`Cases::done`]).
+pub fn testdata_count() -> usize {
+    cases::all().len()
+}
+
 pub use conn::{make_monotonic, merge_by_time, permute, retime, Conn, LinkOpts, Pkt, Seg};
 pub use expected::{endpoint_name, expected_files, flow_name, ExpectedFile};
 pub use link::{linktype, Dir, Link, Vlan};
@@ -124,6 +202,33 @@ mod tests {
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    #[test]
+    fn cases_fail_when_too_few_ran() {
+        let mut c = Cases::new("unit");
+        c.ran();
+        c.ran();
+        assert_eq!(c.count(), 2);
+        let short = std::panic::catch_unwind(|| Cases::new("none ran").done(1));
+        assert!(short.is_err(), "a test that ran no case must fail");
+        assert_eq!(c.done(2), 2);
+    }
+
+    /// Under CI a test that cannot run fails; by hand it returns (and the caller skips). The
+    /// only test of this crate's library that touches `CI`.
+    #[test]
+    fn cannot_run_fails_under_ci_only() {
+        let saved = std::env::var_os("CI");
+        std::env::set_var("CI", "1");
+        let under_ci = std::panic::catch_unwind(|| cannot_run("unit test"));
+        std::env::remove_var("CI");
+        let by_hand = std::panic::catch_unwind(|| cannot_run("unit test"));
+        if let Some(v) = saved {
+            std::env::set_var("CI", v);
+        }
+        assert!(under_ci.is_err(), "must fail under CI");
+        assert!(by_hand.is_ok(), "may skip by hand");
     }
 
     #[test]

@@ -212,6 +212,25 @@ fn ethertype(ip: &[u8]) -> u16 {
     }
 }
 
+/// An Ethernet II frame from `src` to `dst` around an IP packet (the ethertype from its
+/// version), with up to 3 VLAN tags, padded to the 60-byte minimum with [`PAD_BYTE`].
+pub fn ethernet_frame(src: [u8; 6], dst: [u8; 6], tags: &[Vlan], ip: &[u8]) -> Vec<u8> {
+    assert!(tags.len() <= 3, "at most 3 VLAN tags");
+    let mut f = Vec::with_capacity(18 + 4 * tags.len() + ip.len().max(46));
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    for t in tags {
+        f.extend_from_slice(&t.tpid.to_be_bytes());
+        f.extend_from_slice(&t.tci().to_be_bytes());
+    }
+    f.extend_from_slice(&ethertype(ip).to_be_bytes());
+    f.extend_from_slice(ip);
+    if f.len() < 60 {
+        f.resize(60, PAD_BYTE);
+    }
+    f
+}
+
 impl Link {
     pub fn ethernet() -> Link {
         Link::Ethernet(Vec::new())
@@ -278,21 +297,7 @@ impl Link {
         };
         let mut f = Vec::with_capacity(self.header_len() + ip.len() + 60);
         match self {
-            Link::Ethernet(tags) => {
-                assert!(tags.len() <= 3, "at most 3 VLAN tags");
-                f.extend_from_slice(&dst);
-                f.extend_from_slice(&src);
-                for t in tags {
-                    f.extend_from_slice(&t.tpid.to_be_bytes());
-                    f.extend_from_slice(&t.tci().to_be_bytes());
-                }
-                f.extend_from_slice(&ethertype(ip).to_be_bytes());
-                f.extend_from_slice(ip);
-                if f.len() < 60 {
-                    f.resize(60, PAD_BYTE);
-                }
-                return f;
-            }
+            Link::Ethernet(tags) => return ethernet_frame(src, dst, tags, ip),
             Link::Sll => {
                 // packet type: outgoing on the client's interface, or addressed to it
                 let pkttype: u16 = if dir == Dir::C2S { 4 } else { 0 };

@@ -41,6 +41,11 @@ impl PcapWriter {
         self.buf.extend_from_slice(&frame[..cap]);
     }
 
+    /// The file so far.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
     pub fn into_bytes(self) -> Vec<u8> {
         self.buf
     }

@@ -6,10 +6,8 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
-use tcpflow_core::Block;
-use tcpflow_core::FragSlot;
-use tcpflow_core::{Addr, Config, Dir, Engine, FlowInfo, LinkType, Sink, Storage, Timestamp};
-use tcpflow_core::{FlowRecord, HotSlot};
+use tcpflow_core::testkit::Store;
+use tcpflow_core::{Addr, Capacities, Config, Dir, FlowInfo, LinkType, Sink, Timestamp};
 use tcpflow_tests::flow_name;
 use tcpflow_tests::pcap::read_capture;
 
@@ -75,25 +73,15 @@ fn run_case(dir: &Path) -> Result<(), String> {
         .find(|p| p.exists())
         .ok_or("no input")?;
     let cap = read_capture(&std::fs::read(&input).unwrap())?;
-    let mut flows = vec![FlowRecord::EMPTY; 64];
     // Fewer full slots than flows: the captures with several flows go through packing.
-    let mut hot = vec![HotSlot::EMPTY; 4];
-    let mut index = vec![0u32; 128];
-    let mut blocks = vec![Block::EMPTY; 1024];
-    let mut frag_slots = vec![FragSlot::EMPTY; 16];
-    let mut frag_arena = vec![0u8; 16 * 65536];
-    let mut engine = Engine::new(
-        Storage {
-            flows: &mut flows,
-            hot: &mut hot,
-            index: &mut index,
-            blocks: &mut blocks,
-            frag_slots: &mut frag_slots,
-            frag_arena: &mut frag_arena,
-        },
-        Config::default(),
-    )
-    .expect("storage built from its capacities");
+    let mut store = Store::from_caps(Capacities {
+        flows: 64,
+        blocks: 1024,
+        frag_slots: 16,
+        frag_slot_bytes: 65536,
+    })
+    .hot(4);
+    let mut engine = store.engine(Config::default());
     let mut sink = Files::default();
     for (i, r) in cap.records.iter().enumerate() {
         engine
@@ -139,23 +127,20 @@ fn run_case(dir: &Path) -> Result<(), String> {
 
 #[test]
 fn core_reconstructs_every_testdata_case() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
-    let mut cases: Vec<_> = std::fs::read_dir(&root)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().join("expected").is_dir())
-        .map(|e| e.path())
-        .collect();
-    cases.sort();
-    assert!(cases.len() >= 25, "testdata cases missing");
+    let Some(cases) = tcpflow_tests::testdata_cases() else {
+        return;
+    };
+    let mut ran = tcpflow_tests::Cases::new("testdata cases through the core");
     let failures: Vec<String> = cases
         .iter()
         .filter_map(|c| {
+            ran.ran();
             run_case(c)
                 .err()
                 .map(|e| format!("{}: {e}", c.file_name().unwrap().to_string_lossy()))
         })
         .collect();
+    ran.done(tcpflow_tests::testdata_count());
     assert!(
         failures.is_empty(),
         "{} of {} cases differ:\n{}",

@@ -173,7 +173,7 @@ fn explain(name: &str, ours: &[u8], run: &Run, ts: &Flows) -> Option<&'static st
 #[test]
 fn corpus_against_tshark_and_tcpflow() {
     let Some(root) = corpus() else {
-        eprintln!("skipped: ../shared/corpus not found beside the project");
+        tcpflow_tests::cannot_run("../shared/corpus (MANIFEST.tsv) not found beside the project");
         return;
     };
     let bin = tcpflow_tests::tcpflow_bin();

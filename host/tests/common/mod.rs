@@ -1,34 +1,23 @@
-//! Helpers for the integration tests: a tiny pcap writer and a way to run the binary.
+//! Helpers for the integration tests: captures built with the test kit (`tcpflow-tests`) in
+//! the shape these tests use, and a way to run the binary.
 #![allow(dead_code)]
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-pub const SYN: u8 = 0x02;
-pub const ACK: u8 = 0x10;
-pub const FIN: u8 = 0x01;
-pub const PSH: u8 = 0x08;
-pub const RST: u8 = 0x04;
+use tcpflow_tests::link::ethernet_frame;
+use tcpflow_tests::packet::{ipv4_packet, tcp_segment, Tcp, PROTO_TCP};
+use tcpflow_tests::pcap::PcapWriter;
 
-/// A pcap file being built (Ethernet, microsecond timestamps).
+// Each test binary uses some of them.
+#[allow(unused_imports)]
+pub use tcpflow_tests::packet::flags::{ACK, FIN, PSH, RST, SYN};
+
+/// A pcap file being built (Ethernet, microsecond timestamps): the test kit's writer and
+/// frame builders (`tcpflow-tests`) behind the calls these tests make.
 pub struct Pcap {
-    pub bytes: Vec<u8>,
-}
-
-fn csum(data: &[u8]) -> u16 {
-    let mut s: u32 = 0;
-    for c in data.chunks(2) {
-        let w = if c.len() == 2 {
-            u16::from_be_bytes([c[0], c[1]])
-        } else {
-            u16::from(c[0]) << 8
-        };
-        s += u32::from(w);
-    }
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    !(s as u16)
+    w: PcapWriter,
 }
 
 /// One side of a TCP conversation.
@@ -47,30 +36,20 @@ impl Default for Pcap {
 
 impl Pcap {
     pub fn new() -> Pcap {
-        let mut b = Vec::new();
-        b.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-        b.extend_from_slice(&2u16.to_le_bytes());
-        b.extend_from_slice(&4u16.to_le_bytes());
-        b.extend_from_slice(&0i32.to_le_bytes());
-        b.extend_from_slice(&0u32.to_le_bytes());
-        b.extend_from_slice(&65535u32.to_le_bytes());
-        b.extend_from_slice(&1u32.to_le_bytes());
-        Pcap { bytes: b }
+        Pcap {
+            w: PcapWriter::new(tcpflow_tests::linktype::ETHERNET, 65535),
+        }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        self.w.bytes()
     }
 
     pub fn frame(&mut self, ts_us: u64, frame: &[u8]) {
-        self.bytes
-            .extend_from_slice(&((ts_us / 1_000_000) as u32).to_le_bytes());
-        self.bytes
-            .extend_from_slice(&((ts_us % 1_000_000) as u32).to_le_bytes());
-        self.bytes
-            .extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        self.bytes
-            .extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        self.bytes.extend_from_slice(frame);
+        self.w.write(ts_us, frame);
     }
 
-    /// An Ethernet/IPv4/TCP segment from `s` to `d`.
+    /// An Ethernet/IPv4/TCP segment from `s` to `d` (checksums right, padded to 60 bytes).
     #[allow(clippy::too_many_arguments)]
     pub fn tcp(
         &mut self,
@@ -82,46 +61,18 @@ impl Pcap {
         flags: u8,
         payload: &[u8],
     ) {
-        let mut f = Vec::new();
-        f.extend_from_slice(&d.mac);
-        f.extend_from_slice(&s.mac);
-        f.extend_from_slice(&[0x08, 0x00]);
-        let total = 20 + 20 + payload.len();
-        let mut ip = vec![
-            0x45,
-            0,
-            (total >> 8) as u8,
-            total as u8,
-            0,
-            1,
-            0x40,
-            0,
-            64,
-            6,
-            0,
-            0,
-        ];
-        ip.extend_from_slice(&s.ip);
-        ip.extend_from_slice(&d.ip);
-        let c = csum(&ip);
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
-        f.extend_from_slice(&ip);
-        let mut tcp = Vec::new();
-        tcp.extend_from_slice(&s.port.to_be_bytes());
-        tcp.extend_from_slice(&d.port.to_be_bytes());
-        tcp.extend_from_slice(&seq.to_be_bytes());
-        tcp.extend_from_slice(&ack.to_be_bytes());
-        tcp.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-        tcp.extend_from_slice(payload);
-        let mut pseudo = Vec::new();
-        pseudo.extend_from_slice(&s.ip);
-        pseudo.extend_from_slice(&d.ip);
-        pseudo.extend_from_slice(&[0, 6, (tcp.len() >> 8) as u8, tcp.len() as u8]);
-        pseudo.extend_from_slice(&tcp);
-        let c = csum(&pseudo);
-        tcp[16..18].copy_from_slice(&c.to_be_bytes());
-        f.extend_from_slice(&tcp);
-        self.frame(ts_us, &f);
+        let (src, dst) = (Ipv4Addr::from(s.ip), Ipv4Addr::from(d.ip));
+        let h = Tcp {
+            src_port: s.port,
+            dst_port: d.port,
+            seq,
+            ack,
+            flags,
+            window: 0xffff,
+        };
+        let segment = tcp_segment(src.into(), dst.into(), &h, payload);
+        let ip = ipv4_packet(src, dst, 1, 64, &[], PROTO_TCP, &segment);
+        self.frame(ts_us, &ethernet_frame(s.mac, d.mac, &[], &ip));
     }
 
     /// A whole connection: handshake, `req` from the client, `resp` from the server (in
@@ -162,7 +113,7 @@ impl Pcap {
     }
 
     pub fn write(&self, p: &Path) {
-        std::fs::write(p, &self.bytes).unwrap();
+        std::fs::write(p, self.bytes()).unwrap();
     }
 }
 
