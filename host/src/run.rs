@@ -709,6 +709,11 @@ pub fn run(o: Options) -> Result<i32, String> {
     }
     match &o.action {
         Action::Capture => {}
+        // issue #20: a bucket (s3://) as the input of an export or a summary.
+        #[cfg(feature = "ship")]
+        Action::Export(p) if crate::ship::is_url(p) => return crate::ship::fetch::export(&o, p),
+        #[cfg(feature = "ship")]
+        Action::Summary(p) if crate::ship::is_url(p) => return crate::ship::fetch::summary(&o, p),
         Action::Export(p) => return spoolcmd::export(&o, p),
         Action::Summary(p) => return spoolcmd::summary(&o, p),
     }
@@ -951,6 +956,18 @@ pub fn run(o: Options) -> Result<i32, String> {
         }
         None => None,
     };
+    // issue #20: --ship: the shipper thread reads the spool file beside the writer.
+    #[cfg(feature = "ship")]
+    let shipper = match (&o.ship, &o.spool, &spool_storage) {
+        (Some(sh), Some(sp), Some(st)) => Some(crate::ship::start(
+            sh,
+            &sp.path,
+            tcpflow_core::spool::SpoolStorage::segment_size(st),
+            tcpflow_core::spool::SpoolStorage::segment_count(st),
+            o.quiet,
+        )?),
+        _ => None,
+    };
 
     let engine = Engine::new(
         Storage {
@@ -1101,6 +1118,10 @@ pub fn run(o: Options) -> Result<i32, String> {
     let mut failed = failed;
     let mut extra: Vec<Group> = vec![capacities_group(&sizing, o.memory, spooling, cutting)];
     let mut spool_stats = None;
+    #[cfg(feature = "ship")]
+    let mut shipper = shipper;
+    #[cfg(feature = "ship")]
+    let mut ship_line: Option<String> = None;
     let (report, mut host, max_open, broken_pipe) = match out {
         Writer::Output(mut out) => {
             out.wait_writes();
@@ -1122,6 +1143,15 @@ pub fn run(o: Options) -> Result<i32, String> {
             }
             extra.push(end.group);
             spool_stats = Some(end.stats);
+            // issue #20: the writer is done; ship what is left (bounded by --ship-wait).
+            #[cfg(feature = "ship")]
+            if let (Some(shipper), Some(sh)) = (shipper.take(), &o.ship) {
+                let st = shipper.finish(sh.wait);
+                extra.push(crate::ship::report_group(&st));
+                let (line, ok) = crate::ship::summary_line(sh, &st);
+                failed |= !ok;
+                ship_line = Some(line);
+            }
             (end.report, end.host, end.max_open_flows, false)
         }
     };
@@ -1158,6 +1188,10 @@ pub fn run(o: Options) -> Result<i32, String> {
         eprintln!("{}", summary(&stats, &host, dir, spooling));
         if let (Some(st), Some(sp)) = (&spool_stats, &o.spool) {
             eprintln!("{}", spool_summary(&sp.path, st));
+        }
+        #[cfg(feature = "ship")]
+        if let Some(l) = &ship_line {
+            eprintln!("{l}");
         }
         if interrupted {
             eprintln!(
