@@ -368,6 +368,17 @@ pub struct Args {
         help_heading = "Shipping to object storage"
     )]
     pub ship_wait: Option<u64>,
+
+    /// Ship the spool at PATH, which another tcpflow writes (or wrote), to --ship URL: its
+    /// sealed segments while a writer holds the spool, everything once none does, then exit.
+    /// SIGINT/SIGTERM stop it (what is sealed is shipped first, within --ship-wait).
+    #[cfg(feature = "ship")]
+    #[arg(
+        long = "spool-ship",
+        value_name = "PATH",
+        help_heading = "Shipping to object storage"
+    )]
+    pub spool_ship: Option<PathBuf>,
     // --- end ship ---
     /// A tcpdump filter expression (or, with -l, input files).
     #[arg(value_name = "EXPRESSION")]
@@ -527,6 +538,9 @@ pub struct Options {
     /// `--ship` (issue #20): ship the spool's segments.
     #[cfg(feature = "ship")]
     pub ship: Option<crate::ship::ShipOpts>,
+    /// `--spool-ship PATH` (issue #20): only ship that spool.
+    #[cfg(feature = "ship")]
+    pub spool_ship: Option<PathBuf>,
     /// What this run does.
     pub action: Action,
     /// Warnings to print (unless quiet).
@@ -739,7 +753,9 @@ impl Args {
             capture_buffer_bytes: capture_buffer as usize,
             queue_bytes: queue_bytes as usize,
             #[cfg(feature = "ship")]
-            ship: self.ship_opts(spool.is_some())?,
+            ship: self.ship_opts(spool.is_some() || self.spool_ship.is_some())?,
+            #[cfg(feature = "ship")]
+            spool_ship: self.spool_ship_opt()?,
             spool,
             action,
             warnings,
@@ -759,6 +775,29 @@ impl Args {
             return Err("--ship ships the spool's segments: it needs --spool PATH".into());
         }
         crate::ship::ShipOpts::new(url, self.tap_id.as_deref(), self.ship_wait).map(Some)
+    }
+
+    /// `--spool-ship PATH` and what it cannot be combined with.
+    #[cfg(feature = "ship")]
+    fn spool_ship_opt(&self) -> Result<Option<PathBuf>, String> {
+        let Some(p) = &self.spool_ship else {
+            return Ok(None);
+        };
+        if self.ship.is_none() {
+            return Err("--spool-ship PATH needs --ship URL (where to ship it)".into());
+        }
+        if self.spool.is_some() || self.spool_export.is_some() || self.spool_summary.is_some() {
+            return Err(
+                "--spool-ship only ships: it cannot be combined with --spool, --spool-export or --spool-summary"
+                    .into(),
+            );
+        }
+        if !self.read.is_empty() || !self.read_finish.is_empty() || self.interface.is_some() {
+            return Err(
+                "--spool-ship reads a spool: it takes no capture input (-r, -R, -i)".into(),
+            );
+        }
+        Ok(Some(p.clone()))
     }
 
     /// `--spool-export` / `--spool-summary`, and what they cannot be combined with.

@@ -707,6 +707,11 @@ pub fn run(o: Options) -> Result<i32, String> {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
+    // issue #20: --spool-ship PATH only ships.
+    #[cfg(feature = "ship")]
+    if o.spool_ship.is_some() {
+        return crate::ship::ship_spool(&o);
+    }
     match &o.action {
         Action::Capture => {}
         // issue #20: a bucket (s3://) as the input of an export or a summary.
@@ -1146,7 +1151,7 @@ pub fn run(o: Options) -> Result<i32, String> {
             // issue #20: the writer is done; ship what is left (bounded by --ship-wait).
             #[cfg(feature = "ship")]
             if let (Some(shipper), Some(sh)) = (shipper.take(), &o.ship) {
-                let st = shipper.finish(sh.wait);
+                let st = shipper.finish(sh.wait, true);
                 extra.push(crate::ship::report_group(&st));
                 let (line, ok) = crate::ship::summary_line(sh, &st);
                 failed |= !ok;

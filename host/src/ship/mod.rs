@@ -79,6 +79,60 @@ pub fn start(
     )
 }
 
+/// Whether a writer holds the spool at `path` (its lock, see [`crate::spool`]).
+fn writer_active(path: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    // SAFETY: flock on a descriptor we own; a shared lock taken is released at once (a
+    // writer starting now must not find the spool locked).
+    unsafe {
+        if libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) != 0 {
+            return true;
+        }
+        libc::flock(f.as_raw_fd(), libc::LOCK_UN);
+    }
+    false
+}
+
+/// `--spool-ship PATH --ship URL`: ships a spool another process writes (or wrote). Follows
+/// it while a writer holds it; once none does, ships everything and exits (status 1 if
+/// something could not be shipped within `--ship-wait`).
+pub fn ship_spool(o: &crate::cli::Options) -> Result<i32, String> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use tcpflow_core::spool::SpoolStorage;
+    let (Some(path), Some(sh)) = (&o.spool_ship, &o.ship) else {
+        return Err("--spool-ship needs --ship".into());
+    };
+    let (seg, count) = {
+        let st = crate::spool::open_for_reading(path)?;
+        (st.segment_size(), st.segment_count())
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())
+            .map_err(|e| format!("cannot install signal handler: {e}"))?;
+    }
+    let shipper = start(sh, path, seg, count, o.quiet)?;
+    let all = loop {
+        if stop.load(Ordering::SeqCst) {
+            break false;
+        }
+        if !writer_active(path) {
+            break true;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let st = shipper.finish(sh.wait, all);
+    let (line, ok) = summary_line(sh, &st);
+    if !o.quiet || !ok {
+        eprintln!("{line}");
+    }
+    Ok(if ok { 0 } else { 1 })
+}
+
 /// The summary line of a capture's shipping, and whether everything reached the store.
 pub fn summary_line(o: &ShipOpts, s: &shipper::ShipStats) -> (String, bool) {
     let mut line = format!(

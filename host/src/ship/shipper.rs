@@ -209,7 +209,9 @@ pub struct Spec {
 struct Shared {
     /// Ship everything, including the newest segment: the writer is done.
     last: AtomicBool,
-    /// Give up retrying at this moment (set with `last`).
+    /// Return once nothing shippable is left (or at the deadline).
+    stopping: AtomicBool,
+    /// Give up retrying at this moment (set with `stopping`).
     deadline: Mutex<Option<Instant>>,
     wake: Condvar,
     stats: Mutex<ShipStats>,
@@ -248,17 +250,20 @@ impl Shipper {
             .map_err(|e| format!("ship: cannot read spool {}: {e}", spec.spool.display()))?;
         let shared = Arc::new(Shared {
             last: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
             deadline: Mutex::new(None),
             wake: Condvar::new(),
             stats: Mutex::new(ShipStats::default()),
         });
         let sh = shared.clone();
+        // The first look is made now, before the writer writes anything: a new spool ships
+        // from its first segment, whatever the ring does before the thread gets going.
+        let mut w = Worker::new(spec, client, file, sh);
+        w.first_look()
+            .map_err(|e| format!("ship: cannot read spool {}: {e}", w.spec.spool.display()))?;
         let thread = std::thread::Builder::new()
             .name("ship".into())
-            .spawn(move || {
-                let mut w = Worker::new(spec, client, file, sh);
-                w.run();
-            })
+            .spawn(move || w.run())
             .map_err(|e| format!("ship: cannot start the shipping thread: {e}"))?;
         Ok(Shipper {
             shared,
@@ -266,15 +271,16 @@ impl Shipper {
         })
     }
 
-    /// The writer is done: ship what is left, trying for at most `wait`, and return the
-    /// counters.
-    pub fn finish(mut self, wait: Duration) -> ShipStats {
+    /// Ships what is left, trying for at most `wait`, and returns the counters. `all`: the
+    /// writer is done, its newest segment ships too; otherwise only sealed segments.
+    pub fn finish(mut self, wait: Duration, all: bool) -> ShipStats {
         *self
             .shared
             .deadline
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + wait);
-        self.shared.last.store(true, Ordering::SeqCst);
+        self.shared.last.store(all, Ordering::SeqCst);
+        self.shared.stopping.store(true, Ordering::SeqCst);
         self.shared.wake.notify_all();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -387,6 +393,18 @@ impl Worker {
         Ok(v)
     }
 
+    /// Where shipping starts when the progress file does not say: a spool with no segment
+    /// yet ships from its first; an existing one from its oldest segment present (what the
+    /// ring dropped before shipping was turned on is the ring's, not the shipper's).
+    fn first_look(&mut self) -> io::Result<()> {
+        if self.progress.shipped.is_none() {
+            let segs = self.scan()?;
+            self.progress.shipped = Some(segs.first().map_or(0, |&(s, _)| s - 1));
+            self.save();
+        }
+        Ok(())
+    }
+
     fn run(&mut self) {
         let mut backoff = Backoff::new(FIRST_RETRY, MAX_RETRY);
         // Say at once when the store cannot be used, not at the first sealed segment.
@@ -429,10 +447,8 @@ impl Worker {
                 }
             }
             if self.progress.shipped.is_none() {
-                if let Some(&(oldest, _)) = segs.first() {
-                    self.progress.shipped = Some(oldest - 1);
-                    self.save();
-                }
+                self.progress.shipped = Some(segs.first().map_or(0, |&(s, _)| s - 1));
+                self.save();
             }
             let shipped = self.progress.shipped.unwrap_or(0);
             let todo: Vec<(u64, u32)> = segs
@@ -455,14 +471,15 @@ impl Worker {
             }
             let pending = segs
                 .iter()
-                .filter(|&&(s, _)| s > self.progress.shipped.unwrap_or(0))
+                .filter(|&&(s, _)| s > self.progress.shipped.unwrap_or(0) && (last || s < newest))
                 .count() as u64;
             self.shared
                 .stats
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .pending = pending;
-            if last && (pending == 0 || self.shared.past_deadline()) {
+            let stopping = self.shared.stopping.load(Ordering::SeqCst);
+            if stopping && (pending == 0 || self.shared.past_deadline()) {
                 return;
             }
             self.shared
