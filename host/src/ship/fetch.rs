@@ -115,9 +115,9 @@ fn assemble(
         .create_new(true)
         .open(path)
         .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    let first = *objs.objects.keys().next().unwrap_or(&1);
     let mut missing: Vec<(u64, u64)> = Vec::new();
-    let mut prev: Option<u64> = None;
+    // Sequence numbers start at 1: what is below the first object never reached the bucket.
+    let mut prev: Option<u64> = Some(0);
     for (i, (&seq, (key, _))) in objs.objects.iter().enumerate() {
         if let Some(p) = prev {
             if seq > p + 1 {
@@ -136,12 +136,17 @@ fn assemble(
         // What the bucket lacks before this segment (an object that is not this segment is
         // left as it is: the reader counts it as damage).
         if segment::parse(&body).is_some_and(|h| h.seq == seq) {
-            let lacking = (seq - first) - i as u64;
+            let lacking = (seq - 1).saturating_sub(i as u64);
             segment::set_drops(&mut body, 0, 0, lacking);
         }
         file.write_all_at(&body, i as u64 * seg)
             .map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
+    // A spool has at least two segments (the ring needs one to drop and one to keep): a tap
+    // that shipped one gets an empty second, which reads as nothing.
+    let slots = (objs.objects.len() as u64).max(2);
+    file.set_len(slots * seg)
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
     Ok((!missing.is_empty()).then(|| {
         let list: Vec<String> = missing
             .iter()

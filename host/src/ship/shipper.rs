@@ -418,6 +418,9 @@ impl Worker {
             st.dropped = self.progress.dropped;
         }
         loop {
+            // Read before the scan, `stopping` first (`finish` sets `last` before it): a pass
+            // that started before `finish` does not end the loop on its own count.
+            let stopping = self.shared.stopping.load(Ordering::SeqCst);
             let last = self.shared.last.load(Ordering::SeqCst);
             let segs = match self.scan() {
                 Ok(s) => s,
@@ -478,7 +481,6 @@ impl Worker {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .pending = pending;
-            let stopping = self.shared.stopping.load(Ordering::SeqCst);
             if stopping && (pending == 0 || self.shared.past_deadline()) {
                 return;
             }

@@ -146,6 +146,23 @@ admin_token = "tcpflow-test-admin-token"
 
     fn wait_for_id(&self) -> String {
         let end = Instant::now() + Duration::from_secs(60);
+        // `node id` reads the key from disk; `status` needs the running node.
+        loop {
+            let st = Command::new(&self.bin)
+                .arg("-c")
+                .arg(self.dir.join("config.toml"))
+                .arg("status")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            if st.success() {
+                break;
+            }
+            assert!(Instant::now() < end, "garage did not start: {}", self.log());
+            std::thread::sleep(Duration::from_millis(200));
+        }
         loop {
             let o = Command::new(&self.bin)
                 .arg("-c")
