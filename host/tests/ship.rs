@@ -297,7 +297,8 @@ fn store_killed_mid_upload_and_restarted() {
     g.bucket("fleet");
     let work = tmp("ship-midkill");
     let pcap = work.join("in.pcap");
-    bulk_capture(&pcap, 40, 60_000);
+    // About 20 MB of stream: 20 segments of 1 MiB, shipped while the store goes away.
+    bulk_capture(&pcap, 100, 100_000);
     let spool = work.join("spool");
     let direct = work.join("direct");
     ok(&run(&["-q", "-r", s(&pcap), "-o", s(&direct)]), "direct");
@@ -309,7 +310,7 @@ fn store_killed_mid_upload_and_restarted() {
             "--spool",
             s(&spool),
             "--spool-size",
-            "8M",
+            "32M",
             "--ship",
             "s3://fleet/mid",
             "--tap-id",
@@ -332,6 +333,10 @@ fn store_killed_mid_upload_and_restarted() {
     g.restart();
     let o = child.wait_with_output().unwrap();
     ok(&o, "capture");
+    // The outage was seen and got over: the test did take the store away mid-shipping.
+    let err = stderr(&o);
+    assert!(err.contains("cannot reach the store"), "{err}");
+    assert!(err.contains("the store answers again"), "{err}");
     let remote = work.join("remote");
     ok(
         &run_g(
@@ -403,6 +408,19 @@ fn shipper_sigkilled_mid_upload_and_restarted() {
     child.kill().unwrap();
     child.wait().unwrap();
     let before: u64 = progress(&spool)["shipped"].parse().unwrap();
+    // The spool's segments: the kill came before the last was shipped.
+    let sum = stdout(&run(&["--spool-summary", s(&spool)]));
+    let total: u64 = sum
+        .lines()
+        .find_map(|l| l.strip_prefix("segments: "))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        before < total,
+        "{before} of {total} shipped before the kill"
+    );
     let o = run_g(
         &g,
         &[
@@ -416,7 +434,7 @@ fn shipper_sigkilled_mid_upload_and_restarted() {
     );
     ok(&o, "ship again");
     let after: u64 = progress(&spool)["shipped"].parse().unwrap();
-    assert!(after > before, "{before} {after}");
+    assert_eq!(after, total, "{before} {after}");
     // One spool id, every segment of the spool once.
     let o = run_g(&g, &["--spool-summary", "s3://fleet/kill/t1"]);
     ok(&o, "summary");

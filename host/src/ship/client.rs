@@ -1,5 +1,6 @@
 //! A small synchronous S3 client: put, get and list objects of one bucket, signed with
-//! SigV4 ([`super::sigv4`]), over ureq (rustls, the system's root certificates).
+//! SigV4 ([`super::sigv4`]), over ureq (with feature `ship-tls`: https through rustls and
+//! the system's root certificates; without it, http only).
 //!
 //! Every failure is an [`S3Error`] that says in one line what is wrong and what to do (bad
 //! credentials, a missing bucket, a refused endpoint); [`S3Error::transient`] says whether
@@ -12,6 +13,9 @@ use super::sigv4::{amz_date, sha256_hex, uri_encode, Request, Signer, EMPTY_SHA2
 
 /// Largest object read back (a segment is at most 1 MiB; a listing page about 300 KiB).
 const MAX_BODY: u64 = 64 << 20;
+/// A 1 MiB segment over a slow uplink still fits; a stalled store does not hold the shipper
+/// for ever.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Why a request failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,26 +126,30 @@ pub struct Listed {
 pub struct Client {
     pub cfg: StoreConfig,
     pub bucket: String,
+    /// https (plain http goes through [`super::http`]).
+    #[cfg(feature = "ship-tls")]
     agent: ureq::Agent,
 }
 
 impl Client {
     pub fn new(cfg: StoreConfig, bucket: &str) -> Client {
-        let tls = ureq::tls::TlsConfig::builder()
-            .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-            .build();
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(10)))
-            // A 1 MiB segment over a slow uplink still fits; a stalled store does not hold
-            // the shipper for ever.
-            .timeout_global(Some(Duration::from_secs(120)))
-            .tls_config(tls)
-            .build()
-            .into();
+        #[cfg(feature = "ship-tls")]
+        let agent = {
+            let builder = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_connect(Some(Duration::from_secs(10)))
+                .timeout_global(Some(REQUEST_TIMEOUT))
+                .tls_config(
+                    ureq::tls::TlsConfig::builder()
+                        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+                        .build(),
+                );
+            builder.build().into()
+        };
         Client {
             cfg,
             bucket: bucket.to_string(),
+            #[cfg(feature = "ship-tls")]
             agent,
         }
     }
@@ -211,40 +219,32 @@ impl Client {
             payload_sha256: &payload,
             amz_date: &date,
         });
-        let mut full = url;
+        let mut q = String::new();
         if !query.is_empty() {
-            let q: Vec<String> = query
+            let pairs: Vec<String> = query
                 .iter()
                 .map(|(k, v)| format!("{}={}", uri_encode(k, false), uri_encode(v, false)))
                 .collect();
-            full.push('?');
-            full.push_str(&q.join("&"));
+            q = format!("?{}", pairs.join("&"));
         }
-        let transport = |e: ureq::Error| S3Error::Transport(transport_text(&e));
-        let result = match method {
-            "PUT" => {
-                let mut r = self.agent.put(&full);
-                for (k, v) in headers.iter().skip(1) {
-                    r = r.header(k.as_str(), v.as_str());
-                }
-                r.header("authorization", auth.as_str()).send(body)
-            }
-            _ => {
-                let mut r = self.agent.get(&full);
-                for (k, v) in headers.iter().skip(1) {
-                    r = r.header(k.as_str(), v.as_str());
-                }
-                r.header("authorization", auth.as_str()).call()
-            }
+        headers.push(("authorization".to_string(), auth));
+        // headers[0] is host: each transport writes its own.
+        let (status, bytes) = if url.starts_with("http://") {
+            let authority = headers[0].1.clone();
+            let r = super::http::request(
+                method,
+                &authority,
+                &format!("{path}{q}"),
+                &headers[1..],
+                body,
+                REQUEST_TIMEOUT,
+                MAX_BODY,
+            )
+            .map_err(|e| S3Error::Transport(io_text(&e)))?;
+            (r.status, r.body)
+        } else {
+            self.https(method, &format!("{url}{q}"), &headers[1..], body)?
         };
-        let mut resp = result.map_err(transport)?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .body_mut()
-            .with_config()
-            .limit(MAX_BODY)
-            .read_to_vec()
-            .map_err(transport)?;
         if (200..300).contains(&status) {
             return Ok(bytes);
         }
@@ -260,6 +260,53 @@ impl Client {
             code,
             message: tag(&text, "Message").unwrap_or_default(),
         })
+    }
+
+    /// One https request through ureq.
+    #[cfg(feature = "ship-tls")]
+    fn https(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<(u16, Vec<u8>), S3Error> {
+        let transport = |e: ureq::Error| S3Error::Transport(transport_text(&e));
+        let result = if method == "PUT" {
+            let mut r = self.agent.put(url);
+            for (k, v) in headers {
+                r = r.header(k.as_str(), v.as_str());
+            }
+            r.send(body)
+        } else {
+            let mut r = self.agent.get(url);
+            for (k, v) in headers {
+                r = r.header(k.as_str(), v.as_str());
+            }
+            r.call()
+        };
+        let mut resp = result.map_err(transport)?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY)
+            .read_to_vec()
+            .map_err(transport)?;
+        Ok((status, bytes))
+    }
+
+    #[cfg(not(feature = "ship-tls"))]
+    fn https(
+        &self,
+        _method: &str,
+        url: &str,
+        _headers: &[(String, String)],
+        _body: &[u8],
+    ) -> Result<(u16, Vec<u8>), S3Error> {
+        Err(S3Error::Transport(format!(
+            "{url}: this build has no TLS (cargo feature ship-tls)"
+        )))
     }
 
     /// Stores `body` at `key` (the whole object; same key and bytes again is a no-op).
@@ -311,15 +358,21 @@ impl Client {
     }
 }
 
-/// ureq's error in a few words ("connection refused").
+/// An I/O error in a few words ("connection refused").
+fn io_text(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => "timed out".into(),
+        std::io::ErrorKind::ConnectionReset => "connection reset".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// ureq's error in a few words.
+#[cfg(feature = "ship-tls")]
 fn transport_text(e: &ureq::Error) -> String {
     if let ureq::Error::Io(io) = e {
-        return match io.kind() {
-            std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
-            std::io::ErrorKind::TimedOut => "timed out".into(),
-            std::io::ErrorKind::ConnectionReset => "connection reset".into(),
-            _ => io.to_string(),
-        };
+        return io_text(io);
     }
     e.to_string()
 }

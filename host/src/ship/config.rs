@@ -164,6 +164,11 @@ pub fn resolve(env: &dyn Fn(&str) -> Option<String>) -> Result<StoreConfig, Stri
         }
         None => (format!("https://s3.{region}.amazonaws.com"), false),
     };
+    if endpoint.starts_with("https://") && !cfg!(feature = "ship-tls") {
+        return Err(format!(
+            "endpoint {endpoint}: this build has no TLS (cargo feature ship-tls); give an http:// endpoint (AWS_ENDPOINT_URL), e.g. the store on the LAN or a local TLS proxy"
+        ));
+    }
 
     let (access_key, secret_key, session_token, from) = match (
         get("AWS_ACCESS_KEY_ID"),
@@ -276,11 +281,11 @@ mod tests {
             ("AWS_ACCESS_KEY_ID", "E".into()),
             ("AWS_SECRET_ACCESS_KEY", "ES".into()),
             ("AWS_REGION", "r1".into()),
-            ("AWS_ENDPOINT_URL", "https://store.example".into()),
+            ("AWS_ENDPOINT_URL", "http://store.example".into()),
         ]))
         .unwrap();
         assert_eq!((c.access_key.as_str(), c.region.as_str()), ("E", "r1"));
-        assert_eq!(c.endpoint, "https://store.example");
+        assert_eq!(c.endpoint, "http://store.example");
         let e = resolve(&env(vec![("HOME", "/nonexistent".into())])).unwrap_err();
         assert!(e.contains("no credentials"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -12,6 +12,7 @@
 pub mod client;
 pub mod config;
 pub mod fetch;
+pub mod http;
 pub mod segment;
 pub mod shipper;
 pub mod sigv4;
