@@ -26,7 +26,8 @@ pub struct Garage {
 
 fn find_bin() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("GARAGE_BIN") {
-        return Some(PathBuf::from(p));
+        let p = PathBuf::from(p);
+        return p.is_file().then_some(p);
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     for d in std::env::split_paths(&path) {
