@@ -333,6 +333,53 @@ pub struct Args {
     )]
     pub spool_summary: Option<PathBuf>,
 
+    // --- ship (issue #20): flags of the fleet; the code is in ship/. ---
+    /// Ship each sealed spool segment to S3-compatible object storage as one object,
+    /// URL/TAP-ID/SPOOL-ID/SEQUENCE (with --spool). Uploads run beside the capture, never
+    /// holding it up; a segment the ring must overwrite before it could be shipped is
+    /// counted ("dropped before shipping"). Progress is kept in SPOOL.ship, so a restart
+    /// ships on from there. Credentials, region and endpoint as the AWS tools take them:
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL (MinIO, Garage,
+    /// Ceph), AWS_PROFILE and ~/.aws/credentials. --spool-export and --spool-summary take
+    /// s3://BUCKET/PREFIX/TAP-ID (or s3://BUCKET/PREFIX/ for every tap, a folder each).
+    #[cfg(feature = "ship")]
+    #[arg(
+        long = "ship",
+        value_name = "URL",
+        help_heading = "Shipping to object storage"
+    )]
+    pub ship: Option<String>,
+
+    /// This tap's name in the bucket [default: the host name].
+    #[cfg(feature = "ship")]
+    #[arg(
+        long = "tap-id",
+        value_name = "ID",
+        help_heading = "Shipping to object storage"
+    )]
+    pub tap_id: Option<String>,
+
+    /// At the end of a capture, keep trying to ship what is left for at most SECS
+    /// [default: 30]; what is not shipped stays in the spool for the next run.
+    #[cfg(feature = "ship")]
+    #[arg(
+        long = "ship-wait",
+        value_name = "SECS",
+        help_heading = "Shipping to object storage"
+    )]
+    pub ship_wait: Option<u64>,
+
+    /// Ship the spool at PATH, which another tcpflow writes (or wrote), to --ship URL: its
+    /// sealed segments while a writer holds the spool, everything once none does, then exit.
+    /// SIGINT/SIGTERM stop it (what is sealed is shipped first, within --ship-wait).
+    #[cfg(feature = "ship")]
+    #[arg(
+        long = "spool-ship",
+        value_name = "PATH",
+        help_heading = "Shipping to object storage"
+    )]
+    pub spool_ship: Option<PathBuf>,
+    // --- end ship ---
     /// A tcpdump filter expression (or, with -l, input files).
     #[arg(value_name = "EXPRESSION")]
     pub expression: Vec<String>,
@@ -488,6 +535,12 @@ pub struct Options {
     pub queue_bytes: usize,
     /// `--spool`: write the spool instead of files.
     pub spool: Option<SpoolOpts>,
+    /// `--ship` (issue #20): ship the spool's segments.
+    #[cfg(feature = "ship")]
+    pub ship: Option<crate::ship::ShipOpts>,
+    /// `--spool-ship PATH` (issue #20): only ship that spool.
+    #[cfg(feature = "ship")]
+    pub spool_ship: Option<PathBuf>,
     /// What this run does.
     pub action: Action,
     /// Warnings to print (unless quiet).
@@ -699,10 +752,52 @@ impl Args {
             memory: self.memory,
             capture_buffer_bytes: capture_buffer as usize,
             queue_bytes: queue_bytes as usize,
+            #[cfg(feature = "ship")]
+            ship: self.ship_opts(spool.is_some() || self.spool_ship.is_some())?,
+            #[cfg(feature = "ship")]
+            spool_ship: self.spool_ship_opt()?,
             spool,
             action,
             warnings,
         })
+    }
+
+    /// `--ship` and its settings (issue #20): they need --spool.
+    #[cfg(feature = "ship")]
+    fn ship_opts(&self, spooling: bool) -> Result<Option<crate::ship::ShipOpts>, String> {
+        let Some(url) = &self.ship else {
+            if self.tap_id.is_some() || self.ship_wait.is_some() {
+                return Err("--tap-id and --ship-wait need --ship URL".into());
+            }
+            return Ok(None);
+        };
+        if !spooling {
+            return Err("--ship ships the spool's segments: it needs --spool PATH".into());
+        }
+        crate::ship::ShipOpts::new(url, self.tap_id.as_deref(), self.ship_wait).map(Some)
+    }
+
+    /// `--spool-ship PATH` and what it cannot be combined with.
+    #[cfg(feature = "ship")]
+    fn spool_ship_opt(&self) -> Result<Option<PathBuf>, String> {
+        let Some(p) = &self.spool_ship else {
+            return Ok(None);
+        };
+        if self.ship.is_none() {
+            return Err("--spool-ship PATH needs --ship URL (where to ship it)".into());
+        }
+        if self.spool.is_some() || self.spool_export.is_some() || self.spool_summary.is_some() {
+            return Err(
+                "--spool-ship only ships: it cannot be combined with --spool, --spool-export or --spool-summary"
+                    .into(),
+            );
+        }
+        if !self.read.is_empty() || !self.read_finish.is_empty() || self.interface.is_some() {
+            return Err(
+                "--spool-ship reads a spool: it takes no capture input (-r, -R, -i)".into(),
+            );
+        }
+        Ok(Some(p.clone()))
     }
 
     /// `--spool-export` / `--spool-summary`, and what they cannot be combined with.

@@ -37,6 +37,8 @@ pub mod report;
 pub mod run;
 pub mod safefs;
 pub mod savefile;
+#[cfg(feature = "ship")]
+pub mod ship;
 pub mod spool;
 pub mod spoolcmd;
 pub mod template;

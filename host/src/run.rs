@@ -675,8 +675,18 @@ pub fn run(o: Options) -> Result<i32, String> {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
+    // issue #20: --spool-ship PATH only ships.
+    #[cfg(feature = "ship")]
+    if o.spool_ship.is_some() {
+        return crate::ship::ship_spool(&o);
+    }
     match &o.action {
         Action::Capture => {}
+        // issue #20: a bucket (s3://) as the input of an export or a summary.
+        #[cfg(feature = "ship")]
+        Action::Export(p) if crate::ship::is_url(p) => return crate::ship::fetch::export(&o, p),
+        #[cfg(feature = "ship")]
+        Action::Summary(p) if crate::ship::is_url(p) => return crate::ship::fetch::summary(&o, p),
         Action::Export(p) => return spoolcmd::export(&o, p),
         Action::Summary(p) => return spoolcmd::summary(&o, p),
     }
@@ -689,6 +699,8 @@ pub fn run(o: Options) -> Result<i32, String> {
         spool,
         mut spool_buf,
         mut spool_flows,
+        #[cfg(feature = "ship")]
+        shipper,
     }) = setup(&o)?
     else {
         return Ok(2);
@@ -709,7 +721,12 @@ pub fn run(o: Options) -> Result<i32, String> {
                     }
                 },
             )?;
-            let out = SpoolSink::new(writer, sp.sync_secs);
+            #[allow(unused_mut)]
+            let mut out = SpoolSink::new(writer, sp.sync_secs);
+            #[cfg(feature = "ship")]
+            if let (Some(shipper), Some(sh)) = (shipper, &o.ship) {
+                out.set_shipper(shipper, sh.clone());
+            }
             drive(&o, inputs, engine, out, report, &sizing)
         }
         (None, Some(c)) => {
@@ -766,6 +783,9 @@ struct Setup {
     spool: Option<FileSpool>,
     spool_buf: Vec<u8>,
     spool_flows: Box<[SpoolFlow]>,
+    /// `--ship`: the shipper thread, started once the spool is open (issue #20).
+    #[cfg(feature = "ship")]
+    shipper: Option<crate::ship::shipper::Shipper>,
 }
 
 /// Everything before the first packet, in this order: signals; inputs, the filter and the
@@ -1014,6 +1034,18 @@ fn setup(o: &Options) -> Result<Option<Setup>, String> {
         }
         None => None,
     };
+    // issue #20: --ship: the shipper thread reads the spool file beside the writer.
+    #[cfg(feature = "ship")]
+    let shipper = match (&o.ship, &o.spool, &spool_storage) {
+        (Some(sh), Some(sp), Some(st)) => Some(crate::ship::start(
+            sh,
+            &sp.path,
+            tcpflow_core::spool::SpoolStorage::segment_size(st),
+            tcpflow_core::spool::SpoolStorage::segment_count(st),
+            o.quiet,
+        )?),
+        _ => None,
+    };
 
     Ok(Some(Setup {
         inputs: Inputs {
@@ -1029,6 +1061,8 @@ fn setup(o: &Options) -> Result<Option<Setup>, String> {
         spool: spool_storage,
         spool_buf,
         spool_flows,
+        #[cfg(feature = "ship")]
+        shipper,
     }))
 }
 

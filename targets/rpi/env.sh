@@ -112,10 +112,16 @@ rpi_std() {
 }
 
 # Builds the command for the target in $PROFILE, without the decompressors of capture files
-# (cargo features gzip, xz, bzip2: a tap captures live; FEATURES adds features back).
+# (cargo features gzip, xz, bzip2: a tap captures live; FEATURES adds features back), with
+# shipping to object storage over http on the Pi.
 rpi_cargo_build() {
     local args=(--profile "$PROFILE" -p tcpflow --target "$TRIPLE" --no-default-features)
-    [ -z "${FEATURES:-}" ] || args+=(--features "$FEATURES")
+    local features="${FEATURES:-}"
+    # issue #20: the Pi's build ships spool segments over plain http (feature ship: 987,944
+    # bytes on aarch64, within the budget); https (ship-tls) and the MIPS routers' build do
+    # not fit (1,116,912 bytes on mipsel with ship): FEATURES=ship adds it there.
+    [ "$TIER3" = 1 ] || features="${features:+$features,}ship"
+    [ -z "$features" ] || args+=(--features "$features")
     if [ "$TIER3" = 1 ]; then
         # std without its backtrace printer (gimli, addr2line, a demangler: about 120 KiB
         # on MIPS); a panic still prints its message.

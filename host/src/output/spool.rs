@@ -23,6 +23,9 @@ pub struct SpoolSink<'a> {
     /// Events not spooled because a storage error had stopped the run.
     lost_after_stop: (u64, u64),
     host: HostStats,
+    /// `--ship`: shipped what is left once the spool is synced at the end (issue #20).
+    #[cfg(feature = "ship")]
+    ship: Option<(crate::ship::shipper::Shipper, crate::ship::ShipOpts)>,
 }
 
 impl fmt::Debug for SpoolSink<'_> {
@@ -45,7 +48,15 @@ impl<'a> SpoolSink<'a> {
             fatal: None,
             lost_after_stop: (0, 0),
             host: HostStats::default(),
+            #[cfg(feature = "ship")]
+            ship: None,
         }
+    }
+
+    /// Ships the spool's segments as they are sealed, and what is left at the end.
+    #[cfg(feature = "ship")]
+    pub fn set_shipper(&mut self, s: crate::ship::shipper::Shipper, o: crate::ship::ShipOpts) {
+        self.ship = Some((s, o));
     }
 
     /// The storage error that stopped the run.
@@ -200,6 +211,20 @@ impl Output for SpoolSink<'_> {
         end.lines
             .push(spool_summary(self.writer.storage().path(), &stats));
         end.errors.extend(self.fatal.take());
+        // The writer is done: ship what is left (bounded by --ship-wait).
+        #[cfg(feature = "ship")]
+        if let Some((shipper, o)) = self.ship.take() {
+            let st = shipper.finish(o.wait, true);
+            end.groups.push(crate::ship::report_group(&st));
+            let (line, ok) = crate::ship::summary_line(&o, &st);
+            if ok {
+                end.lines.push(line);
+            } else {
+                // Said even with -q: the run failed.
+                end.errors
+                    .push(line.trim_start_matches("tcpflow: ").to_string());
+            }
+        }
     }
 }
 

@@ -389,5 +389,23 @@ run_init relative
 expect_no_instance relative
 expect_file_line relative start_status 1
 
+# issue #20: shipping to object storage: flags, and the store's settings in the environment
+# (the key stays in its credentials file).
+new_case ship <<'EOF'
+config tcpflow 'main'
+	option enabled '1'
+	option ship_url 's3://taps/site-a'
+	option tap_id 'router-1'
+	option ship_endpoint 'http://store.lan:3900'
+	option ship_region 'garage'
+	option ship_credentials '/etc/tcpflow/aws-credentials'
+EOF
+run_init ship
+expect_instance ship \
+	"$P -i br-lan --spool /mnt/usb/tcpflow.spool --spool-size 256M --memory 16M --ship s3://taps/site-a --tap-id router-1 -q"
+expect_file_line ship params "env+ AWS_ENDPOINT_URL=http://store.lan:3900"
+expect_file_line ship params "env+ AWS_REGION=garage"
+expect_file_line ship params "env+ AWS_SHARED_CREDENTIALS_FILE=/etc/tcpflow/aws-credentials"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
