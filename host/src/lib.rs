@@ -18,6 +18,7 @@
 //!   that spools the engine's events; [`spoolcmd`] - `--spool-export` and `--spool-summary`;
 //! - [`crc`] - the CPU's CRC-32C for the spool writer;
 //! - [`budget`] - sizing from defaults or from one RAM budget (`--memory`);
+//! - [`scan`] - post-processing scanners (`-e http`, `-e md5`, `-e sha256`) fed by the file writer;
 //! - [`run`] - one run from start to exit status.
 //!
 //! Data flows one way: capture file or libpcap -> engine -> [`output::Output`] -> files and report.
@@ -37,6 +38,7 @@ pub mod report;
 pub mod run;
 pub mod safefs;
 pub mod savefile;
+pub mod scan;
 pub mod spool;
 pub mod spoolcmd;
 pub mod template;

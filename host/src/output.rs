@@ -309,6 +309,8 @@ pub struct Output {
     /// Report records of closed directions, each waiting for the finishing thread's job of
     /// that number (its file's last write), so that it can say what was lost.
     pending: VecDeque<(u64, Pending)>,
+    /// scan: the post-processing scanners (`-e`), fed every event this writer gets.
+    scan: Option<crate::scan::ScanSet>,
 }
 
 /// A direction's report record, written once its file is finished.
@@ -364,6 +366,23 @@ impl Output {
 
     /// Waits until every finished direction's file is written; a failure becomes the run's
     /// fatal error. Call before [`Output::fatal`] at the end of a run.
+    /// scan: the scanners that get every event (files mode).
+    pub fn set_scanners(&mut self, s: crate::scan::ScanSet) {
+        self.scan = Some(s);
+    }
+
+    /// scan: the scanners' counters for the report's totals.
+    pub fn scan_group(&self) -> Option<crate::report::Group> {
+        self.scan.as_ref().map(|s| s.group())
+    }
+
+    fn scan_open(&mut self, flow: &FlowInfo) {
+        if let Some(s) = &mut self.scan {
+            let session = self.flows[flow.slot as usize].session();
+            s.open(flow, session, &mut self.report);
+        }
+    }
+
     pub fn wait_writes(&mut self) {
         if let Some(mut f) = self.finisher.take() {
             for e in f.wait() {
@@ -437,6 +456,7 @@ impl Output {
             finisher: None,
             lost: HashMap::new(),
             pending: VecDeque::new(),
+            scan: None,
         }
     }
 
@@ -1283,6 +1303,13 @@ impl Output {
             }
             None => (None, 0),
         };
+        if let Some(x) = self
+            .scan
+            .as_mut()
+            .and_then(|s| s.take_extra(&p.flow, p.dir))
+        {
+            self.report.set_extra(x.xml, x.json); // scan
+        }
         self.report.direction(&DirRecord {
             filename: name,
             filesize: size,
@@ -1588,12 +1615,22 @@ impl Sink for Output {
             self.flows[i].meta = (f.meta & !EVICTED) | LIVE;
             self.open_flows += 1;
             self.max_open_flows = self.max_open_flows.max(self.open_flows);
+            self.scan_open(flow); // scan
             return;
         }
         self.start_flow(flow.slot);
+        self.scan_open(flow); // scan
     }
 
     fn data(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
+        if let Some(s) = self.scan.as_mut().filter(|_| {
+            !self
+                .flows
+                .get(flow.slot as usize)
+                .is_some_and(|f| f.suppressed())
+        }) {
+            s.data(flow, dir, offset, data, &mut self.report); // scan
+        }
         let max = self.cfg.max_bytes;
         let cap = self.cfg.limits.dir_buffer;
         let healthy = self.fatal.is_none();
@@ -1635,11 +1672,17 @@ impl Sink for Output {
     }
 
     fn gap(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, len: u64, _reason: GapReason) {
+        if let Some(s) = &mut self.scan {
+            s.gap(flow, dir, offset, len, &mut self.report); // scan
+        }
         let d = &mut self.flow_mut(flow.slot).dirs[dir.index()];
         d.end = d.end.max(offset.saturating_add(len));
     }
 
     fn late(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
+        if let Some(s) = &mut self.scan {
+            s.late(flow, dir, offset, data, &mut self.report); // scan
+        }
         if self.console.is_none() {
             // The file has the hole at these offsets: written there, as if in order.
             self.data(flow, dir, offset, data);
@@ -1673,6 +1716,9 @@ impl Sink for Output {
             return;
         };
         let (session, suppressed) = (f.session(), f.suppressed());
+        if let Some(s) = self.scan.as_mut().filter(|_| !suppressed) {
+            s.close(flow, reason, &mut self.report); // scan
+        }
         let resumable = reason == CloseReason::Evicted && !suppressed && self.console.is_none();
         let bumps = [f.dirs[0].bump, f.dirs[1].bump];
         if suppressed {

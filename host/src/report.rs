@@ -469,6 +469,9 @@ pub struct Report {
     /// The record being formatted (kept between records).
     line: String,
     times: timefmt::IsoMicros,
+    // scan: what the scanners add to the next direction record (XML inside its
+    // `<fileobject>`, JSON fields of its line); see `Report::set_extra`.
+    extra: Option<(String, String)>,
 }
 
 impl Report {
@@ -481,6 +484,7 @@ impl Report {
             start: Instant::now(),
             line: String::new(),
             times: Default::default(),
+            extra: None,
         }
     }
 
@@ -498,6 +502,7 @@ impl Report {
             start: Instant::now(),
             line: String::new(),
             times: Default::default(),
+            extra: None,
         };
         if let Some((path, w)) = &mut r.xml {
             write_xml_header(w, creator)
@@ -551,7 +556,11 @@ impl Report {
                 v.push(&mut s, times);
                 s.push('\'');
             });
-            s.push_str(" />\n    </fileobject>\n");
+            s.push_str(" />\n");
+            if let Some((x, _)) = &self.extra {
+                s.push_str(x);
+            }
+            s.push_str("    </fileobject>\n");
             if let Err(e) = w.write_all(s.as_bytes()) {
                 let p = path.clone();
                 self.fail(&p, e);
@@ -581,6 +590,9 @@ impl Report {
                     s.push('"');
                 }
             });
+            if let Some((_, j)) = &self.extra {
+                s.push_str(j);
+            }
             s.push_str("}\n");
             if let Err(e) = w.write_all(s.as_bytes()) {
                 let p = path.clone();
@@ -589,6 +601,34 @@ impl Report {
             }
         }
         self.line = s;
+        self.extra = None;
+    }
+
+    /// What the scanners add to the next direction record: `xml` inside its `<fileobject>`
+    /// (tcpflow 1.6's `<hashdigest>`), `json` fields (each starting with a comma).
+    pub fn set_extra(&mut self, xml: String, json: String) {
+        self.extra = Some((xml, json));
+    }
+
+    /// A scanner's record of its own (an HTTP object): whole XML elements inside the
+    /// report's `<configuration>`, a whole JSON line.
+    pub fn object(&mut self, xml: &str, json: &str) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Some((path, w)) = &mut self.xml {
+            if let Err(e) = w.write_all(xml.as_bytes()) {
+                let p = path.clone();
+                self.fail(&p, e);
+                return;
+            }
+        }
+        if let Some((path, w)) = &mut self.json {
+            if let Err(e) = w.write_all(json.as_bytes()) {
+                let p = path.clone();
+                self.fail(&p, e);
+            }
+        }
     }
 
     /// Writes the totals and closes the files.

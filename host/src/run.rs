@@ -55,6 +55,10 @@ pub fn main_entry() -> i32 {
             return code;
         }
     };
+    if args.scan_help {
+        print!("{}", crate::scan::help_text()); // scan: -H
+        return 0;
+    }
     let opts = match args.into_options() {
         Ok(o) => o,
         Err(m) => {
@@ -981,7 +985,7 @@ pub fn run(o: Options) -> Result<i32, String> {
             Writer::Spool(SpoolSink::new(writer, n, o.max_bytes, sp.sync_secs, report))
         }
         (None, Some(c)) => Writer::Output(Output::console(out_cfg, n, report, c)),
-        (None, None) => Writer::Output(Output::files(out_cfg, n, report)),
+        (None, None) => Writer::Output(with_scanners(Output::files(out_cfg, n, report), &o)), // scan
     };
     let live_source = matches!(o.source, Source::Live { .. });
     let mut run = Run {
@@ -1109,6 +1113,7 @@ pub fn run(o: Options) -> Result<i32, String> {
                 failed = true;
             }
             let broken_pipe = out.broken_pipe();
+            extra.extend(out.scan_group()); // scan
             let (report, host, max_open) = out.into_report();
             // Files that failed alone (each warned about): the run went on, the status says so.
             failed |= host.files_failed > 0;
@@ -1168,6 +1173,28 @@ pub fn run(o: Options) -> Result<i32, String> {
     }
     let _ = io::stdout().flush();
     Ok(if failed { 1 } else { 0 })
+}
+
+/// scan: the scanners the options enabled, given to a file writer.
+#[cfg_attr(not(feature = "scan"), allow(unused_mut))]
+pub(crate) fn with_scanners(mut out: Output, o: &Options) -> Output {
+    #[cfg(feature = "scan")]
+    if let Some(s) = crate::scan::ScanSet::new(crate::scan::ScanConfig {
+        selection: o.scan,
+        template: o.template.clone(),
+        outdir: o.outdir.clone(),
+        display_dir: output_config(o).display_dir,
+        file_mode: o.file_mode,
+        max_bytes: o.max_bytes,
+        http: crate::scan::http::HttpConfig {
+            max_body: o.http_max_body,
+            decode: o.http_decode,
+        },
+    }) {
+        out.set_scanners(s);
+    }
+    let _ = o;
+    out
 }
 
 /// The sizes the run allocated, for the report.

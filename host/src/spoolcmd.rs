@@ -208,7 +208,7 @@ pub fn export(o: &Options, path: &Path) -> Result<i32, String> {
     let cfg = output_config(o);
     let mut out = match o.console {
         Some(c) => Output::console(cfg, slots, report, c),
-        None => Output::files(cfg, slots, report),
+        None => crate::run::with_scanners(Output::files(cfg, slots, report), o), // scan
     };
     if o.verbose {
         let st = reader.into_inner();
@@ -254,9 +254,10 @@ pub fn export(o: &Options, path: &Path) -> Result<i32, String> {
         failed = true;
     }
     let broken_pipe = out.broken_pipe();
+    let mut extra = vec![summary_group(&sum)];
+    extra.extend(out.scan_group()); // scan
     let (report, host, max_open) = out.into_report();
     failed |= host.files_failed > 0;
-    let extra = [summary_group(&sum)];
     if let Err(e) = report.finish(&Totals {
         stats: &stats,
         host: &host,
