@@ -91,7 +91,11 @@ struct Msg {
 enum St {
     Head,
     Body(Box<Msg>),
-    /// Parsing stopped on this direction.
+    /// Out of step (a gap outside a body, or bytes that are not a message start): each later
+    /// data event is looked at for a message starting at its first byte, where a sender
+    /// starts a message after a loss (a segment boundary), and parsing resumes there.
+    Resync,
+    /// Parsing stopped on this direction (another protocol took the connection over).
     Dead,
 }
 
@@ -270,6 +274,13 @@ impl Conn {
                     cx.counters.http_unparsed_bytes += b.len() as u64;
                     return;
                 }
+                St::Resync => {
+                    if !starts_message(b) {
+                        cx.counters.http_unparsed_bytes += b.len() as u64;
+                        return;
+                    }
+                    side.st = St::Head;
+                }
                 St::Head => {
                     if side.head.is_empty() {
                         let k = b
@@ -286,7 +297,10 @@ impl Conn {
                     side.head.extend_from_slice(&b[..take]);
                     if classify(&side.head) == Start::NotHttp {
                         cx.counters.http_not_http += 1;
-                        self.kill(cx, d, false);
+                        // What was taken into the head is not parsed: counted.
+                        cx.counters.http_unparsed_bytes += side.head.len() as u64;
+                        b = &b[take..];
+                        self.lose_step(cx, d);
                         continue;
                     }
                     if let Some(end) = head_end(&side.head, side.searched) {
@@ -302,7 +316,7 @@ impl Conn {
                     if side.head.len() >= MAX_HEAD {
                         cx.counters.http_heads_too_large += 1;
                         cx.counters.http_unparsed_bytes += side.head.len() as u64;
-                        self.kill(cx, d, false);
+                        self.lose_step(cx, d);
                     }
                 }
                 St::Body(m) => {
@@ -328,7 +342,7 @@ impl Conn {
                                 cx.counters.http_framing_errors += 1;
                                 m.out.why.get_or_insert(body::Incomplete::Framing(e));
                                 cx.counters.http_unparsed_bytes += b.len() as u64;
-                                self.kill(cx, d, false);
+                                self.lose_step(cx, d);
                                 return;
                             }
                         },
@@ -458,7 +472,14 @@ impl Conn {
 
     fn bad_head(&mut self, cx: &mut Ctx<'_>, d: usize) {
         cx.counters.http_bad_heads += 1;
+        self.lose_step(cx, d);
+    }
+
+    /// The direction is out of step: its body (if any) ends incomplete, and parsing waits
+    /// for a message start ([`St::Resync`]).
+    fn lose_step(&mut self, cx: &mut Ctx<'_>, d: usize) {
         self.kill(cx, d, false);
+        self.sides[d].st = St::Resync;
     }
 
     fn gap(&mut self, cx: &mut Ctx<'_>, d: usize, mut len: u64) {
@@ -496,12 +517,29 @@ impl Conn {
                 }
             }
         }
-        if matches!(self.sides[d].st, St::Dead) {
+        if matches!(self.sides[d].st, St::Dead | St::Resync) {
             return;
         }
         // Where the next message starts is lost with these bytes.
         cx.counters.http_gaps_lost_sync += 1;
-        self.kill(cx, d, false);
+        self.lose_step(cx, d);
+    }
+}
+
+/// Whether `b` starts with a message: a status line, or a request line (a method, a target
+/// and `HTTP/1.` on its first line).
+fn starts_message(b: &[u8]) -> bool {
+    match classify(b) {
+        Start::Response => b.get(5..7) == Some(b"1."),
+        Start::Request => {
+            let line = &b[..b
+                .iter()
+                .position(|c| *c == b'\n')
+                .unwrap_or(b.len())
+                .min(8192)];
+            line.windows(8).any(|w| w == b" HTTP/1.")
+        }
+        _ => false,
     }
 }
 
