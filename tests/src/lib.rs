@@ -5,6 +5,7 @@
 pub mod cases;
 pub mod conn;
 pub mod expected;
+pub mod http_cases;
 pub mod link;
 pub mod live;
 pub mod packet;

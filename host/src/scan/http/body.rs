@@ -67,8 +67,11 @@ pub struct BodyOut {
     /// Coded bytes received (after dechunking).
     pub received: u64,
     max: u64,
-    /// Decoded bytes over the bound, not written.
+    /// Bytes not written for the bound: of an uncoded body, those past it; of a coded one,
+    /// the received (coded) bytes of the piece that reached it and of every later piece
+    /// (not decoded: a bomb costs no more work past the bound).
     pub capped_bytes: u64,
+    capped: bool,
     pub missing: Vec<(u64, u64)>,
     pub missing_bytes: u64,
     /// First reason the body is not complete.
@@ -95,6 +98,7 @@ impl BodyOut {
             received: 0,
             max,
             capped_bytes: 0,
+            capped: false,
             missing: Vec::new(),
             missing_bytes: 0,
             why: None,
@@ -112,6 +116,11 @@ impl BodyOut {
     /// Body bytes (dechunked) in order.
     pub fn push(&mut self, data: &[u8]) {
         self.received += data.len() as u64;
+        if self.capped {
+            // Past the bound: received, neither decoded nor written.
+            self.capped_bytes += data.len() as u64;
+            return;
+        }
         if self.stages.is_empty() {
             self.emit(data);
             return;
@@ -137,7 +146,12 @@ impl BodyOut {
         self.stages = stages;
         match r {
             Ok(true) => {}
-            Ok(false) => self.decode_stopped = true,
+            Ok(false) => {
+                self.decode_stopped = true;
+                if self.capped {
+                    self.capped_bytes += data.len() as u64;
+                }
+            }
             Err(e) => {
                 self.decode_stopped = true;
                 if !self.produced && self.raw_prefix.len() as u64 == self.received {
@@ -170,6 +184,7 @@ impl BodyOut {
         let kept = len.min(room);
         if kept < len {
             self.capped_bytes += len - kept;
+            self.capped = true;
             self.note(Incomplete::Capped);
         }
         self.flush();
@@ -197,7 +212,10 @@ impl BodyOut {
             self.flush();
         }
         if kept < data.len() {
-            self.capped_bytes += (data.len() - kept) as u64;
+            if self.stages.is_empty() {
+                self.capped_bytes += (data.len() - kept) as u64;
+            }
+            self.capped = true;
             self.note(Incomplete::Capped);
             return false;
         }

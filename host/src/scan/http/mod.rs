@@ -27,9 +27,9 @@ use framing::{chunk_step, classify, head_end, Chunked, Start, MAX_HEAD};
 use super::set::{Counters, Ctx, Scanner};
 
 /// Requests waiting for their responses, per connection.
-pub const MAX_PENDING: usize = 64;
+pub const MAX_PENDING: usize = 256;
 /// Longest URI and Host kept for the report.
-const MAX_FIELD: usize = 2048;
+const MAX_FIELD: usize = 1024;
 /// Headers parsed per message (more: a bad head).
 const MAX_HEADERS: usize = 128;
 
@@ -59,6 +59,13 @@ struct Req {
     method: String,
     host: String,
     uri: String,
+}
+
+/// A request waiting for its response, or requests not kept (the queue was full).
+#[derive(Debug)]
+enum Waiting {
+    Req(Req),
+    Skipped(u64),
 }
 
 /// What the report says of a message with a body.
@@ -106,13 +113,15 @@ struct Side {
     st: St,
     head: Vec<u8>,
     searched: usize,
+    /// A message was parsed on this direction.
+    was_http: bool,
 }
 
 #[derive(Debug)]
 struct Conn {
     names: [String; 2],
     sides: [Side; 2],
-    requests: VecDeque<Req>,
+    requests: VecDeque<Waiting>,
     /// Bodies written per flow file so far.
     bodies: [u32; 2],
 }
@@ -139,6 +148,7 @@ fn new_side(pos: u64) -> Side {
         st: St::Head,
         head: Vec::new(),
         searched: 0,
+        was_http: false,
     }
 }
 
@@ -268,6 +278,7 @@ impl Conn {
 
     fn feed(&mut self, cx: &mut Ctx<'_>, cfg: &HttpConfig, d: usize, mut b: &[u8]) {
         while !b.is_empty() {
+            let conn_http = self.sides[0].was_http || self.sides[1].was_http;
             let side = &mut self.sides[d];
             match &mut side.st {
                 St::Dead => {
@@ -275,10 +286,23 @@ impl Conn {
                     return;
                 }
                 St::Resync => {
-                    if !starts_message(b) {
+                    // A connection that carried HTTP is searched for the next message start
+                    // anywhere (the pool may deliver what followed a loss as one piece);
+                    // one that never did only at event starts (cheap for the connections
+                    // that are not HTTP at all).
+                    let at = if starts_message(b) {
+                        Some(0)
+                    } else if conn_http {
+                        find_message(b)
+                    } else {
+                        None
+                    };
+                    let Some(at) = at else {
                         cx.counters.http_unparsed_bytes += b.len() as u64;
                         return;
-                    }
+                    };
+                    cx.counters.http_unparsed_bytes += at as u64;
+                    b = &b[at..];
                     side.st = St::Head;
                 }
                 St::Head => {
@@ -308,6 +332,7 @@ impl Conn {
                         b = &b[used..];
                         let head = std::mem::take(&mut side.head);
                         side.searched = 0;
+                        side.was_http = true;
                         self.on_head(cx, cfg, d, &head[..end]);
                         continue;
                     }
@@ -374,7 +399,16 @@ impl Conn {
                 // Interim (100 Continue, 103): the final response follows.
                 return;
             }
-            let req = self.requests.pop_front();
+            let req = match self.requests.pop_front() {
+                Some(Waiting::Req(r)) => Some(r),
+                Some(Waiting::Skipped(n)) => {
+                    if n > 1 {
+                        self.requests.push_front(Waiting::Skipped(n - 1));
+                    }
+                    None
+                }
+                None => None,
+            };
             if req.is_none() {
                 cx.counters.http_unpaired_responses += 1;
             }
@@ -418,11 +452,18 @@ impl Conn {
                     .unwrap_or_default(),
                 uri: clip(r.path.unwrap_or("")),
             };
+            // At most MAX_PENDING + 1 entries: a full queue ends with one `Skipped`.
             if self.requests.len() >= MAX_PENDING {
-                self.requests.pop_front();
+                // Not kept, but its place is: every later response still pairs with its
+                // own request; the response to this one is unpaired (counted).
                 cx.counters.http_requests_dropped += 1;
+                match self.requests.back_mut() {
+                    Some(Waiting::Skipped(n)) => *n += 1,
+                    _ => self.requests.push_back(Waiting::Skipped(1)),
+                }
+            } else {
+                self.requests.push_back(Waiting::Req(req.clone()));
             }
-            self.requests.push_back(req.clone());
             let upgrade = req.method == "CONNECT" || header(r.headers, "upgrade").is_some();
             let parsed = body_framing(r.headers, false, cfg.decode);
             if upgrade {
@@ -541,6 +582,19 @@ fn starts_message(b: &[u8]) -> bool {
         }
         _ => false,
     }
+}
+
+/// Where a message starts in `b` after a line end, if anywhere.
+fn find_message(b: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = b[from..].iter().position(|c| *c == b'\n') {
+        let at = from + i + 1;
+        if starts_message(&b[at..]) {
+            return Some(at);
+        }
+        from = at;
+    }
+    None
 }
 
 /// The body is done: its file finished and its report record written.
