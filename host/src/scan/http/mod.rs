@@ -115,7 +115,12 @@ struct Side {
     searched: usize,
     /// A message was parsed on this direction.
     was_http: bool,
+    /// Bytes still searched for a message start while the connection has shown no HTTP.
+    search_left: usize,
 }
+
+/// Bytes of a direction searched for a message start before the connection shows HTTP.
+const SEARCH_FIRST: usize = 256 * 1024;
 
 #[derive(Debug)]
 struct Conn {
@@ -149,6 +154,7 @@ fn new_side(pos: u64) -> Side {
         head: Vec::new(),
         searched: 0,
         was_http: false,
+        search_left: SEARCH_FIRST,
     }
 }
 
@@ -288,12 +294,17 @@ impl Conn {
                 St::Resync => {
                     // A connection that carried HTTP is searched for the next message start
                     // anywhere (the pool may deliver what followed a loss as one piece);
-                    // one that never did only at event starts (cheap for the connections
-                    // that are not HTTP at all).
+                    // one that did not yet only in its first SEARCH_FIRST bytes (a pickup
+                    // in mid-body) and at event starts: cheap for connections that are not
+                    // HTTP at all.
                     let at = if starts_message(b) {
                         Some(0)
                     } else if conn_http {
                         find_message(b)
+                    } else if side.search_left > 0 {
+                        let n = b.len().min(side.search_left);
+                        side.search_left -= n;
+                        find_message(&b[..n])
                     } else {
                         None
                     };
@@ -321,10 +332,15 @@ impl Conn {
                     side.head.extend_from_slice(&b[..take]);
                     if classify(&side.head) == Start::NotHttp {
                         cx.counters.http_not_http += 1;
-                        // What was taken into the head is not parsed: counted.
-                        cx.counters.http_unparsed_bytes += side.head.len() as u64;
-                        b = &b[take..];
+                        // The bytes of earlier events held as a head are not parsed
+                        // (counted); this event's are searched again for a message start.
+                        cx.counters.http_unparsed_bytes += before as u64;
                         self.lose_step(cx, d);
+                        if !b.is_empty() {
+                            // Not a start here: skip one byte so the search moves on.
+                            cx.counters.http_unparsed_bytes += 1;
+                            b = &b[1..];
+                        }
                         continue;
                     }
                     if let Some(end) = head_end(&side.head, side.searched) {
@@ -584,17 +600,28 @@ fn starts_message(b: &[u8]) -> bool {
     }
 }
 
-/// Where a message starts in `b` after a line end, if anywhere.
+/// Where a message starts in `b`, if anywhere: a request after a line end, or a status line
+/// (`HTTP/1.x NNN `) anywhere, since a body read from midstream need not end with a line end.
 fn find_message(b: &[u8]) -> Option<usize> {
-    let mut from = 0;
-    while let Some(i) = b[from..].iter().position(|c| *c == b'\n') {
-        let at = from + i + 1;
-        if starts_message(&b[at..]) {
-            return Some(at);
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'H' if is_status_line(&b[i..]) => return Some(i),
+            b'\n' if starts_message(&b[i + 1..]) => return Some(i + 1),
+            _ => {}
         }
-        from = at;
+        i += 1;
     }
     None
+}
+
+fn is_status_line(b: &[u8]) -> bool {
+    b.len() >= 13
+        && b.starts_with(b"HTTP/1.")
+        && matches!(b[7], b'0' | b'1')
+        && b[8] == b' '
+        && b[9..12].iter().all(u8::is_ascii_digit)
+        && b[12] == b' '
 }
 
 /// The body is done: its file finished and its report record written.
