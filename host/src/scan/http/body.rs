@@ -59,6 +59,8 @@ pub struct BodyOut {
     /// File offset of `buf[0]`; `size` is where the next byte goes.
     buf_off: u64,
     pub size: u64,
+    /// End of the bytes written to the file (a hole after them still counts in `size`).
+    written_end: u64,
     sha: Sha256,
     stages: Vec<Stage>,
     /// Raw (dechunked, still coded) bytes until the first decoded byte came out.
@@ -91,6 +93,7 @@ impl BodyOut {
             buf: Vec::new(),
             buf_off: 0,
             size: 0,
+            written_end: 0,
             sha: Sha256::new(),
             stages: codings.iter().map(|c| Stage::new(*c)).collect(),
             raw_prefix: Vec::new(),
@@ -133,15 +136,9 @@ impl BodyOut {
             self.raw_prefix.extend_from_slice(&data[..n]);
         }
         let mut stages = std::mem::take(&mut self.stages);
-        let mut out = Vec::new();
-        let mut produced_now = false;
         let r = push_chain(&mut stages, data, &mut |b: &[u8]| {
-            produced_now |= !b.is_empty();
-            // Written as it comes: `out` holds at most one decoded chunk at a time.
-            out.clear();
-            out.extend_from_slice(b);
             self.produced |= !b.is_empty();
-            self.emit(&out)
+            self.emit(b)
         });
         self.stages = stages;
         match r {
@@ -237,7 +234,9 @@ impl BodyOut {
 
     fn write(&mut self, off: u64) -> io::Result<()> {
         let f = self.open()?;
-        f.write_all_at(&self.buf, off)
+        f.write_all_at(&self.buf, off)?;
+        self.written_end = off + self.buf.len() as u64;
+        Ok(())
     }
 
     fn open(&mut self) -> io::Result<std::fs::File> {
@@ -263,7 +262,7 @@ impl BodyOut {
             )));
         }
         self.flush();
-        if self.size > 0 {
+        if self.size > self.written_end {
             // A hole at the end still makes the file that long.
             let r = self.open().and_then(|f| {
                 if f.metadata()?.len() < self.size {
