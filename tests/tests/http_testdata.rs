@@ -151,3 +151,60 @@ fn http_cases_carve_exactly() {
     let _ = std::fs::remove_dir_all(&tmp);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// `-e md5 -e sha256`: each direction's digest in its record is that of its file as written
+/// (a lost segment is a hole that reads as zeros; the record says `digest_holes`).
+#[test]
+fn digests_are_of_the_files() {
+    use sha2::{Digest, Sha256};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
+    let tmp = std::env::temp_dir().join(format!("tcpflow-digests-{}", std::process::id()));
+    for case in ["basic", "lost", "http-gap"] {
+        let out = tmp.join(case);
+        let json = tmp.join(format!("{case}.json"));
+        let input = root.join(case).join("input.pcap");
+        tcpflow(&[
+            "-q",
+            "-e",
+            "md5",
+            "-e",
+            "sha256",
+            "-r",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--report-json",
+            json.to_str().unwrap(),
+        ]);
+        let report = std::fs::read_to_string(&json).unwrap();
+        let mut n = 0;
+        for line in report.lines().filter(|l| l.contains("\"type\":\"flow\"")) {
+            let Some(f) = field(line, "filename") else {
+                continue;
+            };
+            let data = std::fs::read(f).unwrap();
+            let want: String = Sha256::digest(&data)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(field(line, "sha256"), Some(want.as_str()), "{case}: {line}");
+            assert_eq!(field(line, "md5").map(str::len), Some(32), "{case}: {line}");
+            let gaps: u64 = field(line, "gap_bytes")
+                .and_then(|g| g.parse().ok())
+                .unwrap_or(0);
+            assert_eq!(
+                gaps > 0,
+                field(line, "digest_holes").is_some(),
+                "{case}: {line}"
+            );
+            n += 1;
+        }
+        assert!(n >= 2, "{case}: {n} records with a file");
+        let xml = std::fs::read_to_string(out.join("report.xml")).unwrap();
+        assert!(
+            xml.contains("<hashdigest type='MD5'"),
+            "{case}: tcpflow 1.6's element"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+}
