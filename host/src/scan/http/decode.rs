@@ -70,11 +70,15 @@ enum Kind {
     Zstd {
         dec: Box<ruzstd::decoding::FrameDecoder>,
         pending: Vec<u8>,
+        /// The frame header was read.
+        started: bool,
     },
 }
 
 /// Compressed zstd bytes held while a block is incomplete: a block and a frame header.
 const ZSTD_MAX_PENDING: usize = 128 * 1024 + 64 * 1024;
+/// The longest zstd frame header: magic, descriptor, window, dictionary id, content size.
+const ZSTD_MAX_HEADER: usize = 18;
 
 /// Where a gzip member's header parse is.
 #[derive(Clone, Copy, Debug)]
@@ -129,6 +133,7 @@ impl Stage {
             Coding::Zstd => Kind::Zstd {
                 dec: Box::new(ruzstd::decoding::FrameDecoder::new()),
                 pending: Vec::new(),
+                started: false,
             },
         };
         Stage {
@@ -237,17 +242,41 @@ impl Stage {
                     }
                     in_off
                 }
-                Kind::Zstd { dec, pending } => {
+                Kind::Zstd {
+                    dec,
+                    pending,
+                    started,
+                } => {
                     if pending.len() + input.len() > ZSTD_MAX_PENDING {
                         return Err("zstd: a block larger than 128 KiB".into());
                     }
                     pending.extend_from_slice(input);
                     let n = input.len();
+                    if !*started {
+                        // The frame header whole first (at most 18 bytes): ruzstd reads it
+                        // from a reader and fails on a short one.
+                        let mut src = &pending[..];
+                        match dec.init(&mut src) {
+                            Ok(()) => {
+                                let used = pending.len() - src.len();
+                                pending.drain(..used);
+                                *started = true;
+                            }
+                            Err(_) if pending.len() < ZSTD_MAX_HEADER => return Ok(true),
+                            Err(e) => return Err(format!("zstd: {e}")),
+                        }
+                    }
                     let mut off = 0;
                     loop {
+                        // ruzstd counts a 4-byte checksum as read when fewer bytes are
+                        // there, and reads nothing useful from fewer than 4 (a block
+                        // header is 3 bytes and its content follows): fewer wait.
+                        let avail = &pending[off..];
+                        let src = if avail.len() >= 4 { avail } else { &[][..] };
                         let (read, wrote) = dec
-                            .decode_from_to(&pending[off..], &mut self.buf)
+                            .decode_from_to(src, &mut self.buf)
                             .map_err(|e| format!("zstd: {e}"))?;
+                        let read = read.min(src.len());
                         off += read;
                         if wrote > 0 && !out(&self.buf[..wrote]) {
                             return Ok(false);
@@ -514,6 +543,65 @@ mod tests {
         assert!(decode(&mut s, b"not gzip at all", 4).is_err());
         let mut s = [Stage::new(Coding::Br)];
         assert!(decode(&mut s, &[0xff; 64], 4).is_err());
+    }
+
+    #[test]
+    fn zstd_and_br_round_trip() {
+        let text: Vec<u8> = (0..50_000u32)
+            .flat_map(|i| (i % 97).to_le_bytes())
+            .collect();
+        let z = ruzstd::encoding::compress_to_vec(
+            &text[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        for piece in [1, 100, 1448, 1 << 20] {
+            let mut s = [Stage::new(Coding::Zstd)];
+            let got = decode(&mut s, &z, piece).unwrap();
+            assert!(
+                got == text,
+                "piece {piece}: {} bytes of {}",
+                got.len(),
+                text.len()
+            );
+            assert!(s[0].finished());
+        }
+        // A brotli stream of one uncompressed meta-block ("hello"), then an empty last one.
+        let l = 4u32;
+        let mut b = vec![(l << 4) as u8, (l >> 4) as u8, ((l >> 12) as u8) | 1 << 4];
+        b.extend_from_slice(b"hello");
+        b.push(0b11);
+        let mut s = [Stage::new(Coding::Br)];
+        assert_eq!(decode(&mut s, &b, 2).unwrap(), b"hello");
+        assert!(s[0].finished());
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for len in [0usize, 1, 2, 3, 7, 18, 64, 300, 5000] {
+            for _ in 0..50 {
+                let g: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x as u8
+                    })
+                    .collect();
+                // zstd's and gzip's magic in front, so that the decoders get past it.
+                for (c, head) in [
+                    (Coding::Gzip, &[0x1f, 0x8b, 8, 0][..]),
+                    (Coding::Deflate, &[][..]),
+                    (Coding::Br, &[][..]),
+                    (Coding::Zstd, &[0x28, 0xb5, 0x2f, 0xfd][..]),
+                ] {
+                    let input = [head, &g].concat();
+                    let mut s = [Stage::new(c)];
+                    let _ = decode(&mut s, &input, 1 + len % 17);
+                    let _ = s[0].finished();
+                }
+            }
+        }
     }
 
     #[test]
