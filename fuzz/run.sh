@@ -6,7 +6,7 @@
 #   fuzz/run.sh [SECONDS]
 #
 # Environment:
-#   FUZZ_TARGETS    targets to run (default: all six)
+#   FUZZ_TARGETS    targets to run (default: all seven)
 #   FUZZ_SANITIZER  cargo-fuzz sanitizer (default: none; the core has no unsafe code, and
 #                   without ASan a target runs about twice as many inputs)
 #   FUZZ_JOBS       libFuzzer -fork jobs per target (default 1)
@@ -27,7 +27,7 @@ case "$secs" in
 esac
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
-targets="${FUZZ_TARGETS:-decode defrag engine spool_reader capfile spool_export}"
+targets="${FUZZ_TARGETS:-decode defrag engine spool_reader capfile spool_export http}"
 sanitizer="${FUZZ_SANITIZER:-none}"
 jobs="${FUZZ_JOBS:-1}"
 toolchain="+nightly"

@@ -1,5 +1,5 @@
 //! Writes the seed corpus: `cargo run --example seeds -- TESTDATA_DIR CORPUS_DIR`.
-//! Creates `CORPUS_DIR/{decode,defrag,engine,spool_reader,capfile,spool_export}/seed-*`.
+//! Creates `CORPUS_DIR/{decode,defrag,engine,spool_reader,capfile,spool_export,http}/seed-*`.
 
 use std::path::Path;
 
@@ -39,6 +39,7 @@ fn main() {
         ("spool_reader", Vec::new()),
         ("capfile", Vec::new()),
         ("spool_export", Vec::new()),
+        ("http", Vec::new()),
     ];
     for (case, bytes) in &captures {
         for (i, s) in seeds::decode_from_capture(bytes).into_iter().enumerate() {
@@ -65,6 +66,9 @@ fn main() {
     }
     for (i, s) in seeds::spool_export_synthetic().into_iter().enumerate() {
         sets[5].1.push((format!("seed-{i}"), s));
+    }
+    for (i, s) in tcpflow_fuzz::http::seeds().into_iter().enumerate() {
+        sets[6].1.push((format!("seed-{i}"), s));
     }
     for (target, seeds) in sets {
         let dir = corpus.join(target);

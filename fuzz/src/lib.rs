@@ -12,12 +12,14 @@
 //! | [`engine`] | the whole `Engine` on tiny storage, its events checked by a contract sink |
 //! | [`spool_reader`] | the spool reader over arbitrary bytes, or over a spool written and then damaged |
 //! | [`capfile`] | the capture file parser over arbitrary bytes, whole and in chunks: the same records |
+//! | [`http`] | the `-e http` scanner and the digests over input-driven stream events of one connection |
 //! | [`spool_export`] | `--spool-export` in process over a spool file of arbitrary bytes, or written and then damaged or cut |
 
 pub mod capfile;
 pub mod decode;
 pub mod defrag;
 pub mod engine;
+pub mod http;
 pub mod seeds;
 pub mod spool_export;
 pub mod spool_reader;

@@ -4,11 +4,11 @@
 
 use std::path::Path;
 
-use tcpflow_fuzz::{capfile, decode, defrag, engine, seeds, spool_export, spool_reader};
+use tcpflow_fuzz::{capfile, decode, defrag, engine, http, seeds, spool_export, spool_reader};
 
 type Harness = fn(&[u8]);
 
-const TARGETS: [(&str, Harness); 6] = [
+const TARGETS: [(&str, Harness); 7] = [
     ("decode", decode::run),
     ("defrag", defrag::run),
     ("engine", |d| {
@@ -17,6 +17,7 @@ const TARGETS: [(&str, Harness); 6] = [
     ("spool_reader", spool_reader::run),
     ("capfile", capfile::run),
     ("spool_export", spool_export::run),
+    ("http", http::run),
 ];
 
 #[test]
@@ -93,5 +94,8 @@ fn seeds_pass() {
     }
     for s in seeds::spool_export_synthetic() {
         spool_export::run(&s);
+    }
+    for s in http::seeds() {
+        http::run(&s);
     }
 }

@@ -380,25 +380,44 @@ pub struct Args {
     )]
     pub spool_ship: Option<PathBuf>,
     // --- end ship ---
+    /// Enable a post-processing scanner (repeatable): `http` carves every HTTP/1.x request
+    /// and response body into `<flow file>-HTTPBODY-NNN` plus an extension from its
+    /// Content-Type (dechunked; gzip, deflate, br and zstd decoded), one report record per
+    /// body; `md5` and `sha256` put each direction's digest in its report record. Files
+    /// mode (-o) and --spool-export only.
+    #[arg(short = 'e', value_name = "SCANNER", action = ArgAction::Append, help_heading = "Scanners")]
+    pub scan_enable: Vec<String>,
+    /// Disable a scanner (repeatable; after -a).
+    #[arg(short = 'x', value_name = "SCANNER", action = ArgAction::Append, help_heading = "Scanners")]
+    pub scan_disable: Vec<String>,
+    /// Enable only this scanner.
+    #[arg(short = 'E', value_name = "SCANNER", action = ArgAction::Append, help_heading = "Scanners")]
+    pub scan_only: Vec<String>,
+    /// Enable every scanner.
+    #[arg(short = 'a', help_heading = "Scanners")]
+    pub scan_all: bool,
+    /// List the scanners, one line each, and exit.
+    #[arg(short = 'H', help_heading = "Scanners")]
+    pub scan_help: bool,
+    /// -e http: write bodies as received (dechunked), without undoing gzip, deflate, br or
+    /// zstd (tcpflow 1.6's -Z).
+    #[arg(short = 'Z', help_heading = "Scanners")]
+    pub http_no_decode: bool,
+    /// -e http: at most this many decoded bytes per body (K, M, G suffixes); the rest is
+    /// counted (`http_capped_bytes`) and the body marked incomplete, so that a decompression
+    /// bomb cannot fill the disk [default: 256M].
+    #[arg(long = "http-max-body", value_name = "SIZE", value_parser = parse_size, help_heading = "Scanners")]
+    pub http_max_body: Option<u64>,
+
     /// A tcpdump filter expression (or, with -l, input files).
     #[arg(value_name = "EXPRESSION")]
     pub expression: Vec<String>,
 
     // tcpflow 1.6 flags that are not supported: refused with a message, never ignored.
-    #[arg(short = 'a', hide = true)]
-    pub x_all: bool,
     #[arg(short = 'A', hide = true)]
     pub x_ah: Option<String>,
     #[arg(short = 'd', hide = true)]
     pub x_debug: Option<String>,
-    #[arg(short = 'e', hide = true)]
-    pub x_scanner: Option<String>,
-    #[arg(short = 'E', hide = true)]
-    pub x_scanner_only: Option<String>,
-    #[arg(short = 'x', hide = true)]
-    pub x_disable: Option<String>,
-    #[arg(short = 'H', hide = true)]
-    pub x_scanner_help: bool,
     #[arg(short = 'F', hide = true)]
     pub x_format: Option<String>,
     #[arg(short = 'g', hide = true)]
@@ -415,8 +434,6 @@ pub struct Args {
     pub x_min: Option<String>,
     #[arg(short = 'S', hide = true)]
     pub x_setting: Option<String>,
-    #[arg(short = 'Z', hide = true)]
-    pub x_gzip: bool,
 }
 
 /// Where packets come from.
@@ -545,19 +562,19 @@ pub struct Options {
     pub action: Action,
     /// Warnings to print (unless quiet).
     pub warnings: Vec<String>,
+    /// The scanners enabled (-e, -x, -E, -a).
+    pub scan: crate::scan::Selection,
+    /// -e http: `--http-max-body`, and whether codings are undone (not -Z).
+    pub http_max_body: u64,
+    pub http_decode: bool,
 }
 
 impl Args {
     /// The first unsupported tcpflow flag given, as a message.
     fn refused(&self) -> Option<&'static str> {
         let r = [
-            (self.x_all, "-a (all post-processing scanners) is not supported yet"),
             (self.x_ah.is_some(), "-A is not supported (deprecated in tcpflow 1.6 too)"),
             (self.x_debug.is_some(), "-d (debug level) is not supported; -v is verbose"),
-            (self.x_scanner.is_some(), "-e (post-processing scanners: http, md5, netviz) is not supported yet"),
-            (self.x_scanner_only.is_some(), "-E (scanner selection) is not supported yet"),
-            (self.x_disable.is_some(), "-x (disabling scanners) is not supported yet"),
-            (self.x_scanner_help, "-H (scanner help) is not supported: there are no scanners yet"),
             (self.x_format.is_some(), "-F (file name prefixes) is not supported; use -T (e.g. -T '%K/%A.%a-%B.%b')"),
             (self.x_color, "-g (coloured console output) is not supported yet"),
             (self.x_index, "-I (per-flow .findx index files) is not supported yet"),
@@ -566,7 +583,6 @@ impl Args {
             (self.x_lock.is_some(), "-L (semaphore lock) is not supported"),
             (self.x_min.is_some(), "-m (skip size that starts a new file) is not supported: stream offsets are 64-bit and gaps are holes"),
             (self.x_setting.is_some(), "-S (settings) is not supported; see --idle-timeout and --no-report"),
-            (self.x_gzip, "-Z (HTTP decompression switch) is not supported: there is no HTTP scanner yet"),
         ];
         r.iter().find(|(on, _)| *on).map(|(_, m)| *m)
     }
@@ -725,6 +741,23 @@ impl Args {
             }
         }
         let live = matches!(source, Source::Live { .. });
+        let scan = crate::scan::select(
+            self.scan_all,
+            &self.scan_enable,
+            &self.scan_disable,
+            &self.scan_only,
+        )?;
+        if scan.any() && (console_mode || spool_mode || matches!(action, Action::Summary(_))) {
+            return Err(format!(
+                "-e {}: scanners write files beside the flow files: use -o (or carve a spool later with --spool-export -e ...), not {}",
+                scan.names().join(","),
+                if console_mode { "-c/-C" } else if spool_mode { "--spool" } else { "--spool-summary" }
+            ));
+        }
+        if !scan.http && (self.http_no_decode || self.http_max_body.is_some()) {
+            warnings
+                .push("-Z and --http-max-body only apply to -e http; they do nothing here".into());
+        }
         Ok(Options {
             source,
             filter,
@@ -759,6 +792,9 @@ impl Args {
             spool,
             action,
             warnings,
+            scan,
+            http_max_body: self.http_max_body.unwrap_or(256 << 20),
+            http_decode: !self.http_no_decode,
         })
     }
 
@@ -944,13 +980,29 @@ mod tests {
         assert_eq!(o.idle_timeout_secs, 300);
     }
 
+    #[cfg(feature = "scan")]
+    #[test]
+    fn scanner_flags() {
+        let o = parse(&["-e", "http", "-e", "md5", "-r", "x"]).unwrap();
+        assert!(o.scan.http && o.scan.md5 && !o.scan.sha256);
+        assert!(o.http_decode);
+        assert_eq!(o.http_max_body, 256 << 20);
+        let o = parse(&["-a", "-x", "http", "-Z", "--http-max-body", "1M", "-r", "x"]).unwrap();
+        assert!(!o.scan.http && o.scan.md5 && o.scan.sha256 && !o.http_decode);
+        assert!(!o.warnings.is_empty());
+        let e = parse(&["-e", "http", "-c", "-r", "x"]).unwrap_err();
+        assert!(e.contains("not -c/-C"), "{e}");
+        let e = parse(&["-e", "md5", "--spool", "s", "-i", "lo"]).unwrap_err();
+        assert!(e.contains("--spool"), "{e}");
+    }
+
     #[test]
     fn refused_flags_say_so() {
         let e = parse(&["-K", "-r", "x"]).unwrap_err();
         assert_eq!(e, "-K (per-flow pcap) is not supported yet");
-        assert!(parse(&["-e", "http", "-r", "x"])
+        assert!(parse(&["-e", "netviz", "-r", "x"])
             .unwrap_err()
-            .contains("-e"));
+            .contains("-e netviz"));
         assert!(parse(&["-S", "tcp_timeout=5", "-r", "x"])
             .unwrap_err()
             .contains("-S"));

@@ -19,6 +19,7 @@
 //!   that spools is [`output::spool`]); [`spoolcmd`] - `--spool-export` and `--spool-summary`;
 //! - [`crc`] - the CPU's CRC-32C for the spool writer;
 //! - [`budget`] - sizing from defaults or from one RAM budget (`--memory`);
+//! - [`scan`] - post-processing scanners (`-e http`, `-e md5`, `-e sha256`) fed by the file writer;
 //! - [`run`] - one run from start to exit status.
 //!
 //! Data flows one way: capture file or libpcap -> engine -> [`output::Outputs`] -> files,
@@ -37,6 +38,7 @@ pub mod report;
 pub mod run;
 pub mod safefs;
 pub mod savefile;
+pub mod scan;
 #[cfg(feature = "ship")]
 pub mod ship;
 pub mod spool;

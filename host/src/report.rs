@@ -499,6 +499,26 @@ pub struct Report {
     /// The record being formatted (kept between records).
     line: String,
     times: timefmt::IsoMicros,
+    // scan: what the scanners add to the next direction record (XML inside its
+    // `<fileobject>`, JSON fields of its line); see `Report::set_extra`.
+    extra: Option<(String, String)>,
+}
+
+/// Report records a scanner made (an HTTP object each: whole XML elements, a whole JSON
+/// line), on their way to the report.
+#[derive(Clone, Debug, Default)]
+pub struct Objects(pub Vec<(String, String)>);
+
+impl Objects {
+    /// One record.
+    pub fn object(&mut self, xml: &str, json: &str) {
+        self.0.push((xml.to_string(), json.to_string()));
+    }
+
+    /// Moves `other`'s records after these.
+    pub fn append(&mut self, other: &mut Objects) {
+        self.0.append(&mut other.0);
+    }
 }
 
 impl Report {
@@ -511,6 +531,7 @@ impl Report {
             start: Instant::now(),
             line: String::new(),
             times: Default::default(),
+            extra: None,
         }
     }
 
@@ -528,6 +549,7 @@ impl Report {
             start: Instant::now(),
             line: String::new(),
             times: Default::default(),
+            extra: None,
         };
         if let Some((path, w)) = &mut r.xml {
             write_xml_header(w, creator)
@@ -581,7 +603,11 @@ impl Report {
                 v.push(&mut s, times);
                 s.push('\'');
             });
-            s.push_str(" />\n    </fileobject>\n");
+            s.push_str(" />\n");
+            if let Some((x, _)) = &self.extra {
+                s.push_str(x);
+            }
+            s.push_str("    </fileobject>\n");
             if let Err(e) = w.write_all(s.as_bytes()) {
                 let p = path.clone();
                 self.fail(&p, e);
@@ -611,6 +637,9 @@ impl Report {
                     s.push('"');
                 }
             });
+            if let Some((_, j)) = &self.extra {
+                s.push_str(j);
+            }
             s.push_str("}\n");
             if let Err(e) = w.write_all(s.as_bytes()) {
                 let p = path.clone();
@@ -619,6 +648,41 @@ impl Report {
             }
         }
         self.line = s;
+        self.extra = None;
+    }
+
+    /// What the scanners add to the next direction record: `xml` inside its `<fileobject>`
+    /// (tcpflow 1.6's `<hashdigest>`), `json` fields (each starting with a comma).
+    pub fn set_extra(&mut self, xml: String, json: String) {
+        self.extra = Some((xml, json));
+    }
+
+    /// Writes (and empties) the records in `o`.
+    pub fn objects(&mut self, o: &mut Objects) {
+        for (xml, json) in o.0.drain(..) {
+            self.object(&xml, &json);
+        }
+    }
+
+    /// A scanner's record of its own (an HTTP object): whole XML elements inside the
+    /// report's `<configuration>`, a whole JSON line.
+    pub fn object(&mut self, xml: &str, json: &str) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Some((path, w)) = &mut self.xml {
+            if let Err(e) = w.write_all(xml.as_bytes()) {
+                let p = path.clone();
+                self.fail(&p, e);
+                return;
+            }
+        }
+        if let Some((path, w)) = &mut self.json {
+            if let Err(e) = w.write_all(json.as_bytes()) {
+                let p = path.clone();
+                self.fail(&p, e);
+            }
+        }
     }
 
     /// Writes the totals and closes the files.

@@ -51,6 +51,10 @@ pub fn main_entry() -> i32 {
             return code;
         }
     };
+    if args.scan_help {
+        print!("{}", crate::scan::help_text()); // scan: -H
+        return 0;
+    }
     let opts = match args.into_options() {
         Ok(o) => o,
         Err(m) => {
@@ -734,7 +738,7 @@ pub fn run(o: Options) -> Result<i32, String> {
             drive(&o, inputs, engine, out, report, &sizing)
         }
         (None, None) => {
-            let out = FileSink::new(output_config(&o), o.max_flows as usize);
+            let out = with_scanners(FileSink::new(output_config(&o), o.max_flows as usize), &o);
             drive(&o, inputs, engine, out, report, &sizing)
         }
     }
@@ -1206,6 +1210,28 @@ pub(crate) fn end_outputs<S: Output>(
         broken_pipe: ended.end.broken_pipe,
         lines: ended.end.lines,
     }
+}
+
+/// The scanners the options enabled (`-e`), given to a file writer.
+#[cfg_attr(not(feature = "scan"), allow(unused_mut))]
+pub(crate) fn with_scanners(mut out: FileSink, o: &Options) -> FileSink {
+    #[cfg(feature = "scan")]
+    if let Some(s) = crate::scan::ScanSet::new(crate::scan::ScanConfig {
+        selection: o.scan,
+        template: o.template.clone(),
+        outdir: o.outdir.clone(),
+        display_dir: output_config(o).display_dir,
+        file_mode: o.file_mode,
+        max_bytes: o.max_bytes,
+        http: crate::scan::http::HttpConfig {
+            max_body: o.http_max_body,
+            decode: o.http_decode,
+        },
+    }) {
+        out.set_scanners(s);
+    }
+    let _ = o;
+    out
 }
 
 /// The sizes the run allocated, for the report.

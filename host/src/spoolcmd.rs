@@ -232,7 +232,7 @@ pub fn export(o: &Options, path: &Path) -> Result<i32, String> {
             replay_into(o, spool, Outputs::new(out, report, o.max_bytes))
         }
         None => {
-            let out = FileSink::new(output_config(o), slots);
+            let out = crate::run::with_scanners(FileSink::new(output_config(o), slots), o);
             replay_into(o, spool, Outputs::new(out, report, o.max_bytes))
         }
     }

@@ -43,7 +43,7 @@ fn version_exits_zero() {
 fn unsupported_flags_are_refused_not_ignored() {
     for (args, msg) in [
         (&["-K", "-r", "x.pcap"][..], "tcpflow: -K (per-flow pcap) is not supported yet\n"),
-        (&["-e", "http", "-r", "x.pcap"][..], "tcpflow: -e (post-processing scanners: http, md5, netviz) is not supported yet\n"),
+        (&["-e", "netviz", "-r", "x.pcap"][..], "tcpflow: -e netviz: unknown scanner; the scanners are: http, md5, sha256\n"),
         (&["-J", "-r", "x.pcap"][..], "tcpflow: -J (JSON console output) is not supported yet; --report-json writes a JSON report\n"),
         (&["-I", "-r", "x.pcap"][..], "tcpflow: -I (per-flow .findx index files) is not supported yet\n"),
     ] {

@@ -1096,6 +1096,9 @@ pub fn all() -> Vec<Case> {
         concurrent(),
         big(),
     ]
+    .into_iter()
+    .chain(crate::http_cases::cases())
+    .collect()
 }
 
 /// The text of `testdata/README.md`.

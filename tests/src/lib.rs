@@ -5,6 +5,8 @@
 pub mod cases;
 pub mod conn;
 pub mod expected;
+pub mod http_cases;
+pub mod http_workload;
 pub mod link;
 pub mod live;
 pub mod packet;

@@ -164,6 +164,8 @@ impl Sink for ConsoleSink {
                 file: None,
                 truncated_bytes: truncated,
                 write_lost_bytes: 0,
+                report_extra: None,
+                report_objects: Default::default(),
             });
         }
         self.sessions[flow.slot as usize] = NO_SESSION;

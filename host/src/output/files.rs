@@ -225,6 +225,10 @@ pub struct FileSink {
     pending: VecDeque<(u64, Pending)>,
     /// Directions finished, for [`Output::take_finished`].
     finished: Vec<Finished>,
+    /// The post-processing scanners (`-e`), fed every event this output gets, and the
+    /// report records they made, which go out with the next [`Finished`] event.
+    scan: Option<crate::scan::ScanSet>,
+    scan_records: crate::report::Objects,
 }
 
 /// A closed direction, [`Finished`] once its file is.
@@ -289,6 +293,20 @@ impl FileSink {
             lost: HashMap::new(),
             pending: VecDeque::new(),
             finished: Vec::new(),
+            scan: None,
+            scan_records: Default::default(),
+        }
+    }
+
+    /// The scanners that get every event (files mode).
+    pub fn set_scanners(&mut self, s: crate::scan::ScanSet) {
+        self.scan = Some(s);
+    }
+
+    fn scan_open(&mut self, flow: &FlowInfo) {
+        if let Some(s) = &mut self.scan {
+            let session = self.flows[flow.slot as usize].session();
+            s.open(flow, session, &mut self.scan_records);
         }
     }
 
@@ -1011,7 +1029,14 @@ impl FileSink {
             };
             FinishedFile { shown, path, size }
         });
+        let report_extra = self
+            .scan
+            .as_mut()
+            .and_then(|s| s.take_extra(&p.flow, p.dir))
+            .map(|x| (x.xml, x.json));
         self.finished.push(Finished {
+            report_objects: std::mem::take(&mut self.scan_records),
+            report_extra,
             flow: p.flow,
             dir: p.dir,
             reason: p.reason,
@@ -1096,33 +1121,10 @@ impl FileSink {
     }
 }
 
-impl Sink for FileSink {
-    fn open(&mut self, flow: &FlowInfo) {
-        let i = flow.slot as usize;
-        if i >= self.flows.len() {
-            self.flows.resize(i + 1, FlowOut::EMPTY);
-        }
-        if self.flows[i].live() {
-            // A close for this slot was missed (the engine never does this): write the old
-            // flow's buffered bytes out; it gets no report record nor file time, as its
-            // figures are gone.
-            for dir in Dir::BOTH {
-                self.flush_dir(flow.slot, dir);
-                self.cache.remove(key(flow.slot, dir));
-            }
-            self.release(flow.slot);
-        }
-        let f = self.flows[i];
-        if f.meta & EVICTED != 0 && flow.dirs.iter().any(|d| d.stream_len > 0) {
-            // The evicted connection picked up again (a new one starts at 0): same names,
-            // same files, its bytes at their offsets.
-            self.flows[i].meta = (f.meta & !EVICTED) | LIVE;
-            return;
-        }
-        self.start_flow(flow.slot);
-    }
-
-    fn data(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
+impl FileSink {
+    /// Bytes at `offset` of `dir` into the direction's buffer (or file).
+    #[inline]
+    fn write_data(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
         let cap = self.cfg.limits.dir_buffer;
         let healthy = self.fatal.is_none();
         let d = &mut self.flow_mut(flow.slot).dirs[dir.index()];
@@ -1146,15 +1148,58 @@ impl Sink for FileSink {
         }
         self.store(flow, dir, offset, data);
     }
+}
+
+impl Sink for FileSink {
+    fn open(&mut self, flow: &FlowInfo) {
+        let i = flow.slot as usize;
+        if i >= self.flows.len() {
+            self.flows.resize(i + 1, FlowOut::EMPTY);
+        }
+        if self.flows[i].live() {
+            // A close for this slot was missed (the engine never does this): write the old
+            // flow's buffered bytes out; it gets no report record nor file time, as its
+            // figures are gone.
+            for dir in Dir::BOTH {
+                self.flush_dir(flow.slot, dir);
+                self.cache.remove(key(flow.slot, dir));
+            }
+            self.release(flow.slot);
+        }
+        let f = self.flows[i];
+        if f.meta & EVICTED != 0 && flow.dirs.iter().any(|d| d.stream_len > 0) {
+            // The evicted connection picked up again (a new one starts at 0): same names,
+            // same files, its bytes at their offsets.
+            self.flows[i].meta = (f.meta & !EVICTED) | LIVE;
+            self.scan_open(flow);
+            return;
+        }
+        self.start_flow(flow.slot);
+        self.scan_open(flow);
+    }
+
+    #[inline]
+    fn data(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
+        if let Some(s) = &mut self.scan {
+            s.data(flow, dir, offset, data, &mut self.scan_records);
+        }
+        self.write_data(flow, dir, offset, data);
+    }
 
     fn gap(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, len: u64, _reason: GapReason) {
+        if let Some(s) = &mut self.scan {
+            s.gap(flow, dir, offset, len, &mut self.scan_records);
+        }
         let d = &mut self.flow_mut(flow.slot).dirs[dir.index()];
         d.end = d.end.max(offset.saturating_add(len));
     }
 
     /// The file has the hole at these offsets: written there, as if in order.
     fn late(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
-        self.data(flow, dir, offset, data);
+        if let Some(s) = &mut self.scan {
+            s.late(flow, dir, offset, data, &mut self.scan_records);
+        }
+        self.write_data(flow, dir, offset, data);
         true
     }
 
@@ -1167,6 +1212,9 @@ impl Sink for FileSink {
             return;
         };
         let session = f.session();
+        if let Some(s) = &mut self.scan {
+            s.close(flow, reason, &mut self.scan_records);
+        }
         let resumable = reason == CloseReason::Evicted;
         let bumps = [f.dirs[0].bump, f.dirs[1].bump];
         for dir in Dir::BOTH {
@@ -1237,6 +1285,10 @@ impl Output for FileSink {
     fn finish(&mut self, end: &mut End) {
         self.wait_writes();
         end.errors.extend(self.fatal.take());
+        if let Some(s) = &self.scan {
+            end.groups.push(s.group());
+        }
+        end.report_objects.append(&mut self.scan_records);
         self.cache.clear();
         self.host.file_evictions = self.cache.evictions;
     }

@@ -55,6 +55,11 @@ pub struct Finished {
     pub truncated_bytes: u64,
     /// Bytes that did not reach the file (writing it failed).
     pub write_lost_bytes: u64,
+    /// What the scanners add inside this direction's report record (XML, JSON fields).
+    pub report_extra: Option<(String, String)>,
+    /// Report records of their own (HTTP objects) made since the last event, written
+    /// before this direction's.
+    pub report_objects: crate::report::Objects,
 }
 
 /// The file of a [`Finished`] direction.
@@ -79,6 +84,8 @@ pub struct End {
     pub lines: Vec<String>,
     /// Standard output was closed by its reader: no summary.
     pub broken_pipe: bool,
+    /// Report records of their own not written yet (scanners' objects).
+    pub report_objects: crate::report::Objects,
 }
 
 /// An output: the engine's events ([`Sink`]) and what a run needs around them. Every method
@@ -280,8 +287,10 @@ impl<S: Output> Outputs<S> {
         let mut host = HostStats::default();
         self.chain.counters(&mut host);
         let Tee(_, report) = self.chain.into_inner().into_inner();
+        let mut report = report.into_report();
+        report.objects(&mut end.report_objects);
         Ended {
-            report: report.into_report(),
+            report,
             host,
             max_open_flows: self.max_open_flows,
             end,
@@ -367,6 +376,8 @@ mod tests {
                 file: None,
                 truncated_bytes: 0,
                 write_lost_bytes: 0,
+                report_extra: None,
+                report_objects: Default::default(),
             });
         }
     }

@@ -29,6 +29,12 @@ impl Sink for ReportSink {
 
 impl Output for ReportSink {
     fn finished(&mut self, f: &Finished) {
+        for (xml, json) in &f.report_objects.0 {
+            self.report.object(xml, json);
+        }
+        if let Some((xml, json)) = &f.report_extra {
+            self.report.set_extra(xml.clone(), json.clone());
+        }
         self.report.direction(&DirRecord {
             filename: f.file.as_ref().map(|file| file.shown.as_path()),
             filesize: f.file.as_ref().map_or(0, |file| file.size),

@@ -1,0 +1,161 @@
+//! The cost of `-e http`: an HTTP-heavy capture (tests/src/http_workload.rs) run through
+//! `tcpflow` without and with `-e http`, and through `tshark --export-objects http` when it
+//! is installed; wall time (best of N) and peak RSS (GNU time) of each, and the bodies found.
+//!
+//! usage: httpbench [--conns N] [--per-conn K] [--runs R] [--out DIR] [--ours PATH]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+struct Measure {
+    secs: f64,
+    rss_kib: u64,
+}
+
+/// Runs `args` under /usr/bin/time: wall seconds and peak RSS.
+fn measure(args: &[&str], out: &Path) -> Result<Measure, String> {
+    let _ = std::fs::remove_dir_all(out);
+    std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
+    let tf = out.with_extension("time");
+    let start = Instant::now();
+    let st = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&tf)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map_err(|e| format!("/usr/bin/time: {e}"))?;
+    let secs = start.elapsed().as_secs_f64();
+    if !st.success() {
+        return Err(format!("{args:?}: {st}"));
+    }
+    let rss_kib = std::fs::read_to_string(&tf)
+        .ok()
+        .and_then(|s| s.trim().lines().last()?.parse().ok())
+        .unwrap_or(0);
+    Ok(Measure { secs, rss_kib })
+}
+
+fn count(dir: &Path, pat: &str) -> usize {
+    std::fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .filter(|e| e.file_name().to_string_lossy().contains(pat))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn main() -> ExitCode {
+    let mut conns = 1500usize;
+    let mut per = 3usize;
+    let mut runs = 3usize;
+    let mut out = std::env::temp_dir().join("tcpflow-httpbench");
+    let mut ours = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/tcpflow");
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut v = || args.next().unwrap_or_default();
+        match a.as_str() {
+            "--conns" => conns = v().parse().unwrap_or(conns),
+            "--per-conn" => per = v().parse().unwrap_or(per),
+            "--runs" => runs = v().parse().unwrap_or(runs).max(1),
+            "--out" => out = PathBuf::from(v()),
+            "--ours" => ours = PathBuf::from(v()),
+            _ => {
+                eprintln!("usage: httpbench [--conns N] [--per-conn K] [--runs R] [--out DIR] [--ours PATH]");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if !ours.is_file() {
+        eprintln!(
+            "httpbench: {} not built (cargo build --release -p tcpflow)",
+            ours.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let _ = std::fs::create_dir_all(&out);
+    let cap = tcpflow_tests::http_workload::capture(conns, per);
+    let pcap = out.join("http.pcap");
+    if let Err(e) = std::fs::write(&pcap, &cap.pcap) {
+        eprintln!("httpbench: {}: {e}", pcap.display());
+        return ExitCode::FAILURE;
+    }
+    println!(
+        "capture: {conns} connections, {} bodies ({} bytes decoded), {} bytes",
+        cap.bodies,
+        cap.body_bytes,
+        cap.pcap.len()
+    );
+    let (p, o) = (
+        pcap.to_str().unwrap_or_default(),
+        ours.to_str().unwrap_or_default(),
+    );
+    let mut rows = Vec::new();
+    for (name, extra) in [
+        ("tcpflow", &[][..]),
+        ("tcpflow -e http", &["-e", "http"][..]),
+    ] {
+        let dir = out.join(name.replace(' ', "_"));
+        let d = dir.to_str().unwrap_or_default().to_string();
+        let mut best: Option<Measure> = None;
+        for _ in 0..runs {
+            let mut a = vec![o, "-q", "-r", p, "-o", &d];
+            a.extend(extra);
+            match measure(&a, &dir) {
+                Ok(m) => {
+                    if best.as_ref().map_or(true, |b| m.secs < b.secs) {
+                        best = Some(m);
+                    }
+                }
+                Err(e) => {
+                    eprintln!("httpbench: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        let m = best.expect("at least one run");
+        rows.push((name.to_string(), m, count(&dir, "-HTTPBODY")));
+    }
+    if Command::new("tshark")
+        .arg("-v")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        let dir = out.join("tshark");
+        let d = format!("http,{}", dir.display());
+        match measure(&["tshark", "-q", "-r", p, "--export-objects", &d], &dir) {
+            Ok(m) => rows.push(("tshark --export-objects http".into(), m, count(&dir, ""))),
+            Err(e) => eprintln!("httpbench: {e}"),
+        }
+    }
+    println!("| run | wall s (best of {runs}) | peak RSS MiB | bodies written |");
+    println!("|---|---|---|---|");
+    for (n, m, b) in &rows {
+        println!(
+            "| {n} | {:.3} | {:.1} | {b} |",
+            m.secs,
+            m.rss_kib as f64 / 1024.0
+        );
+    }
+    let base = rows[0].1.secs;
+    let with = rows[1].1.secs;
+    println!(
+        "-e http costs {:+.1}% wall time",
+        (with / base - 1.0) * 100.0
+    );
+    if let Some((_, t, _)) = rows.get(2) {
+        println!(
+            "tshark --export-objects http takes {:.1}x the time of tcpflow -e http",
+            t.secs / with
+        );
+    }
+    let _ = std::fs::remove_dir_all(out.join("tcpflow"));
+    let _ = std::fs::remove_dir_all(out.join("tcpflow_-e_http"));
+    let _ = std::fs::remove_dir_all(out.join("tshark"));
+    ExitCode::SUCCESS
+}
