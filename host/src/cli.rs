@@ -165,6 +165,12 @@ pub struct Args {
     #[arg(long = "report-json", value_name = "FILE")]
     pub report_json: Option<PathBuf>,
 
+    /// viz (issue 19): the HTML report with charts (default: OUTDIR/report.html when files
+    /// are written and report.xml is not turned off; with -c/-C or --spool-export only when
+    /// given). One self-contained file: it loads nothing from anywhere.
+    #[arg(long = "report-html", value_name = "FILE")]
+    pub report_html: Option<PathBuf>,
+
     /// Write the packets that were not processed (not TCP, not IP, undecodable) to this pcap
     /// file.
     #[arg(short = 'w', value_name = "FILE")]
@@ -492,6 +498,8 @@ pub struct Options {
     pub action: Action,
     /// Warnings to print (unless quiet).
     pub warnings: Vec<String>,
+    /// viz (issue 19): report.html and report.pdf.
+    pub viz: crate::viz::VizOpts,
 }
 
 impl Args {
@@ -501,7 +509,8 @@ impl Args {
             (self.x_all, "-a (all post-processing scanners) is not supported yet"),
             (self.x_ah.is_some(), "-A is not supported (deprecated in tcpflow 1.6 too)"),
             (self.x_debug.is_some(), "-d (debug level) is not supported; -v is verbose"),
-            (self.x_scanner.is_some(), "-e (post-processing scanners: http, md5, netviz) is not supported yet"),
+            // viz (issue 19): `-e netviz` (report.pdf) is taken; the other scanners are not yet.
+            (self.x_scanner.as_deref().is_some_and(|s| s != "netviz"), "-e (post-processing scanners: http, md5) is not supported yet; -e netviz writes report.pdf"),
             (self.x_scanner_only.is_some(), "-E (scanner selection) is not supported yet"),
             (self.x_disable.is_some(), "-x (disabling scanners) is not supported yet"),
             (self.x_scanner_help, "-H (scanner help) is not supported: there are no scanners yet"),
@@ -621,6 +630,7 @@ impl Args {
             Some(self.outdir.join("report.xml"))
         };
         let files_mode = !(console_mode || spool_mode || matches!(action, Action::Summary(_)));
+        let viz = self.viz_opts(files_mode, matches!(action, Action::Summary(_)))?;
         let live_input = matches!(source, Source::Live { .. });
         // Bounds so that a typo cannot ask libpcap or the queue for terabytes.
         let capture_buffer = self
@@ -702,6 +712,32 @@ impl Args {
             spool,
             action,
             warnings,
+            viz,
+        })
+    }
+
+    /// viz (issue 19): where report.html and report.pdf go.
+    fn viz_opts(&self, files_mode: bool, summary: bool) -> Result<crate::viz::VizOpts, String> {
+        let netviz = self.x_scanner.as_deref() == Some("netviz");
+        if summary && (netviz || self.report_html.is_some()) {
+            return Err("--spool-summary writes no report: --report-html and -e netviz need a capture or --spool-export".into());
+        }
+        if !cfg!(feature = "viz") {
+            if netviz || self.report_html.is_some() {
+                return Err("this tcpflow was built without the pictures (cargo feature viz): --report-html and -e netviz are not available".into());
+            }
+            return Ok(crate::viz::VizOpts::default());
+        }
+        let html = match &self.report_html {
+            Some(p) => Some(p.clone()),
+            None if files_mode && !self.no_report => Some(self.outdir.join("report.html")),
+            None => None,
+        };
+        Ok(crate::viz::VizOpts {
+            html,
+            // tcpflow 1.6 writes report.pdf in the output folder.
+            pdf: netviz.then(|| self.outdir.join("report.pdf")),
+            interval_secs: None,
         })
     }
 

@@ -18,6 +18,8 @@
 //!   that spools the engine's events; [`spoolcmd`] - `--spool-export` and `--spool-summary`;
 //! - [`crc`] - the CPU's CRC-32C for the spool writer;
 //! - [`budget`] - sizing from defaults or from one RAM budget (`--memory`);
+//! - [`viz`] - report.html and `-e netviz`'s report.pdf: charts over bounded time bins and
+//!   top-N tables;
 //! - [`run`] - one run from start to exit status.
 //!
 //! Data flows one way: capture file or libpcap -> engine -> [`output::Output`] -> files and report.
@@ -41,6 +43,7 @@ pub mod spool;
 pub mod spoolcmd;
 pub mod template;
 pub mod timefmt;
+pub mod viz;
 pub mod watchdog;
 pub mod zeroed;
 

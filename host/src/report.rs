@@ -469,6 +469,9 @@ pub struct Report {
     /// The record being formatted (kept between records).
     line: String,
     times: timefmt::IsoMicros,
+    /// viz (issue 19): the pictures' tables, fed every record, when report.html or
+    /// report.pdf is wanted.
+    viz: Option<Box<crate::viz::Tables>>,
 }
 
 impl Report {
@@ -481,6 +484,7 @@ impl Report {
             start: Instant::now(),
             line: String::new(),
             times: Default::default(),
+            viz: None,
         }
     }
 
@@ -498,6 +502,7 @@ impl Report {
             start: Instant::now(),
             line: String::new(),
             times: Default::default(),
+            viz: None,
         };
         if let Some((path, w)) = &mut r.xml {
             write_xml_header(w, creator)
@@ -508,6 +513,16 @@ impl Report {
                 .map_err(|e| format!("writing {}: {}", path.display(), io_message(&e)))?;
         }
         Ok(r)
+    }
+
+    /// viz (issue 19): feed every record to the pictures' tables from now on.
+    pub fn collect_viz(&mut self) {
+        self.viz = Some(Box::default());
+    }
+
+    /// viz (issue 19): the pictures' tables, before [`Report::finish`].
+    pub fn take_viz(&mut self) -> Option<Box<crate::viz::Tables>> {
+        self.viz.take()
     }
 
     pub fn is_active(&self) -> bool {
@@ -527,6 +542,9 @@ impl Report {
 
     /// Records one direction of a closed flow.
     pub fn direction(&mut self, r: &DirRecord<'_>) {
+        if let Some(t) = &mut self.viz {
+            t.direction(r); // viz (issue 19)
+        }
         if self.error.is_some() || !self.is_active() {
             return;
         }

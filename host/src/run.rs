@@ -167,23 +167,29 @@ pub(crate) fn output_config(o: &Options) -> OutputConfig {
 fn reserved_names(o: &Options) -> Vec<PathBuf> {
     let canon = |p: &Path| std::fs::canonicalize(p).ok();
     let outdir = canon(&o.outdir);
-    [&o.report_xml, &o.report_json, &o.unprocessed]
-        .into_iter()
-        .flatten()
-        .filter_map(|p| {
-            if let Ok(rel) = p.strip_prefix(&o.outdir) {
-                return Some(rel.to_path_buf());
-            }
-            // Named another way (absolute, `./`): a file directly in the folder.
-            let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
-            let parent = canon(parent.unwrap_or(Path::new(".")));
-            if parent.is_some() && parent == outdir {
-                p.file_name().map(PathBuf::from)
-            } else {
-                None
-            }
-        })
-        .collect()
+    [
+        &o.report_xml,
+        &o.report_json,
+        &o.unprocessed,
+        &o.viz.html,
+        &o.viz.pdf,
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|p| {
+        if let Ok(rel) = p.strip_prefix(&o.outdir) {
+            return Some(rel.to_path_buf());
+        }
+        // Named another way (absolute, `./`): a file directly in the folder.
+        let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
+        let parent = canon(parent.unwrap_or(Path::new(".")));
+        if parent.is_some() && parent == outdir {
+            p.file_name().map(PathBuf::from)
+        } else {
+            None
+        }
+    })
+    .collect()
 }
 
 /// File names held in memory: by default two per flow slot, what the budget counts.
@@ -418,6 +424,8 @@ struct Run<'e> {
     stop: Arc<AtomicBool>,
     quiet: bool,
     failed: bool,
+    /// viz (issue 19): the time bins of report.html, when it is wanted.
+    timeline: Option<Box<crate::viz::Timeline>>,
 }
 
 impl Run<'_> {
@@ -443,8 +451,19 @@ impl Run<'_> {
     #[inline]
     fn packet(&mut self, link: LinkType, ts: Timestamp, origlen: u32, data: &[u8]) {
         self.out.host_mut().packets_read += 1;
+        // viz (issue 19): the frame to its time bin; the engine's events through the tee.
+        if let Some(t) = &mut self.timeline {
+            let (engine, out) = (&self.engine, &self.out);
+            t.frame(ts, data.len(), || {
+                crate::viz::Snap::of(engine.stats(), out.host())
+            });
+        }
+        let mut sink = crate::viz::Tee {
+            sink: &mut self.out,
+            timeline: self.timeline.as_deref_mut(),
+        };
         let processed = matches!(
-            self.engine.process(ts, link, data, &mut self.out),
+            self.engine.process(ts, link, data, &mut sink),
             Ok(Outcome::Tcp) | Ok(Outcome::FragmentHeld)
         );
         if let Writer::Spool(s) = &mut self.out {
@@ -614,7 +633,12 @@ impl Run<'_> {
             if last_advance.elapsed() >= ADVANCE_EVERY {
                 last_advance = Instant::now();
                 let now = now_ns();
-                self.engine.advance(Timestamp(now), &mut self.out);
+                // viz (issue 19): through the tee.
+                let mut sink = crate::viz::Tee {
+                    sink: &mut self.out,
+                    timeline: self.timeline.as_deref_mut(),
+                };
+                self.engine.advance(Timestamp(now), &mut sink);
                 self.out.idle(now);
             }
         }
@@ -897,7 +921,7 @@ pub fn run(o: Options) -> Result<i32, String> {
         Some(p) => Some((p.clone(), create_report_file(p, o.file_mode)?)),
         None => None,
     };
-    let report = Report::start(
+    let mut report = Report::start(
         xml,
         json,
         &Creator {
@@ -905,6 +929,9 @@ pub fn run(o: Options) -> Result<i32, String> {
             start_unix_ns: start_ns,
         },
     )?;
+    if o.viz.any() {
+        report.collect_viz(); // viz (issue 19)
+    }
 
     // The spool: opened, locked and allocated in full before any packet (a disk that is
     // too small fails here); after the drop, so that with -U it is the user's file.
@@ -1000,6 +1027,7 @@ pub fn run(o: Options) -> Result<i32, String> {
         stop: stop.clone(),
         quiet: o.quiet,
         failed: false,
+        timeline: o.viz.any().then(Box::default), // viz (issue 19)
     };
 
     // 7. Packets.
@@ -1089,9 +1117,13 @@ pub fn run(o: Options) -> Result<i32, String> {
         mut out,
         savefile,
         failed,
+        mut timeline,
         ..
     } = run;
-    engine.finish(&mut out);
+    engine.finish(&mut crate::viz::Tee {
+        sink: &mut out,
+        timeline: timeline.as_deref_mut(), // viz (issue 19)
+    });
     let stats = *engine.stats();
     if let Some(mut sf) = savefile {
         if let Err(e) = sf.flush() {
@@ -1101,7 +1133,7 @@ pub fn run(o: Options) -> Result<i32, String> {
     let mut failed = failed;
     let mut extra: Vec<Group> = vec![capacities_group(&sizing, o.memory, spooling, cutting)];
     let mut spool_stats = None;
-    let (report, mut host, max_open, broken_pipe) = match out {
+    let (mut report, mut host, max_open, broken_pipe) = match out {
         Writer::Output(mut out) => {
             out.wait_writes();
             if let Some(e) = out.fatal() {
@@ -1140,12 +1172,21 @@ pub fn run(o: Options) -> Result<i32, String> {
         host.queue_dropped = s.queue_dropped;
         host.queue_peak_bytes = s.queue_peak_bytes;
     }
-    if let Err(e) = report.finish(&Totals {
+    let totals = Totals {
         stats: &stats,
         host: &host,
         max_open_flows: max_open,
         extra: &extra,
-    }) {
+    };
+    let viz_tables = report.take_viz(); // viz (issue 19)
+    if let Err(e) = report.finish(&totals) {
+        eprintln!("tcpflow: {e}");
+        failed = true;
+    }
+    // viz (issue 19): report.html and report.pdf from the same totals.
+    if let Err(e) =
+        crate::viz::finish_run(&o.viz, timeline, viz_tables, &totals, o.file_mode, o.quiet)
+    {
         eprintln!("tcpflow: {e}");
         failed = true;
     }

@@ -1,0 +1,205 @@
+//! The pictures of a run: `report.html` (charts as inline SVG, tables, every counter) and,
+//! with `-e netviz`, `report.pdf` (tcpflow 1.6's name) holding the same charts.
+//!
+//! Bounded: [`collect::Timeline`] keeps at most [`collect::BINS`] time bins and
+//! [`collect::Tables`] fixed top-N tables and heavy-hitter summaries, so a capture of
+//! 400,000 connections gives a page of the same size as one of ten.
+//!
+//! Fed from three places, each a small marked hook in the run:
+//! - the packet loop: [`collect::Timeline::frame`] per frame (time, captured length), and
+//!   the engine's events through [`Tee`] (payload per direction and service port);
+//! - the report: each direction's record ([`crate::report::DirRecord`]), as report.xml
+//!   gets it, into [`collect::Tables`];
+//! - the end: the totals report.xml is written from ([`crate::report::Totals`]); the
+//!   page's counter table and the last snapshot of every time series are those values.
+//!
+//! The collector builds without the `viz` feature (it is plain counting); the charts, page
+//! and PDF need plotters and svg2pdf, which the field builds leave out.
+
+#[cfg(feature = "viz")]
+pub mod charts;
+pub mod collect;
+#[cfg(feature = "viz")]
+pub mod page;
+#[cfg(feature = "viz")]
+pub mod pdf;
+
+use std::path::PathBuf;
+
+use tcpflow_core::{CloseReason, Dir, FlowInfo, GapReason, Sink};
+
+pub use collect::{Snap, Tables, Timeline};
+
+/// Where the pictures go (from the flags).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VizOpts {
+    /// report.html (default: in the output folder when files are written).
+    pub html: Option<PathBuf>,
+    /// report.pdf (`-e netviz`).
+    pub pdf: Option<PathBuf>,
+    /// `--report-interval`: rewrite them every this many seconds of a live capture.
+    pub interval_secs: Option<u64>,
+}
+
+impl VizOpts {
+    pub fn any(&self) -> bool {
+        self.html.is_some() || self.pdf.is_some()
+    }
+}
+
+/// 1536 -> "1.5 KiB".
+pub fn fmt_bytes(n: u64) -> String {
+    const U: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 || (v - v.round()).abs() < 0.05 {
+        format!("{} {}", v.round() as u64, U[i])
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+/// The engine's events to the writer and, for data, to the timeline too.
+pub struct Tee<'a, S> {
+    pub sink: &'a mut S,
+    pub timeline: Option<&'a mut Timeline>,
+}
+
+impl<S: Sink> Sink for Tee<'_, S> {
+    #[inline]
+    fn open(&mut self, flow: &FlowInfo) {
+        self.sink.open(flow)
+    }
+    #[inline]
+    fn data(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
+        if let Some(t) = &mut self.timeline {
+            t.data(flow, dir, data.len());
+        }
+        self.sink.data(flow, dir, offset, data)
+    }
+    #[inline]
+    fn gap(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, len: u64, reason: GapReason) {
+        self.sink.gap(flow, dir, offset, len, reason)
+    }
+    #[inline]
+    fn redelivered(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
+        self.sink.redelivered(flow, dir, offset, data)
+    }
+    #[inline]
+    fn late(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
+        self.sink.late(flow, dir, offset, data)
+    }
+    #[inline]
+    fn close(&mut self, flow: &FlowInfo, reason: CloseReason) {
+        self.sink.close(flow, reason)
+    }
+}
+
+/// The end of a run: closes the time bins with the totals report.xml was written from and
+/// writes the pictures. `timeline` is `None` where no packets were read (`--spool-export`).
+pub fn finish_run(
+    opts: &VizOpts,
+    timeline: Option<Box<Timeline>>,
+    tables: Option<Box<Tables>>,
+    totals: &crate::report::Totals<'_>,
+    file_mode: u32,
+    quiet: bool,
+) -> Result<(), String> {
+    if !opts.any() {
+        return Ok(());
+    }
+    #[cfg(feature = "viz")]
+    {
+        let mut timeline = timeline.unwrap_or_default();
+        timeline.finish(Snap::of(totals.stats, totals.host));
+        let tables = tables.unwrap_or_default();
+        let warnings = write(
+            opts,
+            &timeline,
+            &tables,
+            totals,
+            &crate::report::command_line(),
+            file_mode,
+        )?;
+        if !quiet {
+            for w in warnings {
+                eprintln!("tcpflow: warning: {w}");
+            }
+        }
+        Ok(())
+    }
+    #[cfg(not(feature = "viz"))]
+    {
+        let _ = (timeline, tables, totals, file_mode, quiet);
+        Err("this tcpflow was built without the pictures (cargo feature viz)".into())
+    }
+}
+
+/// Writes report.html and report.pdf as asked, each atomically (a temporary file renamed
+/// over the name, so a reader, or a refresh with `--report-interval`, never sees half a
+/// page). Warnings are returned for the caller to print.
+#[cfg(feature = "viz")]
+pub fn write(
+    opts: &VizOpts,
+    timeline: &Timeline,
+    tables: &Tables,
+    totals: &crate::report::Totals<'_>,
+    command_line: &str,
+    file_mode: u32,
+) -> Result<Vec<String>, String> {
+    let mut warnings = Vec::new();
+    if !opts.any() {
+        return Ok(warnings);
+    }
+    let charts = charts::all(timeline, tables, page::addr_text)?;
+    if let Some(p) = &opts.html {
+        let html = page::render(&page::Page {
+            timeline,
+            tables,
+            totals,
+            charts: &charts,
+            command_line,
+            page_dir: p.parent(),
+        });
+        write_atomic(p, html.as_bytes(), file_mode)?;
+    }
+    if let Some(p) = &opts.pdf {
+        let svg = pdf::compose(&charts, command_line);
+        let (bytes, warning) = pdf::to_pdf(&svg)?;
+        warnings.extend(warning);
+        write_atomic(p, &bytes, file_mode)?;
+    }
+    Ok(warnings)
+}
+
+#[cfg(feature = "viz")]
+fn write_atomic(path: &std::path::Path, bytes: &[u8], mode: u32) -> Result<(), String> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("{}: not a file name", path.display()))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    let msg = |e: std::io::Error| {
+        format!(
+            "writing {}: {}",
+            path.display(),
+            crate::input::io_message(&e)
+        )
+    };
+    let mut f = crate::run::create_report_file(&tmp, mode)?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_data())
+        .map_err(msg)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        msg(e)
+    })
+}
