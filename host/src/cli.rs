@@ -722,6 +722,9 @@ impl Args {
         if summary && (netviz || self.report_html.is_some()) {
             return Err("--spool-summary writes no report: --report-html and -e netviz need a capture or --spool-export".into());
         }
+        if netviz && !cfg!(feature = "netviz") {
+            return Err("this tcpflow was built without report.pdf (cargo feature netviz): -e netviz is not available; report.html has the same charts".into());
+        }
         if !cfg!(feature = "viz") {
             if netviz || self.report_html.is_some() {
                 return Err("this tcpflow was built without the pictures (cargo feature viz): --report-html and -e netviz are not available".into());
@@ -808,7 +811,8 @@ impl Args {
     fn sizing(&self, spool: bool) -> Sizing {
         let base = match self.memory {
             Some(m) => Sizing::from_budget(
-                m,
+                // viz (issue 19): what the pictures cost whether drawn or not comes first.
+                m.saturating_sub(crate::viz::FIXED_MEMORY_BYTES),
                 budget::host_bytes_per_flow(spool, self.max_bytes.is_some()),
             ),
             None => Sizing::DEFAULT,

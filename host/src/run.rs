@@ -1184,9 +1184,7 @@ pub fn run(o: Options) -> Result<i32, String> {
         failed = true;
     }
     // viz (issue 19): report.html and report.pdf from the same totals.
-    if let Err(e) =
-        crate::viz::finish_run(&o.viz, timeline, viz_tables, &totals, o.file_mode, o.quiet)
-    {
+    if let Err(e) = crate::viz::finish_run(&o.viz, timeline, viz_tables, &totals, o.file_mode) {
         eprintln!("tcpflow: {e}");
         failed = true;
     }

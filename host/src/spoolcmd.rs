@@ -19,6 +19,8 @@ use crate::timefmt;
 struct Counting<'a, S> {
     inner: &'a mut S,
     stats: Stats,
+    /// viz (issue 19): report.html's time bins, placed at each connection's start.
+    timeline: Option<&'a mut crate::viz::Timeline>,
 }
 
 impl<S: Sink> Sink for Counting<'_, S> {
@@ -28,11 +30,18 @@ impl<S: Sink> Sink for Counting<'_, S> {
         if flow.conn_index > 0 {
             self.stats.flow.reused += 1;
         }
+        if let Some(t) = &mut self.timeline {
+            let snap = crate::viz::Snap::of(&self.stats, &Default::default());
+            t.at(flow.first_ts, || snap); // viz (issue 19)
+        }
         self.inner.open(flow);
     }
     fn data(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
         let f = &mut self.stats.flow;
         f.delivered_bytes = f.delivered_bytes.saturating_add(data.len() as u64);
+        if let Some(t) = &mut self.timeline {
+            t.data(flow, dir, data.len()); // viz (issue 19)
+        }
         self.inner.data(flow, dir, offset, data);
     }
     fn late(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
@@ -197,7 +206,7 @@ pub fn export(o: &Options, path: &Path) -> Result<i32, String> {
             None => None,
         })
     };
-    let report = Report::start(
+    let mut report = Report::start(
         open_report(&o.report_xml)?,
         open_report(&o.report_json)?,
         &Creator {
@@ -205,6 +214,10 @@ pub fn export(o: &Options, path: &Path) -> Result<i32, String> {
             start_unix_ns: start_ns,
         },
     )?;
+    if o.viz.any() {
+        report.collect_viz(); // viz (issue 19)
+    }
+    let mut timeline = o.viz.any().then(Box::<crate::viz::Timeline>::default);
     let cfg = output_config(o);
     let mut out = match o.console {
         Some(c) => Output::console(cfg, slots, report, c),
@@ -229,6 +242,7 @@ pub fn export(o: &Options, path: &Path) -> Result<i32, String> {
     let mut counting = Counting {
         inner: &mut out,
         stats: Stats::default(),
+        timeline: timeline.as_deref_mut(),
     };
     let replayed = reader.replay(&mut counting, &mut flows, &mut buf);
     let stats = counting.stats;
@@ -254,15 +268,22 @@ pub fn export(o: &Options, path: &Path) -> Result<i32, String> {
         failed = true;
     }
     let broken_pipe = out.broken_pipe();
-    let (report, host, max_open) = out.into_report();
+    let (mut report, host, max_open) = out.into_report();
     failed |= host.files_failed > 0;
     let extra = [summary_group(&sum)];
-    if let Err(e) = report.finish(&Totals {
+    let totals = Totals {
         stats: &stats,
         host: &host,
         max_open_flows: max_open,
         extra: &extra,
-    }) {
+    };
+    let viz_tables = report.take_viz(); // viz (issue 19)
+    if let Err(e) = report.finish(&totals) {
+        eprintln!("tcpflow: {e}");
+        failed = true;
+    }
+    // viz (issue 19): report.html and report.pdf from the same totals.
+    if let Err(e) = crate::viz::finish_run(&o.viz, timeline, viz_tables, &totals, o.file_mode) {
         eprintln!("tcpflow: {e}");
         failed = true;
     }

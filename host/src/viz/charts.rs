@@ -2,9 +2,10 @@
 //! same SVG composed into one page for the PDF). Text is left as SVG `<text>` in a generic
 //! font family: the page needs no font file and loads nothing.
 
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::collect::{size_bucket, Bin, Snap, Tables, Timeline, PORT_SLOTS, SIZE_BUCKETS};
+use super::collect::{Bin, Snap, Tables, Timeline, PORT_SLOTS, SIZE_BUCKETS};
 use super::fmt_bytes;
 
 /// One chart: an id for the page (and the tests), a title, and its SVG.
@@ -14,6 +15,9 @@ pub struct Chart {
     pub title: String,
     pub svg: String,
 }
+
+/// Charts in the report (each_draw hands out this many).
+pub const COUNT: usize = 9;
 
 pub const WIDTH: u32 = 760;
 pub const HEIGHT: u32 = 300;
@@ -34,21 +38,20 @@ fn err<E: std::fmt::Debug>(e: E) -> String {
 }
 
 /// A named series over the bins (one value per bin).
-struct Series {
+pub struct Series {
     name: String,
     values: Vec<f64>,
 }
 
 /// Step lines over time: each bin a flat segment, so a single bin still shows.
-fn time_chart(
+fn time_chart<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
     title: &str,
     y_desc: &str,
     secs_per_bin: f64,
     series: &[Series],
-) -> Result<String, String> {
-    let mut s = String::new();
+) -> Result<(), String> {
     {
-        let root = SVGBackend::with_string(&mut s, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let n = series.first().map_or(0, |s| s.values.len()).max(1);
         let x_max = n as f64 * secs_per_bin;
@@ -57,7 +60,7 @@ fn time_chart(
             .flat_map(|s| s.values.iter().copied())
             .fold(0.0f64, f64::max);
         let y_max = if y_max > 0.0 { y_max * 1.08 } else { 1.0 };
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 16))
             .margin(8)
             .x_label_area_size(34)
@@ -97,22 +100,24 @@ fn time_chart(
                 .draw()
                 .map_err(err)?;
         }
-        root.present().map_err(err)?;
     }
-    Ok(s)
+    Ok(())
 }
 
 /// Horizontal bars, largest on top.
-fn bar_chart(title: &str, x_desc: &str, rows: &[(String, f64)]) -> Result<String, String> {
-    let mut s = String::new();
+fn bar_chart<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    x_desc: &str,
+    rows: &[(String, f64)],
+) -> Result<(), String> {
     {
-        let root = SVGBackend::with_string(&mut s, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let n = rows.len().max(1);
         let x_max = rows.iter().map(|r| r.1).fold(0.0f64, f64::max);
         let x_max = if x_max > 0.0 { x_max * 1.05 } else { 1.0 };
         let labels: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 16))
             .margin(8)
             .x_label_area_size(34)
@@ -142,24 +147,21 @@ fn bar_chart(title: &str, x_desc: &str, rows: &[(String, f64)]) -> Result<String
                 Rectangle::new([(0.0, y0), (*v, y0 + 0.7)], PALETTE[0].filled())
             }))
             .map_err(err)?;
-        root.present().map_err(err)?;
     }
-    Ok(s)
+    Ok(())
 }
 
 /// Vertical bars over log2 size buckets.
-fn size_chart(t: &Tables) -> Result<String, String> {
+fn size_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, t: &Tables) -> Result<(), String> {
     let used: Vec<usize> = (0..SIZE_BUCKETS).filter(|&i| t.conn_sizes[i] > 0).collect();
     let (lo, hi) = match (used.first(), used.last()) {
         (Some(&a), Some(&b)) => (a, b),
         _ => (0, 0),
     };
-    let mut s = String::new();
     {
-        let root = SVGBackend::with_string(&mut s, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let y_max = t.conn_sizes.iter().copied().max().unwrap_or(0).max(1) as f64 * 1.08;
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(
                 "Connection sizes (both directions, log2 buckets)",
                 ("sans-serif", 16),
@@ -199,11 +201,8 @@ fn size_chart(t: &Tables) -> Result<String, String> {
                 )
             }))
             .map_err(err)?;
-        root.present().map_err(err)?;
     }
-    // Keeps the bucket arithmetic honest where it is drawn.
-    debug_assert_eq!(size_bucket(0), 0);
-    Ok(s)
+    Ok(())
 }
 
 fn deltas(bins: &[Bin], f: impl Fn(&Snap) -> u64) -> Vec<f64> {
@@ -219,33 +218,84 @@ fn deltas(bins: &[Bin], f: impl Fn(&Snap) -> u64) -> Vec<f64> {
         .collect()
 }
 
-/// Every chart of the report, in page order.
-pub fn all(
+/// One chart to draw: its kind and data.
+pub enum Draw<'a> {
+    Time {
+        y_desc: &'a str,
+        secs_per_bin: f64,
+        series: &'a [Series],
+    },
+    Bars {
+        x_desc: &'a str,
+        rows: &'a [(String, f64)],
+    },
+    Sizes(&'a Tables),
+}
+
+/// Draws `d` titled `title` on `area` (any plotters backend: SVG for the page, PDF).
+pub fn draw_on<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    d: &Draw<'_>,
+) -> Result<(), String> {
+    match d {
+        Draw::Time {
+            y_desc,
+            secs_per_bin,
+            series,
+        } => time_chart(area, title, y_desc, *secs_per_bin, series),
+        Draw::Bars { x_desc, rows } => bar_chart(area, title, x_desc, rows),
+        Draw::Sizes(t) => size_chart(area, t),
+    }
+}
+
+/// One chart as SVG.
+pub fn svg(title: &str, d: &Draw<'_>) -> Result<String, String> {
+    let mut s = String::new();
+    {
+        let root = SVGBackend::with_string(&mut s, (WIDTH, HEIGHT)).into_drawing_area();
+        draw_on(&root, title, d)?;
+        root.present().map_err(err)?;
+    }
+    Ok(s)
+}
+
+/// Every chart of the report as SVG, in page order, handed to `f` as soon as it is drawn
+/// (the page writes each out before the next is drawn: one chart in memory at a time).
+pub fn each(
     tl: &Timeline,
     t: &Tables,
     addr_label: impl Fn(tcpflow_core::Addr) -> String,
-) -> Result<Vec<Chart>, String> {
+    mut f: impl FnMut(Chart) -> Result<(), String>,
+) -> Result<(), String> {
+    each_draw(tl, t, addr_label, |id, title, d| {
+        f(Chart {
+            id,
+            title: title.to_string(),
+            svg: svg(title, &d)?,
+        })
+    })
+}
+
+/// Every chart of the report, in page order, as what to draw.
+pub fn each_draw(
+    tl: &Timeline,
+    t: &Tables,
+    addr_label: impl Fn(tcpflow_core::Addr) -> String,
+    mut f: impl FnMut(&'static str, &str, Draw<'_>) -> Result<(), String>,
+) -> Result<(), String> {
     let bins = tl.bins();
     let secs = tl.width_ns() as f64 / 1e9;
     let rate = |v: u64| v as f64 / secs;
-    let mut charts = Vec::new();
-    let mut push = |id: &'static str, title: &str, svg: String| {
-        charts.push(Chart {
-            id,
-            title: title.to_string(),
-            svg,
-        })
-    };
 
     let title = "Traffic (bytes/s): captured frames, and payload delivered per direction";
-    push(
+    f(
         "chart-bytes",
         title,
-        time_chart(
-            title,
-            "bytes/s",
-            secs,
-            &[
+        Draw::Time {
+            y_desc: "bytes/s",
+            secs_per_bin: secs,
+            series: &[
                 Series {
                     name: "captured frames".into(),
                     values: bins.iter().map(|b| rate(b.captured_bytes)).collect(),
@@ -259,23 +309,22 @@ pub fn all(
                     values: bins.iter().map(|b| rate(b.dir_bytes[1])).collect(),
                 },
             ],
-        )?,
-    );
+        },
+    )?;
 
     let title = "Packets per second";
-    push(
+    f(
         "chart-packets",
         title,
-        time_chart(
-            title,
-            "packets/s",
-            secs,
-            &[Series {
+        Draw::Time {
+            y_desc: "packets/s",
+            secs_per_bin: secs,
+            series: &[Series {
                 name: "packets read".into(),
                 values: bins.iter().map(|b| rate(b.packets)).collect(),
             }],
-        )?,
-    );
+        },
+    )?;
 
     // The six busiest port slots, and the rest.
     let slots = tl.port_slots();
@@ -303,25 +352,28 @@ pub fn all(
         });
     }
     let title = "Payload by service port (bytes/s; the lower port of each connection)";
-    push(
+    f(
         "chart-ports",
         title,
-        time_chart(title, "bytes/s", secs, &port_series)?,
-    );
+        Draw::Time {
+            y_desc: "bytes/s",
+            secs_per_bin: secs,
+            series: &port_series,
+        },
+    )?;
 
     let mut open = Vec::with_capacity(bins.len());
     for b in bins {
         open.push(b.snap.opened.saturating_sub(b.snap.closed) as f64);
     }
     let title = "Connections open (at the end of each bin) and opened";
-    push(
+    f(
         "chart-connections",
         title,
-        time_chart(
-            title,
-            "connections",
-            secs,
-            &[
+        Draw::Time {
+            y_desc: "connections",
+            secs_per_bin: secs,
+            series: &[
                 Series {
                     name: "open".into(),
                     values: open,
@@ -331,18 +383,17 @@ pub fn all(
                     values: deltas(bins, |s| s.opened),
                 },
             ],
-        )?,
-    );
+        },
+    )?;
 
     let title = "Capture health: bytes lost or in doubt per bin";
-    push(
+    f(
         "chart-loss",
         title,
-        time_chart(
-            title,
-            "bytes",
-            secs,
-            &[
+        Draw::Time {
+            y_desc: "bytes",
+            secs_per_bin: secs,
+            series: &[
                 Series {
                     name: "gap bytes (holes in files)".into(),
                     values: deltas(bins, |s| s.gap_bytes),
@@ -360,18 +411,17 @@ pub fn all(
                     values: deltas(bins, |s| s.frag_dropped_bytes),
                 },
             ],
-        )?,
-    );
+        },
+    )?;
 
     let title = "Capture health: events per bin";
-    push(
+    f(
         "chart-events",
         title,
-        time_chart(
-            title,
-            "events",
-            secs,
-            &[
+        Draw::Time {
+            y_desc: "events",
+            secs_per_bin: secs,
+            series: &[
                 Series {
                     name: "gaps".into(),
                     values: deltas(bins, |s| s.gaps),
@@ -397,10 +447,10 @@ pub fn all(
                     values: deltas(bins, |s| s.unprocessed_packets),
                 },
             ],
-        )?,
-    );
+        },
+    )?;
 
-    push("chart-sizes", "Connection sizes", size_chart(t)?);
+    f("chart-sizes", "Connection sizes", Draw::Sizes(t))?;
 
     let rows: Vec<(String, f64)> = t
         .talkers
@@ -409,7 +459,14 @@ pub fn all(
         .map(|(a, n, _)| (addr_label(a), n as f64))
         .collect();
     let title = "Top talkers (bytes sent)";
-    push("chart-talkers", title, bar_chart(title, "bytes", &rows)?);
+    f(
+        "chart-talkers",
+        title,
+        Draw::Bars {
+            x_desc: "bytes",
+            rows: &rows,
+        },
+    )?;
 
     let rows: Vec<(String, f64)> = t
         .ports
@@ -418,8 +475,15 @@ pub fn all(
         .map(|(p, n, _)| (format!("port {p}"), n as f64))
         .collect();
     let title = "Top service ports (bytes, both directions)";
-    push("chart-topports", title, bar_chart(title, "bytes", &rows)?);
-    Ok(charts)
+    f(
+        "chart-topports",
+        title,
+        Draw::Bars {
+            x_desc: "bytes",
+            rows: &rows,
+        },
+    )?;
+    Ok(())
 }
 
 /// 1234567 -> "1.23M".

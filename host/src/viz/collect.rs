@@ -189,6 +189,21 @@ impl Timeline {
 
     #[cold]
     fn frame_slow(&mut self, t: u64, captured: usize, counters: impl FnOnce() -> Snap) {
+        let idx = self.place(t, counters);
+        let b = &mut self.bins[idx];
+        b.packets += 1;
+        b.captured_bytes += captured as u64;
+    }
+
+    /// Moves the timeline to `ts` without a frame: `--spool-export`, whose spool keeps each
+    /// connection's times but not each packet's, places it at each connection's start.
+    pub fn at(&mut self, ts: Timestamp, counters: impl FnOnce() -> Snap) {
+        self.place(ts.0, counters);
+    }
+
+    /// The bin of time `t`: bins are merged until it fits, and the bins the timeline moves
+    /// past are closed with `counters`.
+    fn place(&mut self, t: u64, counters: impl FnOnce() -> Snap) -> usize {
         let start = *self.start.get_or_insert(t);
         // A frame from before the first (a later file starting earlier, a clock step back)
         // counts in the first bin.
@@ -207,11 +222,9 @@ impl Timeline {
             }
             self.cur = idx;
         }
-        // Bins before the latest keep their snapshot; this frame only adds to their figures.
-        let b = &mut self.bins[idx];
-        b.packets += 1;
-        b.captured_bytes += captured as u64;
+        // Bins before the latest keep their snapshot; a frame there only adds to its figures.
         self.cur_end = start.saturating_add((self.cur as u64 + 1).saturating_mul(self.width_ns));
+        idx
     }
 
     fn merge_pairs(&mut self) {

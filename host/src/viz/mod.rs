@@ -21,7 +21,7 @@ pub mod charts;
 pub mod collect;
 #[cfg(feature = "viz")]
 pub mod page;
-#[cfg(feature = "viz")]
+#[cfg(feature = "netviz")]
 pub mod pdf;
 
 use std::path::PathBuf;
@@ -29,6 +29,12 @@ use std::path::PathBuf;
 use tcpflow_core::{CloseReason, Dir, FlowInfo, GapReason, Sink};
 
 pub use collect::{Snap, Tables, Timeline};
+
+/// What the pictures cost in a run's memory, taken out of `--memory` before it is shared:
+/// the time bins (64 KiB) and, while the page is written, one chart, the page's parts and
+/// the write buffer (3 x 64 KiB). report.pdf holds its page's drawing operators (about
+/// 200 KiB), after every flow is written.
+pub const FIXED_MEMORY_BYTES: u64 = if cfg!(feature = "viz") { 512 << 10 } else { 0 };
 
 /// Where the pictures go (from the flags).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -107,7 +113,6 @@ pub fn finish_run(
     tables: Option<Box<Tables>>,
     totals: &crate::report::Totals<'_>,
     file_mode: u32,
-    quiet: bool,
 ) -> Result<(), String> {
     if !opts.any() {
         return Ok(());
@@ -117,31 +122,25 @@ pub fn finish_run(
         let mut timeline = timeline.unwrap_or_default();
         timeline.finish(Snap::of(totals.stats, totals.host));
         let tables = tables.unwrap_or_default();
-        let warnings = write(
+        write(
             opts,
             &timeline,
             &tables,
             totals,
             &crate::report::command_line(),
             file_mode,
-        )?;
-        if !quiet {
-            for w in warnings {
-                eprintln!("tcpflow: warning: {w}");
-            }
-        }
-        Ok(())
+        )
     }
     #[cfg(not(feature = "viz"))]
     {
-        let _ = (timeline, tables, totals, file_mode, quiet);
+        let _ = (timeline, tables, totals, file_mode);
         Err("this tcpflow was built without the pictures (cargo feature viz)".into())
     }
 }
 
 /// Writes report.html and report.pdf as asked, each atomically (a temporary file renamed
 /// over the name, so a reader, or a refresh with `--report-interval`, never sees half a
-/// page). Warnings are returned for the caller to print.
+/// page).
 #[cfg(feature = "viz")]
 pub fn write(
     opts: &VizOpts,
@@ -150,35 +149,33 @@ pub fn write(
     totals: &crate::report::Totals<'_>,
     command_line: &str,
     file_mode: u32,
-) -> Result<Vec<String>, String> {
-    let mut warnings = Vec::new();
-    if !opts.any() {
-        return Ok(warnings);
-    }
-    let charts = charts::all(timeline, tables, page::addr_text)?;
+) -> Result<(), String> {
     if let Some(p) = &opts.html {
-        let html = page::render(&page::Page {
+        let page = page::Page {
             timeline,
             tables,
             totals,
-            charts: &charts,
             command_line,
             page_dir: p.parent(),
-        });
-        write_atomic(p, html.as_bytes(), file_mode)?;
+        };
+        write_atomic(p, file_mode, |w| page::render(&page, w))?;
     }
+    #[cfg(feature = "netviz")]
     if let Some(p) = &opts.pdf {
-        let svg = pdf::compose(&charts, command_line);
-        let (bytes, warning) = pdf::to_pdf(&svg)?;
-        warnings.extend(warning);
-        write_atomic(p, &bytes, file_mode)?;
+        let bytes = pdf::page(timeline, tables, page::addr_text, command_line)?;
+        write_atomic(p, file_mode, |w| {
+            std::io::Write::write_all(w, &bytes).map_err(|e| crate::input::io_message(&e))
+        })?;
     }
-    Ok(warnings)
+    Ok(())
 }
 
 #[cfg(feature = "viz")]
-fn write_atomic(path: &std::path::Path, bytes: &[u8], mode: u32) -> Result<(), String> {
-    use std::io::Write;
+fn write_atomic(
+    path: &std::path::Path,
+    mode: u32,
+    fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<(), String>,
+) -> Result<(), String> {
     let name = path
         .file_name()
         .ok_or_else(|| format!("{}: not a file name", path.display()))?;
@@ -186,20 +183,17 @@ fn write_atomic(path: &std::path::Path, bytes: &[u8], mode: u32) -> Result<(), S
     tmp_name.push(name);
     tmp_name.push(".tmp");
     let tmp = path.with_file_name(tmp_name);
-    let msg = |e: std::io::Error| {
-        format!(
-            "writing {}: {}",
-            path.display(),
-            crate::input::io_message(&e)
-        )
-    };
-    let mut f = crate::run::create_report_file(&tmp, mode)?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_data())
-        .map_err(msg)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| {
+    let f = crate::run::create_report_file(&tmp, mode)?;
+    let mut w = std::io::BufWriter::with_capacity(64 * 1024, f);
+    let written = fill(&mut w).and_then(|()| {
+        let f = w
+            .into_inner()
+            .map_err(|e| crate::input::io_message(e.error()))?;
+        f.sync_data().map_err(|e| crate::input::io_message(&e))?;
+        std::fs::rename(&tmp, path).map_err(|e| crate::input::io_message(&e))
+    });
+    written.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        msg(e)
+        format!("writing {}: {e}", path.display())
     })
 }

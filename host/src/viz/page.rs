@@ -7,7 +7,9 @@ use std::path::{Component, Path};
 
 use tcpflow_core::Addr;
 
-use super::charts::Chart;
+use std::io::Write;
+
+use super::charts;
 use super::collect::{DirRow, Tables, Timeline};
 use crate::report::{stats_groups, xml_escape, Totals};
 use crate::template::push_addr_plain;
@@ -32,7 +34,6 @@ pub struct Page<'a> {
     pub timeline: &'a Timeline,
     pub tables: &'a Tables,
     pub totals: &'a Totals<'a>,
-    pub charts: &'a [Chart],
     pub command_line: &'a str,
     /// The folder the page is written to: file links are made relative to it.
     pub page_dir: Option<&'a Path>,
@@ -165,11 +166,18 @@ fn hitters_table(h: &mut String, id: &str, what: &str, rows: &[(String, u64, u64
     h.push_str("</table>\n");
 }
 
-/// The page as a string.
-pub fn render(p: &Page<'_>) -> String {
+/// Writes the page to `w`, a part at a time (each chart is drawn, written and dropped before
+/// the next), so building it holds one chart in memory, not the page.
+pub fn render(p: &Page<'_>, w: &mut impl Write) -> Result<(), String> {
     let t = p.totals;
     let f = &t.stats.flow;
-    let mut h = String::with_capacity(256 * 1024);
+    let mut h = String::with_capacity(64 * 1024);
+    let mut out = |h: &mut String| -> Result<(), String> {
+        w.write_all(h.as_bytes())
+            .map_err(|e| crate::input::io_message(&e))?;
+        h.clear();
+        Ok(())
+    };
     h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
     // Nothing may be fetched: no script, no font, no image from anywhere.
     h.push_str("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n");
@@ -229,7 +237,7 @@ pub fn render(p: &Page<'_>) -> String {
         );
     }
     h.push_str("</div>\n<h2>Over time</h2>\n<div class=grid>\n");
-    for c in p.charts {
+    charts::each(p.timeline, p.tables, addr_text, |c| {
         let _ = writeln!(
             h,
             "<figure id=\"{}\">{}<figcaption>{}</figcaption></figure>",
@@ -237,7 +245,8 @@ pub fn render(p: &Page<'_>) -> String {
             strip_xml_decl(&c.svg),
             xml_escape(&c.title)
         );
-    }
+        out(&mut h)
+    })?;
     h.push_str("</div>\n");
 
     h.push_str("<h2>Largest directions</h2>\n");
@@ -299,7 +308,7 @@ pub fn render(p: &Page<'_>) -> String {
         }
     }
     h.push_str("</table>\n</body></html>\n");
-    h
+    out(&mut h)
 }
 
 /// Counters that say data was lost or is in doubt (highlighted when not 0).
