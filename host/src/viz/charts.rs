@@ -69,11 +69,12 @@ fn time_chart<DB: DrawingBackend>(
             .map_err(err)?;
         chart
             .configure_mesh()
+            // The bold lines only: the light ones are most of the drawing and of the SVG.
+            .max_light_lines(0)
             .x_desc("seconds from the first packet")
             .y_desc(y_desc)
             .y_label_formatter(&|v| fmt_si(*v))
             .x_label_formatter(&|v| fmt_secs(*v))
-            .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(err)?;
         for (i, se) in series.iter().enumerate() {
@@ -126,6 +127,8 @@ fn bar_chart<DB: DrawingBackend>(
             .map_err(err)?;
         chart
             .configure_mesh()
+            // The bold lines only: the light ones are most of the drawing and of the SVG.
+            .max_light_lines(0)
             .disable_y_mesh()
             .x_desc(x_desc)
             .x_label_formatter(&|v| fmt_si(*v))
@@ -173,6 +176,8 @@ fn size_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, t: &Tables) -> 
             .map_err(err)?;
         chart
             .configure_mesh()
+            // The bold lines only: the light ones are most of the drawing and of the SVG.
+            .max_light_lines(0)
             .x_desc("bytes (bucket from)")
             .y_desc("connections")
             .x_labels((hi - lo + 2).min(16))

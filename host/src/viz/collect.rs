@@ -12,6 +12,9 @@
 //!   in the summary, over-estimating by at most the recorded error otherwise), and the size
 //!   distribution of connections (log2 buckets).
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+
 use tcpflow_core::{Addr, Dir, FlowInfo, Stats, Timestamp};
 
 use crate::report::{close_reason_name, DirRecord, HostStats};
@@ -342,35 +345,131 @@ impl Timeline {
     }
 }
 
-/// Space-Saving heavy hitters over `K` with `N` counters: memory fixed whatever the number of
-/// distinct keys. A key's count is exact while it never left the summary; otherwise it is
-/// over-estimated by at most its `error`.
-#[derive(Clone, Debug)]
-pub struct HeavyHitters<K, const N: usize> {
-    slots: Vec<(K, u64, u64)>,
+/// A multiply-rotate hash (rustc's FxHash): a few instructions a word where SipHash takes
+/// hundreds. Not keyed: crafted keys may collide, but the table holds at most a few hundred
+/// entries, so the worst case is a scan of those.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
-impl<K: Copy + Eq, const N: usize> Default for HeavyHitters<K, N> {
+/// Space-Saving heavy hitters over `K` with `N` counters: memory fixed whatever the number of
+/// distinct keys. A key's count is exact while it never left the summary; otherwise it is
+/// over-estimated by at most its `error`. A hash index finds a key and a min-heap over the
+/// counts finds the one to replace, so an update costs a hash and log2(N) steps however many
+/// distinct keys pass (a capture of many clients replaces a counter per record).
+#[derive(Clone, Debug)]
+pub struct HeavyHitters<K, const N: usize> {
+    /// (key, count, error) per counter.
+    slots: Vec<(K, u64, u64)>,
+    index: HashMap<K, usize, BuildHasherDefault<FxHasher>>,
+    /// Counter numbers as a binary min-heap by count; `pos[i]` is counter i's place in it.
+    heap: Vec<usize>,
+    pos: Vec<usize>,
+}
+
+impl<K: Copy + Eq + Hash, const N: usize> Default for HeavyHitters<K, N> {
     fn default() -> Self {
         HeavyHitters {
             slots: Vec::with_capacity(N),
+            index: HashMap::with_capacity_and_hasher(N, Default::default()),
+            heap: Vec::with_capacity(N),
+            pos: Vec::with_capacity(N),
         }
     }
 }
 
-impl<K: Copy + Eq, const N: usize> HeavyHitters<K, N> {
+impl<K: Copy + Eq + Hash, const N: usize> HeavyHitters<K, N> {
     pub fn add(&mut self, key: K, weight: u64) {
-        if let Some(s) = self.slots.iter_mut().find(|s| s.0 == key) {
-            s.1 += weight;
-            return;
+        let i = match self.index.get(&key) {
+            Some(&i) => {
+                self.slots[i].1 += weight;
+                i
+            }
+            None if self.slots.len() < N => {
+                let i = self.slots.len();
+                self.slots.push((key, weight, 0));
+                self.index.insert(key, i);
+                self.heap.push(i);
+                self.pos.push(i);
+                self.sift_up(i);
+                i
+            }
+            None => {
+                // The counter with the least count takes the key, keeping its count as error.
+                let i = self.heap[0];
+                let (old, min, _) = self.slots[i];
+                self.index.remove(&old);
+                self.index.insert(key, i);
+                self.slots[i] = (key, min + weight, min);
+                i
+            }
+        };
+        // A count only grows: the counter moves down the heap.
+        self.sift_down(self.pos[i]);
+    }
+
+    fn count_at(&self, h: usize) -> u64 {
+        self.slots[self.heap[h]].1
+    }
+
+    fn swap(&mut self, a: usize, b: usize) {
+        self.heap.swap(a, b);
+        self.pos[self.heap[a]] = a;
+        self.pos[self.heap[b]] = b;
+    }
+
+    fn sift_up(&mut self, i: usize) {
+        let mut h = self.pos[i];
+        while h > 0 {
+            let parent = (h - 1) / 2;
+            if self.count_at(parent) <= self.count_at(h) {
+                break;
+            }
+            self.swap(parent, h);
+            h = parent;
         }
-        if self.slots.len() < N {
-            self.slots.push((key, weight, 0));
-            return;
-        }
-        if let Some(s) = self.slots.iter_mut().min_by_key(|s| s.1) {
-            let min = s.1;
-            *s = (key, min + weight, min);
+    }
+
+    fn sift_down(&mut self, mut h: usize) {
+        let n = self.heap.len();
+        loop {
+            let (l, r) = (2 * h + 1, 2 * h + 2);
+            let mut least = h;
+            if l < n && self.count_at(l) < self.count_at(least) {
+                least = l;
+            }
+            if r < n && self.count_at(r) < self.count_at(least) {
+                least = r;
+            }
+            if least == h {
+                return;
+            }
+            self.swap(h, least);
+            h = least;
         }
     }
 
@@ -594,6 +693,36 @@ mod tests {
         assert_eq!(top[0].0, 1_000_000);
         // The count is at least the truth and over by at most the error.
         assert!(top[0].1 >= 5000 && top[0].1 - top[0].2 <= 5000);
+    }
+
+    #[test]
+    fn heavy_hitters_replace_the_least_counter() {
+        // Against the plain Space-Saving: replace the first least counter found.
+        let mut h: HeavyHitters<u32, 4> = HeavyHitters::default();
+        let mut model: Vec<(u32, u64)> = Vec::new();
+        let mut x = 7u64;
+        for _ in 0..5000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let key = (x >> 60) as u32;
+            let w = (x >> 40) % 5 + 1;
+            h.add(key, w);
+            match model.iter().position(|s| s.0 == key) {
+                Some(i) => model[i].1 += w,
+                None if model.len() < 4 => model.push((key, w)),
+                None => {
+                    let m = model.iter_mut().min_by_key(|s| s.1).unwrap();
+                    *m = (key, m.1 + w);
+                }
+            }
+            // The multiset of counts is the same whichever least counter was replaced.
+            let mut a: Vec<u64> = h.top(4).iter().map(|s| s.1).collect();
+            let mut b: Vec<u64> = model.iter().map(|s| s.1).collect();
+            a.sort_unstable();
+            b.sort_unstable();
+            assert_eq!(a, b);
+        }
     }
 
     #[test]
