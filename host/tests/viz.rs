@@ -322,6 +322,7 @@ fn page_size_does_not_grow_with_connections() {
 }
 
 #[test]
+#[cfg(feature = "netviz")]
 fn netviz_writes_a_pdf_that_renders_with_its_charts() {
     let d = tmp("viz-pdf");
     let cap = d.join("in.pcap");
