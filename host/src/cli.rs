@@ -165,9 +165,13 @@ pub struct Args {
     #[arg(long = "report-json", value_name = "FILE")]
     pub report_json: Option<PathBuf>,
 
-    /// viz (issue 19): the HTML report with charts (default: OUTDIR/report.html when files
-    /// are written and report.xml is not turned off; with -c/-C or --spool-export only when
-    /// given). One self-contained file: it loads nothing from anywhere.
+    // viz (issue 19).
+    /// The HTML report: traffic, connections and the capture's losses over time as charts,
+    /// the largest and lossiest directions linked to their files, top talkers, ports and
+    /// VLANs, every counter of report.xml (default: OUTDIR/report.html where files are
+    /// written, unless --no-report; with -c/-C only when given). One self-contained file
+    /// that loads nothing. `-e netviz` (tcpflow 1.6) also writes the charts to
+    /// OUTDIR/report.pdf.
     #[arg(long = "report-html", value_name = "FILE")]
     pub report_html: Option<PathBuf>,
 
@@ -811,8 +815,7 @@ impl Args {
     fn sizing(&self, spool: bool) -> Sizing {
         let base = match self.memory {
             Some(m) => Sizing::from_budget(
-                // viz (issue 19): what the pictures cost whether drawn or not comes first.
-                m.saturating_sub(crate::viz::FIXED_MEMORY_BYTES),
+                m,
                 budget::host_bytes_per_flow(spool, self.max_bytes.is_some()),
             ),
             None => Sizing::DEFAULT,

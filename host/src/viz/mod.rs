@@ -30,12 +30,6 @@ use tcpflow_core::{CloseReason, Dir, FlowInfo, GapReason, Sink};
 
 pub use collect::{Snap, Tables, Timeline};
 
-/// What the pictures cost in a run's memory, taken out of `--memory` before it is shared:
-/// the time bins (64 KiB) and, while the page is written, one chart, the page's parts and
-/// the write buffer (3 x 64 KiB). report.pdf holds its page's drawing operators (about
-/// 200 KiB), after every flow is written.
-pub const FIXED_MEMORY_BYTES: u64 = if cfg!(feature = "viz") { 512 << 10 } else { 0 };
-
 /// Where the pictures go (from the flags).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VizOpts {
