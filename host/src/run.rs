@@ -167,29 +167,24 @@ pub(crate) fn output_config(o: &Options) -> OutputConfig {
 fn reserved_names(o: &Options) -> Vec<PathBuf> {
     let canon = |p: &Path| std::fs::canonicalize(p).ok();
     let outdir = canon(&o.outdir);
-    [
-        &o.report_xml,
-        &o.report_json,
-        &o.unprocessed,
-        &o.viz.html,
-        &o.viz.pdf,
-    ]
-    .into_iter()
-    .flatten()
-    .filter_map(|p| {
-        if let Ok(rel) = p.strip_prefix(&o.outdir) {
-            return Some(rel.to_path_buf());
-        }
-        // Named another way (absolute, `./`): a file directly in the folder.
-        let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
-        let parent = canon(parent.unwrap_or(Path::new(".")));
-        if parent.is_some() && parent == outdir {
-            p.file_name().map(PathBuf::from)
-        } else {
-            None
-        }
-    })
-    .collect()
+    [&o.report_xml, &o.report_json, &o.unprocessed]
+        .into_iter()
+        .chain([&o.viz.html, &o.viz.pdf]) // viz (issue 19)
+        .flatten()
+        .filter_map(|p| {
+            if let Ok(rel) = p.strip_prefix(&o.outdir) {
+                return Some(rel.to_path_buf());
+            }
+            // Named another way (absolute, `./`): a file directly in the folder.
+            let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
+            let parent = canon(parent.unwrap_or(Path::new(".")));
+            if parent.is_some() && parent == outdir {
+                p.file_name().map(PathBuf::from)
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// File names held in memory: by default two per flow slot, what the budget counts.
