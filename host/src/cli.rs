@@ -175,6 +175,13 @@ pub struct Args {
     #[arg(long = "report-html", value_name = "FILE")]
     pub report_html: Option<PathBuf>,
 
+    // viz (issue 19).
+    /// Live capture: rewrite report.html (and report.pdf with -e netviz) every SECS seconds,
+    /// each time whole (a new file renamed over the old), so it can be watched while the
+    /// capture runs.
+    #[arg(long = "report-interval", value_name = "SECS")]
+    pub report_interval: Option<u64>,
+
     /// Write the packets that were not processed (not TCP, not IP, undecodable) to this pcap
     /// file.
     #[arg(short = 'w', value_name = "FILE")]
@@ -730,21 +737,27 @@ impl Args {
             return Err("this tcpflow was built without report.pdf (cargo feature netviz): -e netviz is not available; report.html has the same charts".into());
         }
         if !cfg!(feature = "viz") {
-            if netviz || self.report_html.is_some() {
-                return Err("this tcpflow was built without the pictures (cargo feature viz): --report-html and -e netviz are not available".into());
+            if netviz || self.report_html.is_some() || self.report_interval.is_some() {
+                return Err("this tcpflow was built without the pictures (cargo feature viz): --report-html, --report-interval and -e netviz are not available".into());
             }
             return Ok(crate::viz::VizOpts::default());
+        }
+        if self.report_interval.is_some() && self.interface.is_none() {
+            return Err("--report-interval applies to a live capture (-i)".into());
         }
         let html = match &self.report_html {
             Some(p) => Some(p.clone()),
             None if files_mode && !self.no_report => Some(self.outdir.join("report.html")),
             None => None,
         };
+        if self.report_interval.is_some() && html.is_none() && !netviz {
+            return Err("--report-interval: no report.html to refresh (give --report-html, or drop --no-report)".into());
+        }
         Ok(crate::viz::VizOpts {
             html,
             // tcpflow 1.6 writes report.pdf in the output folder.
             pdf: netviz.then(|| self.outdir.join("report.pdf")),
-            interval_secs: None,
+            interval_secs: self.report_interval,
         })
     }
 

@@ -465,6 +465,11 @@ impl Output {
         &self.host
     }
 
+    /// viz (issue 19): the report, for `--report-interval`'s refresh of the pictures.
+    pub fn report(&self) -> &Report {
+        &self.report
+    }
+
     pub fn host_mut(&mut self) -> &mut HostStats {
         &mut self.host
     }

@@ -520,6 +520,11 @@ impl Report {
         self.viz = Some(Box::default());
     }
 
+    /// viz (issue 19): the pictures' tables so far (`--report-interval`).
+    pub fn viz_tables(&self) -> Option<&crate::viz::Tables> {
+        self.viz.as_deref()
+    }
+
     /// viz (issue 19): the pictures' tables, before [`Report::finish`].
     pub fn take_viz(&mut self) -> Option<Box<crate::viz::Tables>> {
         self.viz.take()

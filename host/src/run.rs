@@ -421,6 +421,8 @@ struct Run<'e> {
     failed: bool,
     /// viz (issue 19): the time bins of report.html, when it is wanted.
     timeline: Option<Box<crate::viz::Timeline>>,
+    /// viz (issue 19): `--report-interval`.
+    viz_refresh: Option<crate::viz::Refresh>,
 }
 
 impl Run<'_> {
@@ -636,6 +638,10 @@ impl Run<'_> {
                 self.engine.advance(Timestamp(now), &mut sink);
                 self.out.idle(now);
             }
+            // viz (issue 19): --report-interval rewrites the pictures during the capture.
+            if self.viz_refresh.as_mut().is_some_and(|r| r.due()) {
+                self.refresh_viz();
+            }
         }
         let st = cap.join();
         if let Some(e) = &st.error {
@@ -643,6 +649,32 @@ impl Run<'_> {
             self.failed = true;
         }
         st
+    }
+}
+
+impl Run<'_> {
+    /// viz (issue 19): the pictures from the run so far (`--report-interval`); a failure is
+    /// warned about and the capture goes on.
+    fn refresh_viz(&mut self) {
+        let (Some(r), Some(tl)) = (&self.viz_refresh, &self.timeline) else {
+            return;
+        };
+        let tables = match &self.out {
+            Writer::Output(o) => o.report().viz_tables(),
+            Writer::Spool(s) => s.report().viz_tables(),
+        };
+        let totals = Totals {
+            stats: self.engine.stats(),
+            host: self.out.host(),
+            // The connections open now: the run's peak is known at its end.
+            max_open_flows: self.out.open_flows(),
+            extra: &r.extra,
+        };
+        if let Err(e) = r.write(tl, tables, &totals) {
+            if !self.quiet {
+                eprintln!("tcpflow: warning: {e}");
+            }
+        }
     }
 }
 
@@ -1023,6 +1055,11 @@ pub fn run(o: Options) -> Result<i32, String> {
         quiet: o.quiet,
         failed: false,
         timeline: o.viz.any().then(Box::default), // viz (issue 19)
+        viz_refresh: crate::viz::Refresh::new(
+            &o.viz,
+            vec![capacities_group(&sizing, o.memory, spooling, cutting)],
+            o.file_mode,
+        ), // viz (issue 19)
     };
 
     // 7. Packets.

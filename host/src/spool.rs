@@ -749,6 +749,11 @@ impl<'a> SpoolSink<'a> {
         &self.host
     }
 
+    /// viz (issue 19): the report, for `--report-interval`'s refresh of the pictures.
+    pub fn report(&self) -> &Report {
+        &self.report
+    }
+
     pub fn host_mut(&mut self) -> &mut HostStats {
         &mut self.host
     }

@@ -465,3 +465,81 @@ fn spool_export_writes_the_page_with_the_export_counters() {
         .unwrap_or(0);
     assert!(bins > 1, "bins {bins}");
 }
+
+#[test]
+fn report_interval_refreshes_the_page_during_a_live_capture() {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Duration;
+
+    // Only for a live capture, and only with a page to refresh.
+    let o = run(&["-r", "x.pcap", "--report-interval", "1"]);
+    assert!(
+        stderr(&o).contains("--report-interval applies to a live capture"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["-i", "lo", "-c", "--report-interval", "1"]);
+    assert!(
+        stderr(&o).contains("no report.html to refresh"),
+        "{}",
+        stderr(&o)
+    );
+
+    let d = tmp("viz-interval");
+    let out = d.join("out");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let filter = format!("tcp port {port}");
+    let child = bin()
+        .args([
+            "-i",
+            "lo",
+            "-o",
+            out.to_str().unwrap(),
+            "--report-interval",
+            "1",
+            &filter,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (mut s, _) = listener.accept().unwrap();
+    c.write_all(b"ping from the client").unwrap();
+    let mut buf = [0u8; 20];
+    s.read_exact(&mut buf).unwrap();
+    drop(c);
+    drop(s);
+    // Two refreshes at least, while the capture runs.
+    std::thread::sleep(Duration::from_millis(2600));
+    let during = std::fs::read_to_string(out.join("report.html")).unwrap_or_default();
+    // SAFETY: signalling our own child by its id.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    let e = stderr(&o);
+    if e.contains("cannot capture on lo") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no capture rights under CI: {e}"
+        );
+        eprintln!("no capture rights here: skipped ({e})");
+        return;
+    }
+    assert!(o.status.success(), "{e}");
+    assert!(
+        during.contains("refreshed during the capture"),
+        "no page during the capture"
+    );
+    assert_eq!(card(&during, "connections"), 1, "{e}");
+    assert!(during.ends_with("</html>\n"), "a page is always whole");
+    let after = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(!after.contains("refreshed during the capture"));
+    let xml = std::fs::read_to_string(out.join("report.xml")).unwrap();
+    assert_eq!(html_counters(&after), xml_counters(&xml));
+    // No temporary file is left beside it.
+    assert!(!out.join(".report.html.tmp").exists());
+}

@@ -128,7 +128,7 @@ pub struct PortSlot {
 }
 
 /// The time bins. See the module's description.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Timeline {
     bins: Box<[Bin; BINS]>,
     /// Capture time of the first frame (the start of bin 0); `None` before it.

@@ -63,6 +63,77 @@ pub fn fmt_bytes(n: u64) -> String {
     }
 }
 
+/// `--report-interval`: when to rewrite the pictures during a live capture, and the
+/// counter groups the run's report adds after the host's.
+#[derive(Debug)]
+pub struct Refresh {
+    pub opts: VizOpts,
+    every: std::time::Duration,
+    last: std::time::Instant,
+    pub extra: Vec<crate::report::Group>,
+    pub file_mode: u32,
+}
+
+impl Refresh {
+    pub fn new(
+        opts: &VizOpts,
+        extra: Vec<crate::report::Group>,
+        file_mode: u32,
+    ) -> Option<Refresh> {
+        let secs = opts.interval_secs.filter(|_| opts.any())?;
+        Some(Refresh {
+            opts: opts.clone(),
+            every: std::time::Duration::from_secs(secs.max(1)),
+            last: std::time::Instant::now(),
+            extra,
+            file_mode,
+        })
+    }
+
+    /// Whether a refresh is due (and if so, the next is counted from now).
+    pub fn due(&mut self) -> bool {
+        if self.last.elapsed() < self.every {
+            return false;
+        }
+        self.last = std::time::Instant::now();
+        true
+    }
+
+    /// Rewrites the pictures from the run so far: the bins closed with the counters as they
+    /// stand (on a copy: the run's bins go on), the tables of the directions closed so far.
+    pub fn write(
+        &self,
+        timeline: &Timeline,
+        tables: Option<&Tables>,
+        totals: &crate::report::Totals<'_>,
+    ) -> Result<(), String> {
+        #[cfg(feature = "viz")]
+        {
+            let mut tl = timeline.clone();
+            tl.finish(Snap::of(totals.stats, totals.host));
+            let empty = Tables::default();
+            let line = format!(
+                "{} (refreshed during the capture every {} s; the complete page is written at the end)",
+                crate::report::command_line(),
+                self.every.as_secs()
+            );
+            write(
+                &self.opts,
+                &tl,
+                tables.unwrap_or(&empty),
+                totals,
+                &line,
+                self.file_mode,
+            )
+        }
+        #[cfg(not(feature = "viz"))]
+        {
+            let _ = (timeline, tables, totals);
+            Err("this tcpflow was built without the pictures (cargo feature viz)".into())
+        }
+    }
+}
+
 /// The engine's events to the writer and, for data, to the timeline too.
 pub struct Tee<'a, S> {
     pub sink: &'a mut S,
