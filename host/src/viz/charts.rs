@@ -346,8 +346,14 @@ pub fn each_draw(
     let other: Vec<f64> = bins
         .iter()
         .map(|b| {
-            let shown: u64 = order.iter().map(|&i| b.port_bytes[i]).sum();
-            rate((b.dir_bytes[0] + b.dir_bytes[1]).saturating_sub(shown))
+            let shown = order
+                .iter()
+                .fold(0u64, |a, &i| a.saturating_add(b.port_bytes[i]));
+            rate(
+                b.dir_bytes[0]
+                    .saturating_add(b.dir_bytes[1])
+                    .saturating_sub(shown),
+            )
         })
         .collect();
     if other.iter().any(|v| *v > 0.0) {

@@ -49,12 +49,15 @@ impl Snap {
         let f = &s.flow;
         Snap {
             opened: f.opened,
-            closed: f.closed_fin
-                + f.closed_rst
-                + f.closed_idle
-                + f.closed_evicted
-                + f.closed_reused
-                + f.closed_end,
+            closed: [
+                f.closed_rst,
+                f.closed_idle,
+                f.closed_evicted,
+                f.closed_reused,
+                f.closed_end,
+            ]
+            .iter()
+            .fold(f.closed_fin, |a, b| a.saturating_add(*b)),
             gaps: f.gaps,
             gap_bytes: f.gap_bytes,
             conflict_bytes: f.conflict_bytes,
@@ -102,13 +105,13 @@ pub struct Bin {
 impl Bin {
     fn merge(a: &Bin, b: &Bin, b_later: bool) -> Bin {
         let mut m = *a;
-        m.packets += b.packets;
-        m.captured_bytes += b.captured_bytes;
+        m.packets = m.packets.saturating_add(b.packets);
+        m.captured_bytes = m.captured_bytes.saturating_add(b.captured_bytes);
         for d in 0..2 {
-            m.dir_bytes[d] += b.dir_bytes[d];
+            m.dir_bytes[d] = m.dir_bytes[d].saturating_add(b.dir_bytes[d]);
         }
         for i in 0..PORT_SLOTS {
-            m.port_bytes[i] += b.port_bytes[i];
+            m.port_bytes[i] = m.port_bytes[i].saturating_add(b.port_bytes[i]);
         }
         if b_later {
             m.snap = b.snap;
@@ -180,7 +183,7 @@ impl Timeline {
         if self.start.is_some() && t < self.cur_end && t >= self.cur_start() {
             let b = &mut self.bins[self.cur];
             b.packets += 1;
-            b.captured_bytes += captured as u64;
+            b.captured_bytes = b.captured_bytes.saturating_add(captured as u64);
             return;
         }
         self.frame_slow(t, captured, counters);
@@ -195,7 +198,7 @@ impl Timeline {
         let idx = self.place(t, counters);
         let b = &mut self.bins[idx];
         b.packets += 1;
-        b.captured_bytes += captured as u64;
+        b.captured_bytes = b.captured_bytes.saturating_add(captured as u64);
     }
 
     /// Moves the timeline to `ts` without a frame: `--spool-export`, whose spool keeps each
@@ -236,7 +239,7 @@ impl Timeline {
             let (a, b) = (self.bins[2 * i], self.bins[2 * i + 1]);
             self.bins[i] = Bin::merge(&a, &b, 2 * i < cur);
             self.other_port_bytes[i] =
-                self.other_port_bytes[2 * i] + self.other_port_bytes[2 * i + 1];
+                self.other_port_bytes[2 * i].saturating_add(self.other_port_bytes[2 * i + 1]);
         }
         for i in BINS / 2..BINS {
             self.bins[i] = Bin::default();
@@ -252,17 +255,19 @@ impl Timeline {
     #[inline]
     pub fn data(&mut self, flow: &FlowInfo, dir: Dir, len: usize) {
         let len = len as u64;
-        self.delivered += len;
+        self.delivered = self.delivered.saturating_add(len);
         let cur = self.cur;
-        self.bins[cur].dir_bytes[dir.index()] += len;
+        let b = &mut self.bins[cur].dir_bytes[dir.index()];
+        *b = b.saturating_add(len);
         // The service port: the lower of the two, as a well-known port usually is.
         let port = flow.key.port[0].min(flow.key.port[1]);
         let slot = match self.ports.iter().position(|s| s.used && s.port == port) {
             Some(i) => i,
             None => self.port_slot_for(port),
         };
-        self.ports[slot].bytes += len;
-        self.bins[cur].port_bytes[slot] += len;
+        self.ports[slot].bytes = self.ports[slot].bytes.saturating_add(len);
+        let b = &mut self.bins[cur].port_bytes[slot];
+        *b = b.saturating_add(len);
     }
 
     /// Space-Saving: a free slot, or the one with the fewest bytes, whose series moves to
@@ -286,7 +291,7 @@ impl Timeline {
             .map(|(i, s)| (i, s.bytes))
             .unwrap_or((0, 0));
         for (b, other) in self.bins.iter_mut().zip(self.other_port_bytes.iter_mut()) {
-            *other += b.port_bytes[i];
+            *other = other.saturating_add(b.port_bytes[i]);
             b.port_bytes[i] = 0;
         }
         self.ports[i] = PortSlot {
@@ -406,7 +411,7 @@ impl<K: Copy + Eq + Hash, const N: usize> HeavyHitters<K, N> {
     pub fn add(&mut self, key: K, weight: u64) {
         let i = match self.index.get(&key) {
             Some(&i) => {
-                self.slots[i].1 += weight;
+                self.slots[i].1 = self.slots[i].1.saturating_add(weight);
                 i
             }
             None if self.slots.len() < N => {
@@ -424,7 +429,7 @@ impl<K: Copy + Eq + Hash, const N: usize> HeavyHitters<K, N> {
                 let (old, min, _) = self.slots[i];
                 self.index.remove(&old);
                 self.index.insert(key, i);
-                self.slots[i] = (key, min + weight, min);
+                self.slots[i] = (key, min.saturating_add(weight), min);
                 i
             }
         };
@@ -520,7 +525,10 @@ impl DirRow {
 
     /// What the lossiest table ranks by: bytes missing from the file, then differing copies.
     pub fn loss(&self) -> (u64, u64) {
-        (self.gap_bytes + self.write_lost_bytes, self.conflict_bytes)
+        (
+            self.gap_bytes.saturating_add(self.write_lost_bytes),
+            self.conflict_bytes,
+        )
     }
 }
 
@@ -613,7 +621,10 @@ impl Tables {
         // records no direction without packets or file).
         if r.dir == Dir::AtoB || (flow.dirs[0].packets == 0 && flow.dirs[0].stream_len == 0) {
             self.connections += 1;
-            let total = flow.dirs[0].stream_len + flow.dirs[1].stream_len;
+            // Saturating: a spool's records may claim anything.
+            let total = flow.dirs[0]
+                .stream_len
+                .saturating_add(flow.dirs[1].stream_len);
             self.conn_sizes[size_bucket(total)] += 1;
         }
         if bytes > 0 {
@@ -625,7 +636,10 @@ impl Tables {
             }
             self.largest.offer(bytes, |row| row.bytes, || DirRow::of(r));
         }
-        let loss = (d.gap_bytes + r.write_lost_bytes, d.conflict_bytes);
+        let loss = (
+            d.gap_bytes.saturating_add(r.write_lost_bytes),
+            d.conflict_bytes,
+        );
         if loss != (0, 0) {
             self.lossiest.offer(loss, DirRow::loss, || DirRow::of(r));
         }

@@ -123,7 +123,7 @@ fn dir_table(h: &mut String, id: &str, rows: &[DirRow], page_dir: Option<&Path>)
             }
             None => h.push_str("(no file)"),
         }
-        let lossy = r.gap_bytes + r.write_lost_bytes + r.conflict_bytes > 0;
+        let lossy = r.gap_bytes > 0 || r.write_lost_bytes > 0 || r.conflict_bytes > 0;
         let _ = write!(
             h,
             "</td><td>{}</td><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=\"n{}\">{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td></tr>",
@@ -190,7 +190,7 @@ pub fn render(p: &Page<'_>, w: &mut impl Write) -> Result<(), String> {
         xml_escape(p.command_line)
     );
     if let Some(start) = p.timeline.start() {
-        let span = p.timeline.bins().len() as u64 * p.timeline.width_ns();
+        let span = (p.timeline.bins().len() as u64).saturating_mul(p.timeline.width_ns());
         let _ = write!(
             h,
             "<br>First packet {}; {} bins of {} ms (about {} s).",
@@ -204,18 +204,22 @@ pub fn render(p: &Page<'_>, w: &mut impl Write) -> Result<(), String> {
 
     // The figures a reader looks for first: how much, and what was lost.
     h.push_str("<div class=cards id=summary>");
-    let lost_total = f.gap_bytes + t.host.write_lost_bytes + t.host.unwritten_bytes;
-    let drops = t.host.pcap_dropped + t.host.pcap_if_dropped + t.host.queue_dropped;
+    // Saturating: an exported spool's figures may claim anything.
+    let not_written = t
+        .host
+        .write_lost_bytes
+        .saturating_add(t.host.unwritten_bytes);
+    let drops = t
+        .host
+        .pcap_dropped
+        .saturating_add(t.host.pcap_if_dropped)
+        .saturating_add(t.host.queue_dropped);
     for (label, v, bad) in [
         ("packets", t.host.packets_read, false),
         ("connections", f.opened, false),
         ("payload bytes delivered", f.delivered_bytes, false),
         ("bytes missing (gaps)", f.gap_bytes, f.gap_bytes > 0),
-        (
-            "bytes not written",
-            t.host.write_lost_bytes + t.host.unwritten_bytes,
-            lost_total > f.gap_bytes,
-        ),
+        ("bytes not written", not_written, not_written > 0),
         (
             "conflicting retransmitted bytes",
             f.conflict_bytes,
