@@ -165,6 +165,23 @@ pub struct Args {
     #[arg(long = "report-json", value_name = "FILE")]
     pub report_json: Option<PathBuf>,
 
+    // viz (issue 19).
+    /// The HTML report: traffic, connections and the capture's losses over time as charts,
+    /// the largest and lossiest directions linked to their files, top talkers, ports and
+    /// VLANs, every counter of report.xml (default: OUTDIR/report.html where files are
+    /// written, unless --no-report; with -c/-C only when given). One self-contained file
+    /// that loads nothing. `-e netviz` (tcpflow 1.6) also writes the charts to
+    /// OUTDIR/report.pdf.
+    #[arg(long = "report-html", value_name = "FILE")]
+    pub report_html: Option<PathBuf>,
+
+    // viz (issue 19).
+    /// Live capture: rewrite report.html (and report.pdf with -e netviz) every SECS seconds,
+    /// each time whole (a new file renamed over the old), so it can be watched while the
+    /// capture runs.
+    #[arg(long = "report-interval", value_name = "SECS")]
+    pub report_interval: Option<u64>,
+
     /// Write the packets that were not processed (not TCP, not IP, undecodable) to this pcap
     /// file.
     #[arg(short = 'w', value_name = "FILE")]
@@ -567,6 +584,8 @@ pub struct Options {
     /// -e http: `--http-max-body`, and whether codings are undone (not -Z).
     pub http_max_body: u64,
     pub http_decode: bool,
+    /// viz (issue 19): report.html and report.pdf.
+    pub viz: crate::viz::VizOpts,
 }
 
 impl Args {
@@ -758,6 +777,11 @@ impl Args {
             warnings
                 .push("-Z and --http-max-body only apply to -e http; they do nothing here".into());
         }
+        let viz = self.viz_opts(
+            files_mode,
+            matches!(action, Action::Summary(_)),
+            scan.netviz,
+        )?;
         Ok(Options {
             source,
             filter,
@@ -795,6 +819,45 @@ impl Args {
             scan,
             http_max_body: self.http_max_body.unwrap_or(256 << 20),
             http_decode: !self.http_no_decode,
+            viz,
+        })
+    }
+
+    /// viz (issue 19): where report.html and report.pdf go.
+    fn viz_opts(
+        &self,
+        files_mode: bool,
+        summary: bool,
+        netviz: bool,
+    ) -> Result<crate::viz::VizOpts, String> {
+        if summary && (netviz || self.report_html.is_some()) {
+            return Err("--spool-summary writes no report: --report-html and -e netviz need a capture or --spool-export".into());
+        }
+        if netviz && !cfg!(feature = "netviz") {
+            return Err("this tcpflow was built without report.pdf (cargo feature netviz): -e netviz is not available; report.html has the same charts".into());
+        }
+        if !cfg!(feature = "viz") {
+            if netviz || self.report_html.is_some() || self.report_interval.is_some() {
+                return Err("this tcpflow was built without the pictures (cargo feature viz): --report-html, --report-interval and -e netviz are not available".into());
+            }
+            return Ok(crate::viz::VizOpts::default());
+        }
+        if self.report_interval.is_some() && self.interface.is_none() {
+            return Err("--report-interval applies to a live capture (-i)".into());
+        }
+        let html = match &self.report_html {
+            Some(p) => Some(p.clone()),
+            None if files_mode && !self.no_report => Some(self.outdir.join("report.html")),
+            None => None,
+        };
+        if self.report_interval.is_some() && html.is_none() && !netviz {
+            return Err("--report-interval: no report.html to refresh (give --report-html, or drop --no-report)".into());
+        }
+        Ok(crate::viz::VizOpts {
+            html,
+            // tcpflow 1.6 writes report.pdf in the output folder.
+            pdf: netviz.then(|| self.outdir.join("report.pdf")),
+            interval_secs: self.report_interval,
         })
     }
 
@@ -1000,9 +1063,9 @@ mod tests {
     fn refused_flags_say_so() {
         let e = parse(&["-K", "-r", "x"]).unwrap_err();
         assert_eq!(e, "-K (per-flow pcap) is not supported yet");
-        assert!(parse(&["-e", "netviz", "-r", "x"])
+        assert!(parse(&["-e", "pictures", "-r", "x"])
             .unwrap_err()
-            .contains("-e netviz"));
+            .contains("-e pictures: unknown scanner"));
         assert!(parse(&["-S", "tcp_timeout=5", "-r", "x"])
             .unwrap_err()
             .contains("-S"));

@@ -20,6 +20,8 @@
 //! - [`crc`] - the CPU's CRC-32C for the spool writer;
 //! - [`budget`] - sizing from defaults or from one RAM budget (`--memory`);
 //! - [`scan`] - post-processing scanners (`-e http`, `-e md5`, `-e sha256`) fed by the file writer;
+//! - [`viz`] - report.html and `-e netviz`'s report.pdf: charts over bounded time bins and
+//!   top-N tables;
 //! - [`run`] - one run from start to exit status.
 //!
 //! Data flows one way: capture file or libpcap -> engine -> [`output::Outputs`] -> files,
@@ -45,6 +47,7 @@ pub mod spool;
 pub mod spoolcmd;
 pub mod template;
 pub mod timefmt;
+pub mod viz;
 pub mod watchdog;
 pub mod zeroed;
 

@@ -502,6 +502,9 @@ pub struct Report {
     // scan: what the scanners add to the next direction record (XML inside its
     // `<fileobject>`, JSON fields of its line); see `Report::set_extra`.
     extra: Option<(String, String)>,
+    /// viz (issue 19): the pictures' tables, fed every record, when report.html or
+    /// report.pdf is wanted.
+    viz: Option<Box<crate::viz::Tables>>,
 }
 
 /// Report records a scanner made (an HTTP object each: whole XML elements, a whole JSON
@@ -532,6 +535,7 @@ impl Report {
             line: String::new(),
             times: Default::default(),
             extra: None,
+            viz: None,
         }
     }
 
@@ -550,6 +554,7 @@ impl Report {
             line: String::new(),
             times: Default::default(),
             extra: None,
+            viz: None,
         };
         if let Some((path, w)) = &mut r.xml {
             write_xml_header(w, creator)
@@ -560,6 +565,21 @@ impl Report {
                 .map_err(|e| format!("writing {}: {}", path.display(), io_message(&e)))?;
         }
         Ok(r)
+    }
+
+    /// viz (issue 19): feed every record to the pictures' tables from now on.
+    pub fn collect_viz(&mut self) {
+        self.viz = Some(Box::default());
+    }
+
+    /// viz (issue 19): the pictures' tables so far (`--report-interval`).
+    pub fn viz_tables(&self) -> Option<&crate::viz::Tables> {
+        self.viz.as_deref()
+    }
+
+    /// viz (issue 19): the pictures' tables, before [`Report::finish`].
+    pub fn take_viz(&mut self) -> Option<Box<crate::viz::Tables>> {
+        self.viz.take()
     }
 
     pub fn is_active(&self) -> bool {
@@ -579,6 +599,9 @@ impl Report {
 
     /// Records one direction of a closed flow.
     pub fn direction(&mut self, r: &DirRecord<'_>) {
+        if let Some(t) = &mut self.viz {
+            t.direction(r); // viz (issue 19)
+        }
         if self.error.is_some() || !self.is_active() {
             return;
         }

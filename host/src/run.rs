@@ -168,6 +168,7 @@ fn reserved_names(o: &Options) -> Vec<PathBuf> {
     let outdir = canon(&o.outdir);
     [&o.report_xml, &o.report_json, &o.unprocessed]
         .into_iter()
+        .chain([&o.viz.html, &o.viz.pdf]) // viz (issue 19)
         .flatten()
         .filter_map(|p| {
             if let Ok(rel) = p.strip_prefix(&o.outdir) {
@@ -328,6 +329,10 @@ struct Run<'e, S> {
     stop: Arc<AtomicBool>,
     quiet: bool,
     failed: bool,
+    /// viz (issue 19): the time bins of report.html, when it is wanted.
+    timeline: Option<Box<crate::viz::Timeline>>,
+    /// viz (issue 19): `--report-interval`.
+    viz_refresh: Option<crate::viz::Refresh>,
 }
 
 impl<S: Output> Run<'_, S> {
@@ -353,8 +358,19 @@ impl<S: Output> Run<'_, S> {
     #[inline(always)]
     fn packet(&mut self, link: LinkType, ts: Timestamp, origlen: u32, data: &[u8]) {
         self.host.packets_read += 1;
+        // viz (issue 19): the frame to its time bin; the engine's events through the tee.
+        if let Some(t) = &mut self.timeline {
+            let (engine, host) = (&self.engine, &self.host);
+            t.frame(ts, data.len(), || {
+                crate::viz::Snap::of(engine.stats(), host)
+            });
+        }
+        let mut sink = crate::viz::Tee {
+            sink: &mut self.out,
+            timeline: self.timeline.as_deref_mut(),
+        };
         let processed = matches!(
-            self.engine.process(ts, link, data, &mut self.out),
+            self.engine.process(ts, link, data, &mut sink),
             Ok(Outcome::Tcp(_) | Outcome::Untracked | Outcome::FragmentHeld)
         );
         let live = self.live;
@@ -612,8 +628,17 @@ impl<S: Output> Run<'_, S> {
             if last_advance.elapsed() >= ADVANCE_EVERY {
                 last_advance = Instant::now();
                 let now = now_ns();
-                self.engine.advance(Timestamp(now), &mut self.out);
+                // viz (issue 19): through the tee.
+                let mut sink = crate::viz::Tee {
+                    sink: &mut self.out,
+                    timeline: self.timeline.as_deref_mut(),
+                };
+                self.engine.advance(Timestamp(now), &mut sink);
                 self.out.idle(now);
+            }
+            // viz (issue 19): --report-interval rewrites the pictures during the capture.
+            if self.viz_refresh.as_mut().is_some_and(|r| r.due()) {
+                self.refresh_viz();
             }
         }
         let st = cap.join();
@@ -622,6 +647,30 @@ impl<S: Output> Run<'_, S> {
             self.failed = true;
         }
         st
+    }
+}
+
+impl<S: Output> Run<'_, S> {
+    /// viz (issue 19): the pictures from the run so far (`--report-interval`); a failure is
+    /// warned about and the capture goes on.
+    fn refresh_viz(&mut self) {
+        let (Some(r), Some(tl)) = (&self.viz_refresh, &self.timeline) else {
+            return;
+        };
+        let mut host = self.host;
+        self.out.counters(&mut host);
+        let totals = Totals {
+            stats: self.engine.stats(),
+            host: &host,
+            // The connections open now: the run's peak is known at its end.
+            max_open_flows: self.out.open_flows(),
+            extra: &r.extra,
+        };
+        if let Err(e) = r.write(tl, self.out.report().viz_tables(), &totals) {
+            if !self.quiet {
+                eprintln!("tcpflow: warning: {e}");
+            }
+        }
     }
 }
 
@@ -984,7 +1033,7 @@ fn setup(o: &Options) -> Result<Option<Setup>, String> {
         Some(p) => Some((p.clone(), create_report_file(p, o.file_mode)?)),
         None => None,
     };
-    let report = Report::start(
+    let mut report = Report::start(
         xml,
         json,
         &Creator {
@@ -992,6 +1041,9 @@ fn setup(o: &Options) -> Result<Option<Setup>, String> {
             start_unix_ns: start_ns,
         },
     )?;
+    if o.viz.any() {
+        report.collect_viz(); // viz (issue 19)
+    }
 
     // The spool: opened, locked and allocated in full before any packet (a disk that is
     // too small fails here); after the drop, so that with -U it is the user's file.
@@ -1102,6 +1154,17 @@ fn drive<S: Output>(
         stop: stop.clone(),
         quiet: o.quiet,
         failed: false,
+        timeline: o.viz.any().then(Box::default), // viz (issue 19)
+        viz_refresh: crate::viz::Refresh::new(
+            &o.viz,
+            vec![capacities_group(
+                sizing,
+                o.memory,
+                o.spool.is_some(),
+                o.max_bytes.is_some(),
+            )],
+            o.file_mode,
+        ), // viz (issue 19)
     };
 
     // 7. Packets.
@@ -1115,9 +1178,13 @@ fn drive<S: Output>(
         savefile,
         mut host,
         failed,
+        mut timeline,
         ..
     } = run;
-    engine.finish(&mut out);
+    engine.finish(&mut crate::viz::Tee {
+        sink: &mut out,
+        timeline: timeline.as_deref_mut(), // viz (issue 19)
+    });
     let stats = *engine.stats();
     if let Some(mut sf) = savefile {
         if let Err(e) = sf.flush() {
@@ -1138,7 +1205,7 @@ fn drive<S: Output>(
         spooling,
         o.max_bytes.is_some(),
     )];
-    let end = end_outputs(out, &stats, host, extra);
+    let end = end_outputs(out, &stats, host, extra, o, timeline);
     if !o.quiet && !end.broken_pipe {
         let files_mode = o.console.is_none() && !spooling;
         let dir = files_mode.then_some(o.outdir.as_path());
@@ -1176,6 +1243,8 @@ pub(crate) fn end_outputs<S: Output>(
     stats: &Stats,
     mut host: HostStats,
     mut extra: Vec<Group>,
+    o: &Options,
+    timeline: Option<Box<crate::viz::Timeline>>,
 ) -> OutputsEnd {
     let ended = out.end();
     let mut failed = false;
@@ -1195,12 +1264,20 @@ pub(crate) fn end_outputs<S: Output>(
         failed = true;
     }
     extra.extend(ended.end.groups);
-    if let Err(e) = ended.report.finish(&Totals {
+    let totals = Totals {
         stats,
         host: &host,
         max_open_flows: ended.max_open_flows,
         extra: &extra,
-    }) {
+    };
+    let mut report = ended.report;
+    let viz_tables = report.take_viz(); // viz (issue 19)
+    if let Err(e) = report.finish(&totals) {
+        eprintln!("tcpflow: {e}");
+        failed = true;
+    }
+    // viz (issue 19): report.html and report.pdf from the same totals.
+    if let Err(e) = crate::viz::finish_run(&o.viz, timeline, viz_tables, &totals, o.file_mode) {
         eprintln!("tcpflow: {e}");
         failed = true;
     }

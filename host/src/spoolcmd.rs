@@ -19,6 +19,8 @@ use crate::timefmt;
 struct Counting<'a, S> {
     inner: &'a mut S,
     stats: Stats,
+    /// viz (issue 19): report.html's time bins, placed at each connection's start.
+    timeline: Option<&'a mut crate::viz::Timeline>,
 }
 
 impl<S: Sink> Sink for Counting<'_, S> {
@@ -28,11 +30,18 @@ impl<S: Sink> Sink for Counting<'_, S> {
         if flow.conn_index > 0 {
             self.stats.flow.reused += 1;
         }
+        if let Some(t) = &mut self.timeline {
+            let snap = crate::viz::Snap::of(&self.stats, &Default::default());
+            t.at(flow.first_ts, || snap); // viz (issue 19)
+        }
         self.inner.open(flow);
     }
     fn data(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
         let f = &mut self.stats.flow;
         f.delivered_bytes = f.delivered_bytes.saturating_add(data.len() as u64);
+        if let Some(t) = &mut self.timeline {
+            t.data(flow, dir, data.len()); // viz (issue 19)
+        }
         self.inner.data(flow, dir, offset, data);
     }
     fn late(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
@@ -197,7 +206,7 @@ pub fn export(o: &Options, path: &Path) -> Result<i32, String> {
             None => None,
         })
     };
-    let report = Report::start(
+    let mut report = Report::start(
         open_report(&o.report_xml)?,
         open_report(&o.report_json)?,
         &Creator {
@@ -205,6 +214,9 @@ pub fn export(o: &Options, path: &Path) -> Result<i32, String> {
             start_unix_ns: start_ns,
         },
     )?;
+    if o.viz.any() {
+        report.collect_viz(); // viz (issue 19)
+    }
     if o.verbose {
         let st = reader.into_inner();
         eprintln!(
@@ -262,9 +274,11 @@ fn replay_into<S: Output>(
     let files_mode = o.console.is_none();
     let mut flows = vec![ReplayFlow::EMPTY; slots];
     let mut buf = vec![0u8; MAX_RECORD];
+    let mut timeline = o.viz.any().then(Box::<crate::viz::Timeline>::default);
     let mut counting = Counting {
         inner: &mut out,
         stats: Stats::default(),
+        timeline: timeline.as_deref_mut(),
     };
     let replayed = reader.replay(&mut counting, &mut flows, &mut buf);
     let stats = counting.stats;
@@ -284,7 +298,14 @@ fn replay_into<S: Output>(
         eprintln!("tcpflow: spool {} is damaged: {d}", path.display());
         failed = true;
     }
-    let end = end_outputs(out, &stats, HostStats::default(), vec![summary_group(&sum)]);
+    let end = end_outputs(
+        out,
+        &stats,
+        HostStats::default(),
+        vec![summary_group(&sum)],
+        o,
+        timeline,
+    );
     failed |= end.failed;
     let host = end.host;
     if !o.quiet && !end.broken_pipe {

@@ -66,7 +66,11 @@ fn flows(dir: &Path) -> Flows {
     };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".xml") || name.ends_with(".json") || name.starts_with('.') {
+        if name.ends_with(".xml")
+            || name.ends_with(".json")
+            || name.ends_with(".html")
+            || name.starts_with('.')
+        {
             continue;
         }
         m.insert(name, std::fs::read(e.path()).unwrap());

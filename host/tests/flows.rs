@@ -73,7 +73,15 @@ fn one_connection_two_files_and_a_report() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     names.sort();
-    assert_eq!(names, vec![c_to_s(1), s_to_c(1), "report.xml".to_string()]);
+    assert_eq!(
+        names,
+        vec![
+            c_to_s(1),
+            s_to_c(1),
+            "report.html".to_string(),
+            "report.xml".to_string()
+        ]
+    );
     // Modification time: the connection's first packet.
     let m = std::fs::metadata(out.join(c_to_s(1)))
         .unwrap()

@@ -49,7 +49,9 @@ fn loopback_capture_until_sigint() {
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&out)
         .unwrap()
         .map(|x| x.unwrap().path())
-        .filter(|p| p.file_name().unwrap() != "report.xml")
+        .filter(|p| {
+            !["report.xml", "report.html"].contains(&p.file_name().unwrap().to_str().unwrap())
+        })
         .map(|p| {
             (
                 p.file_name().unwrap().to_string_lossy().into_owned(),

@@ -42,7 +42,9 @@ fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap() != "report.xml")
+        .filter(|p| {
+            !["report.xml", "report.html"].contains(&p.file_name().unwrap().to_str().unwrap())
+        })
         .map(|p| {
             (
                 p.strip_prefix(dir).unwrap().to_path_buf(),
@@ -165,7 +167,8 @@ fn a_flow_named_like_the_report_does_not_overwrite_it() {
             .unwrap()
             .map(|e| e.unwrap().path())
             .filter(|p| {
-                !["report.xml", "r.json"].contains(&p.file_name().unwrap().to_str().unwrap())
+                !["report.xml", "report.html", "r.json"]
+                    .contains(&p.file_name().unwrap().to_str().unwrap())
             })
             .map(|p| std::fs::read(p).unwrap())
             .collect();

@@ -21,7 +21,9 @@ fn flow_files(out: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(out)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap() != "report.xml")
+        .filter(|p| {
+            !["report.xml", "report.html"].contains(&p.file_name().unwrap().to_str().unwrap())
+        })
         .collect()
 }
 

@@ -94,7 +94,7 @@ fn two_hundred_thousand_concurrent_flows_under_ulimit_1024() {
         );
         files += 2;
     }
-    assert_eq!(std::fs::read_dir(&out).unwrap().count(), files + 1); // + report.xml
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), files + 2); // + report.xml, report.html
     let report = std::fs::read_to_string(out.join("report.xml")).unwrap();
     assert!(
         report.contains(&format!("<max_open_flows>{FLOWS}</max_open_flows>")),

@@ -27,7 +27,7 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
                 walk(root, &p, out);
             } else {
                 let rel = p.strip_prefix(root).unwrap().to_path_buf();
-                if rel != Path::new("report.xml") && rel != Path::new("report.json") {
+                if !["report.xml", "report.json", "report.html"].contains(&rel.to_str().unwrap()) {
                     out.insert(rel, std::fs::read(&p).unwrap());
                 }
             }

@@ -22,7 +22,10 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut m = BTreeMap::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let e = e.unwrap();
-        if e.file_type().unwrap().is_file() && e.file_name() != "report.xml" {
+        if e.file_type().unwrap().is_file()
+            && e.file_name() != "report.xml"
+            && e.file_name() != "report.html"
+        {
             m.insert(e.file_name().into(), std::fs::read(e.path()).unwrap());
         }
     }

@@ -121,7 +121,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// Files in the root of `actual` that `compare_dirs` never reports as extra.
-pub const IGNORED_ACTUAL: &[&str] = &["report.xml", "report.json"];
+pub const IGNORED_ACTUAL: &[&str] = &["report.xml", "report.json", "report.html"];
 
 fn list_files(root: &Path) -> Result<BTreeSet<PathBuf>, String> {
     fn walk(root: &Path, rel: &Path, out: &mut BTreeSet<PathBuf>) -> Result<(), String> {

@@ -384,7 +384,11 @@ fn flow_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut m = BTreeMap::new();
     for e in fs::read_dir(dir).into_iter().flatten().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".xml") || name.ends_with(".pcap") || !e.path().is_file() {
+        if name.ends_with(".xml")
+            || name.ends_with(".html")
+            || name.ends_with(".pcap")
+            || !e.path().is_file()
+        {
             continue;
         }
         if let Ok(b) = fs::read(e.path()) {

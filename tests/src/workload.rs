@@ -875,7 +875,7 @@ impl Verdict {
 }
 
 /// Files in the root of an output folder that are not flows.
-pub const NOT_FLOWS: &[&str] = &["report.xml", "report.json"];
+pub const NOT_FLOWS: &[&str] = &["report.xml", "report.json", "report.html"];
 
 /// Compares `dir` with `tar` file by file, streaming both (1 MiB at a time).
 pub fn verify(tar: &Path, dir: &Path) -> io::Result<Verdict> {

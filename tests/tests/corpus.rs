@@ -109,7 +109,7 @@ fn run(bin: &Path, cap: &Path, out: &Path) -> Run {
                 stack.push(p);
             } else {
                 let name = p.strip_prefix(out).unwrap().to_string_lossy().into_owned();
-                if name != "report.xml" {
+                if name != "report.xml" && name != "report.html" {
                     files.insert(name, std::fs::read(&p).unwrap());
                 }
             }

@@ -261,6 +261,16 @@ impl<S: Output> Outputs<S> {
         self.open_flows
     }
 
+    /// The outputs' counters so far, added to `host`.
+    pub fn counters(&self, host: &mut HostStats) {
+        self.chain.counters(host);
+    }
+
+    /// The report, as written so far (`--report-interval` draws from its tables).
+    pub fn report(&self) -> &Report {
+        self.chain.inner().inner().1.report()
+    }
+
     /// The output behind the adapters.
     pub fn inner(&self) -> &S {
         &self.chain.inner().inner().0

@@ -17,6 +17,10 @@ impl ReportSink {
         ReportSink { report }
     }
 
+    pub fn report(&self) -> &Report {
+        &self.report
+    }
+
     pub fn into_report(self) -> Report {
         self.report
     }

@@ -40,9 +40,12 @@ pub struct Selection {
     pub http: bool,
     pub md5: bool,
     pub sha256: bool,
+    /// `-e netviz`: report.pdf (the pictures, [`crate::viz`]; not a stream scanner).
+    pub netviz: bool,
 }
 
 impl Selection {
+    /// Whether a stream scanner runs (netviz draws at the end and needs none).
     pub fn any(&self) -> bool {
         self.http || self.md5 || self.sha256
     }
@@ -52,6 +55,7 @@ impl Selection {
             "http" => self.http = on,
             "md5" => self.md5 = on,
             "sha256" => self.sha256 = on,
+            NETVIZ => self.netviz = on,
             _ => unreachable!("names are checked first"),
         }
     }
@@ -67,15 +71,29 @@ impl Selection {
                 "sha256" => self.sha256,
                 _ => false,
             })
+            .chain(self.netviz.then_some(NETVIZ))
             .collect()
     }
 }
 
+/// tcpflow 1.6's name for the pictures: report.pdf ([`crate::viz`]).
+pub const NETVIZ: &str = "netviz";
+const NETVIZ_HELP: &str = "report.pdf: the charts of report.html (traffic, connections, loss over time; top talkers and ports) on one page";
+
+/// Every name `-e` takes: the stream scanners, and netviz when this build draws PDFs.
+fn known() -> Vec<(&'static str, &'static str)> {
+    let mut v = SCANNERS.to_vec();
+    if cfg!(feature = "netviz") {
+        v.push((NETVIZ, NETVIZ_HELP));
+    }
+    v
+}
+
 fn check(name: &str, flag: &str) -> Result<(), String> {
-    if SCANNERS.iter().any(|(n, _)| *n == name) {
+    if known().iter().any(|(n, _)| *n == name) {
         return Ok(());
     }
-    let known: Vec<&str> = SCANNERS.iter().map(|(n, _)| *n).collect();
+    let known: Vec<&str> = known().iter().map(|(n, _)| *n).collect();
     Err(if known.is_empty() {
         format!("{flag} {name}: this build has no scanners (built without the `scan` feature)")
     } else {
@@ -114,7 +132,7 @@ pub fn select(
         return Ok(s);
     }
     if all {
-        for (n, _) in SCANNERS {
+        for (n, _) in known() {
             s.set(n, true);
         }
     }
@@ -129,12 +147,13 @@ pub fn select(
 
 /// `-H`: one line per scanner.
 pub fn help_text() -> String {
-    if SCANNERS.is_empty() {
+    let known = known();
+    if known.is_empty() {
         return "this build has no scanners (built without the `scan` feature)\n".into();
     }
     let mut s =
         String::from("scanners (-e NAME enables, -x NAME disables, -E NAME only it, -a all):\n");
-    for (n, d) in SCANNERS {
+    for (n, d) in known {
         s.push_str(&format!("  {n:<8} {d}\n"));
     }
     s
@@ -197,17 +216,26 @@ mod tests {
         let s = select(false, &v(&["http"]), &[], &[]).unwrap();
         assert_eq!(s.names(), ["http"]);
         let s = select(true, &[], &v(&["md5"]), &[]).unwrap();
-        assert_eq!(s.names(), ["http", "sha256"]);
+        let all_but_md5: &[&str] = if cfg!(feature = "netviz") {
+            &["http", "sha256", "netviz"]
+        } else {
+            &["http", "sha256"]
+        };
+        assert_eq!(s.names(), all_but_md5);
         let s = select(false, &[], &[], &v(&["md5"])).unwrap();
         assert_eq!(s.names(), ["md5"]);
         assert!(!select(false, &[], &[], &[]).unwrap().any());
-        let e = select(false, &v(&["netviz"]), &[], &[]).unwrap_err();
+        let e = select(false, &v(&["pictures"]), &[], &[]).unwrap_err();
         assert_eq!(
             e,
-            "-e netviz: unknown scanner; the scanners are: http, md5, sha256"
+            if cfg!(feature = "netviz") {
+                "-e pictures: unknown scanner; the scanners are: http, md5, sha256, netviz"
+            } else {
+                "-e pictures: unknown scanner; the scanners are: http, md5, sha256"
+            }
         );
         assert!(select(true, &[], &[], &v(&["md5"])).is_err());
-        assert!(help_text().lines().count() == 4);
+        assert_eq!(help_text().lines().count(), 1 + known().len());
     }
 
     #[cfg(not(feature = "scan"))]
