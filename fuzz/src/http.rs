@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tcpflow::report::Report;
+use tcpflow::report::Objects;
 use tcpflow::scan::http::HttpConfig;
 use tcpflow::scan::{ScanConfig, ScanSet, Selection};
 use tcpflow::template::Template;
@@ -58,6 +58,7 @@ pub fn run(data: &[u8]) {
             http: true,
             md5: true,
             sha256: true,
+            netviz: false,
         },
         template: Template::parse(tcpflow::template::DEFAULT).expect("the default template"),
         outdir: dir.clone(),
@@ -70,7 +71,7 @@ pub fn run(data: &[u8]) {
         },
     };
     let mut set = ScanSet::new(cfg).expect("scanners selected");
-    let mut report = Report::none();
+    let mut report = Objects::default();
     let f = flow();
     set.open(&f, 0, &mut report);
     let mut off = [0u64; 2];
