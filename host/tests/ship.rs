@@ -28,7 +28,7 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             } else {
                 let rel = p.strip_prefix(root).unwrap().to_path_buf();
                 let name = rel.file_name().unwrap().to_string_lossy();
-                if name != "report.xml" && name != "report.json" {
+                if !["report.xml", "report.json", "report.html", "report.pdf"].contains(&&*name) {
                     out.insert(rel, std::fs::read(&p).unwrap());
                 }
             }
