@@ -220,6 +220,18 @@ impl Pool {
     }
 }
 
+impl Drop for Pool {
+    /// Without [`Pool::finish_all`] (a run ended by an error): the work handed over is done,
+    /// as it would have been inline, before the process goes on.
+    fn drop(&mut self) {
+        self.send();
+        if let Some(t) = self.thread.take() {
+            drop(t.tx);
+            let _ = t.handle.join();
+        }
+    }
+}
+
 fn give(cx: &mut Ctx<'_>, d: Done, apply: fn(&mut Ctx<'_>, &BodyOut, &str, Fin)) {
     match d {
         Done::Body(o, sha, fin) => apply(cx, &o, &sha, *fin),
