@@ -15,9 +15,19 @@ pub struct HttpCapture {
     pub pcap: Vec<u8>,
     pub bodies: usize,
     pub body_bytes: u64,
+    /// SHA-256 (hex) of each decoded body, sorted: what the carved files must hash to.
+    pub body_sha256: Vec<String>,
 }
 
-fn response(i: u64, k: u64, rng: &mut Rng, last: bool) -> (Vec<u8>, u64) {
+fn hex_sha256(b: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+fn response(i: u64, k: u64, rng: &mut Rng, last: bool) -> (Vec<u8>, u64, String) {
     let len = 2_000 + (rng.next_u64() % 40_000) as usize;
     let kind = (i + k) % 4;
     let (ctype, body) = if kind == 1 {
@@ -60,7 +70,7 @@ fn response(i: u64, k: u64, rng: &mut Rng, last: bool) -> (Vec<u8>, u64) {
             r.extend_from_slice(b"0\r\n\r\n");
         }
     }
-    (r, len as u64)
+    (r, len as u64, hex_sha256(&body))
 }
 
 /// `conns` connections of `per_conn` exchanges each.
@@ -68,6 +78,7 @@ pub fn capture(conns: usize, per_conn: usize) -> HttpCapture {
     let mut rng = Rng::new(18);
     let mut lists: Vec<Vec<Pkt>> = Vec::with_capacity(conns);
     let (mut bodies, mut body_bytes) = (0, 0);
+    let mut body_sha256 = Vec::new();
     for i in 0..conns as u64 {
         let client: SocketAddr = format!(
             "10.{}.{}.{}:{}",
@@ -102,7 +113,8 @@ pub fn capture(conns: usize, per_conn: usize) -> HttpCapture {
         v.extend(c.send(Dir::C2S, &req, 1448));
         v.push(c.ack(Dir::S2C));
         for k in 0..per_conn as u64 {
-            let (r, n) = response(i, k, &mut rng, k + 1 == per_conn as u64);
+            let (r, n, sha) = response(i, k, &mut rng, k + 1 == per_conn as u64);
+            body_sha256.push(sha);
             for (j, p) in c.send(Dir::S2C, &r, 1448).into_iter().enumerate() {
                 v.push(p);
                 if j % 2 == 1 {
@@ -124,9 +136,11 @@ pub fn capture(conns: usize, per_conn: usize) -> HttpCapture {
         last = p.ts_us.max(last + 1);
         w.write(last, &p.frame());
     }
+    body_sha256.sort();
     HttpCapture {
         pcap: w.into_bytes(),
         bodies,
         body_bytes,
+        body_sha256,
     }
 }

@@ -208,3 +208,81 @@ fn digests_are_of_the_files() {
     }
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// More bodies than are carved inline (the rest go through the bodies' worker thread): every
+/// body is written whole, its file hashes to the generated body's SHA-256 and to its record's,
+/// and the totals count them all.
+#[test]
+fn many_bodies_through_the_worker() {
+    let cap = tcpflow_tests::http_workload::capture(40, 3);
+    assert!(cap.bodies > 64, "fewer bodies than the inline ones");
+    let tmp = std::env::temp_dir().join(format!("tcpflow-http-many-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let (pcap, out, json) = (
+        tmp.join("http.pcap"),
+        tmp.join("out"),
+        tmp.join("report.json"),
+    );
+    std::fs::write(&pcap, &cap.pcap).unwrap();
+    let (p, o, j) = (
+        pcap.to_str().unwrap(),
+        out.to_str().unwrap(),
+        json.to_str().unwrap(),
+    );
+    tcpflow(&["-q", "-e", "http", "-r", p, "-o", o, "--report-json", j]);
+    let files = bodies(&out);
+    let mut got: Vec<String> = files
+        .values()
+        .map(|d| {
+            use sha2::{Digest, Sha256};
+            Sha256::digest(d)
+                .iter()
+                .map(|x| format!("{x:02x}"))
+                .collect()
+        })
+        .collect();
+    got.sort();
+    let unknown = |v: &[String]| {
+        v.iter()
+            .filter(|s| cap.body_sha256.binary_search(s).is_err())
+            .count()
+    };
+    assert!(
+        got == cap.body_sha256,
+        "{} body files of {} expected, {} of them not a generated body",
+        got.len(),
+        cap.bodies,
+        unknown(&got)
+    );
+    let report = std::fs::read_to_string(&json).unwrap();
+    let mut recorded: Vec<String> = report
+        .lines()
+        .filter(|l| l.contains("\"type\":\"http\""))
+        .map(|l| {
+            assert_eq!(field(l, "complete"), Some("yes"), "{l}");
+            field(l, "sha256").unwrap().to_string()
+        })
+        .collect();
+    recorded.sort();
+    assert!(
+        recorded == cap.body_sha256,
+        "{} records of {} expected, {} of them not of a generated body",
+        recorded.len(),
+        cap.bodies,
+        unknown(&recorded)
+    );
+    let totals = report
+        .lines()
+        .find(|l| l.contains("\"type\":\"totals\""))
+        .unwrap();
+    assert_eq!(
+        field(totals, "http_bodies"),
+        Some(cap.bodies.to_string().as_str())
+    );
+    assert_eq!(
+        field(totals, "http_body_bytes"),
+        Some(cap.body_bytes.to_string().as_str())
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+}

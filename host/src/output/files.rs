@@ -1285,7 +1285,10 @@ impl Output for FileSink {
     fn finish(&mut self, end: &mut End) {
         self.wait_writes();
         end.errors.extend(self.fatal.take());
-        if let Some(s) = &self.scan {
+        if let Some(s) = &mut self.scan {
+            // (wip-hperf) The HTTP bodies' worker thread finishes: its last records and
+            // counters come in before the totals are taken.
+            s.finish(&mut self.scan_records);
             end.groups.push(s.group());
         }
         end.report_objects.append(&mut self.scan_records);

@@ -193,6 +193,9 @@ mod none {
         pub fn close(&mut self, _: &FlowInfo, _: CloseReason, _: &mut Objects) {
             match *self {}
         }
+        pub fn finish(&mut self, _: &mut Objects) {
+            match *self {}
+        }
         pub fn take_extra(&mut self, _: &FlowInfo, _: Dir) -> Option<Extra> {
             match *self {}
         }

@@ -137,6 +137,8 @@ pub trait Scanner: std::fmt::Debug {
     fn late(&mut self, _cx: &mut Ctx<'_>, _flow: &FlowInfo, _dir: Dir, _offset: u64, _data: &[u8]) {
     }
     fn close(&mut self, cx: &mut Ctx<'_>, flow: &FlowInfo, reason: CloseReason);
+    /// The run's end: work still under way (on another thread) done, its records given.
+    fn finish(&mut self, _cx: &mut Ctx<'_>) {}
 }
 
 /// The scanners of a run, fed by the file writer.
@@ -229,6 +231,11 @@ impl ScanSet {
 
     pub fn close(&mut self, flow: &FlowInfo, reason: CloseReason, report: &mut Objects) {
         self.each(report, |s, cx| s.close(cx, flow, reason));
+    }
+
+    /// The run's end: every record and counter in (before [`ScanSet::group`]).
+    pub fn finish(&mut self, report: &mut Objects) {
+        self.each(report, |s, cx| s.finish(cx));
     }
 
     /// What the scanners add to this direction's record (asked for just before it is written).

@@ -1,8 +1,10 @@
 //! The cost of `-e http`: an HTTP-heavy capture (tests/src/http_workload.rs) run through
 //! `tcpflow` without and with `-e http`, and through `tshark --export-objects http` when it
-//! is installed; wall time (best of N) and peak RSS (GNU time) of each, and the bodies found.
+//! is installed; wall time (best of N), CPU time (user + system, of the same run) and peak
+//! RSS (GNU time) of each, and the bodies found. The runs with and without `-e http` take
+//! turns, so that a busy machine weighs on both alike.
 //!
-//! usage: httpbench [--conns N] [--per-conn K] [--runs R] [--out DIR] [--ours PATH]
+//! usage: httpbench [--conns N] [--per-conn K] [--runs R] [--out DIR] [--ours PATH] [--no-tshark]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -10,6 +12,7 @@ use std::time::Instant;
 
 struct Measure {
     secs: f64,
+    cpu: f64,
     rss_kib: u64,
 }
 
@@ -21,7 +24,7 @@ fn measure(args: &[&str], out: &Path) -> Result<Measure, String> {
     let start = Instant::now();
     let st = Command::new("/usr/bin/time")
         .arg("-f")
-        .arg("%M")
+        .arg("%M %U %S")
         .arg("-o")
         .arg(&tf)
         .args(args)
@@ -33,11 +36,14 @@ fn measure(args: &[&str], out: &Path) -> Result<Measure, String> {
     if !st.success() {
         return Err(format!("{args:?}: {st}"));
     }
-    let rss_kib = std::fs::read_to_string(&tf)
-        .ok()
-        .and_then(|s| s.trim().lines().last()?.parse().ok())
-        .unwrap_or(0);
-    Ok(Measure { secs, rss_kib })
+    let t = std::fs::read_to_string(&tf).unwrap_or_default();
+    let f: Vec<&str> = t.trim().lines().last().unwrap_or("").split(' ').collect();
+    let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    Ok(Measure {
+        secs,
+        cpu: num(1) + num(2),
+        rss_kib: num(0) as u64,
+    })
 }
 
 fn count(dir: &Path, pat: &str) -> usize {
@@ -56,6 +62,7 @@ fn main() -> ExitCode {
     let mut runs = 3usize;
     let mut out = std::env::temp_dir().join("tcpflow-httpbench");
     let mut ours = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/tcpflow");
+    let mut tshark = true;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut v = || args.next().unwrap_or_default();
@@ -65,8 +72,9 @@ fn main() -> ExitCode {
             "--runs" => runs = v().parse().unwrap_or(runs).max(1),
             "--out" => out = PathBuf::from(v()),
             "--ours" => ours = PathBuf::from(v()),
+            "--no-tshark" => tshark = false,
             _ => {
-                eprintln!("usage: httpbench [--conns N] [--per-conn K] [--runs R] [--out DIR] [--ours PATH]");
+                eprintln!("usage: httpbench [--conns N] [--per-conn K] [--runs R] [--out DIR] [--ours PATH] [--no-tshark]");
                 return ExitCode::from(2);
             }
         }
@@ -95,21 +103,21 @@ fn main() -> ExitCode {
         pcap.to_str().unwrap_or_default(),
         ours.to_str().unwrap_or_default(),
     );
-    let mut rows = Vec::new();
-    for (name, extra) in [
+    let configs = [
         ("tcpflow", &[][..]),
         ("tcpflow -e http", &["-e", "http"][..]),
-    ] {
-        let dir = out.join(name.replace(' ', "_"));
-        let d = dir.to_str().unwrap_or_default().to_string();
-        let mut best: Option<Measure> = None;
-        for _ in 0..runs {
+    ];
+    let mut best: Vec<Option<Measure>> = vec![None, None];
+    for _ in 0..runs {
+        for (i, (name, extra)) in configs.iter().enumerate() {
+            let dir = out.join(name.replace(' ', "_"));
+            let d = dir.to_str().unwrap_or_default().to_string();
             let mut a = vec![o, "-q", "-r", p, "-o", &d];
-            a.extend(extra);
+            a.extend(*extra);
             match measure(&a, &dir) {
                 Ok(m) => {
-                    if best.as_ref().map_or(true, |b| m.secs < b.secs) {
-                        best = Some(m);
+                    if best[i].as_ref().map_or(true, |b| m.secs < b.secs) {
+                        best[i] = Some(m);
                     }
                 }
                 Err(e) => {
@@ -118,13 +126,18 @@ fn main() -> ExitCode {
                 }
             }
         }
-        let m = best.expect("at least one run");
+    }
+    let mut rows = Vec::new();
+    for ((name, _), m) in configs.iter().zip(best) {
+        let dir = out.join(name.replace(' ', "_"));
+        let m = m.expect("at least one run");
         rows.push((name.to_string(), m, count(&dir, "-HTTPBODY")));
     }
-    if Command::new("tshark")
-        .arg("-v")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    if tshark
+        && Command::new("tshark")
+            .arg("-v")
+            .output()
+            .is_ok_and(|o| o.status.success())
     {
         let dir = out.join("tshark");
         let d = format!("http,{}", dir.display());
@@ -133,20 +146,24 @@ fn main() -> ExitCode {
             Err(e) => eprintln!("httpbench: {e}"),
         }
     }
-    println!("| run | wall s (best of {runs}) | peak RSS MiB | bodies written |");
-    println!("|---|---|---|---|");
+    println!(
+        "| run | wall s (best of {runs}) | CPU s (that run) | peak RSS MiB | bodies written |"
+    );
+    println!("|---|---|---|---|---|");
     for (n, m, b) in &rows {
         println!(
-            "| {n} | {:.3} | {:.1} | {b} |",
+            "| {n} | {:.3} | {:.2} | {:.1} | {b} |",
             m.secs,
+            m.cpu,
             m.rss_kib as f64 / 1024.0
         );
     }
     let base = rows[0].1.secs;
     let with = rows[1].1.secs;
     println!(
-        "-e http costs {:+.1}% wall time",
-        (with / base - 1.0) * 100.0
+        "-e http costs {:+.1}% wall time, {:+.1}% CPU time",
+        (with / base - 1.0) * 100.0,
+        (rows[1].1.cpu / rows[0].1.cpu - 1.0) * 100.0
     );
     if let Some((_, t, _)) = rows.get(2) {
         println!(

@@ -275,6 +275,11 @@ impl BodyOut {
                 self.note(Incomplete::Write(crate::input::io_message(&e)));
             }
         }
+        // The record needs only the counts: the buffers and decoders go now (a finished body
+        // may wait a little for its record on the worker's queue).
+        self.buf = Vec::new();
+        self.raw_prefix = Vec::new();
+        self.stages = Vec::new();
         let sha = std::mem::take(&mut self.sha).finalize();
         let mut s = String::with_capacity(64);
         for b in sha {

@@ -13,6 +13,7 @@ pub mod body;
 pub mod decode;
 pub mod framing;
 pub mod naming;
+mod worker;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ use crate::report::{json_escape, xml_escape};
 use body::BodyOut;
 use decode::Coding;
 use framing::{chunk_step, classify, head_end, Chunked, Start, MAX_HEAD};
+use worker::{Body, Fin, Pool};
 
 use super::set::{Counters, Ctx, Scanner};
 
@@ -90,7 +92,7 @@ enum Framing {
 #[derive(Debug)]
 struct Msg {
     framing: Framing,
-    out: BodyOut,
+    out: Body,
     meta: Meta,
 }
 
@@ -136,6 +138,7 @@ struct Conn {
 pub struct Http {
     cfg: HttpConfig,
     conns: HashMap<u32, Box<Conn>>,
+    pool: Pool,
 }
 
 impl Http {
@@ -143,7 +146,27 @@ impl Http {
         Http {
             cfg,
             conns: HashMap::new(),
+            pool: Pool::default(),
         }
+    }
+}
+
+/// The scanner's context and the bodies' pool, for the parser's methods.
+struct Cx<'a, 'b> {
+    cx: &'a mut Ctx<'b>,
+    pool: &'a mut Pool,
+}
+
+impl<'b> std::ops::Deref for Cx<'_, 'b> {
+    type Target = Ctx<'b>;
+    fn deref(&self) -> &Ctx<'b> {
+        self.cx
+    }
+}
+
+impl<'b> std::ops::DerefMut for Cx<'_, 'b> {
+    fn deref_mut(&mut self) -> &mut Ctx<'b> {
+        self.cx
     }
 }
 
@@ -275,14 +298,14 @@ fn body_framing(
 
 impl Conn {
     /// Stops parsing on a direction (its later bytes counted as unparsed).
-    fn kill(&mut self, cx: &mut Ctx<'_>, d: usize, complete: bool) {
+    fn kill(&mut self, cx: &mut Cx<'_, '_>, d: usize, complete: bool) {
         if let St::Body(m) = std::mem::replace(&mut self.sides[d].st, St::Dead) {
             finish(cx, &self.names[d], *m, complete);
         }
         self.sides[d].head = Vec::new();
     }
 
-    fn feed(&mut self, cx: &mut Ctx<'_>, cfg: &HttpConfig, d: usize, mut b: &[u8]) {
+    fn feed(&mut self, cx: &mut Cx<'_, '_>, cfg: &HttpConfig, d: usize, mut b: &[u8]) {
         while !b.is_empty() {
             let conn_http = self.sides[0].was_http || self.sides[1].was_http;
             let side = &mut self.sides[d];
@@ -364,24 +387,24 @@ impl Conn {
                     let (used, done) = match &mut m.framing {
                         Framing::Length(left) => {
                             let n = (*left).min(b.len() as u64) as usize;
-                            m.out.push(&b[..n]);
+                            cx.pool.push(&mut m.out, &b[..n]);
                             *left -= n as u64;
                             (n, *left == 0)
                         }
                         Framing::Close => {
-                            m.out.push(b);
+                            cx.pool.push(&mut m.out, b);
                             (b.len(), false)
                         }
                         Framing::Chunked(c) => match chunk_step(c, b) {
                             Ok((n, data)) => {
                                 if let Some((s, e)) = data {
-                                    m.out.push(&b[s..e]);
+                                    cx.pool.push(&mut m.out, &b[s..e]);
                                 }
                                 (n, *c == Chunked::Done)
                             }
                             Err(e) => {
                                 cx.counters.http_framing_errors += 1;
-                                m.out.why.get_or_insert(body::Incomplete::Framing(e));
+                                cx.pool.note(&mut m.out, body::Incomplete::Framing(e));
                                 cx.counters.http_unparsed_bytes += b.len() as u64;
                                 self.lose_step(cx, d);
                                 return;
@@ -399,7 +422,7 @@ impl Conn {
         }
     }
 
-    fn on_head(&mut self, cx: &mut Ctx<'_>, cfg: &HttpConfig, d: usize, head: &[u8]) {
+    fn on_head(&mut self, cx: &mut Cx<'_, '_>, cfg: &HttpConfig, d: usize, head: &[u8]) {
         let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let is_response = head.starts_with(b"HTTP/");
         let req_info;
@@ -515,6 +538,7 @@ impl Conn {
             cfg.max_body,
         );
         out.why = why;
+        let out = cx.pool.open(out);
         let meta = Meta {
             index,
             request: req_info,
@@ -527,19 +551,19 @@ impl Conn {
         self.sides[d].st = St::Body(Box::new(Msg { framing, out, meta }));
     }
 
-    fn bad_head(&mut self, cx: &mut Ctx<'_>, d: usize) {
+    fn bad_head(&mut self, cx: &mut Cx<'_, '_>, d: usize) {
         cx.counters.http_bad_heads += 1;
         self.lose_step(cx, d);
     }
 
     /// The direction is out of step: its body (if any) ends incomplete, and parsing waits
     /// for a message start ([`St::Resync`]).
-    fn lose_step(&mut self, cx: &mut Ctx<'_>, d: usize) {
+    fn lose_step(&mut self, cx: &mut Cx<'_, '_>, d: usize) {
         self.kill(cx, d, false);
         self.sides[d].st = St::Resync;
     }
 
-    fn gap(&mut self, cx: &mut Ctx<'_>, d: usize, mut len: u64) {
+    fn gap(&mut self, cx: &mut Cx<'_, '_>, d: usize, mut len: u64) {
         let side = &mut self.sides[d];
         side.pos += len;
         if let St::Body(m) = &mut side.st {
@@ -561,7 +585,7 @@ impl Conn {
                 Framing::Chunked(_) => None,
             };
             if let Some(n) = fits {
-                m.out.hole(n);
+                cx.pool.hole(&mut m.out, n);
                 cx.counters.http_missing_bytes += n;
                 len -= n;
                 if len == 0 {
@@ -624,91 +648,99 @@ fn is_status_line(b: &[u8]) -> bool {
         && b[12] == b' '
 }
 
-/// The body is done: its file finished and its report record written.
-fn finish(cx: &mut Ctx<'_>, flow_file: &str, mut m: Msg, complete: bool) {
-    let sha = m.out.finish(complete);
+/// The body is done: its file finished and its report record written (now, or when the
+/// body worker is done with it).
+fn finish(cx: &mut Cx<'_, '_>, flow_file: &str, m: Msg, complete: bool) {
+    let fin = Fin {
+        flow_file: flow_file.to_string(),
+        meta: m.meta,
+    };
+    cx.pool.finish(cx.cx, m.out, complete, fin, finished);
+}
+
+/// A finished body's counters and report record.
+fn finished(cx: &mut Ctx<'_>, out: &BodyOut, sha: &str, fin: Fin) {
     let c: &mut Counters = cx.counters;
-    c.http_write_errors += m.out.write_errors;
-    c.http_capped_bytes += m.out.capped_bytes;
-    if m.out.capped_bytes > 0 {
+    c.http_write_errors += out.write_errors;
+    c.http_capped_bytes += out.capped_bytes;
+    if out.capped_bytes > 0 {
         c.http_bodies_capped += 1;
     }
-    if matches!(m.out.why, Some(body::Incomplete::Decode(_))) {
+    if matches!(out.why, Some(body::Incomplete::Decode(_))) {
         c.http_decode_errors += 1;
     }
-    if m.out.size == 0 && m.out.why.is_none() {
+    if out.size == 0 && out.why.is_none() {
         // Nothing carved (an empty body): no file, as tcpflow 1.6.
         return;
     }
     c.http_bodies += 1;
-    c.http_body_bytes += m.out.size;
-    if m.out.why.is_some() {
+    c.http_body_bytes += out.size;
+    if out.why.is_some() {
         c.http_bodies_incomplete += 1;
     }
-    record(cx, flow_file, &m, &sha);
+    record(cx, &fin.flow_file, &fin.meta, out, sha);
 }
 
 /// The object's record: a `<fileobject>` for the body file with its SHA-256 and an `<http>`
 /// element; a `"type":"http"` JSON line.
-fn record(cx: &mut Ctx<'_>, flow_file: &str, m: &Msg, sha: &str) {
-    let file = cx.display(&m.out.rel.to_string_lossy());
+fn record(cx: &mut Ctx<'_>, flow_file: &str, meta: &Meta, out: &BodyOut, sha: &str) {
+    let file = cx.display(&out.rel.to_string_lossy());
     let flow = cx.display(flow_file);
     let mut attrs: Vec<(&str, String, bool)> = vec![
         ("flow", flow, false),
-        ("index", m.meta.index.to_string(), true),
+        ("index", meta.index.to_string(), true),
     ];
-    if let Some(r) = &m.meta.request {
+    if let Some(r) = &meta.request {
         attrs.push(("method", r.method.clone(), false));
         attrs.push(("host", r.host.clone(), false));
         attrs.push(("uri", r.uri.clone(), false));
     }
-    if let Some(s) = m.meta.status {
+    if let Some(s) = meta.status {
         attrs.push(("status", s.to_string(), true));
     }
-    if !m.meta.content_type.is_empty() {
-        attrs.push(("content_type", m.meta.content_type.clone(), false));
+    if !meta.content_type.is_empty() {
+        attrs.push(("content_type", meta.content_type.clone(), false));
     }
-    if let Some(n) = m.meta.declared {
+    if let Some(n) = meta.declared {
         attrs.push(("declared_length", n.to_string(), true));
     }
-    attrs.push(("received_length", m.out.received.to_string(), true));
-    attrs.push(("written_length", m.out.size.to_string(), true));
-    if !m.meta.encodings.is_empty() {
-        attrs.push(("encodings", m.meta.encodings.clone(), false));
+    attrs.push(("received_length", out.received.to_string(), true));
+    attrs.push(("written_length", out.size.to_string(), true));
+    if !meta.encodings.is_empty() {
+        attrs.push(("encodings", meta.encodings.clone(), false));
     }
     attrs.push((
         "complete",
-        if m.out.why.is_none() { "yes" } else { "no" }.into(),
+        if out.why.is_none() { "yes" } else { "no" }.into(),
         false,
     ));
-    if let Some(w) = &m.out.why {
+    if let Some(w) = &out.why {
         attrs.push(("reason", w.text(), false));
     }
-    if m.out.missing_bytes > 0 {
-        let r: Vec<String> = m
-            .out
+    if out.missing_bytes > 0 {
+        let r: Vec<String> = out
             .missing
             .iter()
             .map(|(a, b)| format!("{a}-{b}"))
             .collect();
         attrs.push(("missing", r.join(","), false));
-        attrs.push(("missing_bytes", m.out.missing_bytes.to_string(), true));
+        attrs.push(("missing_bytes", out.missing_bytes.to_string(), true));
     }
-    if m.out.capped_bytes > 0 {
-        attrs.push(("capped_bytes", m.out.capped_bytes.to_string(), true));
+    if out.capped_bytes > 0 {
+        attrs.push(("capped_bytes", out.capped_bytes.to_string(), true));
     }
-    if let Some(f) = &m.meta.disposition {
+    if let Some(f) = &meta.disposition {
         attrs.push(("disposition_filename", f.clone(), false));
     }
     let mut x = format!(
         "    <fileobject>\n      <filename>{}</filename>\n      <filesize>{}</filesize>\n      <hashdigest type='SHA256'>{sha}</hashdigest>\n      <http",
         xml_escape(&file),
-        m.out.size
+        out.size
     );
     let mut j = format!(
         "{{\"type\":\"http\",\"filename\":\"{}\",\"filesize\":{},\"sha256\":\"{sha}\"",
         json_escape(&file),
-        m.out.size
+        out.size
     );
     for (k, v, num) in &attrs {
         x.push_str(&format!(" {k}='{}'", xml_escape(v)));
@@ -725,7 +757,7 @@ fn record(cx: &mut Ctx<'_>, flow_file: &str, m: &Msg, sha: &str) {
 
 /// A connection leaving HTTP (upgrade, CONNECT): a record, so the user knows why the rest of
 /// the flow file was not carved.
-fn event(cx: &mut Ctx<'_>, flow_file: &str, what: &str, proto: &str, at: u64) {
+fn event(cx: &mut Cx<'_, '_>, flow_file: &str, what: &str, proto: &str, at: u64) {
     let flow = cx.display(flow_file);
     let x = format!(
         "    <http_event flow='{}' event='{what}' protocol='{}' offset='{at}' />\n",
@@ -737,11 +769,16 @@ fn event(cx: &mut Ctx<'_>, flow_file: &str, what: &str, proto: &str, at: u64) {
         json_escape(&flow),
         json_escape(proto)
     );
-    cx.report.object(&x, &j);
+    cx.pool.record(cx.cx, x, j);
 }
 
 impl Scanner for Http {
     fn open(&mut self, cx: &mut Ctx<'_>, flow: &FlowInfo, names: &[String; 2]) {
+        self.pool.poll(cx, finished);
+        let cx = &mut Cx {
+            cx,
+            pool: &mut self.pool,
+        };
         if let Some(mut old) = self.conns.remove(&flow.slot) {
             // Not closed (the engine always closes): its bodies end here.
             old.kill(cx, 0, false);
@@ -764,8 +801,13 @@ impl Scanner for Http {
     }
 
     fn data(&mut self, cx: &mut Ctx<'_>, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
+        self.pool.poll(cx, finished);
         let Some(c) = self.conns.get_mut(&flow.slot) else {
             return;
+        };
+        let cx = &mut Cx {
+            cx,
+            pool: &mut self.pool,
         };
         let d = dir.index();
         let pos = c.sides[d].pos;
@@ -786,6 +828,10 @@ impl Scanner for Http {
         let Some(c) = self.conns.get_mut(&flow.slot) else {
             return;
         };
+        let cx = &mut Cx {
+            cx,
+            pool: &mut self.pool,
+        };
         let d = dir.index();
         let end = offset.saturating_add(len);
         if end <= c.sides[d].pos {
@@ -798,6 +844,10 @@ impl Scanner for Http {
     fn close(&mut self, cx: &mut Ctx<'_>, flow: &FlowInfo, reason: CloseReason) {
         let Some(mut c) = self.conns.remove(&flow.slot) else {
             return;
+        };
+        let cx = &mut Cx {
+            cx,
+            pool: &mut self.pool,
         };
         for d in 0..2 {
             let done = match &c.sides[d].st {
@@ -815,5 +865,19 @@ impl Scanner for Http {
             }
             c.kill(cx, d, done);
         }
+    }
+
+    fn finish(&mut self, cx: &mut Ctx<'_>) {
+        let cx = &mut Cx {
+            cx,
+            pool: &mut self.pool,
+        };
+        // Connections still open (the engine closes them all first): their bodies end here.
+        for (_, mut c) in std::mem::take(&mut self.conns) {
+            c.kill(cx, 0, false);
+            c.kill(cx, 1, false);
+        }
+        cx.pool.finish_all(cx.cx, finished);
+        cx.cx.counters.http_write_errors += std::mem::take(&mut cx.pool.lost);
     }
 }
