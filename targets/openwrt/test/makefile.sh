@@ -30,12 +30,17 @@ show:
 	$$(info CONFFILES $$(Package/$(1)/conffiles))
 	$$(info VARS $$(CARGO_PKG_VARS))
 	$$(info PACKAGE $$(Package/$(1)))
+	$$(info COMPILE $$(strip $$(Build/Compile)))
 	@true
 endef
 EOF2
 cat > "$sdk/feeds/packages/lang/rust/rust-package.mk" <<'EOF2'
 RUST_ARCH_DEPENDS:=@(aarch64||arm||mips||mipsel)
 CARGO_PKG_VARS= CC=hostcc
+# As the feed's: cargo install of path $(1) with features and extra arguments $(2).
+define Build/Compile/Cargo
+cargo install --path $(1) $(if $(strip $(RUST_PKG_FEATURES)),--features "$(strip $(RUST_PKG_FEATURES))") $(2)
+endef
 define RustBinPackage
   ifndef Package/$(1)/install
     define Package/$(1)/install
@@ -80,6 +85,7 @@ check "installs the UCI config" "install -m0600 ./files/tcpflow.config /ROOT/etc
 check "keeps the config on upgrade" "CONFFILES /etc/config/tcpflow"
 check "libpcap's folder for the pcap crate" "LIBPCAP_LIBDIR=$sdk/staging/usr/lib"
 check "libpcap's version from its .pc" "LIBPCAP_VER=1.10.4"
+check "the field build's features" 'COMPILE cargo install --path host --features "ship" --no-default-features'
 if printf '%s\n' "$out" | grep -q DEFAULT-INSTALL; then
 	failed=$((failed + 1))
 	echo "FAIL the package's own install step is not used"
