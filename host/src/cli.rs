@@ -337,6 +337,18 @@ pub struct Args {
     #[arg(value_name = "EXPRESSION")]
     pub expression: Vec<String>,
 
+    /// Also write the frames of each flow file, as captured (retransmissions too, with their
+    /// capture times and wire lengths), to `<flow file>.pcap`, with the capture's link type.
+    /// Descriptors are bounded as with -f: any number of flows works. Not with -c/-C,
+    /// --spool or --spool-export (the spool does not hold frames).
+    #[arg(short = 'K', long = "pcap-per-flow", help_heading = "Per-flow outputs")]
+    pub pcap_per_flow: bool,
+
+    /// Also write both directions' frames of each connection to one pcap,
+    /// `<A-to-B flow file>.conn.pcap` (with or without -K).
+    #[arg(long = "pcap-per-connection", help_heading = "Per-flow outputs")]
+    pub pcap_per_connection: bool,
+
     // tcpflow 1.6 flags that are not supported: refused with a message, never ignored.
     #[arg(short = 'a', hide = true)]
     pub x_all: bool,
@@ -360,8 +372,6 @@ pub struct Args {
     pub x_index: bool,
     #[arg(short = 'J', hide = true)]
     pub x_json: bool,
-    #[arg(short = 'K', hide = true)]
-    pub x_pcap: bool,
     #[arg(short = 'L', hide = true)]
     pub x_lock: Option<String>,
     #[arg(short = 'm', hide = true)]
@@ -492,6 +502,8 @@ pub struct Options {
     pub action: Action,
     /// Warnings to print (unless quiet).
     pub warnings: Vec<String>,
+    /// `-K`, `--pcap-per-connection`.
+    pub pcap: crate::output::pcap::PcapOpts,
 }
 
 impl Args {
@@ -509,7 +521,6 @@ impl Args {
             (self.x_color, "-g (coloured console output) is not supported yet"),
             (self.x_index, "-I (per-flow .findx index files) is not supported yet"),
             (self.x_json, "-J (JSON console output) is not supported yet; --report-json writes a JSON report"),
-            (self.x_pcap, "-K (per-flow pcap) is not supported yet"),
             (self.x_lock.is_some(), "-L (semaphore lock) is not supported"),
             (self.x_min.is_some(), "-m (skip size that starts a new file) is not supported: stream offsets are 64-bit and gaps are holes"),
             (self.x_setting.is_some(), "-S (settings) is not supported; see --idle-timeout and --no-report"),
@@ -671,6 +682,23 @@ impl Args {
                 ));
             }
         }
+        let pcap = crate::output::pcap::PcapOpts {
+            per_dir: self.pcap_per_flow,
+            per_conn: self.pcap_per_connection,
+        };
+        if pcap.any() {
+            let flag = if pcap.per_dir {
+                "-K"
+            } else {
+                "--pcap-per-connection"
+            };
+            if matches!(action, Action::Export(_)) {
+                return Err(format!("{flag}: a spool holds the flows' bytes, not their frames: no pcap can be written from it; run {flag} on the capture"));
+            }
+            if !files_mode {
+                return Err(format!("{flag} writes pcap files next to the flow files: not with -c/-C, --spool or --spool-summary"));
+            }
+        }
         let live = matches!(source, Source::Live { .. });
         Ok(Options {
             source,
@@ -702,6 +730,7 @@ impl Args {
             spool,
             action,
             warnings,
+            pcap,
         })
     }
 
@@ -850,9 +879,19 @@ mod tests {
     }
 
     #[test]
+    fn pcap_outputs_need_flow_files() {
+        let o = parse(&["-K", "--pcap-per-connection", "-r", "x"]).unwrap();
+        assert!(o.pcap.per_dir && o.pcap.per_conn);
+        assert!(!parse(&["-r", "x"]).unwrap().pcap.any());
+        assert!(parse(&["-K", "-c", "-r", "x"]).unwrap_err().contains("-K"));
+        let e = parse(&["--pcap-per-connection", "--spool-export", "s"]).unwrap_err();
+        assert!(e.contains("not their frames"), "{e}");
+    }
+
+    #[test]
     fn refused_flags_say_so() {
-        let e = parse(&["-K", "-r", "x"]).unwrap_err();
-        assert_eq!(e, "-K (per-flow pcap) is not supported yet");
+        let e = parse(&["-L", "x", "-r", "x"]).unwrap_err();
+        assert_eq!(e, "-L (semaphore lock) is not supported");
         assert!(parse(&["-e", "http", "-r", "x"])
             .unwrap_err()
             .contains("-e"));

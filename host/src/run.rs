@@ -22,8 +22,9 @@ use crate::capture::{CaptureStats, LiveCapture, Next};
 use crate::cli::{Action, Args, Options, Overlap, Source};
 use crate::filter::Filters;
 use crate::input::{self, io_message, Input};
+use crate::output::pcap::PcapSink;
 use crate::output::spool::SpoolSink;
-use crate::output::{ConsoleSink, FileSink, Limits, Output, OutputConfig, Outputs};
+use crate::output::{ConsoleSink, FileSink, Frame, Limits, Output, OutputConfig, Outputs, Tee};
 use crate::privs;
 use crate::report::{command_line, Creator, Group, HostStats, Report, Totals};
 use crate::savefile::Savefile;
@@ -349,8 +350,22 @@ impl<S: Output> Run<'_, S> {
     #[inline(always)]
     fn packet(&mut self, link: LinkType, ts: Timestamp, origlen: u32, data: &[u8]) {
         self.host.packets_read += 1;
+        let outcome = self.engine.process(ts, link, data, &mut self.out);
+        if let Ok(o @ (Outcome::Tcp(_) | Outcome::FragmentHeld)) = outcome {
+            // Outputs of frames (-K); nothing when there are none.
+            self.out.frame(|| Frame {
+                flow: match o {
+                    Outcome::Tcp(f) => Some(f),
+                    _ => None,
+                },
+                link,
+                ts,
+                origlen,
+                data,
+            });
+        }
         let processed = matches!(
-            self.engine.process(ts, link, data, &mut self.out),
+            outcome,
             Ok(Outcome::Tcp(_) | Outcome::Untracked | Outcome::FragmentHeld)
         );
         let live = self.live;
@@ -714,6 +729,22 @@ pub fn run(o: Options) -> Result<i32, String> {
         }
         (None, Some(c)) => {
             let out = ConsoleSink::new(o.template.clone(), c);
+            drive(&o, inputs, engine, out, report, &sizing)
+        }
+        (None, None) if o.pcap.any() => {
+            // The descriptors of -f shared: a quarter for the pcap files.
+            let mut cfg = output_config(&o);
+            let fds = cfg.limits.max_open_files;
+            let pcap_fds = (fds / 4).max(1);
+            cfg.limits.max_open_files = (fds - pcap_fds).max(1);
+            let pcap = PcapSink::new(
+                o.pcap,
+                o.template.clone(),
+                o.outdir.clone(),
+                o.file_mode,
+                pcap_fds,
+            );
+            let out = Tee(FileSink::new(cfg, o.max_flows as usize), pcap);
             drive(&o, inputs, engine, out, report, &sizing)
         }
         (None, None) => {

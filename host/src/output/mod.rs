@@ -20,7 +20,7 @@
 
 use std::path::PathBuf;
 
-use tcpflow_core::{CloseReason, Dir, FlowInfo, GapReason, Sink};
+use tcpflow_core::{CloseReason, Dir, FlowInfo, FlowRef, GapReason, LinkType, Sink, Timestamp};
 
 use crate::report::{Group, HostStats, Report};
 
@@ -32,6 +32,7 @@ pub mod files;
 pub mod finisher;
 pub mod ignore_new;
 mod names;
+pub mod pcap;
 pub mod report;
 pub mod spool;
 
@@ -68,6 +69,21 @@ pub struct FinishedFile {
     pub size: u64,
 }
 
+/// A captured frame whose TCP segment went to a tracked connection (`Outcome::Tcp`), or a
+/// fragment held (`Outcome::FragmentHeld`): what outputs of frames (`-K`) take.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame<'a> {
+    /// The connection and direction the segment went to; `None`: an IP fragment the engine
+    /// holds until its datagram completes (the frame that completes it names the flow).
+    pub flow: Option<FlowRef>,
+    pub link: LinkType,
+    pub ts: Timestamp,
+    /// Length on the wire.
+    pub origlen: u32,
+    /// The bytes captured.
+    pub data: &'a [u8],
+}
+
 /// What the outputs hand back at the end of a run.
 #[derive(Debug, Default)]
 pub struct End {
@@ -87,7 +103,13 @@ pub trait Output: Sink {
     /// Whether [`Output::tick`] is wanted with every packet (the spool's syncs); when no
     /// output wants it, the packet loop reads no clock for it.
     const TICKS: bool = false;
+    /// Whether [`Output::frame`] is wanted: when no output wants it, the packet loop passes
+    /// no frame (static: nothing on the hot path).
+    const FRAMES: bool = false;
 
+    /// The frame of a TCP segment of a tracked connection (after the engine's events for
+    /// it), or of a fragment held.
+    fn frame(&mut self, _f: &Frame<'_>) {}
     /// A connection that this run numbers (`%S`) but does not write: it started while `-R`
     /// files were read.
     fn skipped(&mut self, _flow: &FlowInfo) {}
@@ -167,6 +189,17 @@ impl<A: Output, B: Output> Sink for Tee<A, B> {
 
 impl<A: Output, B: Output> Output for Tee<A, B> {
     const TICKS: bool = A::TICKS || B::TICKS;
+    const FRAMES: bool = A::FRAMES || B::FRAMES;
+
+    #[inline]
+    fn frame(&mut self, f: &Frame<'_>) {
+        if A::FRAMES {
+            self.0.frame(f);
+        }
+        if B::FRAMES {
+            self.1.frame(f);
+        }
+    }
 
     fn skipped(&mut self, flow: &FlowInfo) {
         self.0.skipped(flow);
@@ -337,6 +370,14 @@ impl<S: Output> Outputs<S> {
     #[inline]
     pub fn should_stop(&self) -> bool {
         self.chain.should_stop()
+    }
+
+    /// A frame for the outputs that take frames (none: nothing is done).
+    #[inline]
+    pub fn frame<'a>(&mut self, f: impl FnOnce() -> Frame<'a>) {
+        if S::FRAMES {
+            self.chain.frame(&f());
+        }
     }
 }
 
