@@ -349,6 +349,13 @@ pub struct Args {
     #[arg(long = "pcap-per-connection", help_heading = "Per-flow outputs")]
     pub pcap_per_connection: bool,
 
+    /// Print JSON lines on standard output instead of writing files: one object per chunk
+    /// of a stream (addresses, ports, VLANs, session and connection index, stream offset,
+    /// time, the bytes in base64), per gap and per closed connection. The schema is in the
+    /// README (`-J` output).
+    #[arg(short = 'J', long = "json", help_heading = "Per-flow outputs")]
+    pub json: bool,
+
     // tcpflow 1.6 flags that are not supported: refused with a message, never ignored.
     #[arg(short = 'a', hide = true)]
     pub x_all: bool,
@@ -370,8 +377,6 @@ pub struct Args {
     pub x_color: bool,
     #[arg(short = 'I', hide = true)]
     pub x_index: bool,
-    #[arg(short = 'J', hide = true)]
-    pub x_json: bool,
     #[arg(short = 'L', hide = true)]
     pub x_lock: Option<String>,
     #[arg(short = 'm', hide = true)]
@@ -504,6 +509,8 @@ pub struct Options {
     pub warnings: Vec<String>,
     /// `-K`, `--pcap-per-connection`.
     pub pcap: crate::output::pcap::PcapOpts,
+    /// `-J`: JSON lines instead of `console`.
+    pub json: bool,
 }
 
 impl Args {
@@ -520,7 +527,6 @@ impl Args {
             (self.x_format.is_some(), "-F (file name prefixes) is not supported; use -T (e.g. -T '%K/%A.%a-%B.%b')"),
             (self.x_color, "-g (coloured console output) is not supported yet"),
             (self.x_index, "-I (per-flow .findx index files) is not supported yet"),
-            (self.x_json, "-J (JSON console output) is not supported yet; --report-json writes a JSON report"),
             (self.x_lock.is_some(), "-L (semaphore lock) is not supported"),
             (self.x_min.is_some(), "-m (skip size that starts a new file) is not supported: stream offsets are 64-bit and gaps are holes"),
             (self.x_setting.is_some(), "-S (settings) is not supported; see --idle-timeout and --no-report"),
@@ -588,7 +594,11 @@ impl Args {
         if self.memory.is_some_and(|m| m < MIN_MEMORY) {
             return Err("--memory must be at least 1M".into());
         }
-        let console_mode = self.console || self.console_no_header;
+        if self.json && (self.console || self.console_no_header) {
+            return Err("-J prints JSON, -c/-C print text: give one".into());
+        }
+        // -J is a console output of its own.
+        let console_mode = self.console || self.console_no_header || self.json;
         let action = self.action()?;
         let spool = self.spool_opts(console_mode)?;
         let spool_mode = spool.is_some();
@@ -731,6 +741,7 @@ impl Args {
             action,
             warnings,
             pcap,
+            json: self.json,
         })
     }
 

@@ -22,6 +22,7 @@ use crate::capture::{CaptureStats, LiveCapture, Next};
 use crate::cli::{Action, Args, Options, Overlap, Source};
 use crate::filter::Filters;
 use crate::input::{self, io_message, Input};
+use crate::output::json::JsonSink;
 use crate::output::pcap::PcapSink;
 use crate::output::spool::SpoolSink;
 use crate::output::{ConsoleSink, FileSink, Frame, Limits, Output, OutputConfig, Outputs, Tee};
@@ -727,6 +728,7 @@ pub fn run(o: Options) -> Result<i32, String> {
             let out = SpoolSink::new(writer, sp.sync_secs);
             drive(&o, inputs, engine, out, report, &sizing)
         }
+        (None, Some(_)) if o.json => drive(&o, inputs, engine, JsonSink::new(), report, &sizing),
         (None, Some(c)) => {
             let out = ConsoleSink::new(o.template.clone(), c);
             drive(&o, inputs, engine, out, report, &sizing)

@@ -227,3 +227,193 @@ fn pcap_per_flow_and_per_connection_on_every_case() {
     assert!(pcaps_checked > 2 * cases.len());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A value of the flat objects `-J` prints.
+#[derive(Debug, PartialEq)]
+enum Val {
+    Str(String),
+    Num(String),
+    Bool(bool),
+    Arr(Vec<Val>),
+}
+
+/// Parses one `-J` line (an object of strings, numbers, booleans and arrays) strictly.
+fn parse_object(line: &str) -> Result<BTreeMap<String, Val>, String> {
+    fn value(s: &[u8], i: &mut usize) -> Result<Val, String> {
+        match s.get(*i) {
+            Some(b'"') => {
+                *i += 1;
+                let start = *i;
+                while s.get(*i).is_some_and(|&c| c != b'"') {
+                    if s[*i] == b'\\' || s[*i] < 0x20 {
+                        return Err(format!("escape or control byte at {i}"));
+                    }
+                    *i += 1;
+                }
+                if *i >= s.len() {
+                    return Err("unterminated string".into());
+                }
+                *i += 1;
+                Ok(Val::Str(
+                    String::from_utf8(s[start..*i - 1].to_vec()).unwrap(),
+                ))
+            }
+            Some(b'[') => {
+                *i += 1;
+                let mut v = Vec::new();
+                if s.get(*i) == Some(&b']') {
+                    *i += 1;
+                    return Ok(Val::Arr(v));
+                }
+                loop {
+                    v.push(value(s, i)?);
+                    match s.get(*i) {
+                        Some(b',') => *i += 1,
+                        Some(b']') => {
+                            *i += 1;
+                            return Ok(Val::Arr(v));
+                        }
+                        _ => return Err(format!("bad array at {i}")),
+                    }
+                }
+            }
+            Some(b't') if s[*i..].starts_with(b"true") => {
+                *i += 4;
+                Ok(Val::Bool(true))
+            }
+            Some(b'f') if s[*i..].starts_with(b"false") => {
+                *i += 5;
+                Ok(Val::Bool(false))
+            }
+            Some(c) if c.is_ascii_digit() => {
+                let start = *i;
+                while s.get(*i).is_some_and(|c| c.is_ascii_digit()) {
+                    *i += 1;
+                }
+                Ok(Val::Num(String::from_utf8(s[start..*i].to_vec()).unwrap()))
+            }
+            _ => Err(format!("bad value at {i}")),
+        }
+    }
+    let s = line.as_bytes();
+    if s.first() != Some(&b'{') || s.last() != Some(&b'}') {
+        return Err("not an object".into());
+    }
+    let mut m = BTreeMap::new();
+    let mut i = 1;
+    loop {
+        let Val::Str(k) = value(s, &mut i)? else {
+            return Err("key".into());
+        };
+        if s.get(i) != Some(&b':') {
+            return Err(format!("no colon at {i}"));
+        }
+        i += 1;
+        let v = value(s, &mut i)?;
+        if m.insert(k.clone(), v).is_some() {
+            return Err(format!("{k} twice"));
+        }
+        match s.get(i) {
+            Some(b',') => i += 1,
+            Some(b'}') if i == s.len() - 1 => return Ok(m),
+            _ => return Err(format!("bad object at {i}")),
+        }
+    }
+}
+
+fn unbase64(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("not base64: {c}"),
+        }
+    };
+    let mut out = Vec::new();
+    for q in s.as_bytes().chunks(4) {
+        assert_eq!(q.len(), 4);
+        let pad = q.iter().filter(|&&c| c == b'=').count();
+        let n = q[..4 - pad].iter().fold(0u32, |n, &c| (n << 6) | val(c)) << (6 * pad);
+        out.extend_from_slice(&n.to_be_bytes()[1..4 - pad]);
+    }
+    out
+}
+
+/// `-J` on every testdata case, parsed back: the data and gap objects of each direction,
+/// placed at their offsets (gaps as NULs, as in files), give the flow files of a run
+/// without `-J`, byte for byte.
+#[test]
+fn json_lines_parse_back_into_the_flow_files() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("expected").is_dir())
+        .collect();
+    cases.sort();
+    let mut failures = Vec::new();
+    let mut objects = 0;
+    for case in &cases {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        let input = ["input.pcap", "input.pcapng"]
+            .iter()
+            .map(|f| case.join(f))
+            .find(|p| p.exists())
+            .unwrap();
+        let o = tcpflow(&["-q", "-J", "-r", input.to_str().unwrap()]);
+        let text = String::from_utf8(o.stdout).unwrap();
+        // By (session, dir): the stream.
+        let mut streams: BTreeMap<(String, String), Vec<u8>> = BTreeMap::new();
+        for line in text.lines() {
+            objects += 1;
+            let m = match parse_object(line) {
+                Ok(m) => m,
+                Err(e) => {
+                    failures.push(format!("{name}: {e}: {line}"));
+                    continue;
+                }
+            };
+            let get = |k: &str| match m.get(k) {
+                Some(Val::Str(s) | Val::Num(s)) => s.clone(),
+                other => panic!("{name}: {k}: {other:?} in {line}"),
+            };
+            let kind = get("type");
+            if kind == "close" {
+                continue;
+            }
+            let key = (get("session"), get("dir"));
+            let off: usize = get("offset").parse().unwrap();
+            let len: usize = get("len").parse().unwrap();
+            let s = streams.entry(key).or_default();
+            if s.len() < off + len {
+                s.resize(off + len, 0);
+            }
+            if kind == "data" {
+                let d = unbase64(&get("data"));
+                assert_eq!(d.len(), len, "{name}: {line}");
+                s[off..off + len].copy_from_slice(&d);
+            }
+        }
+        let mut got: Vec<Vec<u8>> = streams.into_values().filter(|s| !s.is_empty()).collect();
+        let mut want: Vec<Vec<u8>> = std::fs::read_dir(case.join("expected"))
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect();
+        got.sort();
+        want.sort();
+        if got != want {
+            failures.push(format!(
+                "{name}: {} streams from -J, {} flow files; lengths {:?} vs {:?}",
+                got.len(),
+                want.len(),
+                got.iter().map(Vec::len).collect::<Vec<_>>(),
+                want.iter().map(Vec::len).collect::<Vec<_>>()
+            ));
+        }
+    }
+    assert!(objects > cases.len());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

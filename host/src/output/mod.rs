@@ -31,6 +31,7 @@ pub mod filecache;
 pub mod files;
 pub mod finisher;
 pub mod ignore_new;
+pub mod json;
 mod names;
 pub mod pcap;
 pub mod report;
