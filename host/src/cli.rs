@@ -356,6 +356,24 @@ pub struct Args {
     #[arg(short = 'J', long = "json", help_heading = "Per-flow outputs")]
     pub json: bool,
 
+    /// A tcpflow 1.6 setting, NAME=VALUE (repeatable): `enable_report=YES|NO` (NO: as
+    /// --no-report), `tcp_timeout=SECS` (as --idle-timeout; 0: none), `tcp_cmd=CMD` (run CMD
+    /// with each finished flow file's path as its last argument, without a shell: CMD is
+    /// split at white space; at most 8 at once, never holding up the capture; failures
+    /// counted and said), `tcp_alert_fd=N` (write `close<TAB>PATH` to descriptor N for each
+    /// finished flow file). `http_cmd` and `http_alert_fd` need the HTTP scanner, which this
+    /// build does not have.
+    #[arg(
+        short = 'S',
+        value_name = "NAME=VALUE",
+        help_heading = "Per-flow outputs"
+    )]
+    pub settings: Vec<String>,
+
+    /// Run `-S tcp_cmd` through `/bin/sh -c CMD tcpflow PATH` (the path is `$1`).
+    #[arg(long = "tcp-cmd-shell", help_heading = "Per-flow outputs")]
+    pub tcp_cmd_shell: bool,
+
     // tcpflow 1.6 flags that are not supported: refused with a message, never ignored.
     #[arg(short = 'a', hide = true)]
     pub x_all: bool,
@@ -381,8 +399,6 @@ pub struct Args {
     pub x_lock: Option<String>,
     #[arg(short = 'm', hide = true)]
     pub x_min: Option<String>,
-    #[arg(short = 'S', hide = true)]
-    pub x_setting: Option<String>,
     #[arg(short = 'Z', hide = true)]
     pub x_gzip: bool,
 }
@@ -511,6 +527,73 @@ pub struct Options {
     pub pcap: crate::output::pcap::PcapOpts,
     /// `-J`: JSON lines instead of `console`.
     pub json: bool,
+    /// `-S tcp_cmd`, `-S tcp_alert_fd`.
+    pub flow_commands: crate::output::commands::FlowCommandOpts,
+}
+
+/// The `-S` settings this command knows.
+pub const SETTINGS: &[&str] = &["enable_report", "tcp_timeout", "tcp_cmd", "tcp_alert_fd"];
+
+/// What `-S` settings set.
+#[derive(Debug, Default)]
+struct Settings {
+    enable_report: Option<bool>,
+    tcp_timeout: Option<u64>,
+    tcp_cmd: Option<String>,
+    tcp_alert_fd: Option<i32>,
+}
+
+fn parse_settings(given: &[String]) -> Result<Settings, String> {
+    let mut s = Settings::default();
+    for g in given {
+        let Some((name, value)) = g.split_once('=') else {
+            return Err(format!(
+                "-S {g}: give NAME=VALUE (known names: {})",
+                SETTINGS.join(", ")
+            ));
+        };
+        match name {
+            "enable_report" => {
+                s.enable_report = Some(match value.to_ascii_lowercase().as_str() {
+                    "yes" | "1" | "true" => true,
+                    "no" | "0" | "false" => false,
+                    _ => return Err(format!("-S enable_report={value}: give YES or NO")),
+                })
+            }
+            "tcp_timeout" => {
+                s.tcp_timeout = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("-S tcp_timeout={value}: give a number of seconds"))?,
+                )
+            }
+            "tcp_cmd" => {
+                if value.trim().is_empty() {
+                    return Err("-S tcp_cmd= needs a command".into());
+                }
+                s.tcp_cmd = Some(value.to_string());
+            }
+            "tcp_alert_fd" => {
+                let fd: i32 = value
+                    .parse()
+                    .map_err(|_| format!("-S tcp_alert_fd={value}: give a descriptor number"))?;
+                // -1 is tcpflow 1.6's "none".
+                s.tcp_alert_fd = (fd >= 0).then_some(fd);
+            }
+            "http_cmd" | "http_alert_fd" => {
+                return Err(format!(
+                    "-S {name}: needs the HTTP scanner (-e http), which this build does not have"
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "-S {name}: unknown setting; known: {}",
+                    SETTINGS.join(", ")
+                ))
+            }
+        }
+    }
+    Ok(s)
 }
 
 impl Args {
@@ -529,7 +612,6 @@ impl Args {
             (self.x_index, "-I (per-flow .findx index files) is not supported yet"),
             (self.x_lock.is_some(), "-L (semaphore lock) is not supported"),
             (self.x_min.is_some(), "-m (skip size that starts a new file) is not supported: stream offsets are 64-bit and gaps are holes"),
-            (self.x_setting.is_some(), "-S (settings) is not supported; see --idle-timeout and --no-report"),
             (self.x_gzip, "-Z (HTTP decompression switch) is not supported: there is no HTTP scanner yet"),
         ];
         r.iter().find(|(on, _)| *on).map(|(_, m)| *m)
@@ -594,6 +676,7 @@ impl Args {
         if self.memory.is_some_and(|m| m < MIN_MEMORY) {
             return Err("--memory must be at least 1M".into());
         }
+        let settings = parse_settings(&self.settings)?;
         if self.json && (self.console || self.console_no_header) {
             return Err("-J prints JSON, -c/-C print text: give one".into());
         }
@@ -632,7 +715,7 @@ impl Args {
             }
             None
         };
-        let report_xml = if self.no_report {
+        let report_xml = if self.no_report || settings.enable_report == Some(false) {
             None
         } else if let Some(x) = self.report_xml.clone() {
             Some(x)
@@ -709,6 +792,17 @@ impl Args {
                 return Err(format!("{flag} writes pcap files next to the flow files: not with -c/-C, --spool or --spool-summary"));
             }
         }
+        let flow_commands = crate::output::commands::FlowCommandOpts {
+            cmd: settings.tcp_cmd.clone(),
+            shell: self.tcp_cmd_shell,
+            alert_fd: settings.tcp_alert_fd,
+        };
+        if flow_commands.any() && !files_mode {
+            return Err("-S tcp_cmd / tcp_alert_fd act on flow files: not with -c/-C/-J, --spool or --spool-summary".into());
+        }
+        if self.tcp_cmd_shell && flow_commands.cmd.is_none() {
+            return Err("--tcp-cmd-shell needs -S tcp_cmd=CMD".into());
+        }
         let live = matches!(source, Source::Live { .. });
         Ok(Options {
             source,
@@ -728,7 +822,10 @@ impl Args {
             quiet: self.quiet,
             verbose: self.verbose,
             max_flows: sizing.max_flows,
-            idle_timeout_secs: self.idle_timeout.unwrap_or(if live { 300 } else { 0 }),
+            idle_timeout_secs: self
+                .idle_timeout
+                .or(settings.tcp_timeout)
+                .unwrap_or(if live { 300 } else { 0 }),
             overlap: self.overlap,
             pool_blocks: sizing.pool_blocks,
             buffer_bytes: sizing.buffer_bytes,
@@ -742,6 +839,7 @@ impl Args {
             warnings,
             pcap,
             json: self.json,
+            flow_commands,
         })
     }
 
@@ -890,6 +988,34 @@ mod tests {
     }
 
     #[test]
+    fn settings() {
+        let o = parse(&[
+            "-S",
+            "tcp_timeout=7",
+            "-S",
+            "enable_report=NO",
+            "-S",
+            "tcp_cmd=echo x",
+            "-S",
+            "tcp_alert_fd=-1",
+            "-r",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(o.idle_timeout_secs, 7);
+        assert!(o.report_xml.is_none());
+        assert_eq!(o.flow_commands.cmd.as_deref(), Some("echo x"));
+        assert_eq!(o.flow_commands.alert_fd, None);
+        let e = parse(&["-S", "nope=1", "-r", "x"]).unwrap_err();
+        assert!(e.contains("unknown") && e.contains("tcp_alert_fd"), "{e}");
+        assert!(parse(&["-S", "http_cmd=x", "-r", "x"])
+            .unwrap_err()
+            .contains("HTTP scanner"));
+        assert!(parse(&["-S", "tcp_cmd=x", "-c", "-r", "x"]).is_err());
+        assert!(parse(&["-S", "tcp_timeout", "-r", "x"]).is_err());
+    }
+
+    #[test]
     fn pcap_outputs_need_flow_files() {
         let o = parse(&["-K", "--pcap-per-connection", "-r", "x"]).unwrap();
         assert!(o.pcap.per_dir && o.pcap.per_conn);
@@ -906,9 +1032,7 @@ mod tests {
         assert!(parse(&["-e", "http", "-r", "x"])
             .unwrap_err()
             .contains("-e"));
-        assert!(parse(&["-S", "tcp_timeout=5", "-r", "x"])
-            .unwrap_err()
-            .contains("-S"));
+        assert!(parse(&["-Z", "-r", "x"]).unwrap_err().contains("-Z"));
     }
 
     #[test]

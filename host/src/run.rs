@@ -22,10 +22,13 @@ use crate::capture::{CaptureStats, LiveCapture, Next};
 use crate::cli::{Action, Args, Options, Overlap, Source};
 use crate::filter::Filters;
 use crate::input::{self, io_message, Input};
+use crate::output::commands::FlowCommands;
 use crate::output::json::JsonSink;
 use crate::output::pcap::PcapSink;
 use crate::output::spool::SpoolSink;
-use crate::output::{ConsoleSink, FileSink, Frame, Limits, Output, OutputConfig, Outputs, Tee};
+use crate::output::{
+    ConsoleSink, FileSink, Frame, Limits, Maybe, Output, OutputConfig, Outputs, Tee,
+};
 use crate::privs;
 use crate::report::{command_line, Creator, Group, HostStats, Report, Totals};
 use crate::savefile::Savefile;
@@ -733,20 +736,32 @@ pub fn run(o: Options) -> Result<i32, String> {
             let out = ConsoleSink::new(o.template.clone(), c);
             drive(&o, inputs, engine, out, report, &sizing)
         }
-        (None, None) if o.pcap.any() => {
+        (None, None) if o.pcap.any() || o.flow_commands.any() => {
             // The descriptors of -f shared: a quarter for the pcap files.
             let mut cfg = output_config(&o);
             let fds = cfg.limits.max_open_files;
             let pcap_fds = (fds / 4).max(1);
-            cfg.limits.max_open_files = (fds - pcap_fds).max(1);
-            let pcap = PcapSink::new(
-                o.pcap,
-                o.template.clone(),
-                o.outdir.clone(),
-                o.file_mode,
-                pcap_fds,
+            if o.pcap.any() {
+                cfg.limits.max_open_files = (fds - pcap_fds).max(1);
+            }
+            let pcap = o.pcap.any().then(|| {
+                PcapSink::new(
+                    o.pcap,
+                    o.template.clone(),
+                    o.outdir.clone(),
+                    o.file_mode,
+                    pcap_fds,
+                )
+            });
+            let cmds = if o.flow_commands.any() {
+                Some(FlowCommands::new(&o.flow_commands)?)
+            } else {
+                None
+            };
+            let out = Tee(
+                FileSink::new(cfg, o.max_flows as usize),
+                Tee(Maybe(pcap), Maybe(cmds)),
             );
-            let out = Tee(FileSink::new(cfg, o.max_flows as usize), pcap);
             drive(&o, inputs, engine, out, report, &sizing)
         }
         (None, None) => {

@@ -25,6 +25,7 @@ use tcpflow_core::{CloseReason, Dir, FlowInfo, FlowRef, GapReason, LinkType, Sin
 use crate::report::{Group, HostStats, Report};
 
 pub mod buffers;
+pub mod commands;
 pub mod console;
 pub mod cut;
 pub mod filecache;
@@ -242,6 +243,114 @@ impl<A: Output, B: Output> Output for Tee<A, B> {
     fn finish(&mut self, end: &mut End) {
         self.0.finish(end);
         self.1.finish(end);
+    }
+}
+
+/// An output that a flag may leave out: events go to it when it is there (a branch, not an
+/// indirect call).
+#[derive(Debug)]
+pub struct Maybe<T>(pub Option<T>);
+
+impl<T: Output> Sink for Maybe<T> {
+    #[inline]
+    fn open(&mut self, flow: &FlowInfo) {
+        if let Some(t) = &mut self.0 {
+            t.open(flow);
+        }
+    }
+    #[inline]
+    fn data(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
+        if let Some(t) = &mut self.0 {
+            t.data(flow, dir, offset, data);
+        }
+    }
+    #[inline]
+    fn gap(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, len: u64, reason: GapReason) {
+        if let Some(t) = &mut self.0 {
+            t.gap(flow, dir, offset, len, reason);
+        }
+    }
+    #[inline]
+    fn redelivered(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
+        match &mut self.0 {
+            Some(t) => t.redelivered(flow, dir, offset, data),
+            None => false,
+        }
+    }
+    #[inline]
+    fn late(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
+        match &mut self.0 {
+            Some(t) => t.late(flow, dir, offset, data),
+            None => false,
+        }
+    }
+    #[inline]
+    fn close(&mut self, flow: &FlowInfo, reason: CloseReason) {
+        if let Some(t) = &mut self.0 {
+            t.close(flow, reason);
+        }
+    }
+}
+
+impl<T: Output> Output for Maybe<T> {
+    const TICKS: bool = T::TICKS;
+    const FRAMES: bool = T::FRAMES;
+
+    #[inline]
+    fn frame(&mut self, f: &Frame<'_>) {
+        if let Some(t) = &mut self.0 {
+            t.frame(f);
+        }
+    }
+    fn skipped(&mut self, flow: &FlowInfo) {
+        if let Some(t) = &mut self.0 {
+            t.skipped(flow);
+        }
+    }
+    fn cut(&mut self, flow: &FlowInfo, dir: Dir, bytes: u64) {
+        if let Some(t) = &mut self.0 {
+            t.cut(flow, dir, bytes);
+        }
+    }
+    fn finished(&mut self, f: &Finished) {
+        if let Some(t) = &mut self.0 {
+            t.finished(f);
+        }
+    }
+    fn take_finished(&mut self, out: &mut Vec<Finished>) {
+        if let Some(t) = &mut self.0 {
+            t.take_finished(out);
+        }
+    }
+    #[inline]
+    fn tick(&mut self, now: u64) {
+        if let Some(t) = &mut self.0 {
+            t.tick(now);
+        }
+    }
+    fn idle(&mut self, now: u64) {
+        if let Some(t) = &mut self.0 {
+            t.idle(now);
+        }
+    }
+    #[inline]
+    fn should_stop(&self) -> bool {
+        self.0.as_ref().is_some_and(|t| t.should_stop())
+    }
+    fn flush(&mut self) {
+        if let Some(t) = &mut self.0 {
+            t.flush();
+        }
+    }
+    fn counters(&self, host: &mut HostStats) {
+        if let Some(t) = &self.0 {
+            t.counters(host);
+        }
+    }
+    fn finish(&mut self, end: &mut End) {
+        if let Some(t) = &mut self.0 {
+            t.finish(end);
+        }
     }
 }
 
