@@ -344,6 +344,11 @@ pub struct Args {
     #[arg(short = 'K', long = "pcap-per-flow", help_heading = "Per-flow outputs")]
     pub pcap_per_flow: bool,
 
+    /// Also write `<flow file>.findx`: a line `offset|sec.usec|len` per segment with payload
+    /// (its stream offset, capture time and payload length), retransmissions included.
+    #[arg(short = 'I', long = "index", help_heading = "Per-flow outputs")]
+    pub findx: bool,
+
     /// Also write both directions' frames of each connection to one pcap,
     /// `<A-to-B flow file>.conn.pcap` (with or without -K).
     #[arg(long = "pcap-per-connection", help_heading = "Per-flow outputs")]
@@ -393,8 +398,6 @@ pub struct Args {
     pub x_format: Option<String>,
     #[arg(short = 'g', hide = true)]
     pub x_color: bool,
-    #[arg(short = 'I', hide = true)]
-    pub x_index: bool,
     #[arg(short = 'L', hide = true)]
     pub x_lock: Option<String>,
     #[arg(short = 'm', hide = true)]
@@ -609,7 +612,6 @@ impl Args {
             (self.x_scanner_help, "-H (scanner help) is not supported: there are no scanners yet"),
             (self.x_format.is_some(), "-F (file name prefixes) is not supported; use -T (e.g. -T '%K/%A.%a-%B.%b')"),
             (self.x_color, "-g (coloured console output) is not supported yet"),
-            (self.x_index, "-I (per-flow .findx index files) is not supported yet"),
             (self.x_lock.is_some(), "-L (semaphore lock) is not supported"),
             (self.x_min.is_some(), "-m (skip size that starts a new file) is not supported: stream offsets are 64-bit and gaps are holes"),
             (self.x_gzip, "-Z (HTTP decompression switch) is not supported: there is no HTTP scanner yet"),
@@ -778,6 +780,7 @@ impl Args {
         let pcap = crate::output::pcap::PcapOpts {
             per_dir: self.pcap_per_flow,
             per_conn: self.pcap_per_connection,
+            findx: self.findx,
         };
         if pcap.any() {
             let flag = if pcap.per_dir {

@@ -417,3 +417,86 @@ fn json_lines_parse_back_into_the_flow_files() {
     assert!(objects > cases.len());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The TCP payload of an untagged Ethernet frame (IPv4, or IPv6 without extension
+/// headers), without link padding.
+fn tcp_payload(frame: &[u8]) -> &[u8] {
+    let ip = &frame[14..];
+    let (l4, len) = match frame[12..14] {
+        [0x08, 0x00] => {
+            let ihl = usize::from(ip[0] & 15) * 4;
+            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+            (&ip[ihl..total.min(ip.len())], total - ihl)
+        }
+        [0x86, 0xdd] => {
+            let plen = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+            (&ip[40..(40 + plen).min(ip.len())], plen)
+        }
+        _ => panic!("not IP"),
+    };
+    let doff = usize::from(l4[12] >> 4) * 4;
+    &l4[doff..len.min(l4.len())]
+}
+
+/// `-I` on cases with reordered, duplicated, retransmitted and lost segments and keep-alive
+/// probes: each `.findx` line is a segment with payload of the direction's pcap (in the
+/// same order), and the flow file holds that payload at the line's offset.
+#[test]
+fn findx_offsets_match_the_flow_files() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
+    let work = tmp("findx");
+    let mut lines_checked = 0;
+    for name in ["ooo", "tiny-ooo", "lost", "keepalive", "reuse-fin"] {
+        let input = root.join(name).join("input.pcap");
+        let out = work.join(name);
+        let o = tcpflow(&[
+            "-q",
+            "--no-report",
+            "-K",
+            "-I",
+            "-r",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{name}: {o:?}");
+        let made = files(&out);
+        let flows: Vec<&String> = made
+            .keys()
+            .filter(|k| !k.ends_with(".pcap") && !k.ends_with(".findx"))
+            .collect();
+        assert!(!flows.is_empty());
+        for flow in flows {
+            let file = &made[flow];
+            let index = String::from_utf8(made[&format!("{flow}.findx")].clone()).unwrap();
+            let cap = read_capture(&made[&format!("{flow}.pcap")]).unwrap();
+            let payloads: Vec<(&[u8], u64)> = cap
+                .records
+                .iter()
+                .map(|r| (tcp_payload(&r.data), r.ts_ns))
+                .filter(|(p, _)| !p.is_empty())
+                .collect();
+            let lines: Vec<&str> = index.lines().collect();
+            assert_eq!(lines.len(), payloads.len(), "{name} {flow}");
+            for (line, (payload, ts)) in lines.iter().zip(&payloads) {
+                let f: Vec<&str> = line.split('|').collect();
+                let off: usize = f[0].parse().unwrap();
+                let len: usize = f[2].parse().unwrap();
+                assert_eq!(len, payload.len(), "{name} {flow}: {line}");
+                assert_eq!(
+                    f[1],
+                    format!("{}.{:06}", ts / 1_000_000_000, ts % 1_000_000_000 / 1000),
+                    "{name} {flow}: {line}"
+                );
+                // A keep-alive probe's garbage byte sits at next-1, over a real byte.
+                let probe = name == "keepalive" && len == 1;
+                if !probe {
+                    assert_eq!(&file[off..off + len], *payload, "{name} {flow}: {line}");
+                }
+                lines_checked += 1;
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    assert!(lines_checked > 4000, "{lines_checked}");
+}

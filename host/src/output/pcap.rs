@@ -3,7 +3,11 @@
 //!
 //! - `-K`: `<flow file>.pcap` per direction, the frames whose segment went that way
 //!   (retransmissions too, with their capture time and wire length);
-//! - `--pcap-per-connection`: `<A→B flow file>.conn.pcap`, both directions in one file.
+//! - `--pcap-per-connection`: `<A→B flow file>.conn.pcap`, both directions in one file;
+//! - `-I`: `<flow file>.findx`, a line `offset|sec.usec|len` per segment with payload: its
+//!   stream offset (from its sequence number, relative to the SYN's, or to the first
+//!   segment's when the SYN was not seen), capture time and payload length (tcpflow 1.6.1
+//!   writes 0 for every offset). A fragmented segment gets no line (counted).
 //!
 //! Frames come from [`Output::frame`] (the engine's `Outcome::Tcp`, which names the flow
 //! slot, connection index and direction). Names are the flow files' (the template with the
@@ -63,12 +67,32 @@ pub struct PcapOpts {
     pub per_dir: bool,
     /// `--pcap-per-connection`: one per connection.
     pub per_conn: bool,
+    /// `-I`: `<flow file>.findx` per direction.
+    pub findx: bool,
 }
 
 impl PcapOpts {
     pub fn any(&self) -> bool {
-        self.per_dir || self.per_conn
+        self.per_dir || self.per_conn || self.findx
     }
+}
+
+/// Index of the findx file of direction 0 in a connection's files.
+const FINDX: usize = 3;
+
+/// A TCP segment's sequence number and payload length (the IP header's claim), when the
+/// frame holds a whole one.
+fn tcp_seq(link: LinkType, data: &[u8]) -> Option<(u32, u32, bool)> {
+    let mut st = tcpflow_core::stats::DecodeStats::default();
+    let p = tcpflow_core::decode::decode_frame(link, data, &mut st).ok()?;
+    if p.fragment.is_some() || p.protocol != 6 {
+        return None;
+    }
+    let t = p.payload;
+    let seq = u32::from_be_bytes(t.get(4..8)?.try_into().ok()?);
+    let hlen = u32::from(t.get(12)? >> 4) * 4;
+    let syn = t.get(13)? & 0x02 != 0;
+    Some((seq, p.payload_len.checked_sub(hlen)?, syn))
 }
 
 /// One pcap file of a connection.
@@ -82,13 +106,17 @@ struct PFile {
     failed: bool,
 }
 
-/// A connection's pcap files: index 0 and 1 by direction, 2 the connection's.
+/// A connection's files: pcaps 0 and 1 by direction, 2 the connection's; 3 and 4 the
+/// directions' findx.
 #[derive(Debug)]
 struct Conn {
     conn_index: u32,
     /// Number of this connection's files in the cache's key space.
     id: u64,
-    files: [Option<PFile>; 3],
+    files: [Option<PFile>; 5],
+    /// Per direction (findx): the sequence number at stream offset 0 (after a SYN, or the
+    /// first segment's) and the last offset, to carry the 32-bit numbers past a wrap.
+    base: [Option<(u32, u64)>; 2],
 }
 
 /// The `-K` output.
@@ -111,6 +139,9 @@ pub struct PcapSink {
     /// Frames not written: their file failed, no name, or an evicted/unknown slot.
     frames_lost: u64,
     frames_other_link: u64,
+    /// findx lines written, and segments with no line (fragmented: no whole TCP header).
+    index_lines: u64,
+    index_skipped: u64,
     files_created: u64,
     files_failed: u64,
     /// The first failure, for the end of the run.
@@ -140,6 +171,8 @@ impl PcapSink {
             frames_written: 0,
             frames_lost: 0,
             frames_other_link: 0,
+            index_lines: 0,
+            index_skipped: 0,
             files_created: 0,
             files_failed: 0,
             first_error: None,
@@ -168,12 +201,13 @@ impl PcapSink {
         }
     }
 
-    /// Writes the frame to file `k` of the connection in `slot`.
-    fn write(&mut self, slot: usize, k: usize, f: &Frame<'_>) {
+    /// Writes the frame to file `k` of the connection in `slot` (`line`: what a findx file
+    /// gets).
+    fn write(&mut self, slot: usize, k: usize, f: &Frame<'_>, line: Option<String>) {
         let Some(conn) = self.conns[slot].as_mut() else {
             return;
         };
-        let key = conn.id * 3 + k as u64;
+        let key = conn.id * 5 + k as u64;
         let Some(pf) = conn.files[k].as_mut() else {
             self.frames_lost += 1;
             return;
@@ -193,9 +227,9 @@ impl PcapSink {
             let folders = crate::safefs::folders_in(&rel);
             let opened = crate::safefs::open_file(&full, folders, create, self.file_mode).and_then(
                 |mut file| {
-                    if create {
+                    if create && k < FINDX {
                         file.write_all(&header(f.link))?;
-                    } else {
+                    } else if !create {
                         file.seek(SeekFrom::End(0))?;
                     }
                     Ok(file)
@@ -224,6 +258,18 @@ impl PcapSink {
             }
         }
         let w = self.cache.get(key).expect("inserted above");
+        if k >= FINDX {
+            let line = line.unwrap_or_default();
+            match w.write_all(line.as_bytes()) {
+                Ok(()) => self.index_lines += 1,
+                Err(e) => {
+                    self.cache.remove(key);
+                    self.fail(&rel, &e);
+                    self.mark_failed(slot, k);
+                }
+            }
+            return;
+        }
         let data = &f.data[..f.data.len().min(MAX_CAPLEN as usize)];
         let mut h = [0u8; 16];
         // Seconds past 2106 do not fit the format: they wrap, as in any pcap writer.
@@ -254,8 +300,8 @@ impl PcapSink {
             return;
         };
         let id = conn.id;
-        for k in 0..3 {
-            if let Some(mut w) = self.cache.remove(id * 3 + k as u64) {
+        for k in 0..5 {
+            if let Some(mut w) = self.cache.remove(id * 5 + k as u64) {
                 if let Err(e) = w.flush() {
                     let rel = self.conns[slot].as_ref().and_then(|c| c.files[k].as_ref());
                     let rel = rel.map(|p| p.rel.clone()).unwrap_or_default();
@@ -301,7 +347,7 @@ impl Sink for PcapSink {
         self.close_files(slot);
         let session = self.next_session;
         self.next_session += 1;
-        let mut files = [None, None, None];
+        let mut files = [None, None, None, None, None];
         if self.opts.per_dir {
             for dir in Dir::BOTH {
                 files[dir.index()] = self.name(flow, dir, session, ".pcap").map(|rel| PFile {
@@ -320,10 +366,21 @@ impl Sink for PcapSink {
                     failed: false,
                 });
         }
+        if self.opts.findx {
+            for dir in Dir::BOTH {
+                files[FINDX + dir.index()] =
+                    self.name(flow, dir, session, ".findx").map(|rel| PFile {
+                        rel,
+                        link: None,
+                        failed: false,
+                    });
+            }
+        }
         self.conns[slot] = Some(Conn {
             conn_index: flow.conn_index,
             id: self.next_id,
             files,
+            base: [None, None],
         });
         self.next_id += 1;
     }
@@ -342,11 +399,44 @@ impl Sink for PcapSink {
 impl PcapSink {
     fn write_frame(&mut self, slot: usize, dir: Dir, f: &Frame<'_>) {
         if self.opts.per_dir {
-            self.write(slot, dir.index(), f);
+            self.write(slot, dir.index(), f, None);
         }
         if self.opts.per_conn {
-            self.write(slot, 2, f);
+            self.write(slot, 2, f, None);
         }
+        if self.opts.findx {
+            match self.index_line(slot, dir, f) {
+                // No payload: no line.
+                Some(line) if line.is_empty() => {}
+                Some(line) => self.write(slot, FINDX + dir.index(), f, Some(line)),
+                None => self.index_skipped += 1,
+            }
+        }
+    }
+
+    /// `offset|sec.usec|len` for a segment with payload: its stream offset from its
+    /// sequence number (relative to the SYN's, or to the first segment's without one).
+    fn index_line(&mut self, slot: usize, dir: Dir, f: &Frame<'_>) -> Option<String> {
+        let (seq, len, syn) = tcp_seq(f.link, f.data)?;
+        let conn = self.conns[slot].as_mut()?;
+        let b = &mut conn.base[dir.index()];
+        let data_seq = if syn { seq.wrapping_add(1) } else { seq };
+        let (base, last) = *b.get_or_insert((data_seq, 0));
+        if len == 0 {
+            return Some(String::new());
+        }
+        // The 32-bit distance from the base, placed within 2 GiB of the last offset (a
+        // stream longer than 4 GiB keeps its offsets); before the start (a keep-alive
+        // probe's byte): no line.
+        let rel = data_seq.wrapping_sub(base);
+        let delta = i64::from(rel.wrapping_sub(last as u32) as i32);
+        let off = u64::try_from(last as i64 + delta).ok()?;
+        *b = Some((base, off));
+        Some(format!(
+            "{off}|{}.{:06}|{len}\n",
+            f.ts.secs(),
+            f.ts.subsec_nanos() / 1000
+        ))
     }
 }
 
@@ -443,6 +533,8 @@ impl Output for PcapSink {
                 ("pcap_frames_other_link", self.frames_other_link),
                 ("pcap_files_failed", self.files_failed),
                 ("pcap_cache_evictions", self.cache.evictions),
+                ("findx_lines", self.index_lines),
+                ("findx_segments_skipped", self.index_skipped),
             ],
         );
         end.groups.push(g);
