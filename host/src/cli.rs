@@ -344,6 +344,11 @@ pub struct Args {
     #[arg(short = 'K', long = "pcap-per-flow", help_heading = "Per-flow outputs")]
     pub pcap_per_flow: bool,
 
+    /// With -c/-C: the two directions in different colours (A to B blue, B to A red), only
+    /// when standard output is a terminal and NO_COLOR is not set.
+    #[arg(short = 'g', long = "color", help_heading = "Per-flow outputs")]
+    pub color: bool,
+
     /// Also write `<flow file>.findx`: a line `offset|sec.usec|len` per segment with payload
     /// (its stream offset, capture time and payload length), retransmissions included.
     #[arg(short = 'I', long = "index", help_heading = "Per-flow outputs")]
@@ -396,8 +401,6 @@ pub struct Args {
     pub x_scanner_help: bool,
     #[arg(short = 'F', hide = true)]
     pub x_format: Option<String>,
-    #[arg(short = 'g', hide = true)]
-    pub x_color: bool,
     #[arg(short = 'L', hide = true)]
     pub x_lock: Option<String>,
     #[arg(short = 'm', hide = true)]
@@ -534,6 +537,12 @@ pub struct Options {
     pub flow_commands: crate::output::commands::FlowCommandOpts,
 }
 
+/// Colours on standard output: a terminal, and no `NO_COLOR` (set and not empty).
+fn color_allowed() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && !std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
 /// The `-S` settings this command knows.
 pub const SETTINGS: &[&str] = &["enable_report", "tcp_timeout", "tcp_cmd", "tcp_alert_fd"];
 
@@ -611,7 +620,6 @@ impl Args {
             (self.x_disable.is_some(), "-x (disabling scanners) is not supported yet"),
             (self.x_scanner_help, "-H (scanner help) is not supported: there are no scanners yet"),
             (self.x_format.is_some(), "-F (file name prefixes) is not supported; use -T (e.g. -T '%K/%A.%a-%B.%b')"),
-            (self.x_color, "-g (coloured console output) is not supported yet"),
             (self.x_lock.is_some(), "-L (semaphore lock) is not supported"),
             (self.x_min.is_some(), "-m (skip size that starts a new file) is not supported: stream offsets are 64-bit and gaps are holes"),
             (self.x_gzip, "-Z (HTTP decompression switch) is not supported: there is no HTTP scanner yet"),
@@ -703,6 +711,7 @@ impl Args {
                 header: self.console && !self.console_no_header,
                 format,
                 newline: !self.no_newline,
+                color: self.color && color_allowed(),
             })
         } else {
             for (on, flag) in [
@@ -710,6 +719,7 @@ impl Args {
                 (self.binary, "-B"),
                 (self.hex, "-D"),
                 (self.no_newline, "-0"),
+                (self.color, "-g"),
             ] {
                 if on {
                     warnings.push(format!("{flag} only changes console output (-c or -C); files are written as captured"));

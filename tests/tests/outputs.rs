@@ -500,3 +500,44 @@ fn findx_offsets_match_the_flow_files() {
     let _ = std::fs::remove_dir_all(&work);
     assert!(lines_checked > 4000, "{lines_checked}");
 }
+
+/// `-g` colours only a terminal: into a pipe, `-c -g` prints what `-c` prints.
+#[test]
+fn colours_only_on_a_terminal() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
+    let input = root.join("ooo/input.pcap");
+    let plain = tcpflow(&["-q", "-c", "-r", input.to_str().unwrap()]);
+    let g = tcpflow(&["-q", "-c", "-g", "-r", input.to_str().unwrap()]);
+    assert!(g.status.success());
+    assert!(!plain.stdout.is_empty());
+    assert_eq!(g.stdout, plain.stdout);
+}
+
+/// On a terminal (util-linux `script` gives one), `-c -g` colours; `NO_COLOR` turns it off.
+#[test]
+fn colours_on_a_terminal_unless_no_color() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("no `script` here: skipped");
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
+    let input = root.join("ooo/input.pcap");
+    let on_tty = |no_color: &str| {
+        let cmd = format!(
+            "{} -q -c -g -r {}",
+            tcpflow_bin().display(),
+            input.display()
+        );
+        let o = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env("NO_COLOR", no_color)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+        o.stdout
+    };
+    let has = |v: &[u8], pat: &[u8]| v.windows(pat.len()).any(|w| w == pat);
+    let coloured = on_tty("");
+    assert!(has(&coloured, b"\x1b[34m") && has(&coloured, b"\x1b[31m"));
+    assert!(!has(&on_tty("1"), b"\x1b["));
+}
