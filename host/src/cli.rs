@@ -59,6 +59,28 @@ pub enum Overlap {
     Last,
 }
 
+/// Every tcpflow 1.6.1 flag and what it does here (`--help`, after the options; the README
+/// has the same table).
+const TCPFLOW_FLAGS: &str = "\
+tcpflow 1.6.1's flags here:
+  -r -R -l -i -p -o -c -C -s -D -B -0 -b -f -T -X -w -U -z -q -v -V -h, filter:
+        as in tcpflow 1.6.1 (see each above)
+  -K    <flow file>.pcap per direction, with the capture's link type (--pcap-per-connection
+        for both directions in one file)
+  -I    <flow file>.findx: offset|sec.usec|len per segment, with its real stream offset
+  -J    JSON lines on standard output (schema in the README)
+  -g    colours with -c/-C on a terminal (not with NO_COLOR)
+  -S    enable_report, tcp_timeout, tcp_cmd, tcp_alert_fd (http_cmd, http_alert_fd: no HTTP
+        scanner in this build)
+Refused, each with its reason:
+  -a -e -E -x -H  post-processing scanners (http, md5, netviz): not in this build
+  -Z    HTTP decompression switch: no HTTP scanner in this build
+  -A    deprecated in tcpflow 1.6 too
+  -d    debug levels: -v is verbose
+  -F    file name prefixes: -T does the same (e.g. -T '%K/%A.%a-%B.%b')
+  -L    semaphore lock: files are never shared between processes here
+  -m    skip size that starts a new file: offsets are 64-bit and holes stay holes";
+
 /// The parsed command line, before validation.
 #[derive(Debug, Parser)]
 #[command(
@@ -66,6 +88,7 @@ pub enum Overlap {
     version,
     about = ABOUT,
     long_about = LONG_ABOUT,
+    after_long_help = TCPFLOW_FLAGS,
     max_term_width = 100,
     disable_version_flag = true
 )]

@@ -541,3 +541,30 @@ fn colours_on_a_terminal_unless_no_color() {
     assert!(has(&coloured, b"\x1b[34m") && has(&coloured, b"\x1b[31m"));
     assert!(!has(&on_tty("1"), b"\x1b["));
 }
+
+/// Every flag tcpflow 1.6.1 lists (`tcpflow -h`) is in the table at the end of `--help` and
+/// in the README's.
+#[test]
+fn help_and_readme_list_every_tcpflow_flag() {
+    const FLAGS: &str = "aBcCDhIpsvVZbdeEfFiIgJlLqrRwoXmTKUzSx0AH";
+    let o = Command::new(tcpflow_bin()).arg("--help").output().unwrap();
+    let help = String::from_utf8(o.stdout).unwrap();
+    let table = &help[help.find("tcpflow 1.6.1's flags here:").expect("the table")..];
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let readme = &readme[readme.find("## tcpflow 1.6.1's flags").unwrap()..];
+    for c in FLAGS.chars() {
+        let f = format!("-{c}");
+        assert!(
+            table
+                .split(|x: char| x.is_whitespace() || x == ',')
+                .any(|w| w == f),
+            "--help: {f}"
+        );
+        assert!(
+            readme.contains(&format!("`{f}`")) || readme.contains(&format!("`{f} ")),
+            "README: {f}"
+        );
+    }
+}

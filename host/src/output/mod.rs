@@ -6,7 +6,13 @@
 //!   thread ([`finisher`]);
 //! - [`console`]: `-c` / `-C`;
 //! - [`spool`]: `--spool`, the core's flash spool writer;
-//! - [`report`]: `report.xml` and `--report-json`, fed the [`Finished`] events.
+//! - [`report`]: `report.xml` and `--report-json`, fed the [`Finished`] events;
+//! - [`pcap`]: `-K`, `--pcap-per-connection` and `-I`, fed the frames ([`Output::frame`]);
+//! - [`json`]: `-J` (JSON lines);
+//! - [`commands`]: `-S tcp_cmd` and `tcp_alert_fd`, fed the [`Finished`] events.
+//!
+//! Outputs a flag may leave out are joined as [`Maybe`]; run.rs composes them (the default
+//! run's type stays the file writer alone).
 //!
 //! Two adapters wrap whatever is behind them, so no output repeats them: [`cut::Cut`] (`-b`:
 //! bytes past the limit never reach the outputs, which are told how many were cut) and
