@@ -117,6 +117,8 @@ struct Conn {
     /// Per direction (findx): the sequence number at stream offset 0 (after a SYN, or the
     /// first segment's) and the last offset, to carry the 32-bit numbers past a wrap.
     base: [Option<(u32, u64)>; 2],
+    /// Closed as evicted: when its packets come again it goes on in the same files.
+    evicted: bool,
 }
 
 /// The `-K` output.
@@ -337,12 +339,14 @@ impl Sink for PcapSink {
         }
         // An evicted connection picked up again keeps its session, names and files (as the
         // file writer does).
-        let resumed = self.conns[slot]
-            .as_ref()
-            .is_some_and(|c| c.conn_index == flow.conn_index)
-            && flow.dirs.iter().any(|d| d.stream_len > 0);
-        if resumed {
-            return;
+        if let Some(c) = self.conns[slot].as_mut() {
+            if c.evicted
+                && c.conn_index == flow.conn_index
+                && flow.dirs.iter().any(|d| d.stream_len > 0)
+            {
+                c.evicted = false;
+                return;
+            }
         }
         self.close_files(slot);
         let session = self.next_session;
@@ -381,6 +385,7 @@ impl Sink for PcapSink {
             id: self.next_id,
             files,
             base: [None, None],
+            evicted: false,
         });
         self.next_id += 1;
     }
@@ -390,8 +395,13 @@ impl Sink for PcapSink {
     fn close(&mut self, flow: &FlowInfo, reason: CloseReason) {
         // The descriptors go now; the names stay for frames that come with or after the
         // close (the segment that closed it is passed after the close event).
-        if reason != CloseReason::Evicted {
-            self.close_files(flow.slot as usize);
+        let slot = flow.slot as usize;
+        if reason == CloseReason::Evicted {
+            if let Some(Some(c)) = self.conns.get_mut(slot) {
+                c.evicted = true;
+            }
+        } else {
+            self.close_files(slot);
         }
     }
 }
@@ -547,5 +557,74 @@ impl Output for PcapSink {
                 self.frames_other_link
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::template::tests::flow4;
+    use tcpflow_core::{FlowRef, Timestamp};
+
+    fn frame<'a>(flow: &FlowInfo, dir: Dir, data: &'a [u8]) -> Frame<'a> {
+        Frame {
+            flow: Some(FlowRef {
+                slot: flow.slot,
+                conn_index: flow.conn_index,
+                dir,
+            }),
+            link: LinkType(1),
+            ts: Timestamp::from_micros(1, 0),
+            origlen: data.len() as u32,
+            data,
+        }
+    }
+
+    /// Frames go to their connection's files: after a close (a late frame), and not to the
+    /// old connection's files when a slot is reused, while an evicted connection picked up
+    /// again goes on in its own.
+    #[test]
+    fn frames_follow_their_connection() {
+        let dir = std::env::temp_dir().join(format!("tcpflow-pcap-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let opts = PcapOpts {
+            per_dir: true,
+            per_conn: false,
+            findx: false,
+        };
+        let t = Template::parse(crate::template::DEFAULT).unwrap();
+        let mut p = PcapSink::new(opts, t, dir.clone(), 0o644, 1);
+        let a = flow4();
+        p.open(&a);
+        p.frame(&frame(&a, Dir::AtoB, b"first"));
+        p.close(&a, CloseReason::Fin);
+        p.frame(&frame(&a, Dir::AtoB, b"late"));
+        // Another connection in the same slot, its first packet carrying data.
+        let mut b = flow4();
+        b.key.port[0] = 40001;
+        b.dirs[0].stream_len = 3;
+        p.open(&b);
+        p.frame(&frame(&b, Dir::AtoB, b"b's"));
+        p.close(&b, CloseReason::Evicted);
+        p.open(&b);
+        p.frame(&frame(&b, Dir::AtoB, b"again"));
+        p.flush();
+        let read = |port: u16| {
+            let name = format!("010.000.000.001.{port:05}-192.168.100.002.00080.pcap");
+            let bytes = std::fs::read(dir.join(name)).unwrap();
+            let mut frames = Vec::new();
+            let mut at = 24;
+            while at < bytes.len() {
+                let n = u32::from_ne_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+                frames.push(bytes[at + 16..at + 16 + n].to_vec());
+                at += 16 + n;
+            }
+            frames
+        };
+        assert_eq!(read(40000), vec![b"first".to_vec(), b"late".to_vec()]);
+        assert_eq!(read(40001), vec![b"b's".to_vec(), b"again".to_vec()]);
+        assert_eq!(p.frames_lost, 0);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
