@@ -142,8 +142,8 @@ fn two_hundred_thousand_flows_with_pcaps_under_ulimit_1024() {
     let s_end = server();
     concurrent_capture(&cap);
     let out = d.join("out");
-    // In folders of 1,000 connections (`%N`): a million names in one folder is a strain
-    // on the file system, not on descriptors, which this is about.
+    // In 1,000 folders (`%N`: the session number modulo 1,000): a million names in one
+    // folder is a strain on the file system, not on descriptors, which this is about.
     let o = run_under_1024(&[
         "-q".as_ref(),
         "--no-report".as_ref(),
@@ -159,7 +159,7 @@ fn two_hundred_thousand_flows_with_pcaps_under_ulimit_1024() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     for i in 0..FLOWS {
         let c = client(i);
-        let bin = out.join(format!("{:03}", i / 1000));
+        let bin = out.join(format!("{:03}", i % 1000));
         for (a, b) in [(c, s_end), (s_end, c)] {
             let p = std::fs::read(bin.join(format!("{}.pcap", name(a, b)))).unwrap();
             assert_eq!(pcap_frames(&p).len(), 3, "flow {i}");
