@@ -362,13 +362,19 @@ mod tests {
         burst: u64,
         ready: u64,
         buf: Vec<u8>,
+        /// From this packet on, a trickle of 20 a millisecond (a burst that ends).
+        calm_after: u64,
     }
 
     impl Source for Fake {
         fn wait(&mut self, _ms: i32) {
             // A burst arrives every millisecond.
             std::thread::sleep(Duration::from_millis(1));
-            self.ready = self.burst;
+            self.ready = if self.next >= self.calm_after {
+                self.burst.min(20)
+            } else {
+                self.burst
+            };
         }
         fn next(&mut self) -> Polled<'_> {
             if self.next == self.total {
@@ -399,6 +405,7 @@ mod tests {
             burst,
             ready: 0,
             buf: Vec::new(),
+            calm_after: u64::MAX,
         };
         let stop = Arc::new(AtomicBool::new(false));
         let mut cap = LiveCapture::start(src, queue, stop);
@@ -450,13 +457,15 @@ mod tests {
     #[test]
     fn batches_a_burst_took_are_freed_once_caught_up() {
         // A loop slow for its first batches lets the queue grow to many batches; once it
-        // has caught up, all but a few are freed.
+        // has caught up, all but a few are freed. The burst ends (a trickle follows), so the
+        // loop catches up however slow a loaded machine makes it.
         let src = Fake {
             next: 0,
             total: 20_000,
             burst: 700,
             ready: 0,
             buf: Vec::new(),
+            calm_after: 12_000,
         };
         let mut cap = LiveCapture::start(src, 8 << 20, Arc::new(AtomicBool::new(false)));
         let (mut n, mut peak) = (0u64, 0);

@@ -59,6 +59,28 @@ pub enum Overlap {
     Last,
 }
 
+/// Every tcpflow 1.6.1 flag and what it does here (`--help`, after the options; the README
+/// has the same table).
+const TCPFLOW_FLAGS: &str = "\
+tcpflow 1.6.1's flags here:
+  -r -R -l -i -p -o -c -C -s -D -B -0 -b -f -T -X -w -U -z -q -v -V -h, filter:
+        as in tcpflow 1.6.1 (see each above)
+  -K    <flow file>.pcap per direction, with the capture's link type (--pcap-per-connection
+        for both directions in one file)
+  -I    <flow file>.findx: offset|sec.usec|len per segment, with its real stream offset
+  -J    JSON lines on standard output (schema in the README)
+  -g    colours with -c/-C on a terminal (not with NO_COLOR)
+  -S    enable_report, tcp_timeout, tcp_cmd, tcp_alert_fd
+  -a -e -E -x -H  post-processing scanners: http, md5, sha256, netviz (report.pdf)
+  -Z    -e http: bodies left coded
+Refused, each with its reason:
+  -S http_cmd, http_alert_fd  a command per HTTP body: not supported yet
+  -A    deprecated in tcpflow 1.6 too
+  -d    debug levels: -v is verbose
+  -F    file name prefixes: -T does the same (e.g. -T '%K/%A.%a-%B.%b')
+  -L    semaphore lock: files are never shared between processes here
+  -m    skip size that starts a new file: offsets are 64-bit and holes stay holes";
+
 /// The parsed command line, before validation.
 #[derive(Debug, Parser)]
 #[command(
@@ -66,6 +88,7 @@ pub enum Overlap {
     version,
     about = ABOUT,
     long_about = LONG_ABOUT,
+    after_long_help = TCPFLOW_FLAGS,
     max_term_width = 100,
     disable_version_flag = true
 )]
@@ -430,6 +453,53 @@ pub struct Args {
     #[arg(value_name = "EXPRESSION")]
     pub expression: Vec<String>,
 
+    /// Also write the frames of each flow file, as captured (retransmissions too, with their
+    /// capture times and wire lengths), to `<flow file>.pcap`, with the capture's link type.
+    /// Descriptors are bounded as with -f: any number of flows works. Not with -c/-C,
+    /// --spool or --spool-export (the spool does not hold frames).
+    #[arg(short = 'K', long = "pcap-per-flow", help_heading = "Per-flow outputs")]
+    pub pcap_per_flow: bool,
+
+    /// With -c/-C: the two directions in different colours (A to B blue, B to A red), only
+    /// when standard output is a terminal and NO_COLOR is not set.
+    #[arg(short = 'g', long = "color", help_heading = "Per-flow outputs")]
+    pub color: bool,
+
+    /// Also write `<flow file>.findx`: a line `offset|sec.usec|len` per segment with payload
+    /// (its stream offset, capture time and payload length), retransmissions included.
+    #[arg(short = 'I', long = "index", help_heading = "Per-flow outputs")]
+    pub findx: bool,
+
+    /// Also write both directions' frames of each connection to one pcap,
+    /// `<A-to-B flow file>.conn.pcap` (with or without -K).
+    #[arg(long = "pcap-per-connection", help_heading = "Per-flow outputs")]
+    pub pcap_per_connection: bool,
+
+    /// Print JSON lines on standard output instead of writing files: one object per chunk
+    /// of a stream (addresses, ports, VLANs, session and connection index, stream offset,
+    /// time, the bytes in base64), per gap and per closed connection. The schema is in the
+    /// README (`-J` output).
+    #[arg(short = 'J', long = "json", help_heading = "Per-flow outputs")]
+    pub json: bool,
+
+    /// A tcpflow 1.6 setting, NAME=VALUE (repeatable): `enable_report=YES|NO` (NO: as
+    /// --no-report), `tcp_timeout=SECS` (as --idle-timeout; 0: none), `tcp_cmd=CMD` (run CMD
+    /// with each finished flow file's path as its last argument, without a shell: CMD is
+    /// split at white space; at most 8 at once, never holding up the capture; failures
+    /// counted and said), `tcp_alert_fd=N` (write `close<TAB>PATH` to descriptor N for each
+    /// finished flow file). `http_cmd` and `http_alert_fd` (a command per HTTP body) are not
+    /// supported yet.
+    #[arg(
+        short = 'S',
+        value_name = "NAME=VALUE",
+        help_heading = "Per-flow outputs"
+    )]
+    pub settings: Vec<String>,
+
+    /// Run `-S tcp_cmd` through `/bin/sh -c CMD tcpflow PATH` (the path is `$1`).
+    #[arg(long = "tcp-cmd-shell", help_heading = "Per-flow outputs")]
+    pub tcp_cmd_shell: bool,
+
     // tcpflow 1.6 flags that are not supported: refused with a message, never ignored.
     #[arg(short = 'A', hide = true)]
     pub x_ah: Option<String>,
@@ -437,20 +507,10 @@ pub struct Args {
     pub x_debug: Option<String>,
     #[arg(short = 'F', hide = true)]
     pub x_format: Option<String>,
-    #[arg(short = 'g', hide = true)]
-    pub x_color: bool,
-    #[arg(short = 'I', hide = true)]
-    pub x_index: bool,
-    #[arg(short = 'J', hide = true)]
-    pub x_json: bool,
-    #[arg(short = 'K', hide = true)]
-    pub x_pcap: bool,
     #[arg(short = 'L', hide = true)]
     pub x_lock: Option<String>,
     #[arg(short = 'm', hide = true)]
     pub x_min: Option<String>,
-    #[arg(short = 'S', hide = true)]
-    pub x_setting: Option<String>,
 }
 
 /// Where packets come from.
@@ -586,6 +646,83 @@ pub struct Options {
     pub http_decode: bool,
     /// viz (issue 19): report.html and report.pdf.
     pub viz: crate::viz::VizOpts,
+    /// `-K`, `--pcap-per-connection`.
+    pub pcap: crate::output::pcap::PcapOpts,
+    /// `-J`: JSON lines instead of `console`.
+    pub json: bool,
+    /// `-S tcp_cmd`, `-S tcp_alert_fd`.
+    pub flow_commands: crate::output::commands::FlowCommandOpts,
+}
+
+/// Colours on standard output: a terminal, and no `NO_COLOR` (set and not empty).
+fn color_allowed() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && !std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
+/// The `-S` settings this command knows.
+pub const SETTINGS: &[&str] = &["enable_report", "tcp_timeout", "tcp_cmd", "tcp_alert_fd"];
+
+/// What `-S` settings set.
+#[derive(Debug, Default)]
+struct Settings {
+    enable_report: Option<bool>,
+    tcp_timeout: Option<u64>,
+    tcp_cmd: Option<String>,
+    tcp_alert_fd: Option<i32>,
+}
+
+fn parse_settings(given: &[String]) -> Result<Settings, String> {
+    let mut s = Settings::default();
+    for g in given {
+        let Some((name, value)) = g.split_once('=') else {
+            return Err(format!(
+                "-S {g}: give NAME=VALUE (known names: {})",
+                SETTINGS.join(", ")
+            ));
+        };
+        match name {
+            "enable_report" => {
+                s.enable_report = Some(match value.to_ascii_lowercase().as_str() {
+                    "yes" | "1" | "true" => true,
+                    "no" | "0" | "false" => false,
+                    _ => return Err(format!("-S enable_report={value}: give YES or NO")),
+                })
+            }
+            "tcp_timeout" => {
+                s.tcp_timeout = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("-S tcp_timeout={value}: give a number of seconds"))?,
+                )
+            }
+            "tcp_cmd" => {
+                if value.trim().is_empty() {
+                    return Err("-S tcp_cmd= needs a command".into());
+                }
+                s.tcp_cmd = Some(value.to_string());
+            }
+            "tcp_alert_fd" => {
+                let fd: i32 = value
+                    .parse()
+                    .map_err(|_| format!("-S tcp_alert_fd={value}: give a descriptor number"))?;
+                // -1 is tcpflow 1.6's "none".
+                s.tcp_alert_fd = (fd >= 0).then_some(fd);
+            }
+            "http_cmd" | "http_alert_fd" => {
+                return Err(format!(
+                    "-S {name}: not supported yet (the HTTP scanner's bodies are in the report; a command per body is not run)"
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "-S {name}: unknown setting; known: {}",
+                    SETTINGS.join(", ")
+                ))
+            }
+        }
+    }
+    Ok(s)
 }
 
 impl Args {
@@ -595,13 +732,8 @@ impl Args {
             (self.x_ah.is_some(), "-A is not supported (deprecated in tcpflow 1.6 too)"),
             (self.x_debug.is_some(), "-d (debug level) is not supported; -v is verbose"),
             (self.x_format.is_some(), "-F (file name prefixes) is not supported; use -T (e.g. -T '%K/%A.%a-%B.%b')"),
-            (self.x_color, "-g (coloured console output) is not supported yet"),
-            (self.x_index, "-I (per-flow .findx index files) is not supported yet"),
-            (self.x_json, "-J (JSON console output) is not supported yet; --report-json writes a JSON report"),
-            (self.x_pcap, "-K (per-flow pcap) is not supported yet"),
             (self.x_lock.is_some(), "-L (semaphore lock) is not supported"),
             (self.x_min.is_some(), "-m (skip size that starts a new file) is not supported: stream offsets are 64-bit and gaps are holes"),
-            (self.x_setting.is_some(), "-S (settings) is not supported; see --idle-timeout and --no-report"),
         ];
         r.iter().find(|(on, _)| *on).map(|(_, m)| *m)
     }
@@ -665,7 +797,12 @@ impl Args {
         if self.memory.is_some_and(|m| m < MIN_MEMORY) {
             return Err("--memory must be at least 1M".into());
         }
-        let console_mode = self.console || self.console_no_header;
+        let settings = parse_settings(&self.settings)?;
+        if self.json && (self.console || self.console_no_header) {
+            return Err("-J prints JSON, -c/-C print text: give one".into());
+        }
+        // -J is a console output of its own.
+        let console_mode = self.console || self.console_no_header || self.json;
         let action = self.action()?;
         let spool = self.spool_opts(console_mode)?;
         let spool_mode = spool.is_some();
@@ -685,6 +822,7 @@ impl Args {
                 header: self.console && !self.console_no_header,
                 format,
                 newline: !self.no_newline,
+                color: self.color && color_allowed(),
             })
         } else {
             for (on, flag) in [
@@ -692,6 +830,7 @@ impl Args {
                 (self.binary, "-B"),
                 (self.hex, "-D"),
                 (self.no_newline, "-0"),
+                (self.color, "-g"),
             ] {
                 if on {
                     warnings.push(format!("{flag} only changes console output (-c or -C); files are written as captured"));
@@ -699,7 +838,7 @@ impl Args {
             }
             None
         };
-        let report_xml = if self.no_report {
+        let report_xml = if self.no_report || settings.enable_report == Some(false) {
             None
         } else if let Some(x) = self.report_xml.clone() {
             Some(x)
@@ -759,6 +898,35 @@ impl Args {
                 ));
             }
         }
+        let pcap = crate::output::pcap::PcapOpts {
+            per_dir: self.pcap_per_flow,
+            per_conn: self.pcap_per_connection,
+            findx: self.findx,
+        };
+        if pcap.any() {
+            let flag = if pcap.per_dir {
+                "-K"
+            } else {
+                "--pcap-per-connection"
+            };
+            if matches!(action, Action::Export(_)) {
+                return Err(format!("{flag}: a spool holds the flows' bytes, not their frames: no pcap can be written from it; run {flag} on the capture"));
+            }
+            if !files_mode {
+                return Err(format!("{flag} writes pcap files next to the flow files: not with -c/-C, --spool or --spool-summary"));
+            }
+        }
+        let flow_commands = crate::output::commands::FlowCommandOpts {
+            cmd: settings.tcp_cmd.clone(),
+            shell: self.tcp_cmd_shell,
+            alert_fd: settings.tcp_alert_fd,
+        };
+        if flow_commands.any() && !files_mode {
+            return Err("-S tcp_cmd / tcp_alert_fd act on flow files: not with -c/-C/-J, --spool or --spool-summary".into());
+        }
+        if self.tcp_cmd_shell && flow_commands.cmd.is_none() {
+            return Err("--tcp-cmd-shell needs -S tcp_cmd=CMD".into());
+        }
         let live = matches!(source, Source::Live { .. });
         let scan = crate::scan::select(
             self.scan_all,
@@ -800,7 +968,10 @@ impl Args {
             quiet: self.quiet,
             verbose: self.verbose,
             max_flows: sizing.max_flows,
-            idle_timeout_secs: self.idle_timeout.unwrap_or(if live { 300 } else { 0 }),
+            idle_timeout_secs: self
+                .idle_timeout
+                .or(settings.tcp_timeout)
+                .unwrap_or(if live { 300 } else { 0 }),
             overlap: self.overlap,
             pool_blocks: sizing.pool_blocks,
             buffer_bytes: sizing.buffer_bytes,
@@ -820,6 +991,9 @@ impl Args {
             http_max_body: self.http_max_body.unwrap_or(256 << 20),
             http_decode: !self.http_no_decode,
             viz,
+            pcap,
+            json: self.json,
+            flow_commands,
         })
     }
 
@@ -1060,15 +1234,50 @@ mod tests {
     }
 
     #[test]
+    fn settings() {
+        let o = parse(&[
+            "-S",
+            "tcp_timeout=7",
+            "-S",
+            "enable_report=NO",
+            "-S",
+            "tcp_cmd=echo x",
+            "-S",
+            "tcp_alert_fd=-1",
+            "-r",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(o.idle_timeout_secs, 7);
+        assert!(o.report_xml.is_none());
+        assert_eq!(o.flow_commands.cmd.as_deref(), Some("echo x"));
+        assert_eq!(o.flow_commands.alert_fd, None);
+        let e = parse(&["-S", "nope=1", "-r", "x"]).unwrap_err();
+        assert!(e.contains("unknown") && e.contains("tcp_alert_fd"), "{e}");
+        assert!(parse(&["-S", "http_cmd=x", "-r", "x"])
+            .unwrap_err()
+            .contains("not supported yet"));
+        assert!(parse(&["-S", "tcp_cmd=x", "-c", "-r", "x"]).is_err());
+        assert!(parse(&["-S", "tcp_timeout", "-r", "x"]).is_err());
+    }
+
+    #[test]
+    fn pcap_outputs_need_flow_files() {
+        let o = parse(&["-K", "--pcap-per-connection", "-r", "x"]).unwrap();
+        assert!(o.pcap.per_dir && o.pcap.per_conn);
+        assert!(!parse(&["-r", "x"]).unwrap().pcap.any());
+        assert!(parse(&["-K", "-c", "-r", "x"]).unwrap_err().contains("-K"));
+        let e = parse(&["--pcap-per-connection", "--spool-export", "s"]).unwrap_err();
+        assert!(e.contains("not their frames"), "{e}");
+    }
+
+    #[test]
     fn refused_flags_say_so() {
-        let e = parse(&["-K", "-r", "x"]).unwrap_err();
-        assert_eq!(e, "-K (per-flow pcap) is not supported yet");
+        let e = parse(&["-L", "x", "-r", "x"]).unwrap_err();
+        assert_eq!(e, "-L (semaphore lock) is not supported");
         assert!(parse(&["-e", "pictures", "-r", "x"])
             .unwrap_err()
             .contains("-e pictures: unknown scanner"));
-        assert!(parse(&["-S", "tcp_timeout=5", "-r", "x"])
-            .unwrap_err()
-            .contains("-S"));
     }
 
     #[test]

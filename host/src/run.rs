@@ -22,8 +22,13 @@ use crate::capture::{CaptureStats, LiveCapture, Next};
 use crate::cli::{Action, Args, Options, Overlap, Source};
 use crate::filter::Filters;
 use crate::input::{self, io_message, Input};
+use crate::output::commands::FlowCommands;
+use crate::output::json::JsonSink;
+use crate::output::pcap::PcapSink;
 use crate::output::spool::SpoolSink;
-use crate::output::{ConsoleSink, FileSink, Limits, Output, OutputConfig, Outputs};
+use crate::output::{
+    ConsoleSink, FileSink, Frame, Limits, Maybe, Output, OutputConfig, Outputs, Tee,
+};
 use crate::privs;
 use crate::report::{command_line, Creator, Group, HostStats, Report, Totals};
 use crate::savefile::Savefile;
@@ -369,8 +374,22 @@ impl<S: Output> Run<'_, S> {
             sink: &mut self.out,
             timeline: self.timeline.as_deref_mut(),
         };
+        let outcome = self.engine.process(ts, link, data, &mut sink);
+        if let Ok(o @ (Outcome::Tcp(_) | Outcome::FragmentHeld)) = outcome {
+            // Outputs of frames (-K); nothing when there are none.
+            self.out.frame(|| Frame {
+                flow: match o {
+                    Outcome::Tcp(f) => Some(f),
+                    _ => None,
+                },
+                link,
+                ts,
+                origlen,
+                data,
+            });
+        }
         let processed = matches!(
-            self.engine.process(ts, link, data, &mut sink),
+            outcome,
             Ok(Outcome::Tcp(_) | Outcome::Untracked | Outcome::FragmentHeld)
         );
         let live = self.live;
@@ -782,8 +801,37 @@ pub fn run(o: Options) -> Result<i32, String> {
             }
             drive(&o, inputs, engine, out, report, &sizing)
         }
+        (None, Some(_)) if o.json => drive(&o, inputs, engine, JsonSink::new(), report, &sizing),
         (None, Some(c)) => {
             let out = ConsoleSink::new(o.template.clone(), c);
+            drive(&o, inputs, engine, out, report, &sizing)
+        }
+        (None, None) if o.pcap.any() || o.flow_commands.any() => {
+            // The descriptors of -f shared: a quarter for the pcap files.
+            let mut cfg = output_config(&o);
+            let fds = cfg.limits.max_open_files;
+            let pcap_fds = (fds / 4).max(1);
+            if o.pcap.any() {
+                cfg.limits.max_open_files = (fds - pcap_fds).max(1);
+            }
+            let pcap = o.pcap.any().then(|| {
+                PcapSink::new(
+                    o.pcap,
+                    o.template.clone(),
+                    o.outdir.clone(),
+                    o.file_mode,
+                    pcap_fds,
+                )
+            });
+            let cmds = if o.flow_commands.any() {
+                Some(FlowCommands::new(&o.flow_commands)?)
+            } else {
+                None
+            };
+            let out = Tee(
+                with_scanners(FileSink::new(cfg, o.max_flows as usize), &o),
+                Tee(Maybe(pcap), Maybe(cmds)),
+            );
             drive(&o, inputs, engine, out, report, &sizing)
         }
         (None, None) => {

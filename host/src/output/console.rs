@@ -106,8 +106,17 @@ impl ConsoleSink {
                 },
             )
         });
+        if self.opts.color {
+            self.buf.extend_from_slice(match dir {
+                Dir::AtoB => b"\x1b[34m",
+                Dir::BtoA => b"\x1b[31m",
+            });
+        }
         // Writing to a Vec cannot fail.
         let _ = print_chunk(&mut self.buf, &self.opts, name.as_deref(), data);
+        if self.opts.color {
+            self.buf.extend_from_slice(b"\x1b[0m");
+        }
         self.buf_data += data.len() as u64;
         if self.buf.len() >= CONSOLE_BUFFER {
             self.flush_console();
@@ -228,6 +237,8 @@ pub struct ConsoleOpts {
     pub format: ConsoleFormat,
     /// Newline after each chunk (`-0` turns it off).
     pub newline: bool,
+    /// `-g` on a terminal: each chunk in its direction's colour.
+    pub color: bool,
 }
 
 /// Prints one chunk as tcpflow 1.6's `print_packet` does.
@@ -325,6 +336,7 @@ mod tests {
             header: true,
             format: ConsoleFormat::Printable,
             newline: true,
+            color: false,
         };
         let mut c = ConsoleSink::new(Template::parse(DEFAULT).unwrap(), o);
         let mut a = flow4();
@@ -356,12 +368,31 @@ mod tests {
         c.buf.clear();
     }
 
+    /// `-g`: each direction's chunks in its colour, reset after each.
+    #[test]
+    fn colours_by_direction() {
+        let o = ConsoleOpts {
+            header: false,
+            format: ConsoleFormat::Printable,
+            newline: false,
+            color: true,
+        };
+        let mut c = ConsoleSink::new(Template::parse(DEFAULT).unwrap(), o);
+        let f = flow4();
+        c.open(&f);
+        c.data(&f, Dir::AtoB, 0, b"ask");
+        c.data(&f, Dir::BtoA, 0, b"tell\x1b");
+        assert_eq!(c.buf, b"\x1b[34mask\x1b[0m\x1b[31mtell\\x1b\x1b[0m");
+        c.buf.clear();
+    }
+
     #[test]
     fn console_formats() {
         let o = ConsoleOpts {
             header: true,
             format: ConsoleFormat::Printable,
             newline: true,
+            color: false,
         };
         let mut v = Vec::new();
         print_chunk(&mut v, &o, Some("A-B"), b"\x00!\nok\x7f").unwrap();
@@ -390,6 +421,7 @@ mod tests {
             header: false,
             format: ConsoleFormat::Binary,
             newline: false,
+            color: false,
         };
         let mut v = Vec::new();
         print_chunk(&mut v, &o, None, b"\x00\x01").unwrap();
@@ -398,6 +430,7 @@ mod tests {
             header: true,
             format: ConsoleFormat::Hex,
             newline: true,
+            color: false,
         };
         let mut v = Vec::new();
         print_chunk(&mut v, &o, Some("N"), b"ABC").unwrap();

@@ -101,6 +101,12 @@ impl<S: Output> Sink for Cut<S> {
 
 impl<S: Output> Output for Cut<S> {
     const TICKS: bool = S::TICKS;
+    const FRAMES: bool = S::FRAMES;
+
+    #[inline]
+    fn frame(&mut self, f: &super::Frame<'_>) {
+        self.inner.frame(f);
+    }
 
     fn skipped(&mut self, flow: &FlowInfo) {
         self.inner.skipped(flow);

@@ -100,6 +100,12 @@ impl<S: Output> Sink for IgnoreNew<S> {
 
 impl<S: Output> Output for IgnoreNew<S> {
     const TICKS: bool = S::TICKS;
+    const FRAMES: bool = S::FRAMES;
+
+    #[inline]
+    fn frame(&mut self, f: &super::Frame<'_>) {
+        self.inner.frame(f);
+    }
 
     fn skipped(&mut self, flow: &FlowInfo) {
         self.inner.skipped(flow);

@@ -6,7 +6,13 @@
 //!   thread ([`finisher`]);
 //! - [`console`]: `-c` / `-C`;
 //! - [`spool`]: `--spool`, the core's flash spool writer;
-//! - [`report`]: `report.xml` and `--report-json`, fed the [`Finished`] events.
+//! - [`report`]: `report.xml` and `--report-json`, fed the [`Finished`] events;
+//! - [`pcap`]: `-K`, `--pcap-per-connection` and `-I`, fed the frames ([`Output::frame`]);
+//! - [`json`]: `-J` (JSON lines);
+//! - [`commands`]: `-S tcp_cmd` and `tcp_alert_fd`, fed the [`Finished`] events.
+//!
+//! Outputs a flag may leave out are joined as [`Maybe`]; run.rs composes them (the default
+//! run's type stays the file writer alone).
 //!
 //! Two adapters wrap whatever is behind them, so no output repeats them: [`cut::Cut`] (`-b`:
 //! bytes past the limit never reach the outputs, which are told how many were cut) and
@@ -20,18 +26,21 @@
 
 use std::path::PathBuf;
 
-use tcpflow_core::{CloseReason, Dir, FlowInfo, GapReason, Sink};
+use tcpflow_core::{CloseReason, Dir, FlowInfo, FlowRef, GapReason, LinkType, Sink, Timestamp};
 
 use crate::report::{Group, HostStats, Report};
 
 pub mod buffers;
+pub mod commands;
 pub mod console;
 pub mod cut;
 pub mod filecache;
 pub mod files;
 pub mod finisher;
 pub mod ignore_new;
+pub mod json;
 mod names;
+pub mod pcap;
 pub mod report;
 pub mod spool;
 
@@ -73,6 +82,21 @@ pub struct FinishedFile {
     pub size: u64,
 }
 
+/// A captured frame whose TCP segment went to a tracked connection (`Outcome::Tcp`), or a
+/// fragment held (`Outcome::FragmentHeld`): what outputs of frames (`-K`) take.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame<'a> {
+    /// The connection and direction the segment went to; `None`: an IP fragment the engine
+    /// holds until its datagram completes (the frame that completes it names the flow).
+    pub flow: Option<FlowRef>,
+    pub link: LinkType,
+    pub ts: Timestamp,
+    /// Length on the wire.
+    pub origlen: u32,
+    /// The bytes captured.
+    pub data: &'a [u8],
+}
+
 /// What the outputs hand back at the end of a run.
 #[derive(Debug, Default)]
 pub struct End {
@@ -94,7 +118,13 @@ pub trait Output: Sink {
     /// Whether [`Output::tick`] is wanted with every packet (the spool's syncs); when no
     /// output wants it, the packet loop reads no clock for it.
     const TICKS: bool = false;
+    /// Whether [`Output::frame`] is wanted: when no output wants it, the packet loop passes
+    /// no frame (static: nothing on the hot path).
+    const FRAMES: bool = false;
 
+    /// The frame of a TCP segment of a tracked connection (after the engine's events for
+    /// it), or of a fragment held.
+    fn frame(&mut self, _f: &Frame<'_>) {}
     /// A connection that this run numbers (`%S`) but does not write: it started while `-R`
     /// files were read.
     fn skipped(&mut self, _flow: &FlowInfo) {}
@@ -174,6 +204,17 @@ impl<A: Output, B: Output> Sink for Tee<A, B> {
 
 impl<A: Output, B: Output> Output for Tee<A, B> {
     const TICKS: bool = A::TICKS || B::TICKS;
+    const FRAMES: bool = A::FRAMES || B::FRAMES;
+
+    #[inline]
+    fn frame(&mut self, f: &Frame<'_>) {
+        if A::FRAMES {
+            self.0.frame(f);
+        }
+        if B::FRAMES {
+            self.1.frame(f);
+        }
+    }
 
     fn skipped(&mut self, flow: &FlowInfo) {
         self.0.skipped(flow);
@@ -215,6 +256,114 @@ impl<A: Output, B: Output> Output for Tee<A, B> {
     fn finish(&mut self, end: &mut End) {
         self.0.finish(end);
         self.1.finish(end);
+    }
+}
+
+/// An output that a flag may leave out: events go to it when it is there (a branch, not an
+/// indirect call).
+#[derive(Debug)]
+pub struct Maybe<T>(pub Option<T>);
+
+impl<T: Output> Sink for Maybe<T> {
+    #[inline]
+    fn open(&mut self, flow: &FlowInfo) {
+        if let Some(t) = &mut self.0 {
+            t.open(flow);
+        }
+    }
+    #[inline]
+    fn data(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
+        if let Some(t) = &mut self.0 {
+            t.data(flow, dir, offset, data);
+        }
+    }
+    #[inline]
+    fn gap(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, len: u64, reason: GapReason) {
+        if let Some(t) = &mut self.0 {
+            t.gap(flow, dir, offset, len, reason);
+        }
+    }
+    #[inline]
+    fn redelivered(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
+        match &mut self.0 {
+            Some(t) => t.redelivered(flow, dir, offset, data),
+            None => false,
+        }
+    }
+    #[inline]
+    fn late(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
+        match &mut self.0 {
+            Some(t) => t.late(flow, dir, offset, data),
+            None => false,
+        }
+    }
+    #[inline]
+    fn close(&mut self, flow: &FlowInfo, reason: CloseReason) {
+        if let Some(t) = &mut self.0 {
+            t.close(flow, reason);
+        }
+    }
+}
+
+impl<T: Output> Output for Maybe<T> {
+    const TICKS: bool = T::TICKS;
+    const FRAMES: bool = T::FRAMES;
+
+    #[inline]
+    fn frame(&mut self, f: &Frame<'_>) {
+        if let Some(t) = &mut self.0 {
+            t.frame(f);
+        }
+    }
+    fn skipped(&mut self, flow: &FlowInfo) {
+        if let Some(t) = &mut self.0 {
+            t.skipped(flow);
+        }
+    }
+    fn cut(&mut self, flow: &FlowInfo, dir: Dir, bytes: u64) {
+        if let Some(t) = &mut self.0 {
+            t.cut(flow, dir, bytes);
+        }
+    }
+    fn finished(&mut self, f: &Finished) {
+        if let Some(t) = &mut self.0 {
+            t.finished(f);
+        }
+    }
+    fn take_finished(&mut self, out: &mut Vec<Finished>) {
+        if let Some(t) = &mut self.0 {
+            t.take_finished(out);
+        }
+    }
+    #[inline]
+    fn tick(&mut self, now: u64) {
+        if let Some(t) = &mut self.0 {
+            t.tick(now);
+        }
+    }
+    fn idle(&mut self, now: u64) {
+        if let Some(t) = &mut self.0 {
+            t.idle(now);
+        }
+    }
+    #[inline]
+    fn should_stop(&self) -> bool {
+        self.0.as_ref().is_some_and(|t| t.should_stop())
+    }
+    fn flush(&mut self) {
+        if let Some(t) = &mut self.0 {
+            t.flush();
+        }
+    }
+    fn counters(&self, host: &mut HostStats) {
+        if let Some(t) = &self.0 {
+            t.counters(host);
+        }
+    }
+    fn finish(&mut self, end: &mut End) {
+        if let Some(t) = &mut self.0 {
+            t.finish(end);
+        }
     }
 }
 
@@ -356,6 +505,14 @@ impl<S: Output> Outputs<S> {
     #[inline]
     pub fn should_stop(&self) -> bool {
         self.chain.should_stop()
+    }
+
+    /// A frame for the outputs that take frames (none: nothing is done).
+    #[inline]
+    pub fn frame<'a>(&mut self, f: impl FnOnce() -> Frame<'a>) {
+        if S::FRAMES {
+            self.chain.frame(&f());
+        }
     }
 }
 
