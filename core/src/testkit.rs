@@ -126,6 +126,9 @@ pub struct DirRec {
     pub gaps: Vec<(u64, u64, GapReason)>,
     /// Where the next event must start (the contract: offsets only grow).
     pub next: u64,
+    /// The last `redelivered` bytes that differed: the only ones a rewrite (the `last`
+    /// policy) may deliver again.
+    pub differed: Option<(u64, Vec<u8>)>,
 }
 
 impl DirRec {
@@ -249,6 +252,12 @@ impl Sink for Rec {
         if offset < d.next {
             assert!(rewrite, "data at {offset} behind {}", d.next);
             assert!(offset + data.len() as u64 <= d.next);
+            let differed = d.differed.take();
+            assert_eq!(
+                differed.as_ref().map(|(o, b)| (*o, b.as_slice())),
+                Some((offset, data)),
+                "a rewrite that redelivered did not announce"
+            );
         } else {
             assert_eq!(offset, d.next, "data must follow what was delivered");
             d.next += data.len() as u64;
@@ -279,6 +288,7 @@ impl Sink for Rec {
         assert!(end <= d.next, "redelivered beyond what was delivered");
         let in_gap = d.in_gap(offset, data.len() as u64);
         let differs = end <= KEEP_BYTES_UP_TO && d.bytes[offset as usize..end as usize] != *data;
+        d.differed = differs.then(|| (offset, data.to_vec()));
         self.redelivered
             .push((dir, offset, data.len() as u64, in_gap));
         differs

@@ -240,8 +240,9 @@ struct FlowState {
     dirs: [DirState; 2],
 }
 
-/// The contract-checking sink. It checks what `tcpflow_core::testkit::Rec` checks and
-/// follows the same contract (`Sink` in core/src/sink.rs), but stays its own type because a
+/// The contract-checking sink. It checks what `tcpflow_core::testkit::Rec` checks (but
+/// `late`, which this harness leaves to the default) under the same contract (`Sink` in
+/// core/src/sink.rs, resumes included), but stays its own type because a
 /// fuzzer needs what the tests' sink must not do: keep bytes sparsely (fuzzed gaps are
 /// gigabytes long, and `Rec` keeps each stream as one `Vec` the tests compare whole), forget
 /// a flow once closed (`Rec` keeps every flow for the tests to inspect: a long input would
