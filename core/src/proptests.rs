@@ -245,7 +245,7 @@ proptest! {
     ) {
         let mut convs: Vec<Conv> = (0..10).map(|p| Conv::new(51000 + p, 1000 * p as u32, 7)).collect();
         let mut store = Store::new(4, 8);
-        let mut rec = Rec::default();
+        let mut rec = Rec { resume_evicted: true, ..Rec::default() };
         let mut e = store.engine(Config { resume_evicted: true, max_blocks_per_dir: 3, ..Config::default() });
         for (i, &(p, kind, len)) in ops.iter().enumerate() {
             let c = &mut convs[p as usize];

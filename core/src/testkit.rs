@@ -126,6 +126,9 @@ pub struct DirRec {
     pub gaps: Vec<(u64, u64, GapReason)>,
     /// Where the next event must start (the contract: offsets only grow).
     pub next: u64,
+    /// The last `redelivered` bytes that differed: the only ones a rewrite (the `last`
+    /// policy) may deliver again.
+    pub differed: Option<(u64, Vec<u8>)>,
 }
 
 impl DirRec {
@@ -164,6 +167,9 @@ pub struct Rec {
     /// Refuse late bytes (a sink that cannot write into a reported gap): the core counts
     /// them late instead of delivered.
     pub refuse_late: bool,
+    /// Expect evicted connections picked up again (set it with
+    /// [`Config::resume_evicted`]); without it an `open` that carries a stream is a breach.
+    pub resume_evicted: bool,
     /// Late events taken.
     pub late_events: u64,
     /// `redelivered` calls: (direction, offset, length, whether it touched a reported gap).
@@ -201,11 +207,23 @@ impl Rec {
 
 impl Sink for Rec {
     fn open(&mut self, flow: &FlowInfo) {
+        let resumed = flow.dirs.iter().any(|d| d.stream_len > 0);
+        // `Sink::open`: only an evicted connection picked up again under `resume_evicted`
+        // opens with a stream; a new one starts at offset 0.
+        assert!(
+            !resumed || self.resume_evicted,
+            "an open with a stream without resume_evicted"
+        );
         if let Some(&i) = self.by_slot.get(&flow.slot) {
             let r = &mut self.flows[i];
             assert!(r.close.is_some(), "slot reopened while its flow is open");
-            if flow.dirs.iter().any(|d| d.stream_len > 0) {
+            if resumed {
                 // An evicted connection picked up again: its events carry on.
+                assert_eq!(
+                    r.close,
+                    Some(CloseReason::Evicted),
+                    "resumed but not evicted"
+                );
                 assert_eq!((r.key, r.conn_index), (flow.key, flow.conn_index));
                 for (d, di) in r.dirs.iter_mut().zip(&flow.dirs) {
                     assert_eq!(d.next, di.stream_len, "resumed elsewhere");
@@ -216,6 +234,7 @@ impl Sink for Rec {
                 return;
             }
         }
+        assert!(!resumed, "resumed a connection never opened in its slot");
         self.flows.push(FlowRec {
             key: flow.key,
             conn_index: flow.conn_index,
@@ -233,6 +252,12 @@ impl Sink for Rec {
         if offset < d.next {
             assert!(rewrite, "data at {offset} behind {}", d.next);
             assert!(offset + data.len() as u64 <= d.next);
+            let differed = d.differed.take();
+            assert_eq!(
+                differed.as_ref().map(|(o, b)| (*o, b.as_slice())),
+                Some((offset, data)),
+                "a rewrite that redelivered did not announce"
+            );
         } else {
             assert_eq!(offset, d.next, "data must follow what was delivered");
             d.next += data.len() as u64;
@@ -263,6 +288,7 @@ impl Sink for Rec {
         assert!(end <= d.next, "redelivered beyond what was delivered");
         let in_gap = d.in_gap(offset, data.len() as u64);
         let differs = end <= KEEP_BYTES_UP_TO && d.bytes[offset as usize..end as usize] != *data;
+        d.differed = differs.then(|| (offset, data.to_vec()));
         self.redelivered
             .push((dir, offset, data.len() as u64, in_gap));
         differs

@@ -824,7 +824,10 @@ fn acknowledged_holes_do_not_count_against_the_reach() {
 fn an_evicted_connection_resumes_where_it_stopped() {
     for resume in [true, false] {
         let mut store = Store::new(4, 16);
-        let mut rec = Rec::default();
+        let mut rec = Rec {
+            resume_evicted: resume,
+            ..Rec::default()
+        };
         let mut e = store.engine(Config {
             resume_evicted: resume,
             ..cfg()

@@ -1,55 +1,47 @@
 //! Test helpers of the core's unit tests: a conversation scripter over the test kit's frame
 //! builders (`tcpflow-tests`), and the storage and contract sink of [`crate::testkit`].
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::vec;
 use std::vec::Vec;
 
-use tcpflow_tests::link::{Dir as Side, Link};
-use tcpflow_tests::packet::{ipv4_packet, tcp_segment, Tcp, PROTO_TCP};
+use tcpflow_tests::conn::{Conn, LinkOpts};
+use tcpflow_tests::link::Dir;
 
 pub use crate::testkit::{Rec, Store};
 pub use tcpflow_tests::packet::flags::{ACK, FIN, PSH, RST, SYN};
 
-/// Builds the frames of one IPv4 connection over Ethernet, tracking sequence numbers.
+/// The frames of one IPv4 connection over Ethernet (10.0.0.1:`cport` to 10.0.0.2:80) as raw
+/// bytes, with a sequence cursor per side the tests may move (to script holes, overlaps,
+/// probes): a thin layer over the tests crate's [`Conn`], which builds the datagrams.
 #[derive(Debug, Clone)]
 pub struct Conv {
-    pub client: ([u8; 4], u16),
-    pub server: ([u8; 4], u16),
+    conn: Conn,
     /// Next sequence number of each side (0: client, 1: server).
     pub seq: [u32; 2],
 }
 
 impl Conv {
     pub fn new(cport: u16, isn_c: u32, isn_s: u32) -> Self {
+        let client = SocketAddr::from((Ipv4Addr::new(10, 0, 0, 1), cport));
+        let server = SocketAddr::from((Ipv4Addr::new(10, 0, 0, 2), 80));
         Conv {
-            client: ([10, 0, 0, 1], cport),
-            server: ([10, 0, 0, 2], 80),
+            // Ethernet, TTL 64, window 65535.
+            conn: Conn::new(client, server, isn_c, isn_s, LinkOpts::default()),
             seq: [isn_c, isn_s],
         }
     }
 
-    /// A frame from `side` (0 client, 1 server) with explicit sequence number.
+    /// A frame from `side` (0 client, 1 server) with explicit sequence number; its ACK
+    /// number is the other side's cursor, whatever the flags.
     pub fn frame_at(&self, side: usize, seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
-        let (s, d) = if side == 0 {
-            (self.client, self.server)
-        } else {
-            (self.server, self.client)
-        };
-        let (src, dst) = (Ipv4Addr::from(s.0), Ipv4Addr::from(d.0));
-        let h = Tcp {
-            src_port: s.1,
-            dst_port: d.1,
-            seq,
-            ack: self.seq[1 - side],
-            flags,
-            window: 65535,
-        };
-        let segment = tcp_segment(src.into(), dst.into(), &h, payload);
-        let ip = ipv4_packet(src, dst, 1, 64, &[], PROTO_TCP, &segment);
+        let dir = [Dir::C2S, Dir::S2C][side];
+        let ip = self
+            .conn
+            .datagram(dir, flags, seq, self.seq[1 - side], 1, payload);
         // Padded to Ethernet's 60 bytes with 0xEE (never zero, so padding that leaks into a
         // stream shows).
-        Link::ethernet().encode([Side::C2S, Side::S2C][side], &ip)
+        self.conn.opts.link.encode(dir, &ip)
     }
 
     /// A frame from `side` at its current sequence number; advances it.

@@ -1,8 +1,9 @@
 //! `engine`: the whole [`tcpflow_core::Engine`] on tiny storage (4 flows, 4 pool blocks, 2 fragment slots)
 //! fed a sequence of frames cut from the input, its events checked by a contract sink.
 //!
-//! Input: a configuration byte ([`Setup`]), a byte choosing the link type of raw frames
-//! (an index into the core's `LINK_TYPES`), then operations:
+//! Input: a configuration byte ([`Setup`]), a link byte (bits 0-5 choose the link type of
+//! raw frames, an index into the core's `LINK_TYPES`; bit 6 sets `resume_evicted`; bit 7
+//! runs again on reused storage), then operations:
 //! - `0x00..=0x7f`: a raw frame: the capture clock advances by `op` ticks, a `u16` length,
 //!   the frame's bytes (decoded with the chosen link type);
 //! - `0x80..=0xff`: a TCP segment built by the harness on Ethernet/IPv4 ([`Synth`]), on one
@@ -11,6 +12,8 @@
 //!
 //! Checks (the sink contract of `core/src/engine.rs` and `ARCHITECTURE.md`):
 //! - `open` only for a slot with no open flow, every other event only for an open flow;
+//!   `open` with a stream only under `resume_evicted`, for the connection last evicted from
+//!   that slot, each direction carrying on from where its events ended;
 //! - per direction, `data` and `gap` tile the stream from offset 0 in order, no overlap,
 //!   no empty event; a `data` event behind the stream end only under the `last` policy and
 //!   only after `redelivered` said the bytes differ; `redelivered` only for delivered bytes;
@@ -237,12 +240,25 @@ struct FlowState {
     dirs: [DirState; 2],
 }
 
-/// The contract-checking sink.
+/// The contract-checking sink. It checks what `tcpflow_core::testkit::Rec` checks (but
+/// `late`, which this harness leaves to the default) under the same contract (`Sink` in
+/// core/src/sink.rs, resumes included), but stays its own type because a
+/// fuzzer needs what the tests' sink must not do: keep bytes sparsely (fuzzed gaps are
+/// gigabytes long, and `Rec` keeps each stream as one `Vec` the tests compare whole), forget
+/// a flow once closed (`Rec` keeps every flow for the tests to inspect: a long input would
+/// grow without bound), hash every event (the reused-storage check compares two runs), and
+/// keep the totals the engine's counters must equal after `finish`.
 #[derive(Debug, Default)]
 pub struct Checker {
     last: bool,
+    /// `Config::resume_evicted`: an evicted connection may open again with its stream.
+    resume: bool,
     open: HashMap<u32, FlowState>,
+    /// Connections evicted under `resume`, by slot, until picked up again or the slot
+    /// goes to another connection.
+    evicted: HashMap<u32, FlowState>,
     pub opened: u64,
+    pub resumed: u64,
     pub closed: u64,
     closed_by: [u64; 6],
     pub delivered: u64,
@@ -253,9 +269,10 @@ pub struct Checker {
 }
 
 impl Checker {
-    pub fn new(policy: OverlapPolicy) -> Self {
+    pub fn new(cfg: &Config) -> Self {
         Checker {
-            last: policy == OverlapPolicy::Last,
+            last: cfg.overlap == OverlapPolicy::Last,
+            resume: cfg.resume_evicted,
             ..Checker::default()
         }
     }
@@ -295,8 +312,30 @@ impl Sink for Checker {
             "open for slot {} whose flow is still open",
             flow.slot
         );
-        for d in &flow.dirs {
-            assert_eq!(d.stream_len, 0, "a new flow with a stream");
+        // Whatever was evicted in this slot is picked up now or forgotten (the slot went to
+        // another connection).
+        let evicted = self.evicted.remove(&flow.slot);
+        if flow.dirs.iter().any(|d| d.stream_len > 0) {
+            // `Sink::open`: an evicted connection picked up again carries on from its
+            // `stream_len`, its other figures from zero.
+            assert!(self.resume, "a new flow with a stream without resume_evicted");
+            let mut f = evicted.unwrap_or_else(|| {
+                panic!("slot {} resumed with no connection evicted", flow.slot)
+            });
+            assert_eq!(
+                (f.key, f.conn_index),
+                (flow.key, flow.conn_index),
+                "resumed another connection"
+            );
+            for (d, info) in f.dirs.iter_mut().zip(&flow.dirs) {
+                assert_eq!(d.next, info.stream_len, "resumed elsewhere");
+                d.gaps = 0;
+                d.gap_bytes = 0;
+                d.differed = None;
+            }
+            self.open.insert(flow.slot, f);
+            self.resumed += 1;
+            return;
         }
         self.open.insert(
             flow.slot,
@@ -405,7 +444,10 @@ impl Sink for Checker {
                 "gap bytes disagree with the events"
             );
         }
-        self.open.remove(&flow.slot);
+        let f = self.open.remove(&flow.slot).expect("open");
+        if self.resume && reason == CloseReason::Evicted {
+            self.evicted.insert(flow.slot, f);
+        }
         self.closed += 1;
         self.closed_by[reason_index(reason)] += 1;
     }
@@ -415,6 +457,7 @@ impl Sink for Checker {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Outcome {
     pub opened: u64,
+    pub resumed: u64,
     pub delivered: u64,
     pub gaps: u64,
 }
@@ -459,7 +502,9 @@ pub fn run(data: &[u8]) -> Outcome {
         return Outcome::default();
     };
     let lb = inp.u8().unwrap_or(1);
-    let link = crate::decode::link(usize::from(lb & 0x7f));
+    let link = crate::decode::link(usize::from(lb & 0x3f));
+    // Bit 6: `resume_evicted` (the host's files mode), evicted connections picked up again.
+    let resume = lb & 0x40 != 0;
     // Bit 7 of the link byte: run again on the storage left by an engine dropped halfway
     // (an embedder restarting): the events must be the same as on fresh storage.
     let reuse = lb & 0x80 != 0;
@@ -475,6 +520,7 @@ pub fn run(data: &[u8]) -> Outcome {
         max_blocks_per_dir: u32::from(setup.blocks) + 1,
         midstream_hold_segments: u32::from(setup.hold),
         max_jump: 1 << 20,
+        resume_evicted: resume,
         ..Config::default()
     };
     let frag_bytes = if setup.big_frags { 65536 } else { 1536 };
@@ -518,7 +564,7 @@ fn pass(
     stop: Option<usize>,
 ) -> (Outcome, u64) {
     let mut e = store.engine(cfg);
-    let mut sink = Checker::new(cfg.overlap);
+    let mut sink = Checker::new(&cfg);
     let mut now = 1_700_000_000 * 1_000_000_000u64;
     let mut frame = Vec::new();
     let mut n = 0;
@@ -564,6 +610,7 @@ fn pass(
     );
     let st = e.stats().flow;
     assert_eq!(st.opened, sink.opened, "opened");
+    assert_eq!(st.resumed, sink.resumed, "resumed");
     let by = [
         st.closed_fin,
         st.closed_rst,
@@ -600,6 +647,7 @@ fn pass(
     }
     let out = Outcome {
         opened: sink.opened,
+        resumed: sink.resumed,
         delivered: sink.delivered,
         gaps: sink.gaps,
     };

@@ -50,10 +50,13 @@ pub fn engine_from_capture(file: &[u8]) -> Vec<Vec<u8>> {
             blocks: 1,
         },
     ];
+    // The second also with `resume_evicted` (link byte bit 6): captures with more
+    // connections than the 4 flow records evict and pick them up again.
     setups
         .iter()
-        .map(|s| {
-            let mut out = vec![s.to_byte(), li];
+        .zip([li, li | 0x40])
+        .map(|(s, lb)| {
+            let mut out = vec![s.to_byte(), lb];
             let mut prev = frames[0].1;
             for (_, ts, f) in &frames {
                 if out.len() + 3 + f.len() > ENGINE_SEED_MAX {

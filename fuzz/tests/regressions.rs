@@ -55,6 +55,9 @@ fn seeds_pass() {
         .collect();
     dirs.sort();
     let (mut decode_n, mut engine_n, mut capfile_n) = (0, 0, 0);
+    // Connections the engine seeds with `resume_evicted` picked up again after an eviction
+    // (the checker's resume rules must have run).
+    let mut resumed = 0;
     for d in dirs {
         for name in ["input.pcap", "input.pcapng"] {
             let Ok(b) = std::fs::read(d.join(name)) else {
@@ -65,7 +68,7 @@ fn seeds_pass() {
                 decode_n += 1;
             }
             for s in seeds::engine_from_capture(&b) {
-                engine::run(&s);
+                resumed += engine::run(&s).resumed;
                 engine_n += 1;
             }
             for s in capfile::seeds_from_capture(&b) {
@@ -78,6 +81,7 @@ fn seeds_pass() {
         decode_n > 300 && engine_n > 50 && capfile_n >= 90,
         "{decode_n} {engine_n} {capfile_n}"
     );
+    assert!(resumed > 0, "no engine seed resumed an evicted connection");
     let wifi = seeds::decode_synthetic();
     assert_eq!(wifi.len(), 4);
     for s in wifi {

@@ -205,12 +205,37 @@ impl Conn {
     /// Builds one packet from `dir` (the ACK number, when the ACK flag is set, acknowledges
     /// everything the other side sent).
     pub fn packet(&mut self, dir: Dir, fl: u8, seq: u32, payload: &[u8], seg: Option<Seg>) -> Pkt {
-        let (src, dst) = self.endpoints(dir);
         let ack = if fl & flags::ACK != 0 {
             self.next_seq(dir.other())
         } else {
             0
         };
+        let id = self.ip_id[dir.idx()];
+        self.ip_id[dir.idx()] = id.wrapping_add(1);
+        let ip = self.datagram(dir, fl, seq, ack, id, payload);
+        Pkt {
+            ts_us: self.tick(),
+            conn: self.id,
+            dir,
+            link: self.opts.link.clone(),
+            ip,
+            seg,
+            frag: None,
+        }
+    }
+
+    /// The IP datagram of a segment from `dir` with every header field given (nothing
+    /// recorded, the clock not moved): for scripts that keep their own sequence numbers.
+    pub fn datagram(
+        &self,
+        dir: Dir,
+        fl: u8,
+        seq: u32,
+        ack: u32,
+        ip_id: u16,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let (src, dst) = self.endpoints(dir);
         let h = Tcp {
             src_port: src.port(),
             dst_port: dst.port(),
@@ -220,13 +245,11 @@ impl Conn {
             window: self.opts.window,
         };
         let tcp = packet::tcp_segment(src.ip(), dst.ip(), &h, payload);
-        let id = self.ip_id[dir.idx()];
-        self.ip_id[dir.idx()] = id.wrapping_add(1);
-        let ip = match (src.ip(), dst.ip()) {
+        match (src.ip(), dst.ip()) {
             (IpAddr::V4(s), IpAddr::V4(d)) => packet::ipv4_packet(
                 s,
                 d,
-                id,
+                ip_id,
                 self.opts.ttl,
                 &self.opts.ipv4_options,
                 PROTO_TCP,
@@ -236,15 +259,6 @@ impl Conn {
                 packet::ipv6_packet(s, d, self.opts.ttl, &self.opts.ipv6_ext, PROTO_TCP, &tcp)
             }
             _ => unreachable!(),
-        };
-        Pkt {
-            ts_us: self.tick(),
-            conn: self.id,
-            dir,
-            link: self.opts.link.clone(),
-            ip,
-            seg,
-            frag: None,
         }
     }
 

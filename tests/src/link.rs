@@ -145,36 +145,11 @@ impl Wifi {
     /// The 802.11 frame (MAC header, optional padding to 4 bytes, LLC/SNAP, the packet; FCS
     /// when `fcs`) from `src` to `dst`.
     fn frame(&self, src: [u8; 6], dst: [u8; 6], ip: &[u8], pad: bool, fcs: bool) -> Vec<u8> {
-        let mut f = vec![
-            if self.qos { 0x88 } else { 0x08 },
-            self.ds | if self.protected { 0x40 } else { 0 },
-            0x2c,
-            0x00,
-        ];
-        let addrs: [[u8; 6]; 3] = match self.ds {
-            0 => [dst, src, BSSID],
-            1 => [BSSID, src, dst],
-            2 => [dst, BSSID, src],
-            _ => [BSSID2, BSSID, dst],
-        };
-        for a in addrs {
-            f.extend_from_slice(&a);
-        }
-        f.extend_from_slice(&[0x00, 0x00]);
-        if self.ds == 3 {
-            f.extend_from_slice(&src);
-        }
-        if self.qos {
-            f.extend_from_slice(&[0x00, 0x00]);
-        }
+        let mut f = wifi::data_header(self.ds, self.qos, self.protected, src, dst, 0);
         if pad {
-            while f.len() % 4 != 0 {
-                f.push(0);
-            }
+            wifi::pad_to_4(&mut f);
         }
-        let mut body = vec![0xaa, 0xaa, 0x03, 0, 0, 0];
-        body.extend_from_slice(&ethertype(ip).to_be_bytes());
-        body.extend_from_slice(ip);
+        let body = wifi::llc_snap(ethertype(ip), ip);
         if self.protected {
             // CCMP header (packet number, key id with ExtIV), the body scrambled, the MIC.
             f.extend_from_slice(&[0x01, 0x00, 0x00, 0x20, 0x00, 0x00, 0x00, 0x00]);
@@ -188,6 +163,222 @@ impl Wifi {
             f.extend_from_slice(&c.to_le_bytes());
         }
         f
+    }
+}
+
+/// The 802.11 builders, one set for the generator's [`Link::Wifi`] and the core's decoder
+/// tests (which call them with the odd options a capture seldom has: no TSFT, an extended
+/// present bitmap, PPI alignment, Prism and AVS headers).
+pub mod wifi {
+    use super::{BSSID, BSSID2};
+
+    /// A data MAC header (QoS data when `qos`, with an empty QoS control field) from `src` to
+    /// `dst` with the DS bits `ds` (1 to-DS, 2 from-DS, 3 both: four addresses, from access
+    /// point [`BSSID`] to [`BSSID2`]), the Protected bit, and the sequence control field.
+    pub fn data_header(
+        ds: u8,
+        qos: bool,
+        protected: bool,
+        src: [u8; 6],
+        dst: [u8; 6],
+        seq_ctl: u16,
+    ) -> Vec<u8> {
+        let mut f = vec![
+            if qos { 0x88 } else { 0x08 },
+            (ds & 3) | if protected { 0x40 } else { 0 },
+            0x2c,
+            0x00,
+        ];
+        let addrs: [[u8; 6]; 3] = match ds & 3 {
+            0 => [dst, src, BSSID],
+            1 => [BSSID, src, dst],
+            2 => [dst, BSSID, src],
+            _ => [BSSID2, BSSID, dst],
+        };
+        for a in addrs {
+            f.extend_from_slice(&a);
+        }
+        f.extend_from_slice(&seq_ctl.to_le_bytes());
+        if ds & 3 == 3 {
+            f.extend_from_slice(&src);
+        }
+        if qos {
+            f.extend_from_slice(&[0x00, 0x00]);
+        }
+        f
+    }
+
+    /// The MAC header length of a frame [`data_header`] began (the frame may be shorter).
+    pub fn header_len(frame: &[u8]) -> usize {
+        let four = frame.get(1).is_some_and(|f| f & 3 == 3);
+        let qos = frame.first().is_some_and(|f| f & 0x80 != 0);
+        (if four { 30 } else { 24 } + if qos { 2 } else { 0 }).min(frame.len())
+    }
+
+    /// Pads a MAC header to a multiple of 4 bytes (radiotap's data-pad flag).
+    pub fn pad_to_4(header: &mut Vec<u8>) {
+        while header.len() % 4 != 0 {
+            header.push(0);
+        }
+    }
+
+    /// LLC/SNAP and an ethertype before `body`.
+    pub fn llc_snap(ethertype: u16, body: &[u8]) -> Vec<u8> {
+        let mut v = vec![0xaa, 0xaa, 0x03, 0, 0, 0];
+        v.extend_from_slice(&ethertype.to_be_bytes());
+        v.extend_from_slice(body);
+        v
+    }
+
+    /// An A-MSDU body: each MSDU from `src` to `dst` with its length, padded to 4 bytes but
+    /// the last (the frame carrying it sets the QoS control's A-MSDU bit).
+    pub fn amsdu(src: [u8; 6], dst: [u8; 6], msdus: &[&[u8]]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (i, m) in msdus.iter().enumerate() {
+            body.extend_from_slice(&dst);
+            body.extend_from_slice(&src);
+            body.extend_from_slice(&(m.len() as u16).to_be_bytes());
+            body.extend_from_slice(m);
+            if i + 1 < msdus.len() {
+                while body.len() % 4 != 0 {
+                    body.push(0);
+                }
+            }
+        }
+        body
+    }
+
+    /// A channel: frequency in MHz and the radiotap/PPI channel flags.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct Channel {
+        pub mhz: u16,
+        pub flags: u16,
+    }
+
+    /// Channel 1, 2.4 GHz CCK.
+    pub const CH1_CCK: Channel = Channel {
+        mhz: 2412,
+        flags: 0x00a0,
+    };
+    /// Channel 6, 2.4 GHz OFDM.
+    pub const CH6_OFDM: Channel = Channel {
+        mhz: 2437,
+        flags: 0x00c0,
+    };
+
+    /// A radiotap header: TSFT when `tsft`, an extended present bitmap (a vendor namespace
+    /// bit in the second word) when `ext`, the Flags field (FCS at the end: `fcs`; MAC
+    /// header padded to 4 bytes: `pad`), the channel, and the antenna signal when `signal`.
+    /// Fields aligned to their size, counted from the header's start.
+    pub fn radiotap_header(
+        tsft: Option<u64>,
+        ext: bool,
+        fcs: bool,
+        pad: bool,
+        channel: Channel,
+        signal: Option<i8>,
+    ) -> Vec<u8> {
+        let mut present = 1u32 << 1 | 1 << 3;
+        if tsft.is_some() {
+            present |= 1;
+        }
+        if signal.is_some() {
+            present |= 1 << 5;
+        }
+        if ext {
+            present |= 1 << 31;
+        }
+        let mut v = vec![0, 0, 0, 0];
+        v.extend_from_slice(&present.to_le_bytes());
+        if ext {
+            v.extend_from_slice(&(1u32 << 30).to_le_bytes());
+        }
+        if let Some(t) = tsft {
+            while v.len() % 8 != 0 {
+                v.push(0);
+            }
+            v.extend_from_slice(&t.to_le_bytes());
+        }
+        v.push(u8::from(fcs) << 4 | u8::from(pad) << 5);
+        if v.len() % 2 != 0 {
+            v.push(0);
+        }
+        v.extend_from_slice(&channel.mhz.to_le_bytes());
+        v.extend_from_slice(&channel.flags.to_le_bytes());
+        if let Some(s) = signal {
+            v.push(s as u8);
+        }
+        let len = v.len() as u16;
+        v[2..4].copy_from_slice(&len.to_le_bytes());
+        v
+    }
+
+    /// PPI's 802.11-Common field.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct PpiCommon {
+        pub tsf: u64,
+        /// The frame ends with its FCS.
+        pub fcs: bool,
+        /// In 500 kb/s units.
+        pub rate: u16,
+        pub channel: Channel,
+        pub signal: i8,
+        pub noise: i8,
+    }
+
+    /// A PPI header for a frame of link type `dlt`: the 802.11-Common field, then `extra`
+    /// fields as (type, value), each padded to 4 bytes when `aligned` (the header's flag).
+    pub fn ppi_header(
+        dlt: u32,
+        aligned: bool,
+        common: &PpiCommon,
+        extra: &[(u16, &[u8])],
+    ) -> Vec<u8> {
+        let mut v = vec![0, u8::from(aligned), 0, 0];
+        v.extend_from_slice(&dlt.to_le_bytes());
+        // TSF, flags, rate, frequency, channel flags, FHSS hop set and pattern, signal, noise.
+        v.extend_from_slice(&2u16.to_le_bytes());
+        v.extend_from_slice(&20u16.to_le_bytes());
+        v.extend_from_slice(&common.tsf.to_le_bytes());
+        v.extend_from_slice(&u16::from(common.fcs).to_le_bytes());
+        v.extend_from_slice(&common.rate.to_le_bytes());
+        v.extend_from_slice(&common.channel.mhz.to_le_bytes());
+        v.extend_from_slice(&common.channel.flags.to_le_bytes());
+        v.extend_from_slice(&[0, 0, common.signal as u8, common.noise as u8]);
+        for &(kind, value) in extra {
+            v.extend_from_slice(&kind.to_le_bytes());
+            v.extend_from_slice(&(value.len() as u16).to_le_bytes());
+            v.extend_from_slice(value);
+            if aligned {
+                while v.len() % 4 != 0 {
+                    v.push(0);
+                }
+            }
+        }
+        let len = v.len() as u16;
+        v[2..4].copy_from_slice(&len.to_le_bytes());
+        v
+    }
+
+    /// A 144-byte Prism header naming device `wlan0`, its length in either byte order.
+    pub fn prism_header(big_endian: bool) -> Vec<u8> {
+        let mut v = vec![0x44, 0, 0, 0];
+        v.extend_from_slice(&if big_endian {
+            144u32.to_be_bytes()
+        } else {
+            144u32.to_le_bytes()
+        });
+        v.extend_from_slice(b"wlan0\0\0\0\0\0\0\0\0\0\0\0");
+        v.resize(144, 0);
+        v
+    }
+
+    /// A 64-byte AVS (version 1) header.
+    pub fn avs_header() -> Vec<u8> {
+        let mut v = 0x8021_1001u32.to_be_bytes().to_vec();
+        v.extend_from_slice(&64u32.to_be_bytes());
+        v.resize(64, 0);
+        v
     }
 }
 
@@ -212,18 +403,52 @@ fn ethertype(ip: &[u8]) -> u16 {
     }
 }
 
+/// An Ethernet II header from `src` to `dst` with VLAN tags as (TPID, TCI), outermost
+/// first, and the ethertype.
+pub fn ethernet_header(src: [u8; 6], dst: [u8; 6], tags: &[(u16, u16)], ethertype: u16) -> Vec<u8> {
+    let mut f = Vec::with_capacity(14 + 4 * tags.len());
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    for &(tpid, tci) in tags {
+        f.extend_from_slice(&tpid.to_be_bytes());
+        f.extend_from_slice(&tci.to_be_bytes());
+    }
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f
+}
+
+/// A Linux cooked capture v1 header (ARPHRD_ETHER) for packet type `pkttype` (0 to this
+/// host, 4 outgoing) from `src`.
+pub fn sll_header(pkttype: u16, src: [u8; 6], protocol: u16) -> Vec<u8> {
+    let mut f = pkttype.to_be_bytes().to_vec();
+    f.extend_from_slice(&1u16.to_be_bytes()); // ARPHRD_ETHER
+    f.extend_from_slice(&6u16.to_be_bytes());
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(&protocol.to_be_bytes());
+    f
+}
+
+/// A Linux cooked capture v2 header (interface 2, ARPHRD_ETHER) for packet type `pkttype`
+/// from `src`.
+pub fn sll2_header(protocol: u16, pkttype: u8, src: [u8; 6]) -> Vec<u8> {
+    let mut f = protocol.to_be_bytes().to_vec();
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(&2u32.to_be_bytes()); // interface index
+    f.extend_from_slice(&1u16.to_be_bytes()); // ARPHRD_ETHER
+    f.push(pkttype);
+    f.push(6);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0, 0]);
+    f
+}
+
 /// An Ethernet II frame from `src` to `dst` around an IP packet (the ethertype from its
 /// version), with up to 3 VLAN tags, padded to the 60-byte minimum with [`PAD_BYTE`].
 pub fn ethernet_frame(src: [u8; 6], dst: [u8; 6], tags: &[Vlan], ip: &[u8]) -> Vec<u8> {
     assert!(tags.len() <= 3, "at most 3 VLAN tags");
-    let mut f = Vec::with_capacity(18 + 4 * tags.len() + ip.len().max(46));
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    for t in tags {
-        f.extend_from_slice(&t.tpid.to_be_bytes());
-        f.extend_from_slice(&t.tci().to_be_bytes());
-    }
-    f.extend_from_slice(&ethertype(ip).to_be_bytes());
+    let tags: Vec<(u16, u16)> = tags.iter().map(|t| (t.tpid, t.tci())).collect();
+    let mut f = ethernet_header(src, dst, &tags, ethertype(ip));
     f.extend_from_slice(ip);
     if f.len() < 60 {
         f.resize(60, PAD_BYTE);
@@ -301,23 +526,11 @@ impl Link {
             Link::Sll => {
                 // packet type: outgoing on the client's interface, or addressed to it
                 let pkttype: u16 = if dir == Dir::C2S { 4 } else { 0 };
-                f.extend_from_slice(&pkttype.to_be_bytes());
-                f.extend_from_slice(&1u16.to_be_bytes()); // ARPHRD_ETHER
-                f.extend_from_slice(&6u16.to_be_bytes());
-                f.extend_from_slice(&src);
-                f.extend_from_slice(&[0, 0]);
-                f.extend_from_slice(&ethertype(ip).to_be_bytes());
+                f.extend(sll_header(pkttype, src, ethertype(ip)));
             }
             Link::Sll2 => {
                 let pkttype: u8 = if dir == Dir::C2S { 4 } else { 0 };
-                f.extend_from_slice(&ethertype(ip).to_be_bytes());
-                f.extend_from_slice(&[0, 0]);
-                f.extend_from_slice(&2u32.to_be_bytes()); // interface index
-                f.extend_from_slice(&1u16.to_be_bytes()); // ARPHRD_ETHER
-                f.push(pkttype);
-                f.push(6);
-                f.extend_from_slice(&src);
-                f.extend_from_slice(&[0, 0]);
+                f.extend(sll2_header(ethertype(ip), pkttype, src));
             }
             Link::Raw => {}
             Link::RawIpv4 => assert!(!v6, "IPv6 packet on a raw IPv4 (228) link"),
@@ -332,24 +545,29 @@ impl Link {
                 };
                 match radio {
                     Radio::None => {}
-                    Radio::Radiotap { .. } => {
-                        // Version, pad, length 23; present: TSFT, flags, channel, signal.
-                        f.extend_from_slice(&[0, 0, 23, 0, 0x2b, 0, 0, 0]);
-                        f.extend_from_slice(&1_000_000u64.to_le_bytes());
-                        f.push(u8::from(fcs) << 4 | u8::from(pad) << 5);
-                        // Channel (aligned to 2): 2437 MHz, 2.4 GHz OFDM; signal -40 dBm.
-                        f.extend_from_slice(&[0, 0x85, 0x09, 0xc0, 0x00, 0xd8]);
-                    }
-                    Radio::Ppi { .. } => {
-                        // Version, flags, length 32, link type 105.
-                        f.extend_from_slice(&[0, 0, 32, 0, 105, 0, 0, 0]);
-                        // 802.11-Common (type 2, 20 bytes): TSF, flags (FCS), 54 Mb/s,
-                        // 2437 MHz, 2.4 GHz OFDM, FHSS, signal -40 dBm, noise -90 dBm.
-                        f.extend_from_slice(&[2, 0, 20, 0]);
-                        f.extend_from_slice(&1_000_000u64.to_le_bytes());
-                        f.extend_from_slice(&u16::from(fcs).to_le_bytes());
-                        f.extend_from_slice(&[108, 0, 0x85, 0x09, 0xc0, 0x00, 0, 0, 0xd8, 0xa6]);
-                    }
+                    // Signal -40 dBm.
+                    Radio::Radiotap { .. } => f.extend(wifi::radiotap_header(
+                        Some(1_000_000),
+                        false,
+                        fcs,
+                        pad,
+                        wifi::CH6_OFDM,
+                        Some(-40),
+                    )),
+                    // 54 Mb/s, signal -40 dBm, noise -90 dBm.
+                    Radio::Ppi { .. } => f.extend(wifi::ppi_header(
+                        105,
+                        false,
+                        &wifi::PpiCommon {
+                            tsf: 1_000_000,
+                            fcs,
+                            rate: 108,
+                            channel: wifi::CH6_OFDM,
+                            signal: -40,
+                            noise: -90,
+                        },
+                        &[],
+                    )),
                 }
                 debug_assert_eq!(f.len(), radio.header_len());
                 let w = match (dir, w.ds) {

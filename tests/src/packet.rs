@@ -52,15 +52,32 @@ pub struct Tcp {
 
 /// Builds a TCP segment with a correct checksum over the pseudo-header of `src`/`dst`.
 pub fn tcp_segment(src: IpAddr, dst: IpAddr, h: &Tcp, payload: &[u8]) -> Vec<u8> {
-    let mut t = Vec::with_capacity(20 + payload.len());
+    tcp_segment_with_options(src, dst, h, &[], payload)
+}
+
+/// [`tcp_segment`] with TCP options (a multiple of 4 bytes, at most 40).
+pub fn tcp_segment_with_options(
+    src: IpAddr,
+    dst: IpAddr,
+    h: &Tcp,
+    options: &[u8],
+    payload: &[u8],
+) -> Vec<u8> {
+    assert!(
+        options.len() % 4 == 0 && options.len() <= 40,
+        "TCP options of {} bytes",
+        options.len()
+    );
+    let mut t = Vec::with_capacity(20 + options.len() + payload.len());
     t.extend_from_slice(&h.src_port.to_be_bytes());
     t.extend_from_slice(&h.dst_port.to_be_bytes());
     t.extend_from_slice(&h.seq.to_be_bytes());
     t.extend_from_slice(&h.ack.to_be_bytes());
-    t.push(5 << 4);
+    t.push((((20 + options.len()) / 4) as u8) << 4);
     t.push(h.flags);
     t.extend_from_slice(&h.window.to_be_bytes());
     t.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
+    t.extend_from_slice(options);
     t.extend_from_slice(payload);
     let len = t.len() as u32;
     let pseudo = match (src, dst) {
@@ -283,11 +300,17 @@ pub fn ipv6_packet(
         body.extend_from_slice(&e.encode(next));
     }
     body.extend_from_slice(payload);
-    assert!(body.len() <= 65535, "IPv6 payload too long");
+    let next = ext.first().map_or(proto, Ext::code);
+    // Longer: a jumbogram (RFC 2675), payload length 0 and the length in a hop-by-hop option.
+    let len = u16::try_from(body.len()).unwrap_or(0);
+    assert!(
+        len != 0 || body.is_empty() || next == NH_HOP_BY_HOP,
+        "IPv6 payload too long (a jumbogram needs hop-by-hop)"
+    );
     let mut p = Vec::with_capacity(40 + body.len());
     p.extend_from_slice(&0x6000_0000u32.to_be_bytes());
-    p.extend_from_slice(&(body.len() as u16).to_be_bytes());
-    p.push(ext.first().map_or(proto, Ext::code));
+    p.extend_from_slice(&len.to_be_bytes());
+    p.push(next);
     p.push(hop_limit);
     p.extend_from_slice(&src.octets());
     p.extend_from_slice(&dst.octets());

@@ -4,50 +4,48 @@ pub(crate) use crate::decode::*;
 pub(crate) use proptest::prelude::*;
 pub(crate) use std::vec;
 pub(crate) use std::vec::Vec;
+// The link, IP and 802.11 builders are the capture generator's: these are thin wrappers
+// that fix the addresses and fields the decoder's tests share.
+pub(crate) use tcpflow_tests::link::{self, wifi};
+pub(crate) use tcpflow_tests::packet;
 
 pub(crate) const SRC4: [u8; 4] = [10, 0, 0, 1];
 pub(crate) const DST4: [u8; 4] = [10, 0, 0, 2];
 pub(crate) const SRC6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
 pub(crate) const DST6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
-pub(crate) const MAC_SRC: [u8; 6] = [2, 0, 0, 0, 0, 1];
-pub(crate) const MAC_DST: [u8; 6] = [2, 0, 0, 0, 0, 2];
+pub(crate) const MAC_SRC: [u8; 6] = tcpflow_tests::link::CLIENT_MAC;
+pub(crate) const MAC_DST: [u8; 6] = tcpflow_tests::link::SERVER_MAC;
 
-/// A TCP segment: ports 40000 -> 80, seq 1000, ack 2000, PSH|ACK, window 512.
+/// A TCP segment: ports 40000 -> 80, seq 1000, ack 2000, PSH|ACK, window 512 (its checksum
+/// over the IPv4 test addresses whatever carries it: the decoder does not check it).
 pub(crate) fn tcp(options: &[u8], payload: &[u8]) -> Vec<u8> {
-    assert_eq!(options.len() % 4, 0);
-    let doff = (20 + options.len()) / 4;
-    let mut v = vec![0x9c, 0x40, 0, 80];
-    v.extend_from_slice(&1000u32.to_be_bytes());
-    v.extend_from_slice(&2000u32.to_be_bytes());
-    v.extend_from_slice(&[(doff as u8) << 4, 0x18, 0x02, 0x00, 0, 0, 0, 0]);
-    v.extend_from_slice(options);
-    v.extend_from_slice(payload);
-    v
+    let h = packet::Tcp {
+        src_port: 40000,
+        dst_port: 80,
+        seq: 1000,
+        ack: 2000,
+        flags: packet::flags::PSH | packet::flags::ACK,
+        window: 512,
+    };
+    packet::tcp_segment_with_options(SRC4.into(), DST4.into(), &h, options, payload)
 }
 
-/// An IPv4 packet (checksum left 0: the decoder does not check it).
+/// An IPv4 packet, identification 0x1234, DF, TTL 64 (`options` a multiple of 4 bytes).
 pub(crate) fn ipv4(protocol: u8, options: &[u8], body: &[u8]) -> Vec<u8> {
     assert_eq!(options.len() % 4, 0);
-    let hlen = 20 + options.len();
-    let total = (hlen + body.len()) as u16;
-    let mut v = vec![0x40 | (hlen / 4) as u8, 0];
-    v.extend_from_slice(&total.to_be_bytes());
-    v.extend_from_slice(&[0x12, 0x34, 0x40, 0x00, 64, protocol, 0, 0]);
-    v.extend_from_slice(&SRC4);
-    v.extend_from_slice(&DST4);
-    v.extend_from_slice(options);
-    v.extend_from_slice(body);
-    v
+    packet::ipv4_packet(
+        SRC4.into(),
+        DST4.into(),
+        0x1234,
+        64,
+        options,
+        protocol,
+        body,
+    )
 }
 
 pub(crate) fn ipv6(next: u8, body: &[u8]) -> Vec<u8> {
-    let mut v = vec![0x60, 0, 0, 0];
-    v.extend_from_slice(&(body.len() as u16).to_be_bytes());
-    v.extend_from_slice(&[next, 64]);
-    v.extend_from_slice(&SRC6);
-    v.extend_from_slice(&DST6);
-    v.extend_from_slice(body);
-    v
+    packet::ipv6_packet(SRC6.into(), DST6.into(), 64, &[], next, body)
 }
 
 /// A generic extension header (hop-by-hop, routing, destination options) of `units` * 8
@@ -73,33 +71,19 @@ pub(crate) fn frag_hdr(next: u8, offset: u16, more: bool, ident: u32) -> Vec<u8>
 }
 
 pub(crate) fn eth(tags: &[(u16, u16)], ethertype: u16, body: &[u8]) -> Vec<u8> {
-    let mut v = Vec::new();
-    v.extend_from_slice(&MAC_DST);
-    v.extend_from_slice(&MAC_SRC);
-    for &(tpid, tci) in tags {
-        v.extend_from_slice(&tpid.to_be_bytes());
-        v.extend_from_slice(&tci.to_be_bytes());
-    }
-    v.extend_from_slice(&ethertype.to_be_bytes());
+    let mut v = link::ethernet_header(MAC_SRC, MAC_DST, tags, ethertype);
     v.extend_from_slice(body);
     v
 }
 
 pub(crate) fn sll(protocol: u16, body: &[u8]) -> Vec<u8> {
-    let mut v = vec![0, 0, 0, 1, 0, 6];
-    v.extend_from_slice(&MAC_SRC);
-    v.extend_from_slice(&[0, 0]);
-    v.extend_from_slice(&protocol.to_be_bytes());
+    let mut v = link::sll_header(0, MAC_SRC, protocol);
     v.extend_from_slice(body);
     v
 }
 
 pub(crate) fn sll2(protocol: u16, body: &[u8]) -> Vec<u8> {
-    let mut v = protocol.to_be_bytes().to_vec();
-    v.extend_from_slice(&[0, 0, 0, 0, 0, 2, 0, 1, 0, 6]);
-    v.extend_from_slice(&MAC_SRC);
-    v.extend_from_slice(&[0, 0]);
-    assert_eq!(v.len(), 20);
+    let mut v = link::sll2_header(protocol, 0, MAC_SRC);
     v.extend_from_slice(body);
     v
 }
@@ -223,13 +207,8 @@ pub(crate) fn pppoe(protocol: u16, body: &[u8]) -> Vec<u8> {
     v
 }
 
-/// 802.3 length + LLC/SNAP + ethertype.
-pub(crate) fn snap(ethertype: u16, body: &[u8]) -> Vec<u8> {
-    let mut v = vec![0xaa, 0xaa, 0x03, 0, 0, 0];
-    v.extend_from_slice(&ethertype.to_be_bytes());
-    v.extend_from_slice(body);
-    v
-}
+/// 802.3 length + LLC/SNAP + ethertype (the 802.11 builders' LLC/SNAP).
+pub(crate) use tcpflow_tests::link::wifi::llc_snap as snap;
 
 /// An NFLOG frame: `tlvs` as (type, value), lengths in the given byte order.
 pub(crate) fn nflog(family: u8, tlvs: &[(u16, &[u8])], big_endian: bool) -> Vec<u8> {
@@ -430,50 +409,18 @@ pub(crate) fn udp_tunnel_frames() -> Vec<(LinkType, Vec<u8>, usize)> {
     ]
 }
 
-/// BSSIDs in the 802.11 builders.
-pub(crate) const BSSID: [u8; 6] = [2, 0, 0, 0, 0, 0x0b];
-pub(crate) const BSSID2: [u8; 6] = [2, 0, 0, 0, 0, 0x0c];
-
 /// An 802.11 data frame (QoS data when `qos`) with the DS bits `ds` (1 to-DS, 2 from-DS, 3
 /// both: four addresses), from `MAC_SRC` to `MAC_DST`, sequence number 1.
 pub(crate) fn wifi_data(ds: u8, qos: bool, body: &[u8]) -> Vec<u8> {
-    let mut v = vec![if qos { 0x88 } else { 0x08 }, ds, 0x2c, 0x00];
-    let addrs: &[[u8; 6]] = match ds {
-        0 => &[MAC_DST, MAC_SRC, BSSID],
-        1 => &[BSSID, MAC_SRC, MAC_DST],
-        2 => &[MAC_DST, BSSID, MAC_SRC],
-        _ => &[BSSID, BSSID2, MAC_DST],
-    };
-    for a in addrs {
-        v.extend_from_slice(a);
-    }
-    v.extend_from_slice(&[0x10, 0x00]);
-    if ds == 3 {
-        v.extend_from_slice(&MAC_SRC);
-    }
-    if qos {
-        v.extend_from_slice(&[0x00, 0x00]);
-    }
+    let mut v = wifi::data_header(ds, qos, false, MAC_SRC, MAC_DST, 0x0010);
     v.extend_from_slice(body);
     v
 }
 
 /// A to-DS QoS data frame carrying an A-MSDU of `msdus` (each from `INNER_MAC` to
-/// `MAC_DST`, padded to 4 bytes but the last).
+/// `MAC_DST`).
 pub(crate) fn wifi_amsdu(msdus: &[&[u8]]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (i, m) in msdus.iter().enumerate() {
-        body.extend_from_slice(&MAC_DST);
-        body.extend_from_slice(&INNER_MAC);
-        body.extend_from_slice(&(m.len() as u16).to_be_bytes());
-        body.extend_from_slice(m);
-        if i + 1 < msdus.len() {
-            while body.len() % 4 != 0 {
-                body.push(0);
-            }
-        }
-    }
-    let mut f = wifi_data(1, true, &body);
+    let mut f = wifi_data(1, true, &wifi::amsdu(INNER_MAC, MAC_DST, msdus));
     f[24] |= 0x80;
     f
 }
@@ -482,39 +429,14 @@ pub(crate) fn wifi_amsdu(msdus: &[&[u8]]) -> Vec<u8> {
 /// Flags field with FCS and data pad) before an 802.11 `frame`; with `pad` the MAC header
 /// (24, 26, 30 or 32 bytes) is padded to 4 bytes, with `fcs` 4 bytes of FCS follow.
 pub(crate) fn radiotap_frame(tsft: bool, fcs: bool, pad: bool, ext: bool, frame: &[u8]) -> Vec<u8> {
-    let mut present = 1u32 << 1 | 1 << 3;
-    if tsft {
-        present |= 1;
-    }
-    if ext {
-        present |= 1 << 31;
-    }
-    let mut v = vec![0, 0, 0, 0];
-    v.extend_from_slice(&present.to_le_bytes());
-    if ext {
-        v.extend_from_slice(&(1u32 << 30).to_le_bytes());
-    }
-    if tsft {
-        while v.len() % 8 != 0 {
-            v.push(0);
-        }
-        v.extend_from_slice(&0x0102_0304_0506_0708u64.to_le_bytes());
-    }
-    v.push(u8::from(fcs) << 4 | u8::from(pad) << 5);
-    // Channel: 2 bytes of frequency, 2 of flags, aligned to 2.
-    if v.len() % 2 != 0 {
-        v.push(0);
-    }
-    v.extend_from_slice(&[0x6c, 0x09, 0xa0, 0x00]);
-    let len = v.len() as u16;
-    v[2..4].copy_from_slice(&len.to_le_bytes());
+    let tsft = tsft.then_some(0x0102_0304_0506_0708);
+    let mut v = wifi::radiotap_header(tsft, ext, fcs, pad, wifi::CH1_CCK, None);
     let hlen = wifi_header_len(frame);
-    v.extend_from_slice(&frame[..hlen]);
+    let mut mac = frame[..hlen].to_vec();
     if pad {
-        while hlen % 4 != 0 && (v.len() - usize::from(len)) % 4 != 0 {
-            v.push(0);
-        }
+        wifi::pad_to_4(&mut mac);
     }
+    v.extend_from_slice(&mac);
     v.extend_from_slice(&frame[hlen..]);
     if fcs {
         v.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
@@ -524,30 +446,22 @@ pub(crate) fn radiotap_frame(tsft: bool, fcs: bool, pad: bool, ext: bool, frame:
 
 /// The MAC header length of a frame built by [`wifi_data`].
 pub(crate) fn wifi_header_len(frame: &[u8]) -> usize {
-    let four = frame.get(1).is_some_and(|f| f & 3 == 3);
-    let qos = frame.first().is_some_and(|f| f & 0x80 != 0);
-    (if four { 30 } else { 24 } + if qos { 2 } else { 0 }).min(frame.len())
+    wifi::header_len(frame)
 }
 
 /// A PPI header (an 802.11-Common field, then a 3-byte field that `aligned` pads) before a
 /// frame of link type `dlt`, with a 4-byte FCS when `fcs`.
 pub(crate) fn ppi_frame(dlt: u32, fcs: bool, aligned: bool, frame: &[u8]) -> Vec<u8> {
-    let mut v = vec![0, u8::from(aligned), 0, 0];
-    v.extend_from_slice(&dlt.to_le_bytes());
-    // 802.11-Common: TSF, flags, rate, frequency, channel flags, FHSS, signal, noise.
-    v.extend_from_slice(&2u16.to_le_bytes());
-    v.extend_from_slice(&20u16.to_le_bytes());
-    v.extend_from_slice(&[0; 8]);
-    v.extend_from_slice(&u16::from(fcs).to_le_bytes());
-    v.extend_from_slice(&[0x02, 0, 0x6c, 0x09, 0xa0, 0, 0, 0, 0xc4, 0xa0]);
-    v.extend_from_slice(&0x8000u16.to_le_bytes());
-    v.extend_from_slice(&3u16.to_le_bytes());
-    v.extend_from_slice(&[1, 2, 3]);
-    if aligned {
-        v.push(0);
-    }
-    let len = v.len() as u16;
-    v[2..4].copy_from_slice(&len.to_le_bytes());
+    // 1 Mb/s, signal -60 dBm, noise -96 dBm.
+    let common = wifi::PpiCommon {
+        tsf: 0,
+        fcs,
+        rate: 2,
+        channel: wifi::CH1_CCK,
+        signal: -60,
+        noise: -96,
+    };
+    let mut v = wifi::ppi_header(dlt, aligned, &common, &[(0x8000, &[1, 2, 3])]);
     v.extend_from_slice(frame);
     if fcs {
         v.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
@@ -557,23 +471,14 @@ pub(crate) fn ppi_frame(dlt: u32, fcs: bool, aligned: bool, frame: &[u8]) -> Vec
 
 /// A 144-byte Prism header, its length in either byte order.
 pub(crate) fn prism_frame(big_endian: bool, frame: &[u8]) -> Vec<u8> {
-    let mut v = vec![0x44, 0, 0, 0];
-    v.extend_from_slice(&if big_endian {
-        144u32.to_be_bytes()
-    } else {
-        144u32.to_le_bytes()
-    });
-    v.extend_from_slice(b"wlan0\0\0\0\0\0\0\0\0\0\0\0");
-    v.resize(144, 0);
+    let mut v = wifi::prism_header(big_endian);
     v.extend_from_slice(frame);
     v
 }
 
 /// A 64-byte AVS (version 1) header.
 pub(crate) fn avs_frame(frame: &[u8]) -> Vec<u8> {
-    let mut v = 0x8021_1001u32.to_be_bytes().to_vec();
-    v.extend_from_slice(&64u32.to_be_bytes());
-    v.resize(64, 0);
+    let mut v = wifi::avs_header();
     v.extend_from_slice(frame);
     v
 }
