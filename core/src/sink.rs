@@ -61,3 +61,33 @@ pub trait Sink {
     /// The flow is finished; no event for this slot follows until it is reused.
     fn close(&mut self, _flow: &FlowInfo, _reason: CloseReason) {}
 }
+
+/// A sink behind a reference is a sink. An embedder short of flash can hand the engine a
+/// `&mut dyn Sink`: one copy of the engine's code serves every kind of sink, for a virtual
+/// call per event, where a concrete sink type gets a copy of the engine of its own.
+impl<T: Sink + ?Sized> Sink for &mut T {
+    #[inline]
+    fn open(&mut self, flow: &FlowInfo) {
+        (**self).open(flow)
+    }
+    #[inline]
+    fn data(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
+        (**self).data(flow, dir, offset, data)
+    }
+    #[inline]
+    fn gap(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, len: u64, reason: GapReason) {
+        (**self).gap(flow, dir, offset, len, reason)
+    }
+    #[inline]
+    fn redelivered(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
+        (**self).redelivered(flow, dir, offset, data)
+    }
+    #[inline]
+    fn late(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) -> bool {
+        (**self).late(flow, dir, offset, data)
+    }
+    #[inline]
+    fn close(&mut self, flow: &FlowInfo, reason: CloseReason) {
+        (**self).close(flow, reason)
+    }
+}

@@ -61,6 +61,7 @@ pub enum Overlap {
 
 /// Every tcpflow 1.6.1 flag and what it does here (`--help`, after the options; the README
 /// has the same table).
+#[cfg_attr(not(feature = "outputs"), allow(dead_code))]
 const TCPFLOW_FLAGS: &str = "\
 tcpflow 1.6.1's flags here:
   -r -R -l -i -p -o -c -C -s -D -B -0 -b -f -T -X -w -U -z -q -v -V -h, filter:
@@ -88,10 +89,12 @@ Refused, each with its reason:
     version,
     about = ABOUT,
     long_about = LONG_ABOUT,
-    after_long_help = TCPFLOW_FLAGS,
     max_term_width = 100,
     disable_version_flag = true
 )]
+// The table of tcpflow 1.6's flags closes --help where the per-flow outputs are built (the
+// field builds leave both out for their size budget; the README has the table).
+#[cfg_attr(feature = "outputs", command(after_long_help = TCPFLOW_FLAGS))]
 pub struct Args {
     /// Read packets from a capture file (pcap or pcapng; .gz/.xz/.bz2 decompressed). May be
     /// given several times: files are read in order, connections continuing from one file to
@@ -923,6 +926,9 @@ impl Args {
         };
         if flow_commands.any() && !files_mode {
             return Err("-S tcp_cmd / tcp_alert_fd act on flow files: not with -c/-C/-J, --spool or --spool-summary".into());
+        }
+        if !cfg!(feature = "outputs") && (pcap.any() || self.json || flow_commands.any()) {
+            return Err("-K, --pcap-per-connection, -I, -J and -S tcp_cmd/tcp_alert_fd: this build has none of them (built without the cargo feature `outputs`)".into());
         }
         if self.tcp_cmd_shell && flow_commands.cmd.is_none() {
             return Err("--tcp-cmd-shell needs -S tcp_cmd=CMD".into());

@@ -599,7 +599,8 @@ impl Report {
 
     /// Records one direction of a closed flow.
     pub fn direction(&mut self, r: &DirRecord<'_>) {
-        if let Some(t) = &mut self.viz {
+        // cfg!: without the feature no table is made; the field builds drop the code.
+        if let Some(t) = self.viz.as_mut().filter(|_| cfg!(feature = "viz")) {
             t.direction(r); // viz (issue 19)
         }
         if self.error.is_some() || !self.is_active() {

@@ -22,13 +22,10 @@ use crate::capture::{CaptureStats, LiveCapture, Next};
 use crate::cli::{Action, Args, Options, Overlap, Source};
 use crate::filter::Filters;
 use crate::input::{self, io_message, Input};
-use crate::output::commands::FlowCommands;
-use crate::output::json::JsonSink;
-use crate::output::pcap::PcapSink;
 use crate::output::spool::SpoolSink;
-use crate::output::{
-    ConsoleSink, FileSink, Frame, Limits, Maybe, Output, OutputConfig, Outputs, Tee,
-};
+#[cfg(feature = "outputs")]
+use crate::output::{commands::FlowCommands, json::JsonSink, pcap::PcapSink, Maybe, Tee};
+use crate::output::{ConsoleSink, FileSink, Frame, Limits, Output, OutputConfig, Outputs};
 use crate::privs;
 use crate::report::{command_line, Creator, Group, HostStats, Report, Totals};
 use crate::savefile::Savefile;
@@ -364,7 +361,7 @@ impl<S: Output> Run<'_, S> {
     fn packet(&mut self, link: LinkType, ts: Timestamp, origlen: u32, data: &[u8]) {
         self.host.packets_read += 1;
         // viz (issue 19): the frame to its time bin; the engine's events through the tee.
-        if let Some(t) = &mut self.timeline {
+        if let Some(t) = self.timeline.as_mut().filter(|_| cfg!(feature = "viz")) {
             let (engine, host) = (&self.engine, &self.host);
             t.frame(ts, data.len(), || {
                 crate::viz::Snap::of(engine.stats(), host)
@@ -374,6 +371,10 @@ impl<S: Output> Run<'_, S> {
             sink: &mut self.out,
             timeline: self.timeline.as_deref_mut(),
         };
+        // Without `inline-outputs` (the field builds), one copy of the engine for every
+        // output, behind `dyn Sink`: smaller code for a virtual call per event.
+        #[cfg(not(feature = "inline-outputs"))]
+        let mut sink: &mut dyn tcpflow_core::Sink = &mut sink;
         let outcome = self.engine.process(ts, link, data, &mut sink);
         if let Ok(o @ (Outcome::Tcp(_) | Outcome::FragmentHeld)) = outcome {
             // Outputs of frames (-K); nothing when there are none.
@@ -652,6 +653,8 @@ impl<S: Output> Run<'_, S> {
                     sink: &mut self.out,
                     timeline: self.timeline.as_deref_mut(),
                 };
+                #[cfg(not(feature = "inline-outputs"))]
+                let mut sink: &mut dyn tcpflow_core::Sink = &mut sink;
                 self.engine.advance(Timestamp(now), &mut sink);
                 self.out.idle(now);
             }
@@ -801,11 +804,13 @@ pub fn run(o: Options) -> Result<i32, String> {
             }
             drive(&o, inputs, engine, out, report, &sizing)
         }
+        #[cfg(feature = "outputs")]
         (None, Some(_)) if o.json => drive(&o, inputs, engine, JsonSink::new(), report, &sizing),
         (None, Some(c)) => {
             let out = ConsoleSink::new(o.template.clone(), c);
             drive(&o, inputs, engine, out, report, &sizing)
         }
+        #[cfg(feature = "outputs")]
         (None, None) if o.pcap.any() || o.flow_commands.any() => {
             // The descriptors of -f shared: a quarter for the pcap files.
             let mut cfg = output_config(&o);
@@ -1229,10 +1234,13 @@ fn drive<S: Output>(
         mut timeline,
         ..
     } = run;
-    engine.finish(&mut crate::viz::Tee {
+    let mut sink = crate::viz::Tee {
         sink: &mut out,
         timeline: timeline.as_deref_mut(), // viz (issue 19)
-    });
+    };
+    #[cfg(not(feature = "inline-outputs"))]
+    let mut sink: &mut dyn tcpflow_core::Sink = &mut sink;
+    engine.finish(&mut sink);
     let stats = *engine.stats();
     if let Some(mut sf) = savefile {
         if let Err(e) = sf.flush() {

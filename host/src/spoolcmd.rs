@@ -30,7 +30,7 @@ impl<S: Sink> Sink for Counting<'_, S> {
         if flow.conn_index > 0 {
             self.stats.flow.reused += 1;
         }
-        if let Some(t) = &mut self.timeline {
+        if let Some(t) = self.timeline.as_mut().filter(|_| cfg!(feature = "viz")) {
             let snap = crate::viz::Snap::of(&self.stats, &Default::default());
             t.at(flow.first_ts, || snap); // viz (issue 19)
         }
@@ -39,7 +39,7 @@ impl<S: Sink> Sink for Counting<'_, S> {
     fn data(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
         let f = &mut self.stats.flow;
         f.delivered_bytes = f.delivered_bytes.saturating_add(data.len() as u64);
-        if let Some(t) = &mut self.timeline {
+        if let Some(t) = self.timeline.as_mut().filter(|_| cfg!(feature = "viz")) {
             t.data(flow, dir, data.len()); // viz (issue 19)
         }
         self.inner.data(flow, dir, offset, data);
@@ -280,7 +280,12 @@ fn replay_into<S: Output>(
         stats: Stats::default(),
         timeline: timeline.as_deref_mut(),
     };
-    let replayed = reader.replay(&mut counting, &mut flows, &mut buf);
+    let replayed = {
+        // Without `inline-outputs`, the reader's code once for every output (`dyn Sink`).
+        #[cfg(not(feature = "inline-outputs"))]
+        let mut counting: &mut dyn tcpflow_core::Sink = &mut counting;
+        reader.replay(&mut counting, &mut flows, &mut buf)
+    };
     let stats = counting.stats;
     let mut failed = false;
     let sum = match replayed {

@@ -8,10 +8,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::{env, fs};
 
-use tcpflow_core::FragSlot;
 use tcpflow_core::Block;
-use tcpflow_core::{FlowRecord, HotSlot};
+use tcpflow_core::FragSlot;
 use tcpflow_core::{Engine, Storage};
+use tcpflow_core::{FlowRecord, HotSlot};
 
 #[path = "src/common.rs"]
 mod common;

@@ -264,6 +264,12 @@ rpi_env() {
         export PKG_CONFIG_SYSROOT_DIR=/
         export PKG_CONFIG_LIBDIR=$libdir/pkgconfig:/usr/share/pkgconfig
     fi
+    if [ "$TIER3" = 1 ]; then
+        # The routers' MIPS kernels use 4 KiB pages, but the linker aligns MIPS segments to
+        # 64 KiB by default, padding the file by up to 60 KiB between code and data.
+        local flags_var="CARGO_TARGET_${up}_RUSTFLAGS"
+        export "$flags_var=${!flags_var:+${!flags_var} }-C link-arg=-Wl,-z,max-page-size=4096"
+    fi
     export LIBPCAP_LIBDIR=$libdir
     LIBPCAP_VER=$(pkg-config --modversion libpcap)
     export LIBPCAP_VER

@@ -24,15 +24,15 @@ use defmt::{error, info, warn};
 use defmt_semihosting as _;
 use static_cell::{ConstStaticCell, StaticCell};
 
-use tcpflow_core::FragSlot;
-use tcpflow_core::Block;
 use tcpflow_core::spool::mock::MockFlash;
 use tcpflow_core::spool::nor::NorSpool;
 use tcpflow_core::spool::{
     self, Drops, ReplayFlow, SpoolFlow, SpoolReader, SpoolStorage, SpoolWriter, MAX_RECORD,
 };
-use tcpflow_core::{FlowRecord, HotSlot};
+use tcpflow_core::Block;
+use tcpflow_core::FragSlot;
 use tcpflow_core::{CloseReason, Dir, Engine, FlowInfo, GapReason, Sink, Storage};
+use tcpflow_core::{FlowRecord, HotSlot};
 
 mod common;
 mod expected {
