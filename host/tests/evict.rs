@@ -185,3 +185,105 @@ fn bytes_without_a_file_name_are_counted_and_fail_the_run() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A long HTTP download evicted again and again by a SYN flood: with `-e http` its bodies come
+/// out whole (the scanner keeps an evicted connection's state until it is picked up again),
+/// and `-e md5` hashes the whole flow file, not the part after the last eviction.
+#[test]
+fn a_syn_flood_does_not_cut_http_bodies_or_digests() {
+    let (c, s) = (
+        End {
+            ip: [192, 168, 1, 3],
+            port: 33002,
+            mac: [2, 0, 0, 0, 0, 1],
+        },
+        server(),
+    );
+    let request = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n";
+    let first = payload(120 * 1000);
+    let second = payload(90 * 1000 + 7);
+    let mut response =
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", first.len()).into_bytes();
+    response.extend_from_slice(&first);
+    response.extend_from_slice(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for piece in second.chunks(3000) {
+        response.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        response.extend_from_slice(piece);
+        response.extend_from_slice(b"\r\n");
+    }
+    response.extend_from_slice(b"0\r\n\r\n");
+
+    let mut p = Pcap::new();
+    let mut t = 1_000_000u64;
+    let mut tick = || {
+        t += 10;
+        t
+    };
+    let (isn_c, isn_s) = (2_000_000u32, 7_000_000u32);
+    p.tcp(tick(), c, s, isn_c, 0, SYN, b"");
+    p.tcp(tick(), s, c, isn_s, isn_c + 1, SYN | ACK, b"");
+    let sc = isn_c + 1 + request.len() as u32;
+    p.tcp(tick(), c, s, isn_c + 1, isn_s + 1, ACK | PSH, request);
+    let mut flood = 0u32;
+    for (k, chunk) in response.chunks(1000).enumerate() {
+        let ss = isn_s + 1 + (k * 1000) as u32;
+        p.tcp(tick(), s, c, ss, sc, ACK | PSH, chunk);
+        // More new connections than the table holds, between each two segments.
+        for _ in 0..100 {
+            flood += 1;
+            p.tcp(tick(), client(flood), s, flood, 0, SYN, b"");
+        }
+    }
+    let ss = isn_s + 1 + response.len() as u32;
+    p.tcp(tick(), s, c, ss, sc, FIN | ACK, b"");
+    p.tcp(tick(), c, s, sc, ss + 1, FIN | ACK, b"");
+
+    let dir = tmp("evict-http");
+    let input = dir.join("flood.pcap");
+    p.write(&input);
+    let out = dir.join("out");
+    let o = run(&[
+        "-r",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--max-flows",
+        "64",
+        "-e",
+        "http",
+        "-e",
+        "md5",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let flow = name(s, c);
+    // (Compared without printing: a difference would print megabytes.)
+    assert!(
+        std::fs::read(out.join(&flow)).unwrap() == response,
+        "flow file differs"
+    );
+    let body = |n: u32| std::fs::read(out.join(format!("{flow}-HTTPBODY-{n:03}"))).unwrap();
+    assert!(body(1) == first, "body 1 differs");
+    assert!(body(2) == second, "body 2 differs");
+    let report = std::fs::read_to_string(out.join("report.xml")).unwrap();
+    assert!(counter(&report, "resumed") >= 200, "{report}");
+    assert_eq!(counter(&report, "http_bodies"), 2);
+    assert_eq!(counter(&report, "http_bodies_incomplete"), 0);
+    // Each close of the download (one per eviction, and the last) is a record of its own;
+    // the last one's digest is of the whole file.
+    let digests: Vec<&str> = report
+        .split("<hashdigest type='MD5'>")
+        .skip(1)
+        .map(|r| r.split('<').next().unwrap())
+        .collect();
+    let md5sum = std::process::Command::new("md5sum")
+        .arg(out.join(&flow))
+        .output()
+        .unwrap();
+    let whole = String::from_utf8(md5sum.stdout).unwrap();
+    let whole = whole.split(' ').next().unwrap();
+    assert!(
+        digests.contains(&whole),
+        "no record has the file's md5 {whole}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use md5::Md5;
 use sha2::{Digest, Sha256};
-use tcpflow_core::{CloseReason, Dir, FlowInfo};
+use tcpflow_core::{CloseReason, Dir, FlowInfo, FlowKey};
 
 use super::set::{dir_id, Ctx, Extra, Scanner};
 
@@ -28,6 +28,9 @@ pub struct Digests {
     sha256: bool,
     max: u64,
     flows: HashMap<u32, Box<[DirDigest; 2]>>,
+    /// Slots closed by eviction whose hashing state is kept, with the connection's key and
+    /// index: picked up again, the digests go on over the whole file (one per slot at most).
+    parked: HashMap<u32, (FlowKey, u32)>,
 }
 
 impl Digests {
@@ -37,6 +40,7 @@ impl Digests {
             sha256,
             max: max_bytes.unwrap_or(u64::MAX),
             flows: HashMap::new(),
+            parked: HashMap::new(),
         }
     }
 
@@ -91,8 +95,17 @@ fn hex(b: &[u8]) -> String {
 
 impl Scanner for Digests {
     fn open(&mut self, _cx: &mut Ctx<'_>, flow: &FlowInfo, _names: &[String; 2]) {
-        // A slot reused, or an evicted connection picked up again: what came before is gone
-        // (a resumed one carries on at its offset: its first bytes read as a hole).
+        let parked = self.parked.remove(&flow.slot);
+        if parked == Some((flow.key, flow.conn_index)) {
+            if let Some(f) = self.flows.get(&flow.slot) {
+                if (0..2).all(|d| f[d].pos == flow.dirs[d].stream_len.min(self.max)) {
+                    // Evicted and picked up again where it stopped: hashing goes on.
+                    return;
+                }
+            }
+        }
+        // A slot reused: what came before is gone (a connection resumed without its state
+        // carries on at its offset: its first bytes read as a hole).
         self.flows.remove(&flow.slot);
     }
 
@@ -133,9 +146,20 @@ impl Scanner for Digests {
         self.dir(flow, dir).late += data.len() as u64;
     }
 
-    fn close(&mut self, cx: &mut Ctx<'_>, flow: &FlowInfo, _reason: CloseReason) {
-        let Some(f) = self.flows.remove(&flow.slot) else {
-            return;
+    fn close(&mut self, cx: &mut Ctx<'_>, flow: &FlowInfo, reason: CloseReason) {
+        let f = if reason == CloseReason::Evicted {
+            // This close's record gets the digests of the file so far; the state stays in
+            // case the connection is picked up again.
+            let Some(f) = self.flows.get(&flow.slot) else {
+                return;
+            };
+            self.parked.insert(flow.slot, (flow.key, flow.conn_index));
+            f.clone()
+        } else {
+            let Some(f) = self.flows.remove(&flow.slot) else {
+                return;
+            };
+            f
         };
         for (i, d) in f.into_iter().enumerate() {
             if d.pos == 0 {

@@ -18,7 +18,7 @@ mod worker;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 
-use tcpflow_core::{CloseReason, Dir, FlowInfo};
+use tcpflow_core::{CloseReason, Dir, FlowInfo, FlowKey};
 
 use crate::report::{json_escape, xml_escape};
 use body::BodyOut;
@@ -131,6 +131,19 @@ struct Conn {
     requests: VecDeque<Waiting>,
     /// Bodies written per flow file so far.
     bodies: [u32; 2],
+    /// Closed by eviction: kept as it was (bodies open, parsing state) in case the engine picks
+    /// the connection up again, which it does on the same slot with the same key, connection
+    /// index and offsets. Bounded like every entry here: one per flow slot.
+    parked: Option<(FlowKey, u32)>,
+}
+
+impl Conn {
+    /// Whether `flow` is this evicted connection picked up where it stopped.
+    fn resumes(&self, flow: &FlowInfo, names: &[String; 2]) -> bool {
+        self.parked == Some((flow.key, flow.conn_index))
+            && self.names == *names
+            && (0..2).all(|d| self.sides[d].pos == flow.dirs[d].stream_len)
+    }
 }
 
 /// The scanner: per flow slot, one connection's state.
@@ -780,12 +793,19 @@ impl Scanner for Http {
             pool: &mut self.pool,
         };
         if let Some(mut old) = self.conns.remove(&flow.slot) {
-            // Not closed (the engine always closes): its bodies end here.
+            if old.resumes(flow, names) {
+                // Evicted and picked up again: parsing goes on, bodies included.
+                old.parked = None;
+                self.conns.insert(flow.slot, old);
+                return;
+            }
+            // Evicted and not picked up (the slot went to another connection), or never
+            // closed: its bodies end here.
             old.kill(cx, 0, false);
             old.kill(cx, 1, false);
         }
-        // A connection picked up again after eviction carries on mid-stream: it starts at
-        // its offsets and is parsed only if a message starts there.
+        // A connection the engine resumes with no state kept here carries on mid-stream: it
+        // starts at its offsets and is parsed only if a message starts there.
         self.conns.insert(
             flow.slot,
             Box::new(Conn {
@@ -796,6 +816,7 @@ impl Scanner for Http {
                 ],
                 requests: VecDeque::new(),
                 bodies: [0; 2],
+                parked: None,
             }),
         );
     }
@@ -842,6 +863,14 @@ impl Scanner for Http {
     }
 
     fn close(&mut self, cx: &mut Ctx<'_>, flow: &FlowInfo, reason: CloseReason) {
+        if reason == CloseReason::Evicted {
+            // Kept until the slot opens again: the same connection resumed, or another one
+            // (then its bodies end there), or the run's end.
+            if let Some(c) = self.conns.get_mut(&flow.slot) {
+                c.parked = Some((flow.key, flow.conn_index));
+            }
+            return;
+        }
         let Some(mut c) = self.conns.remove(&flow.slot) else {
             return;
         };
