@@ -103,3 +103,131 @@ fn late_bytes_land_in_files_spool_export_and_console() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// The late bytes are inside an HTTP body still being received: with `-e http` they also go
+/// into the body file, whose record then says complete, with the digest of the whole body;
+/// the same through the spool and its export. Once as the first body (carved inline), once
+/// after 70 small ones (carved on the bodies' thread).
+#[test]
+fn late_bytes_fill_an_http_body_still_open() {
+    for small in [0, 70] {
+        late_http_body(small);
+    }
+}
+
+fn late_http_body(small: usize) {
+    const BODY: usize = 5000;
+    let body: Vec<u8> = (0..BODY).map(|i| b'A' + (i % 23) as u8).collect();
+    let mut resp = Vec::new();
+    for _ in 0..small {
+        resp.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx");
+    }
+    resp.extend(format!("HTTP/1.1 200 OK\r\nContent-Length: {BODY}\r\n\r\n").bytes());
+    let start = resp.len();
+    resp.extend_from_slice(&body);
+    let req = b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n".repeat(small + 1);
+
+    let d = tmp("late-http");
+    let cap = d.join("late-http.pcap");
+    let (c, s) = (client(8), server());
+    let (isn_c, isn_s) = (1000u32, 9000u32);
+    let mut pc = Pcap::new();
+    let mut t = 1_700_000_000_000_000u64;
+    let mut tick = || {
+        t += 10;
+        t
+    };
+    pc.tcp(tick(), c, s, isn_c, 0, SYN, b"");
+    pc.tcp(tick(), s, c, isn_s, isn_c + 1, SYN | ACK, b"");
+    pc.tcp(tick(), c, s, isn_c + 1, isn_s + 1, ACK | PSH, &req);
+    let ack = isn_c + 1 + req.len() as u32;
+    // As in `capture`, after the big body's head (pool windows are 1 KiB, from `base`): with
+    // one pool block, base+1100..1110 held, base+2100..2110 needing another (the hole
+    // start..base+1100 given up as a gap), base+1110..2100 and on in order, then
+    // start..base+1100 late, while the body is still open.
+    let base = start.div_ceil(1024) * 1024 - 1024;
+    let len = resp.len();
+    for (lo, hi) in [
+        (0, start),
+        (base + 1100, base + 1110),
+        (base + 2100, base + 2110),
+        (base + 1110, base + 2100),
+        (base + 2110, base + 3000),
+        (start, base + 1100),
+        (base + 3000, len),
+    ] {
+        pc.tcp(tick(), s, c, isn_s + 1 + lo as u32, ack, ACK, &resp[lo..hi]);
+    }
+    let fin = isn_s + 1 + len as u32;
+    pc.tcp(tick(), s, c, fin, ack, FIN | ACK, b"");
+    pc.tcp(tick(), c, s, ack, fin + 1, FIN | ACK, b"");
+    pc.write(&cap);
+
+    let name = format!(
+        "010.009.009.009.00080-010.000.000.008.{:05}",
+        client(8).port
+    );
+    let body_file = format!("{name}-HTTPBODY-{:03}", small + 1);
+    let check = |out: &Path| {
+        assert!(std::fs::read(out.join(&name)).unwrap() == resp, "flow file");
+        let b = std::fs::read(out.join(&body_file)).unwrap();
+        assert!(b == body, "body file differs ({small} small bodies before)");
+        let report = std::fs::read_to_string(out.join("report.xml")).unwrap();
+        let filled = format!("http_late_body_bytes='{}'", base + 1100 - start);
+        for want in [
+            filled.as_str(),
+            "http_bodies_incomplete='0'",
+            "http_missing_bytes='0'",
+            "gap_bytes='0'",
+        ] {
+            assert!(report.contains(want), "{want} not in the report:\n{report}");
+        }
+        assert!(!report.contains("complete='no'"), "{report}");
+        let sha = std::process::Command::new("sha256sum")
+            .arg(out.join(&body_file))
+            .output()
+            .unwrap();
+        let sha = String::from_utf8(sha.stdout).unwrap();
+        let sha = sha.split(' ').next().unwrap().to_string();
+        assert!(
+            report.contains(&sha),
+            "the record's sha256 is not the body's {sha}"
+        );
+    };
+
+    let direct = d.join("direct");
+    ok(&run(&[
+        "--max-ooo-bytes",
+        "1K",
+        "-e",
+        "http",
+        "-r",
+        cap.to_str().unwrap(),
+        "-o",
+        direct.to_str().unwrap(),
+    ]));
+    check(&direct);
+
+    let spool = d.join("spool");
+    ok(&run(&[
+        "-q",
+        "--max-ooo-bytes",
+        "1K",
+        "-r",
+        cap.to_str().unwrap(),
+        "--spool",
+        spool.to_str().unwrap(),
+    ]));
+    let exported = d.join("exported");
+    ok(&run(&[
+        "-q",
+        "-e",
+        "http",
+        "--spool-export",
+        spool.to_str().unwrap(),
+        "-o",
+        exported.to_str().unwrap(),
+    ]));
+    check(&exported);
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -58,8 +58,12 @@ pub struct Counters {
     pub http_requests_dropped: u64,
     /// Body file write errors.
     pub http_write_errors: u64,
-    /// Late bytes (filling a gap after the scanners had passed it): not scanned.
+    /// Late bytes given to the scanners (they filled a gap of a flow file after the scanners
+    /// had passed it): not parsed again, but ...
     pub scan_late_bytes: u64,
+    /// ... those for a hole of an uncoded HTTP body still open are written into it (its
+    /// record then says what is still missing, and its digest is of the filled file).
+    pub http_late_body_bytes: u64,
 }
 
 impl Counters {
@@ -87,6 +91,7 @@ impl Counters {
                 ("http_requests_dropped", self.http_requests_dropped),
                 ("http_write_errors", self.http_write_errors),
                 ("scan_late_bytes", self.scan_late_bytes),
+                ("http_late_body_bytes", self.http_late_body_bytes),
             ],
         )
     }

@@ -78,6 +78,10 @@ pub struct BodyOut {
     pub missing_bytes: u64,
     /// First reason the body is not complete.
     pub why: Option<Incomplete>,
+    /// While `why` is gaps: the first other reason, which stays if late bytes fill them all.
+    other_why: Option<Incomplete>,
+    /// Late bytes were written into holes: the digest is taken from the file at the end.
+    refilled: bool,
     /// Decoding stopped (a failure, a gap in coded bytes, the bound).
     decode_stopped: bool,
     pub write_errors: u64,
@@ -105,15 +109,62 @@ impl BodyOut {
             missing: Vec::new(),
             missing_bytes: 0,
             why: None,
+            other_why: None,
+            refilled: false,
             decode_stopped: false,
             write_errors: 0,
         }
     }
 
-    fn note(&mut self, why: Incomplete) {
-        if self.why.is_none() {
-            self.why = Some(why);
+    /// A reason the body is not complete (the first one is reported).
+    pub fn note(&mut self, why: Incomplete) {
+        match &self.why {
+            None => self.why = Some(why),
+            Some(Incomplete::Gaps) if self.other_why.is_none() && why != Incomplete::Gaps => {
+                self.other_why = Some(why)
+            }
+            Some(_) => {}
         }
+    }
+
+    /// Late bytes (they filled a gap of the flow after the body had passed it) for the hole
+    /// at body offset `at` of an uncoded body: written there. A coded body cannot take them
+    /// (decoding stopped at the hole). Gives the bytes written.
+    pub fn fill(&mut self, at: u64, data: &[u8]) -> u64 {
+        if !self.stages.is_empty() {
+            return 0;
+        }
+        // Holes are flushed before (and never inside the buffer), and end within the bound.
+        let end = (at + data.len() as u64).min(self.buf_off).min(self.size);
+        if at >= end {
+            return 0;
+        }
+        let n = end - at;
+        let r = self
+            .open()
+            .and_then(|f| f.write_all_at(&data[..n as usize], at));
+        if let Err(e) = r {
+            self.write_errors += 1;
+            self.note(Incomplete::Write(crate::input::io_message(&e)));
+            return 0;
+        }
+        self.refilled = true;
+        self.missing_bytes = self.missing_bytes.saturating_sub(n);
+        let mut left = Vec::with_capacity(self.missing.len() + 1);
+        for &(lo, hi) in &self.missing {
+            if lo < at.min(hi) {
+                left.push((lo, at.min(hi)));
+            }
+            if end.max(lo) < hi {
+                left.push((end.max(lo), hi));
+            }
+        }
+        left.truncate(MAX_RANGES);
+        self.missing = left;
+        if self.missing_bytes == 0 && self.why == Some(Incomplete::Gaps) {
+            self.why = self.other_why.take();
+        }
+        n
     }
 
     /// Body bytes (dechunked) in order.
@@ -239,6 +290,28 @@ impl BodyOut {
         Ok(())
     }
 
+    /// The digest of the file's first `size` bytes (what the body is).
+    fn rehash(&mut self, sha: &mut Sha256) -> io::Result<()> {
+        *sha = Sha256::new();
+        let f = self.open()?;
+        let mut buf = vec![0u8; WRITE_CHUNK];
+        let mut off = 0u64;
+        while off < self.size {
+            let want = (self.size - off).min(buf.len() as u64) as usize;
+            let n = f.read_at(&mut buf[..want], off)?;
+            if n == 0 {
+                // Shorter than written (changed under us): the rest reads as zeros.
+                buf[..want].fill(0);
+                sha.update(&buf[..want]);
+                off += want as u64;
+                continue;
+            }
+            sha.update(&buf[..n]);
+            off += n as u64;
+        }
+        Ok(())
+    }
+
     fn open(&mut self) -> io::Result<std::fs::File> {
         let folders = crate::safefs::folders_in(Path::new(&self.rel));
         let f = crate::safefs::open_file(&self.full, folders, !self.created, self.mode)?;
@@ -280,7 +353,15 @@ impl BodyOut {
         self.buf = Vec::new();
         self.raw_prefix = Vec::new();
         self.stages = Vec::new();
-        let sha = std::mem::take(&mut self.sha).finalize();
+        let mut sha = std::mem::take(&mut self.sha);
+        if self.refilled {
+            // The streaming digest read zeros where late bytes now are: take it from the file.
+            if let Err(e) = self.rehash(&mut sha) {
+                self.write_errors += 1;
+                self.note(Incomplete::Write(crate::input::io_message(&e)));
+            }
+        }
+        let sha = sha.finalize();
         let mut s = String::with_capacity(64);
         for b in sha {
             use std::fmt::Write as _;

@@ -94,7 +94,16 @@ struct Msg {
     framing: Framing,
     out: Body,
     meta: Meta,
+    /// Body bytes so far (dechunked, still coded; holes included): the body offset of the
+    /// next byte.
+    received: u64,
+    /// Holes of an uncoded body, as stream range and body offset, for late bytes to fill
+    /// while the body is open (at most [`HOLES_KEPT`]; a coded body keeps none).
+    holes: Option<Vec<(u64, u64, u64)>>,
 }
+
+/// Holes of one body that late bytes can still fill.
+const HOLES_KEPT: usize = 32;
 
 #[derive(Debug)]
 enum St {
@@ -310,6 +319,38 @@ fn body_framing(
 }
 
 impl Conn {
+    /// Late bytes at stream offset `off` (they filled a gap of the flow file): those for a
+    /// hole of the body still open on this direction go into it.
+    fn late(&mut self, cx: &mut Cx<'_, '_>, d: usize, off: u64, data: &[u8]) {
+        let St::Body(m) = &mut self.sides[d].st else {
+            return;
+        };
+        let Some(holes) = &mut m.holes else {
+            return;
+        };
+        let end = off + data.len() as u64;
+        let mut left = Vec::with_capacity(holes.len() + 1);
+        for &(lo, hi, body) in holes.iter() {
+            let (a, b) = (off.max(lo), end.min(hi));
+            if a >= b {
+                left.push((lo, hi, body));
+                continue;
+            }
+            let piece = &data[(a - off) as usize..(b - off) as usize];
+            cx.pool.fill(&mut m.out, body + (a - lo), piece);
+            cx.counters.http_late_body_bytes += b - a;
+            cx.counters.http_missing_bytes = cx.counters.http_missing_bytes.saturating_sub(b - a);
+            if lo < a {
+                left.push((lo, a, body));
+            }
+            if b < hi {
+                left.push((b, hi, body + (b - lo)));
+            }
+        }
+        left.truncate(HOLES_KEPT);
+        *holes = left;
+    }
+
     /// Stops parsing on a direction (its later bytes counted as unparsed).
     fn kill(&mut self, cx: &mut Cx<'_, '_>, d: usize, complete: bool) {
         if let St::Body(m) = std::mem::replace(&mut self.sides[d].st, St::Dead) {
@@ -401,17 +442,20 @@ impl Conn {
                         Framing::Length(left) => {
                             let n = (*left).min(b.len() as u64) as usize;
                             cx.pool.push(&mut m.out, &b[..n]);
+                            m.received += n as u64;
                             *left -= n as u64;
                             (n, *left == 0)
                         }
                         Framing::Close => {
                             cx.pool.push(&mut m.out, b);
+                            m.received += b.len() as u64;
                             (b.len(), false)
                         }
                         Framing::Chunked(c) => match chunk_step(c, b) {
                             Ok((n, data)) => {
                                 if let Some((s, e)) = data {
                                     cx.pool.push(&mut m.out, &b[s..e]);
+                                    m.received += (e - s) as u64;
                                 }
                                 (n, *c == Chunked::Done)
                             }
@@ -561,7 +605,14 @@ impl Conn {
             encodings: p.encodings,
             disposition: p.disposition,
         };
-        self.sides[d].st = St::Body(Box::new(Msg { framing, out, meta }));
+        let holes = codings.is_empty().then(Vec::new);
+        self.sides[d].st = St::Body(Box::new(Msg {
+            framing,
+            out,
+            meta,
+            received: 0,
+            holes,
+        }));
     }
 
     fn bad_head(&mut self, cx: &mut Cx<'_, '_>, d: usize) {
@@ -578,6 +629,7 @@ impl Conn {
 
     fn gap(&mut self, cx: &mut Cx<'_, '_>, d: usize, mut len: u64) {
         let side = &mut self.sides[d];
+        let at = side.pos;
         side.pos += len;
         if let St::Body(m) = &mut side.st {
             let fits = match &mut m.framing {
@@ -600,6 +652,12 @@ impl Conn {
             if let Some(n) = fits {
                 cx.pool.hole(&mut m.out, n);
                 cx.counters.http_missing_bytes += n;
+                if let Some(h) = &mut m.holes {
+                    if h.len() < HOLES_KEPT {
+                        h.push((at, at + n, m.received));
+                    }
+                }
+                m.received += n;
                 len -= n;
                 if len == 0 {
                     if matches!(m.framing, Framing::Length(0)) {
@@ -860,6 +918,17 @@ impl Scanner for Http {
         }
         let len = end - c.sides[d].pos.max(offset);
         c.gap(cx, d, len);
+    }
+
+    fn late(&mut self, cx: &mut Ctx<'_>, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
+        let Some(c) = self.conns.get_mut(&flow.slot) else {
+            return;
+        };
+        let cx = &mut Cx {
+            cx,
+            pool: &mut self.pool,
+        };
+        c.late(cx, dir.index(), offset, data);
     }
 
     fn close(&mut self, cx: &mut Ctx<'_>, flow: &FlowInfo, reason: CloseReason) {

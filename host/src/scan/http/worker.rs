@@ -48,6 +48,8 @@ enum Op {
     /// Bytes `start..end` of the batch's buffer.
     Push(u64, usize, usize),
     Hole(u64, u64),
+    /// Late bytes `start..end` of the batch's buffer for the hole at a body offset.
+    Fill(u64, u64, usize, usize),
     Note(u64, Incomplete),
     Finish(u64, bool, Box<Fin>),
     /// A body begun inline, finished after the worker started (its record keeps its place).
@@ -130,6 +132,21 @@ impl Pool {
         }
     }
 
+    /// Late bytes for the hole at body offset `at` (see [`BodyOut::fill`]).
+    pub fn fill(&mut self, b: &mut Body, at: u64, data: &[u8]) {
+        match b {
+            Body::Local(o) => {
+                o.fill(at, data);
+            }
+            Body::Remote(id) => {
+                let start = self.batch.data.len();
+                self.batch.data.extend_from_slice(data);
+                let end = self.batch.data.len();
+                self.op(Op::Fill(*id, at, start, end));
+            }
+        }
+    }
+
     pub fn hole(&mut self, b: &mut Body, len: u64) {
         match b {
             Body::Local(o) => o.hole(len),
@@ -140,9 +157,7 @@ impl Pool {
     /// The first reason the body is not complete, if it has none yet.
     pub fn note(&mut self, b: &mut Body, why: Incomplete) {
         match b {
-            Body::Local(o) => {
-                o.why.get_or_insert(why);
-            }
+            Body::Local(o) => o.note(why),
             Body::Remote(id) => self.op(Op::Note(*id, why)),
         }
     }
@@ -278,7 +293,13 @@ fn work(rx: Receiver<Batch>, done: Sender<Done>, free: SyncSender<Batch>) {
                 }
                 Op::Note(id, why) => {
                     if let Some(o) = bodies.get_mut(&id) {
-                        o.why.get_or_insert(why);
+                        o.note(why);
+                    }
+                    None
+                }
+                Op::Fill(id, at, s, e) => {
+                    if let Some(o) = bodies.get_mut(&id) {
+                        o.fill(at, &b.data[s..e]);
                     }
                     None
                 }
