@@ -930,6 +930,8 @@ fn setup(o: &Options) -> Result<Option<Setup>, String> {
             m.max(input::XZ_MEMLIMIT_MIN)
         }),
         stop: stop.clone(),
+        // A run under a memory budget keeps one input buffer.
+        read_ahead: o.memory.is_none(),
     };
 
     // 1. Inputs exist and are captures (a typo fails before anything is created).
