@@ -243,6 +243,16 @@ pub fn export(o: &Options, path: &Path) -> Result<i32, String> {
             let out = ConsoleSink::new(o.template.clone(), c);
             replay_into(o, spool, Outputs::new(out, report, o.max_bytes))
         }
+        #[cfg(feature = "outputs")]
+        None if o.flow_commands.any() => {
+            // -S tcp_cmd / http_cmd act on the exported files as on a direct run's.
+            let cmds = crate::output::commands::FlowCommands::new(&o.flow_commands)?;
+            let out = crate::output::Tee(
+                crate::run::with_scanners(FileSink::new(output_config(o), slots), o),
+                cmds,
+            );
+            replay_into(o, spool, Outputs::new(out, report, o.max_bytes))
+        }
         None => {
             let out = crate::run::with_scanners(FileSink::new(output_config(o), slots), o);
             replay_into(o, spool, Outputs::new(out, report, o.max_bytes))

@@ -110,6 +110,16 @@ impl BodyOut {
         }
     }
 
+    /// The file, as opened.
+    pub fn path(&self) -> &Path {
+        &self.full
+    }
+
+    /// Whether the file was made (a body with nothing written has none).
+    pub fn has_file(&self) -> bool {
+        self.created
+    }
+
     fn note(&mut self, why: Incomplete) {
         if self.why.is_none() {
             self.why = Some(why);
