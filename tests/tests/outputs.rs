@@ -543,7 +543,7 @@ fn colours_on_a_terminal_unless_no_color() {
 }
 
 /// Every flag tcpflow 1.6.1 lists (`tcpflow -h`) is in the table at the end of `--help` and
-/// in the README's.
+/// in the README's, and its `-S` settings for commands and alerts are taken, not refused.
 #[test]
 fn help_and_readme_list_every_tcpflow_flag() {
     const FLAGS: &str = "aBcCDhIpsvVZbdeEfFiIgJlLqrRwoXmTKUzSx0AH";
@@ -566,5 +566,11 @@ fn help_and_readme_list_every_tcpflow_flag() {
             readme.contains(&format!("`{f}`")) || readme.contains(&format!("`{f} ")),
             "README: {f}"
         );
+    }
+    let refused = &table[table.find("Refused").expect("the refused flags")..];
+    let taken = &readme[..readme.find("refused:").expect("the refused rows")];
+    for s in ["tcp_cmd", "tcp_alert_fd", "http_cmd", "http_alert_fd"] {
+        assert!(table.contains(s) && !refused.contains(s), "--help: {s}");
+        assert!(taken.contains(&format!("`{s}=")), "README: {s}");
     }
 }
