@@ -457,8 +457,9 @@ pub struct Args {
     pub expression: Vec<String>,
 
     /// Also write the frames of each flow file, as captured (retransmissions too, with their
-    /// capture times and wire lengths), to `<flow file>.pcap`, with the capture's link type.
-    /// Descriptors are bounded as with -f: any number of flows works. Not with -c/-C,
+    /// capture times and wire lengths), to `<flow file>.pcap`, with the capture's link type
+    /// (pcapng, an interface per link type, when its frames came on interfaces of different
+    /// link types). Descriptors are bounded as with -f: any number of flows works. Not with -c/-C,
     /// --spool or --spool-export (the spool does not hold frames).
     #[arg(short = 'K', long = "pcap-per-flow", help_heading = "Per-flow outputs")]
     pub pcap_per_flow: bool,
