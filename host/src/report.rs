@@ -599,9 +599,12 @@ impl Report {
         Ok(r)
     }
 
-    /// viz (issue 19): feed every record to the pictures' tables from now on.
-    pub fn collect_viz(&mut self) {
-        self.viz = Some(Box::default());
+    /// viz (issue 19): feed every record to the pictures' tables from now on (`http`: the
+    /// HTTP scanner runs, its objects get a table).
+    pub fn collect_viz(&mut self, http: bool) {
+        let mut t = Box::<crate::viz::Tables>::default();
+        t.http = http;
+        self.viz = Some(t);
     }
 
     /// viz (issue 19): the pictures' tables so far (`--report-interval`).

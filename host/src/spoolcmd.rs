@@ -215,7 +215,7 @@ pub fn export(o: &Options, path: &Path) -> Result<i32, String> {
         },
     )?;
     if o.viz.any() {
-        report.collect_viz(); // viz (issue 19)
+        report.collect_viz(o.scan.http); // viz (issue 19)
     }
     if o.verbose {
         let st = reader.into_inner();

@@ -625,7 +625,9 @@ pub struct Tables {
     pub conn_sizes: [u64; SIZE_BUCKETS],
     pub directions: u64,
     pub connections: u64,
-    /// HTTP bodies finished (`-e http`), and the largest, largest first.
+    /// The HTTP scanner ran (`-e http`): the page has its objects.
+    pub http: bool,
+    /// HTTP bodies finished, and the largest, largest first.
     pub http_bodies: u64,
     pub objects: Vec<BodyFile>,
     /// Bodies of directions whose record has not come (by flow file), oldest first.
@@ -644,6 +646,7 @@ impl Default for Tables {
             conn_sizes: [0; SIZE_BUCKETS],
             directions: 0,
             connections: 0,
+            http: false,
             http_bodies: 0,
             objects: Vec::with_capacity(TOP_OBJECTS + 1),
             early: HashMap::new(),
@@ -755,6 +758,7 @@ impl Tables {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn snap(n: u64) -> Snap {
         Snap {
@@ -843,6 +847,44 @@ mod tests {
             b.sort_unstable();
             assert_eq!(a, b);
         }
+    }
+
+    /// HTTP bodies are kept in bounded tables whatever their number: the largest objects,
+    /// and the bodies waiting for their direction's record.
+    #[test]
+    fn body_tables_are_bounded() {
+        let mut t = Tables::default();
+        let body = |flow: u64, size: u64| BodyFile {
+            shown: format!("f{flow}-HTTPBODY-{size}").into(),
+            path: PathBuf::new(),
+            exists: true,
+            flow: format!("f{flow}").into(),
+            size,
+            status: Some(200),
+            content_type: String::new(),
+            incomplete: None,
+        };
+        for i in 0..20_000u64 {
+            t.body(&body(i % 5000, (i * 7919) % 100_003));
+            assert!(t.early.len() <= EARLY_FLOWS);
+            assert!(t.early_order.len() <= 2 * EARLY_FLOWS + 1);
+        }
+        assert_eq!(t.http_bodies, 20_000);
+        assert_eq!(t.objects.len(), TOP_OBJECTS);
+        assert!(t.objects.windows(2).all(|w| w[0].size >= w[1].size));
+        assert_eq!(
+            t.objects[0].size,
+            (0..20_000u64).map(|i| (i * 7919) % 100_003).max().unwrap()
+        );
+        // The oldest are forgotten: f4999's earlier bodies went with 4,999 other flows
+        // between them. A flow's bodies: the first BODY_LINKS named, the rest counted.
+        assert!(!t.early.contains_key("f0"));
+        assert_eq!(t.early["f4999"].files.len(), 1);
+        for _ in 0..BODY_LINKS + 2 {
+            t.body(&body(4999, 1));
+        }
+        assert_eq!(t.early["f4999"].files.len(), BODY_LINKS);
+        assert_eq!(t.early["f4999"].more, 3);
     }
 
     #[test]
