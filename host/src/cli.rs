@@ -71,11 +71,11 @@ tcpflow 1.6.1's flags here:
   -I    <flow file>.findx: offset|sec.usec|len per segment, with its real stream offset
   -J    JSON lines on standard output (schema in the README)
   -g    colours with -c/-C on a terminal (not with NO_COLOR)
-  -S    enable_report, tcp_timeout, tcp_cmd, tcp_alert_fd
+  -S    enable_report, tcp_timeout, tcp_cmd, tcp_alert_fd; with -e http, http_cmd and
+        http_alert_fd (per finished HTTP body file)
   -a -e -E -x -H  post-processing scanners: http, md5, sha256, netviz (report.pdf)
   -Z    -e http: bodies left coded
 Refused, each with its reason:
-  -S http_cmd, http_alert_fd  a command per HTTP body: not supported yet
   -A    deprecated in tcpflow 1.6 too
   -d    debug levels: -v is verbose
   -F    file name prefixes: -T does the same (e.g. -T '%K/%A.%a-%B.%b')
@@ -457,8 +457,9 @@ pub struct Args {
     pub expression: Vec<String>,
 
     /// Also write the frames of each flow file, as captured (retransmissions too, with their
-    /// capture times and wire lengths), to `<flow file>.pcap`, with the capture's link type.
-    /// Descriptors are bounded as with -f: any number of flows works. Not with -c/-C,
+    /// capture times and wire lengths), to `<flow file>.pcap`, with the capture's link type
+    /// (pcapng, an interface per link type, when its frames came on interfaces of different
+    /// link types). Descriptors are bounded as with -f: any number of flows works. Not with -c/-C,
     /// --spool or --spool-export (the spool does not hold frames).
     #[arg(short = 'K', long = "pcap-per-flow", help_heading = "Per-flow outputs")]
     pub pcap_per_flow: bool,
@@ -490,8 +491,8 @@ pub struct Args {
     /// with each finished flow file's path as its last argument, without a shell: CMD is
     /// split at white space; at most 8 at once, never holding up the capture; failures
     /// counted and said), `tcp_alert_fd=N` (write `close<TAB>PATH` to descriptor N for each
-    /// finished flow file). `http_cmd` and `http_alert_fd` (a command per HTTP body) are not
-    /// supported yet.
+    /// finished flow file); with `-e http`, `http_cmd=CMD` and `http_alert_fd=N` do the same
+    /// for each finished HTTP body file (the 8 commands at once are shared with tcp_cmd).
     #[arg(
         short = 'S',
         value_name = "NAME=VALUE",
@@ -502,6 +503,11 @@ pub struct Args {
     /// Run `-S tcp_cmd` through `/bin/sh -c CMD tcpflow PATH` (the path is `$1`).
     #[arg(long = "tcp-cmd-shell", help_heading = "Per-flow outputs")]
     pub tcp_cmd_shell: bool,
+
+    /// Run `-S http_cmd` through `/bin/sh -c CMD tcpflow PATH` (the path is `$1`; tcpflow
+    /// 1.6 always used a shell for it).
+    #[arg(long = "http-cmd-shell", help_heading = "Per-flow outputs")]
+    pub http_cmd_shell: bool,
 
     // tcpflow 1.6 flags that are not supported: refused with a message, never ignored.
     #[arg(short = 'A', hide = true)]
@@ -653,7 +659,7 @@ pub struct Options {
     pub pcap: crate::output::pcap::PcapOpts,
     /// `-J`: JSON lines instead of `console`.
     pub json: bool,
-    /// `-S tcp_cmd`, `-S tcp_alert_fd`.
+    /// `-S tcp_cmd`, `tcp_alert_fd`, `http_cmd`, `http_alert_fd`.
     pub flow_commands: crate::output::commands::FlowCommandOpts,
 }
 
@@ -664,7 +670,14 @@ fn color_allowed() -> bool {
 }
 
 /// The `-S` settings this command knows.
-pub const SETTINGS: &[&str] = &["enable_report", "tcp_timeout", "tcp_cmd", "tcp_alert_fd"];
+pub const SETTINGS: &[&str] = &[
+    "enable_report",
+    "tcp_timeout",
+    "tcp_cmd",
+    "tcp_alert_fd",
+    "http_cmd",
+    "http_alert_fd",
+];
 
 /// What `-S` settings set.
 #[derive(Debug, Default)]
@@ -673,6 +686,8 @@ struct Settings {
     tcp_timeout: Option<u64>,
     tcp_cmd: Option<String>,
     tcp_alert_fd: Option<i32>,
+    http_cmd: Option<String>,
+    http_alert_fd: Option<i32>,
 }
 
 fn parse_settings(given: &[String]) -> Result<Settings, String> {
@@ -699,23 +714,28 @@ fn parse_settings(given: &[String]) -> Result<Settings, String> {
                         .map_err(|_| format!("-S tcp_timeout={value}: give a number of seconds"))?,
                 )
             }
-            "tcp_cmd" => {
+            "tcp_cmd" | "http_cmd" => {
                 if value.trim().is_empty() {
-                    return Err("-S tcp_cmd= needs a command".into());
+                    return Err(format!("-S {name}= needs a command"));
                 }
-                s.tcp_cmd = Some(value.to_string());
+                let v = Some(value.to_string());
+                if name == "tcp_cmd" {
+                    s.tcp_cmd = v;
+                } else {
+                    s.http_cmd = v;
+                }
             }
-            "tcp_alert_fd" => {
+            "tcp_alert_fd" | "http_alert_fd" => {
                 let fd: i32 = value
                     .parse()
-                    .map_err(|_| format!("-S tcp_alert_fd={value}: give a descriptor number"))?;
+                    .map_err(|_| format!("-S {name}={value}: give a descriptor number"))?;
                 // -1 is tcpflow 1.6's "none".
-                s.tcp_alert_fd = (fd >= 0).then_some(fd);
-            }
-            "http_cmd" | "http_alert_fd" => {
-                return Err(format!(
-                    "-S {name}: not supported yet (the HTTP scanner's bodies are in the report; a command per body is not run)"
-                ))
+                let fd = (fd >= 0).then_some(fd);
+                if name == "tcp_alert_fd" {
+                    s.tcp_alert_fd = fd;
+                } else {
+                    s.http_alert_fd = fd;
+                }
             }
             _ => {
                 return Err(format!(
@@ -923,15 +943,21 @@ impl Args {
             cmd: settings.tcp_cmd.clone(),
             shell: self.tcp_cmd_shell,
             alert_fd: settings.tcp_alert_fd,
+            http_cmd: settings.http_cmd.clone(),
+            http_shell: self.http_cmd_shell,
+            http_alert_fd: settings.http_alert_fd,
         };
         if flow_commands.any() && !files_mode {
-            return Err("-S tcp_cmd / tcp_alert_fd act on flow files: not with -c/-C/-J, --spool or --spool-summary".into());
+            return Err("-S tcp_cmd / tcp_alert_fd / http_cmd / http_alert_fd act on files: not with -c/-C/-J, --spool or --spool-summary".into());
         }
         if !cfg!(feature = "outputs") && (pcap.any() || self.json || flow_commands.any()) {
-            return Err("-K, --pcap-per-connection, -I, -J and -S tcp_cmd/tcp_alert_fd: this build has none of them (built without the cargo feature `outputs`)".into());
+            return Err("-K, --pcap-per-connection, -I, -J and -S tcp_cmd/tcp_alert_fd/http_cmd/http_alert_fd: this build has none of them (built without the cargo feature `outputs`)".into());
         }
         if self.tcp_cmd_shell && flow_commands.cmd.is_none() {
             return Err("--tcp-cmd-shell needs -S tcp_cmd=CMD".into());
+        }
+        if self.http_cmd_shell && flow_commands.http_cmd.is_none() {
+            return Err("--http-cmd-shell needs -S http_cmd=CMD".into());
         }
         let live = matches!(source, Source::Live { .. });
         let scan = crate::scan::select(
@@ -946,6 +972,10 @@ impl Args {
                 scan.names().join(","),
                 if console_mode { "-c/-C" } else if spool_mode { "--spool" } else { "--spool-summary" }
             ));
+        }
+        if !scan.http && (flow_commands.http_cmd.is_some() || flow_commands.http_alert_fd.is_some())
+        {
+            return Err("-S http_cmd / http_alert_fd act on the HTTP bodies the http scanner writes: add -e http".into());
         }
         if !scan.http && (self.http_no_decode || self.http_max_body.is_some()) {
             warnings
@@ -1260,9 +1290,31 @@ mod tests {
         assert_eq!(o.flow_commands.alert_fd, None);
         let e = parse(&["-S", "nope=1", "-r", "x"]).unwrap_err();
         assert!(e.contains("unknown") && e.contains("tcp_alert_fd"), "{e}");
-        assert!(parse(&["-S", "http_cmd=x", "-r", "x"])
+        let e = parse(&["-S", "http_cmd=x", "-r", "x"]).unwrap_err();
+        assert!(e.contains("-e http"), "{e}");
+        assert!(parse(&["-S", "http_alert_fd=3", "-r", "x"])
             .unwrap_err()
-            .contains("not supported yet"));
+            .contains("-e http"));
+        assert!(parse(&["--http-cmd-shell", "-e", "http", "-r", "x"])
+            .unwrap_err()
+            .contains("http_cmd"));
+        if cfg!(feature = "scan") {
+            let o = parse(&[
+                "-e",
+                "http",
+                "-S",
+                "http_cmd=echo y",
+                "--http-cmd-shell",
+                "-S",
+                "http_alert_fd=5",
+                "-r",
+                "x",
+            ])
+            .unwrap();
+            assert_eq!(o.flow_commands.http_cmd.as_deref(), Some("echo y"));
+            assert!(o.flow_commands.http_shell && !o.flow_commands.shell);
+            assert_eq!(o.flow_commands.http_alert_fd, Some(5));
+        }
         assert!(parse(&["-S", "tcp_cmd=x", "-c", "-r", "x"]).is_err());
         assert!(parse(&["-S", "tcp_timeout", "-r", "x"]).is_err());
     }

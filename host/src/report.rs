@@ -508,19 +508,51 @@ pub struct Report {
 }
 
 /// Report records a scanner made (an HTTP object each: whole XML elements, a whole JSON
-/// line), on their way to the report.
+/// line), on their way to the report, and the body files among them, on their way to the
+/// outputs that act on finished bodies (`-S http_cmd`, `http_alert_fd`) and the pictures.
 #[derive(Clone, Debug, Default)]
-pub struct Objects(pub Vec<(String, String)>);
+pub struct Objects {
+    pub records: Vec<(String, String)>,
+    pub bodies: Vec<BodyFile>,
+}
+
+/// An HTTP body the scanner finished: its file complete and closed (when it has one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BodyFile {
+    /// As the report shows it (the output folder joined with the name).
+    pub shown: PathBuf,
+    /// Where it is, as opened by this process.
+    pub path: PathBuf,
+    /// Whether the file exists (a body with nothing written has none).
+    pub exists: bool,
+    /// The flow file it was carved from, as the report shows it.
+    pub flow: PathBuf,
+    pub size: u64,
+    pub status: Option<u16>,
+    pub content_type: String,
+    /// Why it is not complete; `None`: complete.
+    pub incomplete: Option<String>,
+}
 
 impl Objects {
     /// One record.
     pub fn object(&mut self, xml: &str, json: &str) {
-        self.0.push((xml.to_string(), json.to_string()));
+        self.records.push((xml.to_string(), json.to_string()));
+    }
+
+    /// A finished body (its record is given with [`Objects::object`]).
+    pub fn body(&mut self, b: BodyFile) {
+        self.bodies.push(b);
     }
 
     /// Moves `other`'s records after these.
     pub fn append(&mut self, other: &mut Objects) {
-        self.0.append(&mut other.0);
+        self.records.append(&mut other.records);
+        self.bodies.append(&mut other.bodies);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.bodies.is_empty()
     }
 }
 
@@ -567,9 +599,12 @@ impl Report {
         Ok(r)
     }
 
-    /// viz (issue 19): feed every record to the pictures' tables from now on.
-    pub fn collect_viz(&mut self) {
-        self.viz = Some(Box::default());
+    /// viz (issue 19): feed every record to the pictures' tables from now on (`http`: the
+    /// HTTP scanner runs, its objects get a table).
+    pub fn collect_viz(&mut self, http: bool) {
+        let mut t = Box::<crate::viz::Tables>::default();
+        t.http = http;
+        self.viz = Some(t);
     }
 
     /// viz (issue 19): the pictures' tables so far (`--report-interval`).
@@ -681,10 +716,15 @@ impl Report {
         self.extra = Some((xml, json));
     }
 
-    /// Writes (and empties) the records in `o`.
-    pub fn objects(&mut self, o: &mut Objects) {
-        for (xml, json) in o.0.drain(..) {
-            self.object(&xml, &json);
+    /// Writes the records in `o`; its bodies go to the pictures' tables.
+    pub fn objects(&mut self, o: &Objects) {
+        for (xml, json) in &o.records {
+            self.object(xml, json);
+        }
+        if let Some(t) = self.viz.as_mut().filter(|_| cfg!(feature = "viz")) {
+            for b in &o.bodies {
+                t.body(b); // viz (issue 19)
+            }
         }
     }
 

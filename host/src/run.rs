@@ -1097,7 +1097,7 @@ fn setup(o: &Options) -> Result<Option<Setup>, String> {
         },
     )?;
     if o.viz.any() {
-        report.collect_viz(); // viz (issue 19)
+        report.collect_viz(o.scan.http); // viz (issue 19)
     }
 
     // The spool: opened, locked and allocated in full before any packet (a disk that is

@@ -215,7 +215,7 @@ pub fn export(o: &Options, path: &Path) -> Result<i32, String> {
         },
     )?;
     if o.viz.any() {
-        report.collect_viz(); // viz (issue 19)
+        report.collect_viz(o.scan.http); // viz (issue 19)
     }
     if o.verbose {
         let st = reader.into_inner();
@@ -241,6 +241,16 @@ pub fn export(o: &Options, path: &Path) -> Result<i32, String> {
     match o.console {
         Some(c) => {
             let out = ConsoleSink::new(o.template.clone(), c);
+            replay_into(o, spool, Outputs::new(out, report, o.max_bytes))
+        }
+        #[cfg(feature = "outputs")]
+        None if o.flow_commands.any() => {
+            // -S tcp_cmd / http_cmd act on the exported files as on a direct run's.
+            let cmds = crate::output::commands::FlowCommands::new(&o.flow_commands)?;
+            let out = crate::output::Tee(
+                crate::run::with_scanners(FileSink::new(output_config(o), slots), o),
+                cmds,
+            );
             replay_into(o, spool, Outputs::new(out, report, o.max_bytes))
         }
         None => {

@@ -46,7 +46,7 @@ fn unsupported_flags_are_refused_not_ignored() {
     for (args, msg) in [
         (&["-L", "lock", "-r", "x.pcap"][..], "tcpflow: -L (semaphore lock) is not supported\n"),
         (&["-e", "pictures", "-r", "x.pcap"][..], "tcpflow: -e pictures: unknown scanner; the scanners are: http, md5, sha256, netviz\n"),
-        (&["-S", "netviz_histogram_size=5", "-r", "x.pcap"][..], "tcpflow: -S netviz_histogram_size: unknown setting; known: enable_report, tcp_timeout, tcp_cmd, tcp_alert_fd\n"),
+        (&["-S", "netviz_histogram_size=5", "-r", "x.pcap"][..], "tcpflow: -S netviz_histogram_size: unknown setting; known: enable_report, tcp_timeout, tcp_cmd, tcp_alert_fd, http_cmd, http_alert_fd\n"),
     ] {
         let o = run(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");

@@ -1,5 +1,7 @@
 //! `-S tcp_cmd` and `-S tcp_alert_fd`: one call (one line) per flow file, once the file is
-//! complete; a slow command does not hold up a live capture.
+//! complete; a slow command does not hold up a live capture. `-S http_cmd` and
+//! `-S http_alert_fd` (with `-e http`): the same per HTTP body file, including the bodies
+//! the scanner finishes on its worker thread.
 
 mod common;
 
@@ -30,13 +32,14 @@ fn recorder(d: &Path, log: &Path, sleep: &str) -> String {
     script.to_str().unwrap().to_string()
 }
 
-/// Flow files in `out` with their sizes (report aside).
+/// Flow files in `out` with their sizes (report and HTTP bodies aside).
 fn flow_files(out: &Path) -> Vec<(String, u64)> {
     let mut v: Vec<(String, u64)> = std::fs::read_dir(out)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| {
-            !["report.xml", "report.html"].contains(&p.file_name().unwrap().to_str().unwrap())
+            let n = p.file_name().unwrap().to_str().unwrap();
+            !["report.xml", "report.html"].contains(&n) && !n.contains("-HTTPBODY-")
         })
         .map(|p| (p.to_str().unwrap().to_string(), p.metadata().unwrap().len()))
         .collect();
@@ -260,5 +263,256 @@ fn a_slow_tcp_cmd_does_not_lose_live_packets() {
     );
     assert_eq!(sizes.iter().filter(|&&s| s == 100).count(), N, "{sizes:?}");
     assert_eq!(calls(&log), files);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// A command that records its argument and the CRC and size of that file (`cksum`) when it
+/// runs.
+fn content_recorder(d: &Path, name: &str, log: &Path) -> String {
+    let script = d.join(name);
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf '%s %s\\n' \"$1\" \"$(cksum < \"$1\")\" >> '{}'\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script.to_str().unwrap().to_string()
+}
+
+/// Lines of `log` as (path, "crc size"), sorted.
+fn content_calls(log: &Path) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let (p, c) = l.split_once(' ').unwrap();
+            (p.to_string(), c.to_string())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The HTTP body files in `out` with their CRC and size (`cksum`) now.
+fn body_files(out: &Path) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_str().unwrap().contains("-HTTPBODY-"))
+        .map(|p| {
+            let o = std::process::Command::new("cksum")
+                .stdin(std::fs::File::open(&p).unwrap())
+                .output()
+                .unwrap();
+            (
+                p.to_str().unwrap().to_string(),
+                String::from_utf8(o.stdout).unwrap().trim().to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// An HTTP capture with more bodies than the scanner carves on the reading thread (64), so
+/// that most are finished on its worker.
+fn http_capture(d: &Path) -> (std::path::PathBuf, usize) {
+    let c = tcpflow_tests::http_workload::capture(25, 6);
+    let p = d.join("http.pcap");
+    std::fs::write(&p, &c.pcap).unwrap();
+    (p, c.bodies)
+}
+
+#[test]
+fn http_cmd_runs_once_per_complete_body_file() {
+    let d = tmp("httpcmd");
+    let (cap, bodies) = http_capture(&d);
+    assert!(bodies > 64);
+    let out = d.join("out");
+    let (tlog, hlog) = (d.join("tcp.log"), d.join("http.log"));
+    let tcmd = recorder(&d, &tlog, "0");
+    let hcmd = content_recorder(&d, "record-body.sh", &hlog);
+    let o = run(&[
+        "-q",
+        "-r",
+        cap.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-e",
+        "http",
+        "-S",
+        &format!("tcp_cmd={tcmd}"),
+        "-S",
+        &format!("http_cmd={hcmd}"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let files = body_files(&out);
+    assert_eq!(files.len(), bodies);
+    // Each body file once, with its final content when the command ran; each flow file
+    // once too (the two settings share the bound on commands, not their files).
+    assert_eq!(content_calls(&hlog), files);
+    assert_eq!(calls(&tlog), flow_files(&out));
+    let xml = std::fs::read_to_string(out.join("report.xml")).unwrap();
+    assert!(
+        xml.contains(&format!("http_cmd_started='{bodies}'")),
+        "{xml}"
+    );
+    assert!(xml.contains("http_cmd_failed='0'"), "{xml}");
+
+    // Through the shell, asked for: the path is $1.
+    let out2 = d.join("out2");
+    let slog = d.join("shell.log");
+    let o = run(&[
+        "-q",
+        "-r",
+        cap.to_str().unwrap(),
+        "-o",
+        out2.to_str().unwrap(),
+        "-e",
+        "http",
+        "--http-cmd-shell",
+        "-S",
+        &format!(
+            "http_cmd=printf '%s %s\\n' \"$1\" \"$(cksum < \"$1\")\" >> {}",
+            slog.display()
+        ),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(content_calls(&slog), body_files(&out2));
+
+    // Failures: counted, said and in the report; the run goes on.
+    let out3 = d.join("out3");
+    let o = run(&[
+        "-r",
+        cap.to_str().unwrap(),
+        "-o",
+        out3.to_str().unwrap(),
+        "-e",
+        "http",
+        "-S",
+        "http_cmd=false",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("http {bodies} commands run, {bodies} failed")),
+        "{}",
+        stderr(&o)
+    );
+    let xml = std::fs::read_to_string(out3.join("report.xml")).unwrap();
+    assert!(
+        xml.contains(&format!("http_cmd_failed='{bodies}'")),
+        "{xml}"
+    );
+
+    // Without the scanner there are no bodies: a usage error, before anything is read.
+    let o = run(&[
+        "-r",
+        cap.to_str().unwrap(),
+        "-o",
+        d.join("out4").to_str().unwrap(),
+        "-S",
+        "http_cmd=true",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("-e http"), "{}", stderr(&o));
+    assert!(!d.join("out4").exists());
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// `http_alert_fd` and `tcp_alert_fd` on the same descriptor: a `close` line per body file
+/// and per flow file.
+#[test]
+fn http_alert_fd_gets_a_line_per_body_file() {
+    let d = tmp("httpalert");
+    let (cap, bodies) = http_capture(&d);
+    let out = d.join("out");
+    let alerts = d.join("alerts");
+    let f = std::fs::File::create(&alerts).unwrap();
+    let fd = f.as_raw_fd();
+    let mut cmd = bin();
+    cmd.args([
+        "-q",
+        "-r",
+        cap.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-e",
+        "http",
+    ])
+    .args(["-S", "http_alert_fd=7", "-S", "tcp_alert_fd=7"])
+    .stdin(Stdio::null());
+    // SAFETY: dup2 is async-signal-safe; this runs in the child between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(fd, 7) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o = cmd.output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let mut lines: Vec<String> = std::fs::read_to_string(&alerts)
+        .unwrap()
+        .lines()
+        .map(|l| l.strip_prefix("close\t").expect(l).to_string())
+        .collect();
+    lines.sort();
+    let body: Vec<String> = body_files(&out).into_iter().map(|(p, _)| p).collect();
+    assert_eq!(body.len(), bodies);
+    let mut all: Vec<String> = flow_files(&out).into_iter().map(|(p, _)| p).collect();
+    all.extend(body);
+    all.sort();
+    assert_eq!(lines, all);
+    let xml = std::fs::read_to_string(out.join("report.xml")).unwrap();
+    assert!(
+        xml.contains(&format!("http_alert_lines='{bodies}'")),
+        "{xml}"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// A router spools, a PC carves later: `-S tcp_cmd` and `http_cmd` act on the files an
+/// export writes as on a direct run's.
+#[test]
+fn commands_run_on_an_exported_spool_too() {
+    let d = tmp("spoolcmd");
+    let (cap, bodies) = http_capture(&d);
+    let spool = d.join("s.spool");
+    let o = run(&[
+        "-q",
+        "-r",
+        cap.to_str().unwrap(),
+        "--spool",
+        spool.to_str().unwrap(),
+        "--spool-size",
+        "16M",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = d.join("out");
+    let (tlog, hlog) = (d.join("tcp.log"), d.join("http.log"));
+    let tcmd = recorder(&d, &tlog, "0");
+    let hcmd = content_recorder(&d, "record-body.sh", &hlog);
+    let o = run(&[
+        "-q",
+        "--spool-export",
+        spool.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-e",
+        "http",
+        "-S",
+        &format!("tcp_cmd={tcmd}"),
+        "-S",
+        &format!("http_cmd={hcmd}"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let files = body_files(&out);
+    assert_eq!(files.len(), bodies);
+    assert_eq!(content_calls(&hlog), files);
+    assert_eq!(calls(&tlog), flow_files(&out));
     std::fs::remove_dir_all(&d).unwrap();
 }

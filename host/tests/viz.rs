@@ -543,3 +543,117 @@ fn report_interval_refreshes_the_page_during_a_live_capture() {
     // No temporary file is left beside it.
     assert!(!out.join(".report.html.tmp").exists());
 }
+
+/// The `href`s of the links in `html`, in order.
+fn hrefs(html: &str) -> Vec<String> {
+    html.split("<a href=\"")
+        .skip(1)
+        .map(|s| s[..s.find('"').unwrap()].replace("&amp;", "&"))
+        .collect()
+}
+
+/// The part of `html` from `<table id="ID"` to its end.
+fn table<'a>(html: &'a str, id: &str) -> &'a str {
+    let t = &html[html
+        .find(&format!("<table id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no table {id}"))..];
+    &t[..t.find("</table>").unwrap()]
+}
+
+/// With `-e http` the listed directions link their HTTP body files (the first 4 of each,
+/// the rest counted) and the largest objects have a table of their own. In headless
+/// Chromium's DOM every such link is there and resolves to a file of the output folder, and
+/// the counts are the files on disk: bodies finished on the scanner's worker thread after
+/// their direction's record are listed too.
+#[test]
+fn page_links_http_objects_to_their_files() {
+    let d = tmp("viz-http");
+    // 150 bodies: most are finished on the worker thread.
+    let c = tcpflow_tests::http_workload::capture(25, 6);
+    let cap = d.join("http.pcap");
+    std::fs::write(&cap, &c.pcap).unwrap();
+    let out = d.join("out");
+    run_ok(&[
+        "-r",
+        cap.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-e",
+        "http",
+    ]);
+    let page = out.join("report.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert_self_contained(&html);
+    let dom = match chromium() {
+        Some(chrome) => {
+            let (dom, err) = browse(&chrome, &page, &["--dump-dom"], &d.join("profile"));
+            assert!(console_lines(&err).is_empty(), "console:\n{err}");
+            dom
+        }
+        None => {
+            assert!(std::env::var_os("CI").is_none(), "chromium not found");
+            eprintln!("no chromium: the page's source is checked");
+            html.clone()
+        }
+    };
+    let bodies: BTreeMap<String, u64> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_str().unwrap().contains("-HTTPBODY-"))
+        .map(|p| {
+            let n = p.file_name().unwrap().to_str().unwrap().to_string();
+            (n, p.metadata().unwrap().len())
+        })
+        .collect();
+    assert_eq!(bodies.len(), c.bodies);
+    let resolves = |l: &str| {
+        assert!(!l.contains('/') && out.join(l).is_file(), "{l}");
+    };
+    let mut linked = 0;
+    for id in ["largest", "lossiest"] {
+        for row in table(&dom, id).split("<tr>").skip(2) {
+            let links = hrefs(row);
+            let Some((flow, files)) = links.split_first() else {
+                continue;
+            };
+            resolves(flow);
+            let more: usize = row
+                .split("+")
+                .nth(1)
+                .and_then(|s| s.split(" more").next())
+                .map_or(0, |n| n.parse().unwrap());
+            let on_disk = bodies
+                .keys()
+                .filter(|b| b.starts_with(&format!("{flow}-HTTPBODY-")))
+                .count();
+            assert!(files.len() <= 4, "{row}");
+            assert_eq!(files.len() + more, on_disk, "{row}");
+            for f in files {
+                resolves(f);
+                assert!(f.starts_with(flow.as_str()), "{f} in the row of {flow}");
+            }
+            linked += files.len();
+        }
+    }
+    // Responses are the largest directions: 20 rows, most with 4 links.
+    assert!(linked >= 40, "{linked} body links");
+    // The largest objects: the 20 largest files, each row linking it and its flow.
+    let mut by_size: Vec<(&u64, &String)> = bodies.iter().map(|(n, s)| (s, n)).collect();
+    by_size.sort_by(|a, b| b.cmp(a));
+    let want: std::collections::BTreeSet<&str> =
+        by_size.iter().take(20).map(|(_, n)| n.as_str()).collect();
+    let mut got = std::collections::BTreeSet::new();
+    let objects = table(&dom, "http_objects");
+    for row in objects.split("<tr>").skip(2) {
+        let links = hrefs(row);
+        assert_eq!(links.len(), 2, "{row}");
+        links.iter().for_each(|l| resolves(l));
+        assert!(row.contains(">200<") && row.contains(">yes<"), "{row}");
+        assert!(row.contains(&format!(">{}<", bodies[&links[0]])), "{row}");
+        got.insert(links[0].clone());
+    }
+    let got: std::collections::BTreeSet<&str> = got.iter().map(String::as_str).collect();
+    assert_eq!(got, want);
+    assert!(dom.contains(&format!("{} bodies carved", c.bodies)));
+    std::fs::remove_dir_all(&d).unwrap();
+}

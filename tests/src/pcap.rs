@@ -57,6 +57,7 @@ impl PcapWriter {
 pub struct PcapngWriter {
     buf: Vec<u8>,
     snaplen: u32,
+    interfaces: u32,
 }
 
 fn push_block(buf: &mut Vec<u8>, block_type: u32, body: &[u8]) {
@@ -78,19 +79,38 @@ impl PcapngWriter {
         shb.extend_from_slice(&0u16.to_le_bytes());
         shb.extend_from_slice(&(-1i64).to_le_bytes());
         push_block(&mut buf, 0x0a0d_0d0a, &shb);
+        let mut w = PcapngWriter {
+            buf,
+            snaplen,
+            interfaces: 0,
+        };
+        w.add_interface(linktype);
+        w
+    }
+
+    /// Adds an interface of `linktype` (a capture on several interfaces, which may differ in
+    /// link type); its number is what [`PcapngWriter::write_on`] takes.
+    pub fn add_interface(&mut self, linktype: u16) -> u32 {
         let mut idb = Vec::new();
         idb.extend_from_slice(&linktype.to_le_bytes());
         idb.extend_from_slice(&0u16.to_le_bytes());
-        idb.extend_from_slice(&snaplen.to_le_bytes());
-        push_block(&mut buf, 1, &idb);
-        PcapngWriter { buf, snaplen }
+        idb.extend_from_slice(&self.snaplen.to_le_bytes());
+        push_block(&mut self.buf, 1, &idb);
+        self.interfaces += 1;
+        self.interfaces - 1
     }
 
     /// Appends one enhanced packet block on interface 0.
     pub fn write(&mut self, ts_us: u64, frame: &[u8]) {
+        self.write_on(0, ts_us, frame);
+    }
+
+    /// Appends one enhanced packet block on interface `iface`.
+    pub fn write_on(&mut self, iface: u32, ts_us: u64, frame: &[u8]) {
+        assert!(iface < self.interfaces, "interface {iface} not added");
         let cap = frame.len().min(self.snaplen as usize);
         let mut epb = Vec::with_capacity(20 + cap);
-        epb.extend_from_slice(&0u32.to_le_bytes());
+        epb.extend_from_slice(&iface.to_le_bytes());
         epb.extend_from_slice(&((ts_us >> 32) as u32).to_le_bytes());
         epb.extend_from_slice(&(ts_us as u32).to_le_bytes());
         epb.extend_from_slice(&(cap as u32).to_le_bytes());

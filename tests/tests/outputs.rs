@@ -543,7 +543,7 @@ fn colours_on_a_terminal_unless_no_color() {
 }
 
 /// Every flag tcpflow 1.6.1 lists (`tcpflow -h`) is in the table at the end of `--help` and
-/// in the README's.
+/// in the README's, and its `-S` settings for commands and alerts are taken, not refused.
 #[test]
 fn help_and_readme_list_every_tcpflow_flag() {
     const FLAGS: &str = "aBcCDhIpsvVZbdeEfFiIgJlLqrRwoXmTKUzSx0AH";
@@ -567,4 +567,138 @@ fn help_and_readme_list_every_tcpflow_flag() {
             "README: {f}"
         );
     }
+    let refused = &table[table.find("Refused").expect("the refused flags")..];
+    let taken = &readme[..readme.find("refused:").expect("the refused rows")];
+    for s in ["tcp_cmd", "tcp_alert_fd", "http_cmd", "http_alert_fd"] {
+        assert!(table.contains(s) && !refused.contains(s), "--help: {s}");
+        assert!(taken.contains(&format!("`{s}=")), "README: {s}");
+    }
+}
+
+/// A connection captured on two interfaces of different link types (a pcapng mixing
+/// Ethernet and Linux SLL, as `tcpdump -i any` next to an Ethernet capture gives): every
+/// `-K` and `--pcap-per-connection` file that gets frames of both is pcapng with both
+/// interfaces, holds every frame of its direction (or connection), opens in tshark, and
+/// reassembles with this command into the flow files byte for byte.
+#[test]
+fn mixed_link_types_give_pcapng() {
+    use tcpflow_tests::cases::{binary, close, exchange, text};
+    use tcpflow_tests::conn::{Conn, LinkOpts};
+    use tcpflow_tests::link::Link;
+    use tcpflow_tests::pcap::PcapngWriter;
+
+    let work = tmp("mixed");
+    let mut c = Conn::new(
+        "10.1.1.1:40000".parse().unwrap(),
+        "10.2.2.2:8080".parse().unwrap(),
+        1000,
+        90_000,
+        LinkOpts::default(),
+    );
+    let mut pkts = exchange(&mut c, &text(3, 20_000), &binary(4, 30_000), 1000);
+    pkts.extend(close(&mut c));
+    let mut w = PcapngWriter::new(1, 65535);
+    let sll = w.add_interface(113);
+    for (i, p) in pkts.iter_mut().enumerate() {
+        // Every third frame on the SLL interface: both directions mix, from the handshake.
+        if i % 3 == 1 {
+            p.link = Link::Sll;
+            w.write_on(sll, p.ts_us, &p.frame());
+        } else {
+            w.write(p.ts_us, &p.frame());
+        }
+    }
+    let input = work.join("mixed.pcapng");
+    std::fs::write(&input, w.into_bytes()).unwrap();
+    let out = work.join("out");
+    let o = tcpflow(&[
+        "-K",
+        "--pcap-per-connection",
+        "-r",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let made = files(&out);
+    let report = String::from_utf8_lossy(&made["report.xml"]).into_owned();
+    assert!(report.contains("pcap_files_pcapng='3'"), "{report}");
+    assert!(report.contains("pcap_frames_other_link='0'"), "{report}");
+    assert!(report.contains("pcap_frames_lost='0'"), "{report}");
+    let flows: Vec<&String> = made
+        .keys()
+        .filter(|k| !k.ends_with(".pcap") && !k.starts_with("report"))
+        .collect();
+    assert_eq!(flows.len(), 2, "{:?}", made.keys());
+    let tools = have("capinfos") && have("tshark");
+    if !tools {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "capinfos/tshark missing under CI"
+        );
+        eprintln!("capinfos/tshark missing: the pcapng files are checked by this command only");
+    }
+    let mut per_dir_frames = 0;
+    for (fname, bytes) in made.iter().filter(|(k, _)| k.ends_with(".pcap")) {
+        assert!(
+            bytes.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]),
+            "{fname}: not pcapng"
+        );
+        let path = out.join(fname);
+        if tools {
+            let enc = encapsulation(&path);
+            assert_eq!(enc, "Per packet", "{fname}: capinfos says {enc:?}");
+            let t = Command::new("tshark")
+                .arg("-r")
+                .arg(&path)
+                .args([
+                    "-T",
+                    "fields",
+                    "-e",
+                    "frame.interface_id",
+                    "-e",
+                    "frame.len",
+                ])
+                .output()
+                .unwrap();
+            assert!(t.status.success(), "{fname}: tshark fails: {t:?}");
+            let lines = String::from_utf8_lossy(&t.stdout).into_owned();
+            let ifaces: std::collections::BTreeSet<&str> =
+                lines.lines().filter_map(|l| l.split('\t').next()).collect();
+            assert_eq!(ifaces.len(), 2, "{fname}: interfaces {ifaces:?}");
+            let n = lines.lines().count();
+            if fname.ends_with(".conn.pcap") {
+                assert_eq!(n, pkts.len(), "{fname}: the connection's frames");
+            } else {
+                per_dir_frames += n;
+            }
+        }
+        // Reassembled by this command: the flow files, byte for byte.
+        let again = work.join("again");
+        let _ = std::fs::remove_dir_all(&again);
+        let o = tcpflow(&[
+            "-q",
+            "--no-report",
+            "-r",
+            path.to_str().unwrap(),
+            "-o",
+            again.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{fname}: {o:?}");
+        let re = files(&again);
+        if let Some(flow) = fname.strip_suffix(".conn.pcap") {
+            let want: BTreeMap<&String, &Vec<u8>> = flows.iter().map(|f| (*f, &made[*f])).collect();
+            let got: BTreeMap<&String, &Vec<u8>> = re.iter().collect();
+            assert_eq!(got, want, "{fname}");
+            assert!(made.contains_key(flow));
+        } else {
+            let flow = fname.strip_suffix(".pcap").unwrap();
+            assert_eq!(re.len(), 1, "{fname}: {:?}", re.keys());
+            assert_eq!(re.get(flow), Some(&made[flow]), "{fname}");
+        }
+    }
+    if tools {
+        assert_eq!(per_dir_frames, pkts.len());
+    }
+    std::fs::remove_dir_all(&work).unwrap();
 }

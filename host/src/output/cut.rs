@@ -120,6 +120,12 @@ impl<S: Output> Output for Cut<S> {
     fn take_finished(&mut self, out: &mut Vec<Finished>) {
         self.inner.take_finished(out);
     }
+    fn take_objects(&mut self, out: &mut crate::report::Objects) {
+        self.inner.take_objects(out);
+    }
+    fn objects(&mut self, o: &crate::report::Objects) {
+        self.inner.objects(o);
+    }
     #[inline]
     fn tick(&mut self, now: u64) {
         self.inner.tick(now);

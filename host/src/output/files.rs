@@ -1277,7 +1277,15 @@ impl Output for FileSink {
         self.stopped()
     }
     fn flush(&mut self) {
+        if let Some(s) = &mut self.scan {
+            // (wip-hperf) The HTTP bodies' worker thread finishes: its last records and
+            // counters come in before the last directions' records, which carry them.
+            s.finish(&mut self.scan_records);
+        }
         self.wait_writes();
+    }
+    fn take_objects(&mut self, out: &mut crate::report::Objects) {
+        out.append(&mut self.scan_records);
     }
     fn counters(&self, host: &mut HostStats) {
         host.add(&self.host);
@@ -1286,12 +1294,8 @@ impl Output for FileSink {
         self.wait_writes();
         end.errors.extend(self.fatal.take());
         if let Some(s) = &mut self.scan {
-            // (wip-hperf) The HTTP bodies' worker thread finishes: its last records and
-            // counters come in before the totals are taken.
-            s.finish(&mut self.scan_records);
             end.groups.push(s.group());
         }
-        end.report_objects.append(&mut self.scan_records);
         self.cache.clear();
         self.host.file_evictions = self.cache.evictions;
     }

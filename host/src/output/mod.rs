@@ -9,7 +9,8 @@
 //! - [`report`]: `report.xml` and `--report-json`, fed the [`Finished`] events;
 //! - [`pcap`]: `-K`, `--pcap-per-connection` and `-I`, fed the frames ([`Output::frame`]);
 //! - [`json`]: `-J` (JSON lines);
-//! - [`commands`]: `-S tcp_cmd` and `tcp_alert_fd`, fed the [`Finished`] events.
+//! - [`commands`]: `-S tcp_cmd`, `tcp_alert_fd`, `http_cmd` and `http_alert_fd`, fed the
+//!   [`Finished`] events and the HTTP body files they carry.
 //!
 //! Outputs a flag may leave out are joined as [`Maybe`]; run.rs composes them (the default
 //! run's type stays the file writer alone).
@@ -28,7 +29,7 @@ use std::path::PathBuf;
 
 use tcpflow_core::{CloseReason, Dir, FlowInfo, FlowRef, GapReason, LinkType, Sink, Timestamp};
 
-use crate::report::{Group, HostStats, Report};
+use crate::report::{Group, HostStats, Objects, Report};
 
 pub mod buffers;
 pub mod commands;
@@ -68,7 +69,7 @@ pub struct Finished {
     pub report_extra: Option<(String, String)>,
     /// Report records of their own (HTTP objects) made since the last event, written
     /// before this direction's.
-    pub report_objects: crate::report::Objects,
+    pub report_objects: Objects,
 }
 
 /// The file of a [`Finished`] direction.
@@ -108,8 +109,6 @@ pub struct End {
     pub lines: Vec<String>,
     /// Standard output was closed by its reader: no summary.
     pub broken_pipe: bool,
-    /// Report records of their own not written yet (scanners' objects).
-    pub report_objects: crate::report::Objects,
 }
 
 /// An output: the engine's events ([`Sink`]) and what a run needs around them. Every method
@@ -134,6 +133,11 @@ pub trait Output: Sink {
     fn finished(&mut self, _f: &Finished) {}
     /// Moves the [`Finished`] events this output made since the last call to `out`.
     fn take_finished(&mut self, _out: &mut Vec<Finished>) {}
+    /// After [`Output::flush`]: moves the report records (and finished HTTP bodies) this
+    /// output made that no [`Finished`] event carries (the scanners' last) to `out`.
+    fn take_objects(&mut self, _out: &mut Objects) {}
+    /// Those records, given to every output at the end of the run.
+    fn objects(&mut self, _o: &Objects) {}
     /// A packet was processed at `now` (capture time for files, wall time live).
     fn tick(&mut self, _now: u64) {}
     /// A live capture is idle at wall time `now`.
@@ -231,6 +235,14 @@ impl<A: Output, B: Output> Output for Tee<A, B> {
     fn take_finished(&mut self, out: &mut Vec<Finished>) {
         self.0.take_finished(out);
         self.1.take_finished(out);
+    }
+    fn take_objects(&mut self, out: &mut Objects) {
+        self.0.take_objects(out);
+        self.1.take_objects(out);
+    }
+    fn objects(&mut self, o: &Objects) {
+        self.0.objects(o);
+        self.1.objects(o);
     }
     #[inline]
     fn tick(&mut self, now: u64) {
@@ -333,6 +345,16 @@ impl<T: Output> Output for Maybe<T> {
     fn take_finished(&mut self, out: &mut Vec<Finished>) {
         if let Some(t) = &mut self.0 {
             t.take_finished(out);
+        }
+    }
+    fn take_objects(&mut self, out: &mut Objects) {
+        if let Some(t) = &mut self.0 {
+            t.take_objects(out);
+        }
+    }
+    fn objects(&mut self, o: &Objects) {
+        if let Some(t) = &mut self.0 {
+            t.objects(o);
         }
     }
     #[inline]
@@ -441,13 +463,19 @@ impl<S: Output> Outputs<S> {
     pub fn end(mut self) -> Ended {
         self.chain.flush();
         self.route();
+        // The scanners' last records (bodies finished on their worker after the last
+        // direction) ride on no Finished event: every output gets them now.
+        let mut last = Objects::default();
+        self.chain.take_objects(&mut last);
+        if !last.is_empty() {
+            self.chain.objects(&last);
+        }
         let mut end = End::default();
         self.chain.finish(&mut end);
         let mut host = HostStats::default();
         self.chain.counters(&mut host);
         let Tee(_, report) = self.chain.into_inner().into_inner();
-        let mut report = report.into_report();
-        report.objects(&mut end.report_objects);
+        let report = report.into_report();
         Ended {
             report,
             host,

@@ -11,15 +11,19 @@
 //!
 //! Frames come from [`Output::frame`] (the engine's `Outcome::Tcp`, which names the flow
 //! slot, connection index and direction). Names are the flow files' (the template with the
-//! connection's session and index); a file is created at its first frame. Each file's link
-//! type is that of its first frame (the capture's own, so tshark decodes it as captured): a
-//! frame of another link type (a connection seen on two interfaces of a pcapng) is counted
-//! in `pcap_frames_other_link` and not written. Descriptors are bounded by an LRU cache
-//! ([`LruCache`]): a file closed to make room is reopened and appended to, so any number of
-//! flows works under a small descriptor limit.
+//! connection's session and index); a file is created at its first frame. A file is a
+//! classic pcap with the link type of its first frame (the capture's own, so tshark decodes
+//! it as captured). When a frame of another link type comes (a connection seen on two
+//! interfaces of a pcapng that mixes link types), the file, which is ours, is rewritten as
+//! pcapng (an interface per link type, its frames so far on the first) and goes on as
+//! pcapng, a new interface for each new link type; its name stays. A file that cannot be
+//! rewritten is not written to from then on: the frame is counted in
+//! `pcap_frames_other_link`, the later ones in `pcap_frames_lost`. Descriptors are bounded by
+//! an LRU cache ([`LruCache`]): a file closed to make room is reopened and appended to, so
+//! any number of flows works under a small descriptor limit.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use tcpflow_core::capfile::MAX_CAPLEN;
@@ -95,15 +99,29 @@ fn tcp_seq(link: LinkType, data: &[u8]) -> Option<(u32, u32, bool)> {
     Some((seq, p.payload_len.checked_sub(hlen)?, syn))
 }
 
-/// One pcap file of a connection.
+/// One pcap (or findx) file of a connection.
 #[derive(Debug)]
 struct PFile {
     /// Relative to the output folder.
     rel: PathBuf,
-    /// The link type of its frames (its header's), once created.
-    link: Option<LinkType>,
+    /// The link types of its frames, in the order they came: the classic header's, or the
+    /// pcapng interfaces'. Empty: not created yet.
+    links: Vec<LinkType>,
+    /// Rewritten as pcapng (a second link type came).
+    ng: bool,
     /// Creating or writing it failed: its frames are counted, not written.
     failed: bool,
+}
+
+impl PFile {
+    fn new(rel: PathBuf) -> PFile {
+        PFile {
+            rel,
+            links: Vec::new(),
+            ng: false,
+            failed: false,
+        }
+    }
 }
 
 /// A connection's files: pcaps 0 and 1 by direction, 2 the connection's; 3 and 4 the
@@ -141,6 +159,8 @@ pub struct PcapSink {
     /// Frames not written: their file failed, no name, or an evicted/unknown slot.
     frames_lost: u64,
     frames_other_link: u64,
+    /// Files rewritten as pcapng (a second link type came).
+    files_made_pcapng: u64,
     /// findx lines written, and segments with no line (fragmented: no whole TCP header).
     index_lines: u64,
     index_skipped: u64,
@@ -173,6 +193,7 @@ impl PcapSink {
             frames_written: 0,
             frames_lost: 0,
             frames_other_link: 0,
+            files_made_pcapng: 0,
             index_lines: 0,
             index_skipped: 0,
             files_created: 0,
@@ -218,12 +239,51 @@ impl PcapSink {
             self.frames_lost += 1;
             return;
         }
-        if pf.link.is_some_and(|l| l != f.link) {
-            self.frames_other_link += 1;
-            return;
-        }
-        let create = pf.link.is_none();
+        let create = pf.links.is_empty();
         let rel = pf.rel.clone();
+        // The pcapng interface of this frame; a link type new to a pcap file makes it pcapng
+        // (rewritten once) with a new interface (a findx line has no link type).
+        let mut iface = 0;
+        let mut new_iface = false;
+        if k < FINDX && !create {
+            match pf.links.iter().position(|l| *l == f.link) {
+                Some(i) => iface = i,
+                None => {
+                    iface = pf.links.len();
+                    new_iface = true;
+                    if !pf.ng {
+                        let first = pf.links[0];
+                        if let Some(mut w) = self.cache.remove(key) {
+                            if let Err(e) = w.flush() {
+                                self.fail(&rel, &e);
+                                self.mark_failed(slot, k);
+                                self.frames_other_link += 1;
+                                return;
+                            }
+                        }
+                        if let Err(e) =
+                            to_pcapng(&self.outdir.join(&rel), &rel, first, self.file_mode)
+                        {
+                            self.fail(&rel, &e);
+                            self.mark_failed(slot, k);
+                            self.frames_other_link += 1;
+                            return;
+                        }
+                        self.files_made_pcapng += 1;
+                    }
+                }
+            }
+        }
+        if let Some(pf) = self.conns[slot].as_mut().and_then(|c| c.files[k].as_mut()) {
+            if new_iface {
+                pf.ng = true;
+                pf.links.push(f.link);
+            }
+        }
+        let ng = self.conns[slot]
+            .as_ref()
+            .and_then(|c| c.files[k].as_ref())
+            .is_some_and(|pf| pf.ng);
         if !self.cache.contains(key) {
             let full = self.outdir.join(&rel);
             let folders = crate::safefs::folders_in(&rel);
@@ -256,7 +316,9 @@ impl PcapSink {
                 }
             }
             if let Some(pf) = self.conns[slot].as_mut().and_then(|c| c.files[k].as_mut()) {
-                pf.link = Some(f.link);
+                if pf.links.is_empty() {
+                    pf.links.push(f.link);
+                }
             }
         }
         let w = self.cache.get(key).expect("inserted above");
@@ -273,13 +335,20 @@ impl PcapSink {
             return;
         }
         let data = &f.data[..f.data.len().min(MAX_CAPLEN as usize)];
-        let mut h = [0u8; 16];
-        // Seconds past 2106 do not fit the format: they wrap, as in any pcap writer.
-        h[..4].copy_from_slice(&(f.ts.secs() as u32).to_ne_bytes());
-        h[4..8].copy_from_slice(&f.ts.subsec_nanos().to_ne_bytes());
-        h[8..12].copy_from_slice(&(data.len() as u32).to_ne_bytes());
-        h[12..].copy_from_slice(&f.origlen.to_ne_bytes());
-        match w.write_all(&h).and_then(|()| w.write_all(data)) {
+        let written = if ng {
+            let idb = if new_iface { idb(f.link) } else { Vec::new() };
+            w.write_all(&idb)
+                .and_then(|()| write_epb(w, iface as u32, f.ts, f.origlen, data))
+        } else {
+            let mut h = [0u8; 16];
+            // Seconds past 2106 do not fit the format: they wrap, as in any pcap writer.
+            h[..4].copy_from_slice(&(f.ts.secs() as u32).to_ne_bytes());
+            h[4..8].copy_from_slice(&f.ts.subsec_nanos().to_ne_bytes());
+            h[8..12].copy_from_slice(&(data.len() as u32).to_ne_bytes());
+            h[12..].copy_from_slice(&f.origlen.to_ne_bytes());
+            w.write_all(&h).and_then(|()| w.write_all(data))
+        };
+        match written {
             Ok(()) => self.frames_written += 1,
             Err(e) => {
                 self.cache.remove(key);
@@ -315,6 +384,135 @@ impl PcapSink {
     }
 }
 
+/// The LINKTYPE a file carries for `link`: libpcap's DLT values for raw IP differ from the
+/// LINKTYPE written in files.
+fn file_linktype(link: LinkType) -> u32 {
+    match link.0 {
+        12 | 14 => 101,
+        l => l,
+    }
+}
+
+/// A pcapng block of `kind` around `body` (padded to 4 bytes), this machine's byte order.
+fn block(kind: u32, body: &[u8]) -> Vec<u8> {
+    let padded = body.len().div_ceil(4) * 4;
+    let total = (12 + padded) as u32;
+    let mut b = Vec::with_capacity(total as usize);
+    b.extend_from_slice(&kind.to_ne_bytes());
+    b.extend_from_slice(&total.to_ne_bytes());
+    b.extend_from_slice(body);
+    b.resize(8 + padded, 0);
+    b.extend_from_slice(&total.to_ne_bytes());
+    b
+}
+
+/// A section header block (no options, length unknown).
+fn shb() -> Vec<u8> {
+    let mut b = Vec::with_capacity(16);
+    b.extend_from_slice(&0x1a2b_3c4du32.to_ne_bytes());
+    b.extend_from_slice(&1u16.to_ne_bytes());
+    b.extend_from_slice(&0u16.to_ne_bytes());
+    b.extend_from_slice(&(-1i64).to_ne_bytes());
+    block(0x0a0d_0d0a, &b)
+}
+
+/// An interface description block: `link`, the snap length of the classic files, and
+/// `if_tsresol` 9 (nanoseconds, as the classic files).
+fn idb(link: LinkType) -> Vec<u8> {
+    let mut b = Vec::with_capacity(20);
+    b.extend_from_slice(&(file_linktype(link) as u16).to_ne_bytes());
+    b.extend_from_slice(&0u16.to_ne_bytes());
+    b.extend_from_slice(&MAX_CAPLEN.to_ne_bytes());
+    b.extend_from_slice(&9u16.to_ne_bytes());
+    b.extend_from_slice(&1u16.to_ne_bytes());
+    b.extend_from_slice(&[9, 0, 0, 0]);
+    // opt_endofopt
+    b.extend_from_slice(&[0, 0, 0, 0]);
+    block(1, &b)
+}
+
+/// An enhanced packet block on interface `iface` (nanosecond time).
+fn write_epb(
+    w: &mut impl Write,
+    iface: u32,
+    ts: tcpflow_core::Timestamp,
+    origlen: u32,
+    data: &[u8],
+) -> io::Result<()> {
+    let padded = data.len().div_ceil(4) * 4;
+    let total = (32 + padded) as u32;
+    let ns = ts.0;
+    let mut h = [0u8; 28];
+    h[..4].copy_from_slice(&6u32.to_ne_bytes());
+    h[4..8].copy_from_slice(&total.to_ne_bytes());
+    h[8..12].copy_from_slice(&iface.to_ne_bytes());
+    h[12..16].copy_from_slice(&((ns >> 32) as u32).to_ne_bytes());
+    h[16..20].copy_from_slice(&(ns as u32).to_ne_bytes());
+    h[20..24].copy_from_slice(&(data.len() as u32).to_ne_bytes());
+    h[24..28].copy_from_slice(&origlen.to_ne_bytes());
+    w.write_all(&h)?;
+    w.write_all(data)?;
+    w.write_all(&[0u8; 3][..padded - data.len()])?;
+    w.write_all(&total.to_ne_bytes())
+}
+
+/// Rewrites the classic pcap at `full` (one of ours: nanosecond, this machine's byte order,
+/// link type `first`) as pcapng: a section, the interface of `first`, its frames. Streamed
+/// through a temporary file beside it, renamed over it.
+fn to_pcapng(full: &Path, rel: &Path, first: LinkType, mode: u32) -> io::Result<()> {
+    let bad = |m: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("turning it into pcapng: {m}"),
+        )
+    };
+    let folders = crate::safefs::folders_in(rel);
+    let mut r = io::BufReader::with_capacity(
+        BUF_BYTES,
+        crate::safefs::open_file(full, folders, false, mode)?,
+    );
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(full.file_name().unwrap_or_default());
+    tmp_name.push(".ng.tmp");
+    let tmp = full.with_file_name(tmp_name);
+    let wrote = (|| -> io::Result<()> {
+        let mut w = BufWriter::with_capacity(
+            BUF_BYTES,
+            crate::safefs::open_file(&tmp, folders, true, mode)?,
+        );
+        let mut hdr = [0u8; 24];
+        r.read_exact(&mut hdr)?;
+        if hdr[..24] != header(first) {
+            return Err(bad("not the header this output wrote"));
+        }
+        w.write_all(&shb())?;
+        w.write_all(&idb(first))?;
+        let mut data = vec![0u8; MAX_CAPLEN as usize];
+        loop {
+            let mut h = [0u8; 16];
+            match r.read_exact(&mut h) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(e),
+            }
+            let word = |i: usize| u32::from_ne_bytes(h[i..i + 4].try_into().expect("4 bytes"));
+            let (secs, nanos, caplen, origlen) = (word(0), word(4), word(8) as usize, word(12));
+            if caplen > data.len() || nanos >= 1_000_000_000 {
+                return Err(bad("a record this output did not write"));
+            }
+            r.read_exact(&mut data[..caplen])?;
+            let ts = tcpflow_core::Timestamp(u64::from(secs) * 1_000_000_000 + u64::from(nanos));
+            write_epb(&mut w, 0, ts, origlen, &data[..caplen])?;
+        }
+        w.into_inner().map_err(|e| e.into_error())?.sync_data()?;
+        std::fs::rename(&tmp, full)
+    })();
+    if wrote.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    wrote
+}
+
 /// A classic pcap header: nanosecond timestamps, this machine's byte order.
 fn header(link: LinkType) -> [u8; 24] {
     let mut h = [0u8; 24];
@@ -322,12 +520,7 @@ fn header(link: LinkType) -> [u8; 24] {
     h[4..6].copy_from_slice(&2u16.to_ne_bytes());
     h[6..8].copy_from_slice(&4u16.to_ne_bytes());
     h[16..20].copy_from_slice(&MAX_CAPLEN.to_ne_bytes());
-    // libpcap's DLT values for raw IP differ from the LINKTYPE written in files.
-    let lt = match link.0 {
-        12 | 14 => 101,
-        l => l,
-    };
-    h[20..].copy_from_slice(&lt.to_ne_bytes());
+    h[20..].copy_from_slice(&file_linktype(link).to_ne_bytes());
     h
 }
 
@@ -354,30 +547,18 @@ impl Sink for PcapSink {
         let mut files = [None, None, None, None, None];
         if self.opts.per_dir {
             for dir in Dir::BOTH {
-                files[dir.index()] = self.name(flow, dir, session, ".pcap").map(|rel| PFile {
-                    rel,
-                    link: None,
-                    failed: false,
-                });
+                files[dir.index()] = self.name(flow, dir, session, ".pcap").map(PFile::new);
             }
         }
         if self.opts.per_conn {
             files[2] = self
                 .name(flow, Dir::AtoB, session, ".conn.pcap")
-                .map(|rel| PFile {
-                    rel,
-                    link: None,
-                    failed: false,
-                });
+                .map(PFile::new);
         }
         if self.opts.findx {
             for dir in Dir::BOTH {
                 files[FINDX + dir.index()] =
-                    self.name(flow, dir, session, ".findx").map(|rel| PFile {
-                        rel,
-                        link: None,
-                        failed: false,
-                    });
+                    self.name(flow, dir, session, ".findx").map(PFile::new);
             }
         }
         self.conns[slot] = Some(Conn {
@@ -541,6 +722,7 @@ impl Output for PcapSink {
                 ("pcap_frames_written", self.frames_written),
                 ("pcap_frames_lost", self.frames_lost),
                 ("pcap_frames_other_link", self.frames_other_link),
+                ("pcap_files_pcapng", self.files_made_pcapng),
                 ("pcap_files_failed", self.files_failed),
                 ("pcap_cache_evictions", self.cache.evictions),
                 ("findx_lines", self.index_lines),
@@ -550,7 +732,7 @@ impl Output for PcapSink {
         end.groups.push(g);
         if self.frames_lost > 0 || self.frames_other_link > 0 {
             end.lines.push(format!(
-                "tcpflow: -K: {} frames in {} pcap files; {} frames not written ({} of another link type than their file's)",
+                "tcpflow: -K: {} frames in {} pcap files; {} frames not written ({} of another link type than their file's, which could not be made pcapng)",
                 self.frames_written,
                 self.files_created,
                 self.frames_lost + self.frames_other_link,
@@ -625,6 +807,102 @@ mod tests {
         assert_eq!(read(40000), vec![b"first".to_vec(), b"late".to_vec()]);
         assert_eq!(read(40001), vec![b"b's".to_vec(), b"again".to_vec()]);
         assert_eq!(p.frames_lost, 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A frame read back: interface, time (ns), bytes.
+    type NgFrame = (u32, u64, Vec<u8>);
+
+    /// A pcapng read back: the interfaces' link types, and its frames.
+    fn read_ng(bytes: &[u8]) -> (Vec<u16>, Vec<NgFrame>) {
+        let w = |at: usize| u32::from_ne_bytes(bytes[at..at + 4].try_into().unwrap());
+        assert_eq!(w(0), 0x0a0d_0d0a);
+        let (mut links, mut frames) = (Vec::new(), Vec::new());
+        let mut at = 0;
+        while at < bytes.len() {
+            let (kind, len) = (w(at), w(at + 4) as usize);
+            assert_eq!(w(at + len - 4) as usize, len);
+            match kind {
+                1 => {
+                    links.push(u16::from_ne_bytes(
+                        bytes[at + 8..at + 10].try_into().unwrap(),
+                    ));
+                    // if_tsresol 9: nanoseconds.
+                    assert_eq!(&bytes[at + 16..at + 21], &[9, 0, 1, 0, 9]);
+                }
+                6 => {
+                    let ns = (u64::from(w(at + 12)) << 32) | u64::from(w(at + 16));
+                    let n = w(at + 20) as usize;
+                    frames.push((w(at + 8), ns, bytes[at + 28..at + 28 + n].to_vec()));
+                }
+                _ => {}
+            }
+            at += len;
+        }
+        (links, frames)
+    }
+
+    /// A second link type turns a file into pcapng (its frames so far on the first
+    /// interface), a third adds an interface; with one descriptor for two connections, each
+    /// file is closed and reopened between frames.
+    #[test]
+    fn a_new_link_type_makes_the_file_pcapng() {
+        let dir = std::env::temp_dir().join(format!("tcpflow-pcapng-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let opts = PcapOpts {
+            per_dir: true,
+            per_conn: false,
+            findx: false,
+        };
+        let t = Template::parse(crate::template::DEFAULT).unwrap();
+        let mut p = PcapSink::new(opts, t, dir.clone(), 0o644, 1);
+        let a = flow4();
+        let mut b = flow4();
+        b.slot = 1;
+        b.key.port[0] = 40001;
+        p.open(&a);
+        p.open(&b);
+        let on = |flow: &FlowInfo, link: u32, us: u32, data: &'static [u8]| Frame {
+            link: LinkType(link),
+            ts: Timestamp::from_micros(7, us),
+            ..frame(flow, Dir::AtoB, data)
+        };
+        p.frame(&on(&a, 1, 1, b"a1"));
+        p.frame(&on(&b, 1, 2, b"b1"));
+        p.frame(&on(&a, 1, 3, b"a2"));
+        p.frame(&on(&a, 113, 4, b"a3 sll"));
+        p.frame(&on(&b, 1, 5, b"b2"));
+        p.frame(&on(&a, 1, 6, b"a4"));
+        p.frame(&on(&a, 12, 7, b"a5 raw"));
+        p.frame(&on(&a, 113, 8, b"a6"));
+        p.flush();
+        let a_file = std::fs::read(dir.join("010.000.000.001.40000-192.168.100.002.00080.pcap"));
+        let (links, frames) = read_ng(&a_file.unwrap());
+        // Raw IP's DLT 12 is LINKTYPE_RAW (101) in files.
+        assert_eq!(links, [1, 113, 101]);
+        let ns = |us: u64| 7_000_000_000 + us * 1000;
+        assert_eq!(
+            frames,
+            vec![
+                (0, ns(1), b"a1".to_vec()),
+                (0, ns(3), b"a2".to_vec()),
+                (1, ns(4), b"a3 sll".to_vec()),
+                (0, ns(6), b"a4".to_vec()),
+                (2, ns(7), b"a5 raw".to_vec()),
+                (1, ns(8), b"a6".to_vec()),
+            ]
+        );
+        // The other stays a classic pcap.
+        let b_file = std::fs::read(dir.join("010.000.000.001.40001-192.168.100.002.00080.pcap"));
+        assert_eq!(&b_file.unwrap()[..24], &header(LinkType(1)));
+        assert_eq!(
+            (p.frames_written, p.frames_lost, p.frames_other_link),
+            (8, 0, 0)
+        );
+        assert_eq!(p.files_made_pcapng, 1);
+        // No temporary file is left behind.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -4,7 +4,7 @@
 use tcpflow_core::{Dir, FlowInfo, Sink};
 
 use super::{End, Finished, Output};
-use crate::report::{DirRecord, Report};
+use crate::report::{DirRecord, Objects, Report};
 
 /// Writes a record per finished direction.
 #[derive(Debug)]
@@ -33,9 +33,7 @@ impl Sink for ReportSink {
 
 impl Output for ReportSink {
     fn finished(&mut self, f: &Finished) {
-        for (xml, json) in &f.report_objects.0 {
-            self.report.object(xml, json);
-        }
+        self.report.objects(&f.report_objects);
         if let Some((xml, json)) = &f.report_extra {
             self.report.set_extra(xml.clone(), json.clone());
         }
@@ -49,6 +47,11 @@ impl Output for ReportSink {
             truncated_bytes: f.truncated_bytes,
             write_lost_bytes: f.write_lost_bytes,
         });
+    }
+
+    /// Records made at the end, carried by no [`Finished`] event.
+    fn objects(&mut self, o: &Objects) {
+        self.report.objects(o);
     }
 
     /// A report that cannot be written stops the run, as a file that cannot be.

@@ -10,14 +10,19 @@
 //!   directions and those with the most loss (fixed top-N, exact), top talkers, ports and
 //!   VLANs (Space-Saving heavy hitters: a fixed number of counters, exact for keys that stay
 //!   in the summary, over-estimating by at most the recorded error otherwise), and the size
-//!   distribution of connections (log2 buckets).
+//!   distribution of connections (log2 buckets). With `-e http`, each finished body too
+//!   ([`Tables::body`]): the largest objects (fixed top-N) and, for each listed direction,
+//!   links to its first [`BODY_LINKS`] body files and a count of the rest. A body may finish
+//!   before its direction's record (kept meanwhile, for at most [`EARLY_FLOWS`] directions,
+//!   the oldest forgotten first) or after it (on the scanner's worker thread: it joins the
+//!   listed row, if any).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use tcpflow_core::{Addr, Dir, FlowInfo, Stats, Timestamp};
 
-use crate::report::{close_reason_name, DirRecord, HostStats};
+use crate::report::{close_reason_name, BodyFile, DirRecord, HostStats};
 
 /// Time bins kept at most.
 pub const BINS: usize = 256;
@@ -502,6 +507,26 @@ pub struct DirRow {
     pub conflict_bytes: u64,
     pub write_lost_bytes: u64,
     pub close: &'static str,
+    /// Its HTTP body files (`-e http`).
+    pub bodies: BodyLinks,
+}
+
+/// A direction's HTTP body files: the first few named, the rest counted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BodyLinks {
+    /// As the report shows them.
+    pub files: Vec<String>,
+    pub more: u64,
+}
+
+impl BodyLinks {
+    fn add(&mut self, file: &str) {
+        if self.files.len() < BODY_LINKS {
+            self.files.push(file.to_string());
+        } else {
+            self.more += 1;
+        }
+    }
 }
 
 impl DirRow {
@@ -520,6 +545,7 @@ impl DirRow {
             conflict_bytes: d.conflict_bytes,
             write_lost_bytes: r.write_lost_bytes,
             close: close_reason_name(r.reason),
+            bodies: BodyLinks::default(),
         }
     }
 
@@ -566,10 +592,20 @@ impl<const N: usize> TopN<N> {
     pub fn rows(&self) -> &[DirRow] {
         &self.rows
     }
+
+    fn rows_mut(&mut self) -> &mut [DirRow] {
+        &mut self.rows
+    }
 }
 
 /// Rows in the largest and lossiest tables.
 pub const TOP_ROWS: usize = 20;
+/// Body files linked per listed direction (the rest counted).
+pub const BODY_LINKS: usize = 4;
+/// Rows of the largest HTTP objects table.
+pub const TOP_OBJECTS: usize = 20;
+/// Directions whose bodies are kept until their record comes, at most.
+pub const EARLY_FLOWS: usize = 1024;
 /// Counters of the talker summary; the ports' and VLANs' have fewer keys to tell apart.
 pub const TALKER_COUNTERS: usize = 128;
 pub const PORT_COUNTERS: usize = 64;
@@ -589,6 +625,14 @@ pub struct Tables {
     pub conn_sizes: [u64; SIZE_BUCKETS],
     pub directions: u64,
     pub connections: u64,
+    /// The HTTP scanner ran (`-e http`): the page has its objects.
+    pub http: bool,
+    /// HTTP bodies finished, and the largest, largest first.
+    pub http_bodies: u64,
+    pub objects: Vec<BodyFile>,
+    /// Bodies of directions whose record has not come (by flow file), oldest first.
+    early: HashMap<String, BodyLinks>,
+    early_order: VecDeque<String>,
 }
 
 impl Default for Tables {
@@ -602,6 +646,11 @@ impl Default for Tables {
             conn_sizes: [0; SIZE_BUCKETS],
             directions: 0,
             connections: 0,
+            http: false,
+            http_bodies: 0,
+            objects: Vec::with_capacity(TOP_OBJECTS + 1),
+            early: HashMap::new(),
+            early_order: VecDeque::new(),
         }
     }
 }
@@ -627,6 +676,16 @@ impl Tables {
                 .saturating_add(flow.dirs[1].stream_len);
             self.conn_sizes[size_bucket(total)] += 1;
         }
+        // Bodies that finished before this record (none without -e http: no lookup then).
+        let early = match r.filename {
+            Some(f) if !self.early.is_empty() => self.early.remove(f.to_string_lossy().as_ref()),
+            _ => None,
+        };
+        let row = || {
+            let mut row = DirRow::of(r);
+            row.bodies = early.clone().unwrap_or_default();
+            row
+        };
         if bytes > 0 {
             self.talkers.add(flow.key.src(r.dir).0, bytes);
             self.ports
@@ -634,21 +693,72 @@ impl Tables {
             if let Some(v) = flow.key.vlans.outer() {
                 self.vlans.add(v, bytes);
             }
-            self.largest.offer(bytes, |row| row.bytes, || DirRow::of(r));
+            self.largest.offer(bytes, |row| row.bytes, row);
         }
         let loss = (
             d.gap_bytes.saturating_add(r.write_lost_bytes),
             d.conflict_bytes,
         );
         if loss != (0, 0) {
-            self.lossiest.offer(loss, DirRow::loss, || DirRow::of(r));
+            self.lossiest.offer(loss, DirRow::loss, row);
         }
+    }
+
+    /// A finished HTTP body (its file complete).
+    pub fn body(&mut self, b: &BodyFile) {
+        self.http_bodies += 1;
+        if self.objects.len() < TOP_OBJECTS || self.objects.last().is_some_and(|l| l.size < b.size)
+        {
+            let at = self.objects.partition_point(|o| o.size >= b.size);
+            self.objects.insert(at, b.clone());
+            self.objects.truncate(TOP_OBJECTS);
+        }
+        if !b.exists {
+            return;
+        }
+        let flow = b.flow.to_string_lossy();
+        let file = b.shown.to_string_lossy();
+        let mut listed = false;
+        for t in [&mut self.largest, &mut self.lossiest] {
+            for row in t.rows_mut() {
+                if row.filename.as_deref() == Some(flow.as_ref()) {
+                    row.bodies.add(&file);
+                    listed = true;
+                }
+            }
+        }
+        if listed {
+            return;
+        }
+        // Its direction's record may not have come yet: kept for it, in a bounded map.
+        if let Some(l) = self.early.get_mut(flow.as_ref()) {
+            l.add(&file);
+            return;
+        }
+        while self.early.len() >= EARLY_FLOWS {
+            match self.early_order.pop_front() {
+                Some(k) => {
+                    self.early.remove(&k);
+                }
+                None => break,
+            }
+        }
+        if self.early_order.len() >= 2 * EARLY_FLOWS {
+            // Names whose record came (removed from the map) go from the order too.
+            let early = &self.early;
+            self.early_order.retain(|k| early.contains_key(k));
+        }
+        let mut l = BodyLinks::default();
+        l.add(&file);
+        self.early.insert(flow.to_string(), l);
+        self.early_order.push_back(flow.into_owned());
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn snap(n: u64) -> Snap {
         Snap {
@@ -737,6 +847,44 @@ mod tests {
             b.sort_unstable();
             assert_eq!(a, b);
         }
+    }
+
+    /// HTTP bodies are kept in bounded tables whatever their number: the largest objects,
+    /// and the bodies waiting for their direction's record.
+    #[test]
+    fn body_tables_are_bounded() {
+        let mut t = Tables::default();
+        let body = |flow: u64, size: u64| BodyFile {
+            shown: format!("f{flow}-HTTPBODY-{size}").into(),
+            path: PathBuf::new(),
+            exists: true,
+            flow: format!("f{flow}").into(),
+            size,
+            status: Some(200),
+            content_type: String::new(),
+            incomplete: None,
+        };
+        for i in 0..20_000u64 {
+            t.body(&body(i % 5000, (i * 7919) % 100_003));
+            assert!(t.early.len() <= EARLY_FLOWS);
+            assert!(t.early_order.len() <= 2 * EARLY_FLOWS + 1);
+        }
+        assert_eq!(t.http_bodies, 20_000);
+        assert_eq!(t.objects.len(), TOP_OBJECTS);
+        assert!(t.objects.windows(2).all(|w| w[0].size >= w[1].size));
+        assert_eq!(
+            t.objects[0].size,
+            (0..20_000u64).map(|i| (i * 7919) % 100_003).max().unwrap()
+        );
+        // The oldest are forgotten: f4999's earlier bodies went with 4,999 other flows
+        // between them. A flow's bodies: the first BODY_LINKS named, the rest counted.
+        assert!(!t.early.contains_key("f0"));
+        assert_eq!(t.early["f4999"].files.len(), 1);
+        for _ in 0..BODY_LINKS + 2 {
+            t.body(&body(4999, 1));
+        }
+        assert_eq!(t.early["f4999"].files.len(), BODY_LINKS);
+        assert_eq!(t.early["f4999"].more, 3);
     }
 
     #[test]

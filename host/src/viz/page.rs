@@ -10,7 +10,8 @@ use tcpflow_core::Addr;
 use std::io::Write;
 
 use super::charts;
-use super::collect::{DirRow, Tables, Timeline};
+use super::collect::{BodyLinks, DirRow, Tables, Timeline};
+use super::fmt_bytes;
 use crate::report::{stats_groups, xml_escape, Totals};
 use crate::template::push_addr_plain;
 use crate::timefmt;
@@ -105,28 +106,53 @@ fn num(n: u64) -> String {
     n.to_string()
 }
 
-fn dir_table(h: &mut String, id: &str, rows: &[DirRow], page_dir: Option<&Path>) {
+/// A link to `file` (as the report shows it) named `text`.
+fn link(h: &mut String, file: &str, text: &str, page_dir: Option<&Path>) {
     let _ = write!(
         h,
-        "<table id=\"{id}\"><tr><th>file</th><th>from</th><th>to</th><th>vlan</th><th class=n>bytes</th><th class=n>packets</th><th class=n>gaps</th><th class=n>gap bytes</th><th class=n>conflicting bytes</th><th class=n>not written</th><th>close</th></tr>"
+        "<a href=\"{}\">{}</a>",
+        xml_escape(&href(file, page_dir)),
+        xml_escape(text)
+    );
+}
+
+/// A direction's HTTP body files: the first few linked (named by what follows the flow
+/// file's name), the rest counted.
+fn body_cell(h: &mut String, flow: Option<&str>, b: &BodyLinks, page_dir: Option<&Path>) {
+    h.push_str("<td class=bodies>");
+    for (i, f) in b.files.iter().enumerate() {
+        if i > 0 {
+            h.push_str(", ");
+        }
+        let text = flow
+            .and_then(|fl| f.strip_prefix(fl))
+            .map(|t| t.trim_start_matches('-'))
+            .filter(|t| !t.is_empty())
+            .unwrap_or(f);
+        link(h, f, text, page_dir);
+    }
+    if b.more > 0 {
+        let _ = write!(h, " <span class=more>+{} more</span>", b.more);
+    }
+    h.push_str("</td>");
+}
+
+fn dir_table(h: &mut String, id: &str, rows: &[DirRow], http: bool, page_dir: Option<&Path>) {
+    let _ = write!(
+        h,
+        "<table id=\"{id}\"><tr><th>file</th><th>from</th><th>to</th><th>vlan</th><th class=n>bytes</th><th class=n>packets</th><th class=n>gaps</th><th class=n>gap bytes</th><th class=n>conflicting bytes</th><th class=n>not written</th><th>close</th>{}</tr>",
+        if http { "<th>HTTP objects</th>" } else { "" }
     );
     for r in rows {
         h.push_str("<tr><td>");
         match &r.filename {
-            Some(f) => {
-                let _ = write!(
-                    h,
-                    "<a href=\"{}\">{}</a>",
-                    xml_escape(&href(f, page_dir)),
-                    xml_escape(f)
-                );
-            }
+            Some(f) => link(h, f, f, page_dir),
             None => h.push_str("(no file)"),
         }
         let lossy = r.gap_bytes > 0 || r.write_lost_bytes > 0 || r.conflict_bytes > 0;
         let _ = write!(
             h,
-            "</td><td>{}</td><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=\"n{}\">{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td></tr>",
+            "</td><td>{}</td><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=\"n{}\">{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td>",
             xml_escape(&endpoint(r.src.0, r.src.1)),
             xml_escape(&endpoint(r.dst.0, r.dst.1)),
             r.vlan.map(|v| v.to_string()).unwrap_or_default(),
@@ -139,9 +165,60 @@ fn dir_table(h: &mut String, id: &str, rows: &[DirRow], page_dir: Option<&Path>)
             num(r.write_lost_bytes),
             r.close
         );
+        if http {
+            body_cell(h, r.filename.as_deref(), &r.bodies, page_dir);
+        }
+        h.push_str("</tr>");
     }
     if rows.is_empty() {
-        h.push_str("<tr><td colspan=11>none</td></tr>");
+        let _ = write!(
+            h,
+            "<tr><td colspan={}>none</td></tr>",
+            11 + usize::from(http)
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+/// The largest HTTP objects (`-e http`): linked, with their status, type, size and whether
+/// they are complete.
+fn objects_table(h: &mut String, t: &Tables, page_dir: Option<&Path>) {
+    let _ = write!(
+        h,
+        "<h2>Largest HTTP objects</h2>\n<p class=note>{} bodies carved (-e http); the {} largest. Incomplete ones have holes where bytes were missing (report.xml lists the ranges).</p>\n",
+        num(t.http_bodies),
+        t.objects.len()
+    );
+    h.push_str("<table id=\"http_objects\"><tr><th>object</th><th class=n>status</th><th>content type</th><th class=n>bytes</th><th>complete</th><th>flow</th></tr>");
+    for o in &t.objects {
+        h.push_str("<tr><td>");
+        let shown = o.shown.to_string_lossy();
+        if o.exists {
+            link(h, &shown, &shown, page_dir);
+        } else {
+            let _ = write!(h, "{} (no file)", xml_escape(&shown));
+        }
+        let _ = write!(
+            h,
+            "</td><td class=n>{}</td><td>{}</td><td class=n title=\"{}\">{}</td>",
+            o.status.map(|s| s.to_string()).unwrap_or_default(),
+            xml_escape(&o.content_type),
+            xml_escape(&fmt_bytes(o.size)),
+            num(o.size)
+        );
+        match &o.incomplete {
+            None => h.push_str("<td class=ok>yes</td>"),
+            Some(why) => {
+                let _ = write!(h, "<td class=bad>no: {}</td>", xml_escape(why));
+            }
+        }
+        h.push_str("<td>");
+        let flow = o.flow.to_string_lossy();
+        link(h, &flow, &flow, page_dir);
+        h.push_str("</td></tr>");
+    }
+    if t.objects.is_empty() {
+        h.push_str("<tr><td colspan=6>none</td></tr>");
     }
     h.push_str("</table>\n");
 }
@@ -254,9 +331,24 @@ pub fn render(p: &Page<'_>, w: &mut impl Write) -> Result<(), String> {
     h.push_str("</div>\n");
 
     h.push_str("<h2>Largest directions</h2>\n");
-    dir_table(&mut h, "largest", p.tables.largest.rows(), p.page_dir);
+    dir_table(
+        &mut h,
+        "largest",
+        p.tables.largest.rows(),
+        p.tables.http,
+        p.page_dir,
+    );
     h.push_str("<h2>Directions with the most loss</h2>\n<p class=note>By bytes missing from the file (gaps, and bytes that could not be written), then by bytes of retransmissions that differed from the copy kept.</p>\n");
-    dir_table(&mut h, "lossiest", p.tables.lossiest.rows(), p.page_dir);
+    dir_table(
+        &mut h,
+        "lossiest",
+        p.tables.lossiest.rows(),
+        p.tables.http,
+        p.page_dir,
+    );
+    if p.tables.http {
+        objects_table(&mut h, p.tables, p.page_dir);
+    }
 
     h.push_str("<h2>Top talkers, ports and VLANs</h2>\n<p class=note>Counted in a fixed number of counters (Space-Saving): a count is exact when its \"over by\" is 0, otherwise at most that much too high.</p>\n<div class=grid>");
     let talkers: Vec<_> = p
@@ -348,7 +440,6 @@ fn strip_xml_decl(svg: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fmt_bytes;
     use super::*;
 
     #[test]

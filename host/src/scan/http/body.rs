@@ -116,6 +116,16 @@ impl BodyOut {
         }
     }
 
+    /// The file, as opened.
+    pub fn path(&self) -> &Path {
+        &self.full
+    }
+
+    /// Whether the file was made (a body with nothing written has none).
+    pub fn has_file(&self) -> bool {
+        self.created
+    }
+
     /// A reason the body is not complete (the first one is reported).
     pub fn note(&mut self, why: Incomplete) {
         match &self.why {

@@ -750,6 +750,19 @@ fn finished(cx: &mut Ctx<'_>, out: &BodyOut, sha: &str, fin: Fin) {
         c.http_bodies_incomplete += 1;
     }
     record(cx, &fin.flow_file, &fin.meta, out, sha);
+    // The file is complete and closed (BodyOut::finish ran): what acts on finished bodies
+    // (-S http_cmd, http_alert_fd) and the pictures take it from here.
+    let body = crate::report::BodyFile {
+        shown: PathBuf::from(cx.display(&out.rel.to_string_lossy())),
+        path: out.path().to_path_buf(),
+        exists: out.has_file(),
+        flow: PathBuf::from(cx.display(&fin.flow_file)),
+        size: out.size,
+        status: fin.meta.status,
+        content_type: fin.meta.content_type,
+        incomplete: out.why.as_ref().map(body::Incomplete::text),
+    };
+    cx.report.body(body);
 }
 
 /// The object's record: a `<fileobject>` for the body file with its SHA-256 and an `<http>`
