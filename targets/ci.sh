@@ -6,10 +6,12 @@
 #                               NOR-flash spool -> replay, digests checked against the host
 #   targets/ci.sh openwrt       procd init script and UCI config (test/run.sh under sh and
 #                               BusyBox ash), the feed Makefile against a stand-in SDK
-#   targets/ci.sh rpi-aarch64   cross build, every testdata capture under qemu-aarch64, .deb
+#   targets/ci.sh rpi-aarch64   cross build, every testdata capture under qemu-aarch64 (also
+#                               shipped to a one-node Garage and exported back: ./x deps
+#                               installs garage; without it a skip, under CI a failure), .deb
 #   targets/ci.sh rpi-armv7     the same for 32-bit armhf
 #   targets/ci.sh mipsel        little-endian MIPS router build (nightly -Z build-std), every
-#                               testdata capture and spool round trip under qemu-mipsel
+#                               testdata capture, spool and shipping round trip under qemu-mipsel
 #   targets/ci.sh mips          the same for big-endian MIPS, libpcap built from Debian's
 #                               source package and linked statically; under qemu-mips
 #   targets/ci.sh sizes         stripped sizes of the field builds against the 1 MiB budget

@@ -383,7 +383,8 @@ pub struct Args {
     /// counted ("dropped before shipping"). Progress is kept in SPOOL.ship, so a restart
     /// ships on from there. Credentials, region and endpoint as the AWS tools take them:
     /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL (MinIO, Garage,
-    /// Ceph), AWS_PROFILE and ~/.aws/credentials. --spool-export and --spool-summary take
+    /// Ceph), AWS_PROFILE and ~/.aws/credentials; https trusts the system's roots, or the
+    /// CAs of AWS_CA_BUNDLE (a PEM file). --spool-export and --spool-summary take
     /// s3://BUCKET/PREFIX/TAP-ID (or s3://BUCKET/PREFIX/ for every tap, a folder each).
     #[cfg(feature = "ship")]
     #[arg(

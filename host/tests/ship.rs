@@ -1,10 +1,13 @@
 //! `--ship` against a real object store (a one-node Garage started by the tests): the round
 //! trip on every testdata case, the store down at start, killed mid-upload, the shipping
 //! process SIGKILLed mid-upload, the ring wrapping while the store is down, bad credentials
-//! and a missing bucket, and 8 taps shipping at once.
+//! and a missing bucket, 8 taps shipping at once, and https through a TLS proxy in front
+//! of the store (a private CA: trusted through AWS_CA_BUNDLE or SSL_CERT_FILE, or not).
 
 mod common;
 mod garage;
+#[cfg(feature = "ship-tls")]
+mod tls_proxy;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -689,6 +692,198 @@ fn eight_taps_ship_to_one_store() {
         shipped as f64 / ship_time.as_secs_f64(),
         stream as f64 / 1e6,
         export_time.as_secs_f64()
+    );
+    std::fs::remove_dir_all(&work).unwrap();
+}
+
+/// The store behind https (a TLS proxy in front of Garage, its certificate from a throwaway
+/// CA), the CA trusted as AWS tools take it (`AWS_CA_BUNDLE`): `--spool --ship` then
+/// `--spool-export s3://...` over https write what a direct run writes, on every testdata
+/// case and a capture of several segments; the system-roots path (`SSL_CERT_FILE`, read by
+/// the platform verifier) exports the same.
+#[cfg(feature = "ship-tls")]
+#[test]
+fn https_round_trip_through_a_private_ca() {
+    use tls_proxy::{TestCa, TlsProxy};
+    let Some(g) = Garage::start("https") else {
+        return;
+    };
+    g.bucket("fleet");
+    let work = tmp("ship-https");
+    let ca = TestCa::new("tcpflow test CA");
+    let bundle = work.join("ca.pem");
+    ca.write(&bundle);
+    let proxy = TlsProxy::start(&ca, g.s3_port);
+    // The store's environment with the https endpoint, nothing from the machine's TLS setup.
+    let https = |args: &[&str]| {
+        let mut c = cmd(&g, args);
+        c.env("AWS_ENDPOINT_URL", proxy.endpoint())
+            .env("AWS_CA_BUNDLE", &bundle)
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR");
+        c
+    };
+    let mut cases = cases();
+    assert!(cases.len() > 20);
+    // Several segments: more than one upload on a connection (the spool holds all of them:
+    // a capture from a file outruns the uploads).
+    let bulk = work.join("bulk.pcap");
+    bulk_capture(&bulk, 20, 40_000);
+    cases.push(("bulk".to_string(), bulk));
+    let mut failures = Vec::new();
+    for (name, input) in &cases {
+        let out = work.join(name);
+        let (direct, spool, exported) =
+            (out.join("direct"), out.join("spool"), out.join("exported"));
+        ok(&run(&["-q", "-r", s(input), "-o", s(&direct)]), name);
+        let o = https(&[
+            "-r",
+            s(input),
+            "--spool",
+            s(&spool),
+            "--spool-size",
+            "4M",
+            "--ship",
+            "s3://fleet/tls",
+            "--tap-id",
+            name,
+        ])
+        .output()
+        .unwrap();
+        ok(&o, name);
+        let err = stderr(&o);
+        assert!(err.contains("shipped to s3://fleet/tls/"), "{err}");
+        assert!(err.contains(", 0 dropped before shipping"), "{err}");
+        assert!(!err.contains("not shipped yet"), "{err}");
+        let url = format!("s3://fleet/tls/{name}");
+        ok(
+            &https(&["-q", "--spool-export", &url, "-o", s(&exported)])
+                .output()
+                .unwrap(),
+            name,
+        );
+        if tree(&direct).is_empty() || tree(&direct) != tree(&exported) {
+            failures.push(name.clone());
+        }
+    }
+    assert!(
+        progress(&work.join("bulk").join("spool"))["shipped"]
+            .parse::<u64>()
+            .unwrap()
+            > 1
+    );
+    // The system's roots as the platform verifier reads them on Linux: SSL_CERT_FILE.
+    let roots = work.join("roots");
+    let o = cmd(
+        &g,
+        &[
+            "-q",
+            "--spool-export",
+            "s3://fleet/tls/bulk",
+            "-o",
+            s(&roots),
+        ],
+    )
+    .env("AWS_ENDPOINT_URL", proxy.endpoint())
+    .env_remove("AWS_CA_BUNDLE")
+    .env("SSL_CERT_FILE", &bundle)
+    .env_remove("SSL_CERT_DIR")
+    .output()
+    .unwrap();
+    ok(&o, "SSL_CERT_FILE");
+    assert!(
+        tree(&roots) == tree(&work.join("bulk").join("direct")),
+        "export through SSL_CERT_FILE differs"
+    );
+    std::fs::remove_dir_all(&work).unwrap();
+    assert!(failures.is_empty(), "differ: {failures:?}");
+}
+
+/// An https store whose certificate no trusted CA vouches for (another CA in
+/// `AWS_CA_BUNDLE`, or the system's roots alone): one clear line, no endless retries, the
+/// spool keeps its data; an unreadable bundle is refused before anything runs.
+#[cfg(feature = "ship-tls")]
+#[test]
+fn https_with_an_untrusted_certificate() {
+    use tls_proxy::{TestCa, TlsProxy};
+    let Some(g) = Garage::start("untrusted") else {
+        return;
+    };
+    g.bucket("fleet");
+    let work = tmp("ship-untrusted");
+    let ca = TestCa::new("tcpflow test CA");
+    let other = TestCa::new("some other CA");
+    let bundle = work.join("other.pem");
+    other.write(&bundle);
+    let proxy = TlsProxy::start(&ca, g.s3_port);
+    let https = |args: &[&str]| {
+        let mut c = cmd(&g, args);
+        c.env("AWS_ENDPOINT_URL", proxy.endpoint())
+            .env_remove("AWS_CA_BUNDLE")
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR");
+        c
+    };
+    let input = &cases()[0].1;
+    let spool = work.join("spool");
+    let t0 = Instant::now();
+    let o = https(&[
+        "-r",
+        s(input),
+        "--spool",
+        s(&spool),
+        "--spool-size",
+        "1M",
+        "--ship",
+        "s3://fleet/x",
+        "--ship-wait",
+        "1",
+    ])
+    .env("AWS_CA_BUNDLE", &bundle)
+    .output()
+    .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let why = format!(
+        "has a certificate the CAs in {} (AWS_CA_BUNDLE) do not vouch for",
+        bundle.display()
+    );
+    // Once when it happened, once in the summary; not once per retry.
+    assert_eq!(err.matches(&why).count(), 2, "{err}");
+    assert!(err.contains("not shipped yet"), "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(20));
+    assert_eq!(progress(&spool)["shipped"], "0");
+    let local = work.join("local");
+    ok(
+        &run(&["-q", "--spool-export", s(&spool), "-o", s(&local)]),
+        "local",
+    );
+    assert!(!tree(&local).is_empty());
+    // The analysis side with the system's roots only: refused at once, in one line.
+    let t0 = Instant::now();
+    let o = https(&["--spool-export", "s3://fleet/x", "-o", s(&work.join("r"))])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("has a certificate the system's roots do not vouch for"),
+        "{err}"
+    );
+    assert!(err.contains("AWS_CA_BUNDLE"), "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(5), "retried: {err}");
+    // A bundle that cannot be read.
+    let o = https(&["--spool-export", "s3://fleet/x", "-o", s(&work.join("r2"))])
+        .env("AWS_CA_BUNDLE", work.join("missing.pem"))
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("missing.pem (AWS_CA_BUNDLE): cannot read it"),
+        "{err}"
     );
     std::fs::remove_dir_all(&work).unwrap();
 }

@@ -113,19 +113,20 @@ rpi_std() {
 
 # Builds the command for the target in $PROFILE, without the decompressors of capture files
 # (cargo features gzip, xz, bzip2: a tap captures live; FEATURES adds features back), with
-# shipping to object storage over http on the Pi.
+# shipping to object storage over plain http (issue #20, feature ship; https, ship-tls, does
+# not fit the budget: about 1.1 MB more).
 rpi_cargo_build() {
     local args=(--profile "$PROFILE" -p tcpflow --target "$TRIPLE" --no-default-features)
     local features="${FEATURES:-}"
-    # issue #20: the Pi's build ships spool segments over plain http (feature ship: 987,944
-    # bytes on aarch64, within the budget); https (ship-tls) and the MIPS routers' build do
-    # not fit (1,116,912 bytes on mipsel with ship): FEATURES=ship adds it there.
-    [ "$TIER3" = 1 ] || features="${features:+$features,}ship"
-    [ -z "$features" ] || args+=(--features "$features")
+    features="${features:+$features,}ship"
+    args+=(--features "$features")
     if [ "$TIER3" = 1 ]; then
         # std without its backtrace printer (gimli, addr2line, a demangler: about 120 KiB
-        # on MIPS); a panic still prints its message.
-        cargo +nightly build -Zbuild-std=std,panic_abort -Zbuild-std-features= "${args[@]}" "$@"
+        # on MIPS; a panic still prints its message), and with its small algorithms
+        # (optimize_for_size: sorts by merge and heap sort, still O(n log n); 14,436 bytes on
+        # mipsel).
+        cargo +nightly build -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size \
+            "${args[@]}" "$@"
     else
         cargo build "${args[@]}" "$@"
     fi
@@ -264,11 +265,22 @@ rpi_env() {
         export PKG_CONFIG_SYSROOT_DIR=/
         export PKG_CONFIG_LIBDIR=$libdir/pkgconfig:/usr/share/pkgconfig
     fi
+    local flags_var="CARGO_TARGET_${up}_RUSTFLAGS"
     if [ "$TIER3" = 1 ]; then
         # The routers' MIPS kernels use 4 KiB pages, but the linker aligns MIPS segments to
         # 64 KiB by default, padding the file by up to 60 KiB between code and data.
-        local flags_var="CARGO_TARGET_${up}_RUSTFLAGS"
-        export "$flags_var=${!flags_var:+${!flags_var} }-C link-arg=-Wl,-z,max-page-size=4096"
+        # No unwind tables (.eh_frame and its index: 84,760 bytes on mipsel): with
+        # panic=abort nothing unwinds, std (built here from source with these flags) has no
+        # backtrace printer (rpi_cargo_build), and a panic still prints its message.
+        export "$flags_var=${!flags_var:+${!flags_var} }-C link-arg=-Wl,-z,max-page-size=4096 -C force-unwind-tables=no -C link-arg=-Wl,--no-eh-frame-hdr"
+    elif [ "$DEB_ARCH" = arm64 ]; then
+        # The linker aligns aarch64 segments to 64 KiB, the largest page an arm64 kernel may
+        # use; where the data segment's read-only part ends decides whether the file gets up
+        # to 64 KiB of padding (987,888 bytes at f5e8bfc, 1,053,424 with the CA bundle's code). A
+        # Raspberry Pi kernel uses 4 KiB pages (the Pi 5's kernel_2712 16 KiB): 16 KiB
+        # alignment runs on both and pads by at most 16 KiB. (-C force-unwind-tables=no
+        # changed nothing here: std comes prebuilt with its tables.)
+        export "$flags_var=${!flags_var:+${!flags_var} }-C link-arg=-Wl,-z,max-page-size=16384"
     fi
     export LIBPCAP_LIBDIR=$libdir
     LIBPCAP_VER=$(pkg-config --modversion libpcap)

@@ -1,6 +1,6 @@
 //! A small synchronous S3 client: put, get and list objects of one bucket, signed with
 //! SigV4 ([`super::sigv4`]), over ureq (with feature `ship-tls`: https through rustls and
-//! the system's root certificates; without it, http only).
+//! the system's root certificates, or the CAs of `AWS_CA_BUNDLE`; without it, http only).
 //!
 //! Every failure is an [`S3Error`] that says in one line what is wrong and what to do (bad
 //! credentials, a missing bucket, a refused endpoint); [`S3Error::transient`] says whether
@@ -28,6 +28,8 @@ pub enum S3Error {
     },
     /// No answer: connection refused, DNS, TLS, timeout.
     Transport(String),
+    /// The https endpoint's certificate is not trusted here: waiting does not mend it.
+    Certificate(String),
 }
 
 impl S3Error {
@@ -35,6 +37,7 @@ impl S3Error {
     pub fn transient(&self) -> bool {
         match self {
             S3Error::Transport(_) => true,
+            S3Error::Certificate(_) => false,
             S3Error::Status { status, code, .. } => {
                 *status >= 500
                     || *status == 408
@@ -49,6 +52,18 @@ impl S3Error {
     pub fn describe(&self, cfg: &StoreConfig, bucket: &str) -> String {
         match self {
             S3Error::Transport(e) => format!("cannot reach the store at {}: {e}", cfg.endpoint),
+            S3Error::Certificate(e) => match &cfg.ca_bundle {
+                Some(ca) => format!(
+                    "the store at {} has a certificate the CAs in {} ({}) do not vouch for ({e}); give its CA there",
+                    cfg.endpoint,
+                    ca.path.display(),
+                    ca.from
+                ),
+                None => format!(
+                    "the store at {} has a certificate the system's roots do not vouch for ({e}); give its CA in AWS_CA_BUNDLE (a PEM file)",
+                    cfg.endpoint
+                ),
+            },
             S3Error::Status {
                 status,
                 code,
@@ -132,26 +147,28 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(cfg: StoreConfig, bucket: &str) -> Client {
+    /// Fails only on an unusable CA bundle (unreadable, no certificate in it).
+    pub fn new(cfg: StoreConfig, bucket: &str) -> Result<Client, String> {
         #[cfg(feature = "ship-tls")]
         let agent = {
+            // The bundle replaces the system's roots, as in the AWS CLI; only https reads it.
+            let roots = match &cfg.ca_bundle {
+                Some(ca) if cfg.endpoint.starts_with("https://") => load_bundle(ca)?,
+                _ => ureq::tls::RootCerts::PlatformVerifier,
+            };
             let builder = ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 .timeout_connect(Some(Duration::from_secs(10)))
                 .timeout_global(Some(REQUEST_TIMEOUT))
-                .tls_config(
-                    ureq::tls::TlsConfig::builder()
-                        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-                        .build(),
-                );
+                .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build());
             builder.build().into()
         };
-        Client {
+        Ok(Client {
             cfg,
             bucket: bucket.to_string(),
             #[cfg(feature = "ship-tls")]
             agent,
-        }
+        })
     }
 
     /// The URL, the `host` value and the canonical path of `key` (empty: the bucket).
@@ -271,7 +288,10 @@ impl Client {
         headers: &[(String, String)],
         body: &[u8],
     ) -> Result<(u16, Vec<u8>), S3Error> {
-        let transport = |e: ureq::Error| S3Error::Transport(transport_text(&e));
+        let transport = |e: ureq::Error| match certificate_error(&e) {
+            Some(c) => S3Error::Certificate(c),
+            None => S3Error::Transport(transport_text(&e)),
+        };
         let result = if method == "PUT" {
             let mut r = self.agent.put(url);
             for (k, v) in headers {
@@ -366,6 +386,43 @@ fn io_text(e: &std::io::Error) -> String {
         std::io::ErrorKind::ConnectionReset => "connection reset".into(),
         _ => e.to_string(),
     }
+}
+
+/// The certificates of a CA bundle, or why it cannot be used.
+#[cfg(feature = "ship-tls")]
+fn load_bundle(ca: &super::config::CaBundle) -> Result<ureq::tls::RootCerts, String> {
+    let what = format!("CA bundle {} ({})", ca.path.display(), ca.from);
+    let pem = std::fs::read(&ca.path).map_err(|e| format!("{what}: cannot read it: {e}"))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+            Ok(_) => {}
+            Err(e) => return Err(format!("{what}: not a PEM file of certificates: {e}")),
+        }
+    }
+    if certs.is_empty() {
+        return Err(format!(
+            "{what}: no certificate in it (a PEM file of CA certificates)"
+        ));
+    }
+    Ok(ureq::tls::RootCerts::new_with_certs(&certs))
+}
+
+/// What rustls said when the endpoint's certificate did not check out (it reaches ureq's
+/// error directly or inside an I/O error, depending on where the handshake failed).
+#[cfg(feature = "ship-tls")]
+fn certificate_error(e: &ureq::Error) -> Option<String> {
+    let tls = match e {
+        ureq::Error::Rustls(t) => Some(t),
+        ureq::Error::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+        _ => None,
+    }?;
+    matches!(
+        tls,
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+    )
+    .then(|| tls.to_string())
 }
 
 /// ureq's error in a few words.

@@ -7,7 +7,11 @@
 //! - region: `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region`, else `us-east-1`;
 //! - endpoint: `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, the profile's `endpoint_url`, else
 //!   AWS (`https://s3.REGION.amazonaws.com`, the bucket in the host name). A custom endpoint is
-//!   addressed path-style (`ENDPOINT/BUCKET/KEY`), as self-hosted stores expect.
+//!   addressed path-style (`ENDPOINT/BUCKET/KEY`), as self-hosted stores expect;
+//! - https trust: `AWS_CA_BUNDLE`, else the profile's `ca_bundle`: a PEM file of the CAs to
+//!   trust instead of the system's, as the AWS CLI takes it (a store behind a private CA);
+//!   without one, the system's roots (on Linux `SSL_CERT_FILE` and `SSL_CERT_DIR` replace
+//!   them, as OpenSSL's tools do).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -76,6 +80,16 @@ pub struct StoreConfig {
     pub session_token: Option<String>,
     /// Where the credentials came from, for messages.
     pub credentials_from: String,
+    /// The CAs an https endpoint is checked against instead of the system's.
+    pub ca_bundle: Option<CaBundle>,
+}
+
+/// A PEM file of CA certificates (`AWS_CA_BUNDLE` or the profile's `ca_bundle`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaBundle {
+    pub path: PathBuf,
+    /// Where the setting came from, for messages.
+    pub from: String,
 }
 
 impl std::fmt::Debug for StoreConfig {
@@ -86,6 +100,7 @@ impl std::fmt::Debug for StoreConfig {
             .field("region", &self.region)
             .field("access_key", &self.access_key)
             .field("credentials_from", &self.credentials_from)
+            .field("ca_bundle", &self.ca_bundle)
             .finish()
     }
 }
@@ -209,6 +224,21 @@ pub fn resolve(env: &dyn Fn(&str) -> Option<String>) -> Result<StoreConfig, Stri
                     })?
         }
     };
+    let ca_bundle = match get("AWS_CA_BUNDLE") {
+        Some(p) => Some(CaBundle {
+            path: PathBuf::from(p),
+            from: "AWS_CA_BUNDLE".into(),
+        }),
+        None => conf_get("ca_bundle").map(|p| CaBundle {
+            path: PathBuf::from(p),
+            from: format!(
+                "ca_bundle of profile {profile} in {}",
+                conf_path
+                    .as_ref()
+                    .map_or(String::new(), |p| p.display().to_string())
+            ),
+        }),
+    };
     Ok(StoreConfig {
         endpoint,
         path_style,
@@ -217,6 +247,7 @@ pub fn resolve(env: &dyn Fn(&str) -> Option<String>) -> Result<StoreConfig, Stri
         secret_key,
         session_token,
         credentials_from: from,
+        ca_bundle,
     })
 }
 
@@ -251,7 +282,7 @@ mod tests {
         .unwrap();
         std::fs::write(
             dir.join(".aws/config"),
-            "[profile lab]\nregion = garage\nendpoint_url = http://127.0.0.1:3900/\n",
+            "[profile lab]\nregion = garage\nendpoint_url = http://127.0.0.1:3900/\nca_bundle = /etc/lab-ca.pem\n",
         )
         .unwrap();
         let home = dir.to_string_lossy().to_string();
@@ -276,6 +307,25 @@ mod tests {
             ("http://127.0.0.1:3900", "garage")
         );
         assert!(c.path_style);
+        let ca = c.ca_bundle.unwrap();
+        assert_eq!(ca.path, PathBuf::from("/etc/lab-ca.pem"));
+        assert!(
+            ca.from.starts_with("ca_bundle of profile lab in "),
+            "{}",
+            ca.from
+        );
+        // The environment's bundle wins over the profile's.
+        let c = resolve(&env(vec![
+            ("HOME", home.clone()),
+            ("AWS_PROFILE", "lab".into()),
+            ("AWS_CA_BUNDLE", "/tmp/ca.pem".into()),
+        ]))
+        .unwrap();
+        let ca = c.ca_bundle.unwrap();
+        assert_eq!(
+            (ca.path, ca.from.as_str()),
+            (PathBuf::from("/tmp/ca.pem"), "AWS_CA_BUNDLE")
+        );
         let c = resolve(&env(vec![
             ("HOME", home.clone()),
             ("AWS_ACCESS_KEY_ID", "E".into()),
@@ -286,6 +336,7 @@ mod tests {
         .unwrap();
         assert_eq!((c.access_key.as_str(), c.region.as_str()), ("E", "r1"));
         assert_eq!(c.endpoint, "http://store.example");
+        assert_eq!(c.ca_bundle, None);
         let e = resolve(&env(vec![("HOME", "/nonexistent".into())])).unwrap_err();
         assert!(e.contains("no credentials"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();

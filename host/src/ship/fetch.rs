@@ -185,7 +185,7 @@ fn open(url_path: &Path) -> Result<(Client, S3Url, Layout), String> {
     let s = url_path.to_string_lossy();
     let url = S3Url::parse(&s)?;
     let cfg = config::from_env()?;
-    let client = Client::new(cfg, &url.bucket);
+    let client = Client::new(cfg, &url.bucket)?;
     let lay = layout(&client, &url)?;
     Ok((client, url, lay))
 }

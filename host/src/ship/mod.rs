@@ -66,7 +66,7 @@ pub fn start(
     quiet: bool,
 ) -> Result<shipper::Shipper, String> {
     let cfg = config::from_env().map_err(|e| format!("--ship: {e}"))?;
-    let client = client::Client::new(cfg, &o.url.bucket);
+    let client = client::Client::new(cfg, &o.url.bucket).map_err(|e| format!("--ship: {e}"))?;
     shipper::Shipper::start(
         shipper::Spec {
             url: o.url.clone(),

@@ -4,7 +4,7 @@
 //!
 //! The binary: `GARAGE_BIN`, else `garage` on the PATH, else `~/.cargo/bin/garage` (`./x deps`
 //! installs it). Without one a test is skipped with a message, except under CI (`CI` set),
-//! where it fails: a fleet test that cannot run must not pass.
+//! where it fails (`tcpflow_tests::cannot_run`): a fleet test that cannot run must not pass.
 #![allow(dead_code)]
 
 use std::net::TcpListener;
@@ -54,10 +54,9 @@ impl Garage {
     /// Garage binary.
     pub fn start(tag: &str) -> Option<Garage> {
         let Some(bin) = find_bin() else {
-            if std::env::var_os("CI").is_some() {
-                panic!("no garage binary (GARAGE_BIN, PATH, ~/.cargo/bin): run ./x deps");
-            }
-            eprintln!("skipped: no garage binary (./x deps installs it)");
+            tcpflow_tests::cannot_run(
+                "no garage binary (GARAGE_BIN, PATH, ~/.cargo/bin): ./x deps installs it",
+            );
             return None;
         };
         let dir = std::env::temp_dir().join(format!("tcpflow-garage-{tag}-{}", std::process::id()));
