@@ -16,6 +16,10 @@ const WORDS: usize = BLOCK_DATA / 64;
 /// either way): one that does not fit is reported as `Lost` instead of `Snaplen`.
 const CUTS: usize = 2;
 
+/// Gap ranges one block holds when it serves as a direction's gap memory (see
+/// [`Block::range`]): 16 bytes each.
+pub(crate) const RANGES: usize = BLOCK_DATA / 16;
+
 /// End of a list.
 pub(crate) const NIL: u32 = u32::MAX;
 /// The most blocks a pool numbers (indexes are u32 with [`NIL`] reserved).
@@ -122,6 +126,78 @@ impl Block {
         }
     }
 
+    // A block can also serve as gap memory: ranges of a stream reported as gaps, ascending,
+    // `[lo, hi)` as two little-endian u64 in `data` (`RANGES` of them); `have[0]` counts them
+    // and, in the first block of a direction's list, `have[1]` is the last block and
+    // `have[2]` the number of blocks.
+
+    /// Ranges held, as gap memory.
+    pub(crate) fn ranges(&self) -> usize {
+        (self.have[0] as usize).min(RANGES)
+    }
+
+    /// Range `k` (below [`Block::ranges`]), as gap memory.
+    pub(crate) fn range(&self, k: usize) -> (u64, u64) {
+        let at = k * 16;
+        let word = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&self.data[i..i + 8]);
+            u64::from_le_bytes(b)
+        };
+        (word(at), word(at + 8))
+    }
+
+    /// Sets range `k`, as gap memory.
+    pub(crate) fn set_range(&mut self, k: usize, lo: u64, hi: u64) {
+        let at = k * 16;
+        self.data[at..at + 8].copy_from_slice(&lo.to_le_bytes());
+        self.data[at + 8..at + 16].copy_from_slice(&hi.to_le_bytes());
+    }
+
+    /// Puts `[lo, hi)` at position `k`, moving the later ranges up (the block has room).
+    pub(crate) fn insert_range(&mut self, k: usize, lo: u64, hi: u64) {
+        let n = self.ranges();
+        if n >= RANGES || k > n {
+            return;
+        }
+        self.data.copy_within(k * 16..n * 16, k * 16 + 16);
+        self.set_range(k, lo, hi);
+        self.have[0] = n as u64 + 1;
+    }
+
+    /// Removes range `k`, moving the later ranges down.
+    pub(crate) fn remove_range(&mut self, k: usize) {
+        let n = self.ranges();
+        if k >= n {
+            return;
+        }
+        self.data.copy_within(k * 16 + 16..n * 16, k * 16);
+        self.have[0] = n as u64 - 1;
+    }
+
+    /// Forgets every range, as gap memory.
+    pub(crate) fn clear_ranges(&mut self) {
+        self.have[0] = 0;
+    }
+
+    /// The last block of the list this block starts, as gap memory.
+    pub(crate) fn last_block(&self) -> u32 {
+        self.have[1] as u32
+    }
+
+    pub(crate) fn set_last_block(&mut self, i: u32) {
+        self.have[1] = u64::from(i);
+    }
+
+    /// Blocks in the list this block starts, as gap memory.
+    pub(crate) fn list_len(&self) -> u32 {
+        self.have[2] as u32
+    }
+
+    pub(crate) fn set_list_len(&mut self, n: u32) {
+        self.have[2] = u64::from(n);
+    }
+
     /// End (internal offset) of a remembered cut that covers `off`, if any.
     pub(crate) fn cut_covering(&self, off: u64) -> Option<u64> {
         (0..CUTS)
@@ -200,6 +276,23 @@ impl<'s> Pool<'s> {
 
     pub(crate) fn free_count(&self) -> u32 {
         self.free_count
+    }
+
+    /// Moves the ranges of gap-memory block `from` from its `k`-th on to the empty block
+    /// `to`.
+    pub(crate) fn move_ranges(&mut self, from: u32, k: usize, to: u32) {
+        let n = self.get(from).ranges();
+        for j in k..n {
+            let (lo, hi) = self.get(from).range(j);
+            self.get_mut(to).set_range(j - k, lo, hi);
+        }
+        self.get_mut(to).have[0] = n.saturating_sub(k) as u64;
+        self.get_mut(from).have[0] = k.min(n) as u64;
+    }
+
+    /// Blocks in the pool.
+    pub(crate) fn len(&self) -> u32 {
+        self.len
     }
 
     pub(crate) fn get(&self, i: u32) -> &Block {

@@ -434,9 +434,10 @@ fn pool_exhaustion_gives_gaps_never_wrong_bytes() {
 }
 
 /// With one block per direction, four holes are given up as gaps; their bytes then
-/// arrive, late: each lands in its hole, and at the end nothing is missing and nothing is
-/// counted as conflicting (the holes were never delivered, so there was nothing to differ
-/// from).
+/// arrive, late. The slot remembers the latest three, whose bytes land in their holes; the
+/// direction's budget is full (its one block holds data), so the oldest is forgotten: its
+/// bytes are counted as unclassified, neither written nor called conflicting (the holes were
+/// never delivered, so there was nothing to differ from), and it stays a reported gap.
 #[test]
 fn late_bytes_fill_every_remembered_gap() {
     let mut c = Conv::new(42010, 1, 2);
@@ -468,16 +469,61 @@ fn late_bytes_fill_every_remembered_gap() {
     };
     let (rec, stats) = run(&mut Store::new(8, 4), cfg, &f);
     let fl = rec.find(42010, 0);
-    assert_eq!(fl.dirs[0].bytes, data);
-    assert!(fl.dirs[0].gaps.is_empty(), "{:?}", fl.dirs[0].gaps);
+    let mut want = data.clone();
+    want[..1100].fill(0);
+    assert_eq!(fl.dirs[0].bytes, want);
+    assert_eq!(fl.dirs[0].gaps, vec![(0, 1100, GapReason::Lost)]);
     let st = stats.flow;
     assert_eq!(st.pool_full, 4);
-    assert_eq!(st.late_filled_bytes, 1100 + 3 * 900);
-    assert_eq!((st.gaps, st.gap_bytes), (0, 0));
+    assert_eq!(st.late_filled_bytes, 3 * 900);
+    assert_eq!(st.unclassified_bytes, 1100);
+    assert_eq!((st.gaps, st.gap_bytes), (1, 1100));
     assert_eq!((st.conflict_bytes, st.late_bytes), (0, 0));
-    assert_eq!(st.delivered_bytes, 10_000);
+    assert_eq!(st.retransmitted_bytes, 0);
+    assert_eq!(st.delivered_bytes, 10_000 - 1100);
     let info = fl.info.expect("closed");
-    assert_eq!((info.dirs[0].gaps, info.dirs[0].gap_bytes), (0, 0));
+    assert_eq!((info.dirs[0].gaps, info.dirs[0].gap_bytes), (1, 1100));
+}
+
+/// With room in the pool, a direction remembers as many gaps as its budget holds: forty
+/// holes given up one after the other, then all their bytes, in an order of their own, fill
+/// every one of them (the gaps beyond the slot's few are in pool blocks meanwhile, which
+/// are all given back).
+#[test]
+fn late_bytes_fill_gaps_far_beyond_the_slot() {
+    let mut c = Conv::new(42011, 1, 2);
+    let n = 40;
+    let data = pattern(n * 1024 + 1024, 11);
+    let mut f = c.handshake();
+    let base = c.seq[0];
+    let at = |c: &Conv, lo: usize, hi: usize| c.frame_at(0, base + lo as u32, ACK, &data[lo..hi]);
+    // Window k: its second half arrives early; with one data block per direction, each new
+    // window gives up the hole before the last.
+    for k in 0..=n {
+        f.push(at(&c, k * 1024 + 512, k * 1024 + 1024));
+    }
+    let mut order: Vec<usize> = (0..=n).collect();
+    order.sort_by_key(|k| (k * 7919) % 41);
+    for k in order {
+        f.push(at(&c, k * 1024, k * 1024 + 512));
+    }
+    c.seq[0] = base + data.len() as u32;
+    f.extend(c.close());
+    let cfg = Config {
+        max_blocks_per_dir: 4,
+        ..cfg()
+    };
+    let mut store = Store::new(8, 16);
+    let (rec, stats) = run(&mut store, cfg, &f);
+    let fl = rec.find(42011, 0);
+    assert!(fl.dirs[0].gaps.is_empty(), "{:?}", fl.dirs[0].gaps);
+    assert_eq!(fl.dirs[0].bytes, data);
+    let st = stats.flow;
+    assert!(st.pool_full >= n as u64 / 4, "{}", st.pool_full);
+    assert_eq!((st.gaps, st.gap_bytes), (0, 0));
+    assert_eq!((st.conflict_bytes, st.unclassified_bytes), (0, 0));
+    assert_eq!(st.delivered_bytes, data.len() as u64);
+    assert!(st.late_filled_bytes > 30 * 512, "{}", st.late_filled_bytes);
 }
 
 #[test]
