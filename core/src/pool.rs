@@ -363,6 +363,40 @@ mod tests {
     }
 
     #[test]
+    fn gap_memory_ranges_insert_remove_and_move() {
+        let mut storage = vec![Block::EMPTY; 2];
+        let mut pool = Pool::new(&mut storage);
+        let (a, b) = (pool.alloc().unwrap(), pool.alloc().unwrap());
+        let blk = pool.get_mut(a);
+        for k in 0..RANGES {
+            blk.insert_range(k, k as u64 * 10, k as u64 * 10 + 5);
+        }
+        assert_eq!(blk.ranges(), RANGES);
+        // Full: refused, nothing moves.
+        blk.insert_range(3, 1, 2);
+        assert_eq!((blk.ranges(), blk.range(3)), (RANGES, (30, 35)));
+        blk.remove_range(0);
+        assert_eq!((blk.ranges(), blk.range(0)), (RANGES - 1, (10, 15)));
+        blk.insert_range(0, 0, 5);
+        assert_eq!(blk.range(1), (10, 15));
+        pool.move_ranges(a, RANGES / 2, b);
+        assert_eq!(pool.get(a).ranges(), RANGES / 2);
+        assert_eq!(pool.get(b).ranges(), RANGES / 2);
+        assert_eq!(
+            pool.get(b).range(0),
+            (RANGES as u64 / 2 * 10, RANGES as u64 / 2 * 10 + 5)
+        );
+        assert_eq!(
+            pool.get(a).range(RANGES / 2 - 1).0,
+            (RANGES as u64 / 2 - 1) * 10
+        );
+        // A fresh block holds no ranges, whatever it held before.
+        pool.release(a);
+        assert_eq!(pool.alloc(), Some(a));
+        assert_eq!(pool.get(a).ranges(), 0);
+    }
+
+    #[test]
     fn empty_pool_allocates_nothing() {
         let mut storage: [Block; 0] = [];
         let mut pool = Pool::new(&mut storage);
