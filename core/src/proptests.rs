@@ -673,9 +673,9 @@ proptest! {
     /// conflicts are only the bytes that really changed.
     #[test]
     fn many_gaps_filled_late_in_any_order(
-        windows in 8usize..120,
-        blocks in 1usize..48,
-        per_dir in 1u32..48,
+        windows in 8usize..400,
+        blocks in 1usize..160,
+        per_dir in 1u32..24,
         seed in any::<u64>(),
         altered in proptest::collection::vec((any::<prop::sample::Index>(), 1usize..8), 0..4),
     ) {
