@@ -16,6 +16,10 @@ const WORDS: usize = BLOCK_DATA / 64;
 /// either way): one that does not fit is reported as `Lost` instead of `Snaplen`.
 const CUTS: usize = 2;
 
+/// Gap ranges one block holds when it serves as a direction's gap memory (see
+/// [`Block::range`]): 16 bytes each.
+pub(crate) const RANGES: usize = BLOCK_DATA / 16;
+
 /// End of a list.
 pub(crate) const NIL: u32 = u32::MAX;
 /// The most blocks a pool numbers (indexes are u32 with [`NIL`] reserved).
@@ -122,6 +126,78 @@ impl Block {
         }
     }
 
+    // A block can also serve as gap memory: ranges of a stream reported as gaps, ascending,
+    // `[lo, hi)` as two little-endian u64 in `data` (`RANGES` of them); `have[0]` counts them
+    // and, in the first block of a direction's list, `have[1]` is the last block and
+    // `have[2]` the number of blocks.
+
+    /// Ranges held, as gap memory.
+    pub(crate) fn ranges(&self) -> usize {
+        (self.have[0] as usize).min(RANGES)
+    }
+
+    /// Range `k` (below [`Block::ranges`]), as gap memory.
+    pub(crate) fn range(&self, k: usize) -> (u64, u64) {
+        let at = k * 16;
+        let word = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&self.data[i..i + 8]);
+            u64::from_le_bytes(b)
+        };
+        (word(at), word(at + 8))
+    }
+
+    /// Sets range `k`, as gap memory.
+    pub(crate) fn set_range(&mut self, k: usize, lo: u64, hi: u64) {
+        let at = k * 16;
+        self.data[at..at + 8].copy_from_slice(&lo.to_le_bytes());
+        self.data[at + 8..at + 16].copy_from_slice(&hi.to_le_bytes());
+    }
+
+    /// Puts `[lo, hi)` at position `k`, moving the later ranges up (the block has room).
+    pub(crate) fn insert_range(&mut self, k: usize, lo: u64, hi: u64) {
+        let n = self.ranges();
+        if n >= RANGES || k > n {
+            return;
+        }
+        self.data.copy_within(k * 16..n * 16, k * 16 + 16);
+        self.set_range(k, lo, hi);
+        self.have[0] = n as u64 + 1;
+    }
+
+    /// Removes range `k`, moving the later ranges down.
+    pub(crate) fn remove_range(&mut self, k: usize) {
+        let n = self.ranges();
+        if k >= n {
+            return;
+        }
+        self.data.copy_within(k * 16 + 16..n * 16, k * 16);
+        self.have[0] = n as u64 - 1;
+    }
+
+    /// Forgets every range, as gap memory.
+    pub(crate) fn clear_ranges(&mut self) {
+        self.have[0] = 0;
+    }
+
+    /// The last block of the list this block starts, as gap memory.
+    pub(crate) fn last_block(&self) -> u32 {
+        self.have[1] as u32
+    }
+
+    pub(crate) fn set_last_block(&mut self, i: u32) {
+        self.have[1] = u64::from(i);
+    }
+
+    /// Blocks in the list this block starts, as gap memory.
+    pub(crate) fn list_len(&self) -> u32 {
+        self.have[2] as u32
+    }
+
+    pub(crate) fn set_list_len(&mut self, n: u32) {
+        self.have[2] = u64::from(n);
+    }
+
     /// End (internal offset) of a remembered cut that covers `off`, if any.
     pub(crate) fn cut_covering(&self, off: u64) -> Option<u64> {
         (0..CUTS)
@@ -202,6 +278,23 @@ impl<'s> Pool<'s> {
         self.free_count
     }
 
+    /// Moves the ranges of gap-memory block `from` from its `k`-th on to the empty block
+    /// `to`.
+    pub(crate) fn move_ranges(&mut self, from: u32, k: usize, to: u32) {
+        let n = self.get(from).ranges();
+        for j in k..n {
+            let (lo, hi) = self.get(from).range(j);
+            self.get_mut(to).set_range(j - k, lo, hi);
+        }
+        self.get_mut(to).have[0] = n.saturating_sub(k) as u64;
+        self.get_mut(from).have[0] = k.min(n) as u64;
+    }
+
+    /// Blocks in the pool.
+    pub(crate) fn len(&self) -> u32 {
+        self.len
+    }
+
     pub(crate) fn get(&self, i: u32) -> &Block {
         &self.blocks[i as usize]
     }
@@ -267,6 +360,40 @@ mod tests {
         assert_eq!(b.cut_covering(2048 + 110), None);
         assert_eq!(b.cut_covering(3072 + 4999), Some(3072 + 5000));
         assert_eq!(b.cut_covering(2048 + 500), None);
+    }
+
+    #[test]
+    fn gap_memory_ranges_insert_remove_and_move() {
+        let mut storage = vec![Block::EMPTY; 2];
+        let mut pool = Pool::new(&mut storage);
+        let (a, b) = (pool.alloc().unwrap(), pool.alloc().unwrap());
+        let blk = pool.get_mut(a);
+        for k in 0..RANGES {
+            blk.insert_range(k, k as u64 * 10, k as u64 * 10 + 5);
+        }
+        assert_eq!(blk.ranges(), RANGES);
+        // Full: refused, nothing moves.
+        blk.insert_range(3, 1, 2);
+        assert_eq!((blk.ranges(), blk.range(3)), (RANGES, (30, 35)));
+        blk.remove_range(0);
+        assert_eq!((blk.ranges(), blk.range(0)), (RANGES - 1, (10, 15)));
+        blk.insert_range(0, 0, 5);
+        assert_eq!(blk.range(1), (10, 15));
+        pool.move_ranges(a, RANGES / 2, b);
+        assert_eq!(pool.get(a).ranges(), RANGES / 2);
+        assert_eq!(pool.get(b).ranges(), RANGES / 2);
+        assert_eq!(
+            pool.get(b).range(0),
+            (RANGES as u64 / 2 * 10, RANGES as u64 / 2 * 10 + 5)
+        );
+        assert_eq!(
+            pool.get(a).range(RANGES / 2 - 1).0,
+            (RANGES as u64 / 2 - 1) * 10
+        );
+        // A fresh block holds no ranges, whatever it held before.
+        pool.release(a);
+        assert_eq!(pool.alloc(), Some(a));
+        assert_eq!(pool.get(a).ranges(), 0);
     }
 
     #[test]

@@ -116,12 +116,16 @@ pub struct FlowStats {
     /// Payload bytes of those segments.
     pub out_of_window_bytes: u64,
     /// Payload bytes that arrived for a hole already reported as a gap and could not be
-    /// placed (the sink could not take them), or before the start of the stream. Bytes for a
-    /// gap older than a direction's latest four count as retransmitted instead.
+    /// placed (the sink could not take them), or before the start of the stream.
     pub late_bytes: u64,
     /// Bytes that arrived for a hole already reported as a gap and filled it late (the
     /// sink took them: they are in `delivered_bytes`, and no longer in `gap_bytes`).
     pub late_filled_bytes: u64,
+    /// Payload bytes that arrived behind the stream position where a direction had
+    /// forgotten its gaps (its out-of-order budget full, or across an eviction): late bytes
+    /// for a forgotten gap or a retransmission, which cannot be told apart, so they are
+    /// neither written nor compared (never counted as conflicting).
+    pub unclassified_bytes: u64,
     /// Payload bytes after a FIN, or on a connection already closed.
     pub after_close_bytes: u64,
     /// Payload bytes of segments that found no flow slot (only when the table has no slots).

@@ -16,7 +16,7 @@ use crate::config::{Config, OverlapPolicy};
 
 use crate::flow::{Dir, FlowInfo};
 
-use crate::pool::{Block, Pool, BLOCK_DATA, NIL};
+use crate::pool::{Block, Pool, BLOCK_DATA, NIL, RANGES};
 use crate::seq::SeqNum;
 use crate::sink::{GapReason, Sink};
 use crate::stats::FlowStats;
@@ -31,10 +31,27 @@ const HOLD_BASE: u64 = 1 << 31;
 
 pub(crate) const NO_FIN: u64 = u64::MAX;
 
-/// Gaps a direction remembers so that bytes arriving for them later still land: a few,
-/// as they cost every flow slot; older ones are forgotten (their late bytes count as
-/// retransmitted).
+/// Entries of a direction's `gap_lo`/`gap_hi`: the latest gaps it remembers in its slot (the
+/// fast path, [`INLINE`] of them), then the hull of the gaps it forgot ([`HULL`]).
 pub(crate) const GAPS_KEPT: usize = 4;
+/// Gaps remembered in the slot; older ones go to the gap memory, pool blocks of
+/// [`RANGES`] ranges each, as the direction's budget allows.
+const INLINE: usize = GAPS_KEPT - 1;
+/// Entry of the hull: the span of the gaps forgotten for lack of memory (empty when
+/// `lo == hi`). Bytes landing there are late or retransmitted, nobody knows which: they are
+/// counted (`unclassified_bytes`), neither written nor compared.
+const HULL: usize = GAPS_KEPT - 1;
+
+/// Where a remembered gap is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum At {
+    /// The hull of forgotten gaps.
+    Hull,
+    /// Inline entry `k`.
+    Inline(usize),
+    /// Range `k` of gap-memory block `block`, which follows `prev` (or is the first).
+    Spill { block: u32, prev: u32, k: usize },
+}
 
 /// How far a direction has got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,15 +91,19 @@ pub(crate) struct Half {
     /// Highest internal offset the peer acknowledged, once `peer_acked`.
     pub(crate) acked: u64,
     pub(crate) peer_acked: bool,
-    /// The latest holes given up as gaps, what is still missing of them (internal offsets,
-    /// ascending; `lo == hi` is an empty entry, after the others): bytes that arrive for
-    /// them later are late, not retransmitted.
+    /// Entries below [`INLINE`]: the latest holes given up as gaps, what is still missing
+    /// of them (internal offsets, ascending; `lo == hi` is an empty entry, after the others):
+    /// bytes that arrive for them later are late, not retransmitted. Older gaps are in the
+    /// gap memory (below these), and those forgotten for lack of memory in the hull (entry
+    /// [`HULL`], below all the others).
     pub(crate) gap_lo: [u64; GAPS_KEPT],
     pub(crate) gap_hi: [u64; GAPS_KEPT],
     pub(crate) head: u32,
     pub(crate) tail: u32,
+    /// Pool blocks held: data windows and gap memory (the direction's budget covers both).
     pub(crate) blocks: u32,
-    /// Segments held while provisional.
+    /// While provisional: segments held. Once open: the first block of the gap memory plus
+    /// one (0: none), a list of pool blocks in ascending order.
     pub(crate) held: u32,
 }
 
@@ -361,7 +382,8 @@ impl Half {
     }
 
     /// Bytes at `off` that are behind the stream position: a retransmission of delivered bytes
-    /// (the sink compares them), or bytes for a remembered gap, which arrive late.
+    /// (the sink compares them), bytes for a remembered gap, which arrive late, or bytes
+    /// where gaps were forgotten, which nobody can classify.
     fn repeated<S: Sink>(
         &mut self,
         info: &mut FlowInfo,
@@ -374,18 +396,19 @@ impl Half {
         let mut pos = off;
         while pos < end {
             let piece = |to: u64| &data[(pos - off) as usize..(to - off) as usize];
-            // The first remembered gap that ends after `pos` (ascending, so the one at or
-            // after it).
-            let k =
-                (0..GAPS_KEPT).find(|&k| self.gap_lo[k] < self.gap_hi[k] && self.gap_hi[k] > pos);
-            match k {
-                Some(k) if self.gap_lo[k] <= pos => {
-                    let to = self.gap_hi[k].min(end);
-                    self.late(info, dir, env, k, pos, piece(to));
+            match self.find_gap(env.pool, pos) {
+                Some((At::Hull, lo, hi)) if lo <= pos => {
+                    let to = hi.min(end);
+                    env.stats.unclassified_bytes += to - pos;
                     pos = to;
                 }
-                Some(k) => {
-                    let to = self.gap_lo[k].min(end);
+                Some((at, lo, hi)) if lo <= pos => {
+                    let to = hi.min(end);
+                    self.late(info, dir, env, at, (lo, hi), pos, piece(to));
+                    pos = to;
+                }
+                Some((_, lo, _)) => {
+                    let to = lo.min(end);
                     self.redelivered(info, dir, env, pos, piece(to));
                     pos = to;
                 }
@@ -397,14 +420,64 @@ impl Half {
         }
     }
 
-    /// Bytes at `off` for remembered gap `k`, which was reported and never delivered: the
-    /// sink may still write them at their offsets, and then the gap shrinks.
+    /// The first remembered range (hull, gap memory, inline gaps: ascending) that ends after
+    /// `pos`, with its bounds.
+    fn find_gap(&self, pool: &Pool<'_>, pos: u64) -> Option<(At, u64, u64)> {
+        let (hlo, hhi) = (self.gap_lo[HULL], self.gap_hi[HULL]);
+        if hlo < hhi && hhi > pos {
+            return Some((At::Hull, hlo, hhi));
+        }
+        // Every range in the gap memory ends at or before the first inline gap starts, and
+        // the last one ends in the last block: most lookups skip the list.
+        let first_inline = (self.gap_lo[0] < self.gap_hi[0]).then_some(self.gap_lo[0]);
+        let head = self.spill();
+        if head != NIL && first_inline.map_or(true, |lo| pos < lo) {
+            let last = pool.get(pool.get(head).last_block());
+            let n = last.ranges();
+            if n > 0 && last.range(n - 1).1 > pos {
+                let (mut prev, mut i) = (NIL, head);
+                while i != NIL {
+                    let b = pool.get(i);
+                    let n = b.ranges();
+                    if n > 0 && b.range(n - 1).1 > pos {
+                        // Binary search: the first range ending after `pos`.
+                        let (mut a, mut z) = (0, n - 1);
+                        while a < z {
+                            let m = (a + z) / 2;
+                            if b.range(m).1 > pos {
+                                z = m;
+                            } else {
+                                a = m + 1;
+                            }
+                        }
+                        let (lo, hi) = b.range(a);
+                        let at = At::Spill {
+                            block: i,
+                            prev,
+                            k: a,
+                        };
+                        return Some((at, lo, hi));
+                    }
+                    prev = i;
+                    i = b.next;
+                }
+            }
+        }
+        (0..INLINE)
+            .find(|&k| self.gap_lo[k] < self.gap_hi[k] && self.gap_hi[k] > pos)
+            .map(|k| (At::Inline(k), self.gap_lo[k], self.gap_hi[k]))
+    }
+
+    /// Bytes at `off` for the remembered gap `(lo, hi)` at `at`, which was reported and never
+    /// delivered: the sink may still write them at their offsets, and then the gap shrinks.
+    #[allow(clippy::too_many_arguments)]
     fn late<S: Sink>(
         &mut self,
         info: &mut FlowInfo,
         dir: Dir,
         env: &mut Env<'_, '_, S>,
-        k: usize,
+        at: At,
+        (lo, hi): (u64, u64),
         off: u64,
         data: &[u8],
     ) {
@@ -418,55 +491,292 @@ impl Half {
         env.stats.gap_bytes -= n;
         let di = &mut info.dirs[dir.index()];
         di.gap_bytes -= n;
-        let (end, lo, hi) = (off + n, self.gap_lo[k], self.gap_hi[k]);
+        let end = off + n;
         // What is left of the gap: both ends (two gaps now), one end, or nothing.
-        if off > lo && end < hi {
+        let left = (off > lo).then_some((lo, off));
+        let right = (end < hi).then_some((end, hi));
+        if left.is_some() && right.is_some() {
             di.gaps += 1;
             env.stats.gaps += 1;
-            self.gap_hi[k] = off;
-            self.remember_gap(k + 1, end, hi);
-        } else if off > lo {
-            self.gap_hi[k] = off;
-        } else if end < hi {
-            self.gap_lo[k] = end;
-        } else {
+        } else if left.is_none() && right.is_none() {
             di.gaps -= 1;
             env.stats.gaps -= 1;
-            self.forget_gap(k);
+        }
+        let (pool, cfg) = (&mut *env.pool, env.cfg);
+        match at {
+            At::Hull => {}
+            At::Inline(k) => match (left, right) {
+                (Some((a, b)), None) | (None, Some((a, b))) => {
+                    self.gap_lo[k] = a;
+                    self.gap_hi[k] = b;
+                }
+                (Some((a, b)), Some((c, d))) => {
+                    self.gap_lo[k] = a;
+                    self.gap_hi[k] = b;
+                    self.insert_inline(pool, cfg, k + 1, c, d);
+                }
+                (None, None) => {
+                    for j in k..INLINE - 1 {
+                        self.gap_lo[j] = self.gap_lo[j + 1];
+                        self.gap_hi[j] = self.gap_hi[j + 1];
+                    }
+                    self.gap_lo[INLINE - 1] = 0;
+                    self.gap_hi[INLINE - 1] = 0;
+                }
+            },
+            At::Spill { block, prev, k } => match (left, right) {
+                (Some((a, b)), None) | (None, Some((a, b))) => {
+                    pool.get_mut(block).set_range(k, a, b);
+                }
+                (Some((a, b)), Some((c, d))) => {
+                    pool.get_mut(block).set_range(k, a, b);
+                    self.insert_spilled(pool, cfg, block, k + 1, c, d);
+                }
+                (None, None) => {
+                    pool.get_mut(block).remove_range(k);
+                    if pool.get(block).ranges() == 0 {
+                        self.unlink_spilled(pool, prev, block);
+                        pool.release(block);
+                        self.blocks -= 1;
+                    }
+                }
+            },
         }
     }
 
-    /// Remembers the missing range `[lo, hi)` at position `at` of the list, forgetting the
-    /// oldest entry when the list is full.
-    /// Forgets the remembered gaps (a resumed connection's figures start again).
-    pub(crate) fn forget_gaps(&mut self) {
-        self.gap_lo = [0; GAPS_KEPT];
-        self.gap_hi = [0; GAPS_KEPT];
+    /// The first block of the gap memory, or NIL.
+    fn spill(&self) -> u32 {
+        if self.mode == Mode::Open {
+            self.held.wrapping_sub(1)
+        } else {
+            NIL
+        }
     }
 
-    fn remember_gap(&mut self, mut at: usize, lo: u64, hi: u64) {
-        if self.gap_lo[GAPS_KEPT - 1] < self.gap_hi[GAPS_KEPT - 1] {
-            if at == 0 {
+    fn set_spill(&mut self, i: u32) {
+        self.held = i.wrapping_add(1);
+    }
+
+    /// Forgets `[lo, hi)`: the hull grows over it. Only ever the lowest range remembered, so
+    /// the hull stays below the others.
+    fn forget(&mut self, lo: u64, hi: u64) {
+        if lo >= hi {
+            return;
+        }
+        if self.gap_lo[HULL] < self.gap_hi[HULL] {
+            self.gap_lo[HULL] = self.gap_lo[HULL].min(lo);
+            self.gap_hi[HULL] = self.gap_hi[HULL].max(hi);
+        } else {
+            self.gap_lo[HULL] = lo;
+            self.gap_hi[HULL] = hi;
+        }
+    }
+
+    /// Forgets the gaps of the gap memory's first block and takes the block out of the list
+    /// (still counted in `blocks`); NIL when the list is empty.
+    fn take_first_spilled(&mut self, pool: &mut Pool<'_>) -> u32 {
+        let head = self.spill();
+        if head == NIL {
+            return NIL;
+        }
+        let b = pool.get(head);
+        let n = b.ranges();
+        if n > 0 {
+            let (lo, hi) = (b.range(0).0, b.range(n - 1).1);
+            self.forget(lo, hi);
+        }
+        self.unlink_spilled(pool, NIL, head);
+        let b = pool.get_mut(head);
+        b.clear_ranges();
+        b.next = NIL;
+        head
+    }
+
+    /// Takes block `i`, which follows `prev` (NIL: the first), out of the gap memory's list.
+    fn unlink_spilled(&mut self, pool: &mut Pool<'_>, prev: u32, i: u32) {
+        let head = pool.get(self.spill());
+        let (next, last, len) = (pool.get(i).next, head.last_block(), head.list_len());
+        if prev == NIL {
+            self.set_spill(next);
+        } else {
+            pool.get_mut(prev).next = next;
+        }
+        let head = self.spill();
+        if head != NIL {
+            let h = pool.get_mut(head);
+            h.set_last_block(if last == i { prev } else { last });
+            h.set_list_len(len.saturating_sub(1));
+        }
+    }
+
+    /// Blocks of the gap memory.
+    fn spilled_blocks(&self, pool: &Pool<'_>) -> u32 {
+        match self.spill() {
+            NIL => 0,
+            head => pool.get(head).list_len(),
+        }
+    }
+
+    /// A new block for the gap memory, if it holds less than a quarter of the direction's
+    /// budget (held data has the rest), the direction is within its budget (gaps are given up
+    /// while the window they free is still held, so the gap memory may take one block more
+    /// for that moment), and a quarter of the pool is still free for held data (remembering
+    /// old gaps never starves another flow's reassembly).
+    fn alloc_spilled(&mut self, pool: &mut Pool<'_>, cfg: &Config) -> u32 {
+        let max = cfg.max_blocks_per_dir;
+        let room = self.spilled_blocks(pool) < max / 4
+            && self.blocks <= max
+            && pool.free_count() > pool.len() / 4;
+        match pool.alloc_if(room) {
+            Some(i) => {
+                self.blocks += 1;
+                pool.get_mut(i).clear_ranges();
+                i
+            }
+            None => NIL,
+        }
+    }
+
+    /// A block for the gap memory: a new one, or else its own first block, forgotten.
+    fn spill_block(&mut self, pool: &mut Pool<'_>, cfg: &Config) -> u32 {
+        match self.alloc_spilled(pool, cfg) {
+            NIL => self.take_first_spilled(pool),
+            i => i,
+        }
+    }
+
+    /// Remembers `[lo, hi)`, above every gap in the gap memory and below every inline one.
+    fn push_spilled(&mut self, pool: &mut Pool<'_>, cfg: &Config, lo: u64, hi: u64) {
+        let head = self.spill();
+        if head != NIL {
+            let last = pool.get(head).last_block();
+            let n = pool.get(last).ranges();
+            if n < RANGES {
+                pool.get_mut(last).insert_range(n, lo, hi);
                 return;
             }
-            self.forget_gap(0);
-            at -= 1;
         }
-        for j in (at + 1..GAPS_KEPT).rev() {
+        let i = self.spill_block(pool, cfg);
+        if i == NIL {
+            // No memory at all: forgotten.
+            self.forget(lo, hi);
+            return;
+        }
+        pool.get_mut(i).insert_range(0, lo, hi);
+        self.append_spilled(pool, i);
+    }
+
+    /// Puts the (non-empty) block `i` at the end of the gap memory's list.
+    fn append_spilled(&mut self, pool: &mut Pool<'_>, i: u32) {
+        let len = self.spilled_blocks(pool);
+        let head = self.spill();
+        if head == NIL {
+            self.set_spill(i);
+        } else {
+            let last = pool.get(head).last_block();
+            pool.get_mut(last).next = i;
+        }
+        let h = pool.get_mut(self.spill());
+        h.set_last_block(i);
+        h.set_list_len(len + 1);
+    }
+
+    /// Remembers `[lo, hi)` at position `k` of gap-memory block `block` (a gap split in two
+    /// by late bytes).
+    fn insert_spilled(
+        &mut self,
+        pool: &mut Pool<'_>,
+        cfg: &Config,
+        block: u32,
+        k: usize,
+        lo: u64,
+        hi: u64,
+    ) {
+        if pool.get(block).ranges() < RANGES {
+            pool.get_mut(block).insert_range(k, lo, hi);
+            return;
+        }
+        // Split the block in two: with a new block, or (when it is not the first) the
+        // first block of the list, forgotten; else the lowest range of all makes room.
+        let mut new = self.alloc_spilled(pool, cfg);
+        if new == NIL && block != self.spill() {
+            new = self.take_first_spilled(pool);
+        }
+        if new == NIL {
+            let (a, b) = pool.get(block).range(0);
+            pool.get_mut(block).remove_range(0);
+            self.forget(a, b);
+            match k.checked_sub(1) {
+                Some(k) => pool.get_mut(block).insert_range(k, lo, hi),
+                None => self.forget(lo, hi),
+            }
+            return;
+        }
+        let half = RANGES / 2;
+        pool.move_ranges(block, half, new);
+        let next = pool.get(block).next;
+        pool.get_mut(new).next = next;
+        pool.get_mut(block).next = new;
+        let h = pool.get_mut(self.spill());
+        if h.last_block() == block {
+            h.set_last_block(new);
+        }
+        h.set_list_len(h.list_len() + 1);
+        if k <= half {
+            pool.get_mut(block).insert_range(k, lo, hi);
+        } else {
+            pool.get_mut(new).insert_range(k - half, lo, hi);
+        }
+    }
+
+    /// Remembers `[lo, hi)` at inline position `k`; when the slot is full its lowest gap
+    /// moves to the gap memory.
+    fn insert_inline(&mut self, pool: &mut Pool<'_>, cfg: &Config, mut k: usize, lo: u64, hi: u64) {
+        if self.gap_lo[INLINE - 1] < self.gap_hi[INLINE - 1] {
+            if k == 0 {
+                self.push_spilled(pool, cfg, lo, hi);
+                return;
+            }
+            self.push_spilled(pool, cfg, self.gap_lo[0], self.gap_hi[0]);
+            for j in 0..INLINE - 1 {
+                self.gap_lo[j] = self.gap_lo[j + 1];
+                self.gap_hi[j] = self.gap_hi[j + 1];
+            }
+            k -= 1;
+        }
+        for j in (k + 1..INLINE).rev() {
             self.gap_lo[j] = self.gap_lo[j - 1];
             self.gap_hi[j] = self.gap_hi[j - 1];
         }
-        self.gap_lo[at] = lo;
-        self.gap_hi[at] = hi;
+        self.gap_lo[k] = lo;
+        self.gap_hi[k] = hi;
     }
 
-    fn forget_gap(&mut self, k: usize) {
-        for j in k..GAPS_KEPT - 1 {
-            self.gap_lo[j] = self.gap_lo[j + 1];
-            self.gap_hi[j] = self.gap_hi[j + 1];
+    /// Frees the gap memory's first block for held data; whether there was one.
+    fn free_first_spilled(&mut self, pool: &mut Pool<'_>) -> bool {
+        let i = self.take_first_spilled(pool);
+        if i == NIL {
+            return false;
         }
-        self.gap_lo[GAPS_KEPT - 1] = 0;
-        self.gap_hi[GAPS_KEPT - 1] = 0;
+        pool.release(i);
+        self.blocks -= 1;
+        true
+    }
+
+    /// Gives the gap memory back to the pool: its gaps are forgotten (the connection is
+    /// closed; one evicted keeps its inline gaps and the hull in its record).
+    fn release_spilled(&mut self, pool: &mut Pool<'_>) {
+        while self.free_first_spilled(pool) {}
+    }
+
+    /// Forgets the remembered gaps (a resumed connection's figures start again, so bytes for
+    /// gaps reported before its eviction are no longer late for it): the hull covers them.
+    pub(crate) fn forget_gaps(&mut self) {
+        for k in 0..INLINE {
+            self.forget(self.gap_lo[k], self.gap_hi[k]);
+            self.gap_lo[k] = 0;
+            self.gap_hi[k] = 0;
+        }
     }
 
     fn redelivered<S: Sink>(
@@ -761,6 +1071,8 @@ impl Half {
         self.next = low;
         self.origin = low;
         self.mode = Mode::Open;
+        // `held` names the gap memory from now on: none yet.
+        self.held = 0;
         if self.fin_off != NO_FIN && self.fin_off < low {
             self.fin_off = low;
         }
@@ -839,10 +1151,10 @@ impl Half {
         }
         env.sink
             .gap(info, dir, self.next - self.origin, len, reason);
-        let used = (0..GAPS_KEPT)
+        let used = (0..INLINE)
             .filter(|&k| self.gap_lo[k] < self.gap_hi[k])
             .count();
-        self.remember_gap(used, self.next, self.next + len);
+        self.insert_inline(env.pool, env.cfg, used, self.next, self.next + len);
         env.stats.gaps += 1;
         env.stats.gap_bytes += len;
         let di = &mut info.dirs[dir.index()];
@@ -896,6 +1208,7 @@ impl Half {
     /// Returns held blocks to the pool without delivering them (used only after `flush`,
     /// which leaves none, and as a guard when a slot is reused).
     pub(crate) fn release(&mut self, pool: &mut Pool<'_>) {
+        self.release_spilled(pool);
         let mut i = self.head;
         while i != NIL {
             let n = pool.get(i).next;

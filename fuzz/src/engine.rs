@@ -636,6 +636,7 @@ fn pass(
         let accounted = st.delivered_bytes
             + st.retransmitted_bytes
             + st.late_bytes
+            + st.unclassified_bytes
             + st.after_close_bytes
             + st.out_of_window_bytes
             + st.untracked_bytes

@@ -214,6 +214,7 @@ pub fn stats_groups(s: &Stats) -> [(&'static str, Vec<(&'static str, u64)>); 3] 
                 ("out_of_window_bytes", f.out_of_window_bytes),
                 ("late_bytes", f.late_bytes),
                 ("late_filled_bytes", f.late_filled_bytes),
+                ("unclassified_bytes", f.unclassified_bytes),
                 ("after_close_bytes", f.after_close_bytes),
                 ("untracked_bytes", f.untracked_bytes),
                 ("fin_assumed", f.fin_assumed),

@@ -734,6 +734,14 @@ fn summary(stats: &Stats, host: &HostStats, outdir: Option<&Path>, spooled: bool
         f.out_of_window,
         f.closed_evicted
     ));
+    if f.unclassified_bytes > 0 {
+        // Bytes behind a stream's position where its gaps were forgotten for lack of
+        // memory: neither written nor compared, so the user knows the files may miss them.
+        s.push_str(&format!(
+            "; {} bytes unclassified (late or retransmitted, for gaps forgotten for lack of memory)",
+            f.unclassified_bytes
+        ));
+    }
     if host.files_failed > 0 {
         s.push_str(&format!(
             "; {} files failed ({} bytes not written)",

@@ -231,3 +231,127 @@ fn late_http_body(small: usize) {
     check(&exported);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Windows of this stream: more than a direction may hold out of order (512 blocks of 1 KiB,
+/// the core's default), so the oldest holes are given up as gaps, far more than the four a
+/// flow slot remembers.
+const WINDOWS: usize = 600;
+
+/// Every KiB of the stream starts with a hole: the rest of each KiB first, in order (past the
+/// direction's budget each new KiB gives up the oldest hole, as a gap); then every hole's
+/// bytes, late, in an order of their own; FINs.
+fn many_gaps_capture(p: &Path) -> Vec<u8> {
+    let (c, s) = (client(8), server());
+    let (isn_c, isn_s) = (5000u32, 9000u32);
+    let d: Vec<u8> = (0..WINDOWS * 1024)
+        .map(|i| b'a' + ((i * 7 + i / 1024) % 26) as u8)
+        .collect();
+    let hole = |k: usize| (k * 1024, k * 1024 + 1 + (k * 389) % 900);
+    let mut pc = Pcap::new();
+    let mut t = 1_700_000_000_000_000u64;
+    let mut tick = || {
+        t += 10;
+        t
+    };
+    pc.tcp(tick(), c, s, isn_c, 0, SYN, b"");
+    pc.tcp(tick(), s, c, isn_s, isn_c + 1, SYN | ACK, b"");
+    pc.tcp(tick(), c, s, isn_c + 1, isn_s + 1, ACK, b"");
+    let seg = |lo: usize| isn_c + 1 + lo as u32;
+    for k in 0..WINDOWS {
+        let (_, hi) = hole(k);
+        pc.tcp(
+            tick(),
+            c,
+            s,
+            seg(hi),
+            isn_s + 1,
+            ACK,
+            &d[hi..(k + 1) * 1024],
+        );
+    }
+    let mut order: Vec<usize> = (0..WINDOWS).collect();
+    order.sort_by_key(|&k| (k * 7919) % WINDOWS);
+    for k in order {
+        let (lo, hi) = hole(k);
+        pc.tcp(tick(), c, s, seg(lo), isn_s + 1, ACK, &d[lo..hi]);
+    }
+    let fin = seg(d.len());
+    pc.tcp(tick(), c, s, fin, isn_s + 1, FIN | ACK, b"");
+    pc.tcp(tick(), s, c, isn_s + 1, fin + 1, FIN | ACK, b"");
+    pc.tcp(tick(), c, s, fin + 1, isn_s + 2, ACK, b"");
+    pc.write(p);
+    d
+}
+
+/// The figure `name='N'` of the report's totals.
+fn figure(report: &str, name: &str) -> u64 {
+    let at = report
+        .find(&format!("{name}='"))
+        .unwrap_or_else(|| panic!("{name} in {report}"));
+    let rest = &report[at + name.len() + 2..];
+    rest[..rest.find('\'').unwrap()].parse().unwrap()
+}
+
+#[test]
+fn many_gaps_filled_late_land_in_files_and_spool_export() {
+    let d = tmp("late-many");
+    let cap = d.join("many.pcap");
+    let data = many_gaps_capture(&cap);
+    let name = format!(
+        "010.000.000.008.{:05}-010.009.009.009.00080",
+        client(8).port
+    );
+    let direct = d.join("direct");
+    let o = run(&["-r", cap.to_str().unwrap(), "-o", direct.to_str().unwrap()]);
+    ok(&o);
+    assert!(
+        std::fs::read(direct.join(&name)).unwrap() == data,
+        "file differs"
+    );
+    let report = std::fs::read_to_string(direct.join("report.xml")).unwrap();
+    // More holes given up than a flow slot remembers, every one of them filled late.
+    eprintln!(
+        "pool_full {}, late_filled_bytes {}",
+        figure(&report, "pool_full"),
+        figure(&report, "late_filled_bytes")
+    );
+    assert!(figure(&report, "pool_full") >= 50, "{report}");
+    assert!(figure(&report, "late_filled_bytes") >= 50, "{report}");
+    for want in [
+        "gap_bytes='0'",
+        "conflict_bytes='0'",
+        "unclassified_bytes='0'",
+        "late_bytes='0'",
+    ] {
+        assert!(report.contains(want), "{want} not in the report:\n{report}");
+    }
+    assert!(
+        stderr(&o).contains("0 gaps (0 bytes), 0 conflicting bytes"),
+        "{}",
+        stderr(&o)
+    );
+
+    let spool = d.join("spool");
+    ok(&run(&[
+        "-q",
+        "-r",
+        cap.to_str().unwrap(),
+        "--spool",
+        spool.to_str().unwrap(),
+    ]));
+    let exported = d.join("exported");
+    ok(&run(&[
+        "-q",
+        "--spool-export",
+        spool.to_str().unwrap(),
+        "-o",
+        exported.to_str().unwrap(),
+    ]));
+    assert!(
+        std::fs::read(exported.join(&name)).unwrap() == data,
+        "exported file differs"
+    );
+    let report = std::fs::read_to_string(exported.join("report.xml")).unwrap();
+    assert!(report.contains("gap_bytes='0'"), "{report}");
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -79,11 +79,7 @@ fn time_chart<DB: DrawingBackend>(
             .map_err(err)?;
         for (i, se) in series.iter().enumerate() {
             let c = PALETTE[i % PALETTE.len()];
-            let mut pts = Vec::with_capacity(se.values.len() * 2);
-            for (k, v) in se.values.iter().enumerate() {
-                pts.push((k as f64 * secs_per_bin, *v));
-                pts.push(((k + 1) as f64 * secs_per_bin, *v));
-            }
+            let pts = step_points(&se.values, secs_per_bin);
             chart
                 .draw_series(LineSeries::new(pts, c.stroke_width(2)))
                 .map_err(err)?
@@ -103,6 +99,22 @@ fn time_chart<DB: DrawingBackend>(
         }
     }
     Ok(())
+}
+
+/// The corners of a step line over `values` (bin `k` spans `k..k + 1` bins): a run of equal
+/// values is one flat segment, so the line is the same with far fewer points (each point is
+/// formatted and escaped into the SVG: a long quiet capture drew thousands for nothing).
+fn step_points(values: &[f64], secs_per_bin: f64) -> Vec<(f64, f64)> {
+    let mut pts = Vec::new();
+    for (k, &v) in values.iter().enumerate() {
+        if k == 0 || values[k - 1] != v {
+            pts.push((k as f64 * secs_per_bin, v));
+        }
+        if values.get(k + 1) != Some(&v) {
+            pts.push(((k + 1) as f64 * secs_per_bin, v));
+        }
+    }
+    pts
 }
 
 /// Horizontal bars, largest on top.
@@ -534,6 +546,23 @@ fn fmt_secs(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn step_lines_keep_only_corners() {
+        assert_eq!(step_points(&[], 1.0), vec![]);
+        assert_eq!(step_points(&[5.0], 2.0), vec![(0.0, 5.0), (2.0, 5.0)]);
+        assert_eq!(
+            step_points(&[1.0, 1.0, 1.0, 3.0, 3.0, 1.0], 1.0),
+            vec![
+                (0.0, 1.0),
+                (3.0, 1.0),
+                (3.0, 3.0),
+                (5.0, 3.0),
+                (5.0, 1.0),
+                (6.0, 1.0)
+            ]
+        );
+    }
 
     #[test]
     fn si() {

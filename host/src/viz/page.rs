@@ -416,7 +416,7 @@ fn is_loss_counter(g: &str, k: &str) -> bool {
             "gaps" | "gap_bytes" | "conflict_bytes" | "closed_evicted" | "pool_full"
         ) | (
             "flow",
-            "out_of_window_bytes" | "untracked_bytes" | "after_close_bytes"
+            "out_of_window_bytes" | "untracked_bytes" | "after_close_bytes" | "unclassified_bytes"
         ) | (
             "frag",
             "dropped_bytes" | "conflict_bytes" | "no_slot" | "too_big" | "timed_out"
