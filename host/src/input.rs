@@ -307,7 +307,7 @@ impl Reader {
     /// The unconsumed bytes move to the front of the buffer first (a part of one record),
     /// so that each read fills what is left of it.
     fn fill(&mut self, at_least: usize) -> io::Result<()> {
-        if self.ahead.is_some() {
+        if cfg!(feature = "read-ahead") && self.ahead.is_some() {
             return self.fill_ahead(at_least);
         }
         if self.start > 0 {
@@ -669,7 +669,11 @@ pub fn open(name: &str, opts: &Opts) -> Result<Input, String> {
         (n, true)
     };
     // The same open file for a read-ahead thread, if there is one.
-    let dup = if regular && opts.read_ahead && total.is_some_and(|t| t >= AHEAD_MIN_FILE) {
+    let dup = if cfg!(feature = "read-ahead")
+        && regular
+        && opts.read_ahead
+        && total.is_some_and(|t| t >= AHEAD_MIN_FILE)
+    {
         file.try_clone().ok()
     } else {
         None
@@ -889,7 +893,10 @@ mod tests {
     fn read_through_with(path: &std::path::Path, opts: &Opts) -> (u32, u64) {
         let mut inp = open(path.to_str().unwrap(), opts).unwrap();
         let plain = inp.compression == Compression::None;
-        assert_eq!(inp.reader.ahead.is_some(), opts.read_ahead && plain);
+        assert_eq!(
+            inp.reader.ahead.is_some(),
+            opts.read_ahead && plain && cfg!(feature = "read-ahead")
+        );
         assert_eq!(inp.link, Some(LinkType::ETHERNET));
         let (mut n, mut bytes) = (0u32, 0u64);
         while let Some(r) = inp.next_record().unwrap() {
