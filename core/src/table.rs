@@ -208,41 +208,51 @@ fn recent_index(src: Addr, sport: u16, dst: Addr, dport: u16) -> usize {
     (x.wrapping_mul(0x9e37_79b1) >> (32 - RECENT.trailing_zeros())) as usize & !1
 }
 
-/// The packed words of a canonical (lower endpoint first) flow key, and whether the packet's
-/// source is the lower endpoint.
-fn key_words(src: Addr, sport: u16, dst: Addr, dport: u16, vlans: &Vlans) -> [u64; 6] {
-    fn addr_words(a: Addr) -> (u64, u64, u64) {
-        match a {
-            Addr::V4(b) => (u32::from_be_bytes(b) as u64, 0, 4),
-            Addr::V6(b) => {
-                let mut hi = [0u8; 8];
-                let mut lo = [0u8; 8];
-                hi.copy_from_slice(&b[..8]);
-                lo.copy_from_slice(&b[8..]);
-                (u64::from_be_bytes(hi), u64::from_be_bytes(lo), 6)
-            }
-        }
-    }
+/// The packed words of a canonical (lower endpoint first) flow key, and how many of them
+/// there are: 3 for IPv4 (both addresses share a word), 6 for IPv6 (SipHash takes the count,
+/// and the family is in the ports word too, so the two never collide by construction).
+fn key_words(src: Addr, sport: u16, dst: Addr, dport: u16, vlans: &Vlans) -> ([u64; 6], usize) {
     let (lo, lop, hi, hip) = if (src, sport) <= (dst, dport) {
         (src, sport, dst, dport)
     } else {
         (dst, dport, src, sport)
     };
-    let (a0, a1, fam) = addr_words(lo);
-    let (b0, b1, _) = addr_words(hi);
     let mut v = 0u64;
     for (i, id) in vlans.as_slice().iter().enumerate() {
         v |= (*id as u64) << (12 * i);
     }
     v |= (vlans.as_slice().len() as u64) << 40;
-    [
-        a0,
-        a1,
-        b0,
-        b1,
-        lop as u64 | (hip as u64) << 16 | fam << 32,
-        v,
-    ]
+    let ports = |fam: u64| lop as u64 | (hip as u64) << 16 | fam << 32;
+    match (lo, hi) {
+        (Addr::V4(a), Addr::V4(b)) => (
+            [
+                (u32::from_be_bytes(a) as u64) << 32 | u32::from_be_bytes(b) as u64,
+                ports(4),
+                v,
+                0,
+                0,
+                0,
+            ],
+            3,
+        ),
+        _ => {
+            fn addr_words(a: Addr) -> (u64, u64) {
+                match a {
+                    Addr::V4(b) => (u32::from_be_bytes(b) as u64, 0),
+                    Addr::V6(b) => {
+                        let mut hi = [0u8; 8];
+                        let mut lo = [0u8; 8];
+                        hi.copy_from_slice(&b[..8]);
+                        lo.copy_from_slice(&b[8..]);
+                        (u64::from_be_bytes(hi), u64::from_be_bytes(lo))
+                    }
+                }
+            }
+            let (a0, a1) = addr_words(lo);
+            let (b0, b1) = addr_words(hi);
+            ([a0, a1, b0, b1, ports(6), v], 6)
+        }
+    }
 }
 
 /// [`direction`] for a packed record (kept out of line: the busy flows are hot).
@@ -255,8 +265,8 @@ fn packed_direction(
     dport: u16,
     vlans: &Vlans,
 ) -> Option<Dir> {
-    let key = crate::pack::key(r.packed.get(..r.len as usize).unwrap_or(&[]));
-    direction(&key, src, sport, dst, dport, vlans)
+    let packed = r.packed.get(..r.len as usize).unwrap_or(&[]);
+    crate::pack::key_direction(packed, src, sport, dst, dport, vlans)
 }
 
 /// Which direction a packet from `src:sport` to `dst:dport` travels in a flow with `key`, if
@@ -407,8 +417,8 @@ impl<'s> FlowTable<'s> {
         if let Some(found) = self.recent_hit(self.recent[r | 1], src, sport, dst, dport, vlans) {
             return (Some(found), 0);
         }
-        let words = key_words(src, sport, dst, dport, vlans);
-        let h = siphash13(self.key, &words) as u32;
+        let (words, n) = key_words(src, sport, dst, dport, vlans);
+        let h = siphash13(self.key, &words[..n]) as u32;
         if self.index.is_empty() {
             return (None, h);
         }
