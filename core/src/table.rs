@@ -114,6 +114,11 @@ pub struct HotSlot {
     next_free: u32,
     /// Used since the clock hand last passed (second chance).
     referenced: bool,
+    /// The record holds this flow packed as it is here (see [`FlowTable::settle`]): the slot
+    /// can be given to another flow without packing.
+    clean: bool,
+    /// On the `clean` list (linked through `next_free`).
+    listed: bool,
 }
 
 impl HotSlot {
@@ -136,6 +141,8 @@ impl HotSlot {
         rec: NIL,
         next_free: NIL,
         referenced: false,
+        clean: false,
+        listed: false,
     };
 }
 
@@ -180,6 +187,12 @@ pub(crate) struct FlowTable<'s> {
     hot_fresh: u32,
     /// The clock hand: the next hot slot considered for packing.
     hand: u32,
+    /// Slots settled clean (`settle`), most recent first: taken before the clock turns.
+    /// Entries are checked when taken (a slot used again since, or freed, is skipped or
+    /// taken as free).
+    clean: u32,
+    /// The record whose flow the latest `make_hot` had to give a slot to, or NIL.
+    arrived: u32,
     macs: crate::pack::MacPairs,
     open: List,
     closed: List,
@@ -345,6 +358,8 @@ impl<'s> FlowTable<'s> {
             hot_free: NIL,
             hot_fresh: 0,
             hand: 0,
+            clean: NIL,
+            arrived: NIL,
             macs: crate::pack::MacPairs::EMPTY,
             open: List::EMPTY,
             closed: List::EMPTY,
@@ -479,6 +494,8 @@ impl<'s> FlowTable<'s> {
         match self.hot.get_mut(h as usize) {
             Some(s) => {
                 s.referenced = true;
+                // The caller may change the flow: the record's copy is stale from here on.
+                s.clean = false;
                 Ok(h)
             }
             None => self.make_hot_slow(i, unpack),
@@ -488,6 +505,7 @@ impl<'s> FlowTable<'s> {
     #[inline(never)]
     fn make_hot_slow(&mut self, i: u32, unpack: bool) -> Result<u32, u32> {
         let h = self.take_hot()?;
+        self.arrived = i;
         let r = &self.recs[i as usize];
         if r.link != 0 {
             // Spilled: gathered from its records (which are freed) first.
@@ -508,6 +526,7 @@ impl<'s> FlowTable<'s> {
         let s = &mut self.hot[h as usize];
         s.rec = i;
         s.referenced = true;
+        s.clean = false;
         self.recs[i as usize].link = HOT | h;
         if unpack {
             crate::pack::unpack(packed, &self.macs, &mut s.info, &mut s.half);
@@ -579,6 +598,9 @@ impl<'s> FlowTable<'s> {
         ) {
             return Ok(h);
         }
+        if let Some(h) = self.take_clean() {
+            return Ok(h);
+        }
         let n = self.hot.len() as u32;
         let mut victim = NIL;
         let mut tries = 0;
@@ -587,6 +609,8 @@ impl<'s> FlowTable<'s> {
             let h = self.hand;
             self.hand = if h + 1 >= n { 0 } else { h + 1 };
             let s = &mut self.hot[h as usize];
+            // `take_clean` emptied the clean list: no slot is on it here.
+            debug_assert!(!s.listed);
             if s.referenced {
                 s.referenced = false;
                 continue;
@@ -686,8 +710,73 @@ impl<'s> FlowTable<'s> {
         let s = &mut self.hot[h as usize];
         s.rec = NIL;
         s.referenced = false;
+        s.clean = false;
+        if s.listed {
+            // Its link is the clean list's: it is found free there.
+            return;
+        }
         s.next_free = self.hot_free;
         self.hot_free = h;
+    }
+
+    /// A slot from the clean list: free, or settled clean and not used since (its flow stays
+    /// in its record, which holds it whole). Slots used since are taken off the list and left
+    /// to the clock.
+    fn take_clean(&mut self) -> Option<u32> {
+        while self.clean != NIL {
+            let h = self.clean;
+            let s = &mut self.hot[h as usize];
+            self.clean = s.next_free;
+            s.listed = false;
+            if s.rec == NIL {
+                return Some(h);
+            }
+            if s.clean {
+                s.clean = false;
+                let rec = s.rec;
+                s.rec = NIL;
+                s.referenced = false;
+                self.recs[rec as usize].link = 0;
+                return Some(h);
+            }
+        }
+        None
+    }
+
+    /// After a packet of record `i`'s flow: when that flow had to be given a slot for it and
+    /// no slot is free (the active flows outnumber the slots, e.g. many connections visited
+    /// round-robin), packs it into its record now, while it is in cache, and puts the slot on
+    /// the clean list, to be taken next without packing. The clock would otherwise pack it
+    /// much later, from memory, for the next flow that needs a slot. The flow stays in its
+    /// slot until then: another packet for it soon finds it there (and makes it dirty).
+    /// Only a flow that fits its record is settled (no spill records).
+    pub(crate) fn settle(&mut self, i: u32) {
+        if self.arrived != i {
+            return;
+        }
+        self.arrived = NIL;
+        if self.hot_free != NIL || (self.hot_fresh as usize) < self.hot.len() {
+            return;
+        }
+        let r = &mut self.recs[i as usize];
+        if r.link & HOT == 0 {
+            return; // packed already (closed)
+        }
+        let h = r.link ^ HOT;
+        let Some(s) = self.hot.get_mut(h as usize) else {
+            return;
+        };
+        let Some(n) = crate::pack::pack(&s.info, &s.half, &mut self.macs, &mut r.packed) else {
+            return;
+        };
+        r.len = n as u8;
+        s.clean = true;
+        s.referenced = false;
+        if !s.listed {
+            s.listed = true;
+            s.next_free = self.clean;
+            self.clean = h;
+        }
     }
 
     /// Recycles the least recently active closed connection's record for a new flow (taken
@@ -1175,6 +1264,53 @@ mod tests {
         assert!(spill_count(&t) >= 1);
         t.remove(a);
         assert_eq!(spill_count(&t), 0);
+    }
+
+    #[test]
+    fn settled_slots_are_taken_first_without_losing_a_change() {
+        let mut recs = vec![FlowRecord::EMPTY; 8];
+        let mut slots = vec![HotSlot::EMPTY; 2];
+        let mut index = vec![0u32; 16];
+        let mut t = FlowTable::new(&mut recs, &mut slots, &mut index, [1, 2]);
+        let a = add(&mut t, info(1, 1000, 2, 80), 1);
+        // A slot is free: nothing to settle.
+        t.settle(a);
+        assert!(!t.hot[0].clean);
+        let b = add(&mut t, info(1, 1001, 2, 80), 2);
+        t.hot_slot_of(b).half[0].next = 5;
+        // Every slot taken: the flow that just got one is packed now, and stays in its slot.
+        t.settle(b);
+        let hb = t.recs[b as usize].link ^ HOT;
+        assert!(t.is_hot(b) && t.hot[hb as usize].clean);
+        // The next flow takes that slot without packing anything else.
+        let c = add(&mut t, info(1, 1002, 2, 80), 3);
+        assert!(!t.is_hot(b) && t.is_hot(a));
+        assert_eq!(t.recs[c as usize].link ^ HOT, hb);
+        t.make_hot(b, true).unwrap();
+        assert_eq!(t.hot_slot_of(b).half[0].next, 5);
+        assert_eq!(t.hot_slot_of(b).info.key, info(1, 1001, 2, 80).key);
+        // A settled flow used again is dirty: its slot is skipped on the list, and what
+        // changed is packed by the clock when the slot goes.
+        t.settle(b);
+        let hb = t.recs[b as usize].link ^ HOT;
+        assert!(t.hot[hb as usize].clean);
+        t.make_hot(b, true).unwrap();
+        t.hot_slot_of(b).half[0].next = 9;
+        for _ in 0..3 {
+            let other = [a, c].into_iter().find(|&x| !t.is_hot(x)).unwrap_or(a);
+            t.make_hot(other, true).unwrap();
+        }
+        t.make_hot(b, true).unwrap();
+        assert_eq!(t.hot_slot_of(b).half[0].next, 9);
+        // A settled flow removed leaves its slot on the list, free, taken as such.
+        t.arrived = b;
+        t.settle(b);
+        let hb = t.recs[b as usize].link ^ HOT;
+        t.remove(b);
+        assert_eq!(t.hot[hb as usize].rec, NIL);
+        let d = add(&mut t, info(1, 1003, 2, 80), 4);
+        assert_eq!(t.recs[d as usize].link ^ HOT, hb);
+        assert_eq!(t.clean, NIL);
     }
 
     #[test]
