@@ -11,7 +11,9 @@
 //!   (`core/src/pack.rs`) otherwise.
 //!
 //! A connection gets a hot slot when a packet comes for it; when none is free, one not used
-//! lately (a clock sweep) is packed back into its record. So 200,000 open connections cost
+//! lately (a clock sweep) is packed back into its record. When the active connections
+//! outnumber the slots, the one that just took a slot is packed right after its packet
+//! instead ([`FlowTable::settle`]), and its slot is the next one given. So 200,000 open connections cost
 //! 200,000 records and a few thousand hot slots. A flow too big for one record spills into
 //! spare ones; without a spare record it keeps its hot slot, and when the few flows tried for
 //! a slot all do so, the tracker evicts one of them (the eviction policy is in
@@ -200,16 +202,21 @@ pub(crate) struct FlowTable<'s> {
     /// Hot slots of recent flows by a cheap, unkeyed hash of the 4-tuple: most packets belong
     /// to one of a few busy flows, and a hit skips SipHash and the record. A hint only: a hit
     /// is checked against the slot's whole key, so crafted collisions (or a slot that went to
-    /// another flow since) cost a miss, never a wrong flow.
-    recent: [u32; RECENT],
+    /// another flow since) cost a miss, never a wrong flow. Each entry is a slot and, above
+    /// it, the 4-tuple's tag: a slot is only read when the tag matches, so with many more
+    /// flows than entries a miss costs no read of a slot (a cache miss, mostly).
+    recent: [u64; RECENT],
 }
+
+/// An empty [`FlowTable::recent`] entry.
+const NO_RECENT: u64 = NIL as u64;
 
 /// Entries of [`FlowTable::recent`] (a power of two).
 const RECENT: usize = 256;
 
-/// The [`FlowTable::recent`] entry of a 4-tuple: the same for both directions.
+/// The [`FlowTable::recent`] entry of a 4-tuple and its tag: the same for both directions.
 #[inline]
-fn recent_index(src: Addr, sport: u16, dst: Addr, dport: u16) -> usize {
+fn recent_index(src: Addr, sport: u16, dst: Addr, dport: u16) -> (usize, u32) {
     fn fold(a: Addr) -> u32 {
         match a {
             Addr::V4(b) => u32::from_ne_bytes(b),
@@ -217,8 +224,9 @@ fn recent_index(src: Addr, sport: u16, dst: Addr, dport: u16) -> usize {
         }
     }
     let x = fold(src) ^ fold(dst) ^ (sport ^ dport) as u32;
+    let t = x.wrapping_mul(0x9e37_79b1);
     // The first of a pair of entries (two-way: see `FlowTable::remember`).
-    (x.wrapping_mul(0x9e37_79b1) >> (32 - RECENT.trailing_zeros())) as usize & !1
+    ((t >> (32 - RECENT.trailing_zeros())) as usize & !1, t)
 }
 
 /// The packed words of a canonical (lower endpoint first) flow key, and how many of them
@@ -364,7 +372,7 @@ impl<'s> FlowTable<'s> {
             open: List::EMPTY,
             closed: List::EMPTY,
             evicted: List::EMPTY,
-            recent: [NIL; RECENT],
+            recent: [NO_RECENT; RECENT],
         }
     }
 
@@ -424,13 +432,14 @@ impl<'s> FlowTable<'s> {
         dport: u16,
         vlans: &Vlans,
     ) -> (Option<(u32, Dir)>, u32) {
-        let r = recent_index(src, sport, dst, dport);
+        let (r, tag) = recent_index(src, sport, dst, dport);
         // The hash is only needed to install a flow that was not found.
-        if let Some(found) = self.recent_hit(self.recent[r], src, sport, dst, dport, vlans) {
-            return (Some(found), 0);
-        }
-        if let Some(found) = self.recent_hit(self.recent[r | 1], src, sport, dst, dport, vlans) {
-            return (Some(found), 0);
+        for e in [self.recent[r], self.recent[r | 1]] {
+            if (e >> 32) as u32 == tag {
+                if let Some(found) = self.recent_hit(e as u32, src, sport, dst, dport, vlans) {
+                    return (Some(found), 0);
+                }
+            }
         }
         let (words, n) = key_words(src, sport, dst, dport, vlans);
         let h = siphash13(self.key, &words[..n]) as u32;
@@ -447,7 +456,7 @@ impl<'s> FlowTable<'s> {
                 if let Some(d) = self.direction_in(e - 1, src, sport, dst, dport, vlans) {
                     let l = self.recs[(e - 1) as usize].link;
                     if l & HOT != 0 {
-                        self.remember(r, l ^ HOT);
+                        self.remember(r, tag, l ^ HOT);
                     }
                     return (Some((e - 1, d)), h);
                 }
@@ -476,12 +485,14 @@ impl<'s> FlowTable<'s> {
         direction(&s.info.key, src, sport, dst, dport, vlans).map(|d| (s.rec, d))
     }
 
-    /// Puts hot slot `i` first in the pair of recent entries at `r`; the other one keeps the
-    /// flow that was first (two busy flows whose keys fall on the same pair both hit).
-    fn remember(&mut self, r: usize, i: u32) {
-        if self.recent[r] != i {
+    /// Puts hot slot `i` (of a 4-tuple with `tag`) first in the pair of recent entries at
+    /// `r`; the other one keeps the flow that was first (two busy flows whose keys fall on
+    /// the same pair both hit).
+    fn remember(&mut self, r: usize, tag: u32, i: u32) {
+        let e = u64::from(tag) << 32 | u64::from(i);
+        if self.recent[r] != e {
             self.recent[r | 1] = self.recent[r];
-            self.recent[r] = i;
+            self.recent[r] = e;
         }
     }
 
@@ -532,7 +543,8 @@ impl<'s> FlowTable<'s> {
             crate::pack::unpack(packed, &self.macs, &mut s.info, &mut s.half);
             s.info.slot = i;
             let k = s.info.key;
-            self.remember(recent_index(k.addr[0], k.port[0], k.addr[1], k.port[1]), h);
+            let (r, tag) = recent_index(k.addr[0], k.port[0], k.addr[1], k.port[1]);
+            self.remember(r, tag, h);
         }
     }
 
@@ -817,7 +829,8 @@ impl<'s> FlowTable<'s> {
         self.push_front(i, Which::Open);
         let k = &info.key;
         let h = self.recs[i as usize].link ^ HOT;
-        self.remember(recent_index(k.addr[0], k.port[0], k.addr[1], k.port[1]), h);
+        let (r, tag) = recent_index(k.addr[0], k.port[0], k.addr[1], k.port[1]);
+        self.remember(r, tag, h);
     }
 
     /// Marks record `i` active: front of its list.
@@ -1071,8 +1084,8 @@ mod tests {
         let (found, h) = t.lookup(v4(1), 1000, v4(2), 80, &Vlans::NONE);
         assert!(found.is_none());
         let i = add(&mut t, info(1, 1000, 2, 80), h);
-        t.recent = [NIL; RECENT]; // force the index path
-                                  // Found hot and packed alike.
+        t.recent = [NO_RECENT; RECENT]; // force the index path
+                                        // Found hot and packed alike.
         for _ in 0..2 {
             assert_eq!(
                 t.lookup(v4(2), 80, v4(1), 1000, &Vlans::NONE).0,
@@ -1103,7 +1116,7 @@ mod tests {
         let mut live = std::collections::BTreeMap::new();
         for round in 0..2000u32 {
             let port = (round * 7919 % 300) as u16;
-            t.recent = [NIL; RECENT];
+            t.recent = [NO_RECENT; RECENT];
             let (found, h) = t.lookup(v4(1), port, v4(2), 80, &Vlans::NONE);
             match found {
                 Some((i, _)) => {
@@ -1132,7 +1145,7 @@ mod tests {
             assert_eq!(t.open_len(), live.len());
         }
         for (&port, &i) in &live {
-            t.recent = [NIL; RECENT];
+            t.recent = [NO_RECENT; RECENT];
             assert_eq!(
                 t.lookup(v4(1), port, v4(2), 80, &Vlans::NONE).0,
                 Some((i, Dir::AtoB))
@@ -1240,7 +1253,7 @@ mod tests {
             spill_count(&t) >= 1,
             "a big flow takes more than its record"
         );
-        t.recent = [NIL; RECENT];
+        t.recent = [NO_RECENT; RECENT];
         assert_eq!(
             t.lookup(
                 info_a.key.addr[1],
