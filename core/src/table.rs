@@ -11,9 +11,10 @@
 //!   (`core/src/pack.rs`) otherwise.
 //!
 //! A connection gets a hot slot when a packet comes for it; when none is free, one not used
-//! lately (a clock sweep) is packed back into its record. When the active connections
-//! outnumber the slots, the one that just took a slot is packed right after its packet
-//! instead ([`FlowTable::settle`]), and its slot is the next one given. So 200,000 open connections cost
+//! lately (a clock sweep) is packed back into its record. When nearly every packet has
+//! to take a slot for its connection (far more active ones than slots), the one that just
+//! took a slot is packed right after its packet instead ([`FlowTable::settle`]), and its
+//! slot is the next one given. So 200,000 open connections cost
 //! 200,000 records and a few thousand hot slots. A flow too big for one record spills into
 //! spare ones; without a spare record it keeps its hot slot, and when the few flows tried for
 //! a slot all do so, the tracker evicts one of them (the eviction policy is in
@@ -51,6 +52,10 @@ pub(crate) enum RecordState {
     /// that its later packets pick it up where it stopped ([`FlowTable::resume`]).
     Evicted,
 }
+
+/// [`FlowTable::misses`] from which slots are settled: about 7 packets in 8 had to give
+/// their flow a slot (the average tends to 1,024 when all do).
+const THRASHING: u32 = 896;
 
 /// Bytes of a [`FlowRecord`].
 pub const RECORD_BYTES: usize = 80;
@@ -195,6 +200,9 @@ pub(crate) struct FlowTable<'s> {
     clean: u32,
     /// The record whose flow the latest `make_hot` had to give a slot to, or NIL.
     arrived: u32,
+    /// Of the latest packets, how many had to give their flow a slot: a moving average,
+    /// [`THRASHING`] and more when nearly all did.
+    misses: u32,
     macs: crate::pack::MacPairs,
     open: List,
     closed: List,
@@ -368,6 +376,7 @@ impl<'s> FlowTable<'s> {
             hand: 0,
             clean: NIL,
             arrived: NIL,
+            misses: 0,
             macs: crate::pack::MacPairs::EMPTY,
             open: List::EMPTY,
             closed: List::EMPTY,
@@ -755,19 +764,25 @@ impl<'s> FlowTable<'s> {
         None
     }
 
-    /// After a packet of record `i`'s flow: when that flow had to be given a slot for it and
-    /// no slot is free (the active flows outnumber the slots, e.g. many connections visited
-    /// round-robin), packs it into its record now, while it is in cache, and puts the slot on
-    /// the clean list, to be taken next without packing. The clock would otherwise pack it
-    /// much later, from memory, for the next flow that needs a slot. The flow stays in its
-    /// slot until then: another packet for it soon finds it there (and makes it dirty).
-    /// Only a flow that fits its record is settled (no spill records).
+    /// After each packet of record `i`'s flow. When nearly every packet has to give its flow
+    /// a slot (the active flows far outnumber the slots, e.g. many connections visited
+    /// round-robin, where keeping a flow in its slot gains nothing), and this one did, packs
+    /// the flow into its record now, while it is in cache, and puts the slot on the clean
+    /// list, to be taken next without packing. The clock would otherwise pack it much later,
+    /// from memory, for the next flow that needs a slot. The flow stays in its slot until
+    /// then: another packet for it soon finds it there (and makes it dirty). While most
+    /// packets find their flow in its slot (busy flows, or a few thousand taking turns),
+    /// nothing is settled: the clock keeps the ones used again. Only a flow that fits its
+    /// record is settled (no spill records).
     pub(crate) fn settle(&mut self, i: u32) {
-        if self.arrived != i {
-            return;
-        }
+        let arrived = self.arrived == i;
         self.arrived = NIL;
-        if self.hot_free != NIL || (self.hot_fresh as usize) < self.hot.len() {
+        self.misses = self.misses - (self.misses >> 5) + if arrived { 32 } else { 0 };
+        if !arrived
+            || self.misses < THRASHING
+            || self.hot_free != NIL
+            || (self.hot_fresh as usize) < self.hot.len()
+        {
             return;
         }
         let r = &mut self.recs[i as usize];
@@ -1291,7 +1306,13 @@ mod tests {
         assert!(!t.hot[0].clean);
         let b = add(&mut t, info(1, 1001, 2, 80), 2);
         t.hot_slot_of(b).half[0].next = 5;
-        // Every slot taken: the flow that just got one is packed now, and stays in its slot.
+        // Every slot taken, but most packets found their flow in its slot: nothing settled.
+        t.settle(b);
+        assert!(!t.hot.iter().any(|s| s.clean));
+        // Nearly all had to give theirs a slot: the flow that just got one is packed now,
+        // and stays in its slot.
+        t.misses = THRASHING;
+        t.arrived = b;
         t.settle(b);
         let hb = t.recs[b as usize].link ^ HOT;
         assert!(t.is_hot(b) && t.hot[hb as usize].clean);
@@ -1304,6 +1325,7 @@ mod tests {
         assert_eq!(t.hot_slot_of(b).info.key, info(1, 1001, 2, 80).key);
         // A settled flow used again is dirty: its slot is skipped on the list, and what
         // changed is packed by the clock when the slot goes.
+        t.misses = THRASHING;
         t.settle(b);
         let hb = t.recs[b as usize].link ^ HOT;
         assert!(t.hot[hb as usize].clean);
@@ -1317,6 +1339,7 @@ mod tests {
         assert_eq!(t.hot_slot_of(b).half[0].next, 9);
         // A settled flow removed leaves its slot on the list, free, taken as such.
         t.arrived = b;
+        t.misses = THRASHING;
         t.settle(b);
         let hb = t.recs[b as usize].link ^ HOT;
         t.remove(b);
@@ -1324,6 +1347,24 @@ mod tests {
         let d = add(&mut t, info(1, 1003, 2, 80), 4);
         assert_eq!(t.recs[d as usize].link ^ HOT, hb);
         assert_eq!(t.clean, NIL);
+    }
+
+    #[test]
+    fn slots_are_settled_only_when_nearly_every_packet_misses() {
+        let mut recs = vec![FlowRecord::EMPTY; 4];
+        let mut slots = vec![HotSlot::EMPTY; 1];
+        let mut index = vec![0u32; 8];
+        let mut t = FlowTable::new(&mut recs, &mut slots, &mut index, [1, 2]);
+        let run = |t: &mut FlowTable<'_>, miss_every: u32| {
+            for k in 0..400 {
+                t.arrived = if k % miss_every == 0 { 0 } else { NIL };
+                t.settle(0);
+            }
+            t.misses
+        };
+        assert!(run(&mut t, 1) >= THRASHING);
+        assert!(run(&mut t, 4) < THRASHING / 2);
+        assert!(run(&mut t, 2) < THRASHING);
     }
 
     #[test]
