@@ -443,11 +443,15 @@ impl<'s> FlowTable<'s> {
     ) -> (Option<(u32, Dir)>, u32) {
         let (r, tag) = recent_index(src, sport, dst, dport);
         // The hash is only needed to install a flow that was not found.
-        for e in [self.recent[r], self.recent[r | 1]] {
-            if (e >> 32) as u32 == tag {
-                if let Some(found) = self.recent_hit(e as u32, src, sport, dst, dport, vlans) {
-                    return (Some(found), 0);
-                }
+        let (e0, e1) = (self.recent[r], self.recent[r | 1]);
+        if (e0 >> 32) as u32 == tag {
+            if let Some(found) = self.recent_hit(e0 as u32, src, sport, dst, dport, vlans) {
+                return (Some(found), 0);
+            }
+        }
+        if (e1 >> 32) as u32 == tag {
+            if let Some(found) = self.recent_hit(e1 as u32, src, sport, dst, dport, vlans) {
+                return (Some(found), 0);
             }
         }
         let (words, n) = key_words(src, sport, dst, dport, vlans);
@@ -774,10 +778,22 @@ impl<'s> FlowTable<'s> {
     /// packets find their flow in its slot (busy flows, or a few thousand taking turns),
     /// nothing is settled: the clock keeps the ones used again. Only a flow that fits its
     /// record is settled (no spill records).
+    #[inline]
     pub(crate) fn settle(&mut self, i: u32) {
+        // Busy flows in their slots: nothing to average (a stale `arrived` is only ever
+        // compared with the record of a later packet).
+        if self.arrived != i && self.misses == 0 {
+            return;
+        }
+        self.settle_now(i);
+    }
+
+    #[inline(never)]
+    fn settle_now(&mut self, i: u32) {
         let arrived = self.arrived == i;
         self.arrived = NIL;
-        self.misses = self.misses - (self.misses >> 5) + if arrived { 32 } else { 0 };
+        // Decays to 0 (rounded up) when no packet misses.
+        self.misses = self.misses - self.misses.div_ceil(32) + if arrived { 32 } else { 0 };
         if !arrived
             || self.misses < THRASHING
             || self.hot_free != NIL
@@ -1365,6 +1381,8 @@ mod tests {
         assert!(run(&mut t, 1) >= THRASHING);
         assert!(run(&mut t, 4) < THRASHING / 2);
         assert!(run(&mut t, 2) < THRASHING);
+        // No miss for a while: back to nothing, and the common packet's check is one compare.
+        assert_eq!(run(&mut t, 1000), 0);
     }
 
     #[test]
