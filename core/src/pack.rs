@@ -13,7 +13,7 @@
 //! state.
 
 use crate::decode::{Addr, Vlans};
-use crate::flow::{DirInfo, FlowInfo, FlowKey};
+use crate::flow::{Dir, DirInfo, FlowInfo, FlowKey};
 use crate::pool::NIL;
 use crate::seq::SeqNum;
 use crate::stream::{Half, Mode, GAPS_KEPT, NO_FIN};
@@ -77,6 +77,30 @@ const fn pos_table() -> [[usize; DIR_FIELDS]; 2] {
     }
     t
 }
+
+/// The fields a direction with nothing unusual sets (see `plain` in [`pack`]).
+const PLAIN_FIELDS: [usize; 5] = [PACKETS, PAYLOAD, NEXT_SEQ, NEXT, ACKED];
+
+/// The bits a flow with nothing unusual may set: its plain fields, the last timestamp and the
+/// connection index, which come first.
+const PLAIN_BITS: u64 = plain_bits();
+
+const fn plain_bits() -> u64 {
+    let mut b = 1 << LAST_TS | 1 << CONN_INDEX;
+    let mut d = 0;
+    while d < 2 {
+        let mut f = 0;
+        while f < PLAIN_FIELDS.len() {
+            b |= 1 << POS[d][PLAIN_FIELDS[f]];
+            f += 1;
+        }
+        d += 1;
+    }
+    b
+}
+
+// They fit the bitmap's first two varint bytes.
+const _: () = assert!(PLAIN_BITS >> 14 == 0);
 
 /// The bits of the sequence numbers (stored in four bytes, not as varints).
 const SEQ_BITS: u64 = 1 << POS[0][NEXT_SEQ] | 1 << POS[1][NEXT_SEQ];
@@ -234,13 +258,60 @@ fn read_key(r: &mut Reader<'_>) -> (FlowKey, u8) {
     )
 }
 
-/// The flow key of packed bytes (lookups compare it without unpacking the rest).
-pub(crate) fn key(packed: &[u8]) -> FlowKey {
+/// The flow key of packed bytes.
+#[cfg(test)]
+fn key(packed: &[u8]) -> FlowKey {
     read_key(&mut Reader {
         buf: packed,
         pos: 0,
     })
     .0
+}
+
+/// Which direction a packet from `src:sport` to `dst:dport` with `vlans` travels in the flow
+/// packed in `packed`, if it is that flow's: [`key`] and a compare, on the packed bytes (a
+/// lookup of a packed flow does this for every packet, and most keys are IPv4).
+pub(crate) fn key_direction(
+    packed: &[u8],
+    src: Addr,
+    sport: u16,
+    dst: Addr,
+    dport: u16,
+    vlans: &Vlans,
+) -> Option<Dir> {
+    let (&k, rest) = packed.split_first()?;
+    let vl = vlans.as_slice();
+    let alen = match src {
+        Addr::V4(_) => 4,
+        Addr::V6(_) => 16,
+    };
+    if (k & K_V6 != 0) != (alen == 16) || usize::from(k >> K_VLANS_SHIFT & 3) != vl.len() {
+        return None;
+    }
+    let b = rest.get(..2 * alen + 4 + 2 * vl.len())?;
+    let (a0, b) = b.split_at(alen);
+    let (a1, b) = b.split_at(alen);
+    let (ports, ids) = b.split_at(4);
+    if !ids
+        .chunks_exact(2)
+        .zip(vl)
+        .all(|(c, &id)| c == id.to_le_bytes())
+    {
+        return None;
+    }
+    let p0 = u16::from_le_bytes([ports[0], ports[1]]);
+    let p1 = u16::from_le_bytes([ports[2], ports[3]]);
+    let is = |bytes: &[u8], a: Addr| match a {
+        Addr::V4(x) => bytes == x,
+        Addr::V6(x) => bytes == x,
+    };
+    if p0 == sport && p1 == dport && is(a0, src) && is(a1, dst) {
+        Some(Dir::AtoB)
+    } else if p0 == dport && p1 == sport && is(a0, dst) && is(a1, src) {
+        Some(Dir::BtoA)
+    } else {
+        None
+    }
 }
 
 fn mode_bits(m: Mode) -> u8 {
@@ -266,6 +337,15 @@ fn gap_fields(k: usize) -> (usize, usize) {
     } else {
         (MORE_GAPS + 2 * (k - 1), MORE_GAPS + 2 * (k - 1) + 1)
     }
+}
+
+/// The ISN a direction's sequence number and length predict: the SYN takes one number; a
+/// direction never seen (all zero) predicts its own zero ISN, so it packs as plain.
+fn isn_guess(next_seq: SeqNum, has_syn: bool, len: u64) -> u32 {
+    next_seq
+        .0
+        .wrapping_sub(u32::from(has_syn))
+        .wrapping_sub(len as u32)
 }
 
 /// Packs a flow into `out`; returns the bytes used, or None when it does not fit.
@@ -366,7 +446,7 @@ pub(crate) fn pack(
         modes |= (mode_bits(mode) | u8::from(peer_acked) << 2) << (3 * d);
         modes |= u8::from(fin_off != NO_FIN) << (6 + d);
         let len = next.wrapping_sub(origin);
-        let isn_guess = next_seq.0.wrapping_sub(1).wrapping_sub(len as u32);
+        let isn_guess = isn_guess(next_seq, has_syn, len);
         let payload = zigzag(payload_bytes.wrapping_sub(stream_len));
         let acked = zigzag(acked.wrapping_sub(next));
         // A direction with nothing unusual (the common case) sets only the leading fields.
@@ -479,11 +559,20 @@ pub(crate) fn unpack(packed: &[u8], macs: &MacPairs, info: &mut FlowInfo, half: 
             r.varint()
         };
     }
+    // A flow with nothing unusual (the common case) has only the plain fields: they are
+    // picked out directly rather than gathered field by field.
+    let plain = present & !PLAIN_BITS == 0;
     let mut dirs = [DirInfo::EMPTY; 2];
     for d in 0..2 {
         let mut v = [0u64; DIR_FIELDS];
-        for (f, x) in v.iter_mut().enumerate() {
-            *x = vals[POS[d][f]];
+        if plain {
+            for f in PLAIN_FIELDS {
+                v[f] = vals[POS[d][f]];
+            }
+        } else {
+            for (f, x) in v.iter_mut().enumerate() {
+                *x = vals[POS[d][f]];
+            }
         }
         let f = flags >> (3 * d);
         let m = modes >> (3 * d);
@@ -491,7 +580,7 @@ pub(crate) fn unpack(packed: &[u8], macs: &MacPairs, info: &mut FlowInfo, half: 
         let len = v[NEXT];
         let next = origin.wrapping_add(len);
         let next_seq = SeqNum(v[NEXT_SEQ] as u32);
-        let isn_guess = next_seq.0.wrapping_sub(1).wrapping_sub(len as u32);
+        let isn_guess = isn_guess(next_seq, flags >> (6 + d) & 1 != 0, len);
         let stream_len = v[STREAM_LEN] ^ len;
         dirs[d] = DirInfo {
             packets: v[PACKETS],
@@ -694,6 +783,25 @@ mod tests {
             prop_assert_eq!(got, info);
             prop_assert_eq!(got_half, half);
             prop_assert_eq!(key(&buf[..n]), info.key);
+            // The compare on packed bytes agrees with the one on the key, both ways, and
+            // refuses a packet of another flow.
+            let k = info.key;
+            let dir = |src, sport, dst, dport, vlans: &Vlans| {
+                key_direction(&buf[..n], src, sport, dst, dport, vlans)
+            };
+            let same_family = matches!((k.addr[0], k.addr[1]), (Addr::V4(_), Addr::V4(_)) | (Addr::V6(_), Addr::V6(_)));
+            if same_family && k.addr[0] != k.addr[1] {
+                prop_assert_eq!(dir(k.addr[0], k.port[0], k.addr[1], k.port[1], &k.vlans), Some(Dir::AtoB));
+                prop_assert_eq!(dir(k.addr[1], k.port[1], k.addr[0], k.port[0], &k.vlans), Some(Dir::BtoA));
+                prop_assert_eq!(dir(k.addr[0], k.port[0].wrapping_add(1), k.addr[1], k.port[1], &k.vlans), None);
+                let mut other = k.vlans;
+                if !other.push(1) {
+                    other = Vlans::NONE;
+                }
+                prop_assert_eq!(dir(k.addr[0], k.port[0], k.addr[1], k.port[1], &other), None);
+                let v4 = Addr::V4([1, 2, 3, 4]);
+                prop_assert_eq!(dir(v4, k.port[0], v4, k.port[1], &k.vlans), None);
+            }
             // Too small a buffer is refused, never overrun.
             prop_assert!(pack(&info, &half, &mut macs, &mut buf[..n - 1]).is_none());
             }

@@ -11,7 +11,10 @@
 //!   (`core/src/pack.rs`) otherwise.
 //!
 //! A connection gets a hot slot when a packet comes for it; when none is free, one not used
-//! lately (a clock sweep) is packed back into its record. So 200,000 open connections cost
+//! lately (a clock sweep) is packed back into its record. When nearly every packet has
+//! to take a slot for its connection (far more active ones than slots), the one that just
+//! took a slot is packed right after its packet instead ([`FlowTable::settle`]), and its
+//! slot is the next one given. So 200,000 open connections cost
 //! 200,000 records and a few thousand hot slots. A flow too big for one record spills into
 //! spare ones; without a spare record it keeps its hot slot, and when the few flows tried for
 //! a slot all do so, the tracker evicts one of them (the eviction policy is in
@@ -49,6 +52,10 @@ pub(crate) enum RecordState {
     /// that its later packets pick it up where it stopped ([`FlowTable::resume`]).
     Evicted,
 }
+
+/// [`FlowTable::misses`] from which slots are settled: about 7 packets in 8 had to give
+/// their flow a slot (the average tends to 1,024 when all do).
+const THRASHING: u32 = 896;
 
 /// Bytes of a [`FlowRecord`].
 pub const RECORD_BYTES: usize = 80;
@@ -114,6 +121,11 @@ pub struct HotSlot {
     next_free: u32,
     /// Used since the clock hand last passed (second chance).
     referenced: bool,
+    /// The record holds this flow packed as it is here (see [`FlowTable::settle`]): the slot
+    /// can be given to another flow without packing.
+    clean: bool,
+    /// On the `clean` list (linked through `next_free`).
+    listed: bool,
 }
 
 impl HotSlot {
@@ -136,6 +148,8 @@ impl HotSlot {
         rec: NIL,
         next_free: NIL,
         referenced: false,
+        clean: false,
+        listed: false,
     };
 }
 
@@ -180,6 +194,15 @@ pub(crate) struct FlowTable<'s> {
     hot_fresh: u32,
     /// The clock hand: the next hot slot considered for packing.
     hand: u32,
+    /// Slots settled clean (`settle`), most recent first: taken before the clock turns.
+    /// Entries are checked when taken (a slot used again since, or freed, is skipped or
+    /// taken as free).
+    clean: u32,
+    /// The record whose flow the latest `make_hot` had to give a slot to, or NIL.
+    arrived: u32,
+    /// Of the latest packets, how many had to give their flow a slot: a moving average,
+    /// [`THRASHING`] and more when nearly all did.
+    misses: u32,
     macs: crate::pack::MacPairs,
     open: List,
     closed: List,
@@ -187,16 +210,21 @@ pub(crate) struct FlowTable<'s> {
     /// Hot slots of recent flows by a cheap, unkeyed hash of the 4-tuple: most packets belong
     /// to one of a few busy flows, and a hit skips SipHash and the record. A hint only: a hit
     /// is checked against the slot's whole key, so crafted collisions (or a slot that went to
-    /// another flow since) cost a miss, never a wrong flow.
-    recent: [u32; RECENT],
+    /// another flow since) cost a miss, never a wrong flow. Each entry is a slot and, above
+    /// it, the 4-tuple's tag: a slot is only read when the tag matches, so with many more
+    /// flows than entries a miss costs no read of a slot (a cache miss, mostly).
+    recent: [u64; RECENT],
 }
+
+/// An empty [`FlowTable::recent`] entry.
+const NO_RECENT: u64 = NIL as u64;
 
 /// Entries of [`FlowTable::recent`] (a power of two).
 const RECENT: usize = 256;
 
-/// The [`FlowTable::recent`] entry of a 4-tuple: the same for both directions.
+/// The [`FlowTable::recent`] entry of a 4-tuple and its tag: the same for both directions.
 #[inline]
-fn recent_index(src: Addr, sport: u16, dst: Addr, dport: u16) -> usize {
+fn recent_index(src: Addr, sport: u16, dst: Addr, dport: u16) -> (usize, u32) {
     fn fold(a: Addr) -> u32 {
         match a {
             Addr::V4(b) => u32::from_ne_bytes(b),
@@ -204,45 +232,56 @@ fn recent_index(src: Addr, sport: u16, dst: Addr, dport: u16) -> usize {
         }
     }
     let x = fold(src) ^ fold(dst) ^ (sport ^ dport) as u32;
+    let t = x.wrapping_mul(0x9e37_79b1);
     // The first of a pair of entries (two-way: see `FlowTable::remember`).
-    (x.wrapping_mul(0x9e37_79b1) >> (32 - RECENT.trailing_zeros())) as usize & !1
+    ((t >> (32 - RECENT.trailing_zeros())) as usize & !1, t)
 }
 
-/// The packed words of a canonical (lower endpoint first) flow key, and whether the packet's
-/// source is the lower endpoint.
-fn key_words(src: Addr, sport: u16, dst: Addr, dport: u16, vlans: &Vlans) -> [u64; 6] {
-    fn addr_words(a: Addr) -> (u64, u64, u64) {
-        match a {
-            Addr::V4(b) => (u32::from_be_bytes(b) as u64, 0, 4),
-            Addr::V6(b) => {
-                let mut hi = [0u8; 8];
-                let mut lo = [0u8; 8];
-                hi.copy_from_slice(&b[..8]);
-                lo.copy_from_slice(&b[8..]);
-                (u64::from_be_bytes(hi), u64::from_be_bytes(lo), 6)
-            }
-        }
-    }
+/// The packed words of a canonical (lower endpoint first) flow key, and how many of them
+/// there are: 3 for IPv4 (both addresses share a word), 6 for IPv6 (SipHash takes the count,
+/// and the family is in the ports word too, so the two never collide by construction).
+fn key_words(src: Addr, sport: u16, dst: Addr, dport: u16, vlans: &Vlans) -> ([u64; 6], usize) {
     let (lo, lop, hi, hip) = if (src, sport) <= (dst, dport) {
         (src, sport, dst, dport)
     } else {
         (dst, dport, src, sport)
     };
-    let (a0, a1, fam) = addr_words(lo);
-    let (b0, b1, _) = addr_words(hi);
     let mut v = 0u64;
     for (i, id) in vlans.as_slice().iter().enumerate() {
         v |= (*id as u64) << (12 * i);
     }
     v |= (vlans.as_slice().len() as u64) << 40;
-    [
-        a0,
-        a1,
-        b0,
-        b1,
-        lop as u64 | (hip as u64) << 16 | fam << 32,
-        v,
-    ]
+    let ports = |fam: u64| lop as u64 | (hip as u64) << 16 | fam << 32;
+    match (lo, hi) {
+        (Addr::V4(a), Addr::V4(b)) => (
+            [
+                (u32::from_be_bytes(a) as u64) << 32 | u32::from_be_bytes(b) as u64,
+                ports(4),
+                v,
+                0,
+                0,
+                0,
+            ],
+            3,
+        ),
+        _ => {
+            fn addr_words(a: Addr) -> (u64, u64) {
+                match a {
+                    Addr::V4(b) => (u32::from_be_bytes(b) as u64, 0),
+                    Addr::V6(b) => {
+                        let mut hi = [0u8; 8];
+                        let mut lo = [0u8; 8];
+                        hi.copy_from_slice(&b[..8]);
+                        lo.copy_from_slice(&b[8..]);
+                        (u64::from_be_bytes(hi), u64::from_be_bytes(lo))
+                    }
+                }
+            }
+            let (a0, a1) = addr_words(lo);
+            let (b0, b1) = addr_words(hi);
+            ([a0, a1, b0, b1, ports(6), v], 6)
+        }
+    }
 }
 
 /// [`direction`] for a packed record (kept out of line: the busy flows are hot).
@@ -255,8 +294,8 @@ fn packed_direction(
     dport: u16,
     vlans: &Vlans,
 ) -> Option<Dir> {
-    let key = crate::pack::key(r.packed.get(..r.len as usize).unwrap_or(&[]));
-    direction(&key, src, sport, dst, dport, vlans)
+    let packed = r.packed.get(..r.len as usize).unwrap_or(&[]);
+    crate::pack::key_direction(packed, src, sport, dst, dport, vlans)
 }
 
 /// Which direction a packet from `src:sport` to `dst:dport` travels in a flow with `key`, if
@@ -335,11 +374,14 @@ impl<'s> FlowTable<'s> {
             hot_free: NIL,
             hot_fresh: 0,
             hand: 0,
+            clean: NIL,
+            arrived: NIL,
+            misses: 0,
             macs: crate::pack::MacPairs::EMPTY,
             open: List::EMPTY,
             closed: List::EMPTY,
             evicted: List::EMPTY,
-            recent: [NIL; RECENT],
+            recent: [NO_RECENT; RECENT],
         }
     }
 
@@ -399,16 +441,21 @@ impl<'s> FlowTable<'s> {
         dport: u16,
         vlans: &Vlans,
     ) -> (Option<(u32, Dir)>, u32) {
-        let r = recent_index(src, sport, dst, dport);
+        let (r, tag) = recent_index(src, sport, dst, dport);
         // The hash is only needed to install a flow that was not found.
-        if let Some(found) = self.recent_hit(self.recent[r], src, sport, dst, dport, vlans) {
-            return (Some(found), 0);
+        let (e0, e1) = (self.recent[r], self.recent[r | 1]);
+        if (e0 >> 32) as u32 == tag {
+            if let Some(found) = self.recent_hit(e0 as u32, src, sport, dst, dport, vlans) {
+                return (Some(found), 0);
+            }
         }
-        if let Some(found) = self.recent_hit(self.recent[r | 1], src, sport, dst, dport, vlans) {
-            return (Some(found), 0);
+        if (e1 >> 32) as u32 == tag {
+            if let Some(found) = self.recent_hit(e1 as u32, src, sport, dst, dport, vlans) {
+                return (Some(found), 0);
+            }
         }
-        let words = key_words(src, sport, dst, dport, vlans);
-        let h = siphash13(self.key, &words) as u32;
+        let (words, n) = key_words(src, sport, dst, dport, vlans);
+        let h = siphash13(self.key, &words[..n]) as u32;
         if self.index.is_empty() {
             return (None, h);
         }
@@ -422,7 +469,7 @@ impl<'s> FlowTable<'s> {
                 if let Some(d) = self.direction_in(e - 1, src, sport, dst, dport, vlans) {
                     let l = self.recs[(e - 1) as usize].link;
                     if l & HOT != 0 {
-                        self.remember(r, l ^ HOT);
+                        self.remember(r, tag, l ^ HOT);
                     }
                     return (Some((e - 1, d)), h);
                 }
@@ -451,12 +498,14 @@ impl<'s> FlowTable<'s> {
         direction(&s.info.key, src, sport, dst, dport, vlans).map(|d| (s.rec, d))
     }
 
-    /// Puts hot slot `i` first in the pair of recent entries at `r`; the other one keeps the
-    /// flow that was first (two busy flows whose keys fall on the same pair both hit).
-    fn remember(&mut self, r: usize, i: u32) {
-        if self.recent[r] != i {
+    /// Puts hot slot `i` (of a 4-tuple with `tag`) first in the pair of recent entries at
+    /// `r`; the other one keeps the flow that was first (two busy flows whose keys fall on
+    /// the same pair both hit).
+    fn remember(&mut self, r: usize, tag: u32, i: u32) {
+        let e = u64::from(tag) << 32 | u64::from(i);
+        if self.recent[r] != e {
             self.recent[r | 1] = self.recent[r];
-            self.recent[r] = i;
+            self.recent[r] = e;
         }
     }
 
@@ -469,6 +518,8 @@ impl<'s> FlowTable<'s> {
         match self.hot.get_mut(h as usize) {
             Some(s) => {
                 s.referenced = true;
+                // The caller may change the flow: the record's copy is stale from here on.
+                s.clean = false;
                 Ok(h)
             }
             None => self.make_hot_slow(i, unpack),
@@ -478,6 +529,7 @@ impl<'s> FlowTable<'s> {
     #[inline(never)]
     fn make_hot_slow(&mut self, i: u32, unpack: bool) -> Result<u32, u32> {
         let h = self.take_hot()?;
+        self.arrived = i;
         let r = &self.recs[i as usize];
         if r.link != 0 {
             // Spilled: gathered from its records (which are freed) first.
@@ -498,12 +550,14 @@ impl<'s> FlowTable<'s> {
         let s = &mut self.hot[h as usize];
         s.rec = i;
         s.referenced = true;
+        s.clean = false;
         self.recs[i as usize].link = HOT | h;
         if unpack {
             crate::pack::unpack(packed, &self.macs, &mut s.info, &mut s.half);
             s.info.slot = i;
             let k = s.info.key;
-            self.remember(recent_index(k.addr[0], k.port[0], k.addr[1], k.port[1]), h);
+            let (r, tag) = recent_index(k.addr[0], k.port[0], k.addr[1], k.port[1]);
+            self.remember(r, tag, h);
         }
     }
 
@@ -569,6 +623,9 @@ impl<'s> FlowTable<'s> {
         ) {
             return Ok(h);
         }
+        if let Some(h) = self.take_clean() {
+            return Ok(h);
+        }
         let n = self.hot.len() as u32;
         let mut victim = NIL;
         let mut tries = 0;
@@ -577,6 +634,8 @@ impl<'s> FlowTable<'s> {
             let h = self.hand;
             self.hand = if h + 1 >= n { 0 } else { h + 1 };
             let s = &mut self.hot[h as usize];
+            // `take_clean` emptied the clean list: no slot is on it here.
+            debug_assert!(!s.listed);
             if s.referenced {
                 s.referenced = false;
                 continue;
@@ -676,8 +735,91 @@ impl<'s> FlowTable<'s> {
         let s = &mut self.hot[h as usize];
         s.rec = NIL;
         s.referenced = false;
+        s.clean = false;
+        if s.listed {
+            // Its link is the clean list's: it is found free there.
+            return;
+        }
         s.next_free = self.hot_free;
         self.hot_free = h;
+    }
+
+    /// A slot from the clean list: free, or settled clean and not used since (its flow stays
+    /// in its record, which holds it whole). Slots used since are taken off the list and left
+    /// to the clock.
+    fn take_clean(&mut self) -> Option<u32> {
+        while self.clean != NIL {
+            let h = self.clean;
+            let s = &mut self.hot[h as usize];
+            self.clean = s.next_free;
+            s.listed = false;
+            if s.rec == NIL {
+                return Some(h);
+            }
+            if s.clean {
+                s.clean = false;
+                let rec = s.rec;
+                s.rec = NIL;
+                s.referenced = false;
+                self.recs[rec as usize].link = 0;
+                return Some(h);
+            }
+        }
+        None
+    }
+
+    /// After each packet of record `i`'s flow. When nearly every packet has to give its flow
+    /// a slot (the active flows far outnumber the slots, e.g. many connections visited
+    /// round-robin, where keeping a flow in its slot gains nothing), and this one did, packs
+    /// the flow into its record now, while it is in cache, and puts the slot on the clean
+    /// list, to be taken next without packing. The clock would otherwise pack it much later,
+    /// from memory, for the next flow that needs a slot. The flow stays in its slot until
+    /// then: another packet for it soon finds it there (and makes it dirty). While most
+    /// packets find their flow in its slot (busy flows, or a few thousand taking turns),
+    /// nothing is settled: the clock keeps the ones used again. Only a flow that fits its
+    /// record is settled (no spill records).
+    #[inline]
+    pub(crate) fn settle(&mut self, i: u32) {
+        // Busy flows in their slots: nothing to average (a stale `arrived` is only ever
+        // compared with the record of a later packet).
+        if self.arrived != i && self.misses == 0 {
+            return;
+        }
+        self.settle_now(i);
+    }
+
+    #[inline(never)]
+    fn settle_now(&mut self, i: u32) {
+        let arrived = self.arrived == i;
+        self.arrived = NIL;
+        // Decays to 0 (rounded up) when no packet misses.
+        self.misses = self.misses - self.misses.div_ceil(32) + if arrived { 32 } else { 0 };
+        if !arrived
+            || self.misses < THRASHING
+            || self.hot_free != NIL
+            || (self.hot_fresh as usize) < self.hot.len()
+        {
+            return;
+        }
+        let r = &mut self.recs[i as usize];
+        if r.link & HOT == 0 {
+            return; // packed already (closed)
+        }
+        let h = r.link ^ HOT;
+        let Some(s) = self.hot.get_mut(h as usize) else {
+            return;
+        };
+        let Some(n) = crate::pack::pack(&s.info, &s.half, &mut self.macs, &mut r.packed) else {
+            return;
+        };
+        r.len = n as u8;
+        s.clean = true;
+        s.referenced = false;
+        if !s.listed {
+            s.listed = true;
+            s.next_free = self.clean;
+            self.clean = h;
+        }
     }
 
     /// Recycles the least recently active closed connection's record for a new flow (taken
@@ -718,7 +860,8 @@ impl<'s> FlowTable<'s> {
         self.push_front(i, Which::Open);
         let k = &info.key;
         let h = self.recs[i as usize].link ^ HOT;
-        self.remember(recent_index(k.addr[0], k.port[0], k.addr[1], k.port[1]), h);
+        let (r, tag) = recent_index(k.addr[0], k.port[0], k.addr[1], k.port[1]);
+        self.remember(r, tag, h);
     }
 
     /// Marks record `i` active: front of its list.
@@ -972,8 +1115,8 @@ mod tests {
         let (found, h) = t.lookup(v4(1), 1000, v4(2), 80, &Vlans::NONE);
         assert!(found.is_none());
         let i = add(&mut t, info(1, 1000, 2, 80), h);
-        t.recent = [NIL; RECENT]; // force the index path
-                                  // Found hot and packed alike.
+        t.recent = [NO_RECENT; RECENT]; // force the index path
+                                        // Found hot and packed alike.
         for _ in 0..2 {
             assert_eq!(
                 t.lookup(v4(2), 80, v4(1), 1000, &Vlans::NONE).0,
@@ -1004,7 +1147,7 @@ mod tests {
         let mut live = std::collections::BTreeMap::new();
         for round in 0..2000u32 {
             let port = (round * 7919 % 300) as u16;
-            t.recent = [NIL; RECENT];
+            t.recent = [NO_RECENT; RECENT];
             let (found, h) = t.lookup(v4(1), port, v4(2), 80, &Vlans::NONE);
             match found {
                 Some((i, _)) => {
@@ -1033,7 +1176,7 @@ mod tests {
             assert_eq!(t.open_len(), live.len());
         }
         for (&port, &i) in &live {
-            t.recent = [NIL; RECENT];
+            t.recent = [NO_RECENT; RECENT];
             assert_eq!(
                 t.lookup(v4(1), port, v4(2), 80, &Vlans::NONE).0,
                 Some((i, Dir::AtoB))
@@ -1141,7 +1284,7 @@ mod tests {
             spill_count(&t) >= 1,
             "a big flow takes more than its record"
         );
-        t.recent = [NIL; RECENT];
+        t.recent = [NO_RECENT; RECENT];
         assert_eq!(
             t.lookup(
                 info_a.key.addr[1],
@@ -1165,6 +1308,81 @@ mod tests {
         assert!(spill_count(&t) >= 1);
         t.remove(a);
         assert_eq!(spill_count(&t), 0);
+    }
+
+    #[test]
+    fn settled_slots_are_taken_first_without_losing_a_change() {
+        let mut recs = vec![FlowRecord::EMPTY; 8];
+        let mut slots = vec![HotSlot::EMPTY; 2];
+        let mut index = vec![0u32; 16];
+        let mut t = FlowTable::new(&mut recs, &mut slots, &mut index, [1, 2]);
+        let a = add(&mut t, info(1, 1000, 2, 80), 1);
+        // A slot is free: nothing to settle.
+        t.settle(a);
+        assert!(!t.hot[0].clean);
+        let b = add(&mut t, info(1, 1001, 2, 80), 2);
+        t.hot_slot_of(b).half[0].next = 5;
+        // Every slot taken, but most packets found their flow in its slot: nothing settled.
+        t.settle(b);
+        assert!(!t.hot.iter().any(|s| s.clean));
+        // Nearly all had to give theirs a slot: the flow that just got one is packed now,
+        // and stays in its slot.
+        t.misses = THRASHING;
+        t.arrived = b;
+        t.settle(b);
+        let hb = t.recs[b as usize].link ^ HOT;
+        assert!(t.is_hot(b) && t.hot[hb as usize].clean);
+        // The next flow takes that slot without packing anything else.
+        let c = add(&mut t, info(1, 1002, 2, 80), 3);
+        assert!(!t.is_hot(b) && t.is_hot(a));
+        assert_eq!(t.recs[c as usize].link ^ HOT, hb);
+        t.make_hot(b, true).unwrap();
+        assert_eq!(t.hot_slot_of(b).half[0].next, 5);
+        assert_eq!(t.hot_slot_of(b).info.key, info(1, 1001, 2, 80).key);
+        // A settled flow used again is dirty: its slot is skipped on the list, and what
+        // changed is packed by the clock when the slot goes.
+        t.misses = THRASHING;
+        t.settle(b);
+        let hb = t.recs[b as usize].link ^ HOT;
+        assert!(t.hot[hb as usize].clean);
+        t.make_hot(b, true).unwrap();
+        t.hot_slot_of(b).half[0].next = 9;
+        for _ in 0..3 {
+            let other = [a, c].into_iter().find(|&x| !t.is_hot(x)).unwrap_or(a);
+            t.make_hot(other, true).unwrap();
+        }
+        t.make_hot(b, true).unwrap();
+        assert_eq!(t.hot_slot_of(b).half[0].next, 9);
+        // A settled flow removed leaves its slot on the list, free, taken as such.
+        t.arrived = b;
+        t.misses = THRASHING;
+        t.settle(b);
+        let hb = t.recs[b as usize].link ^ HOT;
+        t.remove(b);
+        assert_eq!(t.hot[hb as usize].rec, NIL);
+        let d = add(&mut t, info(1, 1003, 2, 80), 4);
+        assert_eq!(t.recs[d as usize].link ^ HOT, hb);
+        assert_eq!(t.clean, NIL);
+    }
+
+    #[test]
+    fn slots_are_settled_only_when_nearly_every_packet_misses() {
+        let mut recs = vec![FlowRecord::EMPTY; 4];
+        let mut slots = vec![HotSlot::EMPTY; 1];
+        let mut index = vec![0u32; 8];
+        let mut t = FlowTable::new(&mut recs, &mut slots, &mut index, [1, 2]);
+        let run = |t: &mut FlowTable<'_>, miss_every: u32| {
+            for k in 0..400 {
+                t.arrived = if k % miss_every == 0 { 0 } else { NIL };
+                t.settle(0);
+            }
+            t.misses
+        };
+        assert!(run(&mut t, 1) >= THRASHING);
+        assert!(run(&mut t, 4) < THRASHING / 2);
+        assert!(run(&mut t, 2) < THRASHING);
+        // No miss for a while: back to nothing, and the common packet's check is one compare.
+        assert_eq!(run(&mut t, 1000), 0);
     }
 
     #[test]

@@ -265,6 +265,7 @@ impl<'s> Tracker<'s> {
             };
             self.close(i, reason, stats, sink);
         }
+        self.table.settle(i);
         Some(flow)
     }
 
