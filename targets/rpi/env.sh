@@ -272,7 +272,9 @@ rpi_env() {
         # No unwind tables (.eh_frame and its index: 84,760 bytes on mipsel): with
         # panic=abort nothing unwinds, std (built here from source with these flags) has no
         # backtrace printer (rpi_cargo_build), and a panic still prints its message.
-        export "$flags_var=${!flags_var:+${!flags_var} }-C link-arg=-Wl,-z,max-page-size=4096 -C force-unwind-tables=no -C link-arg=-Wl,--no-eh-frame-hdr"
+        # No source locations in panic messages (-Zlocation-detail=none: the file paths
+        # and line numbers of every bounds check and unwrap; the message stays).
+        export "$flags_var=${!flags_var:+${!flags_var} }-C link-arg=-Wl,-z,max-page-size=4096 -C force-unwind-tables=no -C link-arg=-Wl,--no-eh-frame-hdr -Zlocation-detail=none"
     elif [ "$DEB_ARCH" = arm64 ]; then
         # The linker aligns aarch64 segments to 64 KiB, the largest page an arm64 kernel may
         # use; where the data segment's read-only part ends decides whether the file gets up
