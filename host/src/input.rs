@@ -11,7 +11,7 @@ use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -32,6 +32,8 @@ const _: () = assert!(capfile::MAX_HELD <= READ_SIZE);
 /// put, so that reading (a copy out of the page cache) overlaps the work on the packets.
 const AHEAD_CHUNK: usize = 1 << 20;
 const AHEAD_ROOM: usize = 128 * 1024;
+/// Buffers in use at most: the one being read from, one queued, one being filled, one spare.
+const AHEAD_BUFFERS: usize = 4;
 /// Files shorter than this are read directly: the thread would cost more than it saves.
 const AHEAD_MIN_FILE: u64 = 4 * AHEAD_CHUNK as u64;
 /// Pipe size asked for between the decompressing thread and the reader.
@@ -201,8 +203,22 @@ struct Ahead {
 }
 
 fn read_ahead(mut src: File, chunks: SyncSender<io::Result<Vec<u8>>>, back: Receiver<Vec<u8>>) {
+    // Buffers made so far: at most AHEAD_BUFFERS, then the thread waits for one to come
+    // back (a new one is zero-filled: that, not the reading, would be most of the work).
+    let mut made = 0;
     loop {
-        let mut c = back.try_recv().unwrap_or_default();
+        let mut c = match back.try_recv() {
+            Ok(c) => c,
+            Err(TryRecvError::Empty) if made < AHEAD_BUFFERS => {
+                made += 1;
+                Vec::new()
+            }
+            Err(TryRecvError::Empty) => match back.recv() {
+                Ok(c) => c,
+                Err(_) => return,
+            },
+            Err(TryRecvError::Disconnected) => return,
+        };
         c.resize(AHEAD_ROOM + AHEAD_CHUNK, 0);
         let mut n = AHEAD_ROOM;
         while n < c.len() {
