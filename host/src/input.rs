@@ -204,14 +204,15 @@ struct Ahead {
 
 fn read_ahead(mut src: File, chunks: SyncSender<io::Result<Vec<u8>>>, back: Receiver<Vec<u8>>) {
     // Buffers made so far: at most AHEAD_BUFFERS, then the thread waits for one to come
-    // back (a new one is zero-filled: that, not the reading, would be most of the work).
+    // back (zeroing a new one per chunk would cost more than the reading).
     let mut made = 0;
     loop {
         let mut c = match back.try_recv() {
             Ok(c) => c,
             Err(TryRecvError::Empty) if made < AHEAD_BUFFERS => {
                 made += 1;
-                Vec::new()
+                // Zeroed by the allocator (fresh pages), not written here.
+                vec![0u8; AHEAD_ROOM + AHEAD_CHUNK]
             }
             Err(TryRecvError::Empty) => match back.recv() {
                 Ok(c) => c,
