@@ -11,15 +11,6 @@ fn name(a: End, b: End) -> String {
     )
 }
 
-fn counter(report: &str, name: &str) -> u64 {
-    let key = format!("{name}='");
-    let at = report
-        .find(&key)
-        .unwrap_or_else(|| panic!("{name} not in the report"))
-        + key.len();
-    report[at..].split('\'').next().unwrap().parse().unwrap()
-}
-
 /// Distinct bytes per offset, so a piece written at the wrong place shows.
 fn payload(len: usize) -> Vec<u8> {
     (0..len)

@@ -13,15 +13,6 @@ fn name(a: End, b: End) -> String {
     )
 }
 
-fn counter(report: &str, name: &str) -> u64 {
-    let key = format!("{name}='");
-    let at = report
-        .find(&key)
-        .unwrap_or_else(|| panic!("{name} not in the report"))
-        + key.len();
-    report[at..].split('\'').next().unwrap().parse().unwrap()
-}
-
 #[test]
 fn forged_sequence_numbers_without_acks_keep_files_small() {
     let s = server();

@@ -67,13 +67,6 @@ fn tcpflow(cap: &Path, out: &Path, max_names: &str) -> String {
     std::fs::read_to_string(out.join("report.xml")).unwrap()
 }
 
-fn counter(report: &str, name: &str) -> u64 {
-    let open = format!(" {name}='");
-    let at = report.find(&open).unwrap_or_else(|| panic!("no {name}")) + open.len();
-    let len = report[at..].find('\'').unwrap();
-    report[at..at + len].parse().unwrap()
-}
-
 #[test]
 fn forgotten_names_give_the_same_files() {
     let d = tmp("names");

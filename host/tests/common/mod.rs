@@ -156,3 +156,14 @@ pub fn stderr(o: &Output) -> String {
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// The value of counter `name` in a report.xml (an attribute `name='N'`).
+pub fn counter(report: &str, name: &str) -> u64 {
+    let open = format!(" {name}='");
+    let at = report
+        .find(&open)
+        .unwrap_or_else(|| panic!("{name} not in the report:\n{report}"))
+        + open.len();
+    let len = report[at..].find('\'').unwrap();
+    report[at..at + len].parse().unwrap()
+}
