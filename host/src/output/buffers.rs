@@ -135,8 +135,8 @@ impl Buffers {
     }
 
     /// Appends bytes at `off` (the entry holds none, or they follow its bytes), within `cap`
-    /// bytes for the entry.
-    pub(super) fn push(&mut self, b: u32, off: u64, data: &[u8], cap: usize) {
+    /// bytes for the entry; `budget` is the bytes all buffers may hold.
+    pub(super) fn push(&mut self, b: u32, off: u64, data: &[u8], cap: usize, budget: usize) {
         let e = &mut self.entries[b as usize];
         if e.data.is_empty() {
             e.off = off;
@@ -146,14 +146,17 @@ impl Buffers {
             self.queue.push_back((b, e.seq));
         }
         // Memory is counted as allocated: exact for the first chunk (most flows are short),
-        // doubling after that, never past the per-direction cap.
+        // then growing fourfold while the buffers hold less than half the budget
+        // (each growth copies what is held), twofold after that, never past the
+        // per-direction cap.
         let before = e.data.capacity();
         let need = e.data.len() + data.len();
         if need > before {
             let target = if before == 0 {
                 need
             } else {
-                need.max(before * 2).min(cap)
+                let factor = if self.held < budget / 2 { 4 } else { 2 };
+                need.max(before * factor).min(cap)
             };
             e.data.reserve_exact(target - e.data.len());
         }
@@ -197,9 +200,9 @@ mod tests {
         let a = bufs.alloc(3, Dir::AtoB, PathBuf::from("a"), 1);
         let b = bufs.alloc(5, Dir::BtoA, PathBuf::from("b"), 2);
         assert_eq!(bufs.held, 2 * BUF_OVERHEAD);
-        bufs.push(a, 100, &[1; 10], 64);
-        bufs.push(b, 0, &[2; 10], 64);
-        bufs.push(a, 110, &[1; 10], 64);
+        bufs.push(a, 100, &[1; 10], 64, 1 << 20);
+        bufs.push(b, 0, &[2; 10], 64, 1 << 20);
+        bufs.push(a, 110, &[1; 10], 64, 1 << 20);
         assert_eq!(bufs[a].data.len(), 20);
         assert_eq!(bufs[a].off, 100);
         assert_eq!(
@@ -210,7 +213,7 @@ mod tests {
         let (data, off) = bufs.take_data(a).unwrap();
         assert_eq!((data.len(), off), (20, 100));
         bufs.give_back(a, data);
-        bufs.push(a, 120, &[1; 4], 64);
+        bufs.push(a, 120, &[1; 4], 64, 1 << 20);
         assert_eq!(bufs.pop_oldest(), Some((5, Dir::BtoA)));
         assert_eq!(bufs.pop_oldest(), Some((3, Dir::AtoB)));
         assert_eq!(bufs.pop_oldest(), None);

@@ -27,7 +27,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
-use std::hash::BuildHasher;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -248,8 +247,48 @@ fn dir_id(session: u64, dir: Dir) -> u64 {
     session * 2 + dir.index() as u64
 }
 
+/// A name's hash in the set of names used: of its bytes (hashing a `Path` walks its
+/// components, several times the cost), spelled one way as `Path` compares them (`a//b`,
+/// `a/./b` and `a/b/` are `a/b`).
+fn name_hash(h: &impl std::hash::BuildHasher, name: &Path) -> u64 {
+    let b = name.as_os_str().as_encoded_bytes();
+    // Plain: no empty or `.` component (what `components` would drop).
+    let mut plain = true;
+    let mut start = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'/' {
+            plain &= !matches!(&b[start..i], b"" | b".");
+            start = i + 1;
+        }
+    }
+    plain &= !matches!(&b[start..], b"" | b".");
+    if plain {
+        h.hash_one(b)
+    } else {
+        let p: PathBuf = name.components().collect();
+        h.hash_one(p.as_os_str().as_encoded_bytes())
+    }
+}
+
 fn key(slot: u32, dir: Dir) -> u64 {
     u64::from(slot) * 2 + dir.index() as u64
+}
+
+/// `base/rel` for a relative `rel`, in one allocation (`Path::join` copies `base` and then
+/// grows it: a reallocation per direction, three times at each close).
+fn under(base: &Path, rel: &Path) -> PathBuf {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    if rel.is_absolute() || base.as_os_str().is_empty() {
+        return base.join(rel);
+    }
+    let (b, r) = (base.as_os_str().as_bytes(), rel.as_os_str().as_bytes());
+    let mut v = Vec::with_capacity(b.len() + 1 + r.len());
+    v.extend_from_slice(b);
+    if !b.ends_with(b"/") {
+        v.push(b'/');
+    }
+    v.extend_from_slice(r);
+    PathBuf::from(std::ffi::OsString::from_vec(v))
 }
 
 fn dir_of(i: usize) -> Dir {
@@ -269,7 +308,7 @@ impl FileSink {
         let name_hasher: std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher> =
             Default::default();
         for r in &cfg.reserved {
-            used_names.insert(name_hasher.hash_one(r));
+            used_names.insert(name_hash(&name_hasher, r));
         }
         // Grown on demand (the engine hands out slots from a high-water mark), so a run pays
         // for the flows it sees, not for the table's size.
@@ -480,7 +519,7 @@ impl FileSink {
             };
             match self.cfg.template.relative_path(flow, dir, p) {
                 Ok(path) => {
-                    let h = self.name_hasher.hash_one(&path);
+                    let h = name_hash(&self.name_hasher, &path);
                     if !self.used_names.insert(h) {
                         continue;
                     }
@@ -539,18 +578,18 @@ impl FileSink {
         self.used_names.forget();
         self.host.name_set_forgets += 1;
         for r in &self.cfg.reserved {
-            self.used_names.insert(self.name_hasher.hash_one(r));
+            self.used_names.insert(name_hash(&self.name_hasher, r));
         }
         for f in self.flows.iter().filter(|f| f.live()) {
             for d in &f.dirs {
                 if d.named() && d.buf != NO_BUF {
                     let name = &self.bufs[d.buf].name;
-                    self.used_names.insert(self.name_hasher.hash_one(name));
+                    self.used_names.insert(name_hash(&self.name_hasher, name));
                 }
             }
         }
         if let Some((_, name)) = &self.fresh_name {
-            self.used_names.insert(self.name_hasher.hash_one(name));
+            self.used_names.insert(name_hash(&self.name_hasher, name));
         }
         self.used_names.limit = self.used_names.len + self.used_names.cap;
     }
@@ -559,7 +598,7 @@ impl FileSink {
     /// be used. A file left by an older run counts too when its name is looked up (it is
     /// kept, as tcpflow 1.6 keeps it, rather than overwritten as it is otherwise).
     fn in_folder(&self, rel: &Path) -> bool {
-        std::fs::symlink_metadata(self.cfg.outdir.join(rel)).is_ok()
+        std::fs::symlink_metadata(under(&self.cfg.outdir, rel)).is_ok()
     }
 
     /// The name of a named direction relative to the output folder: the one kept with its
@@ -604,7 +643,7 @@ impl FileSink {
             // An early write that failed marks the direction failed (the caller checks).
             self.absorb_file_errors();
         }
-        let full = self.cfg.outdir.join(rel);
+        let full = under(&self.cfg.outdir, rel);
         let created = self.flows[slot as usize].dirs[dir.index()].has(CREATED);
         let f = crate::safefs::open_file(
             &full,
@@ -623,7 +662,7 @@ impl FileSink {
 
     fn display_name(&self, rel: &Path) -> PathBuf {
         match &self.cfg.display_dir {
-            Some(d) => d.join(rel),
+            Some(d) => under(d, rel),
             None => rel.to_path_buf(),
         }
     }
@@ -653,7 +692,7 @@ impl FileSink {
                     self.cache.insert(k, f);
                 }
                 Err(e) => {
-                    let full = self.cfg.outdir.join(&rel);
+                    let full = under(&self.cfg.outdir, &rel);
                     let msg = format!("cannot create {}: {}", full.display(), io_message(&e));
                     self.write_failed(slot, dir, &e, msg, data.len() as u64);
                     return;
@@ -669,7 +708,7 @@ impl FileSink {
         }
         if let Some(e) = err {
             let rel = self.name_for(flow, slot, dir).unwrap_or_default();
-            let full = self.cfg.outdir.join(rel);
+            let full = under(&self.cfg.outdir, &rel);
             let msg = format!("writing {}: {}", full.display(), io_message(&e));
             self.write_failed(slot, dir, &e, msg, data.len() as u64 - n);
         }
@@ -811,7 +850,8 @@ impl FileSink {
             NO_BUF => self.new_buf(flow, dir),
             b => b,
         };
-        self.bufs.push(b, off, data, cap);
+        self.bufs
+            .push(b, off, data, cap, self.cfg.limits.total_buffer);
         self.host.buffer_peak_bytes = self.host.buffer_peak_bytes.max(self.bufs.held as u64);
         self.enforce_budget();
     }
@@ -1065,7 +1105,7 @@ impl FileSink {
             slot,
             id,
             file,
-            path: self.cfg.outdir.join(name),
+            path: under(&self.cfg.outdir, name),
             create,
             folders: crate::safefs::folders_in(name),
             buf,
@@ -1223,8 +1263,8 @@ impl Sink for FileSink {
                 continue;
             }
             let truncated = self.truncated.remove(&key(flow.slot, dir)).unwrap_or(0);
-            let file =
-                file.map(|(rel, size)| (self.display_name(&rel), self.cfg.outdir.join(&rel), size));
+            let file = file
+                .map(|(rel, size)| (self.display_name(&rel), under(&self.cfg.outdir, &rel), size));
             // After the file's jobs, all submitted by now.
             let seq = self.finisher.as_ref().map_or(0, |f| f.submitted());
             self.pending.push_back((
@@ -1304,6 +1344,31 @@ impl Output for FileSink {
 #[cfg(test)]
 #[allow(clippy::needless_range_loop)]
 mod tests {
+    #[test]
+    fn names_hash_as_the_file_system_reads_them() {
+        let h =
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
+        let n = |s: &str| super::name_hash(&h, Path::new(s));
+        assert_eq!(n("a/b"), n("a//b"));
+        assert_eq!(n("a/b"), n("a/./b/"));
+        assert_eq!(n("./a/b"), n("./a//b"));
+        assert_ne!(n("a/b"), n("a/c"));
+        assert_ne!(n("a/../b"), n("b"));
+        assert_eq!(
+            super::under(Path::new("out"), Path::new("a/b")),
+            Path::new("out/a/b")
+        );
+        assert_eq!(
+            super::under(Path::new("out/"), Path::new("a")),
+            Path::new("out/a")
+        );
+        assert_eq!(super::under(Path::new(""), Path::new("a")), Path::new("a"));
+        assert_eq!(
+            super::under(Path::new("out"), Path::new("/x")),
+            Path::new("/x")
+        );
+    }
+
     use super::*;
     use crate::template::tests::flow4;
     use crate::template::DEFAULT;
