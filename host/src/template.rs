@@ -242,37 +242,75 @@ pub fn check_relative(name: &str) -> Result<(), String> {
             "file name '{name}' is absolute; names must stay inside the output folder"
         ));
     }
-    if name.contains('\0') {
+    // One pass over the bytes (this runs for every direction named).
+    let b = name.as_bytes();
+    let (mut nul, mut dotdot, mut start) = (false, false, 0);
+    for (i, &c) in b.iter().enumerate() {
+        nul |= c == 0;
+        if c == b'/' {
+            dotdot |= &b[start..i] == b"..";
+            start = i + 1;
+        }
+    }
+    let last = &b[start..];
+    dotdot |= last == b"..";
+    if nul {
         return Err(format!(
             "file name '{}' contains a NUL byte",
             name.escape_debug()
         ));
     }
-    if name.ends_with('/') {
+    if last.is_empty() {
         return Err(format!("file name '{name}' names a folder, not a file"));
     }
-    for comp in name.split('/') {
-        if comp == ".." {
-            return Err(format!(
-                "file name '{name}' has a '..' component; names must stay inside the output folder"
-            ));
-        }
+    if dotdot {
+        return Err(format!(
+            "file name '{name}' has a '..' component; names must stay inside the output folder"
+        ));
     }
-    if name.split('/').next_back() == Some(".") {
+    if last == b"." {
         return Err(format!("file name '{name}' names a folder, not a file"));
     }
     Ok(())
 }
 
+/// Appends ASCII bytes (the formatters below build them in a stack buffer: one append
+/// instead of one per character).
+fn push_ascii(s: &mut String, b: &[u8]) {
+    debug_assert!(b.is_ascii());
+    // SAFETY: callers pass ASCII only.
+    s.push_str(unsafe { std::str::from_utf8_unchecked(b) });
+}
+
+/// An IPv4 address in `buf`, each octet zero-padded to 3 digits (`padded`, as in names) or
+/// as people write it; returns the length.
+fn ipv4_into(buf: &mut [u8; 15], o: [u8; 4], padded: bool) -> usize {
+    let mut n = 0;
+    for (i, &v) in o.iter().enumerate() {
+        if i > 0 {
+            buf[n] = b'.';
+            n += 1;
+        }
+        if padded || v >= 100 {
+            buf[n] = b'0' + v / 100;
+            n += 1;
+        }
+        if padded || v >= 10 {
+            buf[n] = b'0' + v / 10 % 10;
+            n += 1;
+        }
+        buf[n] = b'0' + v % 10;
+        n += 1;
+    }
+    n
+}
+
 fn push_addr(s: &mut String, a: Addr) {
     match a {
         Addr::V4(o) => {
-            for (i, b) in o.iter().enumerate() {
-                if i > 0 {
-                    s.push('.');
-                }
-                push_num(s, (*b).into(), 3);
-            }
+            let mut buf = [0; 15];
+            let n = ipv4_into(&mut buf, o, true);
+            push_ascii(s, &buf[..n]);
         }
         Addr::V6(b) => {
             let _ = write!(s, "{}", Ipv6Addr::from(b));
@@ -282,25 +320,21 @@ fn push_addr(s: &mut String, a: Addr) {
 
 pub fn push_mac(s: &mut String, m: &[u8; 6]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [b':'; 17];
     for (i, b) in m.iter().enumerate() {
-        if i > 0 {
-            s.push(':');
-        }
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 15) as usize] as char);
+        buf[i * 3] = HEX[(b >> 4) as usize];
+        buf[i * 3 + 1] = HEX[(b & 15) as usize];
     }
+    push_ascii(s, &buf);
 }
 
 /// An address as people write it, appended to `s`: `10.0.0.1`, `2001:db8::1`.
 pub fn push_addr_plain(s: &mut String, a: Addr) {
     match a {
         Addr::V4(o) => {
-            for (i, b) in o.iter().enumerate() {
-                if i > 0 {
-                    s.push('.');
-                }
-                push_num(s, (*b).into(), 0);
-            }
+            let mut buf = [0; 15];
+            let n = ipv4_into(&mut buf, o, false);
+            push_ascii(s, &buf[..n]);
         }
         Addr::V6(b) => {
             let _ = write!(s, "{}", Ipv6Addr::from(b));
@@ -470,6 +504,34 @@ pub(crate) mod tests {
             PathBuf::from("..c1")
         );
         assert!(check_relative("a..b/c").is_ok());
+        assert!(check_relative("a/.b/..c").is_ok());
+        for (name, why) in [
+            ("", "empty"),
+            ("/a", "absolute"),
+            ("a\0b", "NUL"),
+            ("a/", "folder"),
+            ("a/../b", "'..'"),
+            ("..", "'..'"),
+            ("a/..", "'..'"),
+            ("a/.", "folder"),
+            (".", "folder"),
+        ] {
+            let e = check_relative(name).expect_err(name);
+            assert!(e.contains(why), "{name}: {e}");
+        }
+    }
+
+    #[test]
+    fn addresses_and_macs_as_written() {
+        let mut s = String::new();
+        push_addr(&mut s, Addr::V4([10, 0, 100, 255]));
+        s.push(' ');
+        push_addr_plain(&mut s, Addr::V4([10, 0, 100, 255]));
+        s.push(' ');
+        push_addr_plain(&mut s, Addr::V4([0, 9, 99, 1]));
+        s.push(' ');
+        push_mac(&mut s, &[0, 0x0c, 0x29, 0x7e, 0xec, 0xa4]);
+        assert_eq!(s, "010.000.100.255 10.0.100.255 0.9.99.1 00:0c:29:7e:ec:a4");
     }
 
     #[test]
