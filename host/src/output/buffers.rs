@@ -145,19 +145,23 @@ impl Buffers {
             self.live += 1;
             self.queue.push_back((b, e.seq));
         }
-        // Memory is counted as allocated: exact for the first chunk (most flows are short),
-        // then growing fourfold while the buffers hold less than half the budget
-        // (each growth copies what is held), twofold after that, never past the
-        // per-direction cap.
+        // Memory is counted as allocated: exact for the first chunk (most flows are short).
+        // A direction that goes on grows (each growth copies what it holds) straight to the
+        // cap while the buffers hold under a quarter of the budget, fourfold under half of
+        // it, twofold after that; never past the per-direction cap.
         let before = e.data.capacity();
         let need = e.data.len() + data.len();
         if need > before {
             let target = if before == 0 {
                 need
+            } else if self.held < budget / 4 {
+                cap
             } else {
                 let factor = if self.held < budget / 2 { 4 } else { 2 };
-                need.max(before * factor).min(cap)
-            };
+                need.max(before * factor)
+            }
+            .min(cap)
+            .max(need);
             e.data.reserve_exact(target - e.data.len());
         }
         e.data.extend_from_slice(data);
