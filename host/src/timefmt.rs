@@ -28,6 +28,11 @@ const DIGITS2: &[u8; 200] = b"0001020304050607080910111213141516171819\
 /// paths (names, report records) format dozens of numbers per direction, and `write!` costs
 /// several times more.
 pub fn push_num(s: &mut String, n: u64, width: usize) {
+    if n < 10 && width <= 1 {
+        // Most counters of a record are 0: one byte.
+        s.push(char::from(b'0' + n as u8));
+        return;
+    }
     // Pre-filled with zeros: the padding is already there.
     let mut buf = [b'0'; 20];
     let mut i = buf.len();
@@ -171,6 +176,9 @@ mod tests {
     fn numbers_match_format() {
         for (n, w) in [
             (0, 0),
+            (0, 1),
+            (9, 0),
+            (9, 2),
             (0, 3),
             (7, 3),
             (1234, 2),
