@@ -270,7 +270,8 @@ pub fn draw_on<DB: DrawingBackend>(
 
 /// One chart as SVG.
 pub fn svg(title: &str, d: &Draw<'_>) -> Result<String, String> {
-    let mut s = String::new();
+    // A chart takes 4 to 15 KB: one allocation rather than a dozen copies as it grows.
+    let mut s = String::with_capacity(16 << 10);
     {
         let root = SvgBackend::with_string(&mut s, (WIDTH, HEIGHT)).into_drawing_area();
         draw_on(&root, title, d)?;

@@ -101,20 +101,16 @@ impl<'a> SvgBackend<'a> {
         }
     }
 
-    /// ` name="n"`.
-    fn int_attr(&mut self, name: &str, n: i32) {
-        self.out.push(' ');
-        self.out.push_str(name);
-        self.out.push_str("=\"");
+    /// ` name="n"`, given ` name="`.
+    fn int_attr(&mut self, prefix: &str, n: i32) {
+        self.out.push_str(prefix);
         push_int(self.out, n);
         self.out.push('"');
     }
 
-    /// ` name="#RRGGBB"`.
-    fn color_attr(&mut self, name: &str, c: BackendColor) {
-        self.out.push(' ');
-        self.out.push_str(name);
-        self.out.push_str("=\"");
+    /// ` name="#RRGGBB"`, given ` name="`.
+    fn color_attr(&mut self, prefix: &str, c: BackendColor) {
+        self.out.push_str(prefix);
         push_color(self.out, c);
         self.out.push('"');
     }
@@ -123,8 +119,8 @@ impl<'a> SvgBackend<'a> {
     fn stroke_attrs<S: BackendStyle>(&mut self, style: &S) {
         let c = style.color();
         push_opacity(self.out, c.alpha);
-        self.color_attr("stroke", c);
-        self.int_attr("stroke-width", style.stroke_width() as i32);
+        self.color_attr(" stroke=\"", c);
+        self.int_attr(" stroke-width=\"", style.stroke_width() as i32);
     }
 
     /// ` points="x,y x,y "` (plotters-svg's trailing space kept).
@@ -182,12 +178,12 @@ impl DrawingBackend for SvgBackend<'_> {
             return Ok(());
         }
         self.out.push_str("<rect");
-        self.int_attr("x", point.0);
-        self.int_attr("y", point.1);
+        self.int_attr(" x=\"", point.0);
+        self.int_attr(" y=\"", point.1);
         self.out
             .push_str(" width=\"1\" height=\"1\" stroke=\"none\"");
         push_opacity(self.out, color.alpha);
-        self.color_attr("fill", color);
+        self.color_attr(" fill=\"", color);
         self.out.push_str("/>\n");
         Ok(())
     }
@@ -203,10 +199,10 @@ impl DrawingBackend for SvgBackend<'_> {
         }
         self.out.push_str("<line");
         self.stroke_attrs(style);
-        self.int_attr("x1", from.0);
-        self.int_attr("y1", from.1);
-        self.int_attr("x2", to.0);
-        self.int_attr("y2", to.1);
+        self.int_attr(" x1=\"", from.0);
+        self.int_attr(" y1=\"", from.1);
+        self.int_attr(" x2=\"", to.0);
+        self.int_attr(" y2=\"", to.1);
         self.out.push_str("/>\n");
         Ok(())
     }
@@ -223,17 +219,17 @@ impl DrawingBackend for SvgBackend<'_> {
             return Ok(());
         }
         self.out.push_str("<rect");
-        self.int_attr("x", ul.0);
-        self.int_attr("y", ul.1);
-        self.int_attr("width", br.0 - ul.0);
-        self.int_attr("height", br.1 - ul.1);
+        self.int_attr(" x=\"", ul.0);
+        self.int_attr(" y=\"", ul.1);
+        self.int_attr(" width=\"", br.0 - ul.0);
+        self.int_attr(" height=\"", br.1 - ul.1);
         push_opacity(self.out, c.alpha);
         if fill {
-            self.color_attr("fill", c);
+            self.color_attr(" fill=\"", c);
             self.out.push_str(" stroke=\"none\"/>\n");
         } else {
             self.out.push_str(" fill=\"none\"");
-            self.color_attr("stroke", c);
+            self.color_attr(" stroke=\"", c);
             self.out.push_str("/>\n");
         }
         Ok(())
@@ -265,7 +261,7 @@ impl DrawingBackend for SvgBackend<'_> {
         }
         self.out.push_str("<polygon");
         push_opacity(self.out, c.alpha);
-        self.color_attr("fill", c);
+        self.color_attr(" fill=\"", c);
         self.points_attr(vert);
         self.out.push_str("/>\n");
         Ok(())
@@ -283,20 +279,20 @@ impl DrawingBackend for SvgBackend<'_> {
             return Ok(());
         }
         self.out.push_str("<circle");
-        self.int_attr("cx", center.0);
-        self.int_attr("cy", center.1);
+        self.int_attr(" cx=\"", center.0);
+        self.int_attr(" cy=\"", center.1);
         self.out.push_str(" r=\"");
         push_num(self.out, u64::from(radius), 0);
         self.out.push('"');
         push_opacity(self.out, c.alpha);
         if fill {
-            self.color_attr("fill", c);
+            self.color_attr(" fill=\"", c);
             self.out.push_str(" stroke=\"none\"");
         } else {
             self.out.push_str(" fill=\"none\"");
-            self.color_attr("stroke", c);
+            self.color_attr(" stroke=\"", c);
         }
-        self.int_attr("stroke-width", style.stroke_width() as i32);
+        self.int_attr(" stroke-width=\"", style.stroke_width() as i32);
         self.out.push_str("/>\n");
         Ok(())
     }
@@ -313,8 +309,8 @@ impl DrawingBackend for SvgBackend<'_> {
         }
         let anchor = style.anchor();
         self.out.push_str("<text");
-        self.int_attr("x", pos.0);
-        self.int_attr("y", pos.1);
+        self.int_attr(" x=\"", pos.0);
+        self.int_attr(" y=\"", pos.1);
         self.out.push_str(match anchor.v_pos {
             VPos::Top => " dy=\"0.76em\"",
             VPos::Center => " dy=\"0.5ex\"",
@@ -330,7 +326,7 @@ impl DrawingBackend for SvgBackend<'_> {
         self.out.push('"');
         self.font_size(style.size());
         push_opacity(self.out, c.alpha);
-        self.color_attr("fill", c);
+        self.color_attr(" fill=\"", c);
         match style.style() {
             FontStyle::Normal => {}
             FontStyle::Bold => self.out.push_str(" font-weight=\"bold\""),
