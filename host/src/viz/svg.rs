@@ -4,8 +4,8 @@
 //! charts use, in the same shapes and attribute order (`<rect>`, `<line>`, `<polyline>`,
 //! `<polygon>`, `<circle>`, `<text>` in a generic font family), so the charts look the same;
 //! but numbers go through an integer formatter rather than `format!`, an opacity is written
-//! only when it is not 1, and only text content is escaped, after one look at whether it
-//! needs it. plotters-svg formatted and escaped every attribute (a polyline's points about
+//! only when it is not 1, and only strings (text content, the font family) are escaped,
+//! after one look at whether they need it. plotters-svg formatted and escaped every attribute (a polyline's points about
 //! 1,000 instructions each; a step line has hundreds).
 
 use std::convert::Infallible;
@@ -27,8 +27,8 @@ pub struct SvgBackend<'a> {
     out: &'a mut String,
     size: (u32, u32),
     closed: bool,
-    /// The last font size written and its text (the charts use two or three sizes, and
-    /// plotters writes them as `f64`s: formatted once each).
+    /// The last font size written and its text (plotters-svg writes sizes as `f64`s; the
+    /// charts use a few, in runs: formatted again only when the size changes).
     font_size: Option<(f64, String)>,
 }
 
