@@ -290,7 +290,7 @@ const XML_PLAIN: [bool; 256] = {
 };
 
 /// [`xml_escape`] into an existing buffer (no allocation per value on the per-flow path).
-fn push_xml_escaped(o: &mut String, s: &str) {
+pub(crate) fn push_xml_escaped(o: &mut String, s: &str) {
     // Names are nearly always plain (a table lookup per byte: one per file name and record).
     if s.bytes().all(|b| XML_PLAIN[usize::from(b)]) {
         o.push_str(s);

@@ -14,7 +14,7 @@
 //!   page's counter table and the last snapshot of every time series are those values.
 //!
 //! The collector builds without the `viz` feature (it is plain counting); the charts, page
-//! and PDF need plotters and svg2pdf, which the field builds leave out.
+//! and PDF need plotters (and pdf-writer for the PDF), which the field builds leave out.
 
 #[cfg(feature = "viz")]
 pub mod charts;
@@ -23,6 +23,8 @@ pub mod collect;
 pub mod page;
 #[cfg(feature = "netviz")]
 pub mod pdf;
+#[cfg(feature = "viz")]
+pub mod svg;
 
 use std::path::PathBuf;
 
