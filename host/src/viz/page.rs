@@ -323,7 +323,7 @@ pub fn render(p: &Page<'_>, w: &mut impl Write) -> Result<(), String> {
             h,
             "<figure id=\"{}\">{}<figcaption>{}</figcaption></figure>",
             c.id,
-            strip_xml_decl(&c.svg),
+            c.svg,
             xml_escape(&c.title)
         );
         out(&mut h)
@@ -431,11 +431,6 @@ fn is_loss_counter(g: &str, k: &str) -> bool {
             )
             | ("host", "truncated_bytes" | "read_errors")
     )
-}
-
-/// Plotters writes a bare `<svg>` element; anything before it is not for inline use.
-fn strip_xml_decl(svg: &str) -> &str {
-    svg.find("<svg").map_or(svg, |i| &svg[i..])
 }
 
 #[cfg(test)]

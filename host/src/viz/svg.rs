@@ -5,8 +5,8 @@
 //! `<polygon>`, `<circle>`, `<text>` in a generic font family), so the charts look the same;
 //! but numbers go through an integer formatter rather than `format!`, an opacity is written
 //! only when it is not 1, and only strings (text content, the font family) are escaped,
-//! after one look at whether they need it. plotters-svg formatted and escaped every attribute (a polyline's points about
-//! 1,000 instructions each; a step line has hundreds).
+//! after one look at whether they need it. plotters-svg formatted and escaped every
+//! attribute (a polyline's points about 1,000 instructions each; a step line has hundreds).
 
 use std::convert::Infallible;
 
