@@ -135,6 +135,17 @@ impl<'a> SvgBackend<'a> {
         self.out.push('"');
     }
 
+    /// ` fill="#RRGGBB" stroke="none"`, or ` fill="none" stroke="#RRGGBB"` for an outline.
+    fn paint_attrs(&mut self, c: BackendColor, fill: bool) {
+        if fill {
+            self.color_attr(" fill=\"", c);
+            self.out.push_str(" stroke=\"none\"");
+        } else {
+            self.out.push_str(" fill=\"none\"");
+            self.color_attr(" stroke=\"", c);
+        }
+    }
+
     fn font_size(&mut self, size: f64) {
         let cached = matches!(&self.font_size, Some((s, _)) if *s == size);
         if !cached {
@@ -224,14 +235,8 @@ impl DrawingBackend for SvgBackend<'_> {
         self.int_attr(" width=\"", br.0 - ul.0);
         self.int_attr(" height=\"", br.1 - ul.1);
         push_opacity(self.out, c.alpha);
-        if fill {
-            self.color_attr(" fill=\"", c);
-            self.out.push_str(" stroke=\"none\"/>\n");
-        } else {
-            self.out.push_str(" fill=\"none\"");
-            self.color_attr(" stroke=\"", c);
-            self.out.push_str("/>\n");
-        }
+        self.paint_attrs(c, fill);
+        self.out.push_str("/>\n");
         Ok(())
     }
 
@@ -285,13 +290,7 @@ impl DrawingBackend for SvgBackend<'_> {
         push_num(self.out, u64::from(radius), 0);
         self.out.push('"');
         push_opacity(self.out, c.alpha);
-        if fill {
-            self.color_attr(" fill=\"", c);
-            self.out.push_str(" stroke=\"none\"");
-        } else {
-            self.out.push_str(" fill=\"none\"");
-            self.color_attr(" stroke=\"", c);
-        }
+        self.paint_attrs(c, fill);
         self.int_attr(" stroke-width=\"", style.stroke_width() as i32);
         self.out.push_str("/>\n");
         Ok(())
