@@ -544,6 +544,10 @@ impl FileSink {
                 let d = self.dir_mut(flow.slot, dir);
                 d.bump = bump;
                 d.set(NAMED_WITHOUT_MACS, flow.macs.is_none());
+                if let Some(s) = &mut self.scan {
+                    // Body files are named after the flow file: the one really chosen.
+                    s.named(flow, dir, &path.to_string_lossy(), &mut self.scan_records);
+                }
                 // The caller writes or buffers next, which needs the name again.
                 self.fresh_name = Some((key(flow.slot, dir), path));
                 true
@@ -1220,10 +1224,12 @@ impl Sink for FileSink {
 
     #[inline]
     fn data(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
+        // The file first: a direction's first byte names it, and the scanners name what they
+        // carve after it (`Scanner::named`).
+        self.write_data(flow, dir, offset, data);
         if let Some(s) = &mut self.scan {
             s.data(flow, dir, offset, data, &mut self.scan_records);
         }
-        self.write_data(flow, dir, offset, data);
     }
 
     fn gap(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, len: u64, _reason: GapReason) {

@@ -181,6 +181,9 @@ mod none {
         pub fn open(&mut self, _: &FlowInfo, _: u64, _: &mut Objects) {
             match *self {}
         }
+        pub fn named(&mut self, _: &FlowInfo, _: Dir, _: &str, _: &mut Objects) {
+            match *self {}
+        }
         pub fn data(&mut self, _: &FlowInfo, _: Dir, _: u64, _: &[u8], _: &mut Objects) {
             match *self {}
         }

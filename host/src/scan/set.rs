@@ -135,6 +135,11 @@ impl Ctx<'_> {
 /// names (relative to the output folder) of side A to B and B to A.
 pub trait Scanner: std::fmt::Debug {
     fn open(&mut self, cx: &mut Ctx<'_>, flow: &FlowInfo, names: &[String; 2]);
+    /// The file writer named a direction's file `name` at its first byte, before the
+    /// scanners see that byte: the template's name of `open`, or that name with the
+    /// connection index counted up because it was taken (or rebuilt without the MAC
+    /// addresses the flow did not have yet): what the direction's file is really called.
+    fn named(&mut self, _cx: &mut Ctx<'_>, _flow: &FlowInfo, _dir: Dir, _name: &str) {}
     fn data(&mut self, cx: &mut Ctx<'_>, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]);
     fn gap(&mut self, cx: &mut Ctx<'_>, flow: &FlowInfo, dir: Dir, offset: u64, len: u64);
     /// Bytes inside a range already given as a gap (the set counts them as not scanned; a
@@ -204,6 +209,11 @@ impl ScanSet {
             self.cfg.template.expand(flow, Dir::BtoA, p),
         ];
         self.each(report, |s, cx| s.open(cx, flow, &names));
+    }
+
+    /// The file writer chose `name` for the file of `dir` (see [`Scanner::named`]).
+    pub fn named(&mut self, flow: &FlowInfo, dir: Dir, name: &str, report: &mut Objects) {
+        self.each(report, |s, cx| s.named(cx, flow, dir, name));
     }
 
     pub fn data(

@@ -135,7 +135,11 @@ const SEARCH_FIRST: usize = 256 * 1024;
 
 #[derive(Debug)]
 struct Conn {
+    /// The flow files' names: the template's at open, then each as the file writer chose it
+    /// (it counts the connection index up when the name is taken).
     names: [String; 2],
+    /// A name above is the file writer's, not the template's.
+    renamed: [bool; 2],
     sides: [Side; 2],
     requests: VecDeque<Waiting>,
     /// Bodies written per flow file so far.
@@ -150,7 +154,7 @@ impl Conn {
     /// Whether `flow` is this evicted connection picked up where it stopped.
     fn resumes(&self, flow: &FlowInfo, names: &[String; 2]) -> bool {
         self.parked == Some((flow.key, flow.conn_index))
-            && self.names == *names
+            && (0..2).all(|d| self.renamed[d] || self.names[d] == names[d])
             && (0..2).all(|d| self.sides[d].pos == flow.dirs[d].stream_len)
     }
 }
@@ -881,6 +885,7 @@ impl Scanner for Http {
             flow.slot,
             Box::new(Conn {
                 names: names.clone(),
+                renamed: [false; 2],
                 sides: [
                     new_side(flow.dirs[0].stream_len),
                     new_side(flow.dirs[1].stream_len),
@@ -890,6 +895,16 @@ impl Scanner for Http {
                 parked: None,
             }),
         );
+    }
+
+    fn named(&mut self, _cx: &mut Ctx<'_>, flow: &FlowInfo, dir: Dir, name: &str) {
+        if let Some(c) = self.conns.get_mut(&flow.slot) {
+            let d = dir.index();
+            if c.names[d] != name {
+                c.names[d] = name.to_string();
+                c.renamed[d] = true;
+            }
+        }
     }
 
     fn data(&mut self, cx: &mut Ctx<'_>, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
