@@ -4,13 +4,6 @@
 mod common;
 use common::*;
 
-fn name(a: End, b: End) -> String {
-    format!(
-        "{:03}.{:03}.{:03}.{:03}.{:05}-{:03}.{:03}.{:03}.{:03}.{:05}",
-        a.ip[0], a.ip[1], a.ip[2], a.ip[3], a.port, b.ip[0], b.ip[1], b.ip[2], b.ip[3], b.port
-    )
-}
-
 /// Distinct bytes per offset, so a piece written at the wrong place shows.
 fn payload(len: usize) -> Vec<u8> {
     (0..len)
@@ -80,15 +73,15 @@ fn a_syn_flood_does_not_split_a_long_connection() {
         "64",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(std::fs::read(out.join(name(c, s))).unwrap(), data);
-    assert_eq!(std::fs::read(out.join(name(s, c))).unwrap(), reply);
+    assert_eq!(std::fs::read(out.join(flow_name(c, s))).unwrap(), data);
+    assert_eq!(std::fs::read(out.join(flow_name(s, c))).unwrap(), reply);
     let mut files: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n.starts_with("192.168.001.001") || n.contains("-192.168.001.001"))
         .collect();
     files.sort();
-    let mut want = [name(c, s), name(s, c)];
+    let mut want = [flow_name(c, s), flow_name(s, c)];
     want.sort();
     assert_eq!(files, want);
     let report = std::fs::read_to_string(out.join("report.xml")).unwrap();
@@ -168,7 +161,7 @@ fn bytes_without_a_file_name_are_counted_and_fail_the_run() {
     let report = std::fs::read_to_string(out.join("report.xml")).unwrap();
     assert_eq!(counter(&report, "name_errors"), 3);
     assert_eq!(counter(&report, "unwritten_bytes"), 30);
-    let base = name(c, s);
+    let base = flow_name(c, s);
     assert_eq!(std::fs::read(out.join(&base)).unwrap(), b"conn 0000.");
     assert_eq!(
         std::fs::read(out.join(format!("{base}c999"))).unwrap(),
@@ -246,7 +239,7 @@ fn a_syn_flood_does_not_cut_http_bodies_or_digests() {
         "md5",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let flow = name(s, c);
+    let flow = flow_name(s, c);
     // (Compared without printing: a difference would print megabytes.)
     assert!(
         std::fs::read(out.join(&flow)).unwrap() == response,

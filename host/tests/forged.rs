@@ -6,13 +6,6 @@ use common::*;
 
 const MIB: u32 = 1 << 20;
 
-fn name(a: End, b: End) -> String {
-    format!(
-        "{:03}.{:03}.{:03}.{:03}.{:05}-{:03}.{:03}.{:03}.{:03}.{:05}",
-        a.ip[0], a.ip[1], a.ip[2], a.ip[3], a.port, b.ip[0], b.ip[1], b.ip[2], b.ip[3], b.port
-    )
-}
-
 #[test]
 fn forged_sequence_numbers_without_acks_keep_files_small() {
     let s = server();
@@ -73,7 +66,7 @@ fn forged_sequence_numbers_without_acks_keep_files_small() {
         "2",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let len = |c: End| std::fs::metadata(out.join(name(c, s))).unwrap().len();
+    let len = |c: End| std::fs::metadata(out.join(flow_name(c, s))).unwrap().len();
     assert_eq!(len(c1), 1000);
     assert_eq!(len(c3), 500);
     assert_eq!(len(c4), 200);

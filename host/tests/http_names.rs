@@ -6,13 +6,6 @@
 mod common;
 use common::*;
 
-fn name(a: End, b: End) -> String {
-    format!(
-        "{:03}.{:03}.{:03}.{:03}.{:05}-{:03}.{:03}.{:03}.{:03}.{:05}",
-        a.ip[0], a.ip[1], a.ip[2], a.ip[3], a.port, b.ip[0], b.ip[1], b.ip[2], b.ip[3], b.port
-    )
-}
-
 /// One GET and its response on `c` -> `s`, from SYN to both FINs.
 fn exchange(p: &mut Pcap, t: &mut u64, c: End, s: End, isn: (u32, u32), body: &[u8]) {
     let mut tick = || {
@@ -70,7 +63,7 @@ fn bodies_follow_a_flow_file_named_with_the_next_connection_index() {
         "http",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let flow = name(s, c);
+    let flow = flow_name(s, c);
     let read = |n: &str| std::fs::read(out.join(n)).unwrap_or_default();
     // The second connection's flow file took the next name; its body goes with it.
     assert!(read(&flow).ends_with(&first), "first flow file");

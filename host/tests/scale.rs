@@ -11,16 +11,6 @@ use common::*;
 
 const FLOWS: u32 = 200_000;
 
-fn name(a: End, b: End) -> String {
-    let ip = |e: End| {
-        e.ip.iter()
-            .map(|o| format!("{o:03}"))
-            .collect::<Vec<_>>()
-            .join(".")
-    };
-    format!("{}.{:05}-{}.{:05}", ip(a), a.port, ip(b), b.port)
-}
-
 /// The message of side `side` of flow `i`.
 fn msg(i: u32, side: &str) -> Vec<u8> {
     format!("{side} of flow {i}\n").into_bytes()
@@ -99,12 +89,12 @@ fn two_hundred_thousand_concurrent_flows_under_ulimit_1024() {
     for i in 0..FLOWS {
         let c = client(i);
         assert_eq!(
-            std::fs::read(out.join(name(c, s_end))).unwrap(),
+            std::fs::read(out.join(flow_name(c, s_end))).unwrap(),
             msg(i, "client"),
             "flow {i}"
         );
         assert_eq!(
-            std::fs::read(out.join(name(s_end, c))).unwrap(),
+            std::fs::read(out.join(flow_name(s_end, c))).unwrap(),
             msg(i, "server"),
             "flow {i}"
         );
@@ -161,12 +151,12 @@ fn two_hundred_thousand_flows_with_pcaps_under_ulimit_1024() {
         let c = client(i);
         let bin = out.join(format!("{:03}", i % 1000));
         for (a, b) in [(c, s_end), (s_end, c)] {
-            let p = std::fs::read(bin.join(format!("{}.pcap", name(a, b)))).unwrap();
+            let p = std::fs::read(bin.join(format!("{}.pcap", flow_name(a, b)))).unwrap();
             assert_eq!(pcap_frames(&p).len(), 3, "flow {i}");
             // The flow file too.
-            assert!(bin.join(name(a, b)).exists(), "flow {i}");
+            assert!(bin.join(flow_name(a, b)).exists(), "flow {i}");
         }
-        let p = std::fs::read(bin.join(format!("{}.conn.pcap", name(c, s_end)))).unwrap();
+        let p = std::fs::read(bin.join(format!("{}.conn.pcap", flow_name(c, s_end)))).unwrap();
         let frames = pcap_frames(&p);
         assert_eq!(frames.len(), 6, "flow {i}");
         assert!(frames[2].ends_with(&msg(i, "client")), "flow {i}");
@@ -255,10 +245,10 @@ fn more_open_data_than_buffers_is_written_early_and_right() {
             ]
             .concat()
         };
-        let cf = out.join(name(c, s_end));
+        let cf = out.join(flow_name(c, s_end));
         assert_eq!(std::fs::read(&cf).unwrap(), want("client"), "flow {i}");
         assert_eq!(
-            std::fs::read(out.join(name(s_end, c))).unwrap(),
+            std::fs::read(out.join(flow_name(s_end, c))).unwrap(),
             want("server"),
             "flow {i}"
         );

@@ -125,6 +125,14 @@ pub fn client(n: u32) -> End {
     }
 }
 
+/// The default template's name of the direction from `a` to `b` (connection index 0).
+pub fn flow_name(a: End, b: End) -> String {
+    format!(
+        "{:03}.{:03}.{:03}.{:03}.{:05}-{:03}.{:03}.{:03}.{:03}.{:05}",
+        a.ip[0], a.ip[1], a.ip[2], a.ip[3], a.port, b.ip[0], b.ip[1], b.ip[2], b.ip[3], b.port
+    )
+}
+
 pub fn server() -> End {
     End {
         ip: [10, 9, 9, 9],
