@@ -762,12 +762,9 @@ mod tests {
         }
     }
 
-    /// Frames go to their connection's files: after a close (a late frame), and not to the
-    /// old connection's files when a slot is reused, while an evicted connection picked up
-    /// again goes on in its own.
-    #[test]
-    fn frames_follow_their_connection() {
-        let dir = std::env::temp_dir().join(format!("tcpflow-pcap-unit-{}", std::process::id()));
+    /// A sink writing a pcap per direction with one descriptor, into a new folder `tag-PID`.
+    fn per_dir_sink(tag: &str) -> (std::path::PathBuf, PcapSink) {
+        let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let opts = PcapOpts {
@@ -776,7 +773,16 @@ mod tests {
             findx: false,
         };
         let t = Template::parse(crate::template::DEFAULT).unwrap();
-        let mut p = PcapSink::new(opts, t, dir.clone(), 0o644, 1);
+        let p = PcapSink::new(opts, t, dir.clone(), 0o644, 1);
+        (dir, p)
+    }
+
+    /// Frames go to their connection's files: after a close (a late frame), and not to the
+    /// old connection's files when a slot is reused, while an evicted connection picked up
+    /// again goes on in its own.
+    #[test]
+    fn frames_follow_their_connection() {
+        let (dir, mut p) = per_dir_sink("tcpflow-pcap-unit");
         let a = flow4();
         p.open(&a);
         p.frame(&frame(&a, Dir::AtoB, b"first"));
@@ -847,16 +853,7 @@ mod tests {
     /// file is closed and reopened between frames.
     #[test]
     fn a_new_link_type_makes_the_file_pcapng() {
-        let dir = std::env::temp_dir().join(format!("tcpflow-pcapng-unit-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let opts = PcapOpts {
-            per_dir: true,
-            per_conn: false,
-            findx: false,
-        };
-        let t = Template::parse(crate::template::DEFAULT).unwrap();
-        let mut p = PcapSink::new(opts, t, dir.clone(), 0o644, 1);
+        let (dir, mut p) = per_dir_sink("tcpflow-pcapng-unit");
         let a = flow4();
         let mut b = flow4();
         b.slot = 1;
