@@ -1,24 +1,25 @@
-//! The last write of each direction's file, done on a second thread: open (or take the
+//! The last write of each direction's file, done on writer threads: open (or take the
 //! cached descriptor), write the buffered bytes, set the length and the time, close. Those
 //! system calls are most of a run's time when flows are short, so the thread that decodes and
-//! reassembles goes on while another core does them. The same thread takes the writes of
-//! buffers that must go out before their direction ends (the buffers' budget is over): jobs
-//! are done in the order submitted, so a direction's last job follows them, and the caller
-//! waits for such a job ([`Finisher::wait_for`]) before it opens that file itself.
+//! reassembles goes on while other cores do them. The same threads take the writes of
+//! buffers that must go out before their direction ends (the buffers' budget is over). Each
+//! file goes to one writer thread (a lane, chosen by its path), which does its jobs in the
+//! order submitted, so a direction's last job follows its early ones; the caller waits for a
+//! job ([`Finisher::wait_for`]) before it opens that file itself.
 //!
-//! Jobs go in batches of [`BATCH`] through a small bounded queue (the decoding thread waits
-//! when the writer is behind, so memory stays bounded: at most [`QUEUE`] buffers in flight;
-//! batches, because waking the other thread for every file cost a futex call or two each).
-//! A failure that ends the run ([`is_fatal`]: disk full) is recorded and seen by the caller's
-//! next [`Finisher::failed`] check, and every message is handed back by [`Finisher::wait`].
-//! Any other failure costs its file only: it is handed back by [`Finisher::take_file_errors`]
-//! with the bytes that did not reach the file.
+//! Jobs go in batches of [`BATCH`] through a small bounded queue per lane (the decoding
+//! thread waits when a writer is behind, so memory stays bounded: about [`QUEUE`] buffers in
+//! flight; batches, because waking the other thread for every file cost a futex call or two
+//! each). A failure that ends the run ([`is_fatal`]: disk full) is recorded and seen by the
+//! caller's next [`Finisher::failed`] check, and every message is handed back by
+//! [`Finisher::wait`]. Any other failure costs its file only: it is handed back by
+//! [`Finisher::take_file_errors`] with the bytes that did not reach the file.
 
 use std::fs::{File, FileTimes};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -122,8 +123,6 @@ struct Shared {
     has_file_errors: AtomicBool,
     /// Bytes that reached files.
     written: Counter64,
-    /// Jobs done so far (in the order submitted).
-    done: Counter64,
 }
 
 impl Shared {
@@ -153,69 +152,154 @@ impl Shared {
     }
 }
 
-/// The writer thread and its queue.
+/// One writing thread's end of the queue, and how far it got.
+#[derive(Debug)]
+struct Lane {
+    tx: SyncSender<Vec<(u64, FinalWrite)>>,
+    /// Jobs not handed over yet, with their numbers.
+    batch: Vec<(u64, FinalWrite)>,
+    /// Jobs given to this lane so far.
+    given: u64,
+    progress: Arc<Progress>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// A lane's progress, written by its thread: it does its jobs in the order submitted, so
+/// every job of the lane numbered up to `last` is done.
+#[derive(Debug, Default)]
+struct Progress {
+    /// Jobs of the lane done.
+    done: AtomicU64,
+    /// The number of the lane's last job done (0: none).
+    last: AtomicU64,
+}
+
+impl Lane {
+    /// Whether every job given to the lane is done; otherwise the number of its last job done.
+    fn pending_after(&self) -> Option<u64> {
+        // `last` is stored before `done` counts the job, so a lane seen idle is.
+        if self.progress.done.load(Ordering::Acquire) >= self.given {
+            return None;
+        }
+        Some(self.progress.last.load(Ordering::Acquire))
+    }
+
+    fn alive(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+}
+
+/// The writer threads and their queues.
 #[derive(Debug)]
 pub struct Finisher {
-    tx: Option<SyncSender<Vec<FinalWrite>>>,
-    /// Jobs not handed over yet.
-    batch: Vec<FinalWrite>,
-    /// The thread is started after [`INLINE_JOBS`] jobs.
+    /// Writer threads: each file goes to one of them (by its path), so that its jobs are
+    /// done in order while other files' jobs go on beside them.
+    lanes: Vec<Lane>,
+    /// The threads are started after [`INLINE_JOBS`] jobs.
     lazy: bool,
     /// Jobs done inline so far.
     done: usize,
     /// Jobs submitted so far: the number of the last one.
     submitted: u64,
-    thread: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
     file_mode: u32,
 }
 
+/// Writer threads at most: creating, writing and closing files is most of a run's time when
+/// flows are short (200,000 connections at once on tmpfs: two thirds of the samples), and
+/// two threads do it in about 80% of the time one takes on two cores (the creations in one
+/// folder take its lock in turn; the writes, time stamps and closes overlap). More were not
+/// measured (this machine has two cores).
+pub const MAX_LANES: usize = 2;
+
+/// Writer threads for this machine: one per core up to [`MAX_LANES`] (they wait in the
+/// kernel's file work, so the decoding thread still gets its core), one on a single core.
+fn lanes_for_machine() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.clamp(1, MAX_LANES)
+}
+
+/// Which lane writes the file at `path`: the same file always the same one.
+fn lane_of(path: &std::path::Path, lanes: usize) -> usize {
+    if lanes <= 1 {
+        return 0;
+    }
+    // FNV-1a over the name: cheap, and spreads names that differ in a digit or two.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in path.as_os_str().as_encoded_bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    }
+    // A final mix (murmur3's): FNV's high bits hardly see the last bytes.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    (h % lanes as u64) as usize
+}
+
 impl Finisher {
-    /// A finisher whose thread starts once a run has finished [`INLINE_JOBS`] directions
-    /// (a small capture never starts it); files are created with `file_mode`.
+    /// A finisher whose threads start once a run has finished [`INLINE_JOBS`] directions
+    /// (a small capture never starts them); files are created with `file_mode`.
     pub fn new(file_mode: u32) -> Finisher {
         let mut f = Finisher::inline(file_mode);
         f.lazy = true;
         f
     }
 
-    /// Starts the thread (without one, jobs are done by the caller).
+    /// Starts the threads, as many as suit the machine (without one, jobs are done by the
+    /// caller).
     fn start(&mut self) {
+        self.start_lanes(lanes_for_machine());
+    }
+
+    fn start_lanes(&mut self, lanes: usize) {
         self.lazy = false;
-        let (tx, rx) = sync_channel::<Vec<FinalWrite>>(QUEUE / BATCH - 1);
-        let sh = self.shared.clone();
-        let file_mode = self.file_mode;
-        let thread = std::thread::Builder::new()
-            .name("finish-files".into())
-            .spawn(move || {
+        for i in 0..lanes {
+            let (tx, rx) = sync_channel::<Vec<(u64, FinalWrite)>>(
+                (QUEUE / BATCH / lanes).saturating_sub(1).max(1),
+            );
+            let sh = self.shared.clone();
+            let progress = Arc::new(Progress::default());
+            let p = progress.clone();
+            let file_mode = self.file_mode;
+            let name = if lanes == 1 {
+                "finish-files".to_string()
+            } else {
+                format!("finish-files-{i}")
+            };
+            let Ok(thread) = std::thread::Builder::new().name(name).spawn(move || {
                 for batch in rx {
-                    for job in batch {
+                    for (seq, job) in batch {
                         perform(job, file_mode, &sh);
+                        p.last.store(seq, Ordering::Release);
+                        p.done.fetch_add(1, Ordering::Release);
                     }
                 }
-            })
-            .ok();
-        if thread.is_some() {
-            self.tx = Some(tx);
+            }) else {
+                break;
+            };
+            self.lanes.push(Lane {
+                tx,
+                batch: Vec::with_capacity(BATCH),
+                given: 0,
+                progress,
+                thread: Some(thread),
+            });
         }
-        self.thread = thread;
     }
 
     /// A finisher without a thread: [`Finisher::submit`] does the job at once.
     pub fn inline(file_mode: u32) -> Finisher {
         Finisher {
-            tx: None,
-            batch: Vec::new(),
+            lanes: Vec::new(),
             lazy: false,
             done: 0,
             submitted: 0,
-            thread: None,
             shared: Arc::default(),
             file_mode,
         }
     }
 
-    /// Queues a job (waits while the queue is full); returns its number for
+    /// Queues a job (waits while its lane's queue is full); returns its number for
     /// [`Finisher::wait_for`].
     pub fn submit(&mut self, job: FinalWrite) -> u64 {
         self.submitted += 1;
@@ -223,14 +307,17 @@ impl Finisher {
         if self.lazy && self.done >= INLINE_JOBS {
             self.start();
         }
-        if self.tx.is_none() {
+        if self.lanes.is_empty() {
             self.done += 1;
             perform(job, self.file_mode, &self.shared);
             return seq;
         }
-        self.batch.push(job);
-        if self.batch.len() >= BATCH {
-            self.hand_over();
+        let l = lane_of(&job.path, self.lanes.len());
+        let lane = &mut self.lanes[l];
+        lane.given += 1;
+        lane.batch.push((seq, job));
+        if lane.batch.len() >= BATCH {
+            self.hand_over(l);
         }
         seq
     }
@@ -240,21 +327,32 @@ impl Finisher {
         self.submitted
     }
 
-    /// Jobs done so far.
+    /// The jobs done so far in the order submitted: every job numbered up to this is done
+    /// (a later one may be too).
     pub fn done_jobs(&self) -> u64 {
-        self.shared.done.get()
+        self.lanes
+            .iter()
+            .filter_map(Lane::pending_after)
+            .fold(self.submitted, u64::min)
     }
 
-    /// Waits until job `seq` is done (before the caller opens that job's file itself).
+    /// Waits until job `seq` (and every one before it) is done (before the caller opens
+    /// that job's file itself).
     pub fn wait_for(&mut self, seq: u64) {
-        if self.shared.done.get() >= seq {
+        if self.done_jobs() >= seq {
             return;
         }
-        self.hand_over();
+        for l in 0..self.lanes.len() {
+            self.hand_over(l);
+        }
         let mut spins = 0u32;
-        while self.shared.done.get() < seq {
+        while self.done_jobs() < seq {
             // A thread that is gone does no more jobs: `wait` reports it.
-            if !self.thread.as_ref().is_some_and(|t| !t.is_finished()) {
+            if self
+                .lanes
+                .iter()
+                .any(|l| l.pending_after().is_some() && !l.alive())
+            {
                 return;
             }
             spins += 1;
@@ -266,22 +364,22 @@ impl Finisher {
         }
     }
 
-    /// Sends the pending batch to the thread (or does it here if the thread is gone).
-    fn hand_over(&mut self) {
-        if self.batch.is_empty() {
+    /// Sends lane `l`'s pending batch to its thread (or does it here if the thread is gone).
+    fn hand_over(&mut self, l: usize) {
+        let lane = &mut self.lanes[l];
+        if lane.batch.is_empty() {
             return;
         }
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-        let batch = match &self.tx {
-            Some(tx) => match tx.send(batch) {
-                Ok(()) => return,
-                // The thread is gone (it panicked): do them here.
-                Err(e) => e.0,
-            },
-            None => batch,
+        let batch = std::mem::replace(&mut lane.batch, Vec::with_capacity(BATCH));
+        let batch = match lane.tx.send(batch) {
+            Ok(()) => return,
+            // The thread is gone (it panicked): do them here.
+            Err(e) => e.0,
         };
-        for job in batch {
+        for (seq, job) in batch {
             perform(job, self.file_mode, &self.shared);
+            lane.progress.last.store(seq, Ordering::Release);
+            lane.progress.done.fetch_add(1, Ordering::Release);
         }
     }
 
@@ -311,13 +409,21 @@ impl Finisher {
 
     /// Waits for every queued job; returns the failures' messages, oldest first.
     pub fn wait(&mut self) -> Vec<String> {
-        self.hand_over();
-        self.tx = None;
-        if let Some(t) = self.thread.take() {
-            if t.join().is_err() {
-                self.shared
-                    .fail("the thread writing files failed; some files may be incomplete".into());
+        for l in 0..self.lanes.len() {
+            self.hand_over(l);
+        }
+        let mut panicked = false;
+        for lane in std::mem::take(&mut self.lanes) {
+            // Dropping the sender ends the thread's loop once its queue is done.
+            let Lane { tx, thread, .. } = lane;
+            drop(tx);
+            if let Some(t) = thread {
+                panicked |= t.join().is_err();
             }
+        }
+        if panicked {
+            self.shared
+                .fail("the thread writing files failed; some files may be incomplete".into());
         }
         match self.shared.errors.lock() {
             Ok(mut e) => std::mem::take(&mut *e),
@@ -338,11 +444,6 @@ fn open(job: &FinalWrite, file_mode: u32) -> io::Result<File> {
 }
 
 fn perform(job: FinalWrite, file_mode: u32, sh: &Shared) {
-    perform_one(job, file_mode, sh);
-    sh.done.add(1);
-}
-
-fn perform_one(job: FinalWrite, file_mode: u32, sh: &Shared) {
     // Written whole earlier (and closed since): only the time is left.
     if job.file.is_none() && job.only_time() {
         // As with an open file, a time that cannot be set is not an error.
@@ -476,6 +577,62 @@ mod tests {
             assert!(got[n..].iter().all(|&b| b == 0));
             let m = std::fs::metadata(&p).unwrap().modified().unwrap();
             assert_eq!(m, mtime);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// With two writer threads, each file's jobs are still done in the order submitted
+    /// (each job rewrites the file shorter, so any other order leaves other bytes), and a
+    /// job waited for is done with every job before it.
+    #[test]
+    fn two_lanes_keep_each_files_jobs_in_order() {
+        let dir = std::env::temp_dir().join(format!("tcpflow-lanes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut fin = Finisher::new(0o644);
+        fin.start_lanes(2);
+        assert_eq!(fin.lanes.len(), 2);
+        let mtime = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        const FILES: usize = 64;
+        const ROUNDS: u8 = 6;
+        let mut last = vec![0u64; FILES];
+        for round in 0..ROUNDS {
+            for (f, last) in last.iter_mut().enumerate() {
+                let len = 200 - usize::from(round) * 10;
+                *last = fin.submit(FinalWrite {
+                    slot: f as u32,
+                    id: f as u64,
+                    file: None,
+                    path: dir.join(format!("f{f}")),
+                    create: round == 0,
+                    folders: 0,
+                    buf: vec![round; len],
+                    off: 0,
+                    set_len: Some(len as u64),
+                    mtime,
+                });
+            }
+            // Half way, a file's last job so far, waited for: it and all before are done.
+            if round == ROUNDS / 2 {
+                let seq = last[FILES / 2];
+                fin.wait_for(seq);
+                assert!(fin.done_jobs() >= seq);
+                let got = std::fs::read(dir.join(format!("f{}", FILES / 2))).unwrap();
+                assert_eq!(got, vec![round; 200 - usize::from(round) * 10]);
+                let first = std::fs::read(dir.join("f0")).unwrap();
+                assert_eq!(first, vec![round; 200 - usize::from(round) * 10]);
+            }
+        }
+        assert!(fin.wait().is_empty());
+        assert_eq!(fin.done_jobs(), fin.submitted());
+        let both = (0..FILES)
+            .map(|f| lane_of(&dir.join(format!("f{f}")), 2))
+            .collect::<std::collections::HashSet<_>>();
+        assert_eq!(both.len(), 2, "the files went to both lanes");
+        let r = ROUNDS - 1;
+        for f in 0..FILES {
+            let got = std::fs::read(dir.join(format!("f{f}"))).unwrap();
+            assert_eq!(got, vec![r; 200 - usize::from(r) * 10], "f{f}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
