@@ -30,12 +30,13 @@ const _: () = assert!(capfile::MAX_HELD <= READ_SIZE);
 /// Read-ahead of a plain capture file: a thread reads it in chunks of this size, each after
 /// [`AHEAD_ROOM`] bytes of room where the end of the previous chunk (part of a record) is
 /// put, so that reading (a copy out of the page cache) overlaps the work on the packets.
-const AHEAD_CHUNK: usize = 1 << 20;
+/// 256 KiB rather than 1 MiB: 3 MB less peak RSS, and bulk within 2% (`bench --tmpfs`).
+const AHEAD_CHUNK: usize = 256 << 10;
 const AHEAD_ROOM: usize = 128 * 1024;
 /// Buffers in use at most: the one being read from, one queued, one being filled, one spare.
 const AHEAD_BUFFERS: usize = 4;
 /// Files shorter than this are read directly: the thread would cost more than it saves.
-const AHEAD_MIN_FILE: u64 = 4 * AHEAD_CHUNK as u64;
+const AHEAD_MIN_FILE: u64 = 4 << 20;
 /// Pipe size asked for between the decompressing thread and the reader.
 const PIPE_SIZE: libc::c_int = 1 << 20;
 /// How long a read from a pipe or FIFO waits before it looks at the stop flag again.
