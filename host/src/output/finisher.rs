@@ -224,12 +224,18 @@ fn lane_of(path: &std::path::Path, lanes: usize) -> usize {
     if lanes <= 1 {
         return 0;
     }
-    // FNV-1a over the name: cheap, and spreads names that differ in a digit or two.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in path.as_os_str().as_encoded_bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    // Eight bytes a step (a name is hashed per job, so its cost is per file), then a final
+    // mix (murmur3's) so that every byte moves the low bits.
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let mut h: u64 = bytes.len() as u64;
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let v = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+        h = (h ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(31);
     }
-    // A final mix (murmur3's): FNV's high bits hardly see the last bytes.
+    let mut last = [0u8; 8];
+    last[..words.remainder().len()].copy_from_slice(words.remainder());
+    h ^= u64::from_le_bytes(last);
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^= h >> 33;
