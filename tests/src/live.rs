@@ -51,7 +51,8 @@ fn run_ok(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
-/// Two namespaces, `<tag>tx` and `<tag>rx`, joined by a veth pair `tx0` <-> `rx0`.
+/// Two namespaces, `<tag>-<pid>-tx` and `<tag>-<pid>-rx`, joined by a veth pair `tx0` <->
+/// `rx0`. The process id in the names lets two test runs on one machine each have their own.
 pub struct Veth {
     pub tx_ns: String,
     pub rx_ns: String,
@@ -62,11 +63,12 @@ pub const RX_IF: &str = "rx0";
 
 impl Veth {
     pub fn new(tag: &str) -> Result<Veth, String> {
+        let pid = std::process::id();
         let v = Veth {
-            tx_ns: format!("{tag}tx"),
-            rx_ns: format!("{tag}rx"),
+            tx_ns: format!("{tag}-{pid}-tx"),
+            rx_ns: format!("{tag}-{pid}-rx"),
         };
-        // Left over from a run that was killed.
+        Veth::delete_left_over(tag);
         v.delete();
         run_ok(Command::new("ip").args(["netns", "add", &v.tx_ns]))?;
         run_ok(Command::new("ip").args(["netns", "add", &v.rx_ns]))?;
@@ -91,6 +93,30 @@ impl Veth {
             run_ok(Command::new("ip").args(["-n", ns, "link", "set", ifname, "up"]))?;
         }
         Ok(v)
+    }
+
+    /// Deletes the namespaces of runs that were killed: those of `tag` whose process is gone.
+    fn delete_left_over(tag: &str) {
+        let Ok(o) = Command::new("ip").args(["netns", "list"]).output() else {
+            return;
+        };
+        let list = String::from_utf8_lossy(&o.stdout).into_owned();
+        let prefix = format!("{tag}-");
+        for ns in list.lines().filter_map(|l| l.split_whitespace().next()) {
+            let Some(pid) = ns
+                .strip_prefix(&prefix)
+                .and_then(|r| r.split('-').next())
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = Command::new("ip")
+                    .args(["netns", "del", ns])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
     }
 
     fn delete(&self) {
