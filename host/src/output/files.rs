@@ -10,7 +10,7 @@
 //!   close the file length is set to the stream length, so a trailing gap is a hole too.
 //! - Data is buffered per direction in memory (up to [`Limits::dir_buffer`] each, and
 //!   [`Limits::total_buffer`] in all: when over, the oldest buffers are written out, on the
-//!   finishing thread), so a short flow costs one open, one write and one close.
+//!   writer threads of [`super::finisher`]), so a short flow costs one open, one write and one close.
 //! - Writes that cannot wait go through a bounded cache of open files
 //!   ([`super::filecache`]): any number of concurrent flows works under a small descriptor
 //!   limit; a file closed to make room is reopened without truncation when needed.
