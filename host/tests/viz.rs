@@ -6,10 +6,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::*;
+use tcpflow_tests::browser::{browse, chromium, console_lines};
 
 /// The charts every page has (ids of their `<figure>`).
 const CHARTS: [&str; 9] = [
@@ -189,48 +190,6 @@ fn assert_self_contained(html: &str) {
     assert!(html.contains("Content-Security-Policy"));
 }
 
-fn chromium() -> Option<PathBuf> {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .find_map(|n| {
-            std::env::var_os("PATH").and_then(|paths| {
-                std::env::split_paths(&paths)
-                    .map(|p| p.join(n))
-                    .find(|p| p.is_file())
-            })
-        })
-}
-
-/// Runs headless Chromium on a file with the network off (a proxy that refuses, and no
-/// name resolves); returns (stdout, stderr).
-fn browse(chrome: &Path, page: &Path, extra: &[&str], profile: &Path) -> (String, String) {
-    let url = format!("file://{}", page.canonicalize().unwrap().display());
-    let o = Command::new(chrome)
-        .args([
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--proxy-server=127.0.0.1:9",
-            "--host-resolver-rules=MAP * ~NOTFOUND",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(extra)
-        .arg(url)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running chromium");
-    assert!(o.status.success(), "chromium: {}", stderr(&o));
-    (stdout(&o), stderr(&o))
-}
-
-/// Console messages Chromium logged (its own D-Bus complaints are not the page's).
-fn console_lines(err: &str) -> Vec<&str> {
-    err.lines().filter(|l| l.contains("CONSOLE")).collect()
-}
-
 fn check_in_browser(page: &Path, work: &Path) {
     let Some(chrome) = chromium() else {
         if std::env::var_os("CI").is_some() {
@@ -247,7 +206,7 @@ fn check_in_browser(page: &Path, work: &Path) {
         "<!DOCTYPE html><html><body><script>console.error('tcpflow-control')</script></body></html>",
     )
     .unwrap();
-    let (_, err) = browse(&chrome, &control, &["--dump-dom"], &profile);
+    let (_, err) = browse(&chrome, &control, &profile, &["--dump-dom"]);
     assert!(
         console_lines(&err)
             .iter()
@@ -255,7 +214,7 @@ fn check_in_browser(page: &Path, work: &Path) {
         "the console check does not see a console error:\n{err}"
     );
 
-    let (dom, err) = browse(&chrome, page, &["--dump-dom"], &profile);
+    let (dom, err) = browse(&chrome, page, &profile, &["--dump-dom"]);
     assert!(console_lines(&err).is_empty(), "console:\n{err}");
     for id in CHARTS {
         let i = dom
@@ -273,11 +232,11 @@ fn check_in_browser(page: &Path, work: &Path) {
     let (_, err) = browse(
         &chrome,
         page,
+        &profile,
         &[
             "--window-size=1400,4000",
             &format!("--screenshot={}", shot.display()),
         ],
-        &profile,
     );
     assert!(console_lines(&err).is_empty(), "console:\n{err}");
     let png = std::fs::read(&shot).unwrap();
@@ -586,7 +545,7 @@ fn page_links_http_objects_to_their_files() {
     assert_self_contained(&html);
     let dom = match chromium() {
         Some(chrome) => {
-            let (dom, err) = browse(&chrome, &page, &["--dump-dom"], &d.join("profile"));
+            let (dom, err) = browse(&chrome, &page, &d.join("profile"), &["--dump-dom"]);
             assert!(console_lines(&err).is_empty(), "console:\n{err}");
             dom
         }

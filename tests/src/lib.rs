@@ -2,6 +2,7 @@
 //! writers, frame builders, a TCP conversation scripter), the model of the files a correct tool
 //! writes, a small pcap reader and a directory comparison helper.
 
+pub mod browser;
 pub mod cases;
 pub mod conn;
 pub mod expected;

@@ -5,9 +5,9 @@
 //! `REPORT_HTML_SCALE` (default 0.02: 4,000 connections; bench's scale 1 is 200,000).
 //! host/tests/viz.rs checks the page's figures and the PDF.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use tcpflow_tests::browser::{browse, chromium, console_lines};
 use tcpflow_tests::tcpflow_bin;
 use tcpflow_tests::workload::{Kind, Workload};
 
@@ -22,41 +22,6 @@ const CHARTS: [&str; 9] = [
     "chart-talkers",
     "chart-topports",
 ];
-
-fn chromium() -> Option<PathBuf> {
-    let paths = std::env::var_os("PATH")?;
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .find_map(|n| {
-            std::env::split_paths(&paths)
-                .map(|p| p.join(n))
-                .find(|p| p.is_file())
-        })
-}
-
-/// Headless Chromium on `page`, the network off; its stdout and stderr.
-fn browse(chrome: &Path, page: &Path, profile: &Path, extra: &[&str]) -> (String, String) {
-    let o = Command::new(chrome)
-        .args([
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--proxy-server=127.0.0.1:9",
-            "--host-resolver-rules=MAP * ~NOTFOUND",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(extra)
-        .arg(format!("file://{}", page.canonicalize().unwrap().display()))
-        .stdin(Stdio::null())
-        .output()
-        .expect("running chromium");
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(o.status.success(), "chromium: {err}");
-    (String::from_utf8_lossy(&o.stdout).into_owned(), err)
-}
 
 #[test]
 fn the_largest_workloads_page_loads_in_headless_chromium() {
@@ -108,7 +73,7 @@ fn the_largest_workloads_page_loads_in_headless_chromium() {
 
     let profile = work.join("profile");
     let (dom, err) = browse(&chrome, &page, &profile, &["--dump-dom"]);
-    let console: Vec<&str> = err.lines().filter(|l| l.contains("CONSOLE")).collect();
+    let console = console_lines(&err);
     assert!(console.is_empty(), "console: {console:#?}");
     for id in CHARTS {
         let i = dom
@@ -131,7 +96,7 @@ fn the_largest_workloads_page_loads_in_headless_chromium() {
             &format!("--screenshot={}", shot.display()),
         ],
     );
-    assert!(!err.lines().any(|l| l.contains("CONSOLE")), "{err}");
+    assert!(console_lines(&err).is_empty(), "{err}");
     let png = std::fs::read(&shot).unwrap();
     assert!(
         png.starts_with(b"\x89PNG") && png.len() > 50_000,
