@@ -44,7 +44,8 @@ pub const DEFAULT_FRAG_SLOTS: usize = 64;
 // open (bench's many: 0 reopens; 12 MiB: 165, 8 MiB: 12,638). Past that, the oldest buffers
 // go out early on the finishing thread, beside the decoding one, so more buys no speed and
 // costs memory (200,000 connections open at once: 64 MiB ran alike with 188 MiB of RSS
-// against 124).
+// against 124). The file writer starts at less (`output::files::FIRST_BUDGET`) and grows to
+// this only when directions go on after an early write.
 pub const DEFAULT_BUFFER_BYTES: usize = 16 << 20;
 /// The output buffers are never smaller than this (a few directions' worth).
 pub const MIN_BUFFER_BYTES: usize = 256 << 10;

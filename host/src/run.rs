@@ -156,6 +156,7 @@ pub(crate) fn output_config(o: &Options) -> OutputConfig {
         limits: Limits {
             dir_buffer: 64 * 1024,
             total_buffer: o.buffer_bytes,
+            first_buffer: crate::output::files::FIRST_BUDGET,
             max_open_files: o.max_fds.unwrap_or_else(default_max_fds),
             max_names: max_names(o),
         },
