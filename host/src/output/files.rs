@@ -211,7 +211,7 @@ pub struct FileSink {
     bufs: Buffers,
     /// What the buffers may hold now: `Limits::first_buffer` at first, doubled up to
     /// `Limits::total_buffer` each time a direction goes on after its buffer was written out
-    /// early (see [`FileSink::new_buf`]).
+    /// early (see [`FileSink::new_buf`]) or a long direction's buffer must grow (`append`).
     budget: usize,
     /// The name `ensure_name` just chose (by `key`), for the write or buffer that follows.
     fresh_name: Option<(u64, PathBuf)>,
@@ -745,14 +745,17 @@ impl FileSink {
         self.file_failed(slot, id, &msg, lost);
     }
 
+    /// Doubles the buffers' budget, up to `Limits::total_buffer`.
+    fn grow_budget(&mut self) {
+        self.budget = (self.budget * 2).min(self.cfg.limits.total_buffer);
+    }
+
     /// Gives a direction an (empty) buffer entry, named, its overhead counted. A direction
     /// whose last write was an early one (the budget was over) goes on: its file will be
     /// opened again, which a larger budget would have saved, so the budget grows.
     fn new_buf(&mut self, flow: &FlowInfo, dir: Dir) -> u32 {
-        if self.flows[flow.slot as usize].dirs[dir.index()].has(STAMPED)
-            && self.budget < self.cfg.limits.total_buffer
-        {
-            self.budget = (self.budget * 2).min(self.cfg.limits.total_buffer);
+        if self.flows[flow.slot as usize].dirs[dir.index()].has(STAMPED) {
+            self.grow_budget();
         }
         let name = self
             .name_for(Some(flow), flow.slot, dir)
@@ -879,6 +882,12 @@ impl FileSink {
             NO_BUF => self.new_buf(flow, dir),
             b => b,
         };
+        // A buffer that must grow past a quarter of its cap is a long direction's: a larger
+        // budget lets it grow to the cap at once, rather than copy what it holds each time.
+        let held = &self.bufs[b].data;
+        if held.len() + data.len() > held.capacity() && held.capacity() >= cap / 4 {
+            self.grow_budget();
+        }
         self.bufs.push(b, off, data, cap, self.budget);
         self.host.buffer_peak_bytes = self.host.buffer_peak_bytes.max(self.bufs.held as u64);
         self.enforce_budget();
