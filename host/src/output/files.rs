@@ -1518,6 +1518,48 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A long direction (its buffer past a quarter of its cap must grow while the buffers
+    /// hold a quarter of the budget or more) grows the budget; a short one does not.
+    #[test]
+    fn budget_grows_for_a_long_direction() {
+        let dir = tmpdir("grow-long");
+        let limits = Limits {
+            dir_buffer: 64,
+            total_buffer: 16 * 1024,
+            first_buffer: 4096,
+            ..Limits::default()
+        };
+        let mut out = FileSink::new(cfg(&dir, limits), 8);
+        let flows: Vec<FlowInfo> = (0..6).map(flow_n).collect();
+        for f in &flows {
+            out.open(f);
+        }
+        for f in &flows[1..] {
+            out.data(f, Dir::AtoB, 0, &[7; 40]);
+        }
+        assert!(out.bufs.held >= 1024, "a quarter of the budget held");
+        let f = flows[0];
+        out.data(&f, Dir::AtoB, 0, &[1; 10]);
+        out.data(&f, Dir::AtoB, 10, &[2; 4]);
+        assert_eq!(
+            out.budget, 4096,
+            "a buffer of 10 growing: a short direction"
+        );
+        out.data(&f, Dir::AtoB, 14, &[3; 30]);
+        assert_eq!(
+            out.budget, 8192,
+            "a buffer of 16 or more growing: a long direction"
+        );
+        for f in &flows {
+            let mut f = *f;
+            f.dirs[0].packets = 3;
+            out.close(&f, CloseReason::Fin);
+        }
+        out.wait_writes();
+        assert!(out.fatal().is_none(), "{:?}", out.fatal());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// A direction whose buffer went out early on the finishing thread and that is then
     /// written by this thread (a chunk larger than its buffer) keeps its bytes: the
     /// direct write waits for the early one, which creates (truncates) the file.
