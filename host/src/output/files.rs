@@ -1448,6 +1448,45 @@ mod tests {
             % 251) as u8
     }
 
+    /// Bytes `o..o + n` of flow `i`'s A-to-B stream.
+    fn chunk(i: usize, o: u64, n: u64) -> Vec<u8> {
+        (o..o + n).map(|k| byte(i as u32, 0, k)).collect()
+    }
+
+    /// A file writer into `dir` with `n` flows open (`flow_n`).
+    fn open_sink(dir: &Path, limits: Limits, n: u32) -> (FileSink, Vec<FlowInfo>) {
+        let mut out = FileSink::new(cfg(dir, limits), n as usize);
+        let flows: Vec<FlowInfo> = (0..n).map(flow_n).collect();
+        for f in &flows {
+            out.open(f);
+        }
+        (out, flows)
+    }
+
+    /// Closes every flow (by FIN, with `packets` A-to-B packets) and waits for the files.
+    fn close_all(out: &mut FileSink, flows: &[FlowInfo], packets: u64) {
+        for f in flows {
+            let mut f = *f;
+            f.dirs[0].packets = packets;
+            out.close(&f, CloseReason::Fin);
+        }
+        out.wait_writes();
+        assert!(out.fatal().is_none(), "{:?}", out.fatal());
+    }
+
+    /// The A-to-B file of the `i`-th flow of `open_sink`, by the default template.
+    fn a_to_b_file(dir: &Path, f: &FlowInfo, i: usize) -> PathBuf {
+        let name = Template::parse(DEFAULT).unwrap().expand(
+            f,
+            Dir::AtoB,
+            NameParams {
+                conn_index: 0,
+                session: i as u64,
+            },
+        );
+        dir.join(name)
+    }
+
     /// 4 open files, 1 KiB per direction, 16 KiB in all: the budget is always over, so
     /// buffers go out early on the finishing thread (once it has started) and the
     /// directions' next writes reopen the files after those jobs.
@@ -1477,14 +1516,7 @@ mod tests {
             max_open_files: 4,
             ..Limits::default()
         };
-        let mut out = FileSink::new(cfg(&dir, limits), 400);
-        let flows: Vec<FlowInfo> = (0..400).map(flow_n).collect();
-        for f in &flows {
-            out.open(f);
-        }
-        let chunk = |i: usize, o: u64, n: u64| -> Vec<u8> {
-            (o..o + n).map(|k| byte(i as u32, 0, k)).collect()
-        };
+        let (mut out, flows) = open_sink(&dir, limits, 400);
         for (i, f) in flows.iter().enumerate() {
             out.data(f, Dir::AtoB, 0, &chunk(i, 0, 40));
         }
@@ -1497,23 +1529,10 @@ mod tests {
             out.data(f, Dir::AtoB, 40, &chunk(i, 40, 40));
         }
         assert_eq!(out.budget, 16 * 1024, "directions went on: the budget grew");
-        for f in &flows {
-            let mut f = *f;
-            f.dirs[0].packets = 2;
-            out.close(&f, CloseReason::Fin);
-        }
-        out.wait_writes();
-        assert!(out.fatal().is_none(), "{:?}", out.fatal());
+        close_all(&mut out, &flows, 2);
         for (i, f) in flows.iter().enumerate() {
-            let name = Template::parse(DEFAULT).unwrap().expand(
-                f,
-                Dir::AtoB,
-                NameParams {
-                    conn_index: 0,
-                    session: i as u64,
-                },
-            );
-            assert_eq!(std::fs::read(dir.join(&name)).unwrap(), chunk(i, 0, 80));
+            let got = std::fs::read(a_to_b_file(&dir, f, i)).unwrap();
+            assert_eq!(got, chunk(i, 0, 80));
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -1529,11 +1548,7 @@ mod tests {
             first_buffer: 4096,
             ..Limits::default()
         };
-        let mut out = FileSink::new(cfg(&dir, limits), 8);
-        let flows: Vec<FlowInfo> = (0..6).map(flow_n).collect();
-        for f in &flows {
-            out.open(f);
-        }
+        let (mut out, flows) = open_sink(&dir, limits, 6);
         for f in &flows[1..] {
             out.data(f, Dir::AtoB, 0, &[7; 40]);
         }
@@ -1550,13 +1565,7 @@ mod tests {
             out.budget, 8192,
             "a buffer of 16 or more growing: a long direction"
         );
-        for f in &flows {
-            let mut f = *f;
-            f.dirs[0].packets = 3;
-            out.close(&f, CloseReason::Fin);
-        }
-        out.wait_writes();
-        assert!(out.fatal().is_none(), "{:?}", out.fatal());
+        close_all(&mut out, &flows, 3);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -1572,14 +1581,7 @@ mod tests {
             max_open_files: 4,
             ..Limits::default()
         };
-        let mut out = FileSink::new(cfg(&dir, limits), 400);
-        let flows: Vec<FlowInfo> = (0..400).map(flow_n).collect();
-        for f in &flows {
-            out.open(f);
-        }
-        let chunk = |i: usize, o: u64, n: u64| -> Vec<u8> {
-            (o..o + n).map(|k| byte(i as u32, 0, k)).collect()
-        };
+        let (mut out, flows) = open_sink(&dir, limits, 400);
         // Small chunks: the budget is over all the time, buffers go out early (past the
         // first jobs, on the thread).
         for (i, f) in flows.iter().enumerate() {
@@ -1590,34 +1592,19 @@ mod tests {
         for (i, f) in flows.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
             out.data(f, Dir::AtoB, 40, &chunk(i, 40, 100));
         }
-        for f in &flows {
-            let mut f = *f;
-            f.dirs[0].packets = 2;
-            out.close(&f, CloseReason::Fin);
-        }
-        out.wait_writes();
-        assert!(out.fatal().is_none(), "{:?}", out.fatal());
+        close_all(&mut out, &flows, 2);
         assert!(out.host.buffer_budget_flushes > 0);
         for (i, f) in flows.iter().enumerate() {
-            let name = Template::parse(DEFAULT).unwrap().expand(
-                f,
-                Dir::AtoB,
-                NameParams {
-                    conn_index: 0,
-                    session: i as u64,
-                },
-            );
-            let got = std::fs::read(dir.join(&name)).unwrap();
+            let path = a_to_b_file(&dir, f, i);
+            let got = std::fs::read(&path).unwrap();
             let len = if i % 2 == 0 { 140 } else { 40 };
-            assert_eq!(got, chunk(i, 0, len), "{name}");
-            let mtime = std::fs::metadata(dir.join(&name))
-                .unwrap()
-                .modified()
-                .unwrap();
+            assert_eq!(got, chunk(i, 0, len), "{}", path.display());
+            let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
             assert_eq!(
                 mtime,
                 UNIX_EPOCH + Duration::from_nanos(f.first_ts.0),
-                "{name}"
+                "{}",
+                path.display()
             );
         }
         std::fs::remove_dir_all(&dir).unwrap();
@@ -1666,13 +1653,7 @@ mod tests {
         for (i, f) in flows.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
             out.data(f, Dir::AtoB, 40, &chunk(i, 40, 100));
         }
-        for f in &flows {
-            let mut f = *f;
-            f.dirs[0].packets = 2;
-            out.close(&f, CloseReason::Fin);
-        }
-        out.wait_writes();
-        assert!(out.fatal().is_none(), "{:?}", out.fatal());
+        close_all(&mut out, &flows, 2);
         assert!(out.host.buffer_budget_flushes > 0);
         let mut on_disk = 0;
         for i in 0..400 {
