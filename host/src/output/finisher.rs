@@ -19,7 +19,7 @@ use std::fs::{File, FileTimes};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -169,19 +169,29 @@ struct Lane {
 #[derive(Debug, Default)]
 struct Progress {
     /// Jobs of the lane done.
-    done: AtomicU64,
-    /// The number of the lane's last job done (0: none).
-    last: AtomicU64,
+    done: Counter64,
+    /// The number of the lane's last job done (0: none). A counter (32-bit MIPS has no
+    /// 64-bit atomics): it only grows, by the gap to the next job's number.
+    last: Counter64,
+}
+
+impl Progress {
+    /// Job `seq` (later than every job recorded) is done. `last` first, so that a lane seen
+    /// idle by its `done` count has its `last` set too.
+    fn record(&self, seq: u64) {
+        self.last.add(seq - self.last.get());
+        self.done.add(1);
+    }
 }
 
 impl Lane {
     /// Whether every job given to the lane is done; otherwise the number of its last job done.
     fn pending_after(&self) -> Option<u64> {
         // `last` is stored before `done` counts the job, so a lane seen idle is.
-        if self.progress.done.load(Ordering::Acquire) >= self.given {
+        if self.progress.done.get() >= self.given {
             return None;
         }
-        Some(self.progress.last.load(Ordering::Acquire))
+        Some(self.progress.last.get())
     }
 
     fn alive(&self) -> bool {
@@ -276,8 +286,7 @@ impl Finisher {
                 for batch in rx {
                     for (seq, job) in batch {
                         perform(job, file_mode, &sh);
-                        p.last.store(seq, Ordering::Release);
-                        p.done.fetch_add(1, Ordering::Release);
+                        p.record(seq);
                     }
                 }
             }) else {
@@ -384,8 +393,7 @@ impl Finisher {
         };
         for (seq, job) in batch {
             perform(job, self.file_mode, &self.shared);
-            lane.progress.last.store(seq, Ordering::Release);
-            lane.progress.done.fetch_add(1, Ordering::Release);
+            lane.progress.record(seq);
         }
     }
 
