@@ -10,7 +10,8 @@
 //!   close the file length is set to the stream length, so a trailing gap is a hole too.
 //! - Data is buffered per direction in memory (up to [`Limits::dir_buffer`] each, and
 //!   [`Limits::total_buffer`] in all: when over, the oldest buffers are written out, on the
-//!   writer threads of [`super::finisher`]), so a short flow costs one open, one write and one close.
+//!   writer threads of [`super::finisher`]), so a short flow costs one open, one write and
+//!   one close.
 //! - Writes that cannot wait go through a bounded cache of open files
 //!   ([`super::filecache`]): any number of concurrent flows works under a small descriptor
 //!   limit; a file closed to make room is reopened without truncation when needed.
@@ -51,7 +52,8 @@ pub struct Limits {
     /// Most bytes buffered in all; past it the oldest buffers are written.
     pub total_buffer: usize,
     /// What the buffers may hold at first (at most `total_buffer`): the budget doubles up to
-    /// `total_buffer` each time a direction goes on after its buffer was written out early.
+    /// `total_buffer` each time a direction goes on after its buffer was written out early,
+    /// or a long direction's buffer must grow.
     pub first_buffer: usize,
     /// Most output files open at once.
     pub max_open_files: usize,

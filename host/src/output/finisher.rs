@@ -158,40 +158,26 @@ struct Lane {
     tx: SyncSender<Vec<(u64, FinalWrite)>>,
     /// Jobs not handed over yet, with their numbers.
     batch: Vec<(u64, FinalWrite)>,
-    /// Jobs given to this lane so far.
-    given: u64,
-    progress: Arc<Progress>,
+    /// The number of the last job given to this lane (0: none).
+    last_given: u64,
+    /// The number of the lane's last job done (0: none), written by its thread. The lane
+    /// does its jobs in the order submitted, so every job of the lane up to it is done. A
+    /// counter (32-bit MIPS has no 64-bit atomics) that only grows, by the gap to the next
+    /// job's number.
+    last_done: Arc<Counter64>,
     thread: Option<JoinHandle<()>>,
 }
 
-/// A lane's progress, written by its thread: it does its jobs in the order submitted, so
-/// every job of the lane numbered up to `last` is done.
-#[derive(Debug, Default)]
-struct Progress {
-    /// Jobs of the lane done.
-    done: Counter64,
-    /// The number of the lane's last job done (0: none). A counter (32-bit MIPS has no
-    /// 64-bit atomics): it only grows, by the gap to the next job's number.
-    last: Counter64,
-}
-
-impl Progress {
-    /// Job `seq` (later than every job recorded) is done. `last` first, so that a lane seen
-    /// idle by its `done` count has its `last` set too.
-    fn record(&self, seq: u64) {
-        self.last.add(seq - self.last.get());
-        self.done.add(1);
-    }
+/// Job `seq` (later than every job recorded in `last_done`) is done.
+fn record_done(last_done: &Counter64, seq: u64) {
+    last_done.add(seq - last_done.get());
 }
 
 impl Lane {
     /// Whether every job given to the lane is done; otherwise the number of its last job done.
     fn pending_after(&self) -> Option<u64> {
-        // `last` is stored before `done` counts the job, so a lane seen idle is.
-        if self.progress.done.get() >= self.given {
-            return None;
-        }
-        Some(self.progress.last.get())
+        let done = self.last_done.get();
+        (done < self.last_given).then_some(done)
     }
 
     fn alive(&self) -> bool {
@@ -274,8 +260,8 @@ impl Finisher {
                 (QUEUE / BATCH / lanes).saturating_sub(1).max(1),
             );
             let sh = self.shared.clone();
-            let progress = Arc::new(Progress::default());
-            let p = progress.clone();
+            let last_done = Arc::new(Counter64::default());
+            let done = last_done.clone();
             let file_mode = self.file_mode;
             let name = if lanes == 1 {
                 "finish-files".to_string()
@@ -286,7 +272,7 @@ impl Finisher {
                 for batch in rx {
                     for (seq, job) in batch {
                         perform(job, file_mode, &sh);
-                        p.record(seq);
+                        record_done(&done, seq);
                     }
                 }
             }) else {
@@ -295,8 +281,8 @@ impl Finisher {
             self.lanes.push(Lane {
                 tx,
                 batch: Vec::with_capacity(BATCH),
-                given: 0,
-                progress,
+                last_given: 0,
+                last_done,
                 thread: Some(thread),
             });
         }
@@ -329,7 +315,7 @@ impl Finisher {
         }
         let l = lane_of(&job.path, self.lanes.len());
         let lane = &mut self.lanes[l];
-        lane.given += 1;
+        lane.last_given = seq;
         lane.batch.push((seq, job));
         if lane.batch.len() >= BATCH {
             self.hand_over(l);
@@ -393,7 +379,7 @@ impl Finisher {
         };
         for (seq, job) in batch {
             perform(job, self.file_mode, &self.shared);
-            lane.progress.record(seq);
+            record_done(&lane.last_done, seq);
         }
     }
 
