@@ -219,8 +219,8 @@ impl<'s> Engine<'s> {
         self.defrag.expire(self.now, &mut self.stats.frag);
     }
 
-    /// Closes every open flow (reason `EndOfInput`), oldest first, delivering what is held
-    /// and reporting holes as gaps; drops incomplete fragmented datagrams (counted).
+    /// Closes every open flow (reason `EndOfInput`), oldest first (second-chance order),
+    /// delivering what is held and reporting holes as gaps; drops incomplete fragmented datagrams (counted).
     pub fn finish<S: Sink>(&mut self, sink: &mut S) {
         self.tracker.finish(&mut self.stats.flow, sink);
         self.defrag.flush(&mut self.stats.frag);

@@ -13,7 +13,8 @@ pub enum CloseReason {
     Rst,
     /// No packet for the idle timeout (capture time).
     Idle,
-    /// The table was full and this was the least recently active flow.
+    /// The table was full and this was the least recently active flow (in second-chance
+    /// order: not active since every other was put at the front of the list).
     Evicted,
     /// A new connection started on the same 4-tuple.
     Reused,

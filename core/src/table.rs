@@ -19,8 +19,13 @@
 //! spare ones; without a spare record it keeps its hot slot, and when the few flows tried for
 //! a slot all do so, the tracker evicts one of them (the eviction policy is in
 //! `tracker.rs`).
-//! - `open`: connections being reassembled, most recently active first. Its tail is both the
-//!   next to time out (capture time) and the one evicted when every record is taken.
+//! - `open`: connections being reassembled, most recently active first, in second-chance
+//!   order: a packet marks its flow rather than moving it ([`FlowTable::touch`]), and a
+//!   marked flow goes back to the front when it reaches the tail ([`FlowTable::oldest`]).
+//!   Its tail is both the next to time out (capture time) and the one evicted when every
+//!   record is taken: a flow not active since every other was put at the front. (A flow
+//!   idle past the timeout behind a busier tail is closed by its own next packet, before
+//!   it: `Tracker::segment`.)
 //! - `closed`: finished connections kept so that a reused 4-tuple gets the next connection
 //!   index and late packets (the last ACK, a retransmitted FIN) are recognised. They hold no
 //!   pool blocks, are packed when they close, and are recycled first, oldest first, when a
@@ -63,6 +68,10 @@ pub const RECORD_BYTES: usize = 80;
 const PACKED: usize = RECORD_BYTES - 18;
 /// The most bytes a flow packs into (every field at its largest).
 const MAX_PACKED: usize = 512;
+/// [`FlowRecord::len`] bit: the flow was active since it was put at the front of its list
+/// ([`FlowTable::touch`]); it goes back to the front when it reaches the tail.
+const TOUCHED: u8 = 0x80;
+const _: () = assert!(PACKED < TOUCHED as usize);
 /// Flows a search for a hot slot tries to pack before it gives up.
 const MAX_PACK_TRIES: u32 = 8;
 /// [`FlowRecord::link`]: the flow is in the hot slot of the low bits.
@@ -86,6 +95,7 @@ pub struct FlowRecord {
     /// holding the rest of it + 1 (in a `Spill` record: the next one + 1, or 0).
     link: u32,
     state: RecordState,
+    /// Bytes of `packed` used, and [`TOUCHED`].
     len: u8,
     packed: [u8; PACKED],
 }
@@ -103,6 +113,20 @@ impl FlowRecord {
         len: 0,
         packed: [0; PACKED],
     };
+
+    /// The packed bytes it holds.
+    #[inline]
+    fn packed(&self) -> &[u8] {
+        self.packed
+            .get(..usize::from(self.len & !TOUCHED))
+            .unwrap_or(&[])
+    }
+
+    /// Holds `n` packed bytes now (its [`TOUCHED`] mark kept).
+    #[inline]
+    fn set_packed_len(&mut self, n: usize) {
+        self.len = self.len & TOUCHED | n as u8;
+    }
 }
 
 /// A connection's whole state while it is active. Storage for
@@ -181,8 +205,12 @@ pub(crate) enum Which {
 pub(crate) struct FlowTable<'s> {
     recs: &'s mut [FlowRecord],
     hot: &'s mut [HotSlot],
+    /// Entries: 0 (empty), or a record + 1 in the bits of `rec_mask` under the high bits of
+    /// its key's hash (a tag): a probe passes over other keys' entries without reading their
+    /// records (with many connections open, a cache miss each).
     index: &'s mut [u32],
     mask: usize,
+    rec_mask: u32,
     key: [u64; 2],
     /// Records given back by `remove`.
     free: u32,
@@ -294,8 +322,7 @@ fn packed_direction(
     dport: u16,
     vlans: &Vlans,
 ) -> Option<Dir> {
-    let packed = r.packed.get(..r.len as usize).unwrap_or(&[]);
-    crate::pack::key_direction(packed, src, sport, dst, dport, vlans)
+    crate::pack::key_direction(r.packed(), src, sport, dst, dport, vlans)
 }
 
 /// Which direction a packet from `src:sport` to `dst:dport` travels in a flow with `key`, if
@@ -363,11 +390,14 @@ impl<'s> FlowTable<'s> {
         let recs = &mut recs[..n];
         let h = hot.len().min(n).min(HOT as usize - 1);
         let hot = &mut hot[..h];
+        // The bits that number a record + 1 (at most 31: `MAX_RECORDS`).
+        let rec_bits = (u32::BITS - (n as u32).leading_zeros()).max(1);
         FlowTable {
             recs,
             hot,
             index,
             mask: ilen.saturating_sub(1),
+            rec_mask: (1u32 << rec_bits) - 1,
             key,
             free: NIL,
             fresh: 0,
@@ -460,18 +490,20 @@ impl<'s> FlowTable<'s> {
             return (None, h);
         }
         let mut i = h as usize & self.mask;
+        let want = h & !self.rec_mask;
         loop {
             let e = self.index[i];
             if e == 0 {
                 return (None, h);
             }
-            if self.recs[(e - 1) as usize].hash == h {
-                if let Some(d) = self.direction_in(e - 1, src, sport, dst, dport, vlans) {
-                    let l = self.recs[(e - 1) as usize].link;
+            let j = (e & self.rec_mask).wrapping_sub(1);
+            if e & !self.rec_mask == want && self.recs[j as usize].hash == h {
+                if let Some(d) = self.direction_in(j, src, sport, dst, dport, vlans) {
+                    let l = self.recs[j as usize].link;
                     if l & HOT != 0 {
                         self.remember(r, tag, l ^ HOT);
                     }
-                    return (Some((e - 1, d)), h);
+                    return (Some((j, d)), h);
                 }
             }
             i = (i + 1) & self.mask;
@@ -539,8 +571,8 @@ impl<'s> FlowTable<'s> {
         } else {
             // The common case: unpacked straight from the record.
             let r = &self.recs[i as usize];
-            let (packed, len) = (r.packed, r.len as usize);
-            self.unpack_into(i, h, unpack, packed.get(..len).unwrap_or(&[]));
+            let (packed, len) = (r.packed, r.packed().len());
+            self.unpack_into(i, h, unpack, &packed[..len]);
         }
         Ok(h)
     }
@@ -568,7 +600,7 @@ impl<'s> FlowTable<'s> {
         let mut j = i;
         loop {
             let r = &self.recs[j as usize];
-            let n = (r.len as usize).min(PACKED).min(MAX_PACKED - len);
+            let n = r.packed().len().min(MAX_PACKED - len);
             buf[len..len + n].copy_from_slice(&r.packed[..n]);
             len += n;
             let next = if r.link & HOT == 0 { r.link } else { 0 };
@@ -668,7 +700,7 @@ impl<'s> FlowTable<'s> {
         let h = r.link ^ HOT;
         let s = &self.hot[h as usize];
         if let Some(n) = crate::pack::pack(&s.info, &s.half, &mut self.macs, &mut r.packed) {
-            r.len = n as u8;
+            r.set_packed_len(n);
             r.link = 0;
             self.release_hot(h);
             return true;
@@ -697,7 +729,7 @@ impl<'s> FlowTable<'s> {
             let part = &buf[k * PACKED..n.min((k + 1) * PACKED)];
             let r = &mut self.recs[j as usize];
             r.packed[..part.len()].copy_from_slice(part);
-            r.len = part.len() as u8;
+            r.set_packed_len(part.len());
             if k > 0 {
                 r.state = RecordState::Spill;
                 r.prev = NIL;
@@ -812,7 +844,7 @@ impl<'s> FlowTable<'s> {
         let Some(n) = crate::pack::pack(&s.info, &s.half, &mut self.macs, &mut r.packed) else {
             return;
         };
-        r.len = n as u8;
+        r.set_packed_len(n);
         s.clean = true;
         s.referenced = false;
         if !s.listed {
@@ -825,19 +857,36 @@ impl<'s> FlowTable<'s> {
     /// Recycles the least recently active closed connection's record for a new flow (taken
     /// off its list and the index); None when no connection is closed.
     pub(crate) fn recycle_oldest_closed(&mut self) -> Option<u32> {
-        let i = self.closed.tail;
-        if i == NIL {
-            return None;
-        }
+        let i = self.oldest(Which::Closed)?;
         self.unlink(i, Which::Closed);
         self.unindex(i);
         self.drop_spill(i);
         Some(i)
     }
 
-    /// The least recently active open flow.
-    pub(crate) fn oldest_open(&self) -> Option<u32> {
-        (self.open.tail != NIL).then_some(self.open.tail)
+    /// The least recently active open flow (see [`FlowTable::touch`]).
+    pub(crate) fn oldest_open(&mut self) -> Option<u32> {
+        self.oldest(Which::Open)
+    }
+
+    /// The tail of a list once every flow active since it was put at the front has gone
+    /// back to the front: one not active since, put there before every other.
+    fn oldest(&mut self, which: Which) -> Option<u32> {
+        loop {
+            let t = self.list(which).tail;
+            let alone = self.list(which).head == t;
+            let r = self.recs.get_mut(t as usize)?;
+            if r.len & TOUCHED == 0 {
+                return Some(t);
+            }
+            if alone {
+                // Alone on its list (the head is never the tail otherwise).
+                r.len &= !TOUCHED;
+                return Some(t);
+            }
+            self.unlink(t, which);
+            self.push_front(t, which);
+        }
     }
 
     /// Installs a new flow in record `i` (taken by the tracker, or reused in place when
@@ -855,7 +904,7 @@ impl<'s> FlowTable<'s> {
             while self.index[j] != 0 {
                 j = (j + 1) & self.mask;
             }
-            self.index[j] = i + 1;
+            self.index[j] = hash & !self.rec_mask | (i + 1);
         }
         self.push_front(i, Which::Open);
         let k = &info.key;
@@ -864,38 +913,22 @@ impl<'s> FlowTable<'s> {
         self.remember(r, tag, h);
     }
 
-    /// Marks record `i` active: front of its list.
+    /// Marks record `i` active. It is marked, not moved to the front of its list: moving
+    /// it writes the records on either side, which with many connections open are anywhere
+    /// in memory (two cache misses a packet). Marked flows go to the front when they reach
+    /// the tail ([`FlowTable::oldest`]), so the tail is a flow not active since every other
+    /// was put at the front: second-chance order, close to least recently active.
+    /// The head is marked too: flows put at the front after it may have been active before
+    /// it, and go back to the front after it, in the order they were put there.
+    #[inline]
     pub(crate) fn touch(&mut self, i: u32) {
-        let Some(which) = self.which(i) else { return };
-        let list = match which {
-            Which::Open => &self.open,
-            Which::Closed => &self.closed,
-            Which::Evicted => &self.evicted,
-        };
-        if list.head == i {
-            return;
+        let r = &mut self.recs[i as usize];
+        if matches!(
+            r.state,
+            RecordState::Open | RecordState::Closed | RecordState::Evicted
+        ) {
+            r.len |= TOUCHED;
         }
-        // Not the head, so it has a predecessor and the list a head: a move to the front
-        // without unlink's and push_front's general cases (this runs for most packets).
-        let (p, n) = {
-            let s = &self.recs[i as usize];
-            (s.prev, s.next)
-        };
-        debug_assert!(p != NIL);
-        self.recs[p as usize].next = n;
-        let list = self.list(which);
-        let head = list.head;
-        list.head = i;
-        if n == NIL {
-            list.tail = p;
-        }
-        if n != NIL {
-            self.recs[n as usize].prev = p;
-        }
-        self.recs[head as usize].prev = i;
-        let s = &mut self.recs[i as usize];
-        s.prev = NIL;
-        s.next = head;
     }
 
     /// Moves an open flow to the closed list, packed when it fits.
@@ -976,10 +1009,9 @@ impl<'s> FlowTable<'s> {
 
     /// Frees the least recently active remembered evicted flow, if any.
     pub(crate) fn forget_evicted(&mut self) -> bool {
-        let i = self.evicted.tail;
-        if i == NIL {
+        let Some(i) = self.oldest(Which::Evicted) else {
             return false;
-        }
+        };
         self.remove(i);
         true
     }
@@ -990,6 +1022,7 @@ impl<'s> FlowTable<'s> {
             let s = &mut self.recs[i as usize];
             s.prev = NIL;
             s.next = head;
+            s.len &= !TOUCHED;
         }
         if head != NIL {
             self.recs[head as usize].prev = i;
@@ -1035,7 +1068,7 @@ impl<'s> FlowTable<'s> {
             if e == 0 {
                 return; // not indexed: nothing to do
             }
-            if e == i + 1 {
+            if e & self.rec_mask == i + 1 {
                 break;
             }
             j = (j + 1) & self.mask;
@@ -1047,7 +1080,7 @@ impl<'s> FlowTable<'s> {
             if e == 0 {
                 break;
             }
-            let ideal = self.recs[(e - 1) as usize].hash as usize & self.mask;
+            let ideal = self.recs[((e & self.rec_mask) - 1) as usize].hash as usize & self.mask;
             // Move the entry back if the hole lies on its probe path (between ideal and k).
             if (k.wrapping_sub(ideal) & self.mask) >= (k.wrapping_sub(hole) & self.mask) {
                 self.index[hole] = e;

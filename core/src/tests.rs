@@ -347,6 +347,50 @@ fn idle_flows_close_on_capture_time() {
     assert_eq!(e.open_flows(), 0);
 }
 
+/// The open list is in second-chance order (`FlowTable::touch`), so a flow idle past the
+/// timeout can sit behind one that is not, where the tail check does not reach it: its own
+/// next packet closes it first, as exact order would have at that packet's time.
+#[test]
+fn a_flow_idle_behind_a_busier_one_closes_before_its_next_packet() {
+    let mut store = Store::new(8, 16);
+    let mut rec = Rec::default();
+    let mut e = store.engine(Config {
+        idle_timeout_ns: 10_000_000_000,
+        ..cfg()
+    });
+    let mut w = Conv::new(42100, 1, 2);
+    let mut x = Conv::new(42101, 1, 2);
+    let mut y = Conv::new(42102, 1, 2);
+    let mut at = |secs: u64, f: Vec<u8>| {
+        e.process(Timestamp::from_secs(secs), LinkType::ETHERNET, &f, &mut rec)
+            .unwrap();
+    };
+    at(100, w.send(0, SYN, &[]));
+    at(101, x.send(0, SYN, &[]));
+    at(102, x.send(0, ACK, b"x1")); // x active since put at the front: marked
+    at(103, y.send(0, SYN, &[]));
+    at(104, w.send(0, ACK, b"w1")); // w marked too
+                                    // Tail check at 105: w and x go back to the front (w, then x); y, not idle, stops it.
+    at(105, y.send(0, ACK, b"y1"));
+    // At 112.5 the tail check stops at w (active at 104); x, last active at 102, is idle
+    // behind it. Its packet finds it closed, a late packet of a finished connection.
+    let late = x.send(0, ACK, b"x2");
+    e.process(
+        Timestamp(112_500_000_000),
+        LinkType::ETHERNET,
+        &late,
+        &mut rec,
+    )
+    .unwrap();
+    let fl = rec.find(42101, 0);
+    assert_eq!(fl.close, Some(CloseReason::Idle));
+    assert_eq!(fl.dirs[0].bytes, b"x1");
+    assert_eq!(rec.find(42100, 0).close, None);
+    assert_eq!(rec.find(42102, 0).close, None);
+    let st = e.stats().flow;
+    assert_eq!((st.closed_idle, st.after_close_bytes), (1, 2));
+}
+
 #[test]
 fn snaplen_cut_becomes_a_gap_and_the_stream_goes_on() {
     let mut c = Conv::new(42002, 1, 2);
@@ -863,7 +907,9 @@ fn acknowledged_holes_do_not_count_against_the_reach() {
     assert_eq!(stats.flow.out_of_window, 0);
 }
 
-/// A long connection evicted again and again by a SYN flood (4 flow records): with
+/// A long connection evicted again and again by a SYN flood (4 flow records; 7 SYNs after
+/// each of its pairs of packets: it goes back to the front once, active since it was put
+/// there, then reaches the tail again, idle since): with
 /// `resume_evicted` each later packet picks it up where it stopped, one connection whose
 /// events tile its stream; without, each pickup is a new connection.
 #[test]
@@ -892,7 +938,7 @@ fn an_evicted_connection_resumes_where_it_stopped() {
         for chunk in data.chunks(100) {
             feed(&mut e, &mut rec, &l.send(0, ACK, chunk));
             feed(&mut e, &mut rec, &l.send(1, ACK, &[]));
-            for _ in 0..5 {
+            for _ in 0..7 {
                 let mut syn = Conv::new(port, 1, 2);
                 port += 1;
                 feed(&mut e, &mut rec, &syn.send(0, SYN, &[]));
@@ -948,7 +994,8 @@ fn bytes_for_a_gap_reported_before_an_eviction_are_unclassified() {
         |l: &Conv, lo: usize, hi: usize, d: &[u8]| l.frame_at(0, base + lo as u32, ACK, &d[lo..hi]);
     feed(&mut e, &mut rec, &at(&l, 0, 100, &data));
     feed(&mut e, &mut rec, &at(&l, 200, 300, &data));
-    for port in 50000..50005 {
+    // Enough SYNs that it reaches the tail idle (it went back to the front once, active).
+    for port in 50000..50007 {
         feed(&mut e, &mut rec, &Conv::new(port, 1, 2).send(0, SYN, &[]));
     }
     assert!(e.stats().flow.closed_evicted >= 1);

@@ -23,6 +23,8 @@ pub(crate) struct Tracker<'s> {
     table: FlowTable<'s>,
     pool: Pool<'s>,
     cfg: Config,
+    /// The latest time idle flows were expired at ([`Tracker::expire_idle`]).
+    now: Timestamp,
 }
 
 /// Whether a segment for a known 4-tuple, travelling in `d` of the connection held in `slot`
@@ -87,6 +89,7 @@ impl<'s> Tracker<'s> {
             table: FlowTable::new(flows, hot, index, cfg.hash_key),
             pool: Pool::new(blocks),
             cfg,
+            now: Timestamp(0),
         }
     }
 
@@ -129,10 +132,19 @@ impl<'s> Tracker<'s> {
         let (found, hash) =
             self.table
                 .lookup(pkt.src, seg.src_port, pkt.dst, seg.dst_port, &pkt.vlans);
-        let (i, dir, h) = match found {
+        let (i, dir, h, known) = match found {
             Some((i, d)) => {
-                let h = self.hot(i, true, stats, sink);
-                let state = self.table.state(i);
+                let mut h = self.hot(i, true, stats, sink);
+                let mut state = self.table.state(i);
+                let last = self.table.hot_slot(h).info.last_ts;
+                if state == RecordState::Open && self.idle(last) {
+                    // Idle past the timeout, and not closed yet only because the open list
+                    // is in second-chance order (`FlowTable::touch`): closed now, before its
+                    // packet, as if the tail had been in exact order.
+                    self.close(i, CloseReason::Idle, stats, sink);
+                    h = self.hot(i, true, stats, sink);
+                    state = self.table.state(i);
+                }
                 let slot = self.table.hot_slot(h);
                 let fresh = is_new_connection(state, slot, d, seg);
                 if fresh {
@@ -146,7 +158,7 @@ impl<'s> Tracker<'s> {
                     let h = self.hot(i, false, stats, sink);
                     self.table.reopen(i, new_info(pkt, seg, ts, conn));
                     sink.open(&self.table.hot_slot(h).info);
-                    (i, Dir::AtoB, h)
+                    (i, Dir::AtoB, h, false)
                 } else if state == RecordState::Closed {
                     // A late packet of a finished connection (the last ACK, a repeated FIN).
                     let conn_index = slot.info.conn_index;
@@ -179,9 +191,9 @@ impl<'s> Tracker<'s> {
                         };
                     }
                     sink.open(info);
-                    (i, d, h)
+                    (i, d, h, false)
                 } else {
-                    (i, d, h)
+                    (i, d, h, true)
                 }
             }
             None => {
@@ -196,10 +208,13 @@ impl<'s> Tracker<'s> {
                 let h = self.hot(i, false, stats, sink);
                 self.table.install(i, new_info(pkt, seg, ts, 0), hash, true);
                 sink.open(&self.table.hot_slot(h).info);
-                (i, Dir::AtoB, h)
+                (i, Dir::AtoB, h, false)
             }
         };
-        self.table.touch(i);
+        // A flow just installed, reopened or resumed was put at the front of its list by it.
+        if known {
+            self.table.touch(i);
+        }
         let d = dir.index();
         let slot = self.table.hot_slot(h);
         let HotSlot { info, half, .. } = slot;
@@ -407,6 +422,13 @@ impl<'s> Tracker<'s> {
         delivered
     }
 
+    /// Whether a flow last active at `last` has been idle past the timeout.
+    #[inline]
+    fn idle(&self, last: Timestamp) -> bool {
+        self.cfg.idle_timeout_ns != 0
+            && self.now.0.saturating_sub(last.0) > self.cfg.idle_timeout_ns
+    }
+
     #[inline]
     pub(crate) fn expire_idle<S: Sink>(
         &mut self,
@@ -414,18 +436,18 @@ impl<'s> Tracker<'s> {
         stats: &mut FlowStats,
         sink: &mut S,
     ) {
+        self.now = now;
         if self.cfg.idle_timeout_ns != 0 {
-            self.expire_idle_now(now, stats, sink);
+            self.expire_idle_now(stats, sink);
         }
     }
 
     #[inline(never)]
-    fn expire_idle_now<S: Sink>(&mut self, now: Timestamp, stats: &mut FlowStats, sink: &mut S) {
-        let idle = self.cfg.idle_timeout_ns;
+    fn expire_idle_now<S: Sink>(&mut self, stats: &mut FlowStats, sink: &mut S) {
         while let Some(i) = self.table.oldest_open() {
             let h = self.hot(i, true, stats, sink);
             let last = self.table.hot_slot(h).info.last_ts;
-            if now.0.saturating_sub(last.0) <= idle {
+            if !self.idle(last) {
                 break;
             }
             self.close(i, CloseReason::Idle, stats, sink);

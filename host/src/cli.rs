@@ -236,8 +236,8 @@ pub struct Args {
     pub version: (),
 
     /// Most connections tracked at once [default: 262144, or from --memory]. When the table
-    /// is full, the least recently active connection is closed (its files written) to make
-    /// room. Each costs about 200 bytes (the engine's record, index and share of full
+    /// is full, the least recently active connection (second-chance order) is closed (its
+    /// files written) to make room. Each costs about 200 bytes (the engine's record, index and share of full
     /// slots, and the command's state), allocated once at start.
     #[arg(long = "max-flows", value_name = "N")]
     pub max_flows: Option<u32>,

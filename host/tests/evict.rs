@@ -46,8 +46,10 @@ fn a_syn_flood_does_not_split_a_long_connection() {
             ACK | PSH,
             &reply[k * 10..k * 10 + 10],
         );
-        // More new connections than the table holds, between each two segments.
-        for _ in 0..100 {
+        // More new connections than the table holds twice over, between each two segments:
+        // the connection, active since it was put at the front, goes back there once, and is
+        // evicted when it reaches the tail again (second-chance order).
+        for _ in 0..200 {
             flood += 1;
             p.tcp(tick(), client(flood), s, flood, 0, SYN, b"");
         }
