@@ -38,7 +38,7 @@ pub use tcp::decode_tcp;
 pub use tunnel::decode_tunnel;
 
 use ip::ip_header;
-use link::{ETH_IPV4, ETH_IPV6};
+use link::{ETH_IPV4, ETH_IPV6, TPID_8021Q};
 use tunnel::carries_tunnel;
 
 /// An IP address.
@@ -403,13 +403,15 @@ pub fn decode_frame<'a>(
     frame: &'a [u8],
     stats: &mut DecodeStats,
 ) -> Result<IpPacket<'a>, DecodeError> {
-    // Most frames are untagged Ethernet II carrying IP: read them without the walk's loop
-    // over layers (the same header functions, so the same result; a test compares the two).
+    // Most frames are Ethernet II carrying IP, untagged or with one 802.1Q tag (a tap on a
+    // trunk port): read them without the walk's loop over layers (the same header
+    // functions, so the same result; a test compares the two).
     if link.0 == 1 {
         if let Some((h, _)) = frame.split_first_chunk::<14>() {
             let version = match be16(h, 12) {
                 ETH_IPV4 => Some(Version::V4),
                 ETH_IPV6 => Some(Version::V6),
+                TPID_8021Q => return ethernet_one_tag(frame, h, stats),
                 _ => None,
             };
             if let Some(version) = version {
@@ -423,6 +425,35 @@ pub fn decode_frame<'a>(
         }
     }
     decode_ip_walk(link, frame, stats)
+}
+
+/// [`decode_frame`]'s shortcut for an Ethernet frame (header `h`) with one 802.1Q tag;
+/// anything else after the tag (another tag, MPLS, ...) takes the walk. Out of line: the
+/// untagged frame's path stays as short as it was.
+#[inline(never)]
+fn ethernet_one_tag<'a>(
+    frame: &'a [u8],
+    h: &[u8; 14],
+    stats: &mut DecodeStats,
+) -> Result<IpPacket<'a>, DecodeError> {
+    if let Some(tag) = frame.get(14..18) {
+        let version = match be16(tag, 2) {
+            ETH_IPV4 => Some(Version::V4),
+            ETH_IPV6 => Some(Version::V6),
+            _ => None,
+        };
+        if let Some(version) = version {
+            let mut vlans = Vlans::NONE;
+            vlans.push(be16(tag, 0));
+            let macs = Some([field(h, 6), field(h, 0)]);
+            let pkt = ip_header(version, Span::frame(frame).after(18), vlans, macs)?;
+            if !carries_tunnel(pkt.protocol) {
+                return Ok(pkt);
+            }
+            return Walk::new(vlans, macs).open_tunnels(pkt);
+        }
+    }
+    decode_ip_walk(LinkType::ETHERNET, frame, stats)
 }
 
 /// [`decode_frame`] for every link type and encapsulation.
@@ -657,17 +688,22 @@ mod tests {
 
     proptest! {
         /// The Ethernet shortcut in `decode_ip` gives what the general walk gives, on
-        /// valid frames with random bytes changed (IPv4, IPv6, tunnels, options, cuts).
+        /// valid frames with random bytes changed (IPv4, IPv6, tunnels, options, cuts), with
+        /// no VLAN tag, one or two (of each TPID).
         #[test]
         fn ethernet_shortcut_agrees_with_the_walk(
             v6 in any::<bool>(),
             protocol in prop::sample::select(vec![6u8, 17, 4, 41, 47, 51, 0, 44]),
             body in prop::collection::vec(any::<u8>(), 0..120),
+            tags in prop::collection::vec(
+                (prop::sample::select(vec![0x8100u16, 0x88a8, 0x9100]), any::<u16>()),
+                0..3,
+            ),
             flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
             cut in any::<prop::sample::Index>(),
         ) {
             let ip = if v6 { ipv6(protocol, &body) } else { ipv4(protocol, &[], &body) };
-            let mut f = eth(&[], if v6 { 0x86dd } else { 0x0800 }, &ip);
+            let mut f = eth(&tags, if v6 { 0x86dd } else { 0x0800 }, &ip);
             for (i, v) in flips {
                 let i = i.index(f.len());
                 f[i] = v;
