@@ -922,12 +922,8 @@ impl<'s> FlowTable<'s> {
     /// it, and go back to the front after it, in the order they were put there.
     #[inline]
     pub(crate) fn touch(&mut self, i: u32) {
-        let r = &mut self.recs[i as usize];
-        if matches!(
-            r.state,
-            RecordState::Open | RecordState::Closed | RecordState::Evicted
-        ) {
-            r.len |= TOUCHED;
+        if self.which(i).is_some() {
+            self.recs[i as usize].len |= TOUCHED;
         }
     }
 

@@ -408,23 +408,45 @@ pub fn decode_frame<'a>(
     // functions, so the same result; a test compares the two).
     if link.0 == 1 {
         if let Some((h, _)) = frame.split_first_chunk::<14>() {
-            let version = match be16(h, 12) {
-                ETH_IPV4 => Some(Version::V4),
-                ETH_IPV6 => Some(Version::V6),
+            match be16(h, 12) {
                 TPID_8021Q => return ethernet_one_tag(frame, h, stats),
-                _ => None,
-            };
-            if let Some(version) = version {
-                let macs = Some([field(h, 6), field(h, 0)]);
-                let pkt = ip_header(version, Span::frame(frame).after(14), Vlans::NONE, macs)?;
-                if !carries_tunnel(pkt.protocol) {
-                    return Ok(pkt);
+                ethertype => {
+                    if let Some(version) = ip_version(ethertype) {
+                        return ethernet_ip(frame, h, version, 14, Vlans::NONE);
+                    }
                 }
-                return Walk::new(Vlans::NONE, macs).open_tunnels(pkt);
             }
         }
     }
     decode_ip_walk(link, frame, stats)
+}
+
+/// The IP version an ethertype announces, if it is IPv4's or IPv6's.
+#[inline(always)]
+fn ip_version(ethertype: u16) -> Option<Version> {
+    match ethertype {
+        ETH_IPV4 => Some(Version::V4),
+        ETH_IPV6 => Some(Version::V6),
+        _ => None,
+    }
+}
+
+/// The packet of an Ethernet frame (header `h`) whose IP header starts at `at`, after the
+/// tags `vlans`: the shortcuts' common end.
+#[inline(always)]
+fn ethernet_ip<'a>(
+    frame: &'a [u8],
+    h: &[u8; 14],
+    version: Version,
+    at: usize,
+    vlans: Vlans,
+) -> Result<IpPacket<'a>, DecodeError> {
+    let macs = Some([field(h, 6), field(h, 0)]);
+    let pkt = ip_header(version, Span::frame(frame).after(at), vlans, macs)?;
+    if !carries_tunnel(pkt.protocol) {
+        return Ok(pkt);
+    }
+    Walk::new(vlans, macs).open_tunnels(pkt)
 }
 
 /// [`decode_frame`]'s shortcut for an Ethernet frame (header `h`) with one 802.1Q tag;
@@ -437,20 +459,10 @@ fn ethernet_one_tag<'a>(
     stats: &mut DecodeStats,
 ) -> Result<IpPacket<'a>, DecodeError> {
     if let Some(tag) = frame.get(14..18) {
-        let version = match be16(tag, 2) {
-            ETH_IPV4 => Some(Version::V4),
-            ETH_IPV6 => Some(Version::V6),
-            _ => None,
-        };
-        if let Some(version) = version {
+        if let Some(version) = ip_version(be16(tag, 2)) {
             let mut vlans = Vlans::NONE;
             vlans.push(be16(tag, 0));
-            let macs = Some([field(h, 6), field(h, 0)]);
-            let pkt = ip_header(version, Span::frame(frame).after(18), vlans, macs)?;
-            if !carries_tunnel(pkt.protocol) {
-                return Ok(pkt);
-            }
-            return Walk::new(vlans, macs).open_tunnels(pkt);
+            return ethernet_ip(frame, h, version, 18, vlans);
         }
     }
     decode_ip_walk(LinkType::ETHERNET, frame, stats)
