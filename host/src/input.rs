@@ -35,7 +35,8 @@ const AHEAD_CHUNK: usize = 256 << 10;
 const AHEAD_ROOM: usize = 128 * 1024;
 /// Buffers in use at most: the one being read from, one queued, one being filled, one spare.
 const AHEAD_BUFFERS: usize = 4;
-/// Files shorter than this are read directly: the thread would cost more than it saves.
+/// Files shorter than this are read directly: the thread would cost more than it saves (so
+/// are all with one processor: [`crate::cores`]).
 const AHEAD_MIN_FILE: u64 = 4 << 20;
 /// Pipe size asked for between the decompressing thread and the reader.
 const PIPE_SIZE: libc::c_int = 1 << 20;
@@ -691,6 +692,7 @@ pub fn open(name: &str, opts: &Opts) -> Result<Input, String> {
         && regular
         && opts.read_ahead
         && total.is_some_and(|t| t >= AHEAD_MIN_FILE)
+        && crate::cores::spare_core()
     {
         file.try_clone().ok()
     } else {
@@ -913,7 +915,7 @@ mod tests {
         let plain = inp.compression == Compression::None;
         assert_eq!(
             inp.reader.ahead.is_some(),
-            opts.read_ahead && plain && cfg!(feature = "read-ahead")
+            opts.read_ahead && plain && cfg!(feature = "read-ahead") && crate::cores::spare_core()
         );
         assert_eq!(inp.link, Some(LinkType::ETHERNET));
         let (mut n, mut bytes) = (0u32, 0u64);
@@ -951,6 +953,14 @@ mod tests {
             ..Opts::default()
         };
         assert_eq!(read_through_with(&plain, &direct), (700, total));
+        // With one processor the file is read directly: no thread to take turns with.
+        let one = plain.clone();
+        let on_one = crate::cores::test_support::on_one_core(move || {
+            let inp = open(one.to_str().unwrap(), &Opts::default()).unwrap();
+            assert!(inp.reader.ahead.is_none());
+            read_through(&one)
+        });
+        assert_eq!(on_one, (700, total));
         let gz = d.join("big.pcap.gz");
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         e.write_all(&file).unwrap();

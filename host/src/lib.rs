@@ -22,7 +22,8 @@
 //! - [`scan`] - post-processing scanners (`-e http`, `-e md5`, `-e sha256`) fed by the file writer;
 //! - [`viz`] - report.html and `-e netviz`'s report.pdf: charts over bounded time bins and
 //!   top-N tables;
-//! - [`run`] - one run from start to exit status.
+//! - [`run`] - one run from start to exit status; [`cores`] - whether helper threads have a
+//!   processor of their own.
 //!
 //! Data flows one way: capture file or libpcap -> engine -> [`output::Outputs`] -> files,
 //! console or spool, and the report.
@@ -30,6 +31,7 @@
 pub mod budget;
 pub mod capture;
 pub mod cli;
+pub mod cores;
 pub mod counter;
 pub mod crc;
 pub mod filter;

@@ -214,9 +214,32 @@ fn digests_are_of_the_files() {
 /// and the totals count them all.
 #[test]
 fn many_bodies_through_the_worker() {
+    many_bodies("many", &[]);
+}
+
+/// The same on one processor, where the worker thread is not started and every body is done
+/// inline (`taskset` pins the command to the first processor this test may use).
+#[test]
+fn many_bodies_on_one_processor() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let allowed = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list in /proc/self/status");
+    let first: String = allowed
+        .trim()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    many_bodies("one-cpu", &["taskset", "-c", &first]);
+}
+
+/// Runs `-e http` on 120 generated bodies, under `wrapper` (a command and its arguments
+/// before tcpflow's) if one is given, and checks every body and record.
+fn many_bodies(tag: &str, wrapper: &[&str]) {
     let cap = tcpflow_tests::http_workload::capture(40, 3);
     assert!(cap.bodies > 64, "fewer bodies than the inline ones");
-    let tmp = std::env::temp_dir().join(format!("tcpflow-http-many-{}", std::process::id()));
+    let tmp = std::env::temp_dir().join(format!("tcpflow-http-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).unwrap();
     let (pcap, out, json) = (
@@ -230,7 +253,19 @@ fn many_bodies_through_the_worker() {
         out.to_str().unwrap(),
         json.to_str().unwrap(),
     );
-    tcpflow(&["-q", "-e", "http", "-r", p, "-o", o, "--report-json", j]);
+    let args = ["-q", "-e", "http", "-r", p, "-o", o, "--report-json", j];
+    match wrapper.split_first() {
+        None => tcpflow(&args),
+        Some((cmd, before)) => {
+            let st = Command::new(cmd)
+                .args(before)
+                .arg(tcpflow_tests::tcpflow_bin())
+                .args(args)
+                .status()
+                .unwrap();
+            assert!(st.success(), "{wrapper:?} tcpflow {args:?}: {st}");
+        }
+    }
     let files = bodies(&out);
     let mut got: Vec<String> = files
         .values()

@@ -209,8 +209,12 @@ pub struct Finisher {
 pub const MAX_LANES: usize = 2;
 
 /// Writer threads for this machine: one per core up to [`MAX_LANES`] (they wait in the
-/// kernel's file work, so the decoding thread still gets its core), one on a single core.
+/// kernel's file work, so the decoding thread still gets its core), none on a single core
+/// (the caller does the jobs: [`crate::cores`]).
 fn lanes_for_machine() -> usize {
+    if !crate::cores::spare_core() {
+        return 0;
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     cores.clamp(1, MAX_LANES)
 }
@@ -579,6 +583,20 @@ mod tests {
             assert_eq!(m, mtime);
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// On one processor the writer threads are not started: the caller does the jobs.
+    #[test]
+    fn one_processor_starts_no_writer_thread() {
+        let (lanes, lazy) = crate::cores::test_support::on_one_core(|| {
+            let mut fin = Finisher::new(0o644);
+            fin.start();
+            (fin.lanes.len(), fin.lazy)
+        });
+        assert_eq!((lanes, lazy), (0, false));
+        if crate::cores::spare_core() {
+            assert!(lanes_for_machine() >= 1);
+        }
     }
 
     /// With two writer threads, each file's jobs are still done in the order submitted

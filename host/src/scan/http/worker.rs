@@ -11,7 +11,8 @@
 //! of them at [`Pool::finish`]).
 //!
 //! The first [`INLINE_BODIES`] bodies are done on the calling thread: a small capture costs
-//! no thread (qemu-user, used to test the cross builds, hangs in thread creation).
+//! no thread (qemu-user, used to test the cross builds, hangs in thread creation). With one
+//! processor every body is ([`crate::cores`]).
 
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::thread::JoinHandle;
@@ -108,7 +109,12 @@ impl Pool {
     /// [`INLINE_BODIES`]th, when it can be).
     pub fn open(&mut self, out: BodyOut) -> Body {
         self.opened += 1;
-        if self.thread.is_none() && !self.ended && self.opened > INLINE_BODIES {
+        // Tried once: on one processor (or if the thread cannot start) bodies stay inline.
+        if self.thread.is_none()
+            && !self.ended
+            && self.opened == INLINE_BODIES + 1
+            && crate::cores::spare_core()
+        {
             self.thread = start();
         }
         if self.thread.is_none() {
@@ -322,5 +328,36 @@ fn work(rx: Receiver<Batch>, done: Sender<Done>, free: SyncSender<Batch>) {
         b.data.clear();
         // Full (or gone): the buffer is freed instead.
         let _ = free.try_send(b);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cores::{spare_core, test_support::on_one_core};
+    use std::path::PathBuf;
+
+    /// Opens `n` bodies (nothing written); how many went to the worker.
+    fn opened_on_worker(pool: &mut Pool, n: u64) -> u64 {
+        let out = || BodyOut::new(PathBuf::new(), PathBuf::new(), 0o644, &[], 1 << 20);
+        (0..n)
+            .filter(|_| matches!(pool.open(out()), Body::Remote(_)))
+            .count() as u64
+    }
+
+    /// On one processor every body stays inline; with a spare one, those after the first
+    /// [`INLINE_BODIES`] go to the worker.
+    #[test]
+    fn the_worker_starts_only_with_a_spare_processor() {
+        let one = on_one_core(|| {
+            let mut pool = Pool::default();
+            let remote = opened_on_worker(&mut pool, INLINE_BODIES + 10);
+            (remote, pool.thread.is_some())
+        });
+        assert_eq!(one, (0, false));
+        if spare_core() {
+            let mut pool = Pool::default();
+            assert_eq!(opened_on_worker(&mut pool, INLINE_BODIES + 10), 10);
+        }
     }
 }
