@@ -35,7 +35,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use tcpflow_core::{CloseReason, Dir, FlowInfo, GapReason, Sink};
 
-use super::buffers::{Buffers, NO_BUF};
+use super::buffers::{Buffers, Held, NO_BUF};
 use super::filecache::FileCache;
 use super::finisher::{is_fatal, write_all_at_counted, FileError, FinalWrite, Finisher, QUEUE};
 use super::names::{NameSet, FILTER_BYTES, NAME_ENTRY_BYTES};
@@ -693,12 +693,20 @@ impl FileSink {
 
     /// Writes `data` at `off` of the direction's file, through the open-file cache. `flow`
     /// names the file when the direction holds no buffer.
-    fn write_at(&mut self, flow: Option<&FlowInfo>, slot: u32, dir: Dir, off: u64, data: &[u8]) {
-        if data.is_empty() {
+    fn write_at(
+        &mut self,
+        flow: Option<&FlowInfo>,
+        slot: u32,
+        dir: Dir,
+        off: u64,
+        parts: &[&[u8]],
+    ) {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len == 0 {
             return;
         }
         if self.failed(slot, dir) {
-            return self.lose_dir(slot, dir, data.len());
+            return self.lose_dir(slot, dir, len);
         }
         let k = key(slot, dir);
         if !self.cache.contains(k) {
@@ -709,7 +717,7 @@ impl FileSink {
             let opened = self.open_file(slot, dir, &rel);
             if self.failed(slot, dir) {
                 // An early write of the file failed meanwhile.
-                return self.lose_dir(slot, dir, data.len());
+                return self.lose_dir(slot, dir, len);
             }
             match opened {
                 Ok(f) => {
@@ -718,13 +726,13 @@ impl FileSink {
                 Err(e) => {
                     let full = under(&self.cfg.outdir, &rel);
                     let msg = format!("cannot create {}: {}", full.display(), io_message(&e));
-                    self.write_failed(slot, dir, &e, msg, data.len() as u64);
+                    self.write_failed(slot, dir, &e, msg, len as u64);
                     return;
                 }
             }
         }
         let f = self.cache.get(k).expect("just inserted");
-        let (n, err) = write_all_at_counted(f, data, off);
+        let (n, err) = write_all_at_counted(f, parts, off);
         self.host.bytes_written += n;
         if n > 0 {
             self.note_written(slot, dir, off + n);
@@ -734,7 +742,7 @@ impl FileSink {
             let rel = self.name_for(flow, slot, dir).unwrap_or_default();
             let full = under(&self.cfg.outdir, &rel);
             let msg = format!("writing {}: {}", full.display(), io_message(&e));
-            self.write_failed(slot, dir, &e, msg, data.len() as u64 - n);
+            self.write_failed(slot, dir, &e, msg, len as u64 - n);
         }
     }
 
@@ -769,7 +777,7 @@ impl FileSink {
 
     /// Takes a direction's buffer entry away: its bytes, their offset and the name; the
     /// memory is no longer counted.
-    fn take_buf(&mut self, slot: u32, dir: Dir) -> Option<(Vec<u8>, u64, PathBuf)> {
+    fn take_buf(&mut self, slot: u32, dir: Dir) -> Option<(Held, u64, PathBuf)> {
         let b = std::mem::replace(&mut self.dir_mut(slot, dir).buf, NO_BUF);
         if b == NO_BUF {
             return None;
@@ -793,7 +801,8 @@ impl FileSink {
         let Some((data, off)) = self.bufs.take_data(b) else {
             return;
         };
-        self.write_at(None, slot, dir, off, &data);
+        let (parts, n) = data.parts();
+        self.write_at(None, slot, dir, off, &parts[..n]);
         if self.flows[slot as usize].dirs[dir.index()].buf != b {
             // The file failed: its buffer entry was given up.
             self.bufs.uncount(data.capacity());
@@ -877,7 +886,7 @@ impl FileSink {
             }
         }
         if data.len() >= cap {
-            self.write_at(Some(flow), slot, dir, off, data);
+            self.write_at(Some(flow), slot, dir, off, &[data]);
             return;
         }
         let b = match self.flows[slot as usize].dirs[dir.index()].buf {
@@ -920,7 +929,7 @@ impl FileSink {
             // file, inside it they replace the buffered copy.
             if off < buf_off {
                 let n = (buf_off - off).min(rest.len() as u64) as usize;
-                self.write_at(Some(flow), slot, dir, off, &rest[..n]);
+                self.write_at(Some(flow), slot, dir, off, &[&rest[..n]]);
                 off += n as u64;
                 rest = &rest[n..];
                 if self.failed(slot, dir) {
@@ -931,13 +940,13 @@ impl FileSink {
                 let e = &mut self.bufs[d.buf];
                 let start = (off - buf_off) as usize;
                 let n = rest.len().min(e.data.len() - start);
-                e.data[start..start + n].copy_from_slice(&rest[..n]);
+                e.data.overwrite(start, &rest[..n]);
                 off += n as u64;
                 rest = &rest[n..];
             }
         } else if buf_len == 0 && off < self.written_end(slot, dir) {
             let n = (self.written_end(slot, dir) - off).min(rest.len() as u64) as usize;
-            self.write_at(Some(flow), slot, dir, off, &rest[..n]);
+            self.write_at(Some(flow), slot, dir, off, &[&rest[..n]]);
             off += n as u64;
             rest = &rest[n..];
             if self.failed(slot, dir) {
@@ -959,29 +968,23 @@ impl FileSink {
         if !d.named() || d.has(FAILED) {
             return false;
         }
-        let buf: &[u8] = match d.buf {
-            NO_BUF => &[],
-            b => &self.bufs[b].data,
-        };
-        let buf_off = if buf.is_empty() {
-            0
-        } else {
-            self.bufs[d.buf].off
+        let (buf_off, buf_len) = match d.buf {
+            NO_BUF => (0, 0),
+            b => (self.bufs[b].off, self.bufs[b].data.len() as u64),
         };
         let mut differ = false;
         // The buffered part.
-        if !buf.is_empty() {
+        if buf_len > 0 {
             let lo = offset.max(buf_off);
-            let hi = (offset + data.len() as u64).min(buf_off + buf.len() as u64);
+            let hi = (offset + data.len() as u64).min(buf_off + buf_len);
             if lo < hi {
-                let a = &buf[(lo - buf_off) as usize..(hi - buf_off) as usize];
                 let b = &data[(lo - offset) as usize..(hi - offset) as usize];
-                differ |= a != b;
+                differ |= !self.bufs[d.buf].data.equals_at((lo - buf_off) as usize, b);
             }
         }
         // The part already in the file.
         let written_end = self.written_end(slot, dir);
-        let file_hi = if buf.is_empty() {
+        let file_hi = if buf_len == 0 {
             written_end
         } else {
             buf_off.min(written_end)
@@ -1028,7 +1031,7 @@ impl FileSink {
         // The direction ends here: its name moves to the caller (the report).
         let (buf, off, name) = match self.take_buf(slot, dir) {
             Some(b) => b,
-            None => (Vec::new(), 0, self.name_for(Some(flow), slot, dir)?),
+            None => (Held::default(), 0, self.name_for(Some(flow), slot, dir)?),
         };
         self.dir_mut(slot, dir).bump = UNNAMED;
         if d.has(FAILED) {
@@ -1135,7 +1138,7 @@ impl FileSink {
         file: Option<File>,
         name: &Path,
         create: bool,
-        buf: Vec<u8>,
+        buf: Held,
         off: u64,
         set_len: Option<u64>,
         mtime_ns: u64,
@@ -1216,9 +1219,9 @@ impl FileSink {
             let e = &mut self.bufs[b];
             if !e.data.is_empty()
                 && e.off + e.data.len() as u64 == offset
-                && e.data.len() + data.len() <= e.data.capacity().min(cap)
+                && e.data.len() + data.len() <= cap
+                && e.data.try_extend(data)
             {
-                e.data.extend_from_slice(data);
                 return;
             }
         }
@@ -1834,6 +1837,56 @@ mod tests {
         out.close(&fc, CloseReason::Fin);
         out.wait_writes();
         assert_eq!(std::fs::read(dir.join(&name)).unwrap(), b"hello world!");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A direction whose buffer grew by segments: bytes compared and replaced across a
+    /// segment's end, and the file written whole from the segments.
+    #[test]
+    fn segmented_buffer_compares_replaces_and_writes() {
+        let dir = tmpdir("segments");
+        let c = cfg(
+            &dir,
+            Limits {
+                dir_buffer: 64 * 1024,
+                total_buffer: 1 << 20,
+                first_buffer: 1 << 20,
+                ..Limits::default()
+            },
+        );
+        let mut out = FileSink::new(c, 4);
+        let f = flow4();
+        out.open(&f);
+        let want: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        for (k, chunk) in want.chunks(5000).enumerate() {
+            out.data(&f, Dir::AtoB, (k * 5000) as u64, chunk);
+        }
+        let b = out.flows[f.slot as usize].dirs[0].buf;
+        let (parts, n) = out.bufs[b].data.parts();
+        assert_eq!(n, 2, "the first 5,000 bytes kept where they were");
+        assert_eq!(parts[0].len(), 5000);
+        assert!(!out.redelivered(&f, Dir::AtoB, 4990, &want[4990..5010]));
+        let mut other = want[4990..5010].to_vec();
+        other[15] ^= 1;
+        assert!(out.redelivered(&f, Dir::AtoB, 4990, &other));
+        // Replaced across the segments' boundary (`last` policy).
+        out.data(&f, Dir::AtoB, 4990, &other);
+        let mut expect = want.clone();
+        expect[4990..5010].copy_from_slice(&other);
+        let mut f = f;
+        f.dirs[0].packets = 4;
+        out.close(&f, CloseReason::Fin);
+        out.flush();
+        out.wait_writes();
+        let name = Template::parse(DEFAULT).unwrap().expand(
+            &f,
+            Dir::AtoB,
+            NameParams {
+                conn_index: 0,
+                session: 0,
+            },
+        );
+        assert!(std::fs::read(dir.join(name)).unwrap() == expect);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -28,6 +28,8 @@ use std::time::SystemTime;
 use crate::counter::Counter64;
 use crate::input::io_message;
 
+use super::buffers::{Held, MAX_PARTS};
+
 /// Jobs waiting at most (each holds one direction's last buffer, at most `dir_buffer`).
 pub const QUEUE: usize = 64;
 /// Jobs handed over at a time.
@@ -51,8 +53,8 @@ pub struct FinalWrite {
     /// Sub-folders in the name (a `-T` template with `/`): walked without following links,
     /// created when missing.
     pub folders: usize,
-    pub buf: Vec<u8>,
-    /// Stream offset of `buf[0]`.
+    pub buf: Held,
+    /// Stream offset of the first byte of `buf`.
     pub off: u64,
     /// Extend the file to this length (a trailing gap), if set.
     pub set_len: Option<u64>,
@@ -94,24 +96,69 @@ pub fn is_fatal(e: &io::Error) -> bool {
     )
 }
 
-/// `write_all_at` that says how much reached the file before an error.
-pub fn write_all_at_counted(f: &File, mut data: &[u8], mut off: u64) -> (u64, Option<io::Error>) {
+/// `write_all_at` of `parts` one after the other (one vectored write where the platform has
+/// one, at most [`MAX_PARTS`] parts at a time) that says how much reached the file before an
+/// error.
+pub fn write_all_at_counted(f: &File, parts: &[&[u8]], off: u64) -> (u64, Option<io::Error>) {
     let mut n = 0u64;
-    while !data.is_empty() {
+    // The first part not written whole, and how much of it was.
+    let (mut i, mut done) = (0, 0);
+    while i < parts.len() {
+        if done == parts[i].len() {
+            (i, done) = (i + 1, 0);
+            continue;
+        }
         // A long write of a flow's buffered bytes is progress (watchdog.rs).
         crate::watchdog::tick();
-        match f.write_at(data, off) {
+        match write_parts_at(f, &parts[i..], done, off + n) {
             Ok(0) => return (n, Some(io::ErrorKind::WriteZero.into())),
-            Ok(w) => {
+            Ok(mut w) => {
                 n += w as u64;
-                off += w as u64;
-                data = &data[w..];
+                while w > 0 {
+                    let step = w.min(parts[i].len() - done);
+                    (done, w) = (done + step, w - step);
+                    if done == parts[i].len() && i + 1 < parts.len() {
+                        (i, done) = (i + 1, 0);
+                    }
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return (n, Some(e)),
         }
     }
     (n, None)
+}
+
+/// One write of `parts` (the first from `skip`) at `off`: a `pwritev` where the C library
+/// has one for 64-bit offsets, otherwise of the first part only.
+fn write_parts_at(f: &File, parts: &[&[u8]], skip: usize, off: u64) -> io::Result<usize> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if parts.len() > 1 {
+        use std::os::fd::AsRawFd;
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; MAX_PARTS];
+        let n = parts.len().min(MAX_PARTS);
+        for (v, (k, p)) in iov.iter_mut().zip(parts.iter().enumerate()) {
+            let p = if k == 0 { &p[skip..] } else { p };
+            *v = libc::iovec {
+                iov_base: p.as_ptr() as *mut libc::c_void,
+                iov_len: p.len(),
+            };
+        }
+        let off = libc::off64_t::try_from(off)
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: the first `n` iovecs point into `parts`, borrowed for the call; the kernel
+        // only reads them.
+        let w = unsafe { libc::pwritev64(f.as_raw_fd(), iov.as_ptr(), n as libc::c_int, off) };
+        return if w < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(w as usize)
+        };
+    }
+    f.write_at(&parts[0][skip..], off)
 }
 
 #[derive(Debug, Default)]
@@ -467,7 +514,8 @@ fn perform(job: FinalWrite, file_mode: u32, sh: &Shared) {
     };
     let f = job.file.as_ref().or(file.as_ref()).expect("a file");
     if !job.buf.is_empty() {
-        let (n, err) = write_all_at_counted(f, &job.buf, job.off);
+        let (parts, k) = job.buf.parts();
+        let (n, err) = write_all_at_counted(f, &parts[..k], job.off);
         sh.written.add(n);
         if let Some(e) = err {
             let msg = format!("writing {}: {}", job.path.display(), io_message(&e));
@@ -489,6 +537,21 @@ fn perform(job: FinalWrite, file_mode: u32, sh: &Shared) {
 mod tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
+
+    /// Parts (an empty one among them) are written one after the other at the offset.
+    #[test]
+    fn parts_written_in_order() {
+        let dir = std::env::temp_dir().join(format!("tcpflow-parts-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = File::create(dir.join("f")).unwrap();
+        let big = vec![7u8; 100_000];
+        let parts: [&[u8]; 4] = [b"ab", b"", &big, b"cde"];
+        assert_eq!(write_all_at_counted(&f, &parts, 3).0, 100_005);
+        let got = std::fs::read(dir.join("f")).unwrap();
+        assert_eq!(got, [&[0, 0, 0][..], b"ab", &big, b"cde"].concat());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     /// Only a file system that is full or gone ends the run.
     #[test]
@@ -524,7 +587,7 @@ mod tests {
                 path: dir.join(format!("f{i}")),
                 create: true,
                 folders: 0,
-                buf: vec![i; usize::from(i) + 1],
+                buf: vec![i; usize::from(i) + 1].into(),
                 off: 0,
                 set_len: (i % 2 == 0).then_some(500),
                 mtime,
@@ -537,7 +600,7 @@ mod tests {
             path: dir.join("missing/f"),
             create: true,
             folders: 0,
-            buf: vec![1],
+            buf: vec![1].into(),
             off: 0,
             set_len: None,
             mtime,
@@ -552,7 +615,7 @@ mod tests {
             path: early.clone(),
             create: false,
             folders: 0,
-            buf: Vec::new(),
+            buf: Held::default(),
             off: 3,
             set_len: None,
             mtime,
@@ -624,7 +687,7 @@ mod tests {
                     path: dir.join(format!("f{f}")),
                     create: round == 0,
                     folders: 0,
-                    buf: vec![round; len],
+                    buf: vec![round; len].into(),
                     off: 0,
                     set_len: Some(len as u64),
                     mtime,
