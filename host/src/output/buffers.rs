@@ -24,29 +24,42 @@ const MAX_SEGMENTS: usize = 15;
 /// Parts a held buffer is written in at most.
 pub const MAX_PARTS: usize = MAX_SEGMENTS + 1;
 
-/// A direction's buffered bytes: the segments filled before, then the one being filled
-/// (`tail`). Written out whole with one vectored write.
+/// A direction's buffered bytes: the segments filled before (most buffers have none), then
+/// the one being filled (`tail`). Written out whole with one vectored write.
 #[derive(Debug, Default)]
 pub struct Held {
-    head: Vec<Vec<u8>>,
-    head_len: usize,
-    head_cap: usize,
+    head: Option<Box<Head>>,
     tail: Vec<u8>,
+}
+
+/// The filled segments of a [`Held`], each full to its capacity.
+#[derive(Debug, Default)]
+struct Head {
+    segments: Vec<Vec<u8>>,
+    len: usize,
+    cap: usize,
 }
 
 impl From<Vec<u8>> for Held {
     fn from(tail: Vec<u8>) -> Held {
-        Held {
-            tail,
-            ..Held::default()
-        }
+        Held { head: None, tail }
     }
 }
 
 impl Held {
     #[inline]
+    fn head_len(&self) -> usize {
+        self.head.as_ref().map_or(0, |h| h.len)
+    }
+
+    #[inline]
+    fn head_cap(&self) -> usize {
+        self.head.as_ref().map_or(0, |h| h.cap)
+    }
+
+    #[inline]
     pub fn len(&self) -> usize {
-        self.head_len + self.tail.len()
+        self.head_len() + self.tail.len()
     }
 
     #[inline]
@@ -57,7 +70,7 @@ impl Held {
     /// Bytes allocated.
     #[inline]
     pub fn capacity(&self) -> usize {
-        self.head_cap + self.tail.capacity()
+        self.head_cap() + self.tail.capacity()
     }
 
     /// Appends `data` if the segment being filled has room for it.
@@ -72,14 +85,20 @@ impl Held {
 
     /// Appends `data`, growing to `target` bytes allocated in all if it must grow (`target`
     /// is at least the length after).
+    #[inline]
     fn extend(&mut self, data: &[u8], target: usize) {
-        if self.try_extend(data) {
-            return;
+        if !self.try_extend(data) {
+            self.grow_and_extend(data, target);
         }
+    }
+
+    #[inline(never)]
+    fn grow_and_extend(&mut self, data: &[u8], target: usize) {
         debug_assert!(target >= self.len() + data.len());
-        if self.tail.len() < SEGMENT_MIN || self.head.len() >= MAX_SEGMENTS {
-            self.tail
-                .reserve_exact(target.saturating_sub(self.head_cap + self.tail.len()));
+        let segments = self.head.as_ref().map_or(0, |h| h.segments.len());
+        if self.tail.len() < SEGMENT_MIN || segments >= MAX_SEGMENTS {
+            let want = target.saturating_sub(self.head_cap() + self.tail.len());
+            self.tail.reserve_exact(want);
             self.tail.extend_from_slice(data);
             return;
         }
@@ -88,43 +107,44 @@ impl Held {
         self.tail.extend_from_slice(now);
         let next = Vec::with_capacity(target.saturating_sub(self.capacity()).max(rest.len()));
         let full = std::mem::replace(&mut self.tail, next);
-        self.head_len += full.len();
-        self.head_cap += full.capacity();
-        self.head.push(full);
+        let head = self.head.get_or_insert_with(Box::default);
+        head.len += full.len();
+        head.cap += full.capacity();
+        head.segments.push(full);
         self.tail.extend_from_slice(rest);
     }
 
     /// Empties it, keeping the last segment's memory; returns the bytes allocated that went.
     fn clear_keeping_tail(&mut self) -> usize {
-        let freed = self.head_cap;
-        self.head.clear();
-        self.head_len = 0;
-        self.head_cap = 0;
         self.tail.clear();
-        freed
+        self.head.take().map_or(0, |h| h.cap)
     }
 
     /// The bytes, segment by segment.
     pub fn segments(&self) -> impl Iterator<Item = &[u8]> {
         self.head
             .iter()
-            .map(Vec::as_slice)
+            .flat_map(|h| h.segments.iter().map(Vec::as_slice))
             .chain(std::iter::once(self.tail.as_slice()))
             .filter(|s| !s.is_empty())
     }
 
-    /// The segments as slices, for a vectored write.
-    pub fn parts(&self) -> ([&[u8]; MAX_PARTS], usize) {
+    /// Calls `f` with the segments as slices, for a vectored write.
+    pub fn with_parts<R>(&self, f: impl FnOnce(&[&[u8]]) -> R) -> R {
+        if self.head.is_none() {
+            return f(&[&self.tail]);
+        }
         let mut parts: [&[u8]; MAX_PARTS] = [&[]; MAX_PARTS];
         let mut n = 0;
         for s in self.segments() {
             parts[n] = s;
             n += 1;
         }
-        (parts, n)
+        f(&parts[..n])
     }
 
-    /// The bytes at `start..start + len` (within the bytes held), segment by segment.
+    /// The bytes at `start..start + len` (within the bytes held), segment by segment, with
+    /// where each piece starts in that range.
     fn range(&self, start: usize, len: usize) -> impl Iterator<Item = (usize, &[u8])> {
         let mut at = 0;
         self.segments().filter_map(move |s| {
@@ -144,7 +164,8 @@ impl Held {
     /// Overwrites the bytes held from `start` with `bytes` (all within them).
     pub(super) fn overwrite(&mut self, start: usize, bytes: &[u8]) {
         let mut at = 0;
-        for s in self.head.iter_mut().chain(std::iter::once(&mut self.tail)) {
+        let head = self.head.iter_mut().flat_map(|h| h.segments.iter_mut());
+        for s in head.chain(std::iter::once(&mut self.tail)) {
             let (lo, hi) = (at, at + s.len());
             at = hi;
             let (a, b) = (start.max(lo), (start + bytes.len()).min(hi));
@@ -293,10 +314,11 @@ impl Buffers {
         // under half of it, twofold after that; never past the per-direction cap.
         let before = e.data.capacity();
         let need = e.data.len() + data.len();
-        if need > before {
-            let target = if before == 0 {
-                need
-            } else if self.held < budget / 4 {
+        if before == 0 {
+            e.data.tail.reserve_exact(need);
+            e.data.tail.extend_from_slice(data);
+        } else if need > before {
+            let target = if self.held < budget / 4 {
                 cap
             } else {
                 let factor = if self.held < budget / 2 { 4 } else { 2 };
@@ -350,27 +372,23 @@ mod tests {
         let mut h = Held::default();
         h.extend(&[1; 100], 100);
         h.extend(&[2; 100], 400);
-        assert_eq!((h.head.len(), h.len(), h.capacity()), (0, 200, 400));
+        assert_eq!((h.head.is_none(), h.len(), h.capacity()), (true, 200, 400));
         h.extend(&[3; SEGMENT_MIN], 8 * SEGMENT_MIN);
-        assert_eq!(h.head.len(), 0, "grown in place while small");
+        assert!(h.head.is_none(), "grown in place while small");
         let before = h.capacity();
         assert!(h.tail.len() >= SEGMENT_MIN);
         let room = before - h.len();
         let more: Vec<u8> = (0..room + 1000).map(|i| i as u8).collect();
         h.extend(&more, 16 * SEGMENT_MIN);
-        assert_eq!(h.head.len(), 1, "a new segment");
-        assert_eq!(
-            h.head[0].len(),
-            h.head[0].capacity(),
-            "the first one filled"
-        );
+        let first = &h.head.as_ref().expect("a new segment").segments;
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].len(), first[0].capacity(), "the first one filled");
         assert_eq!(h.capacity(), 16 * SEGMENT_MIN);
         let mut want = [vec![1; 100], vec![2; 100], vec![3; SEGMENT_MIN], more].concat();
         assert_eq!(bytes(&h), want);
-        let (parts, n) = h.parts();
-        assert_eq!(parts[..n].concat(), want);
+        assert_eq!(h.with_parts(|p| (p.len(), p.concat())), (2, want.clone()));
         // Across the boundary between the segments.
-        let at = h.head_len - 10;
+        let at = h.head_len() - 10;
         assert!(h.equals_at(at, &want[at..at + 20]));
         assert!(!h.equals_at(at, &[0; 20]));
         h.overwrite(at, &[9; 20]);
@@ -378,7 +396,7 @@ mod tests {
         assert_eq!(bytes(&h), want);
         assert!(h.equals_at(at, &[9; 20]));
         // Emptied for the bytes that follow: the last segment stays.
-        let (head_cap, tail_cap) = (h.head_cap, h.tail.capacity());
+        let (head_cap, tail_cap) = (h.head_cap(), h.tail.capacity());
         assert_eq!(h.clear_keeping_tail(), head_cap);
         assert_eq!((h.len(), h.capacity()), (0, tail_cap));
     }
@@ -390,7 +408,7 @@ mod tests {
         let a = bufs.alloc(1, Dir::AtoB, PathBuf::from("a"), 1);
         bufs.push(a, 0, &[1; 5000], 64 * 1024, 1 << 20);
         bufs.push(a, 5000, &[2; 5000], 64 * 1024, 1 << 20);
-        assert_eq!(bufs[a].data.head.len(), 1);
+        assert_eq!(bufs[a].data.with_parts(|p| p.len()), 2);
         assert_eq!(bufs.held, BUF_OVERHEAD + 64 * 1024);
         let (data, _) = bufs.take_data(a).unwrap();
         bufs.give_back(a, data);

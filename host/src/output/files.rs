@@ -801,8 +801,7 @@ impl FileSink {
         let Some((data, off)) = self.bufs.take_data(b) else {
             return;
         };
-        let (parts, n) = data.parts();
-        self.write_at(None, slot, dir, off, &parts[..n]);
+        data.with_parts(|parts| self.write_at(None, slot, dir, off, parts));
         if self.flows[slot as usize].dirs[dir.index()].buf != b {
             // The file failed: its buffer entry was given up.
             self.bufs.uncount(data.capacity());
@@ -1862,9 +1861,11 @@ mod tests {
             out.data(&f, Dir::AtoB, (k * 5000) as u64, chunk);
         }
         let b = out.flows[f.slot as usize].dirs[0].buf;
-        let (parts, n) = out.bufs[b].data.parts();
-        assert_eq!(n, 2, "the first 5,000 bytes kept where they were");
-        assert_eq!(parts[0].len(), 5000);
+        let lens = out.bufs[b]
+            .data
+            .with_parts(|p| p.iter().map(|p| p.len()).collect::<Vec<_>>());
+        assert_eq!(lens[0], 5000, "the first 5,000 bytes kept where they were");
+        assert_eq!(lens.len(), 2);
         assert!(!out.redelivered(&f, Dir::AtoB, 4990, &want[4990..5010]));
         let mut other = want[4990..5010].to_vec();
         other[15] ^= 1;

@@ -100,6 +100,9 @@ pub fn is_fatal(e: &io::Error) -> bool {
 /// one, at most [`MAX_PARTS`] parts at a time) that says how much reached the file before an
 /// error.
 pub fn write_all_at_counted(f: &File, parts: &[&[u8]], off: u64) -> (u64, Option<io::Error>) {
+    if let [one] = parts {
+        return write_one_at_counted(f, one, off);
+    }
     let mut n = 0u64;
     // The first part not written whole, and how much of it was.
     let (mut i, mut done) = (0, 0);
@@ -121,6 +124,25 @@ pub fn write_all_at_counted(f: &File, parts: &[&[u8]], off: u64) -> (u64, Option
                         (i, done) = (i + 1, 0);
                     }
                 }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (n, Some(e)),
+        }
+    }
+    (n, None)
+}
+
+/// [`write_all_at_counted`] of one slice.
+fn write_one_at_counted(f: &File, mut data: &[u8], mut off: u64) -> (u64, Option<io::Error>) {
+    let mut n = 0u64;
+    while !data.is_empty() {
+        crate::watchdog::tick();
+        match f.write_at(data, off) {
+            Ok(0) => return (n, Some(io::ErrorKind::WriteZero.into())),
+            Ok(w) => {
+                n += w as u64;
+                off += w as u64;
+                data = &data[w..];
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return (n, Some(e)),
@@ -514,8 +536,9 @@ fn perform(job: FinalWrite, file_mode: u32, sh: &Shared) {
     };
     let f = job.file.as_ref().or(file.as_ref()).expect("a file");
     if !job.buf.is_empty() {
-        let (parts, k) = job.buf.parts();
-        let (n, err) = write_all_at_counted(f, &parts[..k], job.off);
+        let (n, err) = job
+            .buf
+            .with_parts(|parts| write_all_at_counted(f, parts, job.off));
         sh.written.add(n);
         if let Some(e) = err {
             let msg = format!("writing {}: {}", job.path.display(), io_message(&e));
