@@ -11,7 +11,8 @@
 //! - Data is buffered per direction in memory (up to [`Limits::dir_buffer`] each, and
 //!   [`Limits::total_buffer`] in all: when over, the oldest buffers are written out, on the
 //!   writer threads of [`super::finisher`]), so a short flow costs one open, one write and
-//!   one close.
+//!   one close. A buffer grows by segments rather than by copying what it holds
+//!   ([`super::buffers::Held`]), and is written with one vectored write.
 //! - Writes that cannot wait go through a bounded cache of open files
 //!   ([`super::filecache`]): any number of concurrent flows works under a small descriptor
 //!   limit; a file closed to make room is reopened without truncation when needed.
@@ -893,7 +894,7 @@ impl FileSink {
             b => b,
         };
         // A buffer that must grow past a quarter of its cap is a long direction's: a larger
-        // budget lets it grow to the cap at once, rather than copy what it holds each time.
+        // budget lets it grow to the cap at once, rather than a segment at a time.
         let held = &self.bufs[b].data;
         if held.len() + data.len() > held.capacity() && held.capacity() >= cap / 4 {
             self.grow_budget();
