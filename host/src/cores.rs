@@ -3,14 +3,20 @@
 //! The read-ahead thread, the file writers and the HTTP bodies' worker pay off only when
 //! they run beside the thread that reassembles. On one processor they take turns with it
 //! and add their switches and hand-overs: pinned to one core, the read-ahead thread alone
-//! made a run 7% slower on the benchmark's `messy` workload (tests/BENCH.md). So with one
-//! processor available, their work is done inline, as without threads.
+//! made the benchmark's `messy` run 7% slower, and without any of them the runs took 0.80
+//! (`concurrent`) to 0.97 (`many`) x the time (tests/BENCH.md). So with one processor
+//! available, their work is done inline, as without threads.
 
-/// Whether more than one processor is available to this thread (its affinity mask, and the
-/// cgroup quota where there is one): the standard library's count, read afresh each call
-/// (a few system calls; callers ask once per input, writer pool or scanner).
+/// Whether more than one processor is available to this thread.
 pub fn spare_core() -> bool {
-    std::thread::available_parallelism().is_ok_and(|n| n.get() > 1)
+    processors() > 1
+}
+
+/// Processors available to this thread (its affinity mask, and the cgroup quota where there
+/// is one; 1 when the count cannot be read): the standard library's count, read afresh each
+/// call (a few system calls; callers ask once per input, writer pool or scanner).
+pub fn processors() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 #[cfg(test)]

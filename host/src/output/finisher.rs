@@ -281,11 +281,10 @@ pub const MAX_LANES: usize = 2;
 /// kernel's file work, so the decoding thread still gets its core), none on a single core
 /// (the caller does the jobs: [`crate::cores`]).
 fn lanes_for_machine() -> usize {
-    if !crate::cores::spare_core() {
-        return 0;
+    match crate::cores::processors() {
+        1 => 0,
+        n => n.min(MAX_LANES),
     }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cores.clamp(1, MAX_LANES)
 }
 
 /// Which lane writes the file at `path`: the same file always the same one.
