@@ -1786,15 +1786,8 @@ mod tests {
     fn short_flow_is_one_write_and_old_files_are_overwritten() {
         let dir = tmpdir("short");
         let f = flow4();
-        let name = Template::parse(DEFAULT).unwrap().expand(
-            &f,
-            Dir::AtoB,
-            NameParams {
-                conn_index: 0,
-                session: 0,
-            },
-        );
-        std::fs::write(dir.join(&name), vec![b'x'; 5000]).unwrap();
+        let file = a_to_b_file(&dir, &f, 0);
+        std::fs::write(&file, vec![b'x'; 5000]).unwrap();
         let mut out = FileSink::new(cfg(&dir, Limits::default()), 4);
         out.open(&f);
         out.data(&f, Dir::AtoB, 0, b"hello ");
@@ -1807,7 +1800,7 @@ mod tests {
         fc.dirs[0].packets = 2;
         out.close(&fc, CloseReason::Fin);
         out.wait_writes();
-        assert_eq!(std::fs::read(dir.join(&name)).unwrap(), b"hello world");
+        assert_eq!(std::fs::read(&file).unwrap(), b"hello world");
         assert_eq!(out.host.files_written, 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -1817,14 +1810,7 @@ mod tests {
     fn late_bytes_fill_the_hole() {
         let dir = tmpdir("late");
         let f = flow4();
-        let name = Template::parse(DEFAULT).unwrap().expand(
-            &f,
-            Dir::AtoB,
-            NameParams {
-                conn_index: 0,
-                session: 0,
-            },
-        );
+        let file = a_to_b_file(&dir, &f, 0);
         let mut out = FileSink::new(cfg(&dir, Limits::default()), 4);
         out.open(&f);
         out.data(&f, Dir::AtoB, 0, b"hello ");
@@ -1836,7 +1822,7 @@ mod tests {
         fc.dirs[0].packets = 4;
         out.close(&fc, CloseReason::Fin);
         out.wait_writes();
-        assert_eq!(std::fs::read(dir.join(&name)).unwrap(), b"hello world!");
+        assert_eq!(std::fs::read(&file).unwrap(), b"hello world!");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -1880,15 +1866,8 @@ mod tests {
         out.close(&f, CloseReason::Fin);
         out.flush();
         out.wait_writes();
-        let name = Template::parse(DEFAULT).unwrap().expand(
-            &f,
-            Dir::AtoB,
-            NameParams {
-                conn_index: 0,
-                session: 0,
-            },
-        );
-        assert!(std::fs::read(dir.join(name)).unwrap() == expect);
+        let file = a_to_b_file(&dir, &f, 0);
+        assert!(std::fs::read(file).unwrap() == expect);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -1923,15 +1902,8 @@ mod tests {
         f.dirs[0].packets = 3;
         out.close(&f, CloseReason::Fin);
         out.flush();
-        let name = Template::parse(DEFAULT).unwrap().expand(
-            &f,
-            Dir::AtoB,
-            NameParams {
-                conn_index: 0,
-                session: 0,
-            },
-        );
-        assert_eq!(std::fs::read(dir.join(name)).unwrap(), b"0XY3456789");
+        let file = a_to_b_file(&dir, &f, 0);
+        assert_eq!(std::fs::read(file).unwrap(), b"0XY3456789");
         let mut host = HostStats::default();
         out.counters(&mut host);
         assert_eq!(host.truncated_bytes, 6);
