@@ -143,24 +143,13 @@ fn tcp_cmd_runs_once_per_complete_flow_file() {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
-#[test]
-fn tcp_alert_fd_gets_a_line_per_flow_file() {
-    let d = tmp("alertfd");
-    let cap = capture(&d);
-    let out = d.join("out");
-    let alerts = d.join("alerts");
-    let f = std::fs::File::create(&alerts).unwrap();
+/// Runs tcpflow with `args` and descriptor 7 open on a new file at `alerts`; checks that it
+/// succeeded and returns the file's lines, each a `close` line, without that word, sorted.
+fn alerts_on_fd7(alerts: &Path, args: &[&str]) -> Vec<String> {
+    let f = std::fs::File::create(alerts).unwrap();
     let fd = f.as_raw_fd();
     let mut cmd = bin();
-    cmd.args([
-        "-q",
-        "-r",
-        cap.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ])
-    .args(["-S", "tcp_alert_fd=7"])
-    .stdin(Stdio::null());
+    cmd.args(args).stdin(Stdio::null());
     // SAFETY: dup2 is async-signal-safe; this runs in the child between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
@@ -172,12 +161,24 @@ fn tcp_alert_fd_gets_a_line_per_flow_file() {
     }
     let o = cmd.output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let mut lines: Vec<String> = std::fs::read_to_string(&alerts)
+    drop(f);
+    let mut lines: Vec<String> = std::fs::read_to_string(alerts)
         .unwrap()
         .lines()
         .map(|l| l.strip_prefix("close\t").expect(l).to_string())
         .collect();
     lines.sort();
+    lines
+}
+
+#[test]
+fn tcp_alert_fd_gets_a_line_per_flow_file() {
+    let d = tmp("alertfd");
+    let cap = capture(&d);
+    let out = d.join("out");
+    let alerts = d.join("alerts");
+    let (c, o) = (cap.to_str().unwrap(), out.to_str().unwrap());
+    let lines = alerts_on_fd7(&alerts, &["-q", "-r", c, "-o", o, "-S", "tcp_alert_fd=7"]);
     let files: Vec<String> = flow_files(&out).into_iter().map(|(p, _)| p).collect();
     assert_eq!(lines, files);
     // A descriptor that is not open: said before anything is read.
@@ -430,37 +431,23 @@ fn http_alert_fd_gets_a_line_per_body_file() {
     let (cap, bodies) = http_capture(&d);
     let out = d.join("out");
     let alerts = d.join("alerts");
-    let f = std::fs::File::create(&alerts).unwrap();
-    let fd = f.as_raw_fd();
-    let mut cmd = bin();
-    cmd.args([
-        "-q",
-        "-r",
-        cap.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "-e",
-        "http",
-    ])
-    .args(["-S", "http_alert_fd=7", "-S", "tcp_alert_fd=7"])
-    .stdin(Stdio::null());
-    // SAFETY: dup2 is async-signal-safe; this runs in the child between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::dup2(fd, 7) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let o = cmd.output().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let mut lines: Vec<String> = std::fs::read_to_string(&alerts)
-        .unwrap()
-        .lines()
-        .map(|l| l.strip_prefix("close\t").expect(l).to_string())
-        .collect();
-    lines.sort();
+    let (c, o) = (cap.to_str().unwrap(), out.to_str().unwrap());
+    let lines = alerts_on_fd7(
+        &alerts,
+        &[
+            "-q",
+            "-r",
+            c,
+            "-o",
+            o,
+            "-e",
+            "http",
+            "-S",
+            "http_alert_fd=7",
+            "-S",
+            "tcp_alert_fd=7",
+        ],
+    );
     let body: Vec<String> = body_files(&out).into_iter().map(|(p, _)| p).collect();
     assert_eq!(body.len(), bodies);
     let mut all: Vec<String> = flow_files(&out).into_iter().map(|(p, _)| p).collect();
