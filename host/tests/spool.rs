@@ -167,6 +167,15 @@ fn busy_capture(n: u32, gap_us: u64, max_req: usize, max_resp: usize) -> Pcap {
     p
 }
 
+/// `DIR/c.pcap`: one short conversation (a client, the server, one byte each way).
+fn one_conversation(d: &Path) -> PathBuf {
+    let cap = d.join("c.pcap");
+    let mut p = Pcap::new();
+    p.conversation(1_000_000, client(1), server(), 1, 2, b"x", b"y", 100);
+    p.write(&cap);
+    cap
+}
+
 /// Every testdata case: spooled then exported, the files are a direct run's, names
 /// included, and so are the report's per-direction records.
 #[test]
@@ -588,10 +597,7 @@ fn a_second_run_continues_the_spool() {
 #[test]
 fn refusals_at_start() {
     let d = tmp("spool-refuse");
-    let cap = d.join("c.pcap");
-    let mut p = Pcap::new();
-    p.conversation(1_000_000, client(1), server(), 1, 2, b"x", b"y", 100);
-    p.write(&cap);
+    let cap = one_conversation(&d);
     // Not a spool: never overwritten.
     let other = d.join("notes.txt");
     std::fs::write(&other, "precious").unwrap();
@@ -700,10 +706,7 @@ fn spool_larger_than_a_small_tmpfs_fails_at_start() {
         return;
     }
     let guard = Mount(mnt.clone());
-    let cap = d.join("c.pcap");
-    let mut p = Pcap::new();
-    p.conversation(1_000_000, client(1), server(), 1, 2, b"x", b"y", 100);
-    p.write(&cap);
+    let cap = one_conversation(&d);
     let spool = mnt.join("s");
     let o = run(&[
         "-q",
@@ -744,10 +747,7 @@ fn spool_larger_than_a_small_tmpfs_fails_at_start() {
 #[test]
 fn spool_larger_than_the_free_space_fails_at_start() {
     let d = tmp("spool-nospace");
-    let cap = d.join("c.pcap");
-    let mut p = Pcap::new();
-    p.conversation(1_000_000, client(1), server(), 1, 2, b"x", b"y", 100);
-    p.write(&cap);
+    let cap = one_conversation(&d);
     // SAFETY: statvfs fills the zeroed struct.
     let free = unsafe {
         let mut st: libc::statvfs = std::mem::zeroed();
@@ -920,10 +920,7 @@ fn file_size_limit_mid_run_is_an_error_and_the_spool_still_exports() {
 fn memory_budget_sets_the_capacities() {
     use tcpflow::budget::{host_bytes_per_flow, Sizing};
     let d = tmp("spool-memory");
-    let cap = d.join("c.pcap");
-    let mut p = Pcap::new();
-    p.conversation(1_000_000, client(1), server(), 1, 2, b"x", b"y", 100);
-    p.write(&cap);
+    let cap = one_conversation(&d);
     let report = d.join("r.xml");
     let spool = d.join("s");
     let o = run(&[
@@ -1405,10 +1402,7 @@ fn crafted_fields_at_their_maxima_are_one_line_errors() {
 #[test]
 fn a_file_that_is_not_a_spool_is_never_overwritten_without_spool_init() {
     let d = tmp("spool-init");
-    let cap = d.join("c.pcap");
-    let mut p = Pcap::new();
-    p.conversation(1_000_000, client(1), server(), 1, 2, b"x", b"y", 100);
-    p.write(&cap);
+    let cap = one_conversation(&d);
     // An ISO image: its first 32 KiB are zeros.
     let iso = d.join("disk.iso");
     let mut image = vec![0u8; 32 << 10];
