@@ -254,18 +254,17 @@ fn many_bodies(tag: &str, wrapper: &[&str]) {
         json.to_str().unwrap(),
     );
     let args = ["-q", "-e", "http", "-r", p, "-o", o, "--report-json", j];
-    match wrapper.split_first() {
-        None => tcpflow(&args),
-        Some((cmd, before)) => {
-            let st = Command::new(cmd)
-                .args(before)
-                .arg(tcpflow_tests::tcpflow_bin())
-                .args(args)
-                .status()
-                .unwrap();
-            assert!(st.success(), "{wrapper:?} tcpflow {args:?}: {st}");
+    let bin = tcpflow_tests::tcpflow_bin();
+    let mut cmd = match wrapper.split_first() {
+        None => Command::new(&bin),
+        Some((w, before)) => {
+            let mut c = Command::new(w);
+            c.args(before).arg(&bin);
+            c
         }
-    }
+    };
+    let st = cmd.args(args).status().unwrap();
+    assert!(st.success(), "{wrapper:?} tcpflow {args:?}: {st}");
     let files = bodies(&out);
     let mut got: Vec<String> = files
         .values()

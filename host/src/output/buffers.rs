@@ -143,22 +143,13 @@ impl Held {
         f(&parts[..n])
     }
 
-    /// The bytes at `start..start + len` (within the bytes held), segment by segment, with
-    /// where each piece starts in that range.
-    fn range(&self, start: usize, len: usize) -> impl Iterator<Item = (usize, &[u8])> {
-        let mut at = 0;
-        self.segments().filter_map(move |s| {
-            let (lo, hi) = (at, at + s.len());
-            at = hi;
-            let (a, b) = (start.max(lo), (start + len).min(hi));
-            (a < b).then(|| (a - start, &s[a - lo..b - lo]))
-        })
-    }
-
     /// Whether `bytes` equal the bytes held from `start` (all within them).
     pub(super) fn equals_at(&self, start: usize, bytes: &[u8]) -> bool {
-        self.range(start, bytes.len())
-            .all(|(i, s)| s == &bytes[i..i + s.len()])
+        let mut at = 0;
+        self.segments().all(|s| {
+            let piece = overlap(&mut at, s.len(), start, bytes.len());
+            piece.map_or(true, |(seg, new)| s[seg] == bytes[new])
+        })
     }
 
     /// Overwrites the bytes held from `start` with `bytes` (all within them).
@@ -166,14 +157,25 @@ impl Held {
         let mut at = 0;
         let head = self.head.iter_mut().flat_map(|h| h.segments.iter_mut());
         for s in head.chain(std::iter::once(&mut self.tail)) {
-            let (lo, hi) = (at, at + s.len());
-            at = hi;
-            let (a, b) = (start.max(lo), (start + bytes.len()).min(hi));
-            if a < b {
-                s[a - lo..b - lo].copy_from_slice(&bytes[a - start..b - start]);
+            if let Some((seg, new)) = overlap(&mut at, s.len(), start, bytes.len()) {
+                s[seg].copy_from_slice(&bytes[new]);
             }
         }
     }
+}
+
+/// Where a segment of `len` bytes at `*at` (moved past it) meets the range of `n` bytes from
+/// `start`: that part of the segment, and of the range.
+fn overlap(
+    at: &mut usize,
+    len: usize,
+    start: usize,
+    n: usize,
+) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>)> {
+    let (lo, hi) = (*at, *at + len);
+    *at = hi;
+    let (a, b) = (start.max(lo), (start + n).min(hi));
+    (a < b).then(|| (a - lo..b - lo, a - start..b - start))
 }
 
 /// Buffered bytes of one direction, with its file name (so a budget flush can open the file

@@ -117,13 +117,12 @@ pub fn write_all_at_counted(f: &File, parts: &[&[u8]], off: u64) -> (u64, Option
             Ok(0) => return (n, Some(io::ErrorKind::WriteZero.into())),
             Ok(mut w) => {
                 n += w as u64;
-                while w > 0 {
-                    let step = w.min(parts[i].len() - done);
-                    (done, w) = (done + step, w - step);
-                    if done == parts[i].len() && i + 1 < parts.len() {
-                        (i, done) = (i + 1, 0);
-                    }
+                // Past the parts written whole; `done` of the next one.
+                while w > parts[i].len() - done {
+                    w -= parts[i].len() - done;
+                    (i, done) = (i + 1, 0);
                 }
+                done += w;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return (n, Some(e)),
