@@ -2,7 +2,6 @@
 //! are expected as usual), plus the bodies a correct carver writes for each and what its
 //! report record says (checked by tests/tests/http_testdata.rs).
 
-use std::io::Write;
 use std::net::SocketAddr;
 
 use crate::cases::{binary, close, text, Case};
@@ -80,22 +79,26 @@ fn resp(status: &str, headers: &str, body: &[u8]) -> Vec<u8> {
     r
 }
 
+/// Deflate level 6, flate2's `Compression::default()`. The three wrappers are what flate2's
+/// encoders write on miniz_oxide, made here so that the testdata's bytes do not depend on
+/// flate2's backend, which cargo unifies across the workspace.
+const LEVEL: u8 = 6;
+
+/// A gzip member as flate2's `GzEncoder` writes it: no name, time 0, OS 255.
 fn gzip(b: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(b).unwrap();
-    e.finish().unwrap()
+    let mut g = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+    g.extend(raw_deflate(b));
+    g.extend(crc32fast::hash(b).to_le_bytes());
+    g.extend((b.len() as u32).to_le_bytes());
+    g
 }
 
 fn zlib(b: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(b).unwrap();
-    e.finish().unwrap()
+    miniz_oxide::deflate::compress_to_vec_zlib(b, LEVEL)
 }
 
 fn raw_deflate(b: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(b).unwrap();
-    e.finish().unwrap()
+    miniz_oxide::deflate::compress_to_vec(b, LEVEL)
 }
 
 /// A brotli stream of uncompressed meta-blocks (RFC 7932 section 9.2), which any brotli

@@ -1,7 +1,7 @@
 //! Content decoding, streaming: each coding is a stage fed compressed bytes as they come and
 //! handing out decoded bytes in pieces of at most [`OUT_CHUNK`], so that a body of any size
 //! (or a decompression bomb) passes through a fixed amount of memory. Codecs are the crates'
-//! (flate2's inflate, brotli-decompressor, ruzstd); this is the glue.
+//! (flate2's inflate on zlib-rs, brotli-decompressor, ruzstd); this is the glue.
 
 use brotli_decompressor::{BrotliDecompressStream, BrotliResult, BrotliState, StandardAlloc};
 use flate2::{Decompress, FlushDecompress, Status};
