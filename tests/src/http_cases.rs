@@ -84,10 +84,19 @@ fn resp(status: &str, headers: &str, body: &[u8]) -> Vec<u8> {
 /// flate2's backend, which cargo unifies across the workspace.
 const LEVEL: u8 = 6;
 
-/// A gzip member as flate2's `GzEncoder` writes it: no name, time 0, OS 255.
 fn gzip(b: &[u8]) -> Vec<u8> {
-    let mut g = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
-    g.extend(raw_deflate(b));
+    gzip_at(b, LEVEL)
+}
+
+/// A gzip member as flate2's `GzEncoder` writes it at `level`: no name, time 0, OS 255.
+pub(crate) fn gzip_at(b: &[u8], level: u8) -> Vec<u8> {
+    let xfl = match level {
+        9.. => 2,
+        0 | 1 => 4,
+        _ => 0,
+    };
+    let mut g = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255];
+    g.extend(miniz_oxide::deflate::compress_to_vec(b, level));
     g.extend(crc32fast::hash(b).to_le_bytes());
     g.extend((b.len() as u32).to_le_bytes());
     g

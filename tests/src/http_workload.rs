@@ -2,7 +2,6 @@
 //! responses framed every way (Content-Length, chunked, gzip-coded, until close), staggered
 //! in time so that connections overlap as on a busy link.
 
-use std::io::Write;
 use std::net::SocketAddr;
 
 use crate::cases::{binary, close, text, Rng};
@@ -47,9 +46,7 @@ fn response(i: u64, k: u64, rng: &mut Rng, last: bool) -> (Vec<u8>, u64, String)
             r.extend_from_slice(&body);
         }
         2 => {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            e.write_all(&body).expect("in memory");
-            let gz = e.finish().expect("in memory");
+            let gz = crate::http_cases::gzip_at(&body, 1);
             r.extend(format!("HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n", gz.len()).bytes());
             r.extend_from_slice(&gz);
         }
