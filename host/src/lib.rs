@@ -17,7 +17,8 @@
 //!   sub-folders without following links planted in the output folder;
 //! - [`spool`] - `--spool`: the core's flash spool over a file or block device (the output
 //!   that spools is [`output::spool`]); [`spoolcmd`] - `--spool-export` and `--spool-summary`;
-//! - [`crc`] - the CPU's CRC-32C for the spool writer;
+//! - [`crc`] - the CPU's CRC-32C for the spool writer; [`fxhash`] - a cheap hash for maps whose
+//!   keys no capture chooses;
 //! - [`budget`] - sizing from defaults or from one RAM budget (`--memory`);
 //! - [`scan`] - post-processing scanners (`-e http`, `-e md5`, `-e sha256`) fed by the file writer;
 //! - [`viz`] - report.html and `-e netviz`'s report.pdf: charts over bounded time bins and
@@ -35,6 +36,7 @@ pub mod cores;
 pub mod counter;
 pub mod crc;
 pub mod filter;
+pub mod fxhash;
 pub mod input;
 pub mod output;
 pub mod privs;

@@ -4,7 +4,7 @@
 //! unless `-0`. Chunks come reassembled, in stream order per direction; late bytes for a
 //! reported gap come after a header that says where they belong.
 
-use std::collections::HashMap;
+use crate::fxhash::{id_map, IdMap};
 use std::io::{self, Write};
 
 use tcpflow_core::{CloseReason, Dir, FlowInfo, Sink};
@@ -33,7 +33,7 @@ pub struct ConsoleSink {
     sessions: Vec<u64>,
     next_session: u64,
     /// Bytes cut by `-b`, by direction (slot * 2 + direction), only those with a cut.
-    truncated: HashMap<u64, u64>,
+    truncated: IdMap<u64>,
     finished: Vec<Finished>,
     host: HostStats,
     fatal: Option<String>,
@@ -50,7 +50,7 @@ impl ConsoleSink {
             buf_data: 0,
             sessions: Vec::new(),
             next_session: 0,
-            truncated: HashMap::new(),
+            truncated: id_map(),
             finished: Vec::new(),
             host: HostStats::default(),
             fatal: None,

@@ -5,7 +5,7 @@
 //! descriptors; whether a file may be truncated when it is opened again is the writer's
 //! business (it never is, once created in this run).
 
-use std::collections::HashMap;
+use crate::fxhash::{id_map, IdMap};
 use std::fs::File;
 
 const NIL: usize = usize::MAX;
@@ -24,7 +24,7 @@ pub struct LruCache<V> {
     cap: usize,
     entries: Vec<Entry<V>>,
     free: Vec<usize>,
-    map: HashMap<u64, usize>,
+    map: IdMap<usize>,
     /// Most recently used.
     head: usize,
     /// Least recently used.
@@ -43,7 +43,7 @@ impl<V> LruCache<V> {
             cap: cap.max(1),
             entries: Vec::new(),
             free: Vec::new(),
-            map: HashMap::new(),
+            map: id_map(),
             head: NIL,
             tail: NIL,
             evictions: 0,

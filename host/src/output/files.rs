@@ -27,7 +27,7 @@
 //!   fatal: it is reported once, the run stops reading, what was written stays, and the exit
 //!   status is nonzero.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -41,6 +41,7 @@ use super::filecache::FileCache;
 use super::finisher::{is_fatal, write_all_at_counted, FileError, FinalWrite, Finisher, QUEUE};
 use super::names::{NameSet, FILTER_BYTES, NAME_ENTRY_BYTES};
 use super::{take_all, End, Finished, FinishedFile, Output};
+use crate::fxhash::{id_map, IdMap};
 use crate::input::io_message;
 use crate::report::HostStats;
 use crate::template::{NameParams, Template};
@@ -220,10 +221,10 @@ pub struct FileSink {
     fresh_name: Option<(u64, PathBuf)>,
     /// Directions (by `key`) whose buffer went to the finishing thread before their end, with
     /// that job's number: this thread waits for it before opening the file itself.
-    early: HashMap<u64, u64>,
+    early: IdMap<u64>,
     /// Bytes cut by `-b`, by direction (`key`): only directions with a cut, so that the
     /// state kept per flow stays small.
-    truncated: HashMap<u64, u64>,
+    truncated: IdMap<u64>,
     cache: FileCache,
     /// Hashes of the names used in this run (a direction never reuses another's file).
     used_names: NameSet,
@@ -237,7 +238,7 @@ pub struct FileSink {
     finisher: Option<Finisher>,
     /// Bytes that did not reach a failed file, by direction ([`dir_id`]): only directions
     /// whose file failed.
-    lost: HashMap<u64, u64>,
+    lost: IdMap<u64>,
     /// Report records of closed directions, each waiting for the finishing thread's job of
     /// that number (its file's last write), so that it can say what was lost.
     pending: VecDeque<(u64, Pending)>,
@@ -340,8 +341,8 @@ impl FileSink {
             bufs: Buffers::new(),
             budget,
             fresh_name: None,
-            early: HashMap::new(),
-            truncated: HashMap::new(),
+            early: id_map(),
+            truncated: id_map(),
             cache,
             used_names,
             name_hasher,
@@ -350,7 +351,7 @@ impl FileSink {
             fatal: None,
             warned_name: false,
             finisher,
-            lost: HashMap::new(),
+            lost: id_map(),
             pending: VecDeque::new(),
             finished: Vec::new(),
             scan: None,

@@ -18,10 +18,11 @@
 //!   listed row, if any).
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash};
 
 use tcpflow_core::{Addr, Dir, FlowInfo, Stats, Timestamp};
 
+use crate::fxhash::FxHasher;
 use crate::report::{close_reason_name, BodyFile, DirRecord, HostStats};
 
 /// Time bins kept at most.
@@ -352,37 +353,6 @@ impl Timeline {
 
     pub fn delivered(&self) -> u64 {
         self.delivered
-    }
-}
-
-/// A multiply-rotate hash (rustc's FxHash): a few instructions a word where SipHash takes
-/// hundreds. Not keyed: crafted keys may collide, but the table holds at most a few hundred
-/// entries, so the worst case is a scan of those.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for c in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..c.len()].copy_from_slice(c);
-            self.write_u64(u64::from_le_bytes(w));
-        }
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.write_u64(u64::from(i));
-    }
-    fn write_u16(&mut self, i: u16) {
-        self.write_u64(u64::from(i));
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.write_u64(i as u64);
-    }
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 
