@@ -15,6 +15,14 @@ fn basic() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/basic/input.pcap")
 }
 
+/// `tcpflow -q -r <basic> ARGS..`.
+fn run_basic(args: &[&str]) -> std::process::Output {
+    let input = basic();
+    let mut all = vec!["-q", "-r", input.to_str().unwrap()];
+    all.extend_from_slice(args);
+    run(&all)
+}
+
 const C2S: &str = "010.000.000.001.40000-010.000.000.002.00080";
 
 fn flow_files(out: &Path) -> Vec<PathBuf> {
@@ -66,13 +74,7 @@ fn a_symlink_planted_in_the_output_folder_is_not_followed() {
     let victim = d.join("victim");
     std::fs::write(&victim, b"precious").unwrap();
     std::os::unix::fs::symlink(&victim, out.join(C2S)).unwrap();
-    let o = run(&[
-        "-q",
-        "-r",
-        basic().to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let o = run_basic(&["-o", out.to_str().unwrap()]);
     assert_ne!(o.status.code(), Some(101), "panic: {}", stderr(&o));
     assert_eq!(
         std::fs::read(&victim).unwrap(),
@@ -96,15 +98,7 @@ fn templates_cannot_leave_the_output_folder() {
         "x/../../%A",
         "%A/../../../y",
     ] {
-        let o = run(&[
-            "-q",
-            "-r",
-            basic().to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "-T",
-            t,
-        ]);
+        let o = run_basic(&["-o", out.to_str().unwrap(), "-T", t]);
         assert_ne!(o.status.code(), Some(0), "template {t} accepted");
         assert_ne!(o.status.code(), Some(101), "panic: {}", stderr(&o));
     }
@@ -203,17 +197,7 @@ fn chroot_then_drop_writes_inside_the_jail() {
     let d = tmp("jail");
     let jail = d.join("jail");
     std::fs::create_dir_all(&jail).unwrap();
-    let o = run(&[
-        "-q",
-        "-r",
-        basic().to_str().unwrap(),
-        "-z",
-        jail.to_str().unwrap(),
-        "-U",
-        &user.0,
-        "-o",
-        "/out",
-    ]);
+    let o = run_basic(&["-z", jail.to_str().unwrap(), "-U", &user.0, "-o", "/out"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let files = flow_files(&jail.join("out"));
     assert_eq!(files.len(), 2, "flows inside the jail");
@@ -372,15 +356,7 @@ fn an_existing_report_is_not_given_to_the_user() {
     let out = hostile_folder(&d.join("out"), &user);
     // Left by an earlier run as root: the user must not get it.
     std::fs::write(out.join("report.xml"), b"earlier report").unwrap();
-    let o = run(&[
-        "-q",
-        "-r",
-        basic().to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "-U",
-        &user.0,
-    ]);
+    let o = run_basic(&["-o", out.to_str().unwrap(), "-U", &user.0]);
     assert_ne!(o.status.code(), Some(101), "panic: {}", stderr(&o));
     let md = std::fs::metadata(out.join("report.xml")).unwrap();
     assert_eq!(md.uid(), 0, "an existing root file was chowned to the user");
@@ -398,10 +374,7 @@ fn a_hostile_folder_in_the_jail_gets_no_root_file_with_z() {
     // Absolute: resolved outside the jail by whoever opens it before the chroot.
     plant_link(&victim.path, &out.join("report.xml"), &user);
     plant_link(&victim.path, &out.join("r.json"), &user);
-    let o = run(&[
-        "-q",
-        "-r",
-        basic().to_str().unwrap(),
+    let o = run_basic(&[
         "-z",
         jail.to_str().unwrap(),
         "-U",
@@ -415,17 +388,7 @@ fn a_hostile_folder_in_the_jail_gets_no_root_file_with_z() {
     victim.untouched("-z");
     // And a clean jail still works: the report is the user's, inside the jail.
     let out2 = hostile_folder(&jail.join("out2"), &user);
-    let o = run(&[
-        "-q",
-        "-r",
-        basic().to_str().unwrap(),
-        "-z",
-        jail.to_str().unwrap(),
-        "-U",
-        &user.0,
-        "-o",
-        "/out2",
-    ]);
+    let o = run_basic(&["-z", jail.to_str().unwrap(), "-U", &user.0, "-o", "/out2"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let md = std::fs::metadata(out2.join("report.xml")).unwrap();
     assert_eq!(md.uid(), user.uid());
@@ -441,15 +404,7 @@ fn a_symlinked_sub_folder_is_not_followed() {
     std::fs::create_dir_all(&elsewhere).unwrap();
     // The folder the template gives the client's direction, planted as a link.
     std::os::unix::fs::symlink(&elsewhere, out.join("010.000.000.001")).unwrap();
-    let o = run(&[
-        "-q",
-        "-r",
-        basic().to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "-T",
-        "%A/%a-%B.%b",
-    ]);
+    let o = run_basic(&["-o", out.to_str().unwrap(), "-T", "%A/%a-%B.%b"]);
     assert_ne!(o.status.code(), Some(101), "panic: {}", stderr(&o));
     let leaked: Vec<_> = std::fs::read_dir(&elsewhere).unwrap().collect();
     assert!(leaked.is_empty(), "wrote through the link: {leaked:?}");
@@ -467,17 +422,7 @@ fn a_missing_chroot_folder_is_refused_not_created() {
     let Some(user) = User::new() else { return };
     let d = tmp("nojail");
     let jail = d.join("no-such-jail");
-    let o = run(&[
-        "-q",
-        "-r",
-        basic().to_str().unwrap(),
-        "-z",
-        jail.to_str().unwrap(),
-        "-U",
-        &user.0,
-        "-o",
-        "/out",
-    ]);
+    let o = run_basic(&["-z", jail.to_str().unwrap(), "-U", &user.0, "-o", "/out"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("-z"), "{}", stderr(&o));
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
