@@ -217,15 +217,7 @@ fn export_is_byte_identical_to_a_direct_run_on_every_testdata_case() {
             "1M",
         ]);
         ok(&o, &name);
-        let o = run(&[
-            "-q",
-            "--spool-export",
-            s(&spool),
-            "-o",
-            s(&exported),
-            "--report-json",
-            s(&out.join("exported.json")),
-        ]);
+        let o = export_with_report(&spool, &exported, &out.join("exported.json"));
         ok(&o, &name);
         let (want, got) = (tree(&direct), tree(&exported));
         if want.is_empty() || want != got {
@@ -364,15 +356,7 @@ fn sigkill_mid_capture_leaves_an_exportable_spool() {
 
     let sum = summary(&spool);
     let exported = d.join("exported");
-    let o = run(&[
-        "-q",
-        "--spool-export",
-        s(&spool),
-        "-o",
-        s(&exported),
-        "--report-json",
-        s(&d.join("exported.json")),
-    ]);
+    let o = export_with_report(&spool, &exported, &d.join("exported.json"));
     ok(&o, "export after SIGKILL");
     let got = tree(&exported);
     assert!(
@@ -876,15 +860,7 @@ fn file_size_limit_mid_run_is_an_error_and_the_spool_still_exports() {
     assert!(std::fs::metadata(&spool).unwrap().len() == 8 << 20);
 
     let exported = d.join("exported");
-    let o = run(&[
-        "-q",
-        "--spool-export",
-        s(&spool),
-        "-o",
-        s(&exported),
-        "--report-json",
-        s(&d.join("e.json")),
-    ]);
+    let o = export_with_report(&spool, &exported, &d.join("e.json"));
     ok(&o, "export");
     let got = tree(&exported);
     assert!(got.len() > 20, "{} files exported", got.len());
@@ -1207,6 +1183,19 @@ fn damaged_summary(spool: &Path) -> (BTreeMap<String, String>, String) {
     (m, stderr(&o))
 }
 
+/// `tcpflow -q --spool-export SPOOL -o OUT --report-json JSON`.
+fn export_with_report(spool: &Path, out: &Path, json: &Path) -> std::process::Output {
+    run(&[
+        "-q",
+        "--spool-export",
+        s(spool),
+        "-o",
+        s(out),
+        "--report-json",
+        s(json),
+    ])
+}
+
 /// Exports a damaged spool: exit 1, one line saying so; the files written.
 fn damaged_export(spool: &Path, out: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let o = run(&["-q", "--spool-export", s(spool), "-o", s(out)]);
@@ -1339,15 +1328,7 @@ fn crafted_fields_at_their_maxima_are_one_line_errors() {
     let o = run(&["--spool-summary", s(&spool)]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = d.join("o2");
-    let o = run(&[
-        "-q",
-        "--spool-export",
-        s(&spool),
-        "-o",
-        s(&out),
-        "--report-json",
-        s(&d.join("r.json")),
-    ]);
+    let o = export_with_report(&spool, &out, &d.join("r.json"));
     // Figures are figures: reported as they are (sums saturate), nothing breaks.
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stderr(&o).is_empty(), "{}", stderr(&o));
