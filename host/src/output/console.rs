@@ -4,12 +4,12 @@
 //! unless `-0`. Chunks come reassembled, in stream order per direction; late bytes for a
 //! reported gap come after a header that says where they belong.
 
-use crate::fxhash::{id_map, IdMap};
 use std::io::{self, Write};
 
 use tcpflow_core::{CloseReason, Dir, FlowInfo, Sink};
 
 use super::{take_all, End, Finished, Output};
+use crate::fxhash::{id_map, IdMap};
 use crate::input::io_message;
 use crate::report::HostStats;
 use crate::template::{NameParams, Template};

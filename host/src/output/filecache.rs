@@ -5,8 +5,9 @@
 //! descriptors; whether a file may be truncated when it is opened again is the writer's
 //! business (it never is, once created in this run).
 
-use crate::fxhash::{id_map, IdMap};
 use std::fs::File;
+
+use crate::fxhash::{id_map, IdMap};
 
 const NIL: usize = usize::MAX;
 
