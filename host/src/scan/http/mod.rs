@@ -360,7 +360,11 @@ impl Conn {
         if let St::Body(m) = std::mem::replace(&mut self.sides[d].st, St::Dead) {
             finish(cx, &self.names[d], *m, complete);
         }
+        // Where the search for the head's end stopped goes with the head: kept, it would
+        // skip the start of the next head (and see that head's end only in a later event,
+        // before the bytes that event added).
         self.sides[d].head = Vec::new();
+        self.sides[d].searched = 0;
     }
 
     fn feed(&mut self, cx: &mut Cx<'_, '_>, cfg: &HttpConfig, d: usize, mut b: &[u8]) {
@@ -1005,5 +1009,86 @@ impl Scanner for Http {
         }
         cx.pool.finish_all(cx.cx, finished);
         cx.cx.counters.http_write_errors += std::mem::take(&mut cx.pool.lost);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HttpConfig;
+    use crate::report::Objects;
+    use crate::scan::{ScanConfig, ScanSet, Selection};
+    use crate::template::Template;
+    use tcpflow_core::{Addr, CloseReason, Dir, DirInfo, FlowInfo, FlowKey, Timestamp, Vlans};
+
+    /// A head cut short by a gap, then a shorter complete message: its head ends where the
+    /// search of the cut head had got to (found 2026-12-07 by the `http` fuzz target: the
+    /// end was seen one event late, before the bytes that event added, and the subtraction
+    /// overflowed; in a release build the body was lost).
+    #[test]
+    fn a_head_after_a_cut_one_is_searched_from_its_start() {
+        let dir =
+            std::env::temp_dir().join(format!("tcpflow-http-cut-head-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut set = ScanSet::new(ScanConfig {
+            selection: Selection {
+                http: true,
+                ..Selection::default()
+            },
+            template: Template::parse(crate::template::DEFAULT).unwrap(),
+            outdir: dir.clone(),
+            display_dir: None,
+            file_mode: 0o600,
+            max_bytes: None,
+            http: HttpConfig {
+                max_body: 1 << 20,
+                decode: true,
+            },
+        })
+        .unwrap();
+        let f = FlowInfo {
+            slot: 0,
+            key: FlowKey {
+                addr: [Addr::V4([10, 0, 0, 1]), Addr::V4([10, 0, 0, 2])],
+                port: [40000, 80],
+                vlans: Vlans::NONE,
+            },
+            conn_index: 0,
+            first_ts: Timestamp(0),
+            last_ts: Timestamp(0),
+            macs: None,
+            dirs: [DirInfo::EMPTY; 2],
+        };
+        let mut report = Objects::default();
+        set.open(&f, 0, &mut report);
+        let d = Dir::BtoA;
+        let mut off = 0u64;
+        let data = |set: &mut ScanSet, report: &mut Objects, off: &mut u64, b: &[u8]| {
+            set.data(&f, d, *off, b, report);
+            *off += b.len() as u64;
+        };
+        // A head of 120 bytes with no end yet, then a gap: the direction resynchronises.
+        let mut cut = b"HTTP/1.1 200 OK\r\nX-Long: ".to_vec();
+        cut.resize(120, b'a');
+        data(&mut set, &mut report, &mut off, &cut);
+        set.gap(&f, d, off, 10, &mut report);
+        off += 10;
+        // A whole response of 38 bytes (its head ends at 35), then the next one.
+        data(
+            &mut set,
+            &mut report,
+            &mut off,
+            b"HTTP/1.1 200 OK\nContent-Length: 3\n\nabc",
+        );
+        data(
+            &mut set,
+            &mut report,
+            &mut off,
+            b"HTTP/1.1 204 No Content\n\n",
+        );
+        set.close(&f, CloseReason::Fin, &mut report);
+        let body = dir.join("010.000.000.002.00080-010.000.000.001.40000-HTTPBODY-001");
+        assert_eq!(std::fs::read(&body).unwrap(), b"abc");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
