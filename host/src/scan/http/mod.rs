@@ -1018,7 +1018,7 @@ mod tests {
     use crate::report::Objects;
     use crate::scan::{ScanConfig, ScanSet, Selection};
     use crate::template::Template;
-    use tcpflow_core::{Addr, CloseReason, Dir, DirInfo, FlowInfo, FlowKey, Timestamp, Vlans};
+    use tcpflow_core::{CloseReason, Dir};
 
     /// A head cut short by a gap, then a shorter complete message: its head ends where the
     /// search of the cut head had got to (found 2026-12-07 by the `http` fuzz target: the
@@ -1046,19 +1046,7 @@ mod tests {
             },
         })
         .unwrap();
-        let f = FlowInfo {
-            slot: 0,
-            key: FlowKey {
-                addr: [Addr::V4([10, 0, 0, 1]), Addr::V4([10, 0, 0, 2])],
-                port: [40000, 80],
-                vlans: Vlans::NONE,
-            },
-            conn_index: 0,
-            first_ts: Timestamp(0),
-            last_ts: Timestamp(0),
-            macs: None,
-            dirs: [DirInfo::EMPTY; 2],
-        };
+        let f = crate::template::tests::flow4();
         let mut report = Objects::default();
         set.open(&f, 0, &mut report);
         let d = Dir::BtoA;
@@ -1087,7 +1075,7 @@ mod tests {
             b"HTTP/1.1 204 No Content\n\n",
         );
         set.close(&f, CloseReason::Fin, &mut report);
-        let body = dir.join("010.000.000.002.00080-010.000.000.001.40000-HTTPBODY-001");
+        let body = dir.join("192.168.100.002.00080-010.000.000.001.40000-HTTPBODY-001");
         assert_eq!(std::fs::read(&body).unwrap(), b"abc");
         std::fs::remove_dir_all(&dir).unwrap();
     }
