@@ -81,10 +81,12 @@ impl<'s> Engine<'s> {
             Ok(p) => p,
             Err(e) => return self.refuse(e),
         };
-        let first = self.packet(ts, pkt, sink);
+        // The common frame's result in tail position: written straight to the caller's slot
+        // (kept in a local, it was stored piecewise and read back whole, which stalls).
         if self.stats.decode.wifi_amsdu_skipped == skipped {
-            return first;
+            return self.packet(ts, pkt, sink);
         }
+        let first = self.packet(ts, pkt, sink);
         self.more_msdus(ts, link, frame, skipped, first, sink)
     }
 

@@ -393,7 +393,7 @@ impl Input {
 
     /// The next packet; `Ok(None)` at the end of the input; an error (what is wrong with
     /// the record or block, or a read error) ends the input.
-    #[inline]
+    #[inline(always)]
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, String> {
         if self.done {
             return Ok(None);

@@ -239,6 +239,24 @@ fn field<const N: usize>(d: &[u8], at: usize) -> [u8; N] {
         .unwrap_or([0; N])
 }
 
+/// An Ethernet header's source and destination MAC, in that order. Built from two wide
+/// reads: six- and two-byte pieces were stored and then read back eight bytes at a time,
+/// a store-forwarding stall on every frame.
+#[inline(always)]
+fn ethernet_macs(h: &[u8; 14]) -> [[u8; 6]; 2] {
+    let (dst_src, _) = h.split_first_chunk::<12>().expect("14 > 12");
+    let lo = u64::from_le_bytes(field(dst_src, 0));
+    let hi = u64::from(u32::from_le_bytes(field(dst_src, 8)));
+    // As little-endian integers: h[0..8] is lo, h[8..12] is hi. Source is h[6..12].
+    let first = (lo >> 48) | (hi << 16) | (lo << 48);
+    let second = (lo >> 16) as u32;
+    let mut out = [0u8; 12];
+    out[..8].copy_from_slice(&first.to_le_bytes());
+    out[8..].copy_from_slice(&second.to_le_bytes());
+    let (src, dst) = out.split_at(6);
+    [field(src, 0), field(dst, 0)]
+}
+
 fn be16(d: &[u8], at: usize) -> u16 {
     u16::from_be_bytes(field(d, at))
 }
@@ -441,12 +459,21 @@ fn ethernet_ip<'a>(
     at: usize,
     vlans: Vlans,
 ) -> Result<IpPacket<'a>, DecodeError> {
-    let macs = Some([field(h, 6), field(h, 0)]);
-    let pkt = ip_header(version, Span::frame(frame).after(at), vlans, macs)?;
-    if !carries_tunnel(pkt.protocol) {
-        return Ok(pkt);
+    let macs = Some(ethernet_macs(h));
+    let ip = Span::frame(frame).after(at);
+    // IPv4 decoded in line: returned through memory, the packet was written field by field
+    // and read back in wider pieces, a store-forwarding stall per frame.
+    // The result is returned as it is, not taken apart and built again, for the same reason.
+    let decoded = match ip.data.first() {
+        Some(b) if version == Version::V4 && b >> 4 == 4 => {
+            ip::ipv4(ip.data, ip.claimed, vlans, macs)
+        }
+        _ => ip_header(version, ip, vlans, macs),
+    };
+    match decoded {
+        Ok(pkt) if carries_tunnel(pkt.protocol) => Walk::new(vlans, macs).open_tunnels(pkt),
+        other => other,
     }
-    Walk::new(vlans, macs).open_tunnels(pkt)
 }
 
 /// [`decode_frame`]'s shortcut for an Ethernet frame (header `h`) with one 802.1Q tag;
