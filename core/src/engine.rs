@@ -77,12 +77,13 @@ impl<'s> Engine<'s> {
         // decode_frame counts the A-MSDU subframes after the first as skipped: taken back
         // here, they are decoded below (the common frame holds one packet and pays a compare).
         let skipped = self.stats.decode.wifi_amsdu_skipped;
-        let pkt = match decode::decode_frame(link, frame, &mut self.stats.decode) {
+        // The packet is read where the decoder left it, and the common frame's result is in
+        // tail position: a copy of either, stored piecewise and read back whole, stalls.
+        let decoded = decode::decode_frame(link, frame, &mut self.stats.decode);
+        let pkt = match &decoded {
             Ok(p) => p,
-            Err(e) => return self.refuse(e),
+            Err(e) => return self.refuse(*e),
         };
-        // The common frame's result in tail position: written straight to the caller's slot
-        // (kept in a local, it was stored piecewise and read back whole, which stalls).
         if self.stats.decode.wifi_amsdu_skipped == skipped {
             return self.packet(ts, pkt, sink);
         }
@@ -114,7 +115,7 @@ impl<'s> Engine<'s> {
         let mut outcome = first;
         for k in 1..=take {
             let r = match decode::decode_frame_at(link, frame, k) {
-                Ok((pkt, _)) => self.packet(ts, pkt, sink),
+                Ok((pkt, _)) => self.packet(ts, &pkt, sink),
                 Err(e) => self.refuse(e),
             };
             if matches!(r, Ok(Outcome::Tcp(_) | Outcome::Untracked)) || outcome.is_err() {
@@ -129,11 +130,12 @@ impl<'s> Engine<'s> {
     fn packet<S: Sink>(
         &mut self,
         ts: Timestamp,
-        pkt: decode::IpPacket<'_>,
+        pkt: &decode::IpPacket<'_>,
         sink: &mut S,
     ) -> Result<Outcome, DecodeError> {
-        // A local of its own: a reassembled tunnel's inner packet, which borrows the
-        // fragment buffer for less long, may take its place.
+        // A reassembled tunnel's inner packet, which borrows the fragment buffer for less
+        // long, may take the packet's place.
+        let inner_pkt;
         let mut pkt = pkt;
         if ts > self.now {
             self.now = ts;
@@ -141,7 +143,7 @@ impl<'s> Engine<'s> {
                 .expire_idle(self.now, &mut self.stats.flow, sink);
         }
         let (protocol, payload, claimed) = if pkt.fragment.is_some() {
-            match self.defrag.push(ts, &pkt, &mut self.stats.frag) {
+            match self.defrag.push(ts, pkt, &mut self.stats.frag) {
                 None => return Ok(Outcome::FragmentHeld),
                 Some((proto, bytes)) => {
                     let (proto, skip) = match pkt.src {
@@ -156,10 +158,11 @@ impl<'s> Engine<'s> {
                     };
                     let rest = &bytes[skip.min(bytes.len())..];
                     // A tunnel whose outer packets were fragmented opens only now.
-                    match decode::decode_tunnel(&pkt, proto, rest) {
+                    match decode::decode_tunnel(pkt, proto, rest) {
                         Ok(None) => (proto, rest, rest.len() as u32),
                         Ok(Some(inner)) if inner.fragment.is_none() => {
-                            pkt = inner;
+                            inner_pkt = inner;
+                            pkt = &inner_pkt;
                             (inner.protocol, inner.payload, inner.payload_len)
                         }
                         Ok(Some(inner)) => {
@@ -195,7 +198,7 @@ impl<'s> Engine<'s> {
         }
         match self
             .tracker
-            .segment(ts, &pkt, &seg, &mut self.stats.flow, sink)
+            .segment(ts, pkt, &seg, &mut self.stats.flow, sink)
         {
             Some(flow) => Ok(Outcome::Tcp(flow)),
             None => Ok(Outcome::Untracked),
