@@ -77,22 +77,24 @@ impl<'s> Engine<'s> {
         // decode_frame counts the A-MSDU subframes after the first as skipped: taken back
         // here, they are decoded below (the common frame holds one packet and pays a compare).
         let skipped = self.stats.decode.wifi_amsdu_skipped;
-        // The packet is read where the decoder left it, and the common frame's result is in
-        // tail position: a copy of either, stored piecewise and read back whole, stalls.
+        // The packet is read where the decoder left it, and the result is the value returned
+        // on every path (so built in the caller's slot): a copy of either, stored piecewise
+        // and read back whole, stalls. One call of `packet` (it is large and inlined).
         let decoded = decode::decode_frame(link, frame, &mut self.stats.decode);
         let pkt = match &decoded {
             Ok(p) => p,
             Err(e) => return self.refuse(*e),
         };
-        if self.stats.decode.wifi_amsdu_skipped == skipped {
-            return self.packet(ts, pkt, sink);
+        let mut outcome = self.packet(ts, pkt, sink);
+        if self.stats.decode.wifi_amsdu_skipped != skipped {
+            outcome = self.more_msdus(ts, link, frame, skipped, outcome, sink);
         }
-        let first = self.packet(ts, pkt, sink);
-        self.more_msdus(ts, link, frame, skipped, first, sink)
+        outcome
     }
 
     /// The A-MSDU subframes after the first of `frame`, each a packet of its own (of any
-    /// flow); out of line, so that the common frame's path stays as it is.
+    /// flow): the outcome is the last TCP segment's (`first` is the first subframe's); out of
+    /// line, so that the common frame's path stays as it is.
     #[cold]
     #[inline(never)]
     fn more_msdus<S: Sink>(

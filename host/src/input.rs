@@ -393,7 +393,11 @@ impl Input {
 
     /// The next packet; `Ok(None)` at the end of the input; an error (what is wrong with
     /// the record or block, or a read error) ends the input.
-    #[inline(always)]
+    // In line where a copy of the record reader is worth its size: its record, returned
+    // through memory, was stored in pieces and copied out whole, a stall per packet (the
+    // field builds, held to a size budget, keep it out of line: see `inline-outputs`).
+    #[cfg_attr(feature = "inline-outputs", inline(always))]
+    #[cfg_attr(not(feature = "inline-outputs"), inline)]
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, String> {
         if self.done {
             return Ok(None);

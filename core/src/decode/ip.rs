@@ -34,7 +34,7 @@ pub(super) fn short_ip(limit: usize, header: usize) -> DecodeError {
 }
 
 /// An IPv4 packet in `data`, whose container claims at most `limit` bytes for it.
-#[inline(always)]
+#[inline]
 pub(super) fn ipv4(
     data: &[u8],
     limit: usize,
