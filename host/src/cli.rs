@@ -328,8 +328,8 @@ pub struct Args {
     #[arg(long = "spool-init", help_heading = "Spooling to flash")]
     pub spool_init: bool,
 
-    /// Size of the spool [default: 256M], allocated in full at start (so a disk that is too
-    /// small fails at once). Split into segments (the unit the ring drops): 1 MiB for spools
+    /// Size of the spool [default: 256M], checked against the free space and reserved in
+    /// full (so a disk that is too small fails at once; the reserving goes on beside the run). Split into segments (the unit the ring drops): 1 MiB for spools
     /// of 16 MiB and more, smaller for smaller spools (at least 16 segments, at least 16 KiB
     /// each); written in 4 KiB blocks. The size is rounded down to whole segments.
     #[arg(

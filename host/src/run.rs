@@ -1109,8 +1109,9 @@ fn setup(o: &Options) -> Result<Option<Setup>, String> {
         report.collect_viz(o.scan.http); // viz (issue 19)
     }
 
-    // The spool: opened, locked and allocated in full before any packet (a disk that is
-    // too small fails here); after the drop, so that with -U it is the user's file.
+    // The spool: opened, locked, checked and sized in full before any packet (a disk that
+    // is too small fails here; the rest is allocated beside the run); after the drop, so
+    // that with -U it is the user's file.
     let spool_storage = match &o.spool {
         Some(sp) => {
             let path = sp.path.clone();

@@ -24,9 +24,19 @@
 //!   most of `--spool`'s time on a fast disk. Small reads there come from a 64 KiB window
 //!   read at once, which the writer's own writes keep current (nothing else writes the file:
 //!   it is locked). Readers of a spool being written (`--ship`) do not read ahead.
-//! - The file is opened with `O_CREAT`, locked (`flock`, one writer at a time) and
-//!   preallocated in full (`fallocate`), so a disk that is too small fails at start, with
-//!   a message, not hours later.
+//! - The file is opened with `O_CREAT`, locked (`flock`, one writer at a time), checked
+//!   against the file system's free space and sized in full, so a disk that is too small
+//!   fails at start, with a message, not hours later. Then it is preallocated
+//!   (`fallocate`) in steps: for [`ALLOCATE_NOW`] before the first packet, the rest on a
+//!   thread beside the run. A file system that allocates by zeroing memory (tmpfs: about
+//!   0.35 s a GiB here, and a router's `/tmp` is one) would otherwise hold up the first
+//!   packet for all of it. The writes go on meanwhile: `fallocate` keeps bytes already
+//!   written, and a write where the thread has not been yet allocates its own blocks. The
+//!   run waits for the thread at its end, so the file is whole for the next run; a failure
+//!   there (a quota, or a disk filled since the check) is a warning, and a write that then
+//!   finds no room is the storage error it is today. The field builds leave the thread out
+//!   (feature `alloc-thread`, for their size budget) and allocate it all before the first
+//!   packet.
 //!
 //! ## Errors during a run
 //! A storage error (disk gone, file size limit) is fatal, like a write error of the file
@@ -40,6 +50,7 @@ use std::io::{self, Seek, SeekFrom};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use tcpflow_core::spool::{SpoolReader, SpoolStats, SpoolStorage};
 
@@ -127,6 +138,9 @@ pub struct FileSpool {
     short: Option<u64>,
     /// The writer's read-ahead window (see the module docs); None for readers.
     ahead: Option<ReadAhead>,
+    /// The thread preallocating the rest of the file (see the module docs).
+    #[cfg(feature = "alloc-thread")]
+    allocating: Option<Allocating>,
 }
 
 /// Bytes of the spool read at once for small reads of the writer.
@@ -325,6 +339,8 @@ fn valid_segments(file: &File, path: &Path, seg: u32, count: u64) -> Result<u32,
         crc: crate::crc::best(),
         short: None,
         ahead: None,
+        #[cfg(feature = "alloc-thread")]
+        allocating: None,
     };
     let mut r = SpoolReader::new(storage)
         .map_err(|e| format!("{}: spool geometry refused: {e:?}", path.display()))?;
@@ -541,7 +557,8 @@ pub fn open_for_writing(path: &Path, size: u64, init: bool) -> Result<(FileSpool
     }
     let extent = count * u64::from(segment_size);
 
-    if device {
+    #[cfg_attr(not(feature = "alloc-thread"), allow(unused_variables))]
+    let allocating = if device {
         if len < extent {
             return Err(format!(
                 "spool device {name} holds {}, less than --spool-size {}",
@@ -549,13 +566,15 @@ pub fn open_for_writing(path: &Path, size: u64, init: bool) -> Result<(FileSpool
                 fmt_size(size)
             ));
         }
+        None
     } else {
-        preallocate(&file, path, len, extent, &md, &mut opened)
+        let a = preallocate(&file, path, len, extent, &md, &mut opened)
             .map_err(|m| fail(m, opened.created))?;
         if len > 0 && len < extent && opened.existing_segments > 0 {
             opened.grown_from = Some(len);
         }
-    }
+        a
+    };
     Ok((
         FileSpool {
             file,
@@ -565,14 +584,32 @@ pub fn open_for_writing(path: &Path, size: u64, init: bool) -> Result<(FileSpool
             crc: crate::crc::best(),
             short: None,
             ahead: Some(ReadAhead::default()),
+            #[cfg(feature = "alloc-thread")]
+            allocating,
         },
         opened,
     ))
 }
 
+/// The thread preallocating the rest of a spool file: where and why it stopped short.
+#[cfg(feature = "alloc-thread")]
+type Allocating = std::thread::JoinHandle<Result<(), (u64, io::Error)>>;
+/// None without the feature.
+#[cfg(not(feature = "alloc-thread"))]
+type Allocating = std::convert::Infallible;
+
+/// How long opening a spool preallocates before it leaves the rest to a thread.
+pub const ALLOCATE_NOW: Duration = Duration::from_millis(10);
+/// Bytes preallocated a call: small enough that a write waits little for the file (tmpfs
+/// holds the file's lock through each call), large enough that a disk file system takes
+/// a spool of gigabytes in a few milliseconds.
+const ALLOCATE_STEP: u64 = 2 << 20;
+
 /// Allocates `extent` bytes for the spool file (now `len` bytes long): checks the free
-/// space first (so nothing is half allocated on a disk that is too small), then
-/// `fallocate`s; a file system that cannot preallocate gets a sparse file and a warning.
+/// space first (so nothing is half allocated on a disk that is too small), sizes the file,
+/// then `fallocate`s for [`ALLOCATE_NOW`] and returns the thread that allocates the rest,
+/// if any (see the module docs). A file system that cannot preallocate gets a sparse file
+/// and a warning.
 fn preallocate(
     file: &File,
     path: &Path,
@@ -580,7 +617,7 @@ fn preallocate(
     extent: u64,
     md: &std::fs::Metadata,
     opened: &mut Opened,
-) -> Result<(), String> {
+) -> Result<Option<Allocating>, String> {
     let name = path.display();
     let allocated = md.blocks().saturating_mul(512);
     let needed = extent.saturating_sub(allocated);
@@ -603,54 +640,125 @@ fn preallocate(
             ));
         }
     }
-    match fallocate(file, extent) {
-        Ok(()) => {}
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) | Some(libc::EINVAL)
-            ) =>
-        {
-            if len < extent {
-                file.set_len(extent)
-                    .map_err(|e| format!("cannot allocate spool {name}: {}", io_message(&e)))?;
-            }
+    let refused = |e: &io::Error| {
+        let hint = match e.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => " (not enough free space)",
+            Some(libc::EFBIG) => " (over the file size limit, ulimit -f, or the file system's)",
+            _ => "",
+        };
+        format!(
+            "cannot allocate {} for spool {name}: {}{hint}",
+            fmt_size(extent),
+            io_message(e)
+        )
+    };
+    // Sized first: a file size limit refuses it here, and readers of the file (`--ship`)
+    // see the whole spool while the thread allocates.
+    if len != extent {
+        file.set_len(extent).map_err(|e| refused(&e))?;
+    }
+    // Without the thread (the field builds: host/Cargo.toml) all of it is allocated here.
+    let until = cfg!(feature = "alloc-thread").then(|| Instant::now() + ALLOCATE_NOW);
+    let at = match allocate(file, 0, extent, until) {
+        Ok(at) if at == extent => return Ok(None),
+        Ok(at) => at,
+        Err((0, e)) if not_supported(&e) => {
             opened.warning = Some(format!(
                 "the file system of {name} cannot preallocate; the spool's {} are reserved only as they are written",
                 fmt_size(extent)
             ));
+            return Ok(None);
         }
-        Err(e) => {
-            // Give back what a partial allocation took.
+        Err((_, e)) => {
+            // Give back what the run took: the length (and the blocks past it).
             if len < extent {
                 let _ = file.set_len(len);
             }
-            let hint = match e.raw_os_error() {
-                Some(libc::ENOSPC) | Some(libc::EDQUOT) => " (not enough free space)",
-                Some(libc::EFBIG) => " (over the file size limit, ulimit -f, or the file system's)",
-                _ => "",
-            };
-            return Err(format!(
-                "cannot allocate {} for spool {name}: {}{hint}",
-                fmt_size(extent),
-                io_message(&e)
-            ));
+            return Err(refused(&e));
+        }
+    };
+    #[cfg(feature = "alloc-thread")]
+    {
+        if let Ok(f) = file.try_clone() {
+            if let Ok(t) =
+                std::thread::Builder::new().spawn(move || allocate(&f, at, extent, None).map(drop))
+            {
+                return Ok(Some(t));
+            }
+        }
+        // Without a thread (none to be had) the rest is allocated here, as before.
+        allocate(file, at, extent, None)
+            .map(|_| None)
+            .map_err(|(_, e)| refused(&e))
+    }
+    #[cfg(not(feature = "alloc-thread"))]
+    {
+        let _ = at;
+        Ok(None)
+    }
+}
+
+/// Preallocates `at..extent` of the file in steps, until done or `until`; where it stopped,
+/// or where and why it failed.
+fn allocate(
+    file: &File,
+    mut at: u64,
+    extent: u64,
+    until: Option<Instant>,
+) -> Result<u64, (u64, io::Error)> {
+    while at < extent {
+        let n = (extent - at).min(ALLOCATE_STEP);
+        fallocate(file, at, n).map_err(|e| (at, e))?;
+        at += n;
+        if until.is_some_and(|t| Instant::now() >= t) {
+            break;
         }
     }
-    if len > extent {
-        // A blank file longer than the spool.
-        file.set_len(extent)
-            .map_err(|e| format!("cannot size spool {name}: {}", io_message(&e)))?;
+    Ok(at)
+}
+
+/// `fallocate` errors that say the file system cannot preallocate at all.
+fn not_supported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) | Some(libc::EINVAL)
+    )
+}
+
+impl FileSpool {
+    /// Waits for the thread preallocating the file, if any; what it could not reserve, as a
+    /// warning.
+    #[cfg(feature = "alloc-thread")]
+    pub fn finish_allocation(&mut self) -> Option<String> {
+        let t = self.allocating.take()?;
+        // Zeroing the rest of a large spool in memory may outlast the stop watchdog's bound.
+        let _busy = crate::watchdog::busy();
+        match t.join() {
+            Ok(Ok(())) => None,
+            Ok(Err((at, e))) => Some(format!(
+                "spool {}: only {} of its {} could be reserved: {}; the rest is taken as it is written",
+                self.path.display(),
+                fmt_size(at),
+                fmt_size(self.size()),
+                io_message(&e)
+            )),
+            Err(_) => Some(format!(
+                "spool {}: the thread preallocating it failed",
+                self.path.display()
+            )),
+        }
     }
-    Ok(())
 }
 
 #[cfg(not(any(target_env = "musl", target_env = "ohos")))]
-fn fallocate(file: &File, len: u64) -> io::Result<()> {
-    let len =
-        libc::off64_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+fn fallocate(file: &File, at: u64, len: u64) -> io::Result<()> {
+    let big = |_| io::Error::from_raw_os_error(libc::EFBIG);
+    let (at, len) = (
+        libc::off64_t::try_from(at).map_err(big)?,
+        libc::off64_t::try_from(len).map_err(big)?,
+    );
     // SAFETY: fallocate on a descriptor we own.
-    if unsafe { libc::fallocate64(file.as_raw_fd(), 0, 0, len) } == 0 {
+    if unsafe { libc::fallocate64(file.as_raw_fd(), 0, at, len) } == 0 {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
@@ -658,10 +766,14 @@ fn fallocate(file: &File, len: u64) -> io::Result<()> {
 }
 
 #[cfg(any(target_env = "musl", target_env = "ohos"))]
-fn fallocate(file: &File, len: u64) -> io::Result<()> {
-    let len = libc::off_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+fn fallocate(file: &File, at: u64, len: u64) -> io::Result<()> {
+    let big = |_| io::Error::from_raw_os_error(libc::EFBIG);
+    let (at, len) = (
+        libc::off_t::try_from(at).map_err(big)?,
+        libc::off_t::try_from(len).map_err(big)?,
+    );
     // SAFETY: fallocate on a descriptor we own (musl's off_t is 64-bit).
-    if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) } == 0 {
+    if unsafe { libc::fallocate(file.as_raw_fd(), 0, at, len) } == 0 {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
@@ -718,6 +830,8 @@ pub fn open_for_reading(path: &Path) -> Result<FileSpool, String> {
         crc: crate::crc::best(),
         short,
         ahead: None,
+        #[cfg(feature = "alloc-thread")]
+        allocating: None,
     })
 }
 
@@ -757,6 +871,56 @@ mod tests {
         assert_eq!(segment_size_for(300 << 10), 16 << 10);
         assert_eq!(segment_size_for(64 << 10), 16 << 10);
         assert_eq!(segment_size_for(0), 16 << 10);
+    }
+
+    /// On tmpfs (pages zeroed as they are allocated) a spool larger than what
+    /// [`ALLOCATE_NOW`] covers is allocated by a thread while it is written: every byte
+    /// written meanwhile reads back, and when the run ends the whole file is allocated.
+    #[test]
+    #[cfg(feature = "alloc-thread")]
+    fn a_spool_is_allocated_beside_the_writes_and_whole_at_the_end() {
+        let shm = Path::new("/dev/shm");
+        if !shm.is_dir() {
+            return;
+        }
+        let dir = shm.join(format!("tcpflow-alloc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.spool");
+        let size = 512u64 << 20;
+        let (mut w, opened) = open_for_writing(&path, size, false).unwrap();
+        assert!(opened.warning.is_none(), "{:?}", opened.warning);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), size);
+        assert!(
+            w.allocating.is_some(),
+            "512 MiB of tmpfs allocated within {ALLOCATE_NOW:?}: nothing left for the thread"
+        );
+        // Writes spread over the spool while the thread allocates (ahead of it, and behind).
+        let block = |k: u64| vec![(k % 251) as u8 + 1; BLOCK_SIZE as usize];
+        let blocks = size / u64::from(BLOCK_SIZE);
+        let at = |k: u64| k * 7919 % blocks * u64::from(BLOCK_SIZE);
+        for k in 0..2000 {
+            w.write(at(k), &block(k)).unwrap();
+        }
+        assert_eq!(w.finish_allocation(), None);
+        assert!(w.allocating.is_none());
+        let md = std::fs::metadata(&path).unwrap();
+        assert_eq!(md.len(), size);
+        assert!(
+            md.blocks() * 512 >= size,
+            "{} bytes allocated",
+            md.blocks() * 512
+        );
+        let file = File::open(&path).unwrap();
+        let mut b = vec![0u8; BLOCK_SIZE as usize];
+        for k in 0..2000 {
+            file.read_exact_at(&mut b, at(k)).unwrap();
+            assert_eq!(b, block(k), "block {k}");
+        }
+        // A block never written is zeros.
+        file.read_exact_at(&mut b, u64::from(BLOCK_SIZE)).unwrap();
+        assert!(b.iter().all(|&x| x == 0));
+        drop((w, file));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

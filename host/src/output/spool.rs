@@ -202,6 +202,11 @@ impl Output for SpoolSink<'_> {
             // Only make durable what is there: nothing more is written after an error.
             let _ = self.writer.storage_mut().sync();
         }
+        // The file whole for the next run (see crate::spool's docs).
+        #[cfg(feature = "alloc-thread")]
+        if let Some(w) = self.writer.storage_mut().finish_allocation() {
+            end.lines.push(format!("tcpflow: warning: {w}"));
+        }
         let stats = self.writer.stats();
         end.groups.push(stats_group(
             &stats,
