@@ -750,30 +750,20 @@ impl FileSpool {
     }
 }
 
+// glibc's 64-bit variant; musl's and OpenHarmony's off_t is 64-bit already.
+#[cfg(any(target_env = "musl", target_env = "ohos"))]
+use libc::{fallocate as sys_fallocate, off_t as Off};
 #[cfg(not(any(target_env = "musl", target_env = "ohos")))]
+use libc::{fallocate64 as sys_fallocate, off64_t as Off};
+
 fn fallocate(file: &File, at: u64, len: u64) -> io::Result<()> {
     let big = |_| io::Error::from_raw_os_error(libc::EFBIG);
     let (at, len) = (
-        libc::off64_t::try_from(at).map_err(big)?,
-        libc::off64_t::try_from(len).map_err(big)?,
+        Off::try_from(at).map_err(big)?,
+        Off::try_from(len).map_err(big)?,
     );
     // SAFETY: fallocate on a descriptor we own.
-    if unsafe { libc::fallocate64(file.as_raw_fd(), 0, at, len) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-#[cfg(any(target_env = "musl", target_env = "ohos"))]
-fn fallocate(file: &File, at: u64, len: u64) -> io::Result<()> {
-    let big = |_| io::Error::from_raw_os_error(libc::EFBIG);
-    let (at, len) = (
-        libc::off_t::try_from(at).map_err(big)?,
-        libc::off_t::try_from(len).map_err(big)?,
-    );
-    // SAFETY: fallocate on a descriptor we own (musl's off_t is 64-bit).
-    if unsafe { libc::fallocate(file.as_raw_fd(), 0, at, len) } == 0 {
+    if unsafe { sys_fallocate(file.as_raw_fd(), 0, at, len) } == 0 {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
