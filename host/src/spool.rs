@@ -913,6 +913,37 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// What the thread could not reserve comes back as a warning that says how much it got
+    /// and why (here a descriptor that cannot allocate: read-only).
+    #[test]
+    #[cfg(feature = "alloc-thread")]
+    fn what_the_allocating_thread_could_not_reserve_is_a_warning() {
+        let dir = std::env::temp_dir().join(format!("tcpflow-alloc-fail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.spool");
+        let (mut w, _) = open_for_writing(&path, 1 << 20, false).unwrap();
+        assert!(w.allocating.is_none(), "1 MiB is allocated at once");
+        let read_only = File::open(&path).unwrap();
+        w.allocating = Some(std::thread::spawn(move || {
+            allocate(&read_only, 1 << 20, 2 << 20, None).map(drop)
+        }));
+        let msg = w.finish_allocation().expect("a warning");
+        assert!(
+            msg.starts_with(&format!(
+                "spool {}: only 1 MiB of its 1 MiB",
+                path.display()
+            )),
+            "{msg}"
+        );
+        assert!(
+            msg.ends_with("; the rest is taken as it is written"),
+            "{msg}"
+        );
+        assert_eq!(w.finish_allocation(), None, "said once");
+        drop(w);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn the_writers_read_ahead_gives_the_files_bytes() {
         let dir = std::env::temp_dir().join(format!("tcpflow-readahead-{}", std::process::id()));
