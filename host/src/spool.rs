@@ -680,8 +680,9 @@ fn preallocate(
     #[cfg(feature = "alloc-thread")]
     {
         if let Ok(f) = file.try_clone() {
-            if let Ok(t) =
-                std::thread::Builder::new().spawn(move || allocate(&f, at, extent, None).map(drop))
+            if let Ok(t) = std::thread::Builder::new()
+                .name("spool-alloc".into())
+                .spawn(move || allocate(&f, at, extent, None).map(drop))
             {
                 return Ok(Some(t));
             }
