@@ -34,9 +34,9 @@
 //!   written, and a write where the thread has not been yet allocates its own blocks. The
 //!   run waits for the thread at its end, so the file is whole for the next run; a failure
 //!   there (a quota, or a disk filled since the check) is a warning, and a write that then
-//!   finds no room is the storage error it is today. The field builds leave the thread out
-//!   (feature `alloc-thread`, for their size budget) and allocate it all before the first
-//!   packet.
+//!   finds no room is the storage error it is today. With one processor (`crate::cores`)
+//!   and in the field builds (feature `alloc-thread`, left out for their size budget) it
+//!   is all allocated before the first packet.
 //!
 //! ## Errors during a run
 //! A storage error (disk gone, file size limit) is fatal, like a write error of the file
@@ -657,8 +657,10 @@ fn preallocate(
     if len != extent {
         file.set_len(extent).map_err(|e| refused(&e))?;
     }
-    // Without the thread (the field builds: host/Cargo.toml) all of it is allocated here.
-    let until = cfg!(feature = "alloc-thread").then(|| Instant::now() + ALLOCATE_NOW);
+    // Without the thread (the field builds: host/Cargo.toml), or with no processor for it
+    // (crate::cores), all of it is allocated here.
+    let until = (cfg!(feature = "alloc-thread") && crate::cores::spare_core())
+        .then(|| Instant::now() + ALLOCATE_NOW);
     let at = match allocate(file, 0, extent, until) {
         Ok(at) if at == extent => return Ok(None),
         Ok(at) => at,
@@ -911,6 +913,15 @@ mod tests {
         file.read_exact_at(&mut b, u64::from(BLOCK_SIZE)).unwrap();
         assert!(b.iter().all(|&x| x == 0));
         drop((w, file));
+        // With one processor there is no thread: all of it is allocated before the run.
+        std::fs::remove_file(&path).unwrap();
+        let p = path.clone();
+        let w = crate::cores::test_support::on_one_core(move || {
+            open_for_writing(&p, size, false).unwrap().0
+        });
+        assert!(w.allocating.is_none());
+        assert!(std::fs::metadata(&path).unwrap().blocks() * 512 >= size);
+        drop(w);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
