@@ -872,6 +872,10 @@ mod tests {
     #[test]
     #[cfg(feature = "alloc-thread")]
     fn a_spool_is_allocated_beside_the_writes_and_whole_at_the_end() {
+        // finish_allocation marks a storage wait (crate::watchdog).
+        let _serial = crate::watchdog::BUSY_TESTS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let shm = Path::new("/dev/shm");
         if !shm.is_dir() {
             return;
@@ -930,6 +934,10 @@ mod tests {
     #[test]
     #[cfg(feature = "alloc-thread")]
     fn what_the_allocating_thread_could_not_reserve_is_a_warning() {
+        // finish_allocation marks a storage wait (crate::watchdog).
+        let _serial = crate::watchdog::BUSY_TESTS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let dir = std::env::temp_dir().join(format!("tcpflow-alloc-fail-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("s.spool");

@@ -24,6 +24,10 @@ static SEEN: AtomicUsize = AtomicUsize::new(0);
 static ARMED: AtomicBool = AtomicBool::new(false);
 /// Waits on storage under way ([`busy`]).
 static BUSY: AtomicUsize = AtomicUsize::new(0);
+/// Held by the tests that wait on storage, and by the one that counts [`BUSY`]: the lib's
+/// tests run on parallel threads of one process.
+#[cfg(test)]
+pub(crate) static BUSY_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 const MESSAGE: &[u8] =
     b"tcpflow: no progress for 5 s after the stop signal; exiting without writing the rest\n";
@@ -109,6 +113,7 @@ mod tests {
 
     #[test]
     fn stuck_only_without_progress_and_without_a_storage_wait() {
+        let _serial = BUSY_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         assert!(stuck(7, 7, 0));
         assert!(!stuck(8, 7, 0));
         assert!(!stuck(7, 7, 1));
