@@ -436,7 +436,10 @@ fn rusage(start: Instant) -> Vec<(&'static str, String)> {
         ("majflt", ru.ru_majflt.to_string()),
         ("inblock", ru.ru_inblock.to_string()),
         ("oublock", ru.ru_oublock.to_string()),
-        ("clocktime", format!("{:.6}", start.elapsed().as_secs_f64())),
+        ("clocktime", {
+            let t = start.elapsed();
+            format!("{}.{:06}", t.as_secs(), t.subsec_micros())
+        }),
     ]
 }
 

@@ -31,6 +31,7 @@ use crate::report::{command_line, Creator, Group, HostStats, Report, Totals};
 use crate::savefile::Savefile;
 use crate::spool::{self, fmt_size, FileSpool};
 use crate::spoolcmd;
+use crate::timefmt::fixed;
 use crate::zeroed::zeroed_box;
 
 /// Descriptors kept free for inputs, the report, `-w` and libpcap.
@@ -283,20 +284,20 @@ impl Progress {
         }
         self.last = now;
         let read = input.bytes_read();
-        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        let mib = |b: u64| fixed(b, 1 << 20, 1);
         let size = match input.total {
             Some(t) if t > 0 => {
                 format!(
-                    "{:.1}/{:.1} MiB ({:.0}%)",
+                    "{}/{} MiB ({}%)",
                     mib(read),
                     mib(t),
-                    100.0 * read as f64 / t as f64
+                    fixed(read.saturating_mul(100), t, 0)
                 )
             }
-            _ => format!("{:.1} MiB", mib(read)),
+            _ => format!("{} MiB", mib(read)),
         };
-        let secs = now.duration_since(self.start).as_secs_f64().max(1e-3);
-        let rate = (packets - self.start_packets) as f64 / secs;
+        let ms = (now.duration_since(self.start).as_millis() as u64).max(1);
+        let rate = fixed((packets - self.start_packets).saturating_mul(1000), ms, 0);
         eprint!(
             "\r{}: {size}, {packets} packets ({rate:.0}/s), {open_flows} open flows\x1b[K",
             input.name
@@ -1046,7 +1047,7 @@ fn setup(o: &Options) -> Result<Option<Setup>, String> {
         ..Config::default()
     };
     if o.verbose {
-        let mib = |b: usize| b as f64 / (1024.0 * 1024.0);
+        let mib = |b: usize| fixed(b as u64, 1 << 20, 1);
         let budget = match o.memory {
             Some(m) => format!(" (--memory {})", fmt_size(m)),
             None => String::new(),
@@ -1057,7 +1058,7 @@ fn setup(o: &Options) -> Result<Option<Setup>, String> {
             format!(", {} file names in memory", max_names(o))
         };
         eprintln!(
-            "tcpflow: {} flows ({:.1} MiB with their index and {} full slots), {} pool blocks ({:.1} MiB: {} of out-of-order data), {} fragment slots ({:.1} MiB), output buffers {:.1} MiB{names}; about {:.1} MiB in all{budget}; idle timeout {} s, overlap {:?}",
+            "tcpflow: {} flows ({} MiB with their index and {} full slots), {} pool blocks ({} MiB: {} of out-of-order data), {} fragment slots ({} MiB), output buffers {} MiB{names}; about {} MiB in all{budget}; idle timeout {} s, overlap {:?}",
             n,
             mib(n * (std::mem::size_of::<FlowRecord>() + budget::host_bytes_per_flow(spooling, cutting))
                 + mem.hot.len() * std::mem::size_of::<HotSlot>()

@@ -80,7 +80,7 @@ pub fn fmt_size(b: u64) -> String {
             return if b % u == 0 {
                 format!("{} {name}", b / u)
             } else {
-                format!("{:.1} {name}", b as f64 / u as f64)
+                format!("{} {name}", crate::timefmt::fixed(b, u, 1))
             };
         }
     }

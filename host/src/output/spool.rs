@@ -237,8 +237,8 @@ impl Output for SpoolSink<'_> {
 fn spool_summary(path: &Path, s: &SpoolStats) -> String {
     let amp = if s.payload_bytes > 0 {
         format!(
-            " ({:.2} per stream byte)",
-            s.bytes_programmed as f64 / s.payload_bytes as f64
+            " ({} per stream byte)",
+            crate::timefmt::fixed(s.bytes_programmed, s.payload_bytes, 2)
         )
     } else {
         String::new()
