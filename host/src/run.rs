@@ -242,6 +242,28 @@ pub(crate) fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// The progress line's text: `bytes` read of the input's size (if known), `packets` so
+/// far, of which `recent` in the last `ms` milliseconds, and the flows open now.
+fn progress_line(
+    name: &str,
+    (read, total): (u64, Option<u64>),
+    (packets, recent, ms): (u64, u64, u64),
+    open_flows: u64,
+) -> String {
+    let mib = |b: u64| fixed(b, 1 << 20, 1);
+    let size = match total {
+        Some(t) if t > 0 => format!(
+            "{}/{} MiB ({}%)",
+            mib(read),
+            mib(t),
+            fixed(read.saturating_mul(100), t, 0)
+        ),
+        _ => format!("{} MiB", mib(read)),
+    };
+    let rate = fixed(recent.saturating_mul(1000), ms.max(1), 0);
+    format!("{name}: {size}, {packets} packets ({rate}/s), {open_flows} open flows")
+}
+
 /// The progress line on stderr (file input, stderr a terminal).
 struct Progress {
     enabled: bool,
@@ -283,25 +305,15 @@ impl Progress {
             return;
         }
         self.last = now;
+        let ms = now.duration_since(self.start).as_millis() as u64;
         let read = input.bytes_read();
-        let mib = |b: u64| fixed(b, 1 << 20, 1);
-        let size = match input.total {
-            Some(t) if t > 0 => {
-                format!(
-                    "{}/{} MiB ({}%)",
-                    mib(read),
-                    mib(t),
-                    fixed(read.saturating_mul(100), t, 0)
-                )
-            }
-            _ => format!("{} MiB", mib(read)),
-        };
-        let ms = (now.duration_since(self.start).as_millis() as u64).max(1);
-        let rate = fixed((packets - self.start_packets).saturating_mul(1000), ms, 0);
-        eprint!(
-            "\r{}: {size}, {packets} packets ({rate:.0}/s), {open_flows} open flows\x1b[K",
-            input.name
+        let line = progress_line(
+            &input.name,
+            (read, input.total),
+            (packets, packets - self.start_packets, ms),
+            open_flows,
         );
+        eprint!("\r{line}\x1b[K");
         self.shown = true;
     }
 
@@ -1448,5 +1460,23 @@ fn pcap_msg(e: pcap::Error) -> String {
     match e {
         pcap::Error::PcapError(m) => m,
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress_line;
+
+    #[test]
+    fn the_progress_line_says_size_share_rate_and_flows() {
+        assert_eq!(
+            progress_line("c.pcap", (3 << 19, Some(3 << 20)), (5000, 2500, 500), 7),
+            "c.pcap: 1.5/3.0 MiB (50%), 5000 packets (5000/s), 7 open flows"
+        );
+        // A pipe (no size), and no time yet: the rate is over one millisecond.
+        assert_eq!(
+            progress_line("-", (1 << 20, None), (3, 3, 0), 0),
+            "-: 1.0 MiB, 3 packets (3000/s), 0 open flows"
+        );
     }
 }

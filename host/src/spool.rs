@@ -873,9 +873,7 @@ mod tests {
     #[cfg(feature = "alloc-thread")]
     fn a_spool_is_allocated_beside_the_writes_and_whole_at_the_end() {
         // finish_allocation marks a storage wait (crate::watchdog).
-        let _serial = crate::watchdog::BUSY_TESTS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let _turn = crate::watchdog::storage_tests_in_turn();
         let shm = Path::new("/dev/shm");
         if !shm.is_dir() {
             return;
@@ -935,9 +933,7 @@ mod tests {
     #[cfg(feature = "alloc-thread")]
     fn what_the_allocating_thread_could_not_reserve_is_a_warning() {
         // finish_allocation marks a storage wait (crate::watchdog).
-        let _serial = crate::watchdog::BUSY_TESTS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let _turn = crate::watchdog::storage_tests_in_turn();
         let dir = std::env::temp_dir().join(format!("tcpflow-alloc-fail-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("s.spool");

@@ -27,7 +27,13 @@ static BUSY: AtomicUsize = AtomicUsize::new(0);
 /// Held by the tests that wait on storage, and by the one that counts [`BUSY`]: the lib's
 /// tests run on parallel threads of one process.
 #[cfg(test)]
-pub(crate) static BUSY_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static BUSY_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// For a test that waits on storage ([`busy`]): its turn among those that do.
+#[cfg(test)]
+pub(crate) fn storage_tests_in_turn() -> std::sync::MutexGuard<'static, ()> {
+    BUSY_TESTS.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 const MESSAGE: &[u8] =
     b"tcpflow: no progress for 5 s after the stop signal; exiting without writing the rest\n";
@@ -113,7 +119,7 @@ mod tests {
 
     #[test]
     fn stuck_only_without_progress_and_without_a_storage_wait() {
-        let _serial = BUSY_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        let _turn = storage_tests_in_turn();
         assert!(stuck(7, 7, 0));
         assert!(!stuck(8, 7, 0));
         assert!(!stuck(7, 7, 1));
