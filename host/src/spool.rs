@@ -147,11 +147,17 @@ pub struct FileSpool {
 const READ_AHEAD: usize = 64 << 10;
 
 /// A window of the spool file: `buf[..len]` are the bytes at `at`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ReadAhead {
     at: u64,
     len: usize,
     buf: Vec<u8>,
+    /// The file's bytes from here on are zeros this run made and has not written over (a
+    /// new spool, or the part a continued one was grown by): reads there need no `pread`.
+    /// The writer reads every segment's header at start and each segment before it reuses
+    /// it, so a new spool of 640 MiB was 640 reads of 64 KiB of zeros before the first
+    /// packet.
+    zeros_from: u64,
     /// Windows read (for the tests).
     fills: u64,
 }
@@ -213,6 +219,9 @@ impl SpoolStorage for FileSpool {
     fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), StorageError> {
         self.check("writing", offset, data.len())?;
         if let Some(a) = &mut self.ahead {
+            // Zeros below a write's start stay known only up to the write's end: simpler,
+            // and the writer's writes move forward through the file anyway.
+            a.zeros_from = a.zeros_from.max(offset + data.len() as u64);
             // The window is the file's bytes: what is written over it is copied in.
             let (lo, hi) = (
                 offset.max(a.at),
@@ -268,6 +277,10 @@ impl FileSpool {
         buf: &mut [u8],
     ) -> Result<(), StorageError> {
         let end = offset + buf.len() as u64;
+        if offset >= a.zeros_from {
+            buf.fill(0);
+            return Ok(());
+        }
         if buf.len() >= READ_AHEAD {
             return self.read_at(offset, buf);
         }
@@ -508,6 +521,8 @@ pub fn open_for_writing(path: &Path, size: u64, init: bool) -> Result<(FileSpool
     // What is there already: a spool (continued, same segment size), nothing, or something
     // else (refused: it is not ours to overwrite).
     let mut segment_size = segment_size_for(size);
+    // Nothing but zeros in the file (see `ReadAhead::zeros_from`).
+    let mut blank = len == 0;
     if len > 0 {
         match probe(&file, path, len)? {
             Some((seg, found)) => {
@@ -531,7 +546,7 @@ pub fn open_for_writing(path: &Path, size: u64, init: bool) -> Result<(FileSpool
                 // The bytes the spool would overwrite or cut: a file's whole length (cut to
                 // the spool's), a device's first --spool-size.
                 let at_stake = if device { len.min(size) } else { len };
-                let blank = all_zeros(&file, at_stake)
+                blank = all_zeros(&file, at_stake)
                     .map_err(|e| format!("cannot read spool {name}: {}", io_message(&e)))?;
                 if !blank {
                     let what = if device { "device" } else { "file" };
@@ -556,6 +571,14 @@ pub fn open_for_writing(path: &Path, size: u64, init: bool) -> Result<(FileSpool
         ));
     }
     let extent = count * u64::from(segment_size);
+    // A new file, or one found all zeros, holds nothing but zeros; a file grown by this run
+    // (set_len) zeros past its old length; a device, nothing known (only its first
+    // --spool-size was checked, and nothing here sizes it).
+    let zeros_from = match (device, blank) {
+        (true, _) => u64::MAX,
+        (false, true) => 0,
+        (false, false) => len,
+    };
 
     #[cfg_attr(not(feature = "alloc-thread"), allow(unused_variables))]
     let allocating = if device {
@@ -583,7 +606,13 @@ pub fn open_for_writing(path: &Path, size: u64, init: bool) -> Result<(FileSpool
             segment_count: count as u32,
             crc: crate::crc::best(),
             short: None,
-            ahead: Some(ReadAhead::default()),
+            ahead: Some(ReadAhead {
+                at: 0,
+                len: 0,
+                buf: Vec::new(),
+                zeros_from,
+                fills: 0,
+            }),
             #[cfg(feature = "alloc-thread")]
             allocating,
         },
@@ -1000,6 +1029,47 @@ mod tests {
         w.read(0, &mut a).unwrap();
         reader.read(0, &mut b).unwrap();
         assert_eq!(a, b);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn zeros_this_run_made_are_not_read_back() {
+        let dir = std::env::temp_dir().join(format!("tcpflow-zeros-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.spool");
+        let fills = |w: &FileSpool| w.ahead.as_ref().unwrap().fills;
+        let block = |k: u8| vec![k; BLOCK_SIZE as usize];
+        let mut a = [0xffu8; 64];
+        {
+            // A new spool: no read reaches the file until something is written.
+            let (mut w, opened) = open_for_writing(&path, 2 << 20, false).unwrap();
+            assert!(opened.created);
+            for at in [0, 5000, (2 << 20) - 64] {
+                w.read(at, &mut a).unwrap();
+                assert_eq!(a, [0; 64], "at {at}");
+            }
+            assert_eq!(fills(&w), 0);
+            // Below what is written, the file is read: it has the bytes.
+            w.write(8 * u64::from(BLOCK_SIZE), &block(7)).unwrap();
+            w.read(8 * u64::from(BLOCK_SIZE) + 10, &mut a).unwrap();
+            assert_eq!(a, [7; 64]);
+            w.read(100, &mut a).unwrap();
+            assert_eq!(a, [0; 64]);
+            let n = fills(&w);
+            assert!(n > 0);
+            w.read(9 * u64::from(BLOCK_SIZE), &mut a).unwrap();
+            assert_eq!((a, fills(&w)), ([0; 64], n));
+        }
+        {
+            // Made a spool of (--spool-init) and grown: the old length is read, only the
+            // growth is known zero.
+            let (mut w, _) = open_for_writing(&path, 4 << 20, true).unwrap();
+            w.read(8 * u64::from(BLOCK_SIZE) + 10, &mut a).unwrap();
+            assert_eq!(a, [7; 64], "the bytes the file holds");
+            let n = fills(&w);
+            w.read((2 << 20) + 100, &mut a).unwrap();
+            assert_eq!((a, fills(&w)), ([0; 64], n));
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

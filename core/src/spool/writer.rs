@@ -75,6 +75,9 @@ pub struct SpoolWriter<'a, S: SpoolStorage> {
     storage: S,
     buf: &'a mut [u8],
     flows: &'a mut [SpoolFlow],
+    /// Slots at and above this were never used by this writer: they may hold anything, read
+    /// as [`SpoolFlow::EMPTY`] and are reset when first written (see [`Self::flow_mut`]).
+    fresh: usize,
     block: u32,
     seg_size: u32,
     seg_count: u32,
@@ -148,18 +151,14 @@ impl<'a, S: SpoolStorage> SpoolWriter<'a, S> {
             Some((i, h)) => ((i + 1) % seg_count, h.seq, h.epoch.wrapping_add(1), h.drops),
             None => (0, 0, 1, Drops::default()),
         };
-        // Usually already empty (a fresh zeroed allocation): reading costs far less than
-        // writing and leaves untouched pages unallocated.
-        if flows
-            .iter()
-            .any(|f| f.id != 0 || f.open || f.described != 0)
-        {
-            flows.fill(SpoolFlow::EMPTY);
-        }
+        // The slots are not read here: reading a fresh zeroed allocation maps the shared
+        // zero page, and each first write after that is a copy-on-write fault that flushes
+        // the TLB of every processor the process runs on. They are reset as first used.
         Ok(SpoolWriter {
             storage,
             buf,
             flows,
+            fresh: 0,
             block,
             seg_size,
             seg_count,
@@ -263,7 +262,7 @@ impl<'a, S: SpoolStorage> SpoolWriter<'a, S> {
     /// attached to a running engine, opens it here). False if the slot is beyond the table.
     fn track(&mut self, flow: &FlowInfo) -> bool {
         let id = self.next_id;
-        match self.flows.get_mut(flow.slot as usize) {
+        match self.flow_mut(flow.slot) {
             None => false,
             Some(f) => {
                 if !f.open {
@@ -303,8 +302,7 @@ impl<'a, S: SpoolStorage> SpoolWriter<'a, S> {
                 self.start_segment();
                 continue;
             }
-            let slot = flow.slot as usize;
-            let described = self.flows.get(slot).map_or(0, |f| f.described);
+            let described = self.flow(flow.slot).described;
             let need_open = described != self.seq;
             let open_len = if need_open { OPEN_LEN } else { 0 };
             let room = (self.seg_size - self.pos) as usize;
@@ -317,8 +315,9 @@ impl<'a, S: SpoolStorage> SpoolWriter<'a, S> {
                 if self.broken {
                     continue;
                 }
-                if let Some(f) = self.flows.get_mut(slot) {
-                    f.described = self.seq;
+                let seq = self.seq;
+                if let Some(f) = self.flow_mut(flow.slot) {
+                    f.described = seq;
                 }
             }
             return Some((self.seg_size - self.pos) as usize);
@@ -327,7 +326,31 @@ impl<'a, S: SpoolStorage> SpoolWriter<'a, S> {
     }
 
     fn id(&self, flow: &FlowInfo) -> u32 {
-        self.flows.get(flow.slot as usize).map_or(0, |f| f.id)
+        self.flow(flow.slot).id
+    }
+
+    /// Slot `slot`'s state (EMPTY beyond the table or never used).
+    #[inline]
+    fn flow(&self, slot: u32) -> SpoolFlow {
+        let i = slot as usize;
+        match self.flows.get(i) {
+            Some(f) if i < self.fresh => *f,
+            _ => SpoolFlow::EMPTY,
+        }
+    }
+
+    /// Slot `slot`'s state to change, or None beyond the table. The first use of a slot at
+    /// or above [`Self::fresh`] resets it and those below it first: written, never read, so
+    /// a zeroed allocation is only touched as far as the engine numbers its flows (in
+    /// order, from 0) and each page faults in once.
+    #[inline]
+    fn flow_mut(&mut self, slot: u32) -> Option<&mut SpoolFlow> {
+        let i = slot as usize;
+        if i >= self.fresh && i < self.flows.len() {
+            self.flows[self.fresh..=i].fill(SpoolFlow::EMPTY);
+            self.fresh = i + 1;
+        }
+        self.flows.get_mut(i)
     }
 
     fn emit_open(&mut self, flow: &FlowInfo, first: bool) {
@@ -560,7 +583,7 @@ impl<'a, S: SpoolStorage> SpoolWriter<'a, S> {
 impl<S: SpoolStorage> Sink for SpoolWriter<'_, S> {
     fn open(&mut self, flow: &FlowInfo) {
         let id = self.next_id;
-        let Some(f) = self.flows.get_mut(flow.slot as usize) else {
+        let Some(f) = self.flow_mut(flow.slot) else {
             self.untracked(0);
             return;
         };
@@ -623,7 +646,7 @@ impl<S: SpoolStorage> Sink for SpoolWriter<'_, S> {
         } else {
             self.lost(1, 0);
         }
-        if let Some(f) = self.flows.get_mut(flow.slot as usize) {
+        if let Some(f) = self.flow_mut(flow.slot) {
             *f = SpoolFlow::EMPTY;
         }
     }
