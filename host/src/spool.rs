@@ -52,7 +52,8 @@ use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tcpflow_core::spool::{SpoolReader, SpoolStats, SpoolStorage};
+use tcpflow_core::spool::format::header_segment_size;
+use tcpflow_core::spool::{SpoolReader, SpoolStats, SpoolStorage, SEGMENT_HEADER_LEN};
 
 use crate::input::io_message;
 use crate::report::Group;
@@ -281,12 +282,24 @@ impl FileSpool {
             buf.fill(0);
             return Ok(());
         }
-        if buf.len() >= READ_AHEAD {
+        let block = u64::from(BLOCK_SIZE);
+        let at = offset - offset % block;
+        if end - at > READ_AHEAD as u64 {
+            // Larger than a window from its block: straight from the file.
             return self.read_at(offset, buf);
         }
         if offset < a.at || end > a.at + a.len as u64 {
-            let at = offset - offset % u64::from(BLOCK_SIZE);
-            let len = (self.size() - at).min(READ_AHEAD as u64) as usize;
+            // A read that starts in the window or right after it goes on in order (a
+            // segment's records): a whole window. Elsewhere (a segment's header, which the
+            // writer reads for every segment of a spool it continues) just its blocks: a
+            // window each was 64 KiB read from flash for 64 bytes used.
+            let in_order = a.len > 0 && offset >= a.at && offset <= a.at + a.len as u64;
+            let want = if in_order {
+                READ_AHEAD as u64
+            } else {
+                (end - at).div_ceil(block) * block
+            };
+            let len = (self.size() - at).min(want) as usize;
             a.buf.resize(READ_AHEAD, 0);
             a.len = 0;
             let mut window = std::mem::take(&mut a.buf);
@@ -367,15 +380,32 @@ fn valid_segments(file: &File, path: &Path, seg: u32, count: u64) -> Result<u32,
 /// (each names its segment size, so a wrong guess finds none), and how many valid segments
 /// it has. `None` when no segment header validates.
 fn probe(file: &File, path: &Path, len: u64) -> Result<Option<(u32, u32)>, String> {
+    // A segment the file ends inside counts (a truncated spool): its headers still name
+    // the segment size, and reads past the end give zeros.
+    let count = |seg: u32| {
+        len.div_ceil(u64::from(seg))
+            .max(if len > 0 { 2 } else { 0 })
+    };
+    // The first segment's header names the size: one pass over the headers. Trying every
+    // size reads a header every 16 KiB, which on flash reads the whole spool before the
+    // first packet. Only a spool whose first header is damaged needs that.
+    let mut first = [0u8; SEGMENT_HEADER_LEN as usize];
+    let named = match file.read_exact_at(&mut first, 0) {
+        Ok(()) => header_segment_size(&first),
+        Err(_) => None,
+    };
+    if let Some(seg) =
+        named.filter(|s| (MIN_SEGMENT..=MAX_SEGMENT).contains(s) && s.is_power_of_two())
+    {
+        let found = valid_segments(file, path, seg, count(seg))?;
+        if found > 0 {
+            return Ok(Some((seg, found)));
+        }
+    }
     let mut best: Option<(u32, u32)> = None;
     let mut seg = MIN_SEGMENT;
     while seg <= MAX_SEGMENT {
-        // A segment the file ends inside counts (a truncated spool): its headers still name
-        // the segment size, and reads past the end give zeros.
-        let count = len
-            .div_ceil(u64::from(seg))
-            .max(if len > 0 { 2 } else { 0 });
-        let found = valid_segments(file, path, seg, count)?;
+        let found = valid_segments(file, path, seg, count(seg))?;
         if found > 0 && best.map_or(true, |(_, n)| found >= n) {
             best = Some((seg, found));
         }
@@ -1010,9 +1040,10 @@ mod tests {
             assert_eq!(a, b, "at {at}");
             at += 37;
         }
+        // The first read takes its block only; those after it, whole windows.
         let fills = w.ahead.as_ref().unwrap().fills;
         assert!(
-            fills <= 3,
+            fills <= 4,
             "{fills} windows for 128 KiB read in small pieces"
         );
         // A write over the window is seen by the next read from it.
@@ -1024,11 +1055,23 @@ mod tests {
         w.read(u64::from(BLOCK_SIZE) + 100, &mut a).unwrap();
         assert_eq!(a, [0xaa; 8]);
         assert_eq!(w.ahead.as_ref().unwrap().fills, fills);
-        // A large read goes to the file and agrees too.
-        let (mut a, mut b) = (vec![0u8; READ_AHEAD], vec![0u8; READ_AHEAD]);
-        w.read(0, &mut a).unwrap();
-        reader.read(0, &mut b).unwrap();
-        assert_eq!(a, b);
+        // A large read goes to the file and agrees too, also one that fits a window but
+        // not from its block.
+        for (at, n) in [(0, READ_AHEAD), (BLOCK_SIZE as u64 - 1, READ_AHEAD - 2)] {
+            let (mut a, mut b) = (vec![0u8; n], vec![0u8; n]);
+            w.read(at, &mut a).unwrap();
+            reader.read(at, &mut b).unwrap();
+            assert_eq!(a, b);
+        }
+        // A small read away from the window (a segment header) reads its block only.
+        let mut a = [0u8; 64];
+        w.read(20 * u64::from(BLOCK_SIZE) + 8, &mut a).unwrap();
+        assert_eq!(a, [20; 64]);
+        let ahead = w.ahead.as_ref().unwrap();
+        assert_eq!(
+            (ahead.at, ahead.len),
+            (20 * u64::from(BLOCK_SIZE), BLOCK_SIZE as usize)
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -578,6 +578,48 @@ fn a_second_run_continues_the_spool() {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
+/// The spool's geometry comes from its first segment header; with that header damaged, the
+/// others still give it, and the run continues the spool rather than refusing the file.
+#[test]
+fn a_damaged_first_header_still_continues_the_spool() {
+    let d = tmp("spool-first-header");
+    let cap = d.join("a.pcap");
+    let mut p = Pcap::new();
+    p.conversation(1_000_000, client(1), server(), 1, 2, b"ask", b"answer", 100);
+    p.write(&cap);
+    let spool = d.join("s");
+    let spool_run = || {
+        run(&[
+            "-q",
+            "-r",
+            s(&cap),
+            "--spool",
+            s(&spool),
+            "--spool-size",
+            "1M",
+        ])
+    };
+    // Each run starts a segment (of 64 KiB).
+    for _ in 0..3 {
+        ok(&spool_run(), "spool");
+    }
+    assert_eq!(num(&summary(&spool), "writer runs"), 3);
+    let mut b = std::fs::read(&spool).unwrap();
+    b[..64].fill(0);
+    std::fs::write(&spool, &b).unwrap();
+    ok(&spool_run(), "continued without its first header");
+    let (sum, _) = damaged_summary(&spool);
+    // Runs are counted from segment headers: the first one's is gone. Its records are
+    // still read.
+    assert_eq!(num(&sum, "writer runs"), 3, "{sum:?}");
+    assert_eq!(sum["segments"], "3 (sequence 2..4)", "{sum:?}");
+    assert_eq!(num(&sum, "flows"), 4, "{sum:?}");
+    // The segment size was kept: the fourth run's segment is the fourth 64 KiB.
+    let b = std::fs::read(&spool).unwrap();
+    assert_eq!(&b[3 << 16..(3 << 16) + 4], b"TFSP");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
 #[test]
 fn refusals_at_start() {
     let d = tmp("spool-refuse");

@@ -312,6 +312,11 @@ impl SegmentHeader {
 
     /// A header that validates and belongs to a spool of this segment size, or `None`.
     pub(crate) fn decode(b: &[u8], segment_size: u32) -> Option<Self> {
+        Self::decode_any(b).filter(|h| h.segment_size == segment_size)
+    }
+
+    /// A header that validates, whatever segment size it names.
+    fn decode_any(b: &[u8]) -> Option<Self> {
         let body = b.get(..60)?;
         let crc = u32::from_le_bytes(b.get(60..64)?.try_into().ok()?);
         if Crc::new().update(body).finish() != crc {
@@ -333,8 +338,16 @@ impl SegmentHeader {
                 segments: d.u64()?,
             },
         };
-        (h.seq != 0 && h.segment_size == segment_size).then_some(h)
+        (h.seq != 0).then_some(h)
     }
+}
+
+/// The segment size named by a segment header (a segment's first [`SEGMENT_HEADER_LEN`]
+/// bytes) that validates, or `None`. Every segment size puts a segment at offset 0, so a
+/// spool whose first header is intact gives its geometry from one read there; a storage
+/// read with a wrong segment size finds no header at all (each names its own).
+pub fn header_segment_size(b: &[u8]) -> Option<u32> {
+    SegmentHeader::decode_any(b).map(|h| h.segment_size)
 }
 
 /// Byte offset of segment `index` in the storage.

@@ -1457,9 +1457,17 @@ fn format_is_little_endian_on_every_host() {
     assert_eq!(b[20..24], [0, 1, 0, 0]);
     assert_eq!(SegmentHeader::decode(&b, 4096), Some(h));
     assert_eq!(SegmentHeader::decode(&b, 8192), None, "another geometry");
+    assert_eq!(format::header_segment_size(&b), Some(4096));
     let mut bad = b;
     bad[30] ^= 1;
     assert_eq!(SegmentHeader::decode(&bad, 4096), None);
+    assert_eq!(format::header_segment_size(&bad), None);
+    assert_eq!(
+        format::header_segment_size(&[0; 64]),
+        None,
+        "erased or zeros"
+    );
+    assert_eq!(format::header_segment_size(&b[..63]), None, "short");
     // A record: header (type, flags, len LE, CRC LE) and body (slot, id, offset LE).
     let mut mem = Mem::new(16 << 10);
     let mut nor = mem.nor(1, 256);
