@@ -659,10 +659,14 @@ type Allocating = std::convert::Infallible;
 
 /// How long opening a spool preallocates before it leaves the rest to a thread.
 pub const ALLOCATE_NOW: Duration = Duration::from_millis(10);
-/// Bytes preallocated a call: small enough that a write waits little for the file (tmpfs
-/// holds the file's lock through each call), large enough that a disk file system takes
-/// a spool of gigabytes in a few milliseconds.
+/// Bytes preallocated by the first call: small enough that a write waits little for the
+/// file (tmpfs holds the file's lock through each call). On a disk file system the steps
+/// grow (see [`FAST_ALLOCATION`]): 2 GiB on ext4 took 1,024 calls at 2 MiB, now 23.
 const ALLOCATE_STEP: u64 = 2 << 20;
+/// A step taken in less than this doubles the next one, up to [`MAX_ALLOCATE_STEP`]: tmpfs
+/// zeroes 2 MiB in about 0.7 ms here and stays at 2 MiB.
+const FAST_ALLOCATION: Duration = Duration::from_micros(200);
+const MAX_ALLOCATE_STEP: u64 = 256 << 20;
 
 /// Allocates `extent` bytes for the spool file (now `len` bytes long): checks the free
 /// space first (so nothing is half allocated on a disk that is too small), sizes the file,
@@ -768,11 +772,19 @@ fn allocate(
     extent: u64,
     until: Option<Instant>,
 ) -> Result<u64, (u64, io::Error)> {
+    let mut step = ALLOCATE_STEP;
     while at < extent {
-        let n = (extent - at).min(ALLOCATE_STEP);
+        let n = (extent - at).min(step);
+        let t0 = Instant::now();
         fallocate(file, at, n).map_err(|e| (at, e))?;
         at += n;
-        if until.is_some_and(|t| Instant::now() >= t) {
+        let now = Instant::now();
+        // A file system that allocates without zeroing (ext4: microseconds a call) gets
+        // larger steps; one that zeroes (tmpfs) keeps them short.
+        if now - t0 < FAST_ALLOCATION {
+            step = (step * 2).min(MAX_ALLOCATE_STEP);
+        }
+        if until.is_some_and(|t| now >= t) {
             break;
         }
     }
