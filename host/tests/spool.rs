@@ -96,6 +96,19 @@ fn num(m: &BTreeMap<String, String>, key: &str) -> u64 {
 }
 
 /// Deterministic bytes.
+/// `tcpflow -q -r CAP --spool SPOOL --spool-size SIZE`.
+fn spool_into(cap: &Path, spool: &Path, size: &str) -> Output {
+    run(&[
+        "-q",
+        "-r",
+        s(cap),
+        "--spool",
+        s(spool),
+        "--spool-size",
+        size,
+    ])
+}
+
 fn bytes(seed: u32, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(12345) | 1;
     (0..len)
@@ -535,10 +548,7 @@ fn a_second_run_continues_the_spool() {
     q.write(&b);
     let spool = d.join("s");
     for c in [&a, &b] {
-        ok(
-            &run(&["-q", "-r", s(c), "--spool", s(&spool), "--spool-size", "1M"]),
-            "spool",
-        );
+        ok(&spool_into(c, &spool, "1M"), "spool");
     }
     let sum = summary(&spool);
     assert_eq!(num(&sum, "flows"), 2);
@@ -550,17 +560,7 @@ fn a_second_run_continues_the_spool() {
     );
     assert_eq!(tree(&out).len(), 4);
     // Growing keeps it; shrinking is allowed only while nothing is cut.
-    let spool_run = |size: &str| {
-        run(&[
-            "-q",
-            "-r",
-            s(&a),
-            "--spool",
-            s(&spool),
-            "--spool-size",
-            size,
-        ])
-    };
+    let spool_run = |size: &str| spool_into(&a, &spool, size);
     ok(&spool_run("2M"), "grow");
     assert_eq!(std::fs::metadata(&spool).unwrap().len(), 2 << 20);
     assert_eq!(num(&summary(&spool), "flows"), 3);
@@ -588,17 +588,7 @@ fn a_damaged_first_header_still_continues_the_spool() {
     p.conversation(1_000_000, client(1), server(), 1, 2, b"ask", b"answer", 100);
     p.write(&cap);
     let spool = d.join("s");
-    let spool_run = || {
-        run(&[
-            "-q",
-            "-r",
-            s(&cap),
-            "--spool",
-            s(&spool),
-            "--spool-size",
-            "1M",
-        ])
-    };
+    let spool_run = || spool_into(&cap, &spool, "1M");
     // Each run starts a segment (of 64 KiB).
     for _ in 0..3 {
         ok(&spool_run(), "spool");
@@ -640,18 +630,7 @@ fn refusals_at_start() {
     assert!(stderr(&o).contains("is not a spool"), "{}", stderr(&o));
     // Locked by another writer.
     let spool = d.join("s");
-    ok(
-        &run(&[
-            "-q",
-            "-r",
-            s(&cap),
-            "--spool",
-            s(&spool),
-            "--spool-size",
-            "64K",
-        ]),
-        "spool",
-    );
+    ok(&spool_into(&cap, &spool, "64K"), "spool");
     let f = std::fs::File::open(&spool).unwrap();
     // SAFETY: flock on a descriptor we own.
     assert_eq!(
