@@ -4,7 +4,7 @@
 
 use tcpflow_core::{CloseReason, Dir, FlowInfo, GapReason, Sink};
 
-use super::{End, Finished, Output};
+use super::{Output, Wrapper};
 use crate::report::HostStats;
 
 /// The `-b` adapter; without a limit every event passes as it is.
@@ -32,10 +32,6 @@ impl<S: Output> Cut<S> {
             max,
             cut_bytes: 0,
         }
-    }
-
-    pub fn inner(&self) -> &S {
-        &self.inner
     }
 
     pub fn into_inner(self) -> S {
@@ -99,53 +95,16 @@ impl<S: Output> Sink for Cut<S> {
     }
 }
 
-impl<S: Output> Output for Cut<S> {
-    const TICKS: bool = S::TICKS;
-    const FRAMES: bool = S::FRAMES;
-
-    #[inline]
-    fn frame(&mut self, f: &super::Frame<'_>) {
-        self.inner.frame(f);
+impl<S: Output> Wrapper for Cut<S> {
+    type Inner = S;
+    fn inner(&self) -> &S {
+        &self.inner
     }
-
-    fn skipped(&mut self, flow: &FlowInfo) {
-        self.inner.skipped(flow);
+    fn inner_mut(&mut self) -> &mut S {
+        &mut self.inner
     }
-    fn cut(&mut self, flow: &FlowInfo, dir: Dir, bytes: u64) {
-        self.inner.cut(flow, dir, bytes);
-    }
-    fn finished(&mut self, f: &Finished) {
-        self.inner.finished(f);
-    }
-    fn take_finished(&mut self, out: &mut Vec<Finished>) {
-        self.inner.take_finished(out);
-    }
-    fn take_objects(&mut self, out: &mut crate::report::Objects) {
-        self.inner.take_objects(out);
-    }
-    fn objects(&mut self, o: &crate::report::Objects) {
-        self.inner.objects(o);
-    }
-    #[inline]
-    fn tick(&mut self, now: u64) {
-        self.inner.tick(now);
-    }
-    fn idle(&mut self, now: u64) {
-        self.inner.idle(now);
-    }
-    #[inline]
-    fn should_stop(&self) -> bool {
-        self.inner.should_stop()
-    }
-    fn flush(&mut self) {
-        self.inner.flush();
-    }
-    fn counters(&self, host: &mut HostStats) {
+    fn own_counters(&self, host: &mut HostStats) {
         host.truncated_bytes += self.cut_bytes;
-        self.inner.counters(host);
-    }
-    fn finish(&mut self, end: &mut End) {
-        self.inner.finish(end);
     }
 }
 

@@ -1914,7 +1914,7 @@ mod tests {
         assert_eq!(done[0].truncated_bytes, 6);
         assert_eq!(done[0].file.as_ref().map(|f| f.size), Some(10));
         assert!(
-            out.inner().truncated.is_empty(),
+            crate::output::Wrapper::inner(&out).truncated.is_empty(),
             "the cut is forgotten with its flow"
         );
         std::fs::remove_dir_all(&dir).unwrap();

@@ -165,6 +165,66 @@ pub(crate) fn take_all(made: &mut Vec<Finished>, out: &mut Vec<Finished>) {
     }
 }
 
+/// An output that filters the engine's events on their way to the one it wraps (`-b`'s
+/// [`cut::Cut`], `-R`'s [`ignore_new::IgnoreNew`]) and passes the rest as it is, adding its
+/// own counters: the forwarding is written once, here.
+pub trait Wrapper: Sink {
+    type Inner: Output;
+    fn inner(&self) -> &Self::Inner;
+    fn inner_mut(&mut self) -> &mut Self::Inner;
+    /// Adds the wrapper's own counters (before the wrapped output's).
+    fn own_counters(&self, host: &mut HostStats);
+}
+
+impl<W: Wrapper> Output for W {
+    const TICKS: bool = W::Inner::TICKS;
+    const FRAMES: bool = W::Inner::FRAMES;
+
+    #[inline]
+    fn frame(&mut self, f: &Frame<'_>) {
+        self.inner_mut().frame(f);
+    }
+    fn skipped(&mut self, flow: &FlowInfo) {
+        self.inner_mut().skipped(flow);
+    }
+    fn cut(&mut self, flow: &FlowInfo, dir: Dir, bytes: u64) {
+        self.inner_mut().cut(flow, dir, bytes);
+    }
+    fn finished(&mut self, f: &Finished) {
+        self.inner_mut().finished(f);
+    }
+    fn take_finished(&mut self, out: &mut Vec<Finished>) {
+        self.inner_mut().take_finished(out);
+    }
+    fn take_objects(&mut self, out: &mut Objects) {
+        self.inner_mut().take_objects(out);
+    }
+    fn objects(&mut self, o: &Objects) {
+        self.inner_mut().objects(o);
+    }
+    #[inline]
+    fn tick(&mut self, now: u64) {
+        self.inner_mut().tick(now);
+    }
+    fn idle(&mut self, now: u64) {
+        self.inner_mut().idle(now);
+    }
+    #[inline]
+    fn should_stop(&self) -> bool {
+        self.inner().should_stop()
+    }
+    fn flush(&mut self) {
+        self.inner_mut().flush();
+    }
+    fn counters(&self, host: &mut HostStats) {
+        self.own_counters(host);
+        self.inner().counters(host);
+    }
+    fn finish(&mut self, end: &mut End) {
+        self.inner_mut().finish(end);
+    }
+}
+
 /// Two outputs fed the same events, `A` first.
 #[derive(Debug)]
 pub struct Tee<A, B>(pub A, pub B);
