@@ -23,7 +23,12 @@
 //!   header and a body at a time (to count what it drops), and one `pread` each made that
 //!   most of `--spool`'s time on a fast disk. Small reads there come from a 64 KiB window
 //!   read at once, which the writer's own writes keep current (nothing else writes the file:
-//!   it is locked). Readers of a spool being written (`--ship`) do not read ahead.
+//!   it is locked); a read away from the window (a segment header) takes just its blocks.
+//!   Zeros this run made (a new spool, or what a continued one was grown by) are not read
+//!   back until written. Readers of a spool being written (`--ship`) do not read ahead.
+//! - An existing spool's segment size comes from its first segment header, in one pass over
+//!   the headers; only when that header is damaged is every size tried (a header every
+//!   16 KiB: on flash, the whole spool read before the first packet).
 //! - The file is opened with `O_CREAT`, locked (`flock`, one writer at a time), checked
 //!   against the file system's free space and sized in full, so a disk that is too small
 //!   fails at start, with a message, not hours later. Then it is preallocated
