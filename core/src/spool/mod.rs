@@ -99,7 +99,8 @@ pub trait SpoolStorage {
     /// One step of the records' CRC-32C, as [`crc32c_update`] computes it. The writer
     /// checksums every byte it stores, so a host whose CPU has a CRC-32C instruction may
     /// use it here (the core has no `unsafe`, which the intrinsics need); it must give the
-    /// same values. The reader always uses [`crc32c_update`].
+    /// same values. Records are checked with it too (the reader, and the writer reading
+    /// back a segment the ring reuses); segment headers always use [`crc32c_update`].
     fn crc32c_update(&self, crc: u32, bytes: &[u8]) -> u32 {
         crc32c_update(crc, bytes)
     }
