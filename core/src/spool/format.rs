@@ -527,7 +527,11 @@ pub(crate) fn read_record<'b, S: SpoolStorage + ?Sized>(
         return Ok(None);
     };
     storage.read(at.saturating_add(RECORD_HEADER_LEN as u64), body)?;
-    if sum.update_with(body, |c, b| storage.crc32c_update(c, b)).finish() != crc {
+    if sum
+        .update_with(body, |c, b| storage.crc32c_update(c, b))
+        .finish()
+        != crc
+    {
         return Ok(None);
     }
     let body: &'b [u8] = match buf.get(RECORD_HEADER_LEN..len) {

@@ -69,7 +69,7 @@ mod tests;
 pub use crc::crc32c_update;
 pub use format::{MAX_DATA, MAX_RECORD, SEGMENT_HEADER_LEN};
 pub use reader::{ReplayFlow, SpoolInfo, SpoolReader, Summary};
-pub use writer::{SpoolFlow, SpoolStats, SpoolWriter};
+pub use writer::{SegmentTally, SpoolFlow, SpoolStats, SpoolWriter};
 
 /// Where a spool lives: `segment_count` segments of `segment_size` bytes at offsets
 /// `index * segment_size`.

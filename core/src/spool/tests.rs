@@ -1137,6 +1137,141 @@ fn ring_over_a_file_whose_erase_is_a_no_op_never_returns_stale_records() {
     }
 }
 
+/// A storage that counts the reads it is asked for.
+struct Counting<S> {
+    inner: S,
+    reads: u64,
+}
+
+impl<S: SpoolStorage> SpoolStorage for Counting<S> {
+    type Error = S::Error;
+    fn segment_size(&self) -> u32 {
+        self.inner.segment_size()
+    }
+    fn segment_count(&self) -> u32 {
+        self.inner.segment_count()
+    }
+    fn block_size(&self) -> u32 {
+        self.inner.block_size()
+    }
+    fn erase(&mut self, s: u32) -> Result<(), Self::Error> {
+        self.inner.erase(s)
+    }
+    fn write(&mut self, o: u64, d: &[u8]) -> Result<(), Self::Error> {
+        self.inner.write(o, d)
+    }
+    fn read(&mut self, o: u64, b: &mut [u8]) -> Result<(), Self::Error> {
+        self.reads += 1;
+        self.inner.read(o, b)
+    }
+    fn sync(&mut self) -> Result<(), Self::Error> {
+        self.inner.sync()
+    }
+}
+
+/// Tallies count what a read-back would: a second run over a spool an earlier run left (its
+/// segments are read back), lapping several times, writes the same bytes and counts the same
+/// drops with and without them, and with them reads only the earlier run's segments.
+#[test]
+fn tallied_segments_drop_as_read_back_ones_without_reading() {
+    let (seg, count) = (16384u32, 8u32);
+    let spec = Spec {
+        flows: 100_000,
+        slots: 12,
+        events: (seg * count) as usize * 5 / 700,
+        sync_every: 0,
+        sync_on_close: false,
+        ..SPEC
+    };
+    let evs = workload(7, spec);
+    let half = evs.len() / 3;
+    let mut runs = Vec::new();
+    for tallied in [false, true] {
+        let mut f = FileLike {
+            data: vec![0; (seg * count) as usize],
+            seg,
+            count,
+            zero_fill: false,
+        };
+        let (mut buf, mut table) = (vec![0u8; 4096], vec![SpoolFlow::EMPTY; 12]);
+        {
+            let mut w = writer_on(&mut f, &mut buf, &mut table);
+            feed(&mut w, &evs[..half]);
+            assert!(w.sync());
+        }
+        let mut tallies = vec![SegmentTally::EMPTY; count as usize];
+        let mut c = Counting {
+            inner: &mut f,
+            reads: 0,
+        };
+        let st = {
+            let mut w = writer_on(&mut c, &mut buf, &mut table);
+            if tallied {
+                w = w.with_tallies(&mut tallies);
+            }
+            feed(&mut w, &evs[half..]);
+            assert!(w.sync());
+            w.stats()
+        };
+        let reads = c.reads;
+        runs.push((st, reads, f.data));
+    }
+    let ((plain, plain_reads, plain_bytes), (tally, tally_reads, tally_bytes)) =
+        (&runs[0], &runs[1]);
+    assert!(plain.segments_erased > 3 * u64::from(count), "{plain:?}");
+    assert!(plain.drops.flows > 0 && plain.drops.bytes > 0, "{plain:?}");
+    assert_eq!(plain, tally);
+    assert!(plain_bytes == tally_bytes, "the spools differ");
+    // Read back: the first run's segments once, not every segment of every lap.
+    assert!(
+        tally_reads * 3 < *plain_reads,
+        "{tally_reads} reads with tallies, {plain_reads} without"
+    );
+}
+
+/// A segment whose write failed is read back when the ring reuses it, tallies or not: what
+/// reached the flash is not what the writer counted.
+#[test]
+fn a_segment_with_a_failed_write_is_read_back() {
+    let spec = Spec {
+        flows: 100_000,
+        slots: 12,
+        events: (64 << 10) * 5 / 700,
+        sync_every: 0,
+        sync_on_close: false,
+        ..SPEC
+    };
+    let evs = workload(11, spec);
+    let cut = evs.len() / 4;
+    // Power cuts at several places, so that records the writer counted lie past the cut.
+    for budget in [1500, 3000, 6000, 9000, 13000] {
+        let mut runs = Vec::new();
+        for tallied in [false, true] {
+            let mut mem = Mem::new(64 << 10);
+            let mut nor = mem.nor(2, 256);
+            nor.flash_mut().cut_power_after(budget);
+            let (mut buf, mut table) = (vec![0u8; 4096], vec![SpoolFlow::EMPTY; 12]);
+            let mut tallies = vec![SegmentTally::EMPTY; 8];
+            let mut w = writer_on(&mut nor, &mut buf, &mut table);
+            if tallied {
+                w = w.with_tallies(&mut tallies);
+            }
+            feed(&mut w, &evs[..cut]);
+            w.storage_mut().flash_mut().restore_power();
+            assert!(w.clear_error().is_some());
+            feed(&mut w, &evs[cut..]);
+            assert!(w.sync());
+            runs.push(w.stats());
+        }
+        assert!(
+            runs[0].storage_errors > 0 && runs[0].segments_erased > 24,
+            "{:?}",
+            runs[0]
+        );
+        assert_eq!(runs[0], runs[1], "power cut after {budget} bytes");
+    }
+}
+
 /// Records left by an older lap in the blocks after the newest record must not pass for
 /// new ones: with a sync after every event each block starts with a record, so after the
 /// ring wraps the block after the end of the newest segment starts with a whole old record.

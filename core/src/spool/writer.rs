@@ -36,6 +36,31 @@ impl SpoolFlow {
     };
 }
 
+/// What a segment this writer filled holds that the ring drops when it comes round to it
+/// again, counted as its records were written. Without it the writer reads the segment back
+/// (every record read, checksummed and parsed) before it reuses it: once the ring laps, a
+/// segment read for each one written, which on flash doubles the I/O. Storage for
+/// [`SpoolWriter::with_tallies`], one per segment; segments beyond the slice are read back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SegmentTally {
+    /// Sequence number of the segment counted; 0: not counted (read it back).
+    seq: u64,
+    /// FlowOpen records of flows that start there.
+    flows: u32,
+    /// Stream bytes of its Data records.
+    bytes: u32,
+}
+
+impl SegmentTally {
+    /// Nothing counted.
+    pub const EMPTY: SegmentTally = SegmentTally {
+        seq: 0,
+        flows: 0,
+        bytes: 0,
+    };
+}
+
 /// The writer's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -75,6 +100,8 @@ pub struct SpoolWriter<'a, S: SpoolStorage> {
     storage: S,
     buf: &'a mut [u8],
     flows: &'a mut [SpoolFlow],
+    /// Per segment, what this writer put there (see [`SegmentTally`]); may be empty.
+    tallies: &'a mut [SegmentTally],
     /// Slots at and above this were never used by this writer: they may hold anything, read
     /// as [`SpoolFlow::EMPTY`] and are reset when first written (see [`Self::flow_mut`]).
     fresh: usize,
@@ -158,6 +185,7 @@ impl<'a, S: SpoolStorage> SpoolWriter<'a, S> {
             storage,
             buf,
             flows,
+            tallies: &mut [],
             fresh: 0,
             block,
             seg_size,
@@ -181,6 +209,16 @@ impl<'a, S: SpoolStorage> SpoolWriter<'a, S> {
             },
             last_error: None,
         })
+    }
+
+    /// Counts what each segment holds as it is written, in `tallies` (one per segment from
+    /// the first; reset here), so that the ring drops a segment this writer filled without
+    /// reading it back. Segments it did not fill (an earlier run's, or past the slice) are
+    /// still read.
+    pub fn with_tallies(mut self, tallies: &'a mut [SegmentTally]) -> Self {
+        tallies.fill(SegmentTally::EMPTY);
+        self.tallies = tallies;
+        self
     }
 
     /// Writes what is buffered (the partial block closed with a Pad record, so the next
@@ -384,6 +422,13 @@ impl<'a, S: SpoolStorage> SpoolWriter<'a, S> {
         if self.broken {
             self.lost(1, payload);
         } else {
+            // As `scan` would count the record: a flow's first FlowOpen, a Data record's bytes.
+            if let Some(t) = self.cur.and_then(|c| self.tallies.get_mut(c as usize)) {
+                t.flows += u32::from(typ == T_OPEN && flags & OPEN_FIRST != 0);
+                t.bytes = t
+                    .bytes
+                    .saturating_add(u32::try_from(payload).unwrap_or(u32::MAX));
+            }
             self.stats.records += 1;
             self.stats.payload_bytes += payload;
             self.pending_records += 1;
@@ -466,6 +511,10 @@ impl<'a, S: SpoolStorage> SpoolWriter<'a, S> {
     fn fail(&mut self, e: S::Error) {
         self.note_error(e);
         self.broken = true;
+        // What reached storage is not known: the segment is read back when reused.
+        if let Some(t) = self.cur.and_then(|c| self.tallies.get_mut(c as usize)) {
+            *t = SegmentTally::EMPTY;
+        }
         self.stats.records = self.stats.records.saturating_sub(self.pending_records);
         self.stats.payload_bytes = self.stats.payload_bytes.saturating_sub(self.pending_bytes);
         self.lost(self.pending_records, self.pending_bytes);
@@ -489,7 +538,20 @@ impl<'a, S: SpoolStorage> SpoolWriter<'a, S> {
         }
         self.cur = None;
         let idx = self.next_index;
-        let dropped = match self.scan(idx) {
+        let counted = self
+            .tallies
+            .get_mut(idx as usize)
+            .map(|t| core::mem::replace(t, SegmentTally::EMPTY))
+            .filter(|t| t.seq != 0);
+        let read = match counted {
+            Some(t) => Ok(Drops {
+                flows: u64::from(t.flows),
+                bytes: u64::from(t.bytes),
+                segments: 1,
+            }),
+            None => self.scan(idx),
+        };
+        let dropped = match read {
             Ok(d) => d,
             Err(e) => {
                 // What the segment held is unknown: the counters miss it, the error says so.
@@ -510,6 +572,13 @@ impl<'a, S: SpoolStorage> SpoolWriter<'a, S> {
         self.drops.segments = self.drops.segments.saturating_add(dropped.segments);
         self.seq = self.seq.saturating_add(1);
         self.cur = Some(idx);
+        if let Some(t) = self.tallies.get_mut(idx as usize) {
+            *t = SegmentTally {
+                seq: self.seq,
+                flows: 0,
+                bytes: 0,
+            };
+        }
         self.next_index = (idx + 1) % self.seg_count;
         self.pos = 0;
         self.buf_start = 0;
