@@ -14,7 +14,7 @@
 //! - 5%: fragment reassembly, in 64 KiB slots (1 to 64);
 //! - 10%: output buffers (file writes; the spool writer's buffer takes up to [`SPOOL_BUFFER_MAX`] of it).
 
-use tcpflow_core::spool::SpoolFlow;
+use tcpflow_core::spool::{SegmentTally, SpoolFlow};
 use tcpflow_core::Capacities;
 use tcpflow_core::FragSlot;
 use tcpflow_core::{Block, BLOCK_DATA};
@@ -33,6 +33,10 @@ pub const FRAG_SLOT_BYTES: usize = 64 * 1024;
 /// most; both are multiples of the 4 KiB block and hold the largest record.
 pub const SPOOL_BUFFER_MIN: usize = 64 * 1024;
 pub const SPOOL_BUFFER_MAX: usize = 1024 * 1024;
+/// Segments whose drops the spool writer counts as it fills them, so that it need not read
+/// them back when the ring reuses them ([`tcpflow_core::spool::SegmentTally`], 16 bytes
+/// each): a spool of up to 4 GiB in 1 MiB segments. Segments past them are read back.
+pub const SPOOL_TALLIES: usize = 4096;
 /// The most flows the command accepts.
 pub const MAX_FLOWS: u32 = 1 << 28;
 
@@ -114,10 +118,14 @@ impl Sizing {
         }
     }
 
-    /// The spool writer's buffer with these sizes: the buffers' share, within
+    /// The spool writer's buffer with these sizes: the buffers' share less the tallies, within
     /// [`SPOOL_BUFFER_MIN`]..=[`SPOOL_BUFFER_MAX`], in whole 64 KiB.
     pub fn spool_buffer(&self) -> usize {
-        let share = self.buffer_bytes.min(SPOOL_BUFFER_MAX);
+        // The tallies come out of the same share.
+        let share = self
+            .buffer_bytes
+            .saturating_sub(SPOOL_TALLIES * std::mem::size_of::<SegmentTally>())
+            .min(SPOOL_BUFFER_MAX);
         (share / SPOOL_BUFFER_MIN * SPOOL_BUFFER_MIN).max(SPOOL_BUFFER_MIN)
     }
 
@@ -142,7 +150,7 @@ impl Sizing {
     pub fn memory_bytes(&self, spool: bool, cut: bool) -> u64 {
         let per_flow = host_bytes_per_flow(spool, cut);
         let buffers = if spool {
-            self.spool_buffer()
+            self.spool_buffer() + SPOOL_TALLIES * std::mem::size_of::<SegmentTally>()
         } else {
             self.buffer_bytes
         };

@@ -13,7 +13,7 @@ use clap::Parser;
 use pcap::{Active, Capture};
 use tcpflow_core::capfile::Format;
 use tcpflow_core::engine::Outcome;
-use tcpflow_core::spool::{SpoolFlow, SpoolWriter};
+use tcpflow_core::spool::{SegmentTally, SpoolFlow, SpoolStorage, SpoolWriter};
 use tcpflow_core::{Block, FlowRecord, FragSlot, HotSlot};
 use tcpflow_core::{Config, Engine, LinkType, OverlapPolicy, Stats, Storage, Timestamp};
 
@@ -808,16 +808,21 @@ pub fn run(o: Options) -> Result<i32, String> {
         (Some(storage), _) => {
             let sp = o.spool.as_ref().expect("spool options");
             let name = sp.path.display();
-            let writer = SpoolWriter::new(storage, &mut spool_buf, &mut spool_flows[..]).map_err(
-                |e| match e {
+            // What each segment holds, counted as it is filled (read back otherwise).
+            let mut tallies = vec![
+                SegmentTally::EMPTY;
+                (storage.segment_count() as usize).min(budget::SPOOL_TALLIES)
+            ];
+            let writer = SpoolWriter::new(storage, &mut spool_buf, &mut spool_flows[..])
+                .map_err(|e| match e {
                     tcpflow_core::spool::SpoolError::Storage(e) => {
                         format!("cannot read spool {name}: {e}")
                     }
                     tcpflow_core::spool::SpoolError::Config(c) => {
                         format!("spool {name}: geometry refused: {c:?}")
                     }
-                },
-            )?;
+                })?
+                .with_tallies(&mut tallies);
             #[allow(unused_mut)]
             let mut out = SpoolSink::new(writer, sp.sync_secs);
             #[cfg(feature = "ship")]
