@@ -41,6 +41,12 @@ options:
                      capture rounded up to MiB) against copying the capture to one file
                      (1 MiB reads and writes, then fdatasync), alternated the same way; each
                      spool is exported (untimed) and compared with the expected files
+  --ring             with --spool: a spool of a quarter of the capture (rounded up to MiB),
+                     filled by an untimed run first and continued by every timed run, so
+                     the ring laps about four times a run, as a tap's spool does; checked
+                     by the drop counters: what the spool keeps plus what its ring dropped
+                     is every stream byte the runs wrote, and no storage error or lost
+                     record (a spool that lapped cannot be compared file by file)
   --ours PATH        the command to measure (default: tcpflow beside this binary, i.e.
                      the release build in the same target folder)
   --tcpflow PATH     tcpflow 1.6.1 (default /usr/bin/tcpflow)
@@ -86,6 +92,7 @@ struct Opts {
     tcpflow: PathBuf,
     generate_only: bool,
     spool: bool,
+    ring: bool,
 }
 
 fn parse_args() -> Result<Option<Opts>, String> {
@@ -103,6 +110,7 @@ fn parse_args() -> Result<Option<Opts>, String> {
         tcpflow: PathBuf::from("/usr/bin/tcpflow"),
         generate_only: false,
         spool: false,
+        ring: false,
     };
     let mut args = std::env::args_os().skip(1);
     let value = |name: &str, args: &mut dyn Iterator<Item = OsString>| {
@@ -159,8 +167,12 @@ fn parse_args() -> Result<Option<Opts>, String> {
             "--tcpflow" => o.tcpflow = PathBuf::from(value("--tcpflow", &mut args)?),
             "--generate-only" => o.generate_only = true,
             "--spool" => o.spool = true,
+            "--ring" => o.ring = true,
             x => return Err(format!("unknown argument {x}\n{USAGE}")),
         }
+    }
+    if o.ring && !o.spool {
+        return Err("--ring goes with --spool".into());
     }
     Ok(Some(o))
 }
@@ -919,6 +931,10 @@ struct SpoolSample {
     export_status: i32,
     /// Copy: the copy holds the capture's bytes.
     copy_right: bool,
+    /// Ours with `--ring`: the drop counters were checked ([`ring_check`]), and what that
+    /// found wrong (None: right).
+    ring_checked: bool,
+    ring_problem: Option<String>,
 }
 
 impl SpoolSample {
@@ -926,6 +942,14 @@ impl SpoolSample {
     fn right(&self, side: Side) -> bool {
         self.status == 0
             && match side {
+                Side::Ours if self.ring_checked => {
+                    // A ring that laps drops by design: errors and losses count, and the check.
+                    self.ring_problem.is_none()
+                        && self
+                            .figures
+                            .as_ref()
+                            .is_some_and(|f| f.storage_errors + f.lost_records == 0)
+                }
                 Side::Ours => {
                     self.figures.as_ref().is_some_and(SpoolFigures::clean)
                         && self.export_status == 0
@@ -989,7 +1013,10 @@ impl SpoolResult {
         } else {
             "NO".to_string()
         };
-        if side == Side::Ours && checked < v.len() {
+        let rings = v.iter().filter(|s| s.ring_checked).count();
+        if rings > 0 {
+            let _ = write!(c, " (kept + dropped = written checked {rings} times)");
+        } else if side == Side::Ours && checked < v.len() {
             let _ = write!(c, " ({checked} of {} exported)", v.len());
         }
         c
@@ -1002,6 +1029,50 @@ fn spool_size_mib(capture_bytes: u64) -> u64 {
     (capture_bytes + capture_bytes / 4).div_ceil(1 << 20).max(1)
 }
 
+/// `--ring`: a quarter of the capture, rounded up to MiB (at least 4 MiB).
+fn ring_size_mib(capture_bytes: u64) -> u64 {
+    (capture_bytes / 4).div_ceil(1 << 20).max(4)
+}
+
+/// `tcpflow -r CAPTURE --spool TARGET --spool-size SIZE`.
+fn spool_command(o: &Opts, capture: &Path, target: &Path, size_mib: u64) -> Command {
+    let mut c = Command::new(&o.ours);
+    c.arg("-r")
+        .arg(capture)
+        .arg("--spool")
+        .arg(target)
+        .arg("--spool-size")
+        .arg(format!("{size_mib}M"));
+    c
+}
+
+/// `--ring`'s check: `--spool-summary` of the ring says it keeps `data bytes` and dropped
+/// `dropped bytes` over its life; together they must be every stream byte the runs wrote.
+fn ring_check(o: &Opts, ring: &Path, written: u64, log: &Path) -> io::Result<Option<String>> {
+    let out = Command::new(&o.ours)
+        .arg("--spool-summary")
+        .arg(ring)
+        .output()?;
+    fs::write(log, &out.stdout)?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |key: &str| -> Option<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(": "))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+    };
+    Ok(match (out.status.code(), field("data bytes"), field("dropped bytes")) {
+        (Some(0), Some(kept), Some(dropped)) if kept + dropped == written => None,
+        (Some(0), Some(kept), Some(dropped)) => Some(format!(
+            "the ring keeps {kept} and dropped {dropped} bytes: {} in all, not the {written} written",
+            kept + dropped
+        )),
+        (status, _, _) => Some(format!(
+            "--spool-summary exit status {status:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+    })
+}
+
 fn run_spool_workload(
     o: &Opts,
     w: &Workload,
@@ -1010,12 +1081,36 @@ fn run_spool_workload(
     report: &mut String,
 ) -> io::Result<SpoolResult> {
     let cap_bytes = g.capture_info.bytes;
-    let size_mib = spool_size_mib(cap_bytes);
+    let size_mib = if o.ring {
+        ring_size_mib(cap_bytes)
+    } else {
+        spool_size_mib(cap_bytes)
+    };
     let me = std::env::current_exe()?;
     let load_before = loadavg();
     let warm_s = warm(&g.capture)? + warm(&g.tar)?;
     let wdir = runs_dir.join(format!("{}-spool", w.key()));
     fs::create_dir_all(&wdir)?;
+    // `--ring`: one spool for every run, filled first (untimed); the stream bytes every run
+    // wrote, for the check.
+    let ring = wdir.join("ring.bin");
+    let mut ring_written = 0u64;
+    if o.ring {
+        let log = wdir.join("ring-fill.log");
+        let (_, _, _, _, status) =
+            measure(&mut spool_command(o, &g.capture, &ring, size_mib), &log)?;
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        match SpoolFigures::parse(&text, &ring) {
+            Some(f) if status == 0 => ring_written += f.stream_bytes,
+            _ => {
+                return Err(io::Error::other(format!(
+                    "filling the ring {}: exit status {status}; see {}",
+                    ring.display(),
+                    log.display()
+                )))
+            }
+        }
+    }
     let mut samples: [Vec<SpoolSample>; 2] = [Vec::new(), Vec::new()];
     let mut per_round = String::new();
     let mut first_problem: Option<String> = None;
@@ -1027,21 +1122,13 @@ fn run_spool_workload(
             let dir = wdir.join(format!("{}-{}", r + 1, side.key()));
             fs::create_dir(&dir)?;
             let log = wdir.join(format!("{}-{}.log", r + 1, side.key()));
-            let target = dir.join(match side {
-                Side::Ours => "spool.bin",
-                Side::Copy => "copy.pcap",
-            });
+            let target = match side {
+                Side::Ours if o.ring => ring.clone(),
+                Side::Ours => dir.join("spool.bin"),
+                Side::Copy => dir.join("copy.pcap"),
+            };
             let mut cmd = match side {
-                Side::Ours => {
-                    let mut c = Command::new(&o.ours);
-                    c.arg("-r")
-                        .arg(&g.capture)
-                        .arg("--spool")
-                        .arg(&target)
-                        .arg("--spool-size")
-                        .arg(format!("{size_mib}M"));
-                    c
-                }
+                Side::Ours => spool_command(o, &g.capture, &target, size_mib),
                 Side::Copy => {
                     let mut c = Command::new(&me);
                     c.arg("--copy-file").arg(&g.capture).arg(&target);
@@ -1061,6 +1148,8 @@ fn run_spool_workload(
                 verdict: None,
                 export_status: 0,
                 copy_right: false,
+                ring_checked: false,
+                ring_problem: None,
             };
             // Checks, outside the timing.
             let mut note = String::new();
@@ -1081,24 +1170,37 @@ fn run_spool_workload(
                         }
                         None => note.push_str("no spool summary line on stderr"),
                     }
-                    let edir = wdir.join(format!("{}-export", r + 1));
-                    let elog = wdir.join(format!("{}-export.log", r + 1));
-                    let mut e = Command::new(&o.ours);
-                    e.arg("--spool-export").arg(&target).arg("-o").arg(&edir);
-                    let (ewall, _, _, _, estatus) = measure(&mut e, &elog)?;
-                    s.export_status = estatus;
-                    let v = workload::verify(&g.tar, &edir)?;
-                    let _ = write!(
-                        note,
-                        "; export {ewall:.2} s, exit status {estatus}, {} of {} files right",
-                        thousands(v.right),
-                        thousands(v.expected_files)
-                    );
-                    if !v.problems.is_empty() {
-                        let _ = write!(note, " ({})", v.problems.join("; "));
+                    if o.ring {
+                        ring_written += s.figures.as_ref().map_or(0, |f| f.stream_bytes);
+                        let slog = wdir.join(format!("{}-summary.log", r + 1));
+                        s.ring_problem = ring_check(o, &ring, ring_written, &slog)?;
+                        s.ring_checked = true;
+                        match &s.ring_problem {
+                            None => note.push_str("; kept + dropped = written"),
+                            Some(p) => {
+                                let _ = write!(note, "; {p}");
+                            }
+                        }
+                    } else {
+                        let edir = wdir.join(format!("{}-export", r + 1));
+                        let elog = wdir.join(format!("{}-export.log", r + 1));
+                        let mut e = Command::new(&o.ours);
+                        e.arg("--spool-export").arg(&target).arg("-o").arg(&edir);
+                        let (ewall, _, _, _, estatus) = measure(&mut e, &elog)?;
+                        s.export_status = estatus;
+                        let v = workload::verify(&g.tar, &edir)?;
+                        let _ = write!(
+                            note,
+                            "; export {ewall:.2} s, exit status {estatus}, {} of {} files right",
+                            thousands(v.right),
+                            thousands(v.expected_files)
+                        );
+                        if !v.problems.is_empty() {
+                            let _ = write!(note, " ({})", v.problems.join("; "));
+                        }
+                        s.verdict = Some(v);
+                        truncate_all(&edir)?;
                     }
-                    s.verdict = Some(v);
-                    truncate_all(&edir)?;
                 }
                 Side::Copy => {
                     s.copy_right = same_bytes(&g.capture, &target)?;
@@ -1149,8 +1251,13 @@ fn run_spool_workload(
     );
     let _ = writeln!(
         report,
-        "{}; --spool-size {size_mib}M (1.25 x the capture, rounded up to MiB)  ",
-        describe(g, w)
+        "{}; --spool-size {size_mib}M ({})  ",
+        describe(g, w),
+        if o.ring {
+            "a quarter of the capture, rounded up to MiB: filled first, continued by every run, it laps about four times a run"
+        } else {
+            "1.25 x the capture, rounded up to MiB"
+        }
     );
     let _ = writeln!(
         report,
@@ -1189,6 +1296,9 @@ fn run_spool_workload(
                 };
                 let checked = v.iter().filter(|x| x.verdict.is_some()).count();
                 let right = match v.iter().find(|x| !x.right(side)) {
+                    None if o.ring => {
+                        format!("yes ({ok}/{}, kept + dropped = written)", v.len())
+                    }
                     None => format!("yes ({ok}/{}, exports checked: {checked})", v.len()),
                     Some(x) => match &x.verdict {
                         Some(e) if !e.ok() => format!(
@@ -1198,6 +1308,11 @@ fn run_spool_workload(
                             thousands(e.different),
                             thousands(e.missing),
                             thousands(e.extra)
+                        ),
+                        _ if x.ring_problem.is_some() => format!(
+                            "NO ({ok}/{}): {}",
+                            v.len(),
+                            x.ring_problem.as_deref().unwrap_or("")
                         ),
                         _ => format!(
                             "NO ({ok}/{}): exit status {}, export exit status {}",
@@ -1254,11 +1369,16 @@ fn run_spool_workload(
     Ok(res)
 }
 
-fn spool_summary(results: &[SpoolResult]) -> String {
+fn spool_summary(results: &[SpoolResult], ring: bool) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "\n### Summary with --spool (medians; ours / copy is the median of the per-round ratios; the aim: at most 2)\n"
+        "\n### Summary with --spool{} (medians; ours / copy is the median of the per-round ratios; the aim: at most 2)\n",
+        if ring {
+            " --ring: a spool of a quarter of the capture, continued, lapping about four times a run"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         s,
@@ -1634,7 +1754,7 @@ fn run(o: Opts) -> Result<(), String> {
         report.push_str(&summary(&results));
     }
     if !spool_results.is_empty() {
-        report.push_str(&spool_summary(&spool_results));
+        report.push_str(&spool_summary(&spool_results, o.ring));
     }
     let cores: f64 = sh("nproc", &[]).parse().unwrap_or(1.0);
     let load_end = loadavg();
