@@ -25,9 +25,12 @@
 //!   starts at the next block, so NOR flash (no second program without an erase) works.
 //!
 //! ## Ring
-//! When the writer moves to a segment that holds older data it scans it, counts what goes
-//! (flows whose first FlowOpen is there, their data bytes), erases it and carries the
-//! cumulative [`Drops`] in the new segment's header, so the reader reports them.
+//! When the writer moves to a segment that holds older data it counts what goes (flows
+//! whose first FlowOpen is there, their data bytes), erases it and carries the cumulative
+//! [`Drops`] in the new segment's header, so the reader reports them. It counts a segment it
+//! filled itself as it filled it, when given a [`SegmentTally`] per segment
+//! ([`SpoolWriter::with_tallies`]); any other segment (an earlier run's, one whose write
+//! failed) it reads back.
 //!
 //! ## Recovery
 //! The reader walks segments in ring order from the oldest valid header. Where a record does
@@ -51,7 +54,8 @@
 //! many flows would pass 1.2. Pick segments of at least 16 KiB (more with many concurrent
 //! flows), and enough of them that one (the unit dropped) is a small part of the spool.
 //! Wear is even by construction: segments are erased strictly round robin, across restarts.
-//! Before erasing a segment the writer reads it once to count what goes.
+//! Before erasing a segment the writer reads it once to count what goes, unless it has a
+//! tally for it.
 //!
 //! [`CloseReason::EndOfInput`]: crate::CloseReason::EndOfInput
 
