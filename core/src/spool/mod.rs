@@ -7,7 +7,7 @@
 //! file (its own [`SpoolStorage`]); [`SpoolReader`] replays a spool into any sink, so the host
 //! exports it to the same per-flow files a direct run writes.
 //!
-//! ## Layout ([`format`] has the bytes)
+//! ## Layout ([`format`](mod@format) has the bytes)
 //! - The storage is `segment_count` segments of `segment_size` bytes, written in order and
 //!   round robin. A segment starts with a header carrying a sequence number that grows each
 //!   time a segment is (re)started, so the reader finds the oldest and newest after a crash.
