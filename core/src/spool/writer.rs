@@ -153,7 +153,7 @@ impl<'a, S: SpoolStorage> SpoolWriter<'a, S> {
     ///
     /// A storage holding a spool is continued: the writer starts after its newest segment, in
     /// a new epoch, keeping its drop counters. Nothing is erased or written until the first
-    /// event. Use [`super::format`] first for an empty spool.
+    /// event. Use [`super::format()`] first for an empty spool.
     pub fn new(
         mut storage: S,
         buf: &'a mut [u8],
