@@ -1169,24 +1169,16 @@ impl<S: SpoolStorage> SpoolStorage for Counting<S> {
     }
 }
 
-/// Tallies count what a read-back would: a second run over a spool an earlier run left (its
-/// segments are read back), lapping several times, writes the same bytes and counts the same
-/// drops with and without them, and with them reads only the earlier run's segments.
-#[test]
-fn tallied_segments_drop_as_read_back_ones_without_reading() {
-    let (seg, count) = (16384u32, 8u32);
-    let spec = Spec {
-        flows: 100_000,
-        slots: 12,
-        events: (seg * count) as usize * 5 / 700,
-        sync_every: 0,
-        sync_on_close: false,
-        ..SPEC
-    };
-    let evs = workload(7, spec);
-    let half = evs.len() / 3;
-    let mut runs = Vec::new();
-    for tallied in [false, true] {
+/// A second writer run over the spool an earlier run left (its segments are read back), fed
+/// `evs[split..]`, with and without tallies: its stats, the spool's bytes, and the reads
+/// it made, for each.
+fn second_run_with_and_without_tallies(
+    evs: &[Ev],
+    split: usize,
+    seg: u32,
+    count: u32,
+) -> [(SpoolStats, u64, Vec<u8>); 2] {
+    [false, true].map(|tallied| {
         let mut f = FileLike {
             data: vec![0; (seg * count) as usize],
             seg,
@@ -1196,7 +1188,7 @@ fn tallied_segments_drop_as_read_back_ones_without_reading() {
         let (mut buf, mut table) = (vec![0u8; 4096], vec![SpoolFlow::EMPTY; 12]);
         {
             let mut w = writer_on(&mut f, &mut buf, &mut table);
-            feed(&mut w, &evs[..half]);
+            feed(&mut w, &evs[..split]);
             assert!(w.sync());
         }
         let mut tallies = vec![SegmentTally::EMPTY; count as usize];
@@ -1209,24 +1201,76 @@ fn tallied_segments_drop_as_read_back_ones_without_reading() {
             if tallied {
                 w = w.with_tallies(&mut tallies);
             }
-            feed(&mut w, &evs[half..]);
+            feed(&mut w, &evs[split..]);
             assert!(w.sync());
             w.stats()
         };
         let reads = c.reads;
-        runs.push((st, reads, f.data));
-    }
-    let ((plain, plain_reads, plain_bytes), (tally, tally_reads, tally_bytes)) =
-        (&runs[0], &runs[1]);
+        (st, reads, f.data)
+    })
+}
+
+/// Tallies count what a read-back would: a second run over a spool an earlier run left,
+/// lapping several times, writes the same bytes and counts the same drops with and without
+/// them, and with them reads only the earlier run's segments.
+#[test]
+fn tallied_segments_drop_as_read_back_ones_without_reading() {
+    let (seg, count) = (16384u32, 8u32);
+    let spec = Spec {
+        flows: 100_000,
+        slots: 12,
+        events: (seg * count) as usize * 5 / 700,
+        sync_every: 0,
+        sync_on_close: false,
+        ..SPEC
+    };
+    let evs = workload(7, spec);
+    let [(plain, plain_reads, plain_bytes), (tally, tally_reads, tally_bytes)] =
+        second_run_with_and_without_tallies(&evs, evs.len() / 3, seg, count);
     assert!(plain.segments_erased > 3 * u64::from(count), "{plain:?}");
     assert!(plain.drops.flows > 0 && plain.drops.bytes > 0, "{plain:?}");
     assert_eq!(plain, tally);
     assert!(plain_bytes == tally_bytes, "the spools differ");
     // Read back: the first run's segments once, not every segment of every lap.
     assert!(
-        tally_reads * 3 < *plain_reads,
+        tally_reads * 3 < plain_reads,
         "{tally_reads} reads with tallies, {plain_reads} without"
     );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 32,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// The same with random workloads, segment sizes, ring lengths and first runs (syncs
+    /// included: they pad blocks inside a segment).
+    #[test]
+    fn tallies_agree_with_read_back_on_random_rings(
+        seed in 0u64..10_000,
+        seg_k in 2u32..=5,
+        count in 2u32..=9,
+        laps in 1usize..=4,
+        split_pct in 0usize..=90,
+        sync_every in 0usize..=40,
+    ) {
+        let seg = 4096 << seg_k;
+        let spec = Spec {
+            flows: 100_000,
+            slots: 12,
+            events: (seg * count) as usize * laps / 700,
+            sync_every,
+            sync_on_close: sync_every % 2 == 0,
+            ..SPEC
+        };
+        let evs = workload(seed, spec);
+        let [(plain, _, plain_bytes), (tally, _, tally_bytes)] =
+            second_run_with_and_without_tallies(&evs, evs.len() * split_pct / 100, seg, count);
+        prop_assert_eq!(plain, tally);
+        prop_assert!(plain_bytes == tally_bytes, "the spools differ");
+    }
 }
 
 /// A segment whose write failed is read back when the ring reuses it, tallies or not: what
