@@ -777,10 +777,11 @@ fn engine_events_replay_like_a_direct_run() {
 // ---------------------------------------------------------------------------------------
 // Power cuts
 
-/// A storage that logs the writes it passes on.
+/// A storage that logs the writes it passes on, and counts the reads.
 struct Logged<S> {
     inner: S,
     writes: Vec<(u64, usize)>,
+    reads: u64,
 }
 
 impl<S: SpoolStorage> SpoolStorage for Logged<S> {
@@ -802,6 +803,7 @@ impl<S: SpoolStorage> SpoolStorage for Logged<S> {
         self.inner.write(o, d)
     }
     fn read(&mut self, o: u64, b: &mut [u8]) -> Result<(), S::Error> {
+        self.reads += 1;
         self.inner.read(o, b)
     }
     fn sync(&mut self) -> Result<(), S::Error> {
@@ -816,6 +818,7 @@ fn record_boundaries(spec: Spec, seed: u64, geo: (usize, u32, u32)) -> (Vec<u64>
     let mut log = Logged {
         inner: mem.nor(geo.1, geo.2),
         writes: Vec::new(),
+        reads: 0,
     };
     let (mut buf, mut table) = (vec![0u8; 4096], vec![SpoolFlow::EMPTY; spec.slots as usize]);
     {
@@ -1137,38 +1140,6 @@ fn ring_over_a_file_whose_erase_is_a_no_op_never_returns_stale_records() {
     }
 }
 
-/// A storage that counts the reads it is asked for.
-struct Counting<S> {
-    inner: S,
-    reads: u64,
-}
-
-impl<S: SpoolStorage> SpoolStorage for Counting<S> {
-    type Error = S::Error;
-    fn segment_size(&self) -> u32 {
-        self.inner.segment_size()
-    }
-    fn segment_count(&self) -> u32 {
-        self.inner.segment_count()
-    }
-    fn block_size(&self) -> u32 {
-        self.inner.block_size()
-    }
-    fn erase(&mut self, s: u32) -> Result<(), Self::Error> {
-        self.inner.erase(s)
-    }
-    fn write(&mut self, o: u64, d: &[u8]) -> Result<(), Self::Error> {
-        self.inner.write(o, d)
-    }
-    fn read(&mut self, o: u64, b: &mut [u8]) -> Result<(), Self::Error> {
-        self.reads += 1;
-        self.inner.read(o, b)
-    }
-    fn sync(&mut self) -> Result<(), Self::Error> {
-        self.inner.sync()
-    }
-}
-
 /// A second writer run over the spool an earlier run left (its segments are read back), fed
 /// `evs[split..]`, with and without tallies: its stats, the spool's bytes, and the reads
 /// it made, for each.
@@ -1192,8 +1163,9 @@ fn second_run_with_and_without_tallies(
             assert!(w.sync());
         }
         let mut tallies = vec![SegmentTally::EMPTY; count as usize];
-        let mut c = Counting {
+        let mut c = Logged {
             inner: &mut f,
+            writes: Vec::new(),
             reads: 0,
         };
         let st = {
