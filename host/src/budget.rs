@@ -37,6 +37,8 @@ pub const SPOOL_BUFFER_MAX: usize = 1024 * 1024;
 /// them back when the ring reuses them ([`tcpflow_core::spool::SegmentTally`], 16 bytes
 /// each): a spool of up to 4 GiB in 1 MiB segments. Segments past them are read back.
 pub const SPOOL_TALLIES: usize = 4096;
+/// Their bytes, out of the buffers' share.
+const SPOOL_TALLY_BYTES: usize = SPOOL_TALLIES * std::mem::size_of::<SegmentTally>();
 /// The most flows the command accepts.
 pub const MAX_FLOWS: u32 = 1 << 28;
 
@@ -124,7 +126,7 @@ impl Sizing {
         // The tallies come out of the same share.
         let share = self
             .buffer_bytes
-            .saturating_sub(SPOOL_TALLIES * std::mem::size_of::<SegmentTally>())
+            .saturating_sub(SPOOL_TALLY_BYTES)
             .min(SPOOL_BUFFER_MAX);
         (share / SPOOL_BUFFER_MIN * SPOOL_BUFFER_MIN).max(SPOOL_BUFFER_MIN)
     }
@@ -150,7 +152,7 @@ impl Sizing {
     pub fn memory_bytes(&self, spool: bool, cut: bool) -> u64 {
         let per_flow = host_bytes_per_flow(spool, cut);
         let buffers = if spool {
-            self.spool_buffer() + SPOOL_TALLIES * std::mem::size_of::<SegmentTally>()
+            self.spool_buffer() + SPOOL_TALLY_BYTES
         } else {
             self.buffer_bytes
         };

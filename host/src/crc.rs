@@ -111,9 +111,7 @@ mod x86 {
         static TABLE: OnceLock<Box<[[u32; 256]; 4]>> = OnceLock::new();
         TABLE.get_or_init(|| {
             let zeros = [0u8; LANE];
-            // SAFETY: only reached from `three_streams`, which runs only where SSE4.2 was
-            // detected.
-            let bit: [u32; 32] = std::array::from_fn(|i| unsafe { sse42(1 << i, &zeros) });
+            let bit: [u32; 32] = std::array::from_fn(|i| super::software(1 << i, &zeros));
             let mut t = Box::new([[0u32; 256]; 4]);
             for (k, row) in t.iter_mut().enumerate() {
                 for (v, e) in row.iter_mut().enumerate() {

@@ -452,20 +452,31 @@ pub(crate) fn record_header<S: SpoolStorage + ?Sized>(
     len: u16,
     parts: &[&[u8]],
 ) -> [u8; 8] {
-    let update = |c, b: &[u8]| storage.crc32c_update(c, b);
     let len_le = len.to_le_bytes();
     let head = [typ, flags, len_le[0], len_le[1]];
+    let body = if typ == T_PAD { &[][..] } else { parts };
+    let c = record_crc(storage, seq, head, body).to_le_bytes();
+    [head[0], head[1], head[2], head[3], c[0], c[1], c[2], c[3]]
+}
+
+/// A record's CRC: its segment's sequence number, its header's first four bytes, then its
+/// body (none for a Pad), in steps of the storage's CRC (the CPU's, on a host that has
+/// one: the writer checksums every byte it stores and reads back the segments it reuses).
+fn record_crc<S: SpoolStorage + ?Sized>(
+    storage: &S,
+    seq: u64,
+    head: [u8; 4],
+    body: &[&[u8]],
+) -> u32 {
+    let update = |c, b: &[u8]| storage.crc32c_update(c, b);
     let mut start = [0u8; 12];
     start[..8].copy_from_slice(&seq.to_le_bytes());
     start[8..].copy_from_slice(&head);
-    let mut crc = Crc::new().update_with(&start, update);
-    if typ != T_PAD {
-        for p in parts {
-            crc = crc.update_with(p, update);
-        }
-    }
-    let c = crc.finish().to_le_bytes();
-    [head[0], head[1], head[2], head[3], c[0], c[1], c[2], c[3]]
+    body.iter()
+        .fold(Crc::new().update_with(&start, update), |crc, p| {
+            crc.update_with(p, update)
+        })
+        .finish()
 }
 
 /// Whether a record header's first four bytes (type, flags, length) describe a record that
@@ -514,24 +525,15 @@ pub(crate) fn read_record<'b, S: SpoolStorage + ?Sized>(
     if !plausible_header(head, room) {
         return Ok(None);
     }
-    // The storage's CRC, as the writer's: the writer reads back every segment the ring
-    // reuses, and the core's table CRC was 15% of a spooling run that laps.
-    let mut start = [0u8; 12];
-    start[..8].copy_from_slice(&seq.to_le_bytes());
-    start[8..].copy_from_slice(&head);
-    let sum = Crc::new().update_with(&start, |c, b| storage.crc32c_update(c, b));
     if typ == T_PAD {
-        return Ok((sum.finish() == crc).then_some((Record::Pad, len as u32)));
+        let valid = record_crc(storage, seq, head, &[]) == crc;
+        return Ok(valid.then_some((Record::Pad, len as u32)));
     }
     let Some(body) = buf.get_mut(RECORD_HEADER_LEN..len) else {
         return Ok(None);
     };
     storage.read(at.saturating_add(RECORD_HEADER_LEN as u64), body)?;
-    if sum
-        .update_with(body, |c, b| storage.crc32c_update(c, b))
-        .finish()
-        != crc
-    {
+    if record_crc(storage, seq, head, &[body]) != crc {
         return Ok(None);
     }
     let body: &'b [u8] = match buf.get(RECORD_HEADER_LEN..len) {
