@@ -301,7 +301,7 @@ pub struct Args {
     #[arg(long = "pool-blocks", value_name = "N", hide = true)]
     pub pool_blocks: Option<u32>,
 
-    /// Memory for output buffers at most, in MiB (data is written when a direction has 64 KiB
+    /// Memory for output buffers at most, in MiB (data is written when a direction has 32 KiB
     /// or the total reaches the budget, which starts at 2 MiB and grows up to this when
     /// directions go on after their buffer was written early).
     #[arg(long = "buffer-mb", value_name = "MIB", hide = true)]

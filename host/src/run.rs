@@ -155,7 +155,7 @@ pub(crate) fn output_config(o: &Options) -> OutputConfig {
             Some(o.outdir.clone())
         },
         limits: Limits {
-            dir_buffer: 64 * 1024,
+            dir_buffer: crate::output::files::DIR_BUFFER,
             total_buffer: o.buffer_bytes,
             first_buffer: crate::output::files::FIRST_BUDGET,
             max_open_files: o.max_fds.unwrap_or_else(default_max_fds),

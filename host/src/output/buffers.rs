@@ -114,10 +114,17 @@ impl Held {
         self.tail.extend_from_slice(rest);
     }
 
-    /// Empties it, keeping the last segment's memory; returns the bytes allocated that went.
-    fn clear_keeping_tail(&mut self) -> usize {
+    /// Empties it, keeping its memory as one segment. A buffer that grew by segments is a
+    /// streaming direction's: one segment of the whole capacity, allocated once, spares it a
+    /// new segment (and its free) every time it fills.
+    fn clear_keeping_memory(&mut self) {
         self.tail.clear();
-        self.head.take().map_or(0, |h| h.cap)
+        if let Some(h) = self.head.take() {
+            let whole = h.cap + self.tail.capacity();
+            drop(h);
+            self.tail = Vec::new();
+            self.tail.reserve_exact(whole);
+        }
     }
 
     /// The bytes, segment by segment.
@@ -287,10 +294,11 @@ impl Buffers {
         Some((std::mem::take(&mut e.data), e.off))
     }
 
-    /// Puts emptied memory back into the entry, for the bytes that follow (its last segment:
-    /// the others are freed and no longer counted).
+    /// Puts emptied memory back into the entry, for the bytes that follow (as one segment).
     pub(super) fn give_back(&mut self, b: u32, mut data: Held) {
-        self.held -= data.clear_keeping_tail();
+        let before = data.capacity();
+        data.clear_keeping_memory();
+        self.held = self.held - before + data.capacity();
         self.entries[b as usize].data = data;
     }
 
@@ -397,15 +405,23 @@ mod tests {
         want[at..at + 20].fill(9);
         assert_eq!(bytes(&h), want);
         assert!(h.equals_at(at, &[9; 20]));
-        // Emptied for the bytes that follow: the last segment stays.
-        let (head_cap, tail_cap) = (h.head_cap(), h.tail.capacity());
-        assert_eq!(h.clear_keeping_tail(), head_cap);
-        assert_eq!((h.len(), h.capacity()), (0, tail_cap));
+        // Emptied for the bytes that follow: its memory stays, as one segment.
+        let cap = h.capacity();
+        h.clear_keeping_memory();
+        assert_eq!((h.len(), h.capacity(), h.head.is_none()), (0, cap, true));
+        let fill: Vec<u8> = (0..cap).map(|i| (i * 7) as u8).collect();
+        h.extend(&fill, cap);
+        assert!(
+            h.head.is_none(),
+            "filled to its capacity without a new segment"
+        );
+        assert_eq!(bytes(&h), fill);
     }
 
-    /// The memory of segments dropped when a buffer is given back is no longer counted.
+    /// A buffer given back keeps its memory whole, as one segment, still counted; released,
+    /// nothing of it is.
     #[test]
-    fn segments_given_back_are_uncounted() {
+    fn memory_given_back_is_one_segment() {
         let mut bufs = Buffers::new();
         let a = bufs.alloc(1, Dir::AtoB, PathBuf::from("a"), 1);
         bufs.push(a, 0, &[1; 5000], 64 * 1024, 1 << 20);
@@ -414,9 +430,13 @@ mod tests {
         assert_eq!(bufs.held, BUF_OVERHEAD + 64 * 1024);
         let (data, _) = bufs.take_data(a).unwrap();
         bufs.give_back(a, data);
-        assert_eq!(bufs.held, BUF_OVERHEAD + 64 * 1024 - 5000);
+        assert_eq!(bufs.held, BUF_OVERHEAD + 64 * 1024);
+        assert_eq!(bufs[a].data.with_parts(|p| p.len()), 1);
+        bufs.push(a, 10_000, &[3; 60_000], 64 * 1024, 1 << 20);
+        assert_eq!(bufs[a].data.with_parts(|p| p.len()), 1);
+        assert_eq!(bufs.held, BUF_OVERHEAD + 64 * 1024);
         let (data, _, _) = bufs.release(a);
-        assert_eq!(data.len(), 0);
+        assert_eq!(data.len(), 60_000);
         assert_eq!(bufs.held, 0);
     }
 
