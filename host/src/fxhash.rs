@@ -6,6 +6,8 @@
 //!   (`slot * 2 + dir`) or a session and direction. A slot is an index below `--max-flows`
 //!   that the flow table hands out and a session a counter. With SipHash these maps cost
 //!   about 4% of `concurrent`'s instructions (several lookups per file).
+//! - [`SlotMap`]: the scanners' state per flow slot (HTTP, digests), and the HTTP body
+//!   writer's bodies by its own counter (an [`IdMap`]).
 //! - The pictures' heavy hitters (`viz::collect`): keys from the capture, but at most a few
 //!   hundred entries, so crafted collisions cost a scan of those.
 //!
@@ -16,6 +18,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 /// A map from one of the writer's own numbers.
 pub type IdMap<V> = HashMap<u64, V, BuildHasherDefault<FxHasher>>;
+
+/// A map from a flow's slot (an index the flow table hands out).
+pub type SlotMap<V> = HashMap<u32, V, BuildHasherDefault<FxHasher>>;
 
 /// An empty [`IdMap`].
 pub fn id_map<V>() -> IdMap<V> {

@@ -3,11 +3,11 @@
 //! `<hashdigest type='MD5'>`. A direction with gaps or late bytes says so (`holes`, `late`):
 //! its digest is still that of the file's bytes where nothing was late.
 
-use std::collections::HashMap;
-
 use md5::Md5;
 use sha2::{Digest, Sha256};
 use tcpflow_core::{CloseReason, Dir, FlowInfo, FlowKey};
+
+use crate::fxhash::SlotMap;
 
 use super::set::{dir_id, Ctx, Extra, Scanner};
 
@@ -27,10 +27,10 @@ pub struct Digests {
     md5: bool,
     sha256: bool,
     max: u64,
-    flows: HashMap<u32, Box<[DirDigest; 2]>>,
+    flows: SlotMap<Box<[DirDigest; 2]>>,
     /// Slots closed by eviction whose hashing state is kept, with the connection's key and
     /// index: picked up again, the digests go on over the whole file (one per slot at most).
-    parked: HashMap<u32, (FlowKey, u32)>,
+    parked: SlotMap<(FlowKey, u32)>,
 }
 
 impl Digests {
@@ -39,25 +39,22 @@ impl Digests {
             md5,
             sha256,
             max: max_bytes.unwrap_or(u64::MAX),
-            flows: HashMap::new(),
-            parked: HashMap::new(),
-        }
-    }
-
-    fn fresh(&self) -> DirDigest {
-        DirDigest {
-            md5: self.md5.then(Md5::new),
-            sha256: self.sha256.then(Sha256::new),
-            ..Default::default()
+            flows: SlotMap::default(),
+            parked: SlotMap::default(),
         }
     }
 
     fn dir(&mut self, flow: &FlowInfo, dir: Dir) -> &mut DirDigest {
-        let fresh = self.fresh();
-        let f = self
-            .flows
-            .entry(flow.slot)
-            .or_insert_with(|| Box::new([fresh.clone(), fresh]));
+        let (md5, sha256) = (self.md5, self.sha256);
+        // The hashers' states are made for a new slot only, not on every call.
+        let f = self.flows.entry(flow.slot).or_insert_with(|| {
+            let fresh = DirDigest {
+                md5: md5.then(Md5::new),
+                sha256: sha256.then(Sha256::new),
+                ..Default::default()
+            };
+            Box::new([fresh.clone(), fresh])
+        });
         &mut f[dir.index()]
     }
 }

@@ -15,11 +15,12 @@ pub mod framing;
 pub mod naming;
 mod worker;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 
 use tcpflow_core::{CloseReason, Dir, FlowInfo, FlowKey};
 
+use crate::fxhash::SlotMap;
 use crate::report::{json_escape, xml_escape};
 use body::BodyOut;
 use decode::Coding;
@@ -163,7 +164,7 @@ impl Conn {
 #[derive(Debug)]
 pub struct Http {
     cfg: HttpConfig,
-    conns: HashMap<u32, Box<Conn>>,
+    conns: SlotMap<Box<Conn>>,
     pool: Pool,
 }
 
@@ -171,7 +172,7 @@ impl Http {
     pub fn new(cfg: HttpConfig) -> Http {
         Http {
             cfg,
-            conns: HashMap::new(),
+            conns: SlotMap::default(),
             pool: Pool::default(),
         }
     }

@@ -19,6 +19,7 @@ use std::thread::JoinHandle;
 
 use super::body::{BodyOut, Incomplete};
 use super::Meta;
+use crate::fxhash::{id_map, IdMap};
 use crate::scan::set::Ctx;
 
 /// Batches waiting at most.
@@ -277,7 +278,7 @@ fn start() -> Option<Thread> {
 }
 
 fn work(rx: Receiver<Batch>, done: Sender<Done>, free: SyncSender<Batch>) {
-    let mut bodies: std::collections::HashMap<u64, Box<BodyOut>> = Default::default();
+    let mut bodies: IdMap<Box<BodyOut>> = id_map();
     for mut b in rx {
         for op in b.ops.drain(..) {
             let r = match op {
