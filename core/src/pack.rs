@@ -50,8 +50,9 @@ const MORE_GAPS: usize = 20;
 const FIELDS: usize = 2 + 2 * DIR_FIELDS;
 
 /// Bit of each direction's fields: packets, sequence number and stream length of both
-/// directions first, then the acknowledgements, the bytes seen, the connection index, and
-/// the fields only an impaired or unusual connection sets.
+/// directions first, then the acknowledgements, the bytes seen, the connection index, the
+/// FINs' offsets (a connection waits packed between its two FINs), and the fields only an
+/// impaired or unusual connection sets.
 const POS: [[usize; DIR_FIELDS]; 2] = pos_table();
 
 const fn pos_table() -> [[usize; DIR_FIELDS]; 2] {
@@ -63,11 +64,18 @@ const fn pos_table() -> [[usize; DIR_FIELDS]; 2] {
         t[d][NEXT] = 3 + 3 * d;
         t[d][ACKED] = 7 + d;
         t[d][PAYLOAD] = 9 + d;
-        // LAST_TS is 0 and CONN_INDEX 11; the rest from 12, direction by direction.
-        let mut next = 12 + d * (DIR_FIELDS - 5);
+        t[d][FIN_OFF] = 12 + d;
+        // LAST_TS is 0 and CONN_INDEX 11; the rest from 14, direction by direction.
+        let mut next = 14 + d * (DIR_FIELDS - 6);
         let mut f = 0;
         while f < DIR_FIELDS {
-            if f != PACKETS && f != NEXT_SEQ && f != NEXT && f != ACKED && f != PAYLOAD {
+            if f != PACKETS
+                && f != NEXT_SEQ
+                && f != NEXT
+                && f != ACKED
+                && f != PAYLOAD
+                && f != FIN_OFF
+            {
                 t[d][f] = next;
                 next += 1;
             }
@@ -79,7 +87,7 @@ const fn pos_table() -> [[usize; DIR_FIELDS]; 2] {
 }
 
 /// The fields a direction with nothing unusual sets (see `plain` in [`pack`]).
-const PLAIN_FIELDS: [usize; 5] = [PACKETS, PAYLOAD, NEXT_SEQ, NEXT, ACKED];
+const PLAIN_FIELDS: [usize; 6] = [PACKETS, PAYLOAD, NEXT_SEQ, NEXT, ACKED, FIN_OFF];
 
 /// The bits a flow with nothing unusual may set: its plain fields, the last timestamp and the
 /// connection index, which come first.
@@ -449,6 +457,12 @@ pub(crate) fn pack(
         let isn_guess = isn_guess(next_seq, has_syn, len);
         let payload = zigzag(payload_bytes.wrapping_sub(stream_len));
         let acked = zigzag(acked.wrapping_sub(next));
+        // Whether there is one is a flag bit.
+        let fin = if fin_off == NO_FIN {
+            0
+        } else {
+            fin_off.wrapping_sub(origin)
+        };
         // A direction with nothing unusual (the common case) sets only the leading fields.
         let plain = (stream_len ^ len)
             | ooo_segments
@@ -463,8 +477,7 @@ pub(crate) fn pack(
             | u64::from(tail ^ NIL)
             | u64::from(blocks)
             | u64::from(held)
-            == 0
-            && fin_off == NO_FIN;
+            == 0;
         if plain {
             for (f, x) in [
                 (PACKETS, packets),
@@ -472,6 +485,7 @@ pub(crate) fn pack(
                 (NEXT_SEQ, u64::from(next_seq.0)),
                 (NEXT, len),
                 (ACKED, acked),
+                (FIN_OFF, fin),
             ] {
                 let p = POS[d][f];
                 vals[p] = x;
@@ -492,12 +506,7 @@ pub(crate) fn pack(
         v[ISN] = u64::from(isn.0 ^ isn_guess);
         v[NEXT] = len;
         v[ORIGIN] = origin;
-        // Whether there is one is a flag bit.
-        v[FIN_OFF] = if fin_off == NO_FIN {
-            0
-        } else {
-            fin_off.wrapping_sub(origin)
-        };
+        v[FIN_OFF] = fin;
         v[ACKED] = acked;
         for k in 0..GAPS_KEPT {
             let (lo, len) = gap_fields(k);
@@ -850,6 +859,53 @@ mod tests {
         let n6 = pack(&v6, &half, &mut macs, &mut buf).unwrap();
         std::println!("clean IPv6 flow: {n6} bytes");
         assert!(n6 <= 69, "{n6} bytes");
+    }
+
+    /// A connection waits packed between its two FINs (every close of a capture of many
+    /// connections): the FIN's offset is one of the plain fields, so the flow packs as small
+    /// as a clean one and unpacks whole.
+    #[test]
+    fn a_clean_flow_between_its_fins_packs_plain() {
+        let mut info = crate::table::HotSlot::EMPTY.info;
+        info.key.addr = [Addr::V4([10, 0, 0, 1]), Addr::V4([10, 0, 0, 2])];
+        info.key.port = [40000, 80];
+        // A second connection on the 4-tuple: bit 11 set, two bytes of bitmap already.
+        info.conn_index = 1;
+        info.first_ts = Timestamp(1_700_000_000_123_456_789);
+        info.last_ts = Timestamp(info.first_ts.0 + 250_000_000);
+        let mut half = [Half::EMPTY; 2];
+        for (d, h) in half.iter_mut().enumerate() {
+            let len = [100u64, 1_900][d];
+            h.mode = Mode::Open;
+            h.has_syn = true;
+            h.isn = SeqNum(0x1234_5678 ^ d as u32);
+            h.next = len;
+            h.next_seq = h.isn.wrapping_add(1 + len as u32);
+            h.acked = len;
+            info.dirs[d].packets = 3;
+            info.dirs[d].payload_bytes = len;
+            info.dirs[d].stream_len = len;
+            info.dirs[d].syn = true;
+        }
+        let mut buf = [0u8; 512];
+        let mut macs = MacPairs::EMPTY;
+        let open = pack(&info, &half, &mut macs, &mut buf).unwrap();
+        // The client's FIN after its 100 bytes (a one-byte varint); then a FIN with no data
+        // before it, at offset 0 (no value, only its flag).
+        for (fin_off, extra) in [(100u64, 1), (0, 0)] {
+            let mut closing = half;
+            closing[0].fin_off = fin_off;
+            let mut fin = info;
+            fin.dirs[0].fin = true;
+            let n = pack(&fin, &closing, &mut macs, &mut buf).unwrap();
+            // The same two bytes of bitmap: a bit past the first 14 would need a third.
+            assert_eq!(n, open + extra, "FIN at {fin_off}");
+            let mut got_info = crate::table::HotSlot::EMPTY.info;
+            let mut got_half = [Half::EMPTY; 2];
+            unpack(&buf[..n], &macs, &mut got_info, &mut got_half);
+            assert_eq!(got_info, fin);
+            assert_eq!(got_half, closing);
+        }
     }
 
     #[test]
