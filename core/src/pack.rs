@@ -826,17 +826,17 @@ mod tests {
     }
 
     /// What a clean connection costs: the figure the module docs and the record size rely on.
-    #[test]
-    fn a_clean_flow_packs_small() {
+    /// An IPv4 connection with nothing unusual: handshake seen, `lens` bytes each way, all of
+    /// them acknowledged.
+    fn clean_flow(lens: [u64; 2]) -> (FlowInfo, [Half; 2]) {
         let mut info = crate::table::HotSlot::EMPTY.info;
         info.key.addr = [Addr::V4([10, 0, 0, 1]), Addr::V4([10, 0, 0, 2])];
         info.key.port = [40000, 80];
-        info.macs = Some([[2; 6], [4; 6]]);
         info.first_ts = Timestamp(1_700_000_000_123_456_789);
         info.last_ts = Timestamp(info.first_ts.0 + 250_000_000);
         let mut half = [Half::EMPTY; 2];
         for (d, h) in half.iter_mut().enumerate() {
-            let len = [1_200u64, 9_000][d];
+            let len = lens[d];
             h.mode = Mode::Open;
             h.has_syn = true;
             h.isn = SeqNum(0x9abc_def0 ^ d as u32);
@@ -849,6 +849,13 @@ mod tests {
             info.dirs[d].stream_len = len;
             info.dirs[d].syn = true;
         }
+        (info, half)
+    }
+
+    #[test]
+    fn a_clean_flow_packs_small() {
+        let (mut info, half) = clean_flow([1_200, 9_000]);
+        info.macs = Some([[2; 6], [4; 6]]);
         let mut buf = [0u8; 512];
         let mut macs = MacPairs::EMPTY;
         let n = pack(&info, &half, &mut macs, &mut buf).unwrap();
@@ -866,27 +873,9 @@ mod tests {
     /// as a clean one and unpacks whole.
     #[test]
     fn a_clean_flow_between_its_fins_packs_plain() {
-        let mut info = crate::table::HotSlot::EMPTY.info;
-        info.key.addr = [Addr::V4([10, 0, 0, 1]), Addr::V4([10, 0, 0, 2])];
-        info.key.port = [40000, 80];
+        let (mut info, half) = clean_flow([100, 1_900]);
         // A second connection on the 4-tuple: bit 11 set, two bytes of bitmap already.
         info.conn_index = 1;
-        info.first_ts = Timestamp(1_700_000_000_123_456_789);
-        info.last_ts = Timestamp(info.first_ts.0 + 250_000_000);
-        let mut half = [Half::EMPTY; 2];
-        for (d, h) in half.iter_mut().enumerate() {
-            let len = [100u64, 1_900][d];
-            h.mode = Mode::Open;
-            h.has_syn = true;
-            h.isn = SeqNum(0x1234_5678 ^ d as u32);
-            h.next = len;
-            h.next_seq = h.isn.wrapping_add(1 + len as u32);
-            h.acked = len;
-            info.dirs[d].packets = 3;
-            info.dirs[d].payload_bytes = len;
-            info.dirs[d].stream_len = len;
-            info.dirs[d].syn = true;
-        }
         let mut buf = [0u8; 512];
         let mut macs = MacPairs::EMPTY;
         let open = pack(&info, &half, &mut macs, &mut buf).unwrap();
