@@ -825,7 +825,6 @@ mod tests {
         }
     }
 
-    /// What a clean connection costs: the figure the module docs and the record size rely on.
     /// An IPv4 connection with nothing unusual: handshake seen, `lens` bytes each way, all of
     /// them acknowledged.
     fn clean_flow(lens: [u64; 2]) -> (FlowInfo, [Half; 2]) {
@@ -852,6 +851,7 @@ mod tests {
         (info, half)
     }
 
+    /// What a clean connection costs: the figure the module docs and the record size rely on.
     #[test]
     fn a_clean_flow_packs_small() {
         let (mut info, half) = clean_flow([1_200, 9_000]);
