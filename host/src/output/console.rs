@@ -8,6 +8,7 @@ use std::io::{self, Write};
 
 use tcpflow_core::{CloseReason, Dir, FlowInfo, Sink};
 
+use super::sessions::Sessions;
 use super::{take_all, End, Finished, Output};
 use crate::fxhash::{id_map, IdMap};
 use crate::input::io_message;
@@ -16,8 +17,6 @@ use crate::template::{NameParams, Template};
 
 /// Console output is written in pieces of about this size.
 const CONSOLE_BUFFER: usize = 64 * 1024;
-/// A slot without a connection.
-const NO_SESSION: u64 = u64::MAX;
 
 /// The console output.
 #[derive(Debug)]
@@ -29,9 +28,7 @@ pub struct ConsoleSink {
     buf: Vec<u8>,
     /// Stream bytes in `buf`: counted as written once they reached standard output.
     buf_data: u64,
-    /// Per engine slot, the connection's number in this run ([`NO_SESSION`]: none).
-    sessions: Vec<u64>,
-    next_session: u64,
+    sessions: Sessions,
     /// Bytes cut by `-b`, by direction (slot * 2 + direction), only those with a cut.
     truncated: IdMap<u64>,
     finished: Vec<Finished>,
@@ -48,8 +45,7 @@ impl ConsoleSink {
             out: io::stdout(),
             buf: Vec::with_capacity(CONSOLE_BUFFER),
             buf_data: 0,
-            sessions: Vec::new(),
-            next_session: 0,
+            sessions: Sessions::default(),
             truncated: id_map(),
             finished: Vec::new(),
             host: HostStats::default(),
@@ -80,22 +76,8 @@ impl ConsoleSink {
         }
     }
 
-    /// The connection's number, given at its open (or now, for a connection whose open this
-    /// output did not see).
-    fn session(&mut self, slot: u32) -> u64 {
-        let i = slot as usize;
-        if i >= self.sessions.len() {
-            self.sessions.resize(i + 1, NO_SESSION);
-        }
-        if self.sessions[i] == NO_SESSION {
-            self.sessions[i] = self.next_session;
-            self.next_session += 1;
-        }
-        self.sessions[i]
-    }
-
     fn print(&mut self, flow: &FlowInfo, dir: Dir, data: &[u8]) {
-        let session = self.session(flow.slot);
+        let session = self.sessions.number(flow.slot);
         let name = self.opts.header.then(|| {
             self.template.expand(
                 flow,
@@ -130,12 +112,7 @@ impl ConsoleSink {
 
 impl Sink for ConsoleSink {
     fn open(&mut self, flow: &FlowInfo) {
-        let i = flow.slot as usize;
-        if i >= self.sessions.len() {
-            self.sessions.resize(i + 1, NO_SESSION);
-        }
-        self.sessions[i] = NO_SESSION;
-        self.session(flow.slot);
+        self.sessions.open(flow.slot);
     }
 
     fn data(&mut self, flow: &FlowInfo, dir: Dir, _offset: u64, data: &[u8]) {
@@ -158,7 +135,7 @@ impl Sink for ConsoleSink {
 
     /// Each direction that carried packets gets its (file-less) record at once.
     fn close(&mut self, flow: &FlowInfo, reason: CloseReason) {
-        let session = self.session(flow.slot);
+        let session = self.sessions.number(flow.slot);
         for dir in Dir::BOTH {
             let k = u64::from(flow.slot) * 2 + dir.index() as u64;
             let truncated = self.truncated.remove(&k).unwrap_or(0);
@@ -177,13 +154,13 @@ impl Sink for ConsoleSink {
                 report_objects: Default::default(),
             });
         }
-        self.sessions[flow.slot as usize] = NO_SESSION;
+        self.sessions.forget(flow.slot);
     }
 }
 
 impl Output for ConsoleSink {
     fn skipped(&mut self, _flow: &FlowInfo) {
-        self.next_session += 1;
+        self.sessions.skip();
     }
     fn cut(&mut self, flow: &FlowInfo, dir: Dir, bytes: u64) {
         let k = u64::from(flow.slot) * 2 + dir.index() as u64;

@@ -21,6 +21,7 @@ use std::io::{self, Write};
 
 use tcpflow_core::{CloseReason, Dir, FlowInfo, GapReason, Sink};
 
+use super::sessions::Sessions;
 use super::{End, Output};
 use crate::input::io_message;
 use crate::report::HostStats;
@@ -28,7 +29,6 @@ use crate::template::push_addr_plain;
 
 /// Output is written in pieces of about this size.
 const BUFFER: usize = 64 * 1024;
-const NO_SESSION: u64 = u64::MAX;
 
 /// The `-J` output.
 #[derive(Debug)]
@@ -36,8 +36,7 @@ pub struct JsonSink {
     out: io::Stdout,
     buf: Vec<u8>,
     buf_data: u64,
-    sessions: Vec<u64>,
-    next_session: u64,
+    sessions: Sessions,
     host: HostStats,
     fatal: Option<String>,
     broken_pipe: bool,
@@ -55,8 +54,7 @@ impl JsonSink {
             out: io::stdout(),
             buf: Vec::with_capacity(BUFFER),
             buf_data: 0,
-            sessions: Vec::new(),
-            next_session: 0,
+            sessions: Sessions::default(),
             host: HostStats::default(),
             fatal: None,
             broken_pipe: false,
@@ -81,25 +79,13 @@ impl JsonSink {
         }
     }
 
-    fn session(&mut self, slot: u32) -> u64 {
-        let i = slot as usize;
-        if i >= self.sessions.len() {
-            self.sessions.resize(i + 1, NO_SESSION);
-        }
-        if self.sessions[i] == NO_SESSION {
-            self.sessions[i] = self.next_session;
-            self.next_session += 1;
-        }
-        self.sessions[i]
-    }
-
     fn stopped(&self) -> bool {
         self.fatal.is_some() || self.broken_pipe
     }
 
     /// `{"type":T,` and the fields every object has, without the closing brace.
     fn head(&mut self, kind: &str, flow: &FlowInfo, dir: Dir) {
-        let session = self.session(flow.slot);
+        let session = self.sessions.number(flow.slot);
         let mut s = String::with_capacity(192);
         let (sa, sp) = flow.key.src(dir);
         let (da, dp) = flow.key.dst(dir);
@@ -181,12 +167,7 @@ fn lower<T: std::fmt::Debug>(v: T) -> String {
 
 impl Sink for JsonSink {
     fn open(&mut self, flow: &FlowInfo) {
-        let i = flow.slot as usize;
-        if i >= self.sessions.len() {
-            self.sessions.resize(i + 1, NO_SESSION);
-        }
-        self.sessions[i] = NO_SESSION;
-        self.session(flow.slot);
+        self.sessions.open(flow.slot);
     }
 
     fn data(&mut self, flow: &FlowInfo, dir: Dir, offset: u64, data: &[u8]) {
@@ -228,15 +209,13 @@ impl Sink for JsonSink {
             );
             self.end_line();
         }
-        if let Some(s) = self.sessions.get_mut(flow.slot as usize) {
-            *s = NO_SESSION;
-        }
+        self.sessions.forget(flow.slot);
     }
 }
 
 impl Output for JsonSink {
     fn skipped(&mut self, _flow: &FlowInfo) {
-        self.next_session += 1;
+        self.sessions.skip();
     }
     fn idle(&mut self, _now: u64) {
         self.flush_out();

@@ -43,6 +43,7 @@ pub mod json;
 mod names;
 pub mod pcap;
 pub mod report;
+mod sessions;
 pub mod spool;
 
 pub use console::{print_chunk, ConsoleFormat, ConsoleOpts, ConsoleSink};
